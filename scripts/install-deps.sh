@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what berth's tests need on a fresh Debian machine: the real
+# registry clients (skopeo, podman, buildah from Debian; oras from PyPI) and a
+# running PostgreSQL. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+need_apt=()
+for tool in skopeo podman buildah; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v pg_lsclusters >/dev/null 2>&1 || need_apt+=(postgresql-common)
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "installing with apt-get: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import oras.client' >/dev/null 2>&1; then
+  echo "installing oras (PyPI)"
+  python3 -m pip install --quiet oras
+fi
+
+# PostgreSQL must answer on 127.0.0.1:5432 for the metadata test suite.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    version=$(pg_lsclusters -h | awk 'NR==1 {print $1}')
+    if [ -n "$version" ]; then
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    fi
+  fi
+  for _ in $(seq 1 30); do
+    pg_isready -h 127.0.0.1 -p 5432 -q && break
+    sleep 1
+  done
+  pg_isready -h 127.0.0.1 -p 5432 -q || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test berth has: formatting, lints, unit and property tests, the
+# metadata suite on SQLite and PostgreSQL, HTTP integration tests, and the
+# real clients (podman, buildah, skopeo, oras). Missing tools fail the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+# Tests that need an outside tool or service fail instead of skipping.
+export BERTH_REQUIRE_POSTGRES=1
+export BERTH_REQUIRE_CLIENTS=1
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace

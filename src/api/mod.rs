@@ -1,0 +1,52 @@
+//! The HTTP layer: routes, request parsing and response shapes. Handlers are
+//! thin; they translate HTTP into calls on the domain ([`crate::domain`]) and
+//! the access seam ([`crate::auth`]), and errors into OCI error bodies.
+
+pub mod endpoint;
+pub mod observe;
+pub mod ops;
+pub mod range;
+pub mod v2;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::AccessControl;
+use crate::domain::registry::Registry;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub registry: Registry,
+    pub access: AccessControl,
+    /// `scheme://host[:port]` clients reach berth at, for absolute URLs.
+    /// When unset, `Location` headers are relative paths.
+    pub public_url: Option<String>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// A URL for `path`, absolute when the public URL is known.
+    pub fn url(&self, path: &str) -> String {
+        match &self.public_url {
+            Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+            None => path.to_owned(),
+        }
+    }
+}
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/v2", any(v2::dispatch))
+        .route("/v2/", any(v2::dispatch))
+        .route("/v2/{*rest}", any(v2::dispatch))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(app)
+}

@@ -1,0 +1,86 @@
+//! Blob reads (`GET`/`HEAD`, with `Range`) and deletes.
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+
+use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value, parse_digest};
+use crate::api::AppState;
+use crate::api::observe::count_bytes_out;
+use crate::api::range::{ByteRange, parse_range};
+use crate::auth::Action;
+use crate::domain::names::RepositoryName;
+use crate::error::{RegistryError, Result};
+
+pub(super) async fn get(
+    app: &AppState,
+    name: &RepositoryName,
+    digest: &str,
+    request: &V2Request,
+) -> Result<Response> {
+    app.access.require(&request.principal, Action::Pull, name)?;
+    let digest = parse_digest(digest)?;
+    let size = app
+        .registry
+        .blob_size(name, &digest)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+
+    let range = parse_range(header_str(&request.headers, &header::RANGE), size);
+    let (status, bytes) = match range {
+        ByteRange::Whole => (StatusCode::OK, 0..size),
+        ByteRange::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
+        ByteRange::Unsatisfiable => return Err(RegistryError::RangeNotSatisfiable { size }),
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, bytes.end - bytes.start)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, header_value(&format!("\"{digest}\""))?)
+        .header(header::CACHE_CONTROL, "max-age=31536000")
+        .header(
+            DOCKER_CONTENT_DIGEST.clone(),
+            header_value(digest.as_str())?,
+        );
+    if status == StatusCode::PARTIAL_CONTENT {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {}-{}/{size}", bytes.start, bytes.end - 1))?,
+        );
+    }
+    let body = if request.method == Method::HEAD || bytes.is_empty() {
+        Body::empty()
+    } else {
+        let stream = app.registry.read_blob(&digest, bytes).await?;
+        Body::from_stream(stream.inspect(|chunk| {
+            if let Ok(c) = chunk {
+                count_bytes_out(c.len());
+            }
+        }))
+    };
+    builder
+        .body(body)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+pub(super) async fn delete(
+    app: &AppState,
+    name: &RepositoryName,
+    digest: &str,
+    request: &V2Request,
+) -> Result<Response> {
+    app.access
+        .require(&request.principal, Action::Delete, name)?;
+    let digest = parse_digest(digest)?;
+    app.registry.delete_blob(name, &digest).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(
+            DOCKER_CONTENT_DIGEST.clone(),
+            header_value(digest.as_str())?,
+        )],
+    )
+        .into_response())
+}

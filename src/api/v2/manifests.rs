@@ -1,0 +1,214 @@
+//! Manifest reads, pushes (with `?tag=` parameters) and deletes.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+
+use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value};
+use crate::api::AppState;
+use crate::auth::Action;
+use crate::domain::manifest::{self, MAX_MANIFEST_SIZE};
+use crate::domain::names::{Reference, RepositoryName, Tag};
+use crate::error::{RegistryError, Result};
+use crate::metadata::{ManifestMeta, StoredManifest};
+
+static OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+static OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+
+/// Tags one push may set through `?tag=` (the spec asks for at least 10).
+const MAX_TAG_PARAMETERS: usize = 100;
+
+/// A reference in a read: an invalid tag names nothing (404), an invalid
+/// digest is a bad request (400).
+fn read_reference(reference: &str) -> Result<Reference> {
+    match reference.parse::<Reference>() {
+        Ok(r) => Ok(r),
+        Err(crate::domain::names::ReferenceError::Tag(_)) => {
+            Err(RegistryError::ManifestUnknown(reference.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Media types listed in `Accept` headers, or `None` if any type will do.
+fn accepted_types(headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut types = Vec::new();
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(text) = value.to_str() else { continue };
+        for item in text.split(',') {
+            let t = manifest::essence(item);
+            if t == "*/*" || t == "application/*" {
+                return None;
+            }
+            if !t.is_empty() {
+                types.push(t.to_owned());
+            }
+        }
+    }
+    (!types.is_empty()).then_some(types)
+}
+
+fn manifest_headers(meta: &ManifestMeta) -> Result<[(HeaderName, axum::http::HeaderValue); 4]> {
+    Ok([
+        (header::CONTENT_TYPE, header_value(&meta.media_type)?),
+        (
+            header::CONTENT_LENGTH,
+            header_value(&meta.size.to_string())?,
+        ),
+        (
+            DOCKER_CONTENT_DIGEST.clone(),
+            header_value(meta.digest.as_str())?,
+        ),
+        (header::ETAG, header_value(&format!("\"{}\"", meta.digest))?),
+    ])
+}
+
+/// `GET`/`HEAD /v2/<name>/manifests/<reference>`
+pub(super) async fn get(
+    app: &AppState,
+    name: &RepositoryName,
+    reference: &str,
+    request: &V2Request,
+) -> Result<Response> {
+    app.access.require(&request.principal, Action::Pull, name)?;
+    let reference = read_reference(reference)?;
+    let accepted = accepted_types(&request.headers);
+    // Only a tag can be answered with something other than what it names.
+    let wants_other = |media_type: &str| match (&accepted, &reference) {
+        (Some(accepted), Reference::Tag(_)) => !accepted.iter().any(|t| t == media_type),
+        _ => false,
+    };
+
+    if request.method == Method::HEAD {
+        let meta = app.registry.manifest_meta(name, &reference).await?;
+        if !wants_other(&meta.media_type) {
+            return Ok((StatusCode::OK, manifest_headers(&meta)?).into_response());
+        }
+    }
+    let mut stored = app.registry.manifest(name, &reference).await?;
+    if let Some(accepted) = &accepted
+        && wants_other(&stored.meta.media_type)
+    {
+        stored = negotiate(app, name, stored, accepted).await?;
+    }
+    let headers = manifest_headers(&stored.meta)?;
+    let body = if request.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(stored.content)
+    };
+    Ok((StatusCode::OK, headers, body).into_response())
+}
+
+/// A client that cannot take an index (an old Docker, say) asked by tag for
+/// one: give it the linux/amd64 image the index lists, as registries always
+/// have. Otherwise serve what is stored and let the client decide.
+async fn negotiate(
+    app: &AppState,
+    name: &RepositoryName,
+    stored: StoredManifest,
+    accepted: &[String],
+) -> Result<StoredManifest> {
+    if let Some(child) = app
+        .registry
+        .platform_manifest(name, &stored, "linux", "amd64")
+        .await?
+        && accepted.contains(&child.meta.media_type)
+    {
+        return Ok(child);
+    }
+    Ok(stored)
+}
+
+/// `PUT /v2/<name>/manifests/<reference>[?tag=…]`
+pub(super) async fn put(
+    app: &AppState,
+    name: &RepositoryName,
+    reference: &str,
+    request: &V2Request,
+    body: Body,
+) -> Result<Response> {
+    app.access.require(&request.principal, Action::Push, name)?;
+    let reference: Reference = reference.parse()?;
+    let tags = request
+        .query
+        .all("tag")
+        .map(|t| t.parse::<Tag>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if tags.len() > MAX_TAG_PARAMETERS {
+        return Err(RegistryError::Unsupported(format!(
+            "at most {MAX_TAG_PARAMETERS} tag parameters per push"
+        )));
+    }
+    if let Some(length) =
+        header_str(&request.headers, &header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok())
+        && length > MAX_MANIFEST_SIZE
+    {
+        return Err(RegistryError::ManifestTooLarge {
+            limit: MAX_MANIFEST_SIZE,
+        });
+    }
+    let content_type = header_str(&request.headers, &header::CONTENT_TYPE).map(str::to_owned);
+    // Bodies may come chunked without a length: cap what is read.
+    let limited = http_body_util::Limited::new(body, MAX_MANIFEST_SIZE);
+    let content = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(RegistryError::ManifestTooLarge {
+                limit: MAX_MANIFEST_SIZE,
+            });
+        }
+        Err(e) => {
+            return Err(RegistryError::ManifestInvalid(format!(
+                "reading the manifest: {e}"
+            )));
+        }
+    };
+    let pushed = app
+        .registry
+        .put_manifest(name, &reference, content_type.as_deref(), content, tags)
+        .await?;
+
+    let mut response = (
+        StatusCode::CREATED,
+        [
+            (
+                header::LOCATION,
+                header_value(&app.url(&format!("/v2/{name}/manifests/{}", pushed.digest)))?,
+            ),
+            (
+                DOCKER_CONTENT_DIGEST.clone(),
+                header_value(pushed.digest.as_str())?,
+            ),
+            (header::CONTENT_LENGTH, header_value("0")?),
+        ],
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Some(subject) = &pushed.subject {
+        headers.insert(OCI_SUBJECT.clone(), header_value(subject.as_str())?);
+    }
+    if matches!(reference, Reference::Digest(_)) && !pushed.tags.is_empty() {
+        let list: Vec<&str> = pushed.tags.iter().map(Tag::as_str).collect();
+        headers.insert(OCI_TAG.clone(), header_value(&list.join(", "))?);
+    }
+    Ok(response)
+}
+
+/// `DELETE /v2/<name>/manifests/<reference>`: a tag, or a manifest and its tags.
+pub(super) async fn delete(
+    app: &AppState,
+    name: &RepositoryName,
+    reference: &str,
+    request: &V2Request,
+) -> Result<Response> {
+    app.access
+        .require(&request.principal, Action::Delete, name)?;
+    let reference = read_reference(reference)?;
+    app.registry.delete_manifest(name, &reference).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

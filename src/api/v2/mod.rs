@@ -1,0 +1,206 @@
+//! The OCI distribution API under `/v2/`.
+//!
+//! One handler receives every `/v2/` request, parses it into an
+//! [`Endpoint`], authenticates the caller and hands over to the handler for
+//! that endpoint and method.
+
+mod blobs;
+mod listings;
+mod manifests;
+mod uploads;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::endpoint::Endpoint;
+use super::observe::RouteLabel;
+use crate::auth::Principal;
+use crate::domain::digest::Digest;
+use crate::error::{DOCKER_DISTRIBUTION_API_VERSION, RegistryError, Result};
+
+pub(crate) static DOCKER_CONTENT_DIGEST: HeaderName =
+    HeaderName::from_static("docker-content-digest");
+pub(crate) static DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+
+/// A request as handlers see it: caller, headers, query. The body is
+/// passed separately to the handlers that read one.
+pub(crate) struct V2Request {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Query,
+    pub principal: Principal,
+}
+
+pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let rest = path
+        .strip_prefix("/v2/")
+        .or_else(|| path.strip_prefix("/v2"))
+        .unwrap_or("");
+    let parsed = Endpoint::parse(rest);
+    let route = parsed
+        .as_ref()
+        .map(|e| e.route(&parts.method))
+        .unwrap_or("v2_unknown");
+    let mut response = match handle(&app, parsed, parts, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    response.headers_mut().insert(
+        DOCKER_DISTRIBUTION_API_VERSION.clone(),
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response.extensions_mut().insert(RouteLabel(route));
+    response
+}
+
+async fn handle(
+    app: &AppState,
+    parsed: Result<Endpoint>,
+    parts: Parts,
+    body: Body,
+) -> Result<Response> {
+    let principal = app.access.authenticate(&parts.headers).await?;
+    // Anonymous callers are challenged before anything else is said about
+    // the request, so that nothing is learned without credentials.
+    let endpoint = match parsed {
+        Ok(endpoint) => endpoint,
+        Err(_) if principal.is_anonymous() => return Err(app.access.unauthorized()),
+        Err(e) => return Err(e),
+    };
+    let request = V2Request {
+        method: parts.method,
+        query: Query::parse(parts.uri.query()),
+        headers: parts.headers,
+        principal,
+    };
+    use Method as M;
+    match (&endpoint, &request.method) {
+        (Endpoint::Base, &M::GET | &M::HEAD) => base(app, &request),
+        (Endpoint::Catalog, &M::GET) => listings::catalog(app, &request).await,
+        (Endpoint::Tags { name }, &M::GET) => listings::tags(app, name, &request).await,
+        (Endpoint::Referrers { name, digest }, &M::GET) => {
+            listings::referrers(app, name, digest, &request).await
+        }
+        (Endpoint::Manifest { name, reference }, &M::GET | &M::HEAD) => {
+            manifests::get(app, name, reference, &request).await
+        }
+        (Endpoint::Manifest { name, reference }, &M::PUT) => {
+            manifests::put(app, name, reference, &request, body).await
+        }
+        (Endpoint::Manifest { name, reference }, &M::DELETE) => {
+            manifests::delete(app, name, reference, &request).await
+        }
+        (Endpoint::Blob { name, digest }, &M::GET | &M::HEAD) => {
+            blobs::get(app, name, digest, &request).await
+        }
+        (Endpoint::Blob { name, digest }, &M::DELETE) => {
+            blobs::delete(app, name, digest, &request).await
+        }
+        (Endpoint::UploadStart { name }, &M::POST) => {
+            uploads::start(app, name, &request, body).await
+        }
+        (Endpoint::Upload { name, id }, &M::GET) => uploads::status(app, name, id, &request).await,
+        (Endpoint::Upload { name, id }, &M::PATCH) => {
+            uploads::patch(app, name, id, &request, body).await
+        }
+        (Endpoint::Upload { name, id }, &M::PUT) => {
+            uploads::put(app, name, id, &request, body).await
+        }
+        (Endpoint::Upload { name, id }, &M::DELETE) => {
+            uploads::cancel(app, name, id, &request).await
+        }
+        _ => Err(RegistryError::MethodNotAllowed),
+    }
+}
+
+/// `GET /v2/`: the API is here, and the caller is authenticated.
+fn base(app: &AppState, request: &V2Request) -> Result<Response> {
+    if request.principal.is_anonymous() {
+        return Err(app.access.unauthorized());
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response())
+}
+
+/// Query parameters in order, repeated keys kept (`?tag=a&tag=b`).
+#[derive(Debug, Default)]
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        Query(
+            query
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A digest from a path segment or query parameter; bad ones are 400.
+pub(crate) fn parse_digest(text: &str) -> Result<Digest> {
+    Ok(text.parse::<Digest>()?)
+}
+
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub(crate) fn header_value(text: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(text).map_err(|e| RegistryError::Internal(format!("header value: {e}")))
+}
+
+/// The `Link` header pointing at the next page of a listing.
+pub(crate) fn next_link(path: &str, n: u32, last: &str) -> Result<HeaderValue> {
+    let last: String = url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
+    header_value(&format!("<{path}?n={n}&last={last}>; rel=\"next\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keeps_repeated_keys_and_decodes() {
+        let q = Query::parse(Some("tag=a&tag=b&digest=sha256%3Aabc&n=5"));
+        assert_eq!(q.all("tag").collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(q.get("digest"), Some("sha256:abc"));
+        assert_eq!(q.get("missing"), None);
+        assert!(Query::parse(None).get("x").is_none());
+    }
+
+    #[test]
+    fn link_header_escapes_last() {
+        assert_eq!(
+            next_link("/v2/_catalog", 2, "a/b").unwrap(),
+            "</v2/_catalog?n=2&last=a%2Fb>; rel=\"next\""
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Blob uploads: start (with mount and single-request variants), chunk,
+//! status, finish and cancel.
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+
+use super::{
+    DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, V2Request, header_str, header_value, parse_digest,
+};
+use crate::api::AppState;
+use crate::api::observe::count_bytes_in;
+use crate::api::range::parse_content_range;
+use crate::auth::Action;
+use crate::domain::digest::{Digest, DigestAlgorithm};
+use crate::domain::names::RepositoryName;
+use crate::domain::registry::{ChunkRange, upload_location};
+use crate::error::{RegistryError, Result, upload_range_header};
+use crate::metadata::Upload;
+
+/// The request body as a stream of chunks, counted for metrics.
+fn body_stream(body: Body) -> impl Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin {
+    body.into_data_stream().inspect(|chunk| {
+        if let Ok(c) = chunk {
+            count_bytes_in(c.len());
+        }
+    })
+}
+
+fn chunk_range(request: &V2Request) -> Result<Option<ChunkRange>> {
+    match header_str(&request.headers, &header::CONTENT_RANGE) {
+        None => Ok(None),
+        Some(text) => parse_content_range(text).map(Some).ok_or_else(|| {
+            RegistryError::BlobUploadInvalid(format!(
+                "Content-Range {text:?} is not of the form <start>-<end>"
+            ))
+        }),
+    }
+}
+
+/// `201 Created` for a blob now in `name`.
+fn created(app: &AppState, name: &RepositoryName, digest: &Digest) -> Result<Response> {
+    Ok((
+        StatusCode::CREATED,
+        [
+            (
+                header::LOCATION,
+                header_value(&app.url(&format!("/v2/{name}/blobs/{digest}")))?,
+            ),
+            (
+                DOCKER_CONTENT_DIGEST.clone(),
+                header_value(digest.as_str())?,
+            ),
+            (header::CONTENT_LENGTH, header_value("0")?),
+        ],
+    )
+        .into_response())
+}
+
+/// Headers describing an upload in progress.
+fn in_progress(app: &AppState, status: StatusCode, upload: &Upload, size: u64) -> Result<Response> {
+    Ok((
+        status,
+        [
+            (
+                header::LOCATION,
+                header_value(&app.url(&upload_location(upload)))?,
+            ),
+            (header::RANGE, upload_range_header(size)),
+            (DOCKER_UPLOAD_UUID.clone(), header_value(&upload.id)?),
+            (header::CONTENT_LENGTH, header_value("0")?),
+        ],
+    )
+        .into_response())
+}
+
+/// `POST /v2/<name>/blobs/uploads/`
+pub(super) async fn start(
+    app: &AppState,
+    name: &RepositoryName,
+    request: &V2Request,
+    body: Body,
+) -> Result<Response> {
+    app.access.require(&request.principal, Action::Push, name)?;
+
+    if let Some(mount) = request.query.get("mount") {
+        let digest = parse_digest(mount)?;
+        if mount_blob(app, name, &digest, request).await? {
+            return created(app, name, &digest);
+        }
+        // Not mountable (absent, or not readable by the caller): the spec's
+        // answer is an ordinary upload session.
+    }
+
+    let digest = request.query.get("digest").map(parse_digest).transpose()?;
+    let algorithm = match (request.query.get("digest-algorithm"), &digest) {
+        (Some(a), _) => a.parse::<DigestAlgorithm>()?,
+        (None, Some(d)) => d.algorithm(),
+        (None, None) => DigestAlgorithm::Sha256,
+    };
+    let upload = app.registry.start_upload(name, algorithm).await?;
+    match digest {
+        // Single-request upload: the body is the whole blob.
+        Some(digest) => {
+            app.registry
+                .finish_upload(&upload, &digest, None, body_stream(body))
+                .await?;
+            created(app, name, &digest)
+        }
+        None => {
+            let size = app
+                .registry
+                .append_upload(&upload, None, body_stream(body))
+                .await?;
+            in_progress(app, StatusCode::ACCEPTED, &upload, size)
+        }
+    }
+}
+
+/// Links `digest` into `name` from `from`, or (without `from`) from any
+/// repository holding it that the caller may pull.
+async fn mount_blob(
+    app: &AppState,
+    name: &RepositoryName,
+    digest: &Digest,
+    request: &V2Request,
+) -> Result<bool> {
+    let candidates = match request.query.get("from") {
+        Some(from) => match from.parse::<RepositoryName>() {
+            Ok(from) => vec![from],
+            Err(_) => return Ok(false),
+        },
+        None => app.registry.repositories_with_blob(digest).await?,
+    };
+    let readable: Vec<RepositoryName> = candidates
+        .into_iter()
+        .filter(|r| app.access.allowed(&request.principal, Action::Pull, r))
+        .collect();
+    Ok(app
+        .registry
+        .mount_blob(name, digest, &readable)
+        .await?
+        .is_some())
+}
+
+async fn find_upload(
+    app: &AppState,
+    name: &RepositoryName,
+    id: &str,
+    request: &V2Request,
+) -> Result<Upload> {
+    app.access.require(&request.principal, Action::Push, name)?;
+    app.registry.upload(name, id).await
+}
+
+/// `GET <upload>`: how much has been received.
+pub(super) async fn status(
+    app: &AppState,
+    name: &RepositoryName,
+    id: &str,
+    request: &V2Request,
+) -> Result<Response> {
+    let upload = find_upload(app, name, id, request).await?;
+    let size = app.registry.upload_size(&upload).await?;
+    in_progress(app, StatusCode::NO_CONTENT, &upload, size)
+}
+
+/// `PATCH <upload>`: one chunk, or the whole blob streamed.
+pub(super) async fn patch(
+    app: &AppState,
+    name: &RepositoryName,
+    id: &str,
+    request: &V2Request,
+    body: Body,
+) -> Result<Response> {
+    let upload = find_upload(app, name, id, request).await?;
+    let range = chunk_range(request)?;
+    let size = app
+        .registry
+        .append_upload(&upload, range, body_stream(body))
+        .await?;
+    in_progress(app, StatusCode::ACCEPTED, &upload, size)
+}
+
+/// `PUT <upload>?digest=`: the last chunk (if any) and completion.
+pub(super) async fn put(
+    app: &AppState,
+    name: &RepositoryName,
+    id: &str,
+    request: &V2Request,
+    body: Body,
+) -> Result<Response> {
+    let upload = find_upload(app, name, id, request).await?;
+    let digest = request
+        .query
+        .get("digest")
+        .ok_or_else(|| {
+            RegistryError::DigestInvalid(
+                "the digest parameter is required to complete an upload".into(),
+            )
+        })
+        .and_then(parse_digest)?;
+    let range = chunk_range(request)?;
+    app.registry
+        .finish_upload(&upload, &digest, range, body_stream(body))
+        .await?;
+    created(app, name, &digest)
+}
+
+/// `DELETE <upload>`: cancel.
+pub(super) async fn cancel(
+    app: &AppState,
+    name: &RepositoryName,
+    id: &str,
+    request: &V2Request,
+) -> Result<Response> {
+    let upload = find_upload(app, name, id, request).await?;
+    app.registry.cancel_upload(&upload).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,374 @@
+//! Configuration: one YAML file, every key also settable from the
+//! environment, with defaults that let `berth serve` run with no file.
+//!
+//! Precedence, lowest first: built-in defaults, the file (`--config`), the
+//! environment, command-line flags. A key's environment variable is `BERTH_`
+//! followed by its path in upper snake case: `database.url` is
+//! `BERTH_DATABASE_URL`, `http.insecureHttp` is `BERTH_HTTP_INSECURE_HTTP`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Config {
+    /// Where berth keeps its state: the embedded database, blobs on the
+    /// filesystem (unless `storage` says otherwise) and the admin password.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub database: DatabaseSettings,
+    pub auth: AuthConfig,
+    pub uploads: UploadsConfig,
+    pub validation: ValidationConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./berth-data"),
+            http: HttpConfig::default(),
+            storage: StorageConfig::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthConfig::default(),
+            uploads: UploadsConfig::default(),
+            validation: ValidationConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on. Loopback by default: plain HTTP elsewhere
+    /// needs `insecureHttp`.
+    pub addr: SocketAddr,
+    /// Public URL of the registry (`https://registry.example.com`), used in
+    /// `Location` headers and token realms. Unset: relative locations.
+    pub host: Option<String>,
+    /// Allow plain HTTP on a non-loopback address.
+    pub insecure_http: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            host: None,
+            insecure_http: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub filesystem: FilesystemStorage,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct FilesystemStorage {
+    /// Root of the blob store; `<dataDir>/storage` when unset.
+    pub root_directory: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// A `postgres://` URL for shared metadata (several replicas). Unset:
+    /// the embedded database `<dataDir>/berth.db`.
+    pub url: Option<String>,
+    /// Connections to PostgreSQL per replica.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Realm named in `WWW-Authenticate` challenges.
+    pub realm: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            realm: "berth".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// An upload untouched this long is abandoned and removed.
+    #[serde(with = "duration_text")]
+    pub stale_after: Duration,
+    /// How often abandoned uploads are looked for.
+    #[serde(with = "duration_text")]
+    pub cleanup_interval: Duration,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            stale_after: Duration::from_secs(24 * 3600),
+            cleanup_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    pub manifests: ManifestValidation,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ManifestValidation {
+    /// Accept manifests whose layers or child manifests are not in the
+    /// repository (sparse images and indexes). Off: such pushes get
+    /// `MANIFEST_BLOB_UNKNOWN`.
+    pub allow_missing_references: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `berth=debug`, …
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Durations written as `90s`, `15m`, `24h`.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// Defaults, then `file`, then `BERTH_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut value = serde_json::to_value(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let from_file: Value = if text.trim().is_empty() {
+                Value::Object(Default::default())
+            } else {
+                serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            };
+            merge(&mut value, from_file);
+        }
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("BERTH_"))
+            .collect();
+        apply_env(&mut value, "BERTH", &env);
+        serde_json::from_value(value).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// Where blobs live on the filesystem.
+    pub fn storage_root(&self) -> PathBuf {
+        self.storage
+            .filesystem
+            .root_directory
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+}
+
+/// Overlays `overlay` on `base`, object by object.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        // Unknown keys are kept so that deserialization names them.
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+/// `dataDir` → `DATA_DIR`.
+fn env_segment(key: &str) -> String {
+    let mut out = String::new();
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Sets each leaf of `value` whose variable is in `env`. Booleans and
+/// numbers are parsed; everything else is taken as text.
+fn apply_env(value: &mut Value, prefix: &str, env: &std::collections::HashMap<String, String>) {
+    if let Value::Object(map) = value {
+        for (key, child) in map.iter_mut() {
+            let name = format!("{prefix}_{}", env_segment(key));
+            if child.is_object() {
+                apply_env(child, &name, env);
+            } else if let Some(text) = env.get(&name) {
+                *child = match child {
+                    Value::Bool(_) => text
+                        .parse::<bool>()
+                        .map(Value::Bool)
+                        .unwrap_or_else(|_| Value::String(text.clone())),
+                    Value::Number(_) => text
+                        .parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| Value::String(text.clone())),
+                    _ => Value::String(text.clone()),
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:5000");
+        assert_eq!(c.storage_root(), PathBuf::from("./berth-data/storage"));
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.yaml");
+        std::fs::write(
+            &path,
+            "dataDir: /srv/berth\nhttp:\n  addr: 0.0.0.0:5001\n  insecureHttp: true\nuploads:\n  staleAfter: 2h\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("BERTH_HTTP_ADDR", "127.0.0.1:6000"),
+                ("BERTH_DATABASE_URL", "postgres://db/berth"),
+                (
+                    "BERTH_VALIDATION_MANIFESTS_ALLOW_MISSING_REFERENCES",
+                    "true",
+                ),
+                ("BERTH_DATABASE_MAX_CONNECTIONS", "4"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/berth"));
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:6000");
+        assert!(c.http.insecure_http);
+        assert_eq!(c.uploads.stale_after, Duration::from_secs(7200));
+        assert_eq!(c.database.url.as_deref(), Some("postgres://db/berth"));
+        assert_eq!(c.database.max_connections, 4);
+        assert!(c.validation.manifests.allow_missing_references);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "htp:\n  addr: 1.2.3.4:5\n").unwrap();
+        let err = Config::load(Some(&path), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("htp"), "{err}");
+        let err = Config::load(None, env(&[("BERTH_HTTP_INSECURE_HTTP", "maybe")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)));
+        let err = Config::load(None, env(&[("BERTH_UPLOADS_STALE_AFTER", "soon")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)));
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_segment("dataDir"), "DATA_DIR");
+        assert_eq!(
+            env_segment("allowMissingReferences"),
+            "ALLOW_MISSING_REFERENCES"
+        );
+        assert_eq!(env_segment("url"), "URL");
+    }
+}

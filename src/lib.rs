@@ -1,0 +1,28 @@
+//! berth: an OCI container image registry.
+//!
+//! # Layout
+//!
+//! - [`api`]: HTTP. `/v2/` is parsed into a typed [`api::endpoint::Endpoint`]
+//!   and dispatched to thin handlers; `/healthz`, `/readyz`, `/metrics`.
+//! - [`domain`]: names, digests, manifest validation, and
+//!   [`domain::registry::Registry`], which implements push and pull.
+//! - [`storage`]: blob bytes in an object store through OpenDAL.
+//! - [`metadata`]: everything else, in SQLite (embedded) or PostgreSQL.
+//! - [`auth`]: who is calling and what they may do.
+//! - [`jobs`]: background work (abandoned upload cleanup).
+//! - [`error`]: the one error type and its OCI error codes.
+//! - [`config`], [`server`], [`cli`]: configuration, assembly, command line.
+//!
+//! The rule: `api` calls `domain` and `auth`; `domain` calls `storage` and
+//! `metadata`; nothing below calls upward.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod metadata;
+pub mod server;
+pub mod storage;

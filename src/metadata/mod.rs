@@ -1,0 +1,218 @@
+//! Metadata: repositories, manifests and the blobs they reference, tags,
+//! blob-to-repository links, upload sessions and users.
+//!
+//! One trait, [`MetadataStore`], with one implementation over SQL that runs on
+//! the embedded SQLite database (the default) and on PostgreSQL (for several
+//! replicas). The same test suite (`testsuite`) runs against both engines.
+//!
+//! Blob *bytes* are not here: they are in [`crate::storage`]. A blob is visible
+//! in a repository only when this store links it there.
+
+mod sql;
+#[cfg(test)]
+mod testsuite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::domain::digest::Digest;
+use crate::domain::names::{Reference, RepositoryName, Tag};
+
+pub use sql::{DatabaseConfig, SqlMetadataStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, MetadataError>;
+
+/// Milliseconds since the Unix epoch; portable across both SQL engines.
+pub type Timestamp = i64;
+
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How a manifest refers to another piece of content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    Config,
+    Layer,
+    /// A child manifest of an index.
+    Manifest,
+    Subject,
+}
+
+impl ReferenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceKind::Config => "config",
+            ReferenceKind::Layer => "layer",
+            ReferenceKind::Manifest => "manifest",
+            ReferenceKind::Subject => "subject",
+        }
+    }
+}
+
+/// A manifest as pushed: the exact bytes plus what was parsed from them.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Bytes,
+    /// `artifactType`, or for an image manifest without one, its config media type.
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// The manifest's `annotations` object as JSON text, for the referrers API.
+    pub annotations: Option<String>,
+    pub references: Vec<(Digest, ReferenceKind)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestMeta {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub meta: ManifestMeta,
+    pub content: Bytes,
+}
+
+/// A manifest whose `subject` is the digest asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: String,
+    pub repository: RepositoryName,
+    pub algorithm: crate::domain::digest::DigestAlgorithm,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// PHC string (argon2id); `None` for users who log in with tokens only.
+    pub password_hash: Option<String>,
+    pub super_user: bool,
+    pub created_at: Timestamp,
+}
+
+/// A page of names in lexical order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<String>,
+    /// There are more items after the last one returned.
+    pub more: bool,
+}
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+
+    // --- repositories
+
+    async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
+    /// Repository names after `after`, at most `limit` of them.
+    async fn list_repositories(&self, after: Option<&str>, limit: u32) -> Result<Page>;
+
+    // --- blobs
+
+    /// Size of `digest` if it is linked into `repo`.
+    async fn repository_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+    /// Records the blob and links it into `repo`, creating the repository.
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+    /// Removes the link; returns whether there was one.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Size of a blob known to the registry, in whatever repository.
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// Repositories the blob is linked into (for mounts without `from`).
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>>;
+    /// Of `blobs`, those not linked into `repo`; of `manifests`, those not in `repo`.
+    async fn missing_in_repository(
+        &self,
+        repo: &RepositoryName,
+        blobs: &[Digest],
+        manifests: &[Digest],
+    ) -> Result<Vec<Digest>>;
+
+    // --- manifests and tags
+
+    /// Stores the manifest (if new), puts it in `repo` and points `tags` at it,
+    /// all in one transaction.
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &NewManifest,
+        tags: &[Tag],
+    ) -> Result<()>;
+    /// The manifest `reference` names in `repo`, with its bytes.
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>>;
+    /// Like [`manifest`](Self::manifest) without the bytes (for HEAD).
+    async fn manifest_meta(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestMeta>>;
+    /// Removes the manifest from `repo` with every tag pointing at it.
+    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>>;
+    /// Tags of `repo` after `after`; `None` if the repository does not exist.
+    async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Page>>;
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
+
+    // --- uploads
+
+    async fn create_upload(&self, upload: &Upload) -> Result<()>;
+    async fn upload(&self, repo: &RepositoryName, id: &str) -> Result<Option<Upload>>;
+    async fn touch_upload(&self, id: &str) -> Result<()>;
+    async fn delete_upload(&self, id: &str) -> Result<bool>;
+    /// Uploads not touched since `before`.
+    async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>>;
+
+    // --- users
+
+    async fn user(&self, name: &str) -> Result<Option<User>>;
+    /// Creates the user; returns false if the name is taken.
+    async fn create_user(&self, user: &User) -> Result<bool>;
+    async fn count_users(&self) -> Result<u64>;
+}

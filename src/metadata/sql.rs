@@ -1,0 +1,667 @@
+//! [`MetadataStore`] over SQL, for the embedded SQLite database and PostgreSQL.
+//!
+//! Both engines run the same statements through sqlx's `Any` driver; they
+//! differ only in their migrations (types, collations) and connection set-up.
+//! Placeholders are written `$N`, which both engines accept.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of one
+//! connection (no `SQLITE_BUSY` between our own connections) while reads use
+//! several connections in WAL mode. On PostgreSQL both pools are the same.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
+
+use super::{
+    ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer, Result,
+    StoredManifest, Timestamp, Upload, User, now,
+};
+use crate::domain::digest::{Digest, DigestAlgorithm};
+use crate::domain::names::{Reference, RepositoryName, Tag};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Where metadata lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// The embedded database: one file.
+    Sqlite { path: std::path::PathBuf },
+    /// A PostgreSQL server, shared by every replica.
+    Postgres { url: String, max_connections: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub struct SqlMetadataStore {
+    reader: AnyPool,
+    writer: AnyPool,
+    engine: Engine,
+}
+
+impl SqlMetadataStore {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let store = match config {
+            DatabaseConfig::Sqlite { path } => {
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                // journal_mode is a property of the file and must be set outside a
+                // transaction, so before the pools and migrations.
+                let writer = sqlite_pool(&url, 1).await?;
+                writer.execute("PRAGMA journal_mode = WAL").await?;
+                let reader = sqlite_pool(&url, 8).await?;
+                SqlMetadataStore {
+                    reader,
+                    writer,
+                    engine: Engine::Sqlite,
+                }
+            }
+            DatabaseConfig::Postgres {
+                url,
+                max_connections,
+            } => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(*max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                SqlMetadataStore {
+                    reader: pool.clone(),
+                    writer: pool,
+                    engine: Engine::Postgres,
+                }
+            }
+        };
+        match store.engine {
+            Engine::Sqlite => SQLITE_MIGRATIONS.run(&store.writer).await?,
+            Engine::Postgres => POSTGRES_MIGRATIONS.run(&store.writer).await?,
+        }
+        Ok(store)
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // NORMAL in WAL mode is durable across process crashes (what
+                // "a killed server loses nothing" needs); FULL would add an
+                // fsync per commit for power-loss durability.
+                conn.execute(
+                    "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn get_u64(row: &AnyRow, column: &str) -> Result<u64> {
+    let v: i64 = row.try_get(column)?;
+    u64::try_from(v).map_err(|_| MetadataError::Corrupt(format!("negative {column}: {v}")))
+}
+
+fn parse<T: FromStr>(row: &AnyRow, column: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|e: T::Err| MetadataError::Corrupt(format!("{column} {text:?}: {e}")))
+}
+
+fn manifest_meta(row: &AnyRow) -> Result<ManifestMeta> {
+    Ok(ManifestMeta {
+        digest: parse(row, "digest")?,
+        media_type: row.try_get("media_type")?,
+        size: get_u64(row, "size")?,
+    })
+}
+
+fn upload_from_row(row: &AnyRow) -> Result<Upload> {
+    let algorithm: String = row.try_get("algorithm")?;
+    Ok(Upload {
+        id: row.try_get("id")?,
+        repository: parse(row, "repository")?,
+        algorithm: DigestAlgorithm::from_str(&algorithm)
+            .map_err(|e| MetadataError::Corrupt(e.to_string()))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        name: row.try_get("name")?,
+        password_hash: row.try_get("password_hash")?,
+        super_user: row.try_get::<i64, _>("super_user")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Takes one more row than asked for, to know whether another page follows.
+fn into_page(mut items: Vec<String>, limit: u32) -> Page {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Page { items, more }
+}
+
+/// `$first, $first+1, …` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn ensure_repository(
+    conn: &mut sqlx::AnyConnection,
+    repo: &RepositoryName,
+    at: Timestamp,
+) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(repo.as_str())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        .bind(repo.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get("id")?)
+}
+
+const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM tags t \
+     JOIN repositories r ON r.id = t.repository_id \
+     JOIN manifests m ON m.digest = t.digest \
+     WHERE r.name = $1 AND t.name = $2";
+const MANIFEST_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM repository_manifests rm \
+     JOIN repositories r ON r.id = rm.repository_id \
+     JOIN manifests m ON m.digest = rm.digest \
+     WHERE r.name = $1 AND rm.digest = $2";
+const MANIFEST_META_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size FROM tags t \
+     JOIN repositories r ON r.id = t.repository_id \
+     JOIN manifests m ON m.digest = t.digest \
+     WHERE r.name = $1 AND t.name = $2";
+const MANIFEST_META_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size FROM repository_manifests rm \
+     JOIN repositories r ON r.id = rm.repository_id \
+     JOIN manifests m ON m.digest = rm.digest \
+     WHERE r.name = $1 AND rm.digest = $2";
+
+fn reference_text(reference: &Reference) -> &str {
+    match reference {
+        Reference::Tag(t) => t.as_str(),
+        Reference::Digest(d) => d.as_str(),
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqlMetadataStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM repositories WHERE name = $1")
+            .bind(repo.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn list_repositories(&self, after: Option<&str>, limit: u32) -> Result<Page> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.reader)
+                .await?;
+        let names = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("name"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(into_page(names, limit))
+    }
+
+    async fn repository_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb \
+             JOIN repositories r ON r.id = rb.repository_id \
+             JOIN blobs b ON b.digest = rb.digest \
+             WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repo.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| get_u64(&r, "size")).transpose()
+    }
+
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo, at).await?;
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest.as_str())
+        .bind(to_i64(size))
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(digest.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let result = sqlx::query(
+            "DELETE FROM repository_blobs WHERE digest = $2 AND repository_id = \
+             (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repo.as_str())
+        .bind(digest.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| get_u64(&r, "size")).transpose()
+    }
+
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>> {
+        let rows = sqlx::query(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| parse(r, "name")).collect()
+    }
+
+    async fn missing_in_repository(
+        &self,
+        repo: &RepositoryName,
+        blobs: &[Digest],
+        manifests: &[Digest],
+    ) -> Result<Vec<Digest>> {
+        let mut missing = Vec::new();
+        for (table, wanted) in [
+            ("repository_blobs", blobs),
+            ("repository_manifests", manifests),
+        ] {
+            if wanted.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "SELECT x.digest FROM {table} x JOIN repositories r ON r.id = x.repository_id \
+                 WHERE r.name = $1 AND x.digest IN ({})",
+                placeholders(2, wanted.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(repo.as_str());
+            for d in wanted {
+                query = query.bind(d.as_str());
+            }
+            let rows = query.fetch_all(&self.reader).await?;
+            let present = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("digest"))
+                .collect::<std::result::Result<HashSet<_>, _>>()?;
+            missing.extend(
+                wanted
+                    .iter()
+                    .filter(|d| !present.contains(d.as_str()))
+                    .cloned(),
+            );
+        }
+        Ok(missing)
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &NewManifest,
+        tags: &[Tag],
+    ) -> Result<()> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo, at).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (digest, media_type, size, content, artifact_type, subject, annotations, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(manifest.digest.as_str())
+        .bind(manifest.media_type.as_str())
+        .bind(to_i64(manifest.content.len() as u64))
+        .bind(manifest.content.to_vec())
+        .bind(manifest.artifact_type.as_deref())
+        .bind(manifest.subject.as_ref().map(Digest::as_str))
+        .bind(manifest.annotations.as_deref())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if inserted {
+            for (child, kind) in &manifest.references {
+                sqlx::query(
+                    "INSERT INTO manifest_references (manifest_digest, child_digest, kind) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(manifest.digest.as_str())
+                .bind(child.as_str())
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO repository_manifests (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(manifest.digest.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .bind(manifest.digest.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
+        let sql = match reference {
+            Reference::Tag(_) => MANIFEST_BY_TAG,
+            Reference::Digest(_) => MANIFEST_BY_DIGEST,
+        };
+        let row = sqlx::query(sql)
+            .bind(repo.as_str())
+            .bind(reference_text(reference))
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| {
+            let content: Vec<u8> = r.try_get("content")?;
+            Ok(StoredManifest {
+                meta: manifest_meta(&r)?,
+                content: Bytes::from(content),
+            })
+        })
+        .transpose()
+    }
+
+    async fn manifest_meta(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestMeta>> {
+        let sql = match reference {
+            Reference::Tag(_) => MANIFEST_META_BY_TAG,
+            Reference::Digest(_) => MANIFEST_META_BY_DIGEST,
+        };
+        let row = sqlx::query(sql)
+            .bind(repo.as_str())
+            .bind(reference_text(reference))
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| manifest_meta(&r)).transpose()
+    }
+
+    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(repo.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let repo_id: i64 = row.try_get("id")?;
+        sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query(
+            "DELETE FROM repository_manifests WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repo_id)
+        .bind(digest.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let base = "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
+                    FROM repository_manifests rm \
+                    JOIN repositories r ON r.id = rm.repository_id \
+                    JOIN manifests m ON m.digest = rm.digest \
+                    WHERE r.name = $1 AND m.subject = $2";
+        let rows = match artifact_type {
+            Some(t) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "{base} AND m.artifact_type = $3 ORDER BY m.digest"
+                )))
+                .bind(repo.as_str())
+                .bind(subject.as_str())
+                .bind(t)
+                .fetch_all(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(format!("{base} ORDER BY m.digest")))
+                    .bind(repo.as_str())
+                    .bind(subject.as_str())
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(Referrer {
+                    digest: parse(r, "digest")?,
+                    media_type: r.try_get("media_type")?,
+                    size: get_u64(r, "size")?,
+                    artifact_type: r.try_get("artifact_type")?,
+                    annotations: r.try_get("annotations")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Page>> {
+        let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(repo.as_str())
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let repo_id: i64 = row.try_get("id")?;
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let names = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("name"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(into_page(names, limit)))
+    }
+
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let result = sqlx::query(
+            "DELETE FROM tags WHERE name = $2 AND repository_id = \
+             (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn create_upload(&self, upload: &Upload) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, algorithm, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(upload.id.as_str())
+        .bind(upload.repository.as_str())
+        .bind(upload.algorithm.as_str())
+        .bind(upload.created_at)
+        .bind(upload.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, repo: &RepositoryName, id: &str) -> Result<Option<Upload>> {
+        let row = sqlx::query(
+            "SELECT id, repository, algorithm, created_at, updated_at FROM uploads WHERE id = $1 AND repository = $2",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| upload_from_row(&r)).transpose()
+    }
+
+    async fn touch_upload(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>> {
+        let rows = sqlx::query(
+            "SELECT id, repository, algorithm, created_at, updated_at FROM uploads \
+             WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT name, password_hash, super_user, created_at FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    async fn create_user(&self, user: &User) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT INTO users (name, password_hash, super_user, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(user.name.as_str())
+        .bind(user.password_hash.as_deref())
+        .bind(i64::from(user.super_user))
+        .bind(user.created_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.reader)
+            .await?;
+        get_u64(&row, "n")
+    }
+}

@@ -1,0 +1,435 @@
+//! The one test suite every metadata engine must pass.
+//!
+//! Each case runs against the embedded SQLite database and against
+//! PostgreSQL. PostgreSQL is found at `BERTH_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each case gets a fresh
+//! database there. When `BERTH_REQUIRE_POSTGRES=1` (CI sets it) an unreachable
+//! server fails the suite instead of skipping the PostgreSQL half.
+
+use bytes::Bytes;
+use sqlx::{Connection, Executor};
+
+use super::*;
+use crate::domain::digest::DigestAlgorithm;
+
+pub(crate) struct TestDb {
+    pub store: SqlMetadataStore,
+    _dir: Option<tempfile::TempDir>,
+    drop_database: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlMetadataStore::connect(&DatabaseConfig::Sqlite {
+            path: dir.path().join("berth.db"),
+        })
+        .await
+        .unwrap();
+        TestDb {
+            store,
+            _dir: Some(dir),
+            drop_database: None,
+        }
+    }
+
+    /// `None` when PostgreSQL is unreachable and not required.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        sqlx::any::install_default_drivers();
+        let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
+            Ok(c) => c,
+            Err(e) if !required => {
+                eprintln!("skipping PostgreSQL half: {e} (set BERTH_REQUIRE_POSTGRES=1 to fail)");
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
+        };
+        let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("BERTH_TEST_POSTGRES_URL must name a database"),
+        };
+        let store = SqlMetadataStore::connect(&DatabaseConfig::Postgres {
+            url,
+            max_connections: 4,
+        })
+        .await
+        .unwrap();
+        Some(TestDb {
+            store,
+            _dir: None,
+            drop_database: Some((admin_url, name)),
+        })
+    }
+
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Some((admin_url, name)) = self.drop_database
+            && let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await
+        {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name}"
+                )))
+                .await;
+        }
+    }
+}
+
+/// Runs `$case(&dyn MetadataStore)` once per engine.
+macro_rules! engine_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$case(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(db) = super::TestDb::postgres().await {
+                        super::$case(&db.store).await;
+                        db.finish().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+engine_tests!(
+    blobs_are_linked_per_repository,
+    repositories_page_in_byte_order,
+    manifests_by_tag_and_digest,
+    tags_move_and_page,
+    deleting_a_manifest_removes_its_tags,
+    missing_references_are_reported,
+    referrers_filter_by_artifact_type,
+    uploads_round_trip_and_go_stale,
+    users_are_unique,
+    identical_manifests_are_stored_once,
+);
+
+fn repo(name: &str) -> RepositoryName {
+    name.parse().unwrap()
+}
+
+fn tag(name: &str) -> Tag {
+    name.parse().unwrap()
+}
+
+fn digest(seed: &str) -> Digest {
+    DigestAlgorithm::Sha256.digest_of(seed.as_bytes())
+}
+
+fn manifest(body: &str, subject: Option<Digest>, artifact_type: Option<&str>) -> NewManifest {
+    NewManifest {
+        digest: DigestAlgorithm::Sha256.digest_of(body.as_bytes()),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        content: Bytes::from(body.to_owned()),
+        artifact_type: artifact_type.map(str::to_owned),
+        subject,
+        annotations: Some(r#"{"k":"v"}"#.into()),
+        references: vec![(digest("config"), ReferenceKind::Config)],
+    }
+}
+
+async fn blobs_are_linked_per_repository(store: &dyn MetadataStore) {
+    let (a, b) = (repo("ns/a"), repo("ns/b"));
+    let d = digest("blob");
+    assert_eq!(store.repository_blob(&a, &d).await.unwrap(), None);
+    assert_eq!(store.blob_size(&d).await.unwrap(), None);
+    store.link_blob(&a, &d, 42).await.unwrap();
+    store.link_blob(&a, &d, 42).await.unwrap(); // idempotent
+    assert_eq!(store.repository_blob(&a, &d).await.unwrap(), Some(42));
+    assert_eq!(store.repository_blob(&b, &d).await.unwrap(), None);
+    assert_eq!(store.blob_size(&d).await.unwrap(), Some(42));
+    assert!(store.repository_exists(&a).await.unwrap());
+    assert!(!store.repository_exists(&b).await.unwrap());
+    store.link_blob(&b, &d, 42).await.unwrap();
+    assert_eq!(
+        store.repositories_with_blob(&d, 10).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(store.unlink_blob(&a, &d).await.unwrap());
+    assert!(!store.unlink_blob(&a, &d).await.unwrap());
+    assert_eq!(store.repository_blob(&a, &d).await.unwrap(), None);
+    assert_eq!(store.repository_blob(&b, &d).await.unwrap(), Some(42));
+}
+
+async fn repositories_page_in_byte_order(store: &dyn MetadataStore) {
+    for name in ["b", "a/z", "a", "B0", "a-b", "c/d/e"] {
+        let name = name.to_lowercase();
+        store
+            .link_blob(&repo(&name), &digest(&name), 1)
+            .await
+            .unwrap();
+    }
+    let all = store.list_repositories(None, 100).await.unwrap();
+    assert_eq!(all.items, vec!["a", "a-b", "a/z", "b", "b0", "c/d/e"]);
+    assert!(!all.more);
+    let first = store.list_repositories(None, 2).await.unwrap();
+    assert_eq!(first.items, vec!["a", "a-b"]);
+    assert!(first.more);
+    let next = store.list_repositories(Some("a-b"), 3).await.unwrap();
+    assert_eq!(next.items, vec!["a/z", "b", "b0"]);
+    assert!(next.more);
+    let last = store.list_repositories(Some("b0"), 3).await.unwrap();
+    assert_eq!(last.items, vec!["c/d/e"]);
+    assert!(!last.more);
+}
+
+async fn manifests_by_tag_and_digest(store: &dyn MetadataStore) {
+    let r = repo("proj/app");
+    let m = manifest(r#"{"schemaVersion":2}"#, None, None);
+    store
+        .put_manifest(&r, &m, &[tag("v1"), tag("latest")])
+        .await
+        .unwrap();
+
+    let by_tag = store
+        .manifest(&r, &Reference::Tag(tag("latest")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_tag.content, m.content);
+    assert_eq!(by_tag.meta.digest, m.digest);
+    assert_eq!(by_tag.meta.size, m.content.len() as u64);
+    assert_eq!(by_tag.meta.media_type, m.media_type);
+
+    let meta = store
+        .manifest_meta(&r, &Reference::Digest(m.digest.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta, by_tag.meta);
+
+    let other = repo("proj/other");
+    assert!(
+        store
+            .manifest(&other, &Reference::Digest(m.digest.clone()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .manifest(&r, &Reference::Tag(tag("nope")))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn tags_move_and_page(store: &dyn MetadataStore) {
+    let r = repo("t/r");
+    assert_eq!(store.list_tags(&r, None, 10).await.unwrap(), None);
+    let m1 = manifest("one", None, None);
+    let m2 = manifest("two", None, None);
+    let names = ["b", "A", "a", "_z", "1.0", "Z"];
+    let tags: Vec<Tag> = names.iter().map(|n| tag(n)).collect();
+    store.put_manifest(&r, &m1, &tags).await.unwrap();
+    let page = store.list_tags(&r, None, 100).await.unwrap().unwrap();
+    assert_eq!(page.items, vec!["1.0", "A", "Z", "_z", "a", "b"]);
+    let page = store.list_tags(&r, Some("Z"), 2).await.unwrap().unwrap();
+    assert_eq!(page.items, vec!["_z", "a"]);
+    assert!(page.more);
+
+    store.put_manifest(&r, &m2, &[tag("a")]).await.unwrap();
+    let moved = store
+        .manifest_meta(&r, &Reference::Tag(tag("a")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.digest, m2.digest);
+    assert!(store.delete_tag(&r, &tag("a")).await.unwrap());
+    assert!(!store.delete_tag(&r, &tag("a")).await.unwrap());
+    assert!(
+        store
+            .manifest_meta(&r, &Reference::Tag(tag("a")))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The manifest stays reachable by digest after its tag is gone.
+    assert!(
+        store
+            .manifest_meta(&r, &Reference::Digest(m2.digest.clone()))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn deleting_a_manifest_removes_its_tags(store: &dyn MetadataStore) {
+    let r = repo("d/r");
+    let m = manifest("gone", None, None);
+    let keep = manifest("kept", None, None);
+    store
+        .put_manifest(&r, &m, &[tag("x"), tag("y")])
+        .await
+        .unwrap();
+    store.put_manifest(&r, &keep, &[tag("z")]).await.unwrap();
+    assert!(store.delete_manifest(&r, &m.digest).await.unwrap());
+    assert!(!store.delete_manifest(&r, &m.digest).await.unwrap());
+    assert!(
+        !store
+            .delete_manifest(&repo("d/absent"), &m.digest)
+            .await
+            .unwrap()
+    );
+    let tags = store.list_tags(&r, None, 10).await.unwrap().unwrap();
+    assert_eq!(tags.items, vec!["z"]);
+    assert!(
+        store
+            .manifest(&r, &Reference::Digest(m.digest.clone()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn missing_references_are_reported(store: &dyn MetadataStore) {
+    let r = repo("m/r");
+    let (have, lack) = (digest("have"), digest("lack"));
+    store.link_blob(&r, &have, 1).await.unwrap();
+    let child = manifest("child", None, None);
+    store.put_manifest(&r, &child, &[]).await.unwrap();
+    let missing = store
+        .missing_in_repository(
+            &r,
+            &[have.clone(), lack.clone()],
+            &[child.digest.clone(), digest("nochild")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![lack.clone(), digest("nochild")]);
+    // A manifest digest is not a blob and vice versa.
+    let missing = store
+        .missing_in_repository(
+            &r,
+            std::slice::from_ref(&child.digest),
+            std::slice::from_ref(&have),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![child.digest.clone(), have.clone()]);
+    let missing = store
+        .missing_in_repository(&repo("m/none"), std::slice::from_ref(&have), &[])
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![have]);
+}
+
+async fn referrers_filter_by_artifact_type(store: &dyn MetadataStore) {
+    let r = repo("ref/r");
+    let subject = digest("subject-not-pushed");
+    let sbom = manifest("sbom", Some(subject.clone()), Some("application/sbom"));
+    let sig = manifest("sig", Some(subject.clone()), Some("application/sig"));
+    let unrelated = manifest("unrelated", Some(digest("other")), Some("application/sbom"));
+    for m in [&sbom, &sig, &unrelated] {
+        store.put_manifest(&r, m, &[]).await.unwrap();
+    }
+    // The same referrer pushed elsewhere is not listed here.
+    store
+        .put_manifest(
+            &repo("ref/elsewhere"),
+            &manifest("far", Some(subject.clone()), None),
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let all = store.referrers(&r, &subject, None).await.unwrap();
+    let mut expected = vec![sbom.digest.clone(), sig.digest.clone()];
+    expected.sort();
+    assert_eq!(
+        all.iter().map(|x| x.digest.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    let filtered = store
+        .referrers(&r, &subject, Some("application/sbom"))
+        .await
+        .unwrap();
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0].digest, sbom.digest);
+    assert_eq!(
+        filtered[0].artifact_type.as_deref(),
+        Some("application/sbom")
+    );
+    assert_eq!(filtered[0].annotations.as_deref(), Some(r#"{"k":"v"}"#));
+    assert_eq!(filtered[0].size, sbom.content.len() as u64);
+    assert!(
+        store
+            .referrers(&r, &digest("none"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn uploads_round_trip_and_go_stale(store: &dyn MetadataStore) {
+    let r = repo("u/r");
+    let upload = Upload {
+        id: "abc".into(),
+        repository: r.clone(),
+        algorithm: DigestAlgorithm::Sha512,
+        created_at: 1_000,
+        updated_at: 1_000,
+    };
+    store.create_upload(&upload).await.unwrap();
+    assert_eq!(store.upload(&r, "abc").await.unwrap(), Some(upload.clone()));
+    // An upload is bound to its repository.
+    assert_eq!(store.upload(&repo("u/other"), "abc").await.unwrap(), None);
+    assert_eq!(
+        store.stale_uploads(2_000, 10).await.unwrap(),
+        vec![upload.clone()]
+    );
+    store.touch_upload("abc").await.unwrap();
+    assert!(store.stale_uploads(2_000, 10).await.unwrap().is_empty());
+    assert!(store.delete_upload("abc").await.unwrap());
+    assert!(!store.delete_upload("abc").await.unwrap());
+    assert_eq!(store.upload(&r, "abc").await.unwrap(), None);
+}
+
+async fn users_are_unique(store: &dyn MetadataStore) {
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    let user = User {
+        name: "admin".into(),
+        password_hash: Some("$argon2id$...".into()),
+        super_user: true,
+        created_at: 5,
+    };
+    assert!(store.create_user(&user).await.unwrap());
+    assert!(!store.create_user(&user).await.unwrap());
+    assert_eq!(store.user("admin").await.unwrap(), Some(user));
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+async fn identical_manifests_are_stored_once(store: &dyn MetadataStore) {
+    let m = manifest("shared", None, None);
+    let (a, b) = (repo("s/a"), repo("s/b"));
+    store.put_manifest(&a, &m, &[tag("1")]).await.unwrap();
+    store.put_manifest(&b, &m, &[tag("2")]).await.unwrap();
+    assert!(store.delete_manifest(&a, &m.digest).await.unwrap());
+    let in_b = store
+        .manifest(&b, &Reference::Tag(tag("2")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_b.content, m.content);
+}

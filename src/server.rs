@@ -1,0 +1,223 @@
+//! Assembling and running the registry: stores, access control, background
+//! jobs, the HTTP listener, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, bail};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, App};
+use crate::auth::{AccessControl, password};
+use crate::config::Config;
+use crate::domain::registry::{Registry, RegistryOptions};
+use crate::jobs;
+use crate::metadata::{DatabaseConfig, MetadataStore, SqlMetadataStore, User, now};
+use crate::storage::BlobStore;
+
+/// Name of the super user created on first start.
+pub const ADMIN_USER: &str = "admin";
+/// File in the data directory holding a generated admin password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// A registry serving on a socket.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    serving: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, stops
+    /// background jobs.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.serving.await??;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await
+    }
+}
+
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Opens the stores, bootstraps the admin user, binds and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    if !config.http.addr.ip().is_loopback() && !config.http.insecure_http {
+        bail!(
+            "refusing to serve plain HTTP on {}, which is not a loopback address; \
+             pass --insecure-http (or set http.insecureHttp) if that is really wanted",
+            config.http.addr
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+
+    let database = match &config.database.url {
+        Some(url) => DatabaseConfig::Postgres {
+            url: url.clone(),
+            max_connections: config.database.max_connections,
+        },
+        None => DatabaseConfig::Sqlite {
+            path: config.data_dir.join("berth.db"),
+        },
+    };
+    let metadata: Arc<dyn MetadataStore> = Arc::new(
+        SqlMetadataStore::connect(&database)
+            .await
+            .context("opening the metadata database")?,
+    );
+    let storage_root = config.storage_root();
+    std::fs::create_dir_all(&storage_root)
+        .with_context(|| format!("creating storage directory {}", storage_root.display()))?;
+    let blobs = BlobStore::filesystem(&storage_root).context("opening blob storage")?;
+
+    bootstrap_admin(metadata.as_ref(), &config.data_dir).await?;
+
+    let registry = Registry::new(
+        metadata.clone(),
+        blobs,
+        RegistryOptions {
+            allow_missing_references: config.validation.manifests.allow_missing_references,
+        },
+    );
+    let app = Arc::new(App {
+        registry,
+        access: AccessControl::new(metadata, config.auth.realm.clone()),
+        public_url: config.http.host.clone(),
+        metrics: metrics_handle(),
+    });
+
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("binding {}", config.http.addr))?;
+    let local_addr = listener.local_addr()?;
+    let (shutdown, mut stop) = watch::channel(false);
+
+    let workers = vec![jobs::spawn(
+        jobs::StaleUploads::new(app.clone(), config.uploads.stale_after),
+        config.uploads.cleanup_interval,
+        shutdown.subscribe(),
+    )];
+
+    let router = api::router(app);
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    });
+    tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "berth is serving");
+    Ok(RunningServer {
+        local_addr,
+        shutdown,
+        serving,
+        workers,
+    })
+}
+
+/// On the first start (no users at all) creates the `admin` super user.
+/// Its password is `BERTH_ADMIN_PASSWORD` if set, else generated, printed
+/// once and written to `<data-dir>/admin-password` (mode 0600).
+async fn bootstrap_admin(metadata: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> {
+    if metadata.count_users().await? > 0 {
+        return Ok(());
+    }
+    let given = std::env::var("BERTH_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let generated = given.is_none();
+    let secret = given.unwrap_or_else(|| password::random_secret(18));
+    let hash = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || password::hash(&secret))
+            .await?
+            .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
+    };
+    let created = metadata
+        .create_user(&User {
+            name: ADMIN_USER.into(),
+            password_hash: Some(hash),
+            super_user: true,
+            created_at: now(),
+        })
+        .await?;
+    if created && generated {
+        let path = data_dir.join(ADMIN_PASSWORD_FILE);
+        write_private(&path, &format!("{secret}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "\nberth: created super user '{ADMIN_USER}' with password\n\n    {secret}\n\n\
+             It is also in {} (readable by you only). It will not be shown again.\n",
+            path.display()
+        );
+    } else if created {
+        tracing::info!(
+            user = ADMIN_USER,
+            "created super user from BERTH_ADMIN_PASSWORD"
+        );
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,260 @@
+//! Blob storage: the bytes of blobs and of uploads in progress, kept in any
+//! object store OpenDAL reaches (the filesystem by default).
+//!
+//! Blobs are content-addressed and immutable. An upload is written to its own
+//! object and becomes a blob by [`BlobStore::commit_upload`], which happens
+//! only after the writer was closed (for the filesystem: `fsync`ed), so a
+//! blob path never holds partial data. Which repositories may see a blob is
+//! decided by the metadata store, not here.
+
+pub mod paths;
+
+use std::ops::Range;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use opendal::{ErrorKind, FuturesBytesStream, Operator};
+
+use crate::domain::digest::Digest;
+
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(#[from] opendal::Error);
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        self.0.kind() == ErrorKind::NotFound
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Size of the pieces a blob is read in. Large enough that per-read overhead
+/// vanishes, small enough that a slow reader does not pin much memory.
+const READ_CHUNK: usize = 4 << 20;
+/// Buffering before each write to the store, for the same reason.
+const WRITE_CHUNK: usize = 4 << 20;
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    op: Operator,
+}
+
+/// Open writer appending to an upload.
+pub struct UploadWriter {
+    writer: opendal::Writer,
+}
+
+impl UploadWriter {
+    pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
+        Ok(self.writer.write(bytes).await?)
+    }
+
+    /// Makes what was written durable. Nothing written is acknowledged to a
+    /// client before this returns.
+    pub async fn close(mut self) -> Result<()> {
+        self.writer.close().await?;
+        Ok(())
+    }
+
+    pub async fn abort(mut self) {
+        // Best effort: a failed abort leaves an upload object that the
+        // stale-upload cleaner removes later.
+        let _ = self.writer.abort().await;
+    }
+}
+
+impl BlobStore {
+    pub fn new(op: Operator) -> Self {
+        BlobStore { op }
+    }
+
+    /// The default store: a directory on the local filesystem.
+    pub fn filesystem(root: &Path) -> Result<Self> {
+        let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
+        Ok(BlobStore::new(Operator::new(builder)?))
+    }
+
+    pub async fn check(&self) -> Result<()> {
+        Ok(self.op.check().await?)
+    }
+
+    /// Size of a stored blob, or `None` if it is not stored.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        self.size_of(&paths::blob(digest)).await
+    }
+
+    async fn size_of(&self, path: &str) -> Result<Option<u64>> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(Some(meta.content_length())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams `range` of a blob without holding it in memory.
+    pub async fn read_blob(
+        &self,
+        digest: &Digest,
+        range: Range<u64>,
+    ) -> Result<FuturesBytesStream> {
+        self.read_range(&paths::blob(digest), range).await
+    }
+
+    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<FuturesBytesStream> {
+        let reader = self
+            .op
+            .reader_with(path)
+            .chunk(READ_CHUNK)
+            .concurrent(2)
+            .await?;
+        Ok(reader.into_bytes_stream(range).await?)
+    }
+
+    /// Whole small blob (manifest-sized things only).
+    pub async fn read_blob_to_vec(&self, digest: &Digest) -> Result<Vec<u8>> {
+        Ok(self.op.read(&paths::blob(digest)).await?.to_vec())
+    }
+
+    /// Opens an upload for appending. The object is created if absent.
+    pub async fn append_to_upload(&self, upload_id: &str) -> Result<UploadWriter> {
+        let writer = self
+            .op
+            .writer_with(&paths::upload(upload_id))
+            .append(true)
+            .chunk(WRITE_CHUNK)
+            .await?;
+        Ok(UploadWriter { writer })
+    }
+
+    /// Bytes received so far by an upload (0 if nothing was written yet).
+    pub async fn upload_size(&self, upload_id: &str) -> Result<u64> {
+        Ok(self.size_of(&paths::upload(upload_id)).await?.unwrap_or(0))
+    }
+
+    /// Streams what an upload holds; used to rebuild hash state after a
+    /// restart, never on the normal path.
+    pub async fn read_upload(&self, upload_id: &str, size: u64) -> Result<FuturesBytesStream> {
+        self.read_range(&paths::upload(upload_id), 0..size).await
+    }
+
+    /// Turns a finished, verified upload into the blob `digest`.
+    ///
+    /// If the blob is already stored (another client pushed the same content,
+    /// possibly at the same moment) the upload is discarded instead: the bytes
+    /// are identical by construction.
+    pub async fn commit_upload(&self, upload_id: &str, digest: &Digest, size: u64) -> Result<()> {
+        let upload_path = paths::upload(upload_id);
+        let blob_path = paths::blob(digest);
+        if self.size_of(&blob_path).await?.is_some() {
+            self.delete_upload(upload_id).await?;
+            return Ok(());
+        }
+        if size == 0 && self.size_of(&upload_path).await?.is_none() {
+            // An empty upload that never received a write has no object.
+            self.op.write(&blob_path, Bytes::new()).await?;
+            return Ok(());
+        }
+        match self.op.rename(&upload_path, &blob_path).await {
+            Ok(()) => Ok(()),
+            // Backends without rename (most object stores) copy instead.
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                self.op.copy(&upload_path, &blob_path).await?;
+                self.delete_upload(upload_id).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a small blob given whole (single-request uploads of tiny content).
+    pub async fn put_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        let path = paths::blob(digest);
+        if self.size_of(&path).await?.is_none() {
+            self.op.write(&path, bytes).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_upload(&self, upload_id: &str) -> Result<()> {
+        Ok(self.op.delete(&paths::upload(upload_id)).await?)
+    }
+
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        Ok(self.op.delete(&paths::blob(digest)).await?)
+    }
+
+    /// Ids of every upload object, for reconciling with the metadata store.
+    pub async fn list_upload_ids(&self) -> Result<Vec<String>> {
+        let entries = match self.op.lister("uploads/").await {
+            Ok(lister) => lister.try_collect::<Vec<_>>().await?,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| e.name().to_owned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::digest::DigestAlgorithm;
+
+    async fn collect(store: &BlobStore, d: &Digest, range: Range<u64>) -> Vec<u8> {
+        let stream = store.read_blob(d, range).await.unwrap();
+        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    #[tokio::test]
+    async fn upload_append_commit_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let mut w = store.append_to_upload("u1").await.unwrap();
+        w.write(Bytes::from_static(b"hello ")).await.unwrap();
+        w.close().await.unwrap();
+        let mut w = store.append_to_upload("u1").await.unwrap();
+        w.write(Bytes::from_static(b"world")).await.unwrap();
+        w.close().await.unwrap();
+        assert_eq!(store.upload_size("u1").await.unwrap(), 11);
+
+        let d = DigestAlgorithm::Sha256.digest_of(b"hello world");
+        assert_eq!(store.blob_size(&d).await.unwrap(), None);
+        store.commit_upload("u1", &d, 11).await.unwrap();
+        assert_eq!(store.blob_size(&d).await.unwrap(), Some(11));
+        assert_eq!(store.upload_size("u1").await.unwrap(), 0);
+        assert_eq!(collect(&store, &d, 0..11).await, b"hello world");
+        assert_eq!(collect(&store, &d, 6..11).await, b"world");
+        assert!(store.list_upload_ids().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn committing_existing_blob_discards_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let d = DigestAlgorithm::Sha256.digest_of(b"same");
+        for id in ["a", "b"] {
+            let mut w = store.append_to_upload(id).await.unwrap();
+            w.write(Bytes::from_static(b"same")).await.unwrap();
+            w.close().await.unwrap();
+        }
+        assert_eq!(store.list_upload_ids().await.unwrap().len(), 2);
+        store.commit_upload("a", &d, 4).await.unwrap();
+        store.commit_upload("b", &d, 4).await.unwrap();
+        assert!(store.list_upload_ids().await.unwrap().is_empty());
+        assert_eq!(store.blob_size(&d).await.unwrap(), Some(4));
+    }
+
+    #[tokio::test]
+    async fn empty_upload_commits_to_empty_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let d = DigestAlgorithm::Sha256.digest_of(b"");
+        store.commit_upload("never-written", &d, 0).await.unwrap();
+        assert_eq!(store.blob_size(&d).await.unwrap(), Some(0));
+    }
+}
