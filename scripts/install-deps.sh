@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need_apt=()
-for tool in skopeo podman buildah; do
+for tool in skopeo podman buildah tar; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql)
@@ -20,7 +20,14 @@ fi
 
 if ! python3 -c 'import oras.client' >/dev/null 2>&1; then
   echo "installing oras (PyPI)"
-  python3 -m pip install --quiet oras
+  python3 -m pip --version >/dev/null 2>&1 || {
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+  }
+  # Debian's own python3 refuses system-wide pip installs (PEP 668); oras is
+  # a pure-Python test dependency, so installing it anyway is harmless.
+  python3 -m pip install --quiet oras 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages oras
 fi
 
 # PostgreSQL must answer on 127.0.0.1:5432 for the metadata test suite.

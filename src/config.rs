@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::auth::AutoCreateNamespaces;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
@@ -114,14 +116,70 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Realm named in `WWW-Authenticate` challenges.
-    pub realm: String,
+    /// Name of the token service: `service=` in challenges, audience of tokens.
+    pub service: String,
+    /// Lifetime of bearer tokens from the token service (keep it short:
+    /// they carry their grants).
+    #[serde(with = "duration_text")]
+    pub token_lifetime: Duration,
+    /// How often the key signing bearer tokens is replaced. Old keys keep
+    /// verifying until their tokens have expired.
+    #[serde(with = "duration_text")]
+    pub signing_key_rotation: Duration,
+    /// Users who are super users (cluster-admin), besides `admin`.
+    pub super_users: Vec<String>,
+    /// Who may create a namespace by pushing to it: `superusers`,
+    /// `authenticated` or `never`. The creator becomes its registry-admin.
+    pub auto_create_namespaces: AutoCreateNamespaces,
+    /// How the first super user comes to be: `admin-password` (user `admin`,
+    /// password printed and kept in `<dataDir>/admin-password`) or
+    /// `initialize` (`POST /api/v1/user/initialize` while no user exists).
+    pub bootstrap: Bootstrap,
+    pub lockout: LockoutConfig,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            realm: "berth".into(),
+            service: "berth".into(),
+            token_lifetime: Duration::from_secs(300),
+            signing_key_rotation: Duration::from_secs(24 * 3600),
+            super_users: Vec::new(),
+            auto_create_namespaces: AutoCreateNamespaces::Superusers,
+            bootstrap: Bootstrap::AdminPassword,
+            lockout: LockoutConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bootstrap {
+    AdminPassword,
+    Initialize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// Failed logins allowed per user name within `window`.
+    pub max_failures_per_user: u32,
+    /// Failed logins allowed per client address within `window`.
+    pub max_failures_per_address: u32,
+    #[serde(with = "duration_text")]
+    pub window: Duration,
+    /// How long a locked-out client is refused (429 with Retry-After).
+    #[serde(with = "duration_text")]
+    pub duration: Duration,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            max_failures_per_user: 10,
+            max_failures_per_address: 50,
+            window: Duration::from_secs(300),
+            duration: Duration::from_secs(300),
         }
     }
 }
@@ -291,6 +349,14 @@ fn apply_env(value: &mut Value, prefix: &str, env: &std::collections::HashMap<St
                         .parse::<u64>()
                         .map(Value::from)
                         .unwrap_or_else(|_| Value::String(text.clone())),
+                    // Lists are comma-separated: `BERTH_AUTH_SUPER_USERS=alice,bob`.
+                    Value::Array(_) => Value::Array(
+                        text.split(',')
+                            .map(str::trim)
+                            .filter(|item| !item.is_empty())
+                            .map(|item| Value::String(item.to_owned()))
+                            .collect(),
+                    ),
                     _ => Value::String(text.clone()),
                 };
             }
@@ -336,6 +402,8 @@ mod tests {
                     "true",
                 ),
                 ("BERTH_DATABASE_MAX_CONNECTIONS", "4"),
+                ("BERTH_AUTH_SUPER_USERS", "alice, bob"),
+                ("BERTH_AUTH_AUTO_CREATE_NAMESPACES", "authenticated"),
                 ("UNRELATED", "x"),
             ]),
         )
@@ -347,6 +415,11 @@ mod tests {
         assert_eq!(c.database.url.as_deref(), Some("postgres://db/berth"));
         assert_eq!(c.database.max_connections, 4);
         assert!(c.validation.manifests.allow_missing_references);
+        assert_eq!(c.auth.super_users, vec!["alice", "bob"]);
+        assert_eq!(
+            c.auth.auto_create_namespaces,
+            AutoCreateNamespaces::Authenticated
+        );
     }
 
     #[test]

@@ -12,11 +12,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, App};
-use crate::auth::{AccessControl, password};
+use crate::auth::lockout::LockoutPolicy;
+use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::Config;
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::jobs;
-use crate::metadata::{DatabaseConfig, MetadataStore, SqlMetadataStore, User, now};
+use crate::metadata::access::User;
+use crate::metadata::{AccessStore, DatabaseConfig, MetadataStore, SqlMetadataStore, now};
 use crate::storage::BlobStore;
 
 /// Name of the super user created on first start.
@@ -89,17 +91,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             path: config.data_dir.join("berth.db"),
         },
     };
-    let metadata: Arc<dyn MetadataStore> = Arc::new(
+    let store = Arc::new(
         SqlMetadataStore::connect(&database)
             .await
             .context("opening the metadata database")?,
     );
+    let metadata: Arc<dyn MetadataStore> = store.clone();
+    let access_store: Arc<dyn AccessStore> = store;
     let storage_root = config.storage_root();
     std::fs::create_dir_all(&storage_root)
         .with_context(|| format!("creating storage directory {}", storage_root.display()))?;
     let blobs = BlobStore::filesystem(&storage_root).context("opening blob storage")?;
 
-    bootstrap_admin(metadata.as_ref(), &config.data_dir).await?;
+    bootstrap_admin(access_store.as_ref(), &config.data_dir).await?;
 
     let registry = Registry::new(
         metadata.clone(),
@@ -108,10 +112,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             allow_missing_references: config.validation.manifests.allow_missing_references,
         },
     );
+    let access = AccessControl::new(access_store, access_options(&config));
+    access
+        .bearer()
+        .refresh_keys()
+        .await
+        .context("loading the keys that sign bearer tokens")?;
     let app = Arc::new(App {
         registry,
-        access: AccessControl::new(metadata, config.auth.realm.clone()),
+        access,
         public_url: config.http.host.clone(),
+        tls: false,
         metrics: metrics_handle(),
     });
 
@@ -121,13 +132,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
 
-    let workers = vec![jobs::spawn(
-        jobs::StaleUploads::new(app.clone(), config.uploads.stale_after),
-        config.uploads.cleanup_interval,
-        shutdown.subscribe(),
-    )];
+    let workers = vec![
+        jobs::spawn(
+            jobs::StaleUploads::new(app.clone(), config.uploads.stale_after),
+            config.uploads.cleanup_interval,
+            shutdown.subscribe(),
+        ),
+        jobs::spawn(
+            jobs::KeyRotation::new(app.clone()),
+            (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1)),
+            shutdown.subscribe(),
+        ),
+    ];
 
-    let router = api::router(app);
+    let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let serving = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -144,11 +162,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
+fn access_options(config: &Config) -> AccessOptions {
+    let mut super_users = config.auth.super_users.clone();
+    super_users.push(ADMIN_USER.to_owned());
+    AccessOptions {
+        service: config.auth.service.clone(),
+        token_lifetime: config.auth.token_lifetime,
+        key_rotation: config.auth.signing_key_rotation,
+        super_users,
+        auto_create_namespaces: config.auth.auto_create_namespaces,
+        lockout: LockoutPolicy {
+            per_user: config.auth.lockout.max_failures_per_user,
+            per_address: config.auth.lockout.max_failures_per_address,
+            window: config.auth.lockout.window,
+            duration: config.auth.lockout.duration,
+        },
+    }
+}
+
 /// On the first start (no users at all) creates the `admin` super user.
 /// Its password is `BERTH_ADMIN_PASSWORD` if set, else generated, printed
 /// once and written to `<data-dir>/admin-password` (mode 0600).
-async fn bootstrap_admin(metadata: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> {
-    if metadata.count_users().await? > 0 {
+async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Result<()> {
+    if store.count_users().await? > 0 {
         return Ok(());
     }
     let given = std::env::var("BERTH_ADMIN_PASSWORD")
@@ -162,10 +198,12 @@ async fn bootstrap_admin(metadata: &dyn MetadataStore, data_dir: &Path) -> anyho
             .await?
             .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
     };
-    let created = metadata
+    let created = store
         .create_user(&User {
             name: ADMIN_USER.into(),
+            uid: uuid::Uuid::new_v4().to_string(),
             password_hash: Some(hash),
+            email: None,
             super_user: true,
             created_at: now(),
         })

@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod observe;
 pub mod ops;
 pub mod range;
+pub mod token;
 pub mod v2;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct App {
     /// `scheme://host[:port]` clients reach berth at, for absolute URLs.
     /// When unset, `Location` headers are relative paths.
     pub public_url: Option<String>,
+    /// Whether berth itself terminates TLS (for URLs built from `Host`).
+    pub tls: bool,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -37,6 +40,21 @@ impl App {
             None => path.to_owned(),
         }
     }
+
+    /// `scheme://host[:port]` of the registry as this request reached it:
+    /// the configured public URL, else the request's `Host`.
+    pub fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(base) = &self.public_url {
+            return base.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{host}")
+    }
 }
 
 pub fn router(app: AppState) -> Router {
@@ -44,6 +62,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v2", any(v2::dispatch))
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*rest}", any(v2::dispatch))
+        .route("/auth/token", get(token::token).post(token::oauth_token))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

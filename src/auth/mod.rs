@@ -1,45 +1,42 @@
 //! Authentication and authorization: who is calling, and may they do this.
 //!
-//! This is the one seam every request passes through. [`AccessControl`]
-//! turns request headers into a [`Principal`] and answers whether that
-//! principal may perform an [`Action`] on a repository. Today: HTTP Basic
-//! against the users table; every authenticated user may do everything.
-//! Roles, bindings and tokens plug in behind these same two calls.
+//! [`AccessControl`] is the one seam every request passes through:
+//! [`authenticate`](AccessControl::authenticate) turns request headers into
+//! a [`Caller`], [`check`](AccessControl::check) decides whether that
+//! caller may perform an [`Action`] on a repository, and
+//! [`grant`](AccessControl::grant) answers the token service.
+//!
+//! Credentials: HTTP Basic with a user's password or with any user name and
+//! a token; `Bearer` with a token, or with a JWT from the token service.
+//! Verified credentials are remembered (by a hash of the header) until the
+//! policy changes, so no password is hashed per request and a revoked token
+//! stops working at once.
 
+pub mod bearer;
+pub mod lockout;
 pub mod password;
+pub mod policy;
+pub mod roles;
+pub mod scope;
+pub mod tokens;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 
+use self::bearer::{AccessEntry, BearerError, BearerTokens};
+use self::lockout::{Lockout, LockoutPolicy};
+pub use self::policy::Principal;
+use self::policy::{PolicyCache, PolicySnapshot};
+use self::roles::Verb;
 use crate::domain::digest::sha256_raw;
 use crate::domain::names::RepositoryName;
-use crate::error::RegistryError;
-use crate::metadata::MetadataStore;
-
-/// Who is making a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Anonymous,
-    User { name: String, super_user: bool },
-}
-
-impl Principal {
-    pub fn is_anonymous(&self) -> bool {
-        matches!(self, Principal::Anonymous)
-    }
-
-    /// A name for logs.
-    pub fn display_name(&self) -> &str {
-        match self {
-            Principal::Anonymous => "system:anonymous",
-            Principal::User { name, .. } => name,
-        }
-    }
-}
+use crate::metadata::access::{AccessStore, BindingSubject, Namespace, SubjectKind, TokenSubject};
+use crate::metadata::{MetadataError, now};
 
 /// What a request does to a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,160 +46,587 @@ pub enum Action {
     Delete,
 }
 
-/// How long a verified credential is remembered, so that a password hash is
-/// computed once per client rather than once per request.
-const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(60);
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn verb(self) -> Verb {
+        match self {
+            Action::Pull => Verb::Pull,
+            Action::Push => Verb::Push,
+            Action::Delete => Verb::Delete,
+        }
+    }
+}
+
+/// Who may create a namespace by pushing into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoCreateNamespaces {
+    /// Super users (and cluster admins) only.
+    Superusers,
+    /// Any authenticated user or service account.
+    Authenticated,
+    /// Nobody: namespaces are made with `berth new-project`.
+    Never,
+}
+
+/// How access control is set up.
+#[derive(Debug, Clone)]
+pub struct AccessOptions {
+    /// The token service's name (`service=` in challenges, `aud` in tokens).
+    pub service: String,
+    pub token_lifetime: Duration,
+    pub key_rotation: Duration,
+    /// User names that are super users whatever the database says.
+    pub super_users: Vec<String>,
+    pub auto_create_namespaces: AutoCreateNamespaces,
+    pub lockout: LockoutPolicy,
+}
+
+/// An authenticated (or anonymous) caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The opaque token presented, directly or behind a bearer token.
+    pub token_uid: Option<String>,
+    /// For bearer JWTs: what the token grants. Access is then what both the
+    /// token and the current policy allow.
+    pub grants: Option<Vec<AccessEntry>>,
+}
+
+impl Caller {
+    pub fn anonymous() -> Caller {
+        Caller {
+            principal: Principal::Anonymous,
+            token_uid: None,
+            grants: None,
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.principal.is_anonymous()
+    }
+
+    fn token_grants(&self, kind: &str, name: &str, action: &str) -> bool {
+        match &self.grants {
+            None => true,
+            Some(entries) => entries.iter().any(|e| {
+                e.kind == kind
+                    && e.name == name
+                    && e.actions.iter().any(|a| a == action || a == "*")
+            }),
+        }
+    }
+}
+
+/// Why authentication failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("invalid credentials")]
+    BadCredentials,
+    #[error("too many failed logins; retry in {0:?}")]
+    LockedOut(Duration),
+    #[error(transparent)]
+    Store(#[from] MetadataError),
+    #[error(transparent)]
+    Bearer(BearerError),
+}
+
+/// Why an authenticated caller may not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum Denial {
+    /// Anonymous: credentials might help (401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Authenticated but not allowed (403), told the same way whether or not
+    /// the repository exists.
+    #[error("access denied")]
+    Forbidden,
+    /// Allowed, but the bearer token presented does not say so: the client
+    /// should fetch a token for this scope (401 with a challenge naming it).
+    #[error("the bearer token does not grant this")]
+    InsufficientScope,
+    #[error(transparent)]
+    Store(#[from] MetadataError),
+}
+
+/// How long a verified credential is trusted without looking again, even
+/// if the policy does not change.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(300);
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
+struct Verified {
+    caller: Caller,
+    policy_version: i64,
+    until: Instant,
+}
+
 pub struct AccessControl {
-    metadata: Arc<dyn MetadataStore>,
-    realm: String,
-    /// sha256(Authorization header) → principal. Keyed by a hash so that no
+    store: Arc<dyn AccessStore>,
+    policy: PolicyCache,
+    bearer: BearerTokens,
+    lockout: Lockout,
+    auto_create_namespaces: AutoCreateNamespaces,
+    /// sha256(Authorization header) → caller. Keyed by a hash so that no
     /// secret is kept in memory in the clear.
-    verified: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+enum Presented {
+    None,
+    Basic { user: String, secret: String },
+    Bearer(String),
+}
+
+fn presented(headers: &HeaderMap) -> Result<Presented, AuthFailure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Presented::None);
+    };
+    let text = value.to_str().map_err(|_| AuthFailure::BadCredentials)?;
+    let (scheme, rest) = text.split_once(' ').ok_or(AuthFailure::BadCredentials)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| AuthFailure::BadCredentials)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| AuthFailure::BadCredentials)?;
+        let (user, secret) = decoded.split_once(':').ok_or(AuthFailure::BadCredentials)?;
+        Ok(Presented::Basic {
+            user: user.to_owned(),
+            secret: secret.to_owned(),
+        })
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Presented::Bearer(rest.to_owned()))
+    } else {
+        Err(AuthFailure::BadCredentials)
+    }
 }
 
 impl AccessControl {
-    pub fn new(metadata: Arc<dyn MetadataStore>, realm: impl Into<String>) -> Self {
+    pub fn new(store: Arc<dyn AccessStore>, options: AccessOptions) -> Self {
         AccessControl {
-            metadata,
-            realm: realm.into(),
+            policy: PolicyCache::new(store.clone(), options.super_users),
+            bearer: BearerTokens::new(
+                store.clone(),
+                "berth",
+                options.service,
+                options.token_lifetime,
+                options.key_rotation,
+            ),
+            store,
+            lockout: Lockout::new(options.lockout),
+            auto_create_namespaces: options.auto_create_namespaces,
             verified: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The `WWW-Authenticate` challenge sent with 401 responses.
-    pub fn challenge(&self) -> HeaderValue {
-        HeaderValue::try_from(format!("Basic realm=\"{}\"", self.realm))
-            .unwrap_or(HeaderValue::from_static("Basic realm=\"berth\""))
+    pub fn store(&self) -> &Arc<dyn AccessStore> {
+        &self.store
     }
 
-    pub fn unauthorized(&self) -> RegistryError {
-        RegistryError::Unauthorized {
-            challenge: self.challenge(),
+    pub fn bearer(&self) -> &BearerTokens {
+        &self.bearer
+    }
+
+    /// The policy as of now.
+    pub async fn policy(&self) -> Result<Arc<PolicySnapshot>, MetadataError> {
+        self.policy.current().await
+    }
+
+    /// Call after changing access data through this process, so that the
+    /// change applies to the very next request.
+    pub fn policy_changed(&self) {
+        self.policy.invalidate();
+    }
+
+    /// The `WWW-Authenticate` challenge: the token service at
+    /// `<base_url>/auth/token`, and the scope the request needed, if known.
+    pub fn challenge(&self, base_url: &str, scope: Option<&str>) -> HeaderValue {
+        let mut text = format!(
+            "Bearer realm=\"{}/auth/token\",service=\"{}\"",
+            base_url.trim_end_matches('/'),
+            self.bearer.service()
+        );
+        if let Some(scope) = scope {
+            text.push_str(&format!(",scope=\"{scope}\""));
         }
+        HeaderValue::try_from(text)
+            .unwrap_or(HeaderValue::from_static("Bearer realm=\"/auth/token\""))
     }
 
-    /// Identifies the caller. No credentials is `Anonymous`; wrong ones are
-    /// an error (401), never a silent downgrade to anonymous.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, RegistryError> {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Ok(Principal::Anonymous);
-        };
-        let key = sha256_raw(value.as_bytes());
-        if let Some(principal) = self.cached(&key) {
-            return Ok(principal);
+    /// Identifies the caller. No credentials is anonymous; wrong ones are a
+    /// failure, never a silent downgrade to anonymous.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, AuthFailure> {
+        let presented = presented(headers)?;
+        if matches!(presented, Presented::None) {
+            return Ok(Caller::anonymous());
         }
-        let (user, password) = parse_basic(value).ok_or_else(|| self.unauthorized())?;
-        let principal = self.verify_password(&user, &password).await?;
-        self.remember(key, principal.clone());
-        Ok(principal)
-    }
-
-    fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
-        let cache = self.verified.lock().ok()?;
-        match cache.get(key) {
-            Some((principal, at)) if at.elapsed() < CREDENTIAL_CACHE_TTL => Some(principal.clone()),
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| sha256_raw(v.as_bytes()))
+            .unwrap_or_default();
+        let policy = self.policy.current().await?;
+        if let Some(caller) = self.cached(&key, policy.version) {
+            return Ok(caller);
+        }
+        let login_name = match &presented {
+            Presented::Basic { user, .. } => Some(user.as_str()),
             _ => None,
+        };
+        if let Err(wait) = self.lockout.check(login_name, peer) {
+            return Err(AuthFailure::LockedOut(wait));
         }
-    }
-
-    fn remember(&self, key: [u8; 32], principal: Principal) {
-        if let Ok(mut cache) = self.verified.lock() {
-            if cache.len() >= CREDENTIAL_CACHE_MAX {
-                cache.retain(|_, (_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL);
-                if cache.len() >= CREDENTIAL_CACHE_MAX {
-                    cache.clear();
+        let outcome = match &presented {
+            Presented::None => Ok(Caller::anonymous()),
+            Presented::Basic { user, secret } => self.verify_basic(user, secret, &policy).await,
+            Presented::Bearer(token) => self.verify_bearer(token, &policy).await,
+        };
+        match outcome {
+            Ok(caller) => {
+                if let Some(name) = login_name {
+                    self.lockout.record_success(name);
                 }
+                tracing::info!(subject = %caller.principal.name(), address = ?peer, outcome = "success", "login");
+                self.remember(key, &caller, policy.version);
+                Ok(caller)
             }
-            cache.insert(key, (principal, Instant::now()));
+            Err(AuthFailure::BadCredentials) => {
+                self.lockout.record_failure(login_name, peer);
+                tracing::warn!(user = login_name.unwrap_or(""), address = ?peer, outcome = "failure", "login");
+                Err(AuthFailure::BadCredentials)
+            }
+            Err(e) => Err(e),
         }
     }
 
-    async fn verify_password(
+    fn cached(&self, key: &[u8; 32], policy_version: i64) -> Option<Caller> {
+        let cache = self.verified.lock().ok()?;
+        let entry = cache.get(key)?;
+        (entry.policy_version == policy_version && entry.until > Instant::now())
+            .then(|| entry.caller.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], caller: &Caller, policy_version: i64) {
+        let Ok(mut cache) = self.verified.lock() else {
+            return;
+        };
+        if cache.len() >= CREDENTIAL_CACHE_MAX {
+            let now = Instant::now();
+            cache.retain(|_, v| v.until > now && v.policy_version == policy_version);
+            if cache.len() >= CREDENTIAL_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        let mut until = Instant::now() + CREDENTIAL_TTL;
+        if caller.grants.is_some() {
+            // A bearer token must not outlive its own expiry in the cache.
+            until = Instant::now() + self.bearer.lifetime().min(CREDENTIAL_TTL);
+        }
+        cache.insert(
+            key,
+            Verified {
+                caller: caller.clone(),
+                policy_version,
+                until,
+            },
+        );
+    }
+
+    /// Basic: a token as the password (whatever the user name), or the
+    /// user's password.
+    async fn verify_basic(
         &self,
         user: &str,
-        password: &str,
-    ) -> Result<Principal, RegistryError> {
-        let record = self.metadata.user(user).await?;
+        secret: &str,
+        policy: &PolicySnapshot,
+    ) -> Result<Caller, AuthFailure> {
+        if tokens::looks_like_token(secret) {
+            return self.verify_opaque_token(secret, policy).await;
+        }
+        let record = self.store.user(user).await?;
         // Unknown users are checked against a dummy hash so that the time
         // taken does not reveal which user names exist.
         let hash = record
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        let secret = secret.to_owned();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
             .await
-            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+            .map_err(|e| AuthFailure::Store(MetadataError::Corrupt(e.to_string())))?;
         match record {
-            Some(u) if ok && u.password_hash.is_some() => Ok(Principal::User {
-                name: u.name,
-                super_user: u.super_user,
+            Some(u) if matches && u.password_hash.is_some() => Ok(Caller {
+                principal: Principal::User(u.name),
+                token_uid: None,
+                grants: None,
             }),
-            _ => {
-                tracing::info!(user, outcome = "failure", "login");
-                Err(self.unauthorized())
+            _ => Err(AuthFailure::BadCredentials),
+        }
+    }
+
+    async fn verify_opaque_token(
+        &self,
+        secret: &str,
+        policy: &PolicySnapshot,
+    ) -> Result<Caller, AuthFailure> {
+        let token = self
+            .store
+            .token_by_secret_hash(&tokens::secret_hash(secret))
+            .await?
+            .filter(|t| !t.expired(now()))
+            .ok_or(AuthFailure::BadCredentials)?;
+        let principal = match token.subject {
+            TokenSubject::User(name) if policy.user_exists(&name) => Principal::User(name),
+            TokenSubject::User(_) => return Err(AuthFailure::BadCredentials),
+            TokenSubject::ServiceAccount { namespace, name } => {
+                Principal::ServiceAccount { namespace, name }
+            }
+        };
+        Ok(Caller {
+            principal,
+            token_uid: Some(token.uid),
+            grants: None,
+        })
+    }
+
+    async fn verify_bearer(
+        &self,
+        token: &str,
+        policy: &PolicySnapshot,
+    ) -> Result<Caller, AuthFailure> {
+        if tokens::looks_like_token(token) {
+            return self.verify_opaque_token(token, policy).await;
+        }
+        let claims = match self.bearer.verify(token).await {
+            Ok(claims) => claims,
+            Err(BearerError::Invalid(reason)) => {
+                tracing::debug!(reason, "bearer token refused");
+                return Err(AuthFailure::BadCredentials);
+            }
+            Err(e) => return Err(AuthFailure::Bearer(e)),
+        };
+        // Revoking the token a bearer token was issued for revokes it too.
+        if let Some(uid) = &claims.tid {
+            let alive = self
+                .store
+                .token(uid)
+                .await?
+                .is_some_and(|t| !t.expired(now()));
+            if !alive {
+                return Err(AuthFailure::BadCredentials);
             }
         }
+        let principal = Principal::from_name(&claims.sub);
+        if let Principal::User(name) = &principal
+            && claims.tid.is_none()
+            && !policy.user_exists(name)
+        {
+            return Err(AuthFailure::BadCredentials);
+        }
+        Ok(Caller {
+            principal,
+            token_uid: claims.tid,
+            grants: Some(claims.access),
+        })
     }
 
-    /// May `principal` do `action` on `repo`?
-    pub fn allowed(&self, principal: &Principal, _action: Action, _repo: &RepositoryName) -> bool {
-        !principal.is_anonymous()
-    }
-
-    /// May `principal` list the catalog (it sees only what it may pull)?
-    pub fn may_list_catalog(&self, principal: &Principal) -> bool {
-        !principal.is_anonymous()
-    }
-
-    /// Fails with 401 for anonymous callers and 403 `DENIED` otherwise, the
-    /// same whether or not the repository exists.
-    pub fn require(
+    /// May `caller` do `action` on `repo`? Pushing into a namespace that does
+    /// not exist creates it, if the caller may create namespaces.
+    pub async fn check(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         action: Action,
         repo: &RepositoryName,
-    ) -> Result<(), RegistryError> {
-        if self.allowed(principal, action, repo) {
-            Ok(())
-        } else if principal.is_anonymous() {
-            Err(self.unauthorized())
-        } else {
-            Err(RegistryError::Denied)
+    ) -> Result<(), Denial> {
+        if !self.policy_allows(caller, action, repo).await? {
+            return Err(if caller.is_anonymous() {
+                Denial::Unauthenticated
+            } else {
+                Denial::Forbidden
+            });
+        }
+        if !caller.token_grants("repository", repo.as_str(), action.as_str()) {
+            return Err(Denial::InsufficientScope);
+        }
+        Ok(())
+    }
+
+    /// Like [`check`](Self::check), as a yes or no (used to filter listings
+    /// and mount sources).
+    pub async fn allowed(
+        &self,
+        caller: &Caller,
+        action: Action,
+        repo: &RepositoryName,
+    ) -> Result<bool, MetadataError> {
+        Ok(
+            caller.token_grants("repository", repo.as_str(), action.as_str())
+                && self.policy_allows(caller, action, repo).await?,
+        )
+    }
+
+    /// What the policy allows the caller's principal, whatever the bearer
+    /// token presented grants. Used to pick mount sources: a mount reveals
+    /// nothing the principal could not read anyway, and clients rarely ask
+    /// for a token covering the source repository.
+    pub async fn policy_allows(
+        &self,
+        caller: &Caller,
+        action: Action,
+        repo: &RepositoryName,
+    ) -> Result<bool, MetadataError> {
+        let policy = self.policy.current().await?;
+        let namespace = repo.namespace();
+        if policy.allows(&caller.principal, namespace, action.verb()) {
+            return Ok(true);
+        }
+        if action == Action::Push
+            && !policy.namespace_exists(namespace)
+            && self.may_create_namespace(caller, &policy)
+        {
+            self.create_namespace(namespace, &caller.principal).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether `caller` may make a namespace by pushing into it.
+    pub fn may_create_namespace(&self, caller: &Caller, policy: &PolicySnapshot) -> bool {
+        match self.auto_create_namespaces {
+            AutoCreateNamespaces::Never => false,
+            AutoCreateNamespaces::Superusers => policy.is_cluster_admin(&caller.principal),
+            AutoCreateNamespaces::Authenticated => !caller.is_anonymous(),
         }
     }
-}
 
-/// `Basic base64(user:password)` → (user, password).
-fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
-    let text = value.to_str().ok()?;
-    let (scheme, encoded) = text.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+    /// Creates `namespace` with `creator` as its `registry-admin`. Returns
+    /// false if it already existed.
+    pub async fn create_namespace(
+        &self,
+        namespace: &str,
+        creator: &Principal,
+    ) -> Result<bool, MetadataError> {
+        let created = self
+            .store
+            .create_namespace(&Namespace {
+                name: namespace.to_owned(),
+                uid: uuid::Uuid::new_v4().to_string(),
+                created_by: (!creator.is_anonymous()).then(|| creator.name()),
+                created_at: now(),
+            })
+            .await?;
+        if created && !creator.is_anonymous() {
+            self.store
+                .add_binding(&crate::metadata::access::Binding {
+                    namespace: Some(namespace.to_owned()),
+                    role: "registry-admin".into(),
+                    subject: policy::user_subject(&creator.name()),
+                })
+                .await?;
+            tracing::info!(namespace, creator = %creator.name(), "namespace created");
+        }
+        self.policy_changed();
+        Ok(created)
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+
+    /// The token service's answer: of `requested`, what `caller` may have.
+    pub async fn grant(
+        &self,
+        caller: &Caller,
+        requested: &[AccessEntry],
+    ) -> Result<Vec<AccessEntry>, MetadataError> {
+        let policy = self.policy.current().await?;
+        let mut granted = Vec::new();
+        for entry in requested {
+            let actions: Vec<String> = match entry.kind.as_str() {
+                "repository" => {
+                    let Ok(repo) = entry.name.parse::<RepositoryName>() else {
+                        continue;
+                    };
+                    let namespace = repo.namespace();
+                    let verbs = policy.verbs(&caller.principal, namespace);
+                    let creatable = !policy.namespace_exists(namespace)
+                        && self.may_create_namespace(caller, &policy);
+                    let wanted: Vec<&str> = if entry.actions.iter().any(|a| a == "*") {
+                        vec!["pull", "push", "delete"]
+                    } else {
+                        entry.actions.iter().map(String::as_str).collect()
+                    };
+                    wanted
+                        .into_iter()
+                        .filter(|a| match *a {
+                            "pull" => verbs.contains(Verb::Pull),
+                            "push" => verbs.contains(Verb::Push) || creatable,
+                            "delete" => verbs.contains(Verb::Delete),
+                            _ => false,
+                        })
+                        .map(str::to_owned)
+                        .collect()
+                }
+                // The catalog itself shows each caller only what it may pull.
+                "registry" if entry.name == "catalog" => vec!["*".to_owned()],
+                _ => Vec::new(),
+            };
+            if !actions.is_empty() {
+                granted.push(AccessEntry {
+                    kind: entry.kind.clone(),
+                    name: entry.name.clone(),
+                    actions,
+                });
+            }
+        }
+        Ok(granted)
+    }
+
+    /// Subjects that may do `verb` in `namespace`.
+    pub async fn who_can(
+        &self,
+        namespace: &str,
+        verb: Verb,
+    ) -> Result<Vec<BindingSubject>, MetadataError> {
+        Ok(self.policy.current().await?.who_can(namespace, verb))
+    }
+
+    /// Verbs `caller` has in `namespace`.
+    pub async fn verbs(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+    ) -> Result<roles::Verbs, MetadataError> {
+        Ok(self
+            .policy
+            .current()
+            .await?
+            .verbs(&caller.principal, namespace))
+    }
+
+    pub async fn is_cluster_admin(&self, caller: &Caller) -> Result<bool, MetadataError> {
+        Ok(self
+            .policy
+            .current()
+            .await?
+            .is_cluster_admin(&caller.principal))
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_basic_credentials() {
-        let v = HeaderValue::from_static("Basic YWRtaW46czNjcjN0OndpdGg6Y29sb25z");
-        assert_eq!(
-            parse_basic(&v),
-            Some(("admin".into(), "s3cr3t:with:colons".into()))
-        );
-        assert_eq!(parse_basic(&HeaderValue::from_static("Bearer abc")), None);
-        assert_eq!(parse_basic(&HeaderValue::from_static("Basic !!!")), None);
-        assert_eq!(parse_basic(&HeaderValue::from_static("Basic")), None);
+/// The binding subject for a token's owner.
+pub fn token_owner_subject(subject: &TokenSubject) -> BindingSubject {
+    match subject {
+        TokenSubject::User(name) => policy::user_subject(name),
+        TokenSubject::ServiceAccount { namespace, name } => BindingSubject {
+            kind: SubjectKind::ServiceAccount,
+            name: name.clone(),
+            namespace: namespace.clone(),
+        },
     }
 }

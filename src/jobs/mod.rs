@@ -1,6 +1,7 @@
 //! Background jobs. Each is a [`Worker`]: a named unit of work run on an
 //! interval until shutdown. Pruning, imports and webhooks take this shape too.
 
+mod key_rotation;
 mod stale_uploads;
 
 use std::time::Duration;
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use key_rotation::KeyRotation;
 pub use stale_uploads::StaleUploads;
 
 #[async_trait]

@@ -1,14 +1,18 @@
 //! Metadata: repositories, manifests and the blobs they reference, tags,
-//! blob-to-repository links, upload sessions and users.
+//! blob-to-repository links and upload sessions ([`MetadataStore`]); users,
+//! groups, namespaces, service accounts, role bindings and tokens
+//! ([`AccessStore`]).
 //!
-//! One trait, [`MetadataStore`], with one implementation over SQL that runs on
+//! Each trait has one implementation over SQL that runs on
 //! the embedded SQLite database (the default) and on PostgreSQL (for several
 //! replicas). The same test suite (`testsuite`) runs against both engines.
 //!
 //! Blob *bytes* are not here: they are in [`crate::storage`]. A blob is visible
 //! in a repository only when this store links it there.
 
+pub mod access;
 mod sql;
+mod sql_access;
 #[cfg(test)]
 mod testsuite;
 
@@ -18,6 +22,7 @@ use bytes::Bytes;
 use crate::domain::digest::Digest;
 use crate::domain::names::{Reference, RepositoryName, Tag};
 
+pub use access::AccessStore;
 pub use sql::{DatabaseConfig, SqlMetadataStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -107,15 +112,6 @@ pub struct Upload {
     pub algorithm: crate::domain::digest::DigestAlgorithm,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    /// PHC string (argon2id); `None` for users who log in with tokens only.
-    pub password_hash: Option<String>,
-    pub super_user: bool,
-    pub created_at: Timestamp,
 }
 
 /// A page of names in lexical order.
@@ -208,11 +204,4 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_upload(&self, id: &str) -> Result<bool>;
     /// Uploads not touched since `before`.
     async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>>;
-
-    // --- users
-
-    async fn user(&self, name: &str) -> Result<Option<User>>;
-    /// Creates the user; returns false if the name is taken.
-    async fn create_user(&self, user: &User) -> Result<bool>;
-    async fn count_users(&self) -> Result<u64>;
 }

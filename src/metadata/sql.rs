@@ -19,7 +19,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::{
     ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer, Result,
-    StoredManifest, Timestamp, Upload, User, now,
+    StoredManifest, Timestamp, Upload, now,
 };
 use crate::domain::digest::{Digest, DigestAlgorithm};
 use crate::domain::names::{Reference, RepositoryName, Tag};
@@ -89,6 +89,14 @@ impl SqlMetadataStore {
         Ok(store)
     }
 
+    pub(super) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    pub(super) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
@@ -151,15 +159,6 @@ fn upload_from_row(row: &AnyRow) -> Result<Upload> {
             .map_err(|e| MetadataError::Corrupt(e.to_string()))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn user_from_row(row: &AnyRow) -> Result<User> {
-    Ok(User {
-        name: row.try_get("name")?,
-        password_hash: row.try_get("password_hash")?,
-        super_user: row.try_get::<i64, _>("super_user")? != 0,
-        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -632,36 +631,5 @@ impl MetadataStore for SqlMetadataStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(upload_from_row).collect()
-    }
-
-    async fn user(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT name, password_hash, super_user, created_at FROM users WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| user_from_row(&r)).transpose()
-    }
-
-    async fn create_user(&self, user: &User) -> Result<bool> {
-        let result = sqlx::query(
-            "INSERT INTO users (name, password_hash, super_user, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(user.name.as_str())
-        .bind(user.password_hash.as_deref())
-        .bind(i64::from(user.super_user))
-        .bind(user.created_at)
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() > 0)
-    }
-
-    async fn count_users(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
-            .fetch_one(&self.reader)
-            .await?;
-        get_u64(&row, "n")
     }
 }

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use sqlx::{Connection, Executor};
 
+use super::access::*;
 use super::*;
 use crate::domain::digest::DigestAlgorithm;
 
@@ -121,6 +122,11 @@ engine_tests!(
     uploads_round_trip_and_go_stale,
     users_are_unique,
     identical_manifests_are_stored_once,
+    policy_version_moves_with_every_change,
+    groups_hold_members,
+    namespaces_own_accounts_bindings_and_tokens,
+    tokens_are_found_by_secret_hash_and_revoked_by_name,
+    signing_keys_rotate,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -405,19 +411,232 @@ async fn uploads_round_trip_and_go_stale(store: &dyn MetadataStore) {
     assert_eq!(store.upload(&r, "abc").await.unwrap(), None);
 }
 
-async fn users_are_unique(store: &dyn MetadataStore) {
+async fn users_are_unique(store: &dyn AccessStore) {
     assert_eq!(store.count_users().await.unwrap(), 0);
     let user = User {
         name: "admin".into(),
+        uid: "u-1".into(),
         password_hash: Some("$argon2id$...".into()),
+        email: None,
         super_user: true,
         created_at: 5,
     };
     assert!(store.create_user(&user).await.unwrap());
     assert!(!store.create_user(&user).await.unwrap());
-    assert_eq!(store.user("admin").await.unwrap(), Some(user));
+    assert_eq!(store.user("admin").await.unwrap(), Some(user.clone()));
     assert_eq!(store.user("nobody").await.unwrap(), None);
     assert_eq!(store.count_users().await.unwrap(), 1);
+    assert!(store.set_password("admin", None).await.unwrap());
+    assert_eq!(
+        store.user("admin").await.unwrap().unwrap().password_hash,
+        None
+    );
+    assert_eq!(store.users().await.unwrap().len(), 1);
+    assert!(store.delete_user("admin").await.unwrap());
+    assert!(!store.delete_user("admin").await.unwrap());
+}
+
+async fn policy_version_moves_with_every_change(store: &dyn AccessStore) {
+    let mut last = store.policy_version().await.unwrap();
+    let mut changed = async |what: &str| {
+        let now = store.policy_version().await.unwrap();
+        assert!(now > last, "{what} did not bump the policy version");
+        last = now;
+    };
+    store.put_group("devs", &["alice".into()]).await.unwrap();
+    changed("put_group").await;
+    store.create_namespace(&namespace("proj")).await.unwrap();
+    changed("create_namespace").await;
+    store
+        .add_binding(&binding(
+            Some("proj"),
+            "system:image-puller",
+            SubjectKind::User,
+            "bob",
+            "",
+        ))
+        .await
+        .unwrap();
+    changed("add_binding").await;
+    store
+        .create_token(&user_token("t1", "bob"), "hash-1")
+        .await
+        .unwrap();
+    changed("create_token").await;
+    store.delete_token(None, "t1").await.unwrap();
+    changed("delete_token").await;
+}
+
+fn namespace(name: &str) -> Namespace {
+    Namespace {
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        created_by: Some("alice".into()),
+        created_at: 7,
+    }
+}
+
+fn binding(
+    namespace: Option<&str>,
+    role: &str,
+    kind: SubjectKind,
+    name: &str,
+    subject_namespace: &str,
+) -> Binding {
+    Binding {
+        namespace: namespace.map(str::to_owned),
+        role: role.into(),
+        subject: BindingSubject {
+            kind,
+            name: name.into(),
+            namespace: subject_namespace.into(),
+        },
+    }
+}
+
+fn user_token(name: &str, user: &str) -> Token {
+    Token {
+        uid: format!("uid-{name}"),
+        name: name.into(),
+        subject: TokenSubject::User(user.into()),
+        created_at: 1,
+        expires_at: None,
+    }
+}
+
+async fn groups_hold_members(store: &dyn AccessStore) {
+    assert_eq!(store.group("devs").await.unwrap(), None);
+    let g = store
+        .put_group("devs", &["bob".into(), "alice".into()])
+        .await
+        .unwrap();
+    assert_eq!(g.users, vec!["alice", "bob"]);
+    let g2 = store.put_group("devs", &["carol".into()]).await.unwrap();
+    assert_eq!(g2.users, vec!["carol"]);
+    assert_eq!(
+        g2.uid, g.uid,
+        "replacing members keeps the group's identity"
+    );
+    assert_eq!(store.groups().await.unwrap().len(), 1);
+    assert!(store.delete_group("devs").await.unwrap());
+    assert_eq!(store.group("devs").await.unwrap(), None);
+}
+
+async fn namespaces_own_accounts_bindings_and_tokens(store: &dyn AccessStore) {
+    assert!(store.create_namespace(&namespace("proj")).await.unwrap());
+    assert!(!store.create_namespace(&namespace("proj")).await.unwrap());
+    assert_eq!(
+        store.namespace("proj").await.unwrap(),
+        Some(namespace("proj"))
+    );
+    let sa = ServiceAccount {
+        namespace: "proj".into(),
+        name: "builder".into(),
+        uid: "sa-uid".into(),
+        created_at: 3,
+    };
+    assert!(store.create_service_account(&sa).await.unwrap());
+    assert!(!store.create_service_account(&sa).await.unwrap());
+    assert_eq!(
+        store.service_account("proj", "builder").await.unwrap(),
+        Some(sa.clone())
+    );
+    assert_eq!(store.service_accounts("proj").await.unwrap(), vec![sa]);
+
+    let sa_token = Token {
+        uid: "tok-sa".into(),
+        name: "builder-token-1".into(),
+        subject: TokenSubject::ServiceAccount {
+            namespace: "proj".into(),
+            name: "builder".into(),
+        },
+        created_at: 4,
+        expires_at: Some(10_000),
+    };
+    assert!(store.create_token(&sa_token, "sa-hash").await.unwrap());
+    assert_eq!(
+        store.token_by_secret_hash("sa-hash").await.unwrap(),
+        Some(sa_token.clone())
+    );
+    assert_eq!(
+        store.tokens(Some("proj"), None).await.unwrap(),
+        vec![sa_token.clone()]
+    );
+    assert!(store.tokens(None, None).await.unwrap().is_empty());
+
+    let b = binding(
+        Some("proj"),
+        "registry-admin",
+        SubjectKind::User,
+        "alice",
+        "",
+    );
+    assert!(store.add_binding(&b).await.unwrap());
+    assert!(!store.add_binding(&b).await.unwrap());
+    let cluster = binding(None, "cluster-admin", SubjectKind::User, "root", "");
+    store.add_binding(&cluster).await.unwrap();
+    assert_eq!(
+        store.bindings().await.unwrap(),
+        vec![cluster.clone(), b.clone()]
+    );
+
+    // Deleting the namespace takes its accounts, their tokens and its bindings.
+    assert!(store.delete_namespace("proj").await.unwrap());
+    assert_eq!(
+        store.service_account("proj", "builder").await.unwrap(),
+        None
+    );
+    assert_eq!(store.token_by_secret_hash("sa-hash").await.unwrap(), None);
+    assert_eq!(store.bindings().await.unwrap(), vec![cluster.clone()]);
+    assert!(store.remove_binding(&cluster).await.unwrap());
+    assert!(!store.remove_binding(&cluster).await.unwrap());
+}
+
+async fn tokens_are_found_by_secret_hash_and_revoked_by_name(store: &dyn AccessStore) {
+    let t = user_token("laptop", "alice");
+    assert!(store.create_token(&t, "h1").await.unwrap());
+    assert_eq!(
+        store.token_by_secret_hash("h1").await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(store.token(&t.uid).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.token_by_secret_hash("h2").await.unwrap(), None);
+    let mine = store
+        .tokens(None, Some(&TokenSubject::User("alice".into())))
+        .await
+        .unwrap();
+    assert_eq!(mine, vec![t.clone()]);
+    assert!(
+        store
+            .tokens(None, Some(&TokenSubject::User("bob".into())))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.delete_token(None, "laptop").await.unwrap());
+    assert_eq!(store.token_by_secret_hash("h1").await.unwrap(), None);
+    assert!(!store.delete_token(None, "laptop").await.unwrap());
+    assert!(!t.expired(i64::MAX), "a token without expiry never expires");
+}
+
+async fn signing_keys_rotate(store: &dyn AccessStore) {
+    for (kid, at) in [("k1", 100), ("k2", 200)] {
+        store
+            .add_signing_key(&SigningKey {
+                kid: kid.into(),
+                private_key: "pem".into(),
+                created_at: at,
+            })
+            .await
+            .unwrap();
+    }
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        vec!["k2", "k1"]
+    );
+    assert_eq!(store.delete_signing_keys_before(150).await.unwrap(), 1);
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
 }
 
 async fn identical_manifests_are_stored_once(store: &dyn MetadataStore) {

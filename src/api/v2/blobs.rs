@@ -19,7 +19,7 @@ pub(super) async fn get(
     digest: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    app.access.require(&request.principal, Action::Pull, name)?;
+    request.require(app, Action::Pull, name).await?;
     let digest = parse_digest(digest)?;
     let size = app
         .registry
@@ -71,8 +71,7 @@ pub(super) async fn delete(
     digest: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    app.access
-        .require(&request.principal, Action::Delete, name)?;
+    request.require(app, Action::Delete, name).await?;
     let digest = parse_digest(digest)?;
     app.registry.delete_blob(name, &digest).await?;
     Ok((

@@ -57,12 +57,12 @@ struct Catalog {
 
 /// `GET /v2/_catalog[?n=&last=]`: repositories the caller may pull.
 pub(super) async fn catalog(app: &AppState, request: &V2Request) -> Result<Response> {
-    if !app.access.may_list_catalog(&request.principal) {
-        return Err(if request.principal.is_anonymous() {
-            app.access.unauthorized()
-        } else {
-            RegistryError::Denied
-        });
+    // Credentials are needed (a bearer token, even an anonymous one, counts),
+    // but no particular grant: clients such as podman fetch a token without
+    // a catalog scope, and the list holds only what the caller's principal
+    // may pull anyway.
+    if request.caller.is_anonymous() && request.caller.grants.is_none() {
+        return Err(request.unauthorized(app, Some("registry:catalog:*")));
     }
     let n = page_size(request)?.unwrap_or(DEFAULT_CATALOG_PAGE);
     let mut after = request.query.get("last").map(str::to_owned);
@@ -79,9 +79,14 @@ pub(super) async fn catalog(app: &AppState, request: &V2Request) -> Result<Respo
                 more = true;
                 break;
             }
-            let visible = name
-                .parse::<RepositoryName>()
-                .is_ok_and(|repo| app.access.allowed(&request.principal, Action::Pull, &repo));
+            let visible = match name.parse::<RepositoryName>() {
+                Ok(repo) => {
+                    app.access
+                        .policy_allows(&request.caller, Action::Pull, &repo)
+                        .await?
+                }
+                Err(_) => false,
+            };
             if visible {
                 repositories.push(name);
             }
@@ -110,7 +115,7 @@ pub(super) async fn tags(
     name: &RepositoryName,
     request: &V2Request,
 ) -> Result<Response> {
-    app.access.require(&request.principal, Action::Pull, name)?;
+    request.require(app, Action::Pull, name).await?;
     let n = page_size(request)?;
     let last = request.query.get("last");
     let limit = n.unwrap_or(MAX_UNPAGED_TAGS);
@@ -167,7 +172,7 @@ pub(super) async fn referrers(
     digest: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    app.access.require(&request.principal, Action::Pull, name)?;
+    request.require(app, Action::Pull, name).await?;
     let subject = parse_digest(digest)?;
     let artifact_type = request.query.get("artifactType").filter(|t| !t.is_empty());
     let referrers = app

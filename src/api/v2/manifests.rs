@@ -71,7 +71,7 @@ pub(super) async fn get(
     reference: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    app.access.require(&request.principal, Action::Pull, name)?;
+    request.require(app, Action::Pull, name).await?;
     let reference = read_reference(reference)?;
     let accepted = accepted_types(&request.headers);
     // Only a tag can be answered with something other than what it names.
@@ -129,7 +129,7 @@ pub(super) async fn put(
     request: &V2Request,
     body: Body,
 ) -> Result<Response> {
-    app.access.require(&request.principal, Action::Push, name)?;
+    request.require(app, Action::Push, name).await?;
     let reference: Reference = reference.parse()?;
     let tags = request
         .query
@@ -206,8 +206,7 @@ pub(super) async fn delete(
     reference: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    app.access
-        .require(&request.principal, Action::Delete, name)?;
+    request.require(app, Action::Delete, name).await?;
     let reference = read_reference(reference)?;
     app.registry.delete_manifest(name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())

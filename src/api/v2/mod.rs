@@ -9,8 +9,10 @@ mod listings;
 mod manifests;
 mod uploads;
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,8 +20,9 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::endpoint::Endpoint;
 use super::observe::RouteLabel;
-use crate::auth::Principal;
+use crate::auth::{Action, AuthFailure, Caller, Denial};
 use crate::domain::digest::Digest;
+use crate::domain::names::RepositoryName;
 use crate::error::{DOCKER_DISTRIBUTION_API_VERSION, RegistryError, Result};
 
 pub(crate) static DOCKER_CONTENT_DIGEST: HeaderName =
@@ -32,7 +35,56 @@ pub(crate) struct V2Request {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Query,
-    pub principal: Principal,
+    pub caller: Caller,
+    /// Where this request reached the registry, for challenges.
+    pub base_url: String,
+}
+
+impl V2Request {
+    /// 401 with a challenge naming `scope`.
+    pub fn unauthorized(&self, app: &AppState, scope: Option<&str>) -> RegistryError {
+        RegistryError::Unauthorized {
+            challenge: app.access.challenge(&self.base_url, scope),
+        }
+    }
+
+    /// Fails unless the caller may do `action` on `name`: 401 (with a
+    /// challenge for the scope) for anonymous callers, 403 otherwise.
+    pub async fn require(
+        &self,
+        app: &AppState,
+        action: Action,
+        name: &RepositoryName,
+    ) -> Result<()> {
+        match app.access.check(&self.caller, action, name).await {
+            Ok(()) => Ok(()),
+            Err(Denial::Unauthenticated | Denial::InsufficientScope) => {
+                let actions: &[&str] = match action {
+                    Action::Pull => &["pull"],
+                    Action::Push => &["pull", "push"],
+                    Action::Delete => &["delete"],
+                };
+                let scope = crate::auth::scope::repository_scope(name.as_str(), actions);
+                Err(self.unauthorized(app, Some(&scope)))
+            }
+            Err(Denial::Forbidden) => Err(RegistryError::Denied),
+            Err(Denial::Store(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// Maps a failed authentication to the client's answer.
+pub(crate) fn auth_failure(app: &AppState, base_url: &str, failure: AuthFailure) -> RegistryError {
+    match failure {
+        AuthFailure::BadCredentials => RegistryError::Unauthorized {
+            challenge: app.access.challenge(base_url, None),
+        },
+        AuthFailure::LockedOut(wait) => RegistryError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+        },
+        AuthFailure::Store(e) => e.into(),
+        AuthFailure::Bearer(e) => RegistryError::Internal(e.to_string()),
+    }
 }
 
 pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
@@ -65,19 +117,29 @@ async fn handle(
     parts: Parts,
     body: Body,
 ) -> Result<Response> {
-    let principal = app.access.authenticate(&parts.headers).await?;
-    // Anonymous callers are challenged before anything else is said about
-    // the request, so that nothing is learned without credentials.
-    let endpoint = match parsed {
-        Ok(endpoint) => endpoint,
-        Err(_) if principal.is_anonymous() => return Err(app.access.unauthorized()),
-        Err(e) => return Err(e),
-    };
+    let base_url = app.base_url(&parts.headers);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = app
+        .access
+        .authenticate(&parts.headers, peer)
+        .await
+        .map_err(|f| auth_failure(app, &base_url, f))?;
     let request = V2Request {
         method: parts.method,
         query: Query::parse(parts.uri.query()),
         headers: parts.headers,
-        principal,
+        caller,
+        base_url,
+    };
+    // Anonymous callers are challenged before anything else is said about
+    // a request that names no valid endpoint.
+    let endpoint = match parsed {
+        Ok(endpoint) => endpoint,
+        Err(_) if request.caller.is_anonymous() => return Err(request.unauthorized(app, None)),
+        Err(e) => return Err(e),
     };
     use Method as M;
     match (&endpoint, &request.method) {
@@ -121,8 +183,8 @@ async fn handle(
 
 /// `GET /v2/`: the API is here, and the caller is authenticated.
 fn base(app: &AppState, request: &V2Request) -> Result<Response> {
-    if request.principal.is_anonymous() {
-        return Err(app.access.unauthorized());
+    if request.caller.is_anonymous() {
+        return Err(request.unauthorized(app, None));
     }
     Ok((
         StatusCode::OK,

@@ -82,7 +82,7 @@ pub(super) async fn start(
     request: &V2Request,
     body: Body,
 ) -> Result<Response> {
-    app.access.require(&request.principal, Action::Push, name)?;
+    request.require(app, Action::Push, name).await?;
 
     if let Some(mount) = request.query.get("mount") {
         let digest = parse_digest(mount)?;
@@ -133,10 +133,18 @@ async fn mount_blob(
         },
         None => app.registry.repositories_with_blob(digest).await?,
     };
-    let readable: Vec<RepositoryName> = candidates
-        .into_iter()
-        .filter(|r| app.access.allowed(&request.principal, Action::Pull, r))
-        .collect();
+    // A blob the caller cannot read is not mounted; the spec's answer is then
+    // an ordinary upload, which reveals nothing about the source.
+    let mut readable = Vec::with_capacity(candidates.len());
+    for repo in candidates {
+        if app
+            .access
+            .policy_allows(&request.caller, Action::Pull, &repo)
+            .await?
+        {
+            readable.push(repo);
+        }
+    }
     Ok(app
         .registry
         .mount_blob(name, digest, &readable)
@@ -150,7 +158,7 @@ async fn find_upload(
     id: &str,
     request: &V2Request,
 ) -> Result<Upload> {
-    app.access.require(&request.principal, Action::Push, name)?;
+    request.require(app, Action::Push, name).await?;
     app.registry.upload(name, id).await
 }
 

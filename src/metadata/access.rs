@@ -1,0 +1,191 @@
+//! Access-control records: users, groups, namespaces, service accounts,
+//! role bindings, tokens and signing keys.
+//!
+//! Every change made through [`AccessStore`] bumps the policy version in the
+//! same transaction, so that each replica can tell when what it cached about
+//! who may do what is stale.
+
+use async_trait::async_trait;
+
+use super::{Result, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    /// PHC string (argon2id); `None` for users who log in with tokens only.
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub super_user: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub uid: String,
+    pub users: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+/// An OpenShift "project": the first component of repository names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    pub uid: String,
+    pub created_by: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectKind {
+    User,
+    Group,
+    ServiceAccount,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::User => "User",
+            SubjectKind::Group => "Group",
+            SubjectKind::ServiceAccount => "ServiceAccount",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SubjectKind> {
+        match text {
+            "User" => Some(SubjectKind::User),
+            "Group" => Some(SubjectKind::Group),
+            "ServiceAccount" => Some(SubjectKind::ServiceAccount),
+            _ => None,
+        }
+    }
+}
+
+/// Who a role is bound to. Service accounts carry their namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BindingSubject {
+    pub kind: SubjectKind,
+    pub name: String,
+    /// The service account's namespace; empty for users and groups.
+    pub namespace: String,
+}
+
+/// One subject bound to one role, in a namespace or (namespace `None`)
+/// cluster-wide.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Binding {
+    pub namespace: Option<String>,
+    pub role: String,
+    pub subject: BindingSubject,
+}
+
+/// Whom a token stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TokenSubject {
+    User(String),
+    ServiceAccount { namespace: String, name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub uid: String,
+    pub name: String,
+    pub subject: TokenSubject,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Token {
+    /// Service-account tokens live in the account's namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        match &self.subject {
+            TokenSubject::User(_) => None,
+            TokenSubject::ServiceAccount { namespace, .. } => Some(namespace),
+        }
+    }
+
+    pub fn expired(&self, at: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= at)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
+    pub created_at: Timestamp,
+}
+
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    /// Changes whenever anything below changes (tokens, bindings, …).
+    async fn policy_version(&self) -> Result<i64>;
+
+    // --- users
+    async fn user(&self, name: &str) -> Result<Option<User>>;
+    async fn users(&self) -> Result<Vec<User>>;
+    /// Creates the user; false if the name is taken.
+    async fn create_user(&self, user: &User) -> Result<bool>;
+    async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool>;
+    /// Deletes the user and its tokens.
+    async fn delete_user(&self, name: &str) -> Result<bool>;
+    async fn count_users(&self) -> Result<u64>;
+
+    // --- groups
+    async fn group(&self, name: &str) -> Result<Option<Group>>;
+    async fn groups(&self) -> Result<Vec<Group>>;
+    /// Creates the group, or replaces its members.
+    async fn put_group(&self, name: &str, users: &[String]) -> Result<Group>;
+    async fn delete_group(&self, name: &str) -> Result<bool>;
+
+    // --- namespaces
+    async fn namespace(&self, name: &str) -> Result<Option<Namespace>>;
+    async fn namespaces(&self) -> Result<Vec<Namespace>>;
+    /// Creates the namespace; false if it exists.
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<bool>;
+    /// Deletes the namespace with its service accounts, their tokens and its
+    /// role bindings. Repositories are left to the caller.
+    async fn delete_namespace(&self, name: &str) -> Result<bool>;
+
+    // --- service accounts
+    async fn service_account(&self, namespace: &str, name: &str) -> Result<Option<ServiceAccount>>;
+    async fn service_accounts(&self, namespace: &str) -> Result<Vec<ServiceAccount>>;
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<bool>;
+    /// Deletes the account and its tokens.
+    async fn delete_service_account(&self, namespace: &str, name: &str) -> Result<bool>;
+
+    // --- role bindings
+    /// Every binding; the policy is small enough to be held in memory.
+    async fn bindings(&self) -> Result<Vec<Binding>>;
+    async fn add_binding(&self, binding: &Binding) -> Result<bool>;
+    async fn remove_binding(&self, binding: &Binding) -> Result<bool>;
+
+    // --- tokens
+    async fn create_token(&self, token: &Token, secret_hash: &str) -> Result<bool>;
+    async fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Token>>;
+    async fn token(&self, uid: &str) -> Result<Option<Token>>;
+    /// Tokens in `namespace` (`None`: user tokens); all of them when `subject` is `None`.
+    async fn tokens(
+        &self,
+        namespace: Option<&str>,
+        subject: Option<&TokenSubject>,
+    ) -> Result<Vec<Token>>;
+    /// Revokes the token named `name` (in `namespace` for service accounts).
+    async fn delete_token(&self, namespace: Option<&str>, name: &str) -> Result<bool>;
+
+    // --- keys signing bearer tokens
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>>;
+    async fn add_signing_key(&self, key: &SigningKey) -> Result<()>;
+    async fn delete_signing_keys_before(&self, before: Timestamp) -> Result<u64>;
+}

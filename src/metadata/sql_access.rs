@@ -1,0 +1,581 @@
+//! [`AccessStore`] over SQL (both engines, like `sql.rs`).
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::access::{
+    AccessStore, Binding, BindingSubject, Group, Namespace, ServiceAccount, SigningKey,
+    SubjectKind, Token, TokenSubject, User,
+};
+use super::sql::SqlMetadataStore;
+use super::{MetadataError, Result, Timestamp};
+
+const BUMP_POLICY: &str = "UPDATE policy_version SET version = version + 1 WHERE id = 1";
+
+async fn bump(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query(BUMP_POLICY).execute(conn).await?;
+    Ok(())
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        name: row.try_get("name")?,
+        uid: row.try_get("uid")?,
+        password_hash: row.try_get("password_hash")?,
+        email: row.try_get("email")?,
+        super_user: row.try_get::<i64, _>("super_user")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn namespace_from_row(row: &AnyRow) -> Result<Namespace> {
+    Ok(Namespace {
+        name: row.try_get("name")?,
+        uid: row.try_get("uid")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn service_account_from_row(row: &AnyRow) -> Result<ServiceAccount> {
+    Ok(ServiceAccount {
+        namespace: row.try_get("namespace")?,
+        name: row.try_get("name")?,
+        uid: row.try_get("uid")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<Token> {
+    let kind: String = row.try_get("subject_kind")?;
+    let name: String = row.try_get("subject_name")?;
+    let namespace: String = row.try_get("namespace")?;
+    let subject = match SubjectKind::parse(&kind) {
+        Some(SubjectKind::User) => TokenSubject::User(name),
+        Some(SubjectKind::ServiceAccount) => TokenSubject::ServiceAccount { namespace, name },
+        _ => {
+            return Err(MetadataError::Corrupt(format!(
+                "token subject kind {kind:?}"
+            )));
+        }
+    };
+    Ok(Token {
+        uid: row.try_get("uid")?,
+        name: row.try_get("name")?,
+        subject,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn binding_from_row(row: &AnyRow) -> Result<Binding> {
+    let namespace: String = row.try_get("namespace")?;
+    let kind: String = row.try_get("subject_kind")?;
+    Ok(Binding {
+        namespace: (!namespace.is_empty()).then_some(namespace),
+        role: row.try_get("role")?,
+        subject: BindingSubject {
+            kind: SubjectKind::parse(&kind)
+                .ok_or_else(|| MetadataError::Corrupt(format!("binding subject kind {kind:?}")))?,
+            name: row.try_get("subject_name")?,
+            namespace: row.try_get("subject_namespace")?,
+        },
+    })
+}
+
+/// `(subject_kind, subject_name, namespace)` columns of a token subject.
+fn token_subject_columns(subject: &TokenSubject) -> (&'static str, &str, &str) {
+    match subject {
+        TokenSubject::User(name) => ("User", name, ""),
+        TokenSubject::ServiceAccount { namespace, name } => ("ServiceAccount", name, namespace),
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "uid, name, namespace, subject_kind, subject_name, created_at, expires_at";
+const USER_COLUMNS: &str = "name, uid, password_hash, email, super_user, created_at";
+
+impl SqlMetadataStore {
+    async fn group_members(&self, name: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT user_name FROM group_members WHERE group_name = $1 ORDER BY user_name",
+        )
+        .bind(name)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("user_name"))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Runs `statement` with `binds` in a transaction that bumps the policy
+    /// version; returns whether a row was affected.
+    async fn policy_write(&self, statement: &'static str, binds: &[&str]) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let mut query = sqlx::query(statement);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let changed = query.execute(&mut *tx).await?.rows_affected() > 0;
+        if changed {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
+#[async_trait]
+impl AccessStore for SqlMetadataStore {
+    async fn policy_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT version FROM policy_version WHERE id = 1")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE name = $1"
+        )))
+        .bind(name)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY name"
+        )))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn create_user(&self, user: &User) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO users (name, uid, password_hash, email, super_user, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(user.name.as_str())
+        .bind(user.uid.as_str())
+        .bind(user.password_hash.as_deref())
+        .bind(user.email.as_deref())
+        .bind(i64::from(user.super_user))
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if created {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
+            .bind(name)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if changed {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM tokens WHERE subject_kind = 'User' AND subject_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM group_members WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.reader())
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn group(&self, name: &str) -> Result<Option<Group>> {
+        let Some(row) = sqlx::query("SELECT name, uid, created_at FROM groups WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Group {
+            name: row.try_get("name")?,
+            uid: row.try_get("uid")?,
+            created_at: row.try_get("created_at")?,
+            users: self.group_members(name).await?,
+        }))
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>> {
+        let rows = sqlx::query("SELECT name FROM groups ORDER BY name")
+            .fetch_all(self.reader())
+            .await?;
+        let mut groups = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            if let Some(group) = self.group(&name).await? {
+                groups.push(group);
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn put_group(&self, name: &str, users: &[String]) -> Result<Group> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO groups (name, uid, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(super::now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM group_members WHERE group_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        for user in users {
+            sqlx::query(
+                "INSERT INTO group_members (group_name, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        self.group(name)
+            .await?
+            .ok_or_else(|| MetadataError::Corrupt(format!("group {name} vanished")))
+    }
+
+    async fn delete_group(&self, name: &str) -> Result<bool> {
+        self.policy_write("DELETE FROM groups WHERE name = $1", &[name])
+            .await
+    }
+
+    async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
+        let row =
+            sqlx::query("SELECT name, uid, created_by, created_at FROM namespaces WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await?;
+        row.map(|r| namespace_from_row(&r)).transpose()
+    }
+
+    async fn namespaces(&self) -> Result<Vec<Namespace>> {
+        let rows =
+            sqlx::query("SELECT name, uid, created_by, created_at FROM namespaces ORDER BY name")
+                .fetch_all(self.reader())
+                .await?;
+        rows.iter().map(namespace_from_row).collect()
+    }
+
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO namespaces (name, uid, created_by, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(namespace.name.as_str())
+        .bind(namespace.uid.as_str())
+        .bind(namespace.created_by.as_deref())
+        .bind(namespace.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if created {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn delete_namespace(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        for statement in [
+            "DELETE FROM tokens WHERE subject_kind = 'ServiceAccount' AND namespace = $1",
+            "DELETE FROM service_accounts WHERE namespace = $1",
+            "DELETE FROM role_bindings WHERE namespace = $1",
+        ] {
+            sqlx::query(statement).bind(name).execute(&mut *tx).await?;
+        }
+        let deleted = sqlx::query("DELETE FROM namespaces WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn service_account(&self, namespace: &str, name: &str) -> Result<Option<ServiceAccount>> {
+        let row = sqlx::query(
+            "SELECT namespace, name, uid, created_at FROM service_accounts WHERE namespace = $1 AND name = $2",
+        )
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| service_account_from_row(&r)).transpose()
+    }
+
+    async fn service_accounts(&self, namespace: &str) -> Result<Vec<ServiceAccount>> {
+        let rows = sqlx::query(
+            "SELECT namespace, name, uid, created_at FROM service_accounts WHERE namespace = $1 ORDER BY name",
+        )
+        .bind(namespace)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(service_account_from_row).collect()
+    }
+
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO service_accounts (namespace, name, uid, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (namespace, name) DO NOTHING",
+        )
+        .bind(account.namespace.as_str())
+        .bind(account.name.as_str())
+        .bind(account.uid.as_str())
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if created {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn delete_service_account(&self, namespace: &str, name: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "DELETE FROM tokens WHERE subject_kind = 'ServiceAccount' AND namespace = $1 AND subject_name = $2",
+        )
+        .bind(namespace)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let deleted =
+            sqlx::query("DELETE FROM service_accounts WHERE namespace = $1 AND name = $2")
+                .bind(namespace)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn bindings(&self) -> Result<Vec<Binding>> {
+        let rows = sqlx::query(
+            "SELECT namespace, role, subject_kind, subject_name, subject_namespace FROM role_bindings \
+             ORDER BY namespace, role, subject_kind, subject_name, subject_namespace",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+
+    async fn add_binding(&self, binding: &Binding) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let added = sqlx::query(
+            "INSERT INTO role_bindings (namespace, role, subject_kind, subject_name, subject_namespace, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(binding.namespace.as_deref().unwrap_or(""))
+        .bind(binding.role.as_str())
+        .bind(binding.subject.kind.as_str())
+        .bind(binding.subject.name.as_str())
+        .bind(binding.subject.namespace.as_str())
+        .bind(super::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if added {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn remove_binding(&self, binding: &Binding) -> Result<bool> {
+        self.policy_write(
+            "DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject_kind = $3 \
+             AND subject_name = $4 AND subject_namespace = $5",
+            &[
+                binding.namespace.as_deref().unwrap_or(""),
+                binding.role.as_str(),
+                binding.subject.kind.as_str(),
+                binding.subject.name.as_str(),
+                binding.subject.namespace.as_str(),
+            ],
+        )
+        .await
+    }
+
+    async fn create_token(&self, token: &Token, secret_hash: &str) -> Result<bool> {
+        let (kind, name, namespace) = token_subject_columns(&token.subject);
+        let mut tx = self.writer().begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO tokens (uid, name, namespace, secret_hash, subject_kind, subject_name, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(token.uid.as_str())
+        .bind(token.name.as_str())
+        .bind(namespace)
+        .bind(secret_hash)
+        .bind(kind)
+        .bind(name)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if created {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Token>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1"
+        )))
+        .bind(secret_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| token_from_row(&r)).transpose()
+    }
+
+    async fn token(&self, uid: &str) -> Result<Option<Token>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE uid = $1"
+        )))
+        .bind(uid)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| token_from_row(&r)).transpose()
+    }
+
+    async fn tokens(
+        &self,
+        namespace: Option<&str>,
+        subject: Option<&TokenSubject>,
+    ) -> Result<Vec<Token>> {
+        let rows = match subject {
+            Some(subject) => {
+                let (kind, name, ns) = token_subject_columns(subject);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE subject_kind = $1 AND subject_name = $2 \
+                     AND namespace = $3 ORDER BY name"
+                )))
+                .bind(kind)
+                .bind(name)
+                .bind(ns)
+                .fetch_all(self.reader())
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE namespace = $1 ORDER BY name"
+                )))
+                .bind(namespace.unwrap_or(""))
+                .fetch_all(self.reader())
+                .await?
+            }
+        };
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn delete_token(&self, namespace: Option<&str>, name: &str) -> Result<bool> {
+        self.policy_write(
+            "DELETE FROM tokens WHERE namespace = $1 AND name = $2",
+            &[namespace.unwrap_or(""), name],
+        )
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_key, created_at FROM signing_keys ORDER BY created_at DESC",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKey {
+                    kid: r.try_get("kid")?,
+                    private_key: r.try_get("private_key")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_signing_key(&self, key: &SigningKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.private_key.as_str())
+        .bind(key.created_at)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_signing_keys_before(&self, before: Timestamp) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM signing_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await?;
+        Ok(result.rows_affected())
+    }
+}

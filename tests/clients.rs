@@ -1,0 +1,1830 @@
+//! Interoperability with real registry clients: buildah builds two tiny
+//! images, podman logs in, pushes (OCI and Docker v2s2) and pulls them back,
+//! skopeo inspects, lists, copies, re-tags, syncs and deletes, the `oras`
+//! Python library pushes and pulls an artifact and attaches referrers, and
+//! skopeo checks that credentials are required.
+//!
+//! The clients run against the real `berth` binary on a free loopback port,
+//! each run with private storage, auth file and home directory. A missing
+//! client fails the test when `BERTH_REQUIRE_CLIENTS=1` (as in CI) and is
+//! otherwise reported loudly as skipped.
+//!
+//! Run alone: `cargo test --test clients -- --nocapture`.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// Label and entrypoint given to the built images, checked after the trip
+/// through berth.
+const LABEL_KEY: &str = "org.example.berth-interop";
+const ARTIFACT_TYPE: &str = "application/vnd.example.berth.notes.v1+json";
+const ARTIFACT_FILE_TYPE: &str = "application/vnd.example.berth.notes.file.v1";
+const SBOM_TYPE: &str = "application/vnd.example.berth.sbom.v1+json";
+const SIGNATURE_TYPE: &str = "application/vnd.example.berth.signature.v1";
+
+#[test]
+fn real_clients_interoperate() {
+    let Some(python) = check_clients() else {
+        return;
+    };
+    let started = Instant::now();
+    let lab = Lab::new(python);
+    eprintln!(
+        "berth on {} (work dir {}, berth log {})",
+        lab.host,
+        lab.dir().display(),
+        lab.berth.log.display()
+    );
+
+    let images = build_images(&lab);
+    step_done("1 buildah: two images built from scratch", started);
+
+    let pushed = podman(&lab, &images);
+    step_done("2 podman: login, push (oci, v2s2), pull back", started);
+
+    skopeo(&lab, &pushed);
+    step_done(
+        "3 skopeo: inspect, list-tags, copy, re-tag, sync, delete",
+        started,
+    );
+
+    oras(&lab, &pushed);
+    step_done("4 oras: artifact push/pull, referrers", started);
+
+    credentials(&lab, &pushed);
+    step_done("5 credentials: --creds, --no-creds", started);
+
+    podman_search(&lab, &pushed);
+    step_done("6 podman search: the catalog", started);
+
+    podman_logout(&lab, &pushed);
+    step_done("7 podman logout: pulls refused", started);
+}
+
+fn step_done(what: &str, started: Instant) {
+    eprintln!("ok [{:>5.1}s] {what}", started.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------
+// Step 1: buildah builds two images from scratch.
+
+struct BuiltImage {
+    /// Name in local containers-storage.
+    local: String,
+    /// Image id (the config digest, hex) as buildah reported it.
+    id: String,
+    label: String,
+    entrypoint: Vec<String>,
+    /// Bytes of the files copied in, by path inside the image.
+    files: Vec<(String, Vec<u8>)>,
+}
+
+struct Images {
+    /// Committed as OCI, pushed as OCI.
+    alpha: BuiltImage,
+    /// Committed as Docker, pushed with `--format v2s2`.
+    beta: BuiltImage,
+}
+
+fn build_images(lab: &Lab) -> Images {
+    let context = lab.mkdir("context");
+    let nonce = lab.nonce.clone();
+    let alpha = build_image(
+        lab,
+        &context,
+        "alpha",
+        "oci",
+        vec![
+            (
+                "/hello.txt".into(),
+                format!("hello from alpha {nonce}\n").into(),
+            ),
+            ("/etc/alpha.conf".into(), b"answer = 42\n".to_vec()),
+        ],
+    );
+    let beta = build_image(
+        lab,
+        &context,
+        "beta",
+        "docker",
+        vec![("/beta.txt".into(), format!("beta {nonce}\n").into())],
+    );
+    assert_ne!(alpha.id, beta.id, "the two images must differ");
+    Images { alpha, beta }
+}
+
+fn build_image(
+    lab: &Lab,
+    context: &Path,
+    name: &str,
+    format: &str,
+    files: Vec<(String, Vec<u8>)>,
+) -> BuiltImage {
+    let step = format!("1 buildah ({name})");
+    let out = lab.ok(&step, "buildah", &["from", "scratch"]);
+    let container = last_line(&out).to_owned();
+    assert!(
+        !container.is_empty(),
+        "{step}: `buildah from scratch` printed no container name"
+    );
+    for (path, bytes) in &files {
+        let source = context.join(format!("{name}-{}", path.replace('/', "_")));
+        std::fs::write(&source, bytes).unwrap();
+        lab.ok(
+            &step,
+            "buildah",
+            &["copy", &container, source.to_str().unwrap(), path],
+        );
+    }
+    let label = format!("{name}-{}", lab.nonce);
+    let entrypoint = vec![format!("/bin/{name}"), "--serve".to_owned()];
+    lab.ok(
+        &step,
+        "buildah",
+        &[
+            "config",
+            "--entrypoint",
+            &serde_json::to_string(&entrypoint).unwrap(),
+            "--label",
+            &format!("{LABEL_KEY}={label}"),
+            "--env",
+            &format!("IMAGE_NAME={name}"),
+            &container,
+        ],
+    );
+    let local = format!("localhost/berth-interop/{name}:v1");
+    let out = lab.ok(
+        &step,
+        "buildah",
+        &["commit", "--format", format, "--rm", &container, &local],
+    );
+    let id = last_line(&out).to_owned();
+    assert!(
+        is_hex64(&id),
+        "{step}: `buildah commit` should print the image id, got {id:?}\n{}",
+        out.describe()
+    );
+
+    // What buildah stored is what was asked for.
+    let out = lab.ok(&step, "buildah", &["inspect", "--type", "image", &local]);
+    let inspect = out.json(&step);
+    assert_eq!(
+        inspect["FromImageID"].as_str(),
+        Some(id.as_str()),
+        "{step}: buildah inspect FromImageID"
+    );
+    let config = &inspect["OCIv1"]["config"];
+    assert_eq!(
+        config["Labels"][LABEL_KEY].as_str(),
+        Some(label.as_str()),
+        "{step}: label in buildah inspect: {config}"
+    );
+    assert_eq!(
+        config["Entrypoint"],
+        json!(entrypoint),
+        "{step}: entrypoint in buildah inspect"
+    );
+    let manifest: Value = serde_json::from_str(inspect["Manifest"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{step}: buildah inspect Manifest is not JSON: {e}"));
+    let expected_config = if format == "oci" {
+        OCI_CONFIG
+    } else {
+        DOCKER_CONFIG
+    };
+    assert_eq!(
+        manifest["config"]["mediaType"].as_str(),
+        Some(expected_config),
+        "{step}: buildah commit --format {format} made: {manifest}"
+    );
+    assert_eq!(
+        manifest["config"]["digest"].as_str(),
+        Some(format!("sha256:{id}").as_str()),
+        "{step}: config digest is the image id"
+    );
+    BuiltImage {
+        local,
+        id,
+        label,
+        entrypoint,
+        files,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Step 2: podman login, push, pull.
+
+/// An image as it is in berth.
+#[derive(Clone)]
+struct Pushed {
+    /// `HOST/repo` without tag.
+    repo: String,
+    tag: String,
+    digest: String,
+    media_type: &'static str,
+    /// Size of the manifest in bytes.
+    size: usize,
+    label: String,
+    entrypoint: Vec<String>,
+    id: String,
+}
+
+impl Pushed {
+    fn reference(&self) -> String {
+        format!("{}:{}", self.repo, self.tag)
+    }
+
+    fn docker(&self) -> String {
+        format!("docker://{}", self.reference())
+    }
+
+    /// Repository name without the host.
+    fn name(&self) -> &str {
+        self.repo.split_once('/').unwrap().1
+    }
+}
+
+struct PushedImages {
+    alpha: Pushed,
+    beta: Pushed,
+}
+
+fn podman(lab: &Lab, images: &Images) -> PushedImages {
+    let host = lab.host.as_str();
+
+    // A wrong password is refused, and nothing is stored.
+    let step = "2 podman login (wrong password)";
+    let out = lab.run_with_stdin(
+        "podman",
+        &[
+            "login",
+            "--tls-verify=false",
+            "--username",
+            "admin",
+            "--password-stdin",
+            host,
+        ],
+        "not-the-password\n",
+    );
+    out.expect_failure(step);
+    out.expect_stderr_any(step, &["invalid username/password", "unauthorized", "401"]);
+    let auth = std::fs::read_to_string(&lab.auth_file).unwrap();
+    assert!(
+        !auth.contains(host),
+        "{step}: a failed login must not store credentials, auth file: {auth}"
+    );
+
+    // Pushing without logging in is refused.
+    let step = "2 podman push (not logged in)";
+    let out = lab.run(
+        "podman",
+        &[
+            "push",
+            "--tls-verify=false",
+            &images.alpha.local,
+            &format!("docker://{host}/interop/alpha:v1"),
+        ],
+    );
+    out.expect_failure(step);
+    out.expect_stderr_any(step, &["authentication required", "unauthorized", "401"]);
+
+    let step = "2 podman login";
+    let out = lab.run_with_stdin(
+        "podman",
+        &[
+            "login",
+            "--tls-verify=false",
+            "--username",
+            "admin",
+            "--password-stdin",
+            host,
+        ],
+        &format!("{}\n", lab.password),
+    );
+    out.expect_success(step);
+    assert!(
+        out.stdout().contains("Login Succeeded"),
+        "{step}: expected `Login Succeeded`\n{}",
+        out.describe()
+    );
+    let auth: Value = serde_json::from_str(&std::fs::read_to_string(&lab.auth_file).unwrap())
+        .expect("auth file is JSON");
+    assert!(
+        auth["auths"][host]["auth"].is_string(),
+        "{step}: credentials for {host} in the auth file: {auth}"
+    );
+
+    let alpha = podman_push(lab, &images.alpha, "interop/alpha", "oci");
+    let beta = podman_push(lab, &images.beta, "interop/beta", "v2s2");
+    for (pushed, built) in [(&alpha, &images.alpha), (&beta, &images.beta)] {
+        podman_pull_back(lab, pushed, built);
+    }
+
+    // Pull by digest, into a fresh store entry.
+    let step = "2 podman pull by digest";
+    let by_digest = format!("{}@{}", beta.repo, beta.digest);
+    lab.ok(step, "podman", &["rmi", "--force", &beta.reference()]);
+    let out = lab.ok(step, "podman", &["pull", "--tls-verify=false", &by_digest]);
+    assert_eq!(
+        last_line(&out),
+        images.beta.id,
+        "{step}: image id\n{}",
+        out.describe()
+    );
+
+    PushedImages { alpha, beta }
+}
+
+fn podman_push(lab: &Lab, image: &BuiltImage, name: &str, format: &str) -> Pushed {
+    let step = format!("2 podman push --format {format} ({name})");
+    let repo = format!("{}/{name}", lab.host);
+    let digest_file = lab.dir().join(format!("{}.digest", name.replace('/', "_")));
+    lab.ok(
+        &step,
+        "podman",
+        &[
+            "push",
+            "--tls-verify=false",
+            "--format",
+            format,
+            "--digestfile",
+            digest_file.to_str().unwrap(),
+            &image.local,
+            &format!("docker://{repo}:v1"),
+        ],
+    );
+    let digest = std::fs::read_to_string(&digest_file)
+        .unwrap_or_else(|e| panic!("{step}: reading --digestfile: {e}"))
+        .trim()
+        .to_owned();
+    assert!(
+        digest.starts_with("sha256:") && is_hex64(&digest[7..]),
+        "{step}: pushed digest {digest:?}"
+    );
+
+    // Ask berth directly: the manifest is there under the tag and the digest,
+    // with the media type podman chose.
+    let media_type = if format == "oci" {
+        OCI_MANIFEST
+    } else {
+        DOCKER_MANIFEST
+    };
+    let mut size = 0;
+    for reference in ["v1", digest.as_str()] {
+        let r = lab.http(
+            "GET",
+            &format!("/v2/{name}/manifests/{reference}"),
+            true,
+            &[("Accept", &format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}"))],
+        );
+        assert_eq!(r.status, 200, "{step}: GET manifest {reference}: {r:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some(media_type),
+            "{step}: Content-Type of manifest {reference}"
+        );
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(digest.as_str()),
+            "{step}: Docker-Content-Digest of {reference}"
+        );
+        assert_eq!(sha256_digest(&r.body), digest, "{step}: manifest bytes");
+        size = r.body.len();
+    }
+    Pushed {
+        repo,
+        tag: "v1".into(),
+        digest,
+        media_type,
+        size,
+        label: image.label.clone(),
+        entrypoint: image.entrypoint.clone(),
+        id: image.id.clone(),
+    }
+}
+
+fn podman_pull_back(lab: &Lab, pushed: &Pushed, built: &BuiltImage) {
+    let step = format!("2 podman pull ({})", pushed.name());
+    let reference = pushed.reference();
+    // Remove every local copy so that the pull has to fetch everything.
+    lab.ok(&step, "podman", &["rmi", "--force", &built.local]);
+    let out = lab.run("podman", &["image", "exists", &built.local]);
+    assert!(
+        !out.status.success(),
+        "{step}: {} still exists after rmi",
+        built.local
+    );
+
+    let out = lab.ok(&step, "podman", &["pull", "--tls-verify=false", &reference]);
+    let pulled_id = last_line(&out);
+    assert_eq!(
+        pulled_id,
+        built.id,
+        "{step}: image id after the round trip (config digest) differs\n{}",
+        out.describe()
+    );
+    let out = lab.ok(&step, "podman", &["image", "inspect", &reference]);
+    let inspect = out.json(&step);
+    let inspect = &inspect[0];
+    assert_eq!(
+        inspect["Id"].as_str(),
+        Some(built.id.as_str()),
+        "{step}: Id"
+    );
+    assert_eq!(
+        inspect["Digest"].as_str(),
+        Some(pushed.digest.as_str()),
+        "{step}: manifest digest seen by podman after pull"
+    );
+    let repo_digest = format!("{}@{}", pushed.repo, pushed.digest);
+    assert!(
+        inspect["RepoDigests"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d.as_str() == Some(&repo_digest))),
+        "{step}: RepoDigests should contain {repo_digest}: {}",
+        inspect["RepoDigests"]
+    );
+    assert_eq!(
+        inspect["Labels"][LABEL_KEY].as_str(),
+        Some(built.label.as_str()),
+        "{step}: label after pull"
+    );
+    assert_eq!(
+        inspect["Config"]["Entrypoint"],
+        json!(built.entrypoint),
+        "{step}: entrypoint after pull"
+    );
+
+    // The files are intact: export the image to a directory and look.
+    let exported = lab.mkdir(&format!("exported-{}", pushed.name().replace('/', "_")));
+    lab.ok(
+        &step,
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &format!("containers-storage:{reference}"),
+            &format!("dir:{}", exported.display()),
+        ],
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(exported.join("manifest.json")).unwrap()).unwrap();
+    let mut found = BTreeSet::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let hex = layer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let blob = std::fs::read(exported.join(hex)).unwrap();
+        let listing = lab.ok(
+            &step,
+            "tar",
+            &[
+                "-xvf",
+                lab.write(&format!("layer-{hex}"), &blob).to_str().unwrap(),
+                "-C",
+                exported.to_str().unwrap(),
+            ],
+        );
+        found.extend(listing.stdout().lines().map(|l| l.to_owned()));
+    }
+    for (path, bytes) in &built.files {
+        let on_disk = exported.join(path.trim_start_matches('/'));
+        let got = std::fs::read(&on_disk).unwrap_or_else(|e| {
+            panic!("{step}: {path} not in the pulled layers ({e}); layer listing: {found:?}")
+        });
+        assert_eq!(
+            &got, bytes,
+            "{step}: content of {path} after the round trip"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Step 3: skopeo.
+
+fn skopeo(lab: &Lab, pushed: &PushedImages) {
+    let host = lab.host.as_str();
+    let tls = "--tls-verify=false";
+
+    // inspect, inspect --config, inspect --raw, for both formats.
+    for image in [&pushed.alpha, &pushed.beta] {
+        let step = format!("3 skopeo inspect ({})", image.name());
+        let out = lab.ok(&step, "skopeo", &["inspect", tls, &image.docker()]);
+        let inspect = out.json(&step);
+        assert_eq!(
+            inspect["Name"].as_str(),
+            Some(image.repo.as_str()),
+            "{step}: Name"
+        );
+        assert_eq!(
+            inspect["Digest"].as_str(),
+            Some(image.digest.as_str()),
+            "{step}: Digest"
+        );
+        let layers = inspect["Layers"].as_array().expect("Layers");
+        assert_eq!(layers.len(), 1, "{step}: one layer per image: {layers:?}");
+        assert!(
+            layers.iter().all(|l| l
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:") && is_hex64(&d[7..]))),
+            "{step}: layer digests {layers:?}"
+        );
+        assert_eq!(
+            inspect["Labels"][LABEL_KEY].as_str(),
+            Some(image.label.as_str()),
+            "{step}: Labels"
+        );
+        assert_eq!(inspect["RepoTags"], json!(["v1"]), "{step}: RepoTags");
+
+        let step = format!("3 skopeo inspect --config ({})", image.name());
+        let out = lab.ok(
+            &step,
+            "skopeo",
+            &["inspect", "--config", "--raw", tls, &image.docker()],
+        );
+        assert_eq!(
+            sha256_digest(&out.stdout),
+            format!("sha256:{}", image.id),
+            "{step}: raw config bytes should hash to the image id"
+        );
+        let out = lab.ok(
+            &step,
+            "skopeo",
+            &["inspect", "--config", tls, &image.docker()],
+        );
+        let config = out.json(&step);
+        assert_eq!(
+            config["config"]["Labels"][LABEL_KEY].as_str(),
+            Some(image.label.as_str()),
+            "{step}: label in config"
+        );
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            json!(image.entrypoint),
+            "{step}: entrypoint in config"
+        );
+        assert_eq!(
+            config["rootfs"]["diff_ids"].as_array().map(Vec::len),
+            Some(1),
+            "{step}: rootfs.diff_ids"
+        );
+
+        let step = format!("3 skopeo inspect --raw ({})", image.name());
+        let out = lab.ok(&step, "skopeo", &["inspect", "--raw", tls, &image.docker()]);
+        assert_eq!(
+            sha256_digest(&out.stdout),
+            image.digest,
+            "{step}: raw manifest bytes must hash to the digest"
+        );
+        let raw = out.json(&step);
+        assert_eq!(raw["schemaVersion"], json!(2), "{step}: schemaVersion");
+        let (config_type, manifest_type) = if image.media_type == OCI_MANIFEST {
+            (
+                OCI_CONFIG,
+                raw["mediaType"].as_str().unwrap_or(OCI_MANIFEST),
+            )
+        } else {
+            (DOCKER_CONFIG, raw["mediaType"].as_str().unwrap_or("(none)"))
+        };
+        assert_eq!(manifest_type, image.media_type, "{step}: mediaType");
+        assert_eq!(
+            raw["config"]["mediaType"].as_str(),
+            Some(config_type),
+            "{step}: config mediaType"
+        );
+        assert_eq!(
+            raw["config"]["digest"].as_str(),
+            Some(format!("sha256:{}", image.id).as_str()),
+            "{step}: config digest"
+        );
+    }
+
+    let step = "3 skopeo list-tags";
+    assert_eq!(list_tags(lab, step, &pushed.alpha.repo), ["v1"]);
+    assert_eq!(list_tags(lab, step, &pushed.beta.repo), ["v1"]);
+
+    // registry → OCI layout → registry under a new name, digest kept.
+    let step = "3 skopeo copy docker → oci layout";
+    let layout = lab.dir().join("layout");
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &pushed.alpha.docker(),
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let in_layout = &index["manifests"][0];
+    assert_eq!(
+        in_layout["digest"].as_str(),
+        Some(pushed.alpha.digest.as_str()),
+        "{step}: digest in the OCI layout's index.json: {index}"
+    );
+    assert_eq!(
+        in_layout["annotations"]["org.opencontainers.image.ref.name"].as_str(),
+        Some("v1"),
+        "{step}: tag in the OCI layout"
+    );
+
+    let step = "3 skopeo copy oci layout → docker (new name)";
+    let copied = format!("{host}/copies/alpha-from-layout:v1");
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{copied}"),
+        ],
+    );
+    assert_eq!(
+        raw_digest(lab, step, &copied),
+        pushed.alpha.digest,
+        "{step}: digest after registry → layout → registry"
+    );
+
+    // registry → registry, digest kept.
+    let step = "3 skopeo copy docker → docker --preserve-digests";
+    let mirror = format!("{host}/mirror/beta:v1");
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &pushed.beta.docker(),
+            &format!("docker://{mirror}"),
+        ],
+    );
+    assert_eq!(raw_digest(lab, step, &mirror), pushed.beta.digest, "{step}");
+    // The blobs were mounted or copied: the mirror pulls on its own.
+    let out = lab.ok(
+        step,
+        "skopeo",
+        &["inspect", tls, &format!("docker://{mirror}")],
+    );
+    assert_eq!(
+        out.json(step)["Digest"].as_str(),
+        Some(pushed.beta.digest.as_str()),
+        "{step}: inspect of the mirror"
+    );
+
+    // Re-tag by copying within the repository.
+    let step = "3 skopeo re-tag (copy :v1 → :v2)";
+    let v2 = format!("docker://{}:v2", pushed.alpha.repo);
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &pushed.alpha.docker(),
+            &v2,
+        ],
+    );
+    assert_eq!(list_tags(lab, step, &pushed.alpha.repo), ["v1", "v2"]);
+    assert_eq!(
+        raw_digest(lab, step, &format!("{}:v2", pushed.alpha.repo)),
+        pushed.alpha.digest,
+        "{step}: v2 must be the same manifest as v1"
+    );
+
+    // sync a repository to a directory and back under another namespace.
+    let step = "3 skopeo sync docker → dir";
+    let synced = lab.mkdir("sync");
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "sync",
+            "--src",
+            "docker",
+            "--dest",
+            "dir",
+            "--src-tls-verify=false",
+            &pushed.alpha.repo,
+            synced.to_str().unwrap(),
+        ],
+    );
+    let mut dirs: Vec<String> = std::fs::read_dir(&synced)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        ["alpha:v1", "alpha:v2"],
+        "{step}: one directory per tag in {}",
+        synced.display()
+    );
+    for dir in &dirs {
+        let manifest = std::fs::read(synced.join(dir).join("manifest.json")).unwrap();
+        assert_eq!(
+            sha256_digest(&manifest),
+            pushed.alpha.digest,
+            "{step}: manifest of {dir} on disk"
+        );
+    }
+
+    let step = "3 skopeo sync dir → docker (other namespace)";
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "sync",
+            "--src",
+            "dir",
+            "--dest",
+            "docker",
+            "--dest-tls-verify=false",
+            synced.to_str().unwrap(),
+            &format!("{host}/synced"),
+        ],
+    );
+    let synced_repo = format!("{host}/synced/alpha");
+    assert_eq!(list_tags(lab, step, &synced_repo), ["v1", "v2"], "{step}");
+    for tag in ["v1", "v2"] {
+        assert_eq!(
+            raw_digest(lab, step, &format!("{synced_repo}:{tag}")),
+            pushed.alpha.digest,
+            "{step}: digest of synced/alpha:{tag}"
+        );
+    }
+
+    // delete by digest: the mirror copy goes, the original stays.
+    let step = "3 skopeo delete (by digest)";
+    lab.ok(
+        step,
+        "skopeo",
+        &[
+            "delete",
+            tls,
+            &format!("docker://{host}/mirror/beta@{}", pushed.beta.digest),
+        ],
+    );
+    let out = lab.run("skopeo", &["inspect", tls, &format!("docker://{mirror}")]);
+    out.expect_failure(&format!("{step}: inspect of the deleted tag"));
+    out.expect_stderr_any(
+        step,
+        &["manifest unknown", "not found", "MANIFEST_UNKNOWN", "404"],
+    );
+    let out = lab.run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            tls,
+            &format!("docker://{host}/mirror/beta@{}", pushed.beta.digest),
+        ],
+    );
+    out.expect_failure(&format!("{step}: inspect of the deleted digest"));
+    let out = lab.run(
+        "skopeo",
+        &["list-tags", tls, &format!("docker://{host}/mirror/beta")],
+    );
+    if out.status.success() {
+        let tags = out.json(step)["Tags"].clone();
+        assert_eq!(tags, json!([]), "{step}: tags of mirror/beta after delete");
+    } else {
+        // A repository with nothing left may also be unknown altogether.
+        out.expect_stderr_any(step, &["NAME_UNKNOWN", "name unknown", "404"]);
+    }
+    assert_eq!(
+        raw_digest(lab, step, &pushed.beta.reference()),
+        pushed.beta.digest,
+        "{step}: interop/beta (same digest, other repository) must be unaffected"
+    );
+}
+
+fn list_tags(lab: &Lab, step: &str, repo: &str) -> Vec<String> {
+    let out = lab.ok(
+        step,
+        "skopeo",
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{repo}"),
+        ],
+    );
+    let listing = out.json(step);
+    assert_eq!(
+        listing["Repository"].as_str(),
+        Some(repo),
+        "{step}: list-tags Repository"
+    );
+    let mut tags: Vec<String> = listing["Tags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{step}: list-tags without Tags: {listing}"))
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Digest of the manifest bytes `skopeo inspect --raw` fetches.
+fn raw_digest(lab: &Lab, step: &str, reference: &str) -> String {
+    let out = lab.ok(
+        step,
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ],
+    );
+    sha256_digest(&out.stdout)
+}
+
+// ---------------------------------------------------------------------------
+// Step 4: oras (Python library).
+
+fn oras(lab: &Lab, pushed: &PushedImages) {
+    let step = "4 oras";
+    let host = lab.host.as_str();
+    let work = lab.mkdir("oras");
+    let nonce = lab.nonce.as_str();
+    let notes = lab.write(
+        "oras/release-notes.md",
+        format!("# Release notes {nonce}\n\nBinary \u{0}\u{1}\u{2} and text.\n").as_bytes(),
+    );
+    let notes_config = lab.write(
+        "oras/notes-config.json",
+        format!("{{\"generator\":\"berth-interop\",\"nonce\":\"{nonce}\"}}").as_bytes(),
+    );
+    let sbom = lab.write(
+        "oras/sbom.spdx.json",
+        format!("{{\"spdxVersion\":\"SPDX-2.3\",\"name\":\"alpha-{nonce}\"}}").as_bytes(),
+    );
+    let sbom_config = lab.write("oras/sbom-config.json", b"{\"kind\":\"sbom\"}");
+    let signature = lab.write("oras/alpha.sig", format!("signature {nonce}").as_bytes());
+    let subject = json!({
+        "mediaType": pushed.alpha.media_type,
+        "digest": pushed.alpha.digest,
+        "size": pushed.alpha.size,
+    });
+    let job = json!({
+        "host": host,
+        "username": "admin",
+        "password": lab.password,
+        "config_path": work.join("docker-config.json"),
+        "workdir": work,
+        "artifact": {
+            "target": format!("{host}/artifacts/notes:v1"),
+            "file": notes,
+            "file_media_type": ARTIFACT_FILE_TYPE,
+            "config": notes_config,
+            "config_media_type": ARTIFACT_TYPE,
+            "annotations": {"org.example.nonce": nonce},
+        },
+        "attach": {
+            "target": format!("{}:alpha-sbom", pushed.alpha.repo),
+            "file": sbom,
+            "config": sbom_config,
+            "config_media_type": SBOM_TYPE,
+            "subject": subject,
+        },
+        "attach_typed": {
+            "target": format!("{}:alpha-sig", pushed.alpha.repo),
+            "file": signature,
+            "file_media_type": "application/octet-stream",
+            "artifact_type": SIGNATURE_TYPE,
+            "subject": subject,
+        },
+    });
+    let job_file = lab.write("oras/job.json", job.to_string().as_bytes());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
+    let out = lab.ok(
+        step,
+        &lab.python,
+        &[script.to_str().unwrap(), job_file.to_str().unwrap()],
+    );
+    let result = out.json(step);
+    eprintln!("oras-py {}", result["oras_version"]);
+
+    // Push: accepted, and the manifest berth holds is what oras wrote.
+    let push = &result["push"];
+    assert_eq!(
+        push["status"],
+        json!(201),
+        "{step}: push of the artifact: {push}"
+    );
+    let artifact_digest = push["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{step}: no Docker-Content-Digest on the push: {push}"))
+        .to_owned();
+    let manifest = &result["manifest"];
+    assert_eq!(
+        manifest["config"]["mediaType"].as_str(),
+        Some(ARTIFACT_TYPE),
+        "{step}: config media type (the artifact type): {manifest}"
+    );
+    assert_eq!(
+        manifest["config"]["digest"].as_str(),
+        Some(sha256_digest(&std::fs::read(&notes_config).unwrap()).as_str()),
+        "{step}: config digest"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"].as_str(),
+        Some(ARTIFACT_FILE_TYPE),
+        "{step}: layer media type"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.example.nonce"].as_str(),
+        Some(nonce),
+        "{step}: manifest annotation"
+    );
+    let r = lab.http(
+        "GET",
+        &format!("/v2/artifacts/notes/manifests/{artifact_digest}"),
+        true,
+        &[("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(
+        r.status, 200,
+        "{step}: GET artifact manifest by digest: {r:?}"
+    );
+    assert_eq!(
+        sha256_digest(&r.body),
+        artifact_digest,
+        "{step}: artifact digest"
+    );
+    assert_eq!(
+        list_tags(lab, step, &format!("{host}/artifacts/notes")),
+        ["v1"],
+        "{step}: the artifact's tag"
+    );
+
+    // Pull: one file, byte for byte what was pushed.
+    let pulled = result["pulled"].as_array().expect("pulled");
+    assert_eq!(pulled.len(), 1, "{step}: pulled files: {pulled:?}");
+    let pulled_path = PathBuf::from(pulled[0]["path"].as_str().unwrap());
+    assert_eq!(
+        pulled_path.file_name(),
+        notes.file_name(),
+        "{step}: pulled file name (from the title annotation)"
+    );
+    assert_eq!(
+        std::fs::read(&pulled_path).unwrap(),
+        std::fs::read(&notes).unwrap(),
+        "{step}: pulled content must equal the pushed file"
+    );
+
+    // Referrers: both attached artifacts are listed for the image.
+    let attach = &result["attach"];
+    assert_eq!(
+        attach["status"],
+        json!(201),
+        "{step}: attach push: {attach}"
+    );
+    let sbom_digest = attach["digest"]
+        .as_str()
+        .expect("digest of attach")
+        .to_owned();
+    assert_eq!(
+        result["attach_manifest"]["subject"]["digest"].as_str(),
+        Some(pushed.alpha.digest.as_str()),
+        "{step}: subject in the attached manifest"
+    );
+    let typed = &result["attach_typed"];
+    assert_eq!(typed["status"], json!(201), "{step}: typed attach: {typed}");
+    let sig_digest = typed["digest"]
+        .as_str()
+        .expect("digest of typed attach")
+        .to_owned();
+    assert_eq!(
+        result["attach_typed_manifest"]["artifactType"].as_str(),
+        Some(SIGNATURE_TYPE),
+        "{step}: artifactType kept in the manifest"
+    );
+
+    let referrers_path = format!(
+        "/v2/{}/referrers/{}",
+        pushed.alpha.name(),
+        pushed.alpha.digest
+    );
+    let r = lab.http("GET", &referrers_path, true, &[]);
+    assert_eq!(r.status, 200, "{step}: GET {referrers_path}: {r:?}");
+    assert_eq!(
+        r.header("content-type"),
+        Some(OCI_INDEX),
+        "{step}: referrers Content-Type"
+    );
+    let index: Value = serde_json::from_slice(&r.body).expect("referrers JSON");
+    assert_eq!(index["schemaVersion"], json!(2), "{step}: {index}");
+    assert_eq!(
+        index["mediaType"].as_str(),
+        Some(OCI_INDEX),
+        "{step}: {index}"
+    );
+    let listed: BTreeSet<(String, String, String)> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|d| {
+            (
+                d["digest"].as_str().unwrap_or_default().to_owned(),
+                d["artifactType"].as_str().unwrap_or_default().to_owned(),
+                d["mediaType"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [
+        (sbom_digest.clone(), SBOM_TYPE.into(), OCI_MANIFEST.into()),
+        (
+            sig_digest.clone(),
+            SIGNATURE_TYPE.into(),
+            OCI_MANIFEST.into(),
+        ),
+    ]
+    .into();
+    assert_eq!(listed, expected, "{step}: referrers of alpha: {index}");
+    for descriptor in index["manifests"].as_array().unwrap() {
+        let digest = descriptor["digest"].as_str().unwrap();
+        let r = lab.http(
+            "GET",
+            &format!("/v2/{}/manifests/{digest}", pushed.alpha.name()),
+            true,
+            &[("Accept", OCI_MANIFEST)],
+        );
+        assert_eq!(
+            descriptor["size"].as_u64(),
+            Some(r.body.len() as u64),
+            "{step}: size in the referrer descriptor of {digest}"
+        );
+    }
+    let sig = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["digest"].as_str() == Some(sig_digest.as_str()))
+        .unwrap();
+    assert_eq!(
+        sig["annotations"]["org.opencontainers.image.created"].as_str(),
+        Some("2024-01-01T00:00:00Z"),
+        "{step}: annotations of the referrer: {sig}"
+    );
+
+    // Filtering by artifactType.
+    let filtered_path = format!("{referrers_path}?artifactType={SIGNATURE_TYPE}");
+    let r = lab.http("GET", &filtered_path, true, &[]);
+    assert_eq!(r.status, 200, "{step}: GET {filtered_path}: {r:?}");
+    assert_eq!(
+        r.header("oci-filters-applied"),
+        Some("artifactType"),
+        "{step}: OCI-Filters-Applied"
+    );
+    let index: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        index["manifests"].as_array().map(|m| m
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()),
+        Some(vec![sig_digest.clone()]),
+        "{step}: filtered referrers: {index}"
+    );
+
+    // The referrers API needs credentials like everything else.
+    let r = lab.http("GET", &referrers_path, false, &[]);
+    assert_eq!(r.status, 401, "{step}: anonymous referrers request: {r:?}");
+
+    // The image itself is unchanged, with the artifact tags beside it.
+    assert_eq!(
+        list_tags(lab, step, &pushed.alpha.repo),
+        ["alpha-sbom", "alpha-sig", "v1", "v2"],
+        "{step}: tags of interop/alpha"
+    );
+    assert_eq!(
+        raw_digest(lab, step, &pushed.alpha.reference()),
+        pushed.alpha.digest,
+        "{step}: the subject image"
+    );
+    let other = format!(
+        "/v2/{}/referrers/{}",
+        pushed.beta.name(),
+        pushed.beta.digest
+    );
+    let r = lab.http("GET", &other, true, &[]);
+    assert_eq!(r.status, 200, "{step}: GET {other}: {r:?}");
+    let index: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        index["manifests"],
+        json!([]),
+        "{step}: beta has no referrers"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Step 5: credentials on the command line.
+
+fn credentials(lab: &Lab, pushed: &PushedImages) {
+    let empty_auth = lab.write("empty-auth.json", b"{}");
+    let empty_auth = empty_auth.to_str().unwrap();
+    let image = pushed.beta.docker();
+
+    let step = "5 skopeo --creds admin:<password>";
+    let creds = format!("admin:{}", lab.password);
+    let out = lab.ok(
+        step,
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            empty_auth,
+            "--creds",
+            &creds,
+            &image,
+        ],
+    );
+    assert_eq!(
+        out.json(step)["Digest"].as_str(),
+        Some(pushed.beta.digest.as_str()),
+        "{step}: digest"
+    );
+    let out = lab.ok(
+        step,
+        "skopeo",
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            "--authfile",
+            empty_auth,
+            "--creds",
+            &creds,
+            &format!("docker://{}", pushed.beta.repo),
+        ],
+    );
+    assert_eq!(out.json(step)["Tags"], json!(["v1"]), "{step}: list-tags");
+
+    for (step, args) in [
+        ("5 skopeo without credentials", vec!["--no-creds"]),
+        (
+            "5 skopeo with an empty auth file",
+            vec!["--authfile", empty_auth],
+        ),
+        (
+            "5 skopeo --creds admin:<wrong>",
+            vec!["--authfile", empty_auth, "--creds", "admin:wrong-password"],
+        ),
+        (
+            "5 skopeo --creds <unknown user>",
+            vec!["--authfile", empty_auth, "--creds", "nobody:whatever"],
+        ),
+    ] {
+        let mut full = vec!["inspect", "--tls-verify=false"];
+        full.extend(args);
+        full.push(&image);
+        let out = lab.run("skopeo", &full);
+        out.expect_failure(step);
+        out.expect_stderr_any(
+            step,
+            &[
+                "authentication required",
+                "unauthorized",
+                "401",
+                "invalid username/password",
+            ],
+        );
+    }
+
+    let step = "5 skopeo copy without credentials";
+    let out = lab.run(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-no-creds",
+            &image,
+            &format!("dir:{}", lab.mkdir("anonymous-copy").display()),
+        ],
+    );
+    out.expect_failure(step);
+    out.expect_stderr_any(step, &["authentication required", "unauthorized", "401"]);
+}
+
+// ---------------------------------------------------------------------------
+// Step 6: the catalog, as `podman search` reads it.
+
+/// containers/image (podman, skopeo) lists `/v2/_catalog` for `podman
+/// search HOST/TERM` and filters the names by TERM itself.
+fn podman_search(lab: &Lab, pushed: &PushedImages) {
+    let step = "6 podman search (catalog)";
+    let out = lab.ok(
+        step,
+        "podman",
+        &[
+            "search",
+            "--tls-verify=false",
+            "--format",
+            "{{.Name}}",
+            &format!("{}/interop", lab.host),
+        ],
+    );
+    let mut names: Vec<&str> = out_lines(&out);
+    names.sort();
+    assert_eq!(
+        names,
+        [pushed.alpha.repo.as_str(), pushed.beta.repo.as_str()],
+        "{step}\n{}",
+        out.describe()
+    );
+    // podman 4.3 ignores --format with --list-tags: a NAME TAG table.
+    let out = lab.ok(
+        step,
+        "podman",
+        &[
+            "search",
+            "--tls-verify=false",
+            "--list-tags",
+            &pushed.alpha.repo,
+        ],
+    );
+    let rows: Vec<String> = out_lines(&out)
+        .iter()
+        .skip(1)
+        .map(|row| row.split_whitespace().collect::<Vec<_>>().join(":"))
+        .collect();
+    // By now alpha carries the re-tag (step 3) and the oras referrers' tags (step 4).
+    let expected: Vec<String> = ["alpha-sbom", "alpha-sig", "v1", "v2"]
+        .iter()
+        .map(|tag| format!("{}:{tag}", pushed.alpha.repo))
+        .collect();
+    assert_eq!(rows, expected, "{step}: --list-tags\n{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------
+// Step 7: after podman logout, nothing is pulled.
+
+fn podman_logout(lab: &Lab, pushed: &PushedImages) {
+    let step = "7 podman logout, then pull";
+    lab.ok(step, "podman", &["logout", &lab.host]);
+    let out = lab.run(
+        "podman",
+        &["pull", "--tls-verify=false", &pushed.beta.reference()],
+    );
+    out.expect_failure(step);
+    out.expect_stderr_any(step, &["authentication required", "unauthorized", "401"]);
+}
+
+// ---------------------------------------------------------------------------
+// Harness: tools, the berth process, running commands.
+
+/// Checks that every client is installed. `Some(python)` to go on; `None`
+/// to skip (only when `BERTH_REQUIRE_CLIENTS` is not set).
+fn check_clients() -> Option<String> {
+    let python = std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut missing = Vec::new();
+    for (tool, args) in [
+        ("skopeo", &["--version"][..]),
+        ("podman", &["--version"][..]),
+        ("buildah", &["--version"][..]),
+        ("tar", &["--version"][..]),
+    ] {
+        if !Command::new(tool)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            missing.push(tool.to_owned());
+        }
+    }
+    let oras = Command::new(&python)
+        .args(["-c", "import oras.client, oras.oci, oras.defaults"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !oras.is_ok_and(|s| s.success()) {
+        missing.push(format!(
+            "the python module `oras` (for {python}; `pip install oras`)"
+        ));
+    }
+    if missing.is_empty() {
+        return Some(python);
+    }
+    let message = format!(
+        "real-client interop test: missing {} (scripts/install-deps.sh installs them)",
+        missing.join(", ")
+    );
+    if std::env::var("BERTH_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+        panic!("{message}; BERTH_REQUIRE_CLIENTS=1, so this is a failure");
+    }
+    // Written to the real stderr, not through `eprintln!`, so that the test
+    // harness does not swallow it when the (skipped) test passes.
+    let mut note = String::from("\n");
+    for tool in &missing {
+        note.push_str(&format!("!!!!!!!! SKIPPED: {tool} missing !!!!!!!!\n"));
+    }
+    note.push_str(&format!(
+        "!!!!!!!! {message}: TEST SKIPPED, NOTHING WAS CHECKED \
+         (set BERTH_REQUIRE_CLIENTS=1 to make this a failure) !!!!!!!!\n\n"
+    ));
+    let _ = std::io::stderr().write_all(note.as_bytes());
+    None
+}
+
+/// Everything one run needs: a temporary directory, berth, and the client
+/// environment.
+struct Lab {
+    // Drop order: the server is stopped before the directory is removed.
+    berth: Berth,
+    host: String,
+    password: String,
+    /// Random text put into images and artifacts so that nothing from an
+    /// earlier run can pass for this run's content.
+    nonce: String,
+    python: String,
+    auth_file: PathBuf,
+    env: Vec<(String, OsString)>,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    tmp: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(python: String) -> Lab {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-clients-")
+            .tempdir()
+            .expect("temporary directory");
+        let mut tmp = tmp;
+        // BERTH_KEEP_CLIENTS_DIR=1 keeps the directory (berth's data and log,
+        // the clients' storage) for a look afterwards.
+        if std::env::var("BERTH_KEEP_CLIENTS_DIR").is_ok_and(|v| v == "1") {
+            tmp.disable_cleanup(true);
+        }
+        let root = tmp.path().to_owned();
+        for dir in [
+            "home",
+            "runtime",
+            "storage/graph",
+            "storage/run",
+            "tmp",
+            "berth-data",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root.join("runtime"), std::fs::Permissions::from_mode(0o700))
+                .unwrap();
+        }
+        let storage_conf = root.join("storage.conf");
+        std::fs::write(
+            &storage_conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                root.join("storage/run").display(),
+                root.join("storage/graph").display()
+            ),
+        )
+        .unwrap();
+        let containers_conf = root.join("containers.conf");
+        std::fs::write(
+            &containers_conf,
+            format!(
+                "[engine]\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\n\
+                 cgroup_manager = \"cgroupfs\"\n",
+                root.join("events.log").display()
+            ),
+        )
+        .unwrap();
+        let auth_file = root.join("auth.json");
+        std::fs::write(&auth_file, "{}").unwrap();
+
+        let password = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let berth = Berth::start(&root, &password);
+        let host = berth.addr.clone();
+
+        let env: Vec<(String, OsString)> = vec![
+            ("CONTAINERS_STORAGE_CONF".into(), storage_conf.into()),
+            ("CONTAINERS_CONF".into(), containers_conf.into()),
+            ("REGISTRY_AUTH_FILE".into(), auth_file.clone().into()),
+            ("HOME".into(), root.join("home").into()),
+            ("XDG_RUNTIME_DIR".into(), root.join("runtime").into()),
+            ("XDG_CONFIG_HOME".into(), root.join("home/.config").into()),
+            (
+                "XDG_DATA_HOME".into(),
+                root.join("home/.local/share").into(),
+            ),
+            ("XDG_CACHE_HOME".into(), root.join("home/.cache").into()),
+            ("TMPDIR".into(), root.join("tmp").into()),
+            ("DOCKER_CONFIG".into(), root.join("home/.docker").into()),
+            // oras-py tries a Docker daemon for `login` first; there is none.
+            (
+                "DOCKER_HOST".into(),
+                format!("unix://{}", root.join("no-docker.sock").display()).into(),
+            ),
+            ("BUILDAH_ISOLATION".into(), "chroot".into()),
+            ("LC_ALL".into(), "C".into()),
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let lab = Lab {
+            berth,
+            host,
+            password,
+            nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            python,
+            auth_file,
+            env,
+            runtime,
+            http,
+            tmp,
+        };
+        lab.wait_ready();
+        lab
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.dir().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.runtime.block_on(async {
+                self.http
+                    .get(format!("http://{}/readyz", self.host))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+            });
+            if r.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            if let Some(status) = self.berth.exited() {
+                panic!(
+                    "berth exited during start-up ({status}); its log:\n{}",
+                    self.berth.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "berth not ready after 60 s; its log:\n{}",
+                    self.berth.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
+        command.args(args);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.current_dir(self.dir());
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Ran {
+        self.run_inner(program, args, None)
+    }
+
+    fn run_with_stdin(&self, program: &str, args: &[&str], stdin: &str) -> Ran {
+        self.run_inner(program, args, Some(stdin))
+    }
+
+    fn run_inner(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Ran {
+        let mut command = self.command(program, args);
+        command
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        let shown: Vec<String> = std::iter::once(program.to_owned())
+            .chain(args.iter().map(|a| a.replace(&self.password, "<password>")))
+            .collect();
+        Ran {
+            command: shown.join(" "),
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Runs and asserts success.
+    fn ok(&self, step: &str, program: &str, args: &[&str]) -> Ran {
+        let ran = self.run(program, args);
+        ran.expect_success(step);
+        ran
+    }
+
+    /// One HTTP request to berth, with or without admin credentials.
+    fn http(&self, method: &str, path: &str, auth: bool, headers: &[(&str, &str)]) -> HttpReply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("http://{}{path}", self.host));
+        if auth {
+            request = request.basic_auth("admin", Some(&self.password));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.runtime.block_on(async {
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let body = response.bytes().await.unwrap().to_vec();
+            HttpReply {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+}
+
+struct HttpReply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for HttpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HTTP {} {:?} {}",
+            self.status,
+            self.headers,
+            String::from_utf8_lossy(&self.body[..self.body.len().min(2000)])
+        )
+    }
+}
+
+/// A finished client command.
+struct Ran {
+    command: String,
+    output: Output,
+    elapsed: Duration,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl Ran {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "$ {}\n  ({}, {:.1}s)\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command,
+            self.output.status,
+            self.elapsed.as_secs_f64(),
+            truncate(&self.stdout(), 6000),
+            truncate(&self.stderr(), 6000)
+        )
+    }
+
+    fn expect_success(&self, step: &str) {
+        if !self.output.status.success() {
+            panic!("{step}: command failed\n{}", self.describe());
+        }
+    }
+
+    fn expect_failure(&self, step: &str) {
+        if self.output.status.success() {
+            panic!(
+                "{step}: command should have failed but succeeded\n{}",
+                self.describe()
+            );
+        }
+    }
+
+    /// The command's stderr names one of `needles` (case-insensitive).
+    fn expect_stderr_any(&self, step: &str, needles: &[&str]) {
+        let stderr = self.stderr().to_lowercase();
+        if !needles.iter().any(|n| stderr.contains(&n.to_lowercase())) {
+            panic!(
+                "{step}: expected stderr to mention one of {needles:?}\n{}",
+                self.describe()
+            );
+        }
+    }
+
+    fn json(&self, step: &str) -> Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("{step}: output is not JSON ({e})\n{}", self.describe()))
+    }
+}
+
+/// The berth binary, serving until dropped.
+struct Berth {
+    child: std::cell::RefCell<Child>,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Berth {
+    fn start(root: &Path, password: &str) -> Berth {
+        let log = root.join("berth.log");
+        let addr = free_loopback_addr();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        // Nothing from the caller's BERTH_* environment (a database URL, a
+        // config file) may change which berth is under test.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BERTH_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args(["serve", "--data-dir"])
+            .arg(root.join("berth-data"))
+            .args(["--addr", &addr])
+            .env("BERTH_ADMIN_PASSWORD", password)
+            .env("RUST_LOG", "info,berth=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(root.join("berth.stdout")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting berth");
+        Berth {
+            child: std::cell::RefCell::new(child),
+            addr,
+            log,
+        }
+    }
+
+    fn exited(&self) -> Option<String> {
+        match self.child.borrow_mut().try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("cannot tell: {e}")),
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(60);
+        lines[from..].join("\n")
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let child = self.child.get_mut();
+        let _ = child.kill();
+        let _ = child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berth log ({}), last lines ---\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+fn free_loopback_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().unwrap().to_string()
+}
+
+fn last_line(ran: &Ran) -> &str {
+    std::str::from_utf8(&ran.output.stdout)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default()
+}
+
+fn out_lines(ran: &Ran) -> Vec<&str> {
+    std::str::from_utf8(&ran.output.stdout)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn is_hex64(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    format!("sha256:{}", hex::encode(digest.as_ref()))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = text.len() - max;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("[… {cut} bytes cut …]{}", &text[cut..])
+}
