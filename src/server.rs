@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, App};
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
-use crate::config::Config;
+use crate::config::{Bootstrap, Config};
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::jobs;
 use crate::metadata::access::User;
@@ -103,7 +103,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("creating storage directory {}", storage_root.display()))?;
     let blobs = BlobStore::filesystem(&storage_root).context("opening blob storage")?;
 
-    bootstrap_admin(access_store.as_ref(), &config.data_dir).await?;
+    if config.auth.bootstrap == Bootstrap::AdminPassword {
+        bootstrap_admin(access_store.as_ref(), &config.data_dir).await?;
+    }
 
     let registry = Registry::new(
         metadata.clone(),
@@ -123,6 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         access,
         public_url: config.http.host.clone(),
         tls: false,
+        bootstrap: config.auth.bootstrap,
         metrics: metrics_handle(),
     });
 

@@ -27,6 +27,9 @@ pub struct App {
     pub public_url: Option<String>,
     /// Whether berth itself terminates TLS (for URLs built from `Host`).
     pub tls: bool,
+    /// How the first user is made (`POST /api/v1/user/initialize` is open
+    /// only with `initialize`).
+    pub bootstrap: crate::config::Bootstrap,
     pub metrics: Option<PrometheusHandle>,
 }
 
