@@ -1179,12 +1179,14 @@ impl<'a> Admin<'a> {
         self.require_cluster_admin("create groups").await?;
         let name = require_object_name("group", name)?;
         let users = Self::member_names(users)?;
-        if self.store().group(&name).await?.is_some() {
+        if !self.store().create_group(&name, &users).await? {
             return Err(already_exists("groups", &name));
         }
-        let group = self.store().put_group(&name, &users).await?;
         self.access.policy_changed();
-        Ok(group)
+        self.store()
+            .group(&name)
+            .await?
+            .ok_or_else(|| not_found("groups", &name))
     }
 
     /// Replaces a group's members.
