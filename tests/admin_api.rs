@@ -1289,6 +1289,10 @@ async fn users_groups_and_passwords() {
     s.get("/api/v1/users/ghost", &s.admin)
         .await
         .failure(404, "NotFound");
+    assert_eq!(
+        s.get("/api/v1/users/%7E", &alice).await.ok(200)["metadata"]["name"],
+        "alice"
+    );
     let me = s.get("/api/v1/users/~", &s.admin).await;
     assert_eq!(me.ok(200)["metadata"]["name"], "admin");
     assert_eq!(me.body["superUser"], true);
