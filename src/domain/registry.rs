@@ -148,7 +148,7 @@ impl Registry {
         &self,
         digest: &Digest,
         range: std::ops::Range<u64>,
-    ) -> Result<opendal::FuturesBytesStream> {
+    ) -> Result<crate::storage::BlobStream> {
         Ok(self.blobs.read_blob(digest, range).await?)
     }
 

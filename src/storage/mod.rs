@@ -7,7 +7,10 @@
 //! blob path never holds partial data. Which repositories may see a blob is
 //! decided by the metadata store, not here.
 
+mod mapped;
 pub mod paths;
+
+pub use mapped::BlobStream;
 
 use std::ops::Range;
 use std::path::Path;
@@ -104,12 +107,15 @@ impl BlobStore {
     }
 
     /// Streams `range` of a blob without holding it in memory.
-    pub async fn read_blob(
-        &self,
-        digest: &Digest,
-        range: Range<u64>,
-    ) -> Result<FuturesBytesStream> {
-        self.read_range(&paths::blob(digest), range).await
+    pub async fn read_blob(&self, digest: &Digest, range: Range<u64>) -> Result<BlobStream> {
+        match &self.local_root {
+            Some(root) => Ok(BlobStream::Mapped(
+                mapped::MappedRange::open(root.join(paths::blob(digest)), range).await?,
+            )),
+            None => Ok(BlobStream::Store(
+                self.read_range(&paths::blob(digest), range).await?,
+            )),
+        }
     }
 
     async fn read_range(&self, path: &str, range: Range<u64>) -> Result<FuturesBytesStream> {

@@ -1,0 +1,175 @@
+//! Reading blobs of the local filesystem by memory mapping.
+//!
+//! A pull is bounded by copying: reading a file into a buffer and writing
+//! that buffer to the socket copies every byte twice. Mapping the file lets
+//! the socket write take the bytes straight from the page cache, one copy
+//! fewer. Each window is mapped with `MAP_POPULATE` on a blocking thread, so
+//! that page faults (and disk reads) never stall the async workers, and is
+//! unmapped as soon as the response has sent it, so a pull holds at most a
+//! few windows.
+//!
+//! Blobs are immutable: written once under a temporary name and renamed into
+//! place, never truncated or rewritten; deleting one while it is mapped
+//! leaves the mapping valid. That is what makes mapping them sound.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::future::BoxFuture;
+use opendal::{ErrorKind, FuturesBytesStream};
+
+use super::Result;
+
+/// Bytes mapped per step.
+const WINDOW: u64 = 8 << 20;
+
+/// A blob's bytes as a stream, from whichever path the store reads.
+pub enum BlobStream {
+    Mapped(MappedRange),
+    Store(FuturesBytesStream),
+}
+
+impl Stream for BlobStream {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            BlobStream::Mapped(m) => Pin::new(m).poll_next(cx),
+            BlobStream::Store(s) => Pin::new(s).poll_next(cx),
+        }
+    }
+}
+
+/// A byte range of a file, mapped window by window.
+pub struct MappedRange {
+    file: Arc<File>,
+    next: u64,
+    end: u64,
+    pending: Option<BoxFuture<'static, std::io::Result<Bytes>>>,
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+}
+
+/// Maps `len` bytes of `file` at `offset` (any alignment).
+fn map_window(file: &File, offset: u64, len: u64) -> std::io::Result<Bytes> {
+    let aligned = offset - offset % page_size();
+    let lead = (offset - aligned) as usize;
+    let length = lead + len as usize;
+    // SAFETY: blob files are never modified or truncated once in place (see
+    // the module documentation), so the mapping cannot change under us.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(aligned)
+            .len(length)
+            .populate()
+            .map(file)?
+    };
+    Ok(Bytes::from_owner(map).slice(lead..length))
+}
+
+impl MappedRange {
+    pub async fn open(path: PathBuf, range: Range<u64>) -> Result<MappedRange> {
+        let file = tokio::task::spawn_blocking(move || File::open(path))
+            .await
+            .map_err(|e| opendal::Error::new(ErrorKind::Unexpected, e.to_string()))?
+            .map_err(|e| {
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    ErrorKind::NotFound
+                } else {
+                    ErrorKind::Unexpected
+                };
+                opendal::Error::new(kind, format!("opening blob: {e}"))
+            })?;
+        Ok(MappedRange {
+            file: Arc::new(file),
+            next: range.start,
+            end: range.end,
+            pending: None,
+        })
+    }
+}
+
+impl Stream for MappedRange {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.pending.is_none() {
+            if self.next >= self.end {
+                return Poll::Ready(None);
+            }
+            let (offset, len) = (self.next, (self.end - self.next).min(WINDOW));
+            self.next += len;
+            let file = self.file.clone();
+            self.pending = Some(Box::pin(async move {
+                tokio::task::spawn_blocking(move || map_window(&file, offset, len))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }));
+        }
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match pending.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                self.pending = None;
+                Poll::Ready(Some(result))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    #[tokio::test]
+    async fn maps_any_range_across_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let data: Vec<u8> = (0..(WINDOW as usize * 2 + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        for range in [
+            0..data.len() as u64,
+            1..5000,
+            4095..4097,
+            WINDOW - 3..WINDOW * 2 + 7,
+            100..100,
+        ] {
+            let chunks: Vec<Bytes> = MappedRange::open(path.clone(), range.clone())
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(
+                chunks.concat(),
+                &data[range.start as usize..range.end as usize],
+                "{range:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_blob_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = MappedRange::open(dir.path().join("nope"), 0..1)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.is_not_found());
+    }
+}
