@@ -1,7 +1,9 @@
 //! The HTTP layer: routes, request parsing and response shapes. Handlers are
 //! thin; they translate HTTP into calls on the domain ([`crate::domain`]) and
-//! the access seam ([`crate::auth`]), and errors into OCI error bodies.
+//! the access seam ([`crate::auth`]), and errors into OCI error bodies
+//! (`/v2/`) or `Status` objects (the administration API, `/api/v1`).
 
+pub mod admin;
 pub mod endpoint;
 pub mod observe;
 pub mod ops;
@@ -66,6 +68,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*rest}", any(v2::dispatch))
         .route("/auth/token", get(token::token).post(token::oauth_token))
+        .nest(admin::PREFIX, admin::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -12,6 +12,7 @@
 //! policy changes, so no password is hashed per request and a revoked token
 //! stops working at once.
 
+pub mod admin;
 pub mod bearer;
 pub mod lockout;
 pub mod password;

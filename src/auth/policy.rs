@@ -206,6 +206,19 @@ impl PolicySnapshot {
             .any(|s| self.cluster.get(s) == Some(&Verbs::all()))
     }
 
+    /// Whether `name` is a super user: flagged so in the store or named in
+    /// the configuration (`admin`, `auth.superUsers`).
+    pub fn is_super_user(&self, name: &str) -> bool {
+        self.super_users.contains(name)
+    }
+
+    /// The named groups `user` is a member of, sorted.
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        let mut groups = self.groups_of_user.get(user).cloned().unwrap_or_default();
+        groups.sort();
+        groups
+    }
+
     pub fn user_exists(&self, name: &str) -> bool {
         self.known_users.contains(name)
     }

@@ -1,0 +1,69 @@
+//! `/api/v1/groups`
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::objects::{GroupObject, GroupRequest, List, Status};
+use super::{Authenticated, JsonBody, Params};
+use crate::api::AppState;
+use crate::auth::admin::{Admin, AdminError};
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, AdminError> {
+    let groups = Admin::new(&app.access, &caller).groups().await?;
+    let items = groups.into_iter().map(GroupObject::from).collect();
+    Ok(Json(List::<GroupObject>::of("Group", items)).into_response())
+}
+
+pub(super) async fn create(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<GroupRequest>,
+) -> Result<Response, AdminError> {
+    let group = Admin::new(&app.access, &caller)
+        .create_group(body.metadata.name.as_deref(), &body.users)
+        .await?;
+    Ok((StatusCode::CREATED, Json(GroupObject::from(group))).into_response())
+}
+
+pub(super) async fn get(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+) -> Result<Response, AdminError> {
+    let group = Admin::new(&app.access, &caller).group(&name).await?;
+    Ok(Json(GroupObject::from(group)).into_response())
+}
+
+/// `PUT`: replaces the members. A `metadata.name` in the body, if any, must
+/// be the group's.
+pub(super) async fn replace(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+    JsonBody(body): JsonBody<GroupRequest>,
+) -> Result<Response, AdminError> {
+    if body.metadata.name.as_deref().is_some_and(|n| n != name) {
+        return Err(AdminError::BadRequest(format!(
+            "metadata.name {:?} does not match the group in the path, {name:?}",
+            body.metadata.name.unwrap_or_default()
+        )));
+    }
+    let group = Admin::new(&app.access, &caller)
+        .replace_group(&name, &body.users)
+        .await?;
+    Ok(Json(GroupObject::from(group)).into_response())
+}
+
+pub(super) async fn delete(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+) -> Result<Response, AdminError> {
+    Admin::new(&app.access, &caller).delete_group(&name).await?;
+    Ok(Json(Status::deleted("groups", &name)).into_response())
+}

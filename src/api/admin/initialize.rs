@@ -1,0 +1,38 @@
+//! `POST /api/v1/user/initialize`: the first super user (Quay's bootstrap),
+//! without credentials, while no user exists.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::JsonBody;
+use super::objects::{InitializeRequest, InitializeResponse};
+use crate::api::AppState;
+use crate::auth::admin::{self, AdminError};
+use crate::config::Bootstrap;
+
+pub(super) async fn initialize(
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<InitializeRequest>,
+) -> Result<Response, AdminError> {
+    let done = admin::initialize(
+        &app.access,
+        app.bootstrap == Bootstrap::Initialize,
+        body.username.as_deref(),
+        body.password.as_deref(),
+        body.email.as_deref(),
+        body.access_token,
+    )
+    .await?;
+    let mut response = Json(InitializeResponse {
+        username: done.user.name,
+        email: done.user.email,
+        access_token: done.token.map(|t| t.secret),
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,79 @@
+//! `/api/v1/users`
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::objects::{List, PasswordRequest, Status, UserObject, UserRequest};
+use super::{Authenticated, JsonBody, Params};
+use crate::api::AppState;
+use crate::auth::admin::{Admin, AdminError, NewUser};
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, AdminError> {
+    let users = Admin::new(&app.access, &caller).users().await?;
+    let items = users.into_iter().map(UserObject::from).collect();
+    Ok(Json(List::<UserObject>::of("User", items)).into_response())
+}
+
+pub(super) async fn create(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<UserRequest>,
+) -> Result<Response, AdminError> {
+    let user = Admin::new(&app.access, &caller)
+        .create_user(&NewUser {
+            name: body.metadata.name,
+            password: body.password,
+            email: body.email,
+            super_user: body.super_user,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserObject::from(user))).into_response())
+}
+
+/// `GET /api/v1/users/~`: the caller.
+pub(super) async fn me(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, AdminError> {
+    let me = Admin::new(&app.access, &caller).me().await?;
+    Ok(Json(UserObject::from(me)).into_response())
+}
+
+pub(super) async fn get(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+) -> Result<Response, AdminError> {
+    let user = Admin::new(&app.access, &caller).user(&name).await?;
+    Ok(Json(UserObject::from(user)).into_response())
+}
+
+pub(super) async fn delete(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+) -> Result<Response, AdminError> {
+    Admin::new(&app.access, &caller).delete_user(&name).await?;
+    Ok(Json(Status::deleted("users", &name)).into_response())
+}
+
+pub(super) async fn set_password(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+    JsonBody(body): JsonBody<PasswordRequest>,
+) -> Result<Response, AdminError> {
+    Admin::new(&app.access, &caller)
+        .set_password(&name, body.password.as_deref())
+        .await?;
+    Ok(Json(Status {
+        message: format!("password of user \"{name}\" changed"),
+        ..Status::deleted("users", &name)
+    })
+    .into_response())
+}
