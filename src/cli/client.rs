@@ -360,11 +360,13 @@ pub enum ClientError {
         reason: String,
         message: String,
     },
-    #[error("unable to connect to the server {server}")]
+    /// No answer: the connection, TLS or the transfer failed. Shows the
+    /// innermost cause (`Connection refused`, a certificate problem), which
+    /// says more than reqwest's own message.
+    #[error("unable to connect to the server {server}: {}", root_cause(error))]
     Connect {
         server: String,
-        #[source]
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     #[error("unexpected answer from {url} ({status}): {detail}")]
     Unexpected {
@@ -376,7 +378,7 @@ pub enum ClientError {
     CertificateAuthority { path: PathBuf, detail: String },
     #[error("invalid server address {0}")]
     InvalidServer(String),
-    #[error("setting up the HTTP client: {0}")]
+    #[error("setting up the HTTP client")]
     Setup(#[source] reqwest::Error),
 }
 
@@ -708,18 +710,18 @@ impl ApiClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 server: self.server().to_owned(),
-                source,
+                error,
             })?;
         let status = response.status();
         let url = response.url().to_string();
         let body = response
             .bytes()
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 server: self.server().to_owned(),
-                source,
+                error,
             })?;
         if !status.is_success() {
             return Err(error_from(status, &body));
@@ -806,6 +808,18 @@ fn error_from(status: StatusCode, body: &[u8]) -> ClientError {
         code: status.as_u16(),
         reason: reason_for(status),
         message,
+    }
+}
+
+fn root_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if error.is_timeout() {
+        format!("timed out ({cause})")
+    } else {
+        cause.to_string()
     }
 }
 

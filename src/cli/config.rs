@@ -102,10 +102,13 @@ impl CliConfig {
 
     /// Writes the file (mode 0600), creating its directory if needed.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = serde_saphyr::to_string(self).map_err(|e| ConfigError::Write {
+        let mut text = serde_saphyr::to_string(self).map_err(|e| ConfigError::Write {
             path: path.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
         write_private(path, text.as_bytes()).map_err(|source| ConfigError::Write {
             path: path.to_owned(),
             source,
@@ -376,6 +379,7 @@ mod tests {
 
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("currentServer:"), "{text}");
+        assert!(text.ends_with('\n'), "{text:?}");
         assert!(text.contains("tokenName: alice-token-abcde"), "{text}");
         assert!(text.contains("insecureSkipTlsVerify: true"), "{text}");
         assert_eq!(CliConfig::load(&path).unwrap(), config);

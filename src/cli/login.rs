@@ -278,13 +278,16 @@ pub async fn logout(_args: LogoutArgs, globals: &Globals) -> anyhow::Result<()> 
     let Some(token) = entry.token.clone() else {
         bail!("you are not logged in to {}", session.server);
     };
-    if let Some(name) = &entry.token_name {
-        match session.client()?.delete_token(name).await {
+    match &entry.token_name {
+        Some(name) => match session.client()?.delete_token(name).await {
             Ok(_) => {}
             // Revoked or expired already: nothing left to revoke.
             Err(e) if matches!(e.code(), Some(401 | 404)) => {}
             Err(e) => return Err(e.into()),
-        }
+        },
+        None => eprintln!(
+            "note: the token given to \"berth login --token\" is forgotten here, not revoked"
+        ),
     }
     let user = entry.user.clone().unwrap_or_default();
     let current = session.entry_mut();
