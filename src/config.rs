@@ -69,6 +69,12 @@ pub struct HttpConfig {
     pub host: Option<String>,
     /// Allow plain HTTP on a non-loopback address.
     pub insecure_http: bool,
+    /// TLS: `auto` (a CA and serving certificate made by berth), or
+    /// `certificate` and `key` files (reloaded when they change).
+    pub tls: TlsConfig,
+    /// Extra host names (or addresses) the `auto` certificate is valid for,
+    /// besides the public URL's host, `localhost` and loopback addresses.
+    pub hostnames: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -77,6 +83,67 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             host: None,
             insecure_http: false,
+            tls: TlsConfig::default(),
+            hostnames: Vec::new(),
+        }
+    }
+}
+
+/// `http.tls`: the word `auto` (or `off`), or certificate and key files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum TlsConfig {
+    Keyword(TlsKeyword),
+    #[serde(rename_all = "camelCase")]
+    Files {
+        certificate: Option<PathBuf>,
+        key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsKeyword {
+    Auto,
+    Off,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig::Files {
+            certificate: None,
+            key: None,
+        }
+    }
+}
+
+/// What `http.tls` asks for, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsMode {
+    Off,
+    Auto,
+    Files { certificate: PathBuf, key: PathBuf },
+}
+
+impl TlsConfig {
+    pub fn mode(&self) -> Result<TlsMode, ConfigError> {
+        match self {
+            TlsConfig::Keyword(TlsKeyword::Auto) => Ok(TlsMode::Auto),
+            TlsConfig::Keyword(TlsKeyword::Off)
+            | TlsConfig::Files {
+                certificate: None,
+                key: None,
+            } => Ok(TlsMode::Off),
+            TlsConfig::Files {
+                certificate: Some(certificate),
+                key: Some(key),
+            } => Ok(TlsMode::Files {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            }),
+            TlsConfig::Files { .. } => Err(ConfigError::Invalid(
+                "http.tls needs both certificate and key (or the word auto)".into(),
+            )),
         }
     }
 }
@@ -337,7 +404,12 @@ fn apply_env(value: &mut Value, prefix: &str, env: &std::collections::HashMap<St
     if let Value::Object(map) = value {
         for (key, child) in map.iter_mut() {
             let name = format!("{prefix}_{}", env_segment(key));
-            if child.is_object() {
+            // A section may also be given whole as a word (`BERTH_HTTP_TLS=auto`).
+            if child.is_object()
+                && let Some(text) = env.get(&name)
+            {
+                *child = Value::String(text.clone());
+            } else if child.is_object() {
                 apply_env(child, &name, env);
             } else if let Some(text) = env.get(&name) {
                 *child = match child {
@@ -416,6 +488,7 @@ mod tests {
         assert_eq!(c.database.max_connections, 4);
         assert!(c.validation.manifests.allow_missing_references);
         assert_eq!(c.auth.super_users, vec!["alice", "bob"]);
+        assert_eq!(c.http.tls.mode().unwrap(), TlsMode::Off);
         assert_eq!(
             c.auth.auto_create_namespaces,
             AutoCreateNamespaces::Authenticated
@@ -433,6 +506,41 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid(_)));
         let err = Config::load(None, env(&[("BERTH_UPLOADS_STALE_AFTER", "soon")])).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid(_)));
+    }
+
+    #[test]
+    fn tls_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tls.yaml");
+        std::fs::write(&path, "http:\n  tls: auto\n").unwrap();
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(c.http.tls.mode().unwrap(), TlsMode::Auto);
+        std::fs::write(
+            &path,
+            "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(
+            c.http.tls.mode().unwrap(),
+            TlsMode::Files {
+                certificate: "/c.pem".into(),
+                key: "/k.pem".into()
+            }
+        );
+        let c = Config::load(None, env(&[("BERTH_HTTP_TLS", "auto")])).unwrap();
+        assert_eq!(c.http.tls.mode().unwrap(), TlsMode::Auto);
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_HTTP_TLS_CERTIFICATE", "/c"),
+                ("BERTH_HTTP_TLS_KEY", "/k"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(c.http.tls.mode().unwrap(), TlsMode::Files { .. }));
+        let c = Config::load(None, env(&[("BERTH_HTTP_TLS_CERTIFICATE", "/c")])).unwrap();
+        assert!(c.http.tls.mode().is_err());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`auth`]: who is calling and what they may do.
 //! - [`jobs`]: background work (abandoned upload cleanup).
 //! - [`error`]: the one error type and its OCI error codes.
-//! - [`config`], [`server`], [`cli`]: configuration, assembly, command line.
+//! - [`config`], [`server`], [`tls`], [`cli`]: configuration, assembly, TLS,
+//!   command line.
 //!
 //! The rule: `api` calls `domain` and `auth`; `domain` calls `storage` and
 //! `metadata`; nothing below calls upward.
@@ -26,3 +27,4 @@ pub mod jobs;
 pub mod metadata;
 pub mod server;
 pub mod storage;
+pub mod tls;

@@ -7,19 +7,19 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, App};
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
-use crate::config::{Bootstrap, Config};
+use crate::config::{Bootstrap, Config, TlsMode};
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::jobs;
 use crate::metadata::access::User;
 use crate::metadata::{AccessStore, DatabaseConfig, MetadataStore, SqlMetadataStore, now};
 use crate::storage::BlobStore;
+use crate::tls;
 
 /// Name of the super user created on first start.
 pub const ADMIN_USER: &str = "admin";
@@ -29,6 +29,8 @@ pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 /// A registry serving on a socket.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    /// Whether the listener speaks TLS.
+    pub tls: bool,
     shutdown: watch::Sender<bool>,
     serving: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -72,10 +74,15 @@ fn metrics_handle() -> Option<PrometheusHandle> {
 
 /// Opens the stores, bootstraps the admin user, binds and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    if !config.http.addr.ip().is_loopback() && !config.http.insecure_http {
+    let tls_mode = config.http.tls.mode()?;
+    if tls_mode == TlsMode::Off
+        && !config.http.addr.ip().is_loopback()
+        && !config.http.insecure_http
+    {
         bail!(
             "refusing to serve plain HTTP on {}, which is not a loopback address; \
-             pass --insecure-http (or set http.insecureHttp) if that is really wanted",
+             configure http.tls (certificate and key, or auto), or pass --insecure-http \
+             (http.insecureHttp) if plain HTTP is really wanted",
             config.http.addr
         );
     }
@@ -124,18 +131,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         registry,
         access,
         public_url: config.http.host.clone(),
-        tls: false,
+        tls: tls_mode != TlsMode::Off,
         bootstrap: config.auth.bootstrap,
         metrics: metrics_handle(),
     });
 
-    let listener = TcpListener::bind(config.http.addr)
-        .await
+    let listener = std::net::TcpListener::bind(config.http.addr)
         .with_context(|| format!("binding {}", config.http.addr))?;
+    listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
 
-    let workers = vec![
+    let mut workers = vec![
         jobs::spawn(
             jobs::StaleUploads::new(app.clone(), config.uploads.stale_after),
             config.uploads.cleanup_interval,
@@ -148,21 +155,103 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ),
     ];
 
-    let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let serving = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    });
+    let certificate_files = match &tls_mode {
+        TlsMode::Off => None,
+        TlsMode::Files { certificate, key } => Some(tls::CertificateFiles {
+            certificate: certificate.clone(),
+            key: key.clone(),
+        }),
+        TlsMode::Auto => {
+            let (names, hosts) = auto_tls_names(&config, local_addr);
+            let auto = tls::auto(&config.data_dir, &names)?;
+            if auto.ca_created {
+                eprintln!("{}", tls::trust_instructions(&auto.ca_certificate, &hosts));
+            }
+            tracing::info!(ca = %auto.ca_certificate.display(), names = ?names, "TLS with berth's own CA");
+            Some(auto.files)
+        }
+    };
+
+    let handle = axum_server::Handle::new();
+    let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let serving = match certificate_files {
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+        Some(files) => {
+            let (rustls, watcher) = tls::load_and_watch(files, shutdown.subscribe())?;
+            workers.push(watcher);
+            let server =
+                axum_server::tls_rustls::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+    };
+    workers.push(tokio::spawn(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        // Stop accepting; let in-flight requests finish.
+        handle.graceful_shutdown(None);
+    }));
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "berth is serving");
     Ok(RunningServer {
         local_addr,
+        tls: tls_mode != TlsMode::Off,
         shutdown,
         serving,
         workers,
     })
+}
+
+/// Names the `auto` certificate is valid for, and the `host:port` forms
+/// clients use (for the trust instructions).
+fn auto_tls_names(config: &Config, local: SocketAddr) -> (Vec<String>, Vec<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let public = config
+        .http
+        .host
+        .as_deref()
+        .and_then(|h| url::Url::parse(h).ok())
+        .and_then(|u| {
+            Some((
+                u.host_str()?.trim_matches(['[', ']']).to_owned(),
+                u.port_or_known_default(),
+            ))
+        });
+    if let Some((host, _)) = &public {
+        names.push(host.clone());
+    }
+    names.extend(config.http.hostnames.iter().cloned());
+    if let Ok(hostname) = std::fs::read_to_string("/etc/hostname") {
+        let hostname = hostname.trim();
+        if !hostname.is_empty() {
+            names.push(hostname.to_owned());
+        }
+    }
+    names.extend([
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ]);
+    if !local.ip().is_unspecified() {
+        names.push(local.ip().to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+
+    let mut hosts: Vec<String> = Vec::new();
+    if let Some((host, port)) = &public {
+        hosts.push(match port {
+            Some(443) | None => host.clone(),
+            Some(p) => format!("{host}:{p}"),
+        });
+    }
+    for name in names.iter().filter(|n| *n != "::1") {
+        let host = format!("{name}:{}", local.port());
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    (names, hosts)
 }
 
 fn access_options(config: &Config) -> AccessOptions {

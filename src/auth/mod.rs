@@ -36,7 +36,7 @@ use self::policy::{PolicyCache, PolicySnapshot};
 use self::roles::Verb;
 use crate::domain::digest::sha256_raw;
 use crate::domain::names::RepositoryName;
-use crate::metadata::access::{AccessStore, BindingSubject, Namespace, SubjectKind, TokenSubject};
+use crate::metadata::access::{AccessStore, BindingSubject, Namespace, TokenSubject};
 use crate::metadata::{MetadataError, now};
 
 /// What a request does to a repository.
@@ -617,17 +617,5 @@ impl AccessControl {
             .current()
             .await?
             .is_cluster_admin(&caller.principal))
-    }
-}
-
-/// The binding subject for a token's owner.
-pub fn token_owner_subject(subject: &TokenSubject) -> BindingSubject {
-    match subject {
-        TokenSubject::User(name) => policy::user_subject(name),
-        TokenSubject::ServiceAccount { namespace, name } => BindingSubject {
-            kind: SubjectKind::ServiceAccount,
-            name: name.clone(),
-            namespace: namespace.clone(),
-        },
     }
 }

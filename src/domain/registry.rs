@@ -24,7 +24,7 @@ use crate::metadata::{
     ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
     Upload, now,
 };
-use crate::storage::BlobStore;
+use crate::storage::{BlobStore, UploadWriter};
 
 /// Knobs of the registry service.
 #[derive(Debug, Clone, Default)]
@@ -41,19 +41,33 @@ struct UploadState {
     size: u64,
 }
 
-type SessionSlot = Arc<AsyncMutex<Option<UploadState>>>;
+/// What this process knows of an upload.
+enum Session {
+    /// Nothing yet (first request here, or state dropped after a failure):
+    /// rebuilt from storage on use.
+    Unloaded,
+    Ready(UploadState),
+    /// Finished, cancelled or removed: requests that waited for the lock
+    /// must not touch it.
+    Closed,
+}
+
+type SessionGuard = tokio::sync::OwnedMutexGuard<Session>;
 
 /// Requests to the same upload are serialised by its slot's lock; the map
 /// lock is held only to find the slot.
 #[derive(Default)]
 struct UploadSessions {
-    slots: Mutex<HashMap<String, SessionSlot>>,
+    slots: Mutex<HashMap<String, Arc<AsyncMutex<Session>>>>,
 }
 
 impl UploadSessions {
-    fn slot(&self, id: &str) -> SessionSlot {
+    fn slot(&self, id: &str) -> Arc<AsyncMutex<Session>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry(id.to_owned()).or_default().clone()
+        slots
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(AsyncMutex::new(Session::Unloaded)))
+            .clone()
     }
 
     fn remove(&self, id: &str) {
@@ -200,40 +214,50 @@ impl Registry {
             .ok_or(RegistryError::BlobUploadUnknown)
     }
 
-    /// Bytes an upload has received.
-    pub async fn upload_size(&self, upload: &Upload) -> Result<u64> {
-        let slot = self.sessions.slot(&upload.id);
-        let mut state = slot.lock().await;
-        Ok(self.load_state(upload, &mut state).await?.size)
+    /// Takes the upload's session for the duration of one request.
+    async fn lock_session(&self, upload: &Upload) -> Result<SessionGuard> {
+        let guard = self.sessions.slot(&upload.id).lock_owned().await;
+        if matches!(*guard, Session::Closed) {
+            return Err(RegistryError::BlobUploadUnknown);
+        }
+        Ok(guard)
     }
 
-    /// Makes sure `state` reflects what storage holds, rebuilding the hash
-    /// from storage if this process has no (or stale) state.
-    async fn load_state<'a>(
+    /// Bytes an upload has received.
+    pub async fn upload_size(&self, upload: &Upload) -> Result<u64> {
+        let mut session = self.lock_session(upload).await?;
+        Ok(self.ready(upload, &mut session).await?.size)
+    }
+
+    /// The session's state, made to reflect what storage holds: if this
+    /// process has none (or it is stale, e.g. another replica appended),
+    /// the hash is rebuilt from storage.
+    async fn ready<'a>(
         &self,
         upload: &Upload,
-        state: &'a mut Option<UploadState>,
+        session: &'a mut Session,
     ) -> Result<&'a mut UploadState> {
         let stored = self.blobs.upload_size(&upload.id).await?;
-        let current = matches!(state, Some(s) if s.size == stored);
-        if !current {
+        if !matches!(session, Session::Ready(s) if s.size == stored) {
             let mut hasher = upload.algorithm.hasher();
             let mut bytes = self.blobs.read_upload(&upload.id, stored).await?;
             while let Some(chunk) = bytes.next().await {
                 hasher.update(&chunk.map_err(|e| RegistryError::Internal(e.to_string()))?);
             }
-            *state = Some(UploadState {
+            *session = Session::Ready(UploadState {
                 hasher,
                 size: stored,
             });
         }
-        state
-            .as_mut()
-            .ok_or_else(|| RegistryError::Internal("upload state vanished".into()))
+        match session {
+            Session::Ready(state) => Ok(state),
+            _ => Err(RegistryError::Internal("upload state vanished".into())),
+        }
     }
 
     /// Appends a chunk. `range`, when the client sent one, must start where
-    /// the upload ends (else 416, and the upload is unchanged).
+    /// the upload ends (else 416). A refused chunk leaves the upload as it
+    /// was, so the client can send it again.
     pub async fn append_upload<S, E>(
         &self,
         upload: &Upload,
@@ -244,38 +268,109 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let slot = self.sessions.slot(&upload.id);
-        let mut guard = slot.lock().await;
-        let state = self.load_state(upload, &mut guard).await?;
-        if let Some(range) = range
-            && range.start != state.size
-        {
-            return Err(out_of_order(upload, state.size));
-        }
-        let appended = self.stream_into_upload(upload, state, body, range).await;
-        if appended.is_err() {
-            // Storage may hold part of the chunk; rebuild from it next time.
-            *guard = None;
-        }
-        appended?;
-        let size = guard.as_ref().map(|s| s.size).unwrap_or(0);
-        self.metadata.touch_upload(&upload.id).await?;
+        let mut session = self.lock_session(upload).await?;
+        self.touch(upload).await?;
+        let state = self.ready(upload, &mut session).await?;
+        self.append_chunk(upload, state, range, body).await?;
+        let size = state.size;
+        self.touch(upload).await?;
         Ok(size)
     }
 
-    async fn stream_into_upload<S, E>(
+    /// Marks the upload as in use, so the stale-upload cleaner leaves it.
+    async fn touch(&self, upload: &Upload) -> Result<()> {
+        if self.metadata.touch_upload(&upload.id).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::BlobUploadUnknown)
+        }
+    }
+
+    /// Streams `body` onto the upload, or (on any failure) leaves both the
+    /// stored bytes and the hash state as they were.
+    async fn append_chunk<S, E>(
         &self,
         upload: &Upload,
         state: &mut UploadState,
-        mut body: S,
         range: Option<ChunkRange>,
+        body: S,
     ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let mut writer = None;
+        if let Some(range) = range
+            && range.start != state.size
+        {
+            return Err(out_of_order(upload, state.size));
+        }
+        let before = state.hasher.clone();
+        match self
+            .stream_into_upload(upload, &mut state.hasher, body, range)
+            .await
+        {
+            Ok(received) => {
+                state.size += received;
+                Ok(())
+            }
+            Err((e, wrote)) => {
+                state.hasher = before;
+                if wrote {
+                    self.blobs.truncate_upload(&upload.id, state.size).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Hashes and writes the body; returns the bytes received, or the error
+    /// and whether anything may have reached storage.
+    async fn stream_into_upload<S, E>(
+        &self,
+        upload: &Upload,
+        hasher: &mut Hasher,
+        mut body: S,
+        range: Option<ChunkRange>,
+    ) -> std::result::Result<u64, (RegistryError, bool)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut writer: Option<UploadWriter> = None;
         let mut received: u64 = 0;
+        let outcome = self
+            .pump(upload, hasher, &mut body, range, &mut writer, &mut received)
+            .await;
+        match (outcome, writer) {
+            (Ok(()), Some(w)) => w
+                .close()
+                .await
+                .map(|()| received)
+                .map_err(|e| (e.into(), true)),
+            (Ok(()), None) => Ok(received),
+            (Err(e), Some(w)) => {
+                // Closing waits for writes still in flight, so that the
+                // caller's truncation is the last word on the upload's size.
+                let _ = w.close().await;
+                Err((e, true))
+            }
+            (Err(e), None) => Err((e, false)),
+        }
+    }
+
+    async fn pump<S, E>(
+        &self,
+        upload: &Upload,
+        hasher: &mut Hasher,
+        body: &mut S,
+        range: Option<ChunkRange>,
+        writer: &mut Option<UploadWriter>,
+        received: &mut u64,
+    ) -> Result<()>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 RegistryError::BlobUploadInvalid(format!("reading request body: {e}"))
@@ -283,29 +378,26 @@ impl Registry {
             if chunk.is_empty() {
                 continue;
             }
-            received += chunk.len() as u64;
+            *received += chunk.len() as u64;
             if let Some(range) = range
-                && received > range.byte_count()
+                && *received > range.byte_count()
             {
                 return Err(RegistryError::SizeInvalid(format!(
                     "chunk is longer than its Content-Range {}-{}",
                     range.start, range.end
                 )));
             }
-            state.hasher.update(&chunk);
+            hasher.update(&chunk);
             if writer.is_none() {
-                writer = Some(self.blobs.append_to_upload(&upload.id).await?);
+                *writer = Some(self.blobs.append_to_upload(&upload.id).await?);
             }
             if let Some(w) = writer.as_mut() {
                 w.write(chunk).await?;
             }
         }
         if let Some(range) = range
-            && received != range.byte_count()
+            && *received != range.byte_count()
         {
-            if let Some(w) = writer {
-                w.abort().await;
-            }
             return Err(RegistryError::SizeInvalid(format!(
                 "chunk has {received} bytes but Content-Range {}-{} says {}",
                 range.start,
@@ -313,10 +405,6 @@ impl Registry {
                 range.byte_count()
             )));
         }
-        if let Some(w) = writer {
-            w.close().await?;
-        }
-        state.size += received;
         Ok(())
     }
 
@@ -333,24 +421,13 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let slot = self.sessions.slot(&upload.id);
-        let mut guard = slot.lock().await;
-        let state = self.load_state(upload, &mut guard).await?;
-        if let Some(range) = range
-            && range.start != state.size
-        {
-            return Err(out_of_order(upload, state.size));
-        }
-        if let Err(e) = self.stream_into_upload(upload, state, body, range).await {
-            *guard = None;
-            return Err(e);
-        }
-        let Some(state) = guard.take() else {
-            return Err(RegistryError::Internal("upload state vanished".into()));
-        };
+        let mut session = self.lock_session(upload).await?;
+        self.touch(upload).await?;
+        let state = self.ready(upload, &mut session).await?;
+        self.append_chunk(upload, state, range, body).await?;
         let size = state.size;
         let actual = if state.hasher.algorithm() == expected.algorithm() {
-            state.hasher.finish()
+            state.hasher.clone().finish()
         } else {
             // The client announced no (or another) algorithm at POST; the
             // bytes must be hashed again with the one it names now.
@@ -365,9 +442,8 @@ impl Registry {
             }
             hasher.finish()
         };
-        drop(guard);
         if actual != *expected {
-            self.discard_upload(&upload.id).await?;
+            self.discard(&upload.id, session).await?;
             return Err(RegistryError::DigestInvalid(format!(
                 "uploaded content has digest {actual}, not {expected}"
             )));
@@ -377,35 +453,40 @@ impl Registry {
             .link_blob(&upload.repository, expected, size)
             .await?;
         self.metadata.delete_upload(&upload.id).await?;
+        *session = Session::Closed;
         self.sessions.remove(&upload.id);
         Ok(size)
     }
 
     /// Cancels an upload and frees what it stored.
     pub async fn cancel_upload(&self, upload: &Upload) -> Result<()> {
-        self.discard_upload(&upload.id).await
+        let session = self.lock_session(upload).await?;
+        self.discard(&upload.id, session).await
     }
 
-    async fn discard_upload(&self, id: &str) -> Result<()> {
+    /// Forgets an upload whose session the caller holds.
+    async fn discard(&self, id: &str, mut session: SessionGuard) -> Result<()> {
         self.metadata.delete_upload(id).await?;
         self.blobs.delete_upload(id).await?;
+        *session = Session::Closed;
         self.sessions.remove(id);
         Ok(())
     }
 
-    /// Removes uploads nobody touched since `before` (milliseconds). Returns
-    /// how many were removed.
+    /// Removes uploads nobody touched since `before` (milliseconds), except
+    /// those a request is using right now. Returns how many were removed.
     pub async fn remove_stale_uploads(&self, before: i64) -> Result<usize> {
         let mut removed = 0;
-        loop {
-            let stale = self.metadata.stale_uploads(before, 100).await?;
-            if stale.is_empty() {
-                break;
+        let stale = self.metadata.stale_uploads(before, 1000).await?;
+        for upload in stale {
+            let Ok(session) = self.sessions.slot(&upload.id).try_lock_owned() else {
+                continue; // in use: not abandoned
+            };
+            if matches!(*session, Session::Closed) {
+                continue;
             }
-            for upload in stale {
-                self.discard_upload(&upload.id).await?;
-                removed += 1;
-            }
+            self.discard(&upload.id, session).await?;
+            removed += 1;
         }
         Ok(removed)
     }

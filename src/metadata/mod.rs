@@ -200,7 +200,8 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     async fn create_upload(&self, upload: &Upload) -> Result<()>;
     async fn upload(&self, repo: &RepositoryName, id: &str) -> Result<Option<Upload>>;
-    async fn touch_upload(&self, id: &str) -> Result<()>;
+    /// Marks the upload as used now; false if it does not exist.
+    async fn touch_upload(&self, id: &str) -> Result<bool>;
     async fn delete_upload(&self, id: &str) -> Result<bool>;
     /// Uploads not touched since `before`.
     async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>>;

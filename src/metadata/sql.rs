@@ -604,13 +604,13 @@ impl MetadataStore for SqlMetadataStore {
         row.map(|r| upload_from_row(&r)).transpose()
     }
 
-    async fn touch_upload(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1")
+    async fn touch_upload(&self, id: &str) -> Result<bool> {
+        let result = sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1")
             .bind(id)
             .bind(now())
             .execute(&self.writer)
             .await?;
-        Ok(())
+        Ok(result.rows_affected() > 0)
     }
 
     async fn delete_upload(&self, id: &str) -> Result<bool> {

@@ -404,11 +404,12 @@ async fn uploads_round_trip_and_go_stale(store: &dyn MetadataStore) {
         store.stale_uploads(2_000, 10).await.unwrap(),
         vec![upload.clone()]
     );
-    store.touch_upload("abc").await.unwrap();
+    assert!(store.touch_upload("abc").await.unwrap());
     assert!(store.stale_uploads(2_000, 10).await.unwrap().is_empty());
     assert!(store.delete_upload("abc").await.unwrap());
     assert!(!store.delete_upload("abc").await.unwrap());
     assert_eq!(store.upload(&r, "abc").await.unwrap(), None);
+    assert!(!store.touch_upload("abc").await.unwrap());
 }
 
 async fn users_are_unique(store: &dyn AccessStore) {

@@ -39,6 +39,10 @@ const WRITE_CHUNK: usize = 4 << 20;
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     op: Operator,
+    /// The root directory when the store is the local filesystem, for the
+    /// one operation OpenDAL lacks: cutting an upload back after a refused
+    /// chunk.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// Open writer appending to an upload.
@@ -67,13 +71,19 @@ impl UploadWriter {
 
 impl BlobStore {
     pub fn new(op: Operator) -> Self {
-        BlobStore { op }
+        BlobStore {
+            op,
+            local_root: None,
+        }
     }
 
     /// The default store: a directory on the local filesystem.
     pub fn filesystem(root: &Path) -> Result<Self> {
         let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
-        Ok(BlobStore::new(Operator::new(builder)?))
+        Ok(BlobStore {
+            op: Operator::new(builder)?,
+            local_root: Some(root.to_owned()),
+        })
     }
 
     pub async fn check(&self) -> Result<()> {
@@ -131,6 +141,29 @@ impl BlobStore {
     /// Bytes received so far by an upload (0 if nothing was written yet).
     pub async fn upload_size(&self, upload_id: &str) -> Result<u64> {
         Ok(self.size_of(&paths::upload(upload_id)).await?.unwrap_or(0))
+    }
+
+    /// Cuts an upload back to `size` bytes, undoing a refused chunk.
+    pub async fn truncate_upload(&self, upload_id: &str, size: u64) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Err(opendal::Error::new(
+                ErrorKind::Unsupported,
+                "this store cannot cut an upload back",
+            )
+            .into());
+        };
+        let path = root.join(paths::upload(upload_id));
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            file.set_len(size)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| opendal::Error::new(ErrorKind::Unexpected, e.to_string()))?
+        .map_err(|e| {
+            opendal::Error::new(ErrorKind::Unexpected, format!("truncating upload: {e}"))
+        })?;
+        Ok(())
     }
 
     /// Streams what an upload holds; used to rebuild hash state after a

@@ -28,15 +28,27 @@ fn body_stream(body: Body) -> impl Stream<Item = Result<bytes::Bytes, axum::Erro
     })
 }
 
+/// The chunk's `Content-Range`, checked against its `Content-Length` before
+/// a byte is read, so that a mismatch is refused without touching storage.
 fn chunk_range(request: &V2Request) -> Result<Option<ChunkRange>> {
-    match header_str(&request.headers, &header::CONTENT_RANGE) {
-        None => Ok(None),
-        Some(text) => parse_content_range(text).map(Some).ok_or_else(|| {
-            RegistryError::BlobUploadInvalid(format!(
-                "Content-Range {text:?} is not of the form <start>-<end>"
-            ))
-        }),
+    let Some(text) = header_str(&request.headers, &header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let range = parse_content_range(text).ok_or_else(|| {
+        RegistryError::BlobUploadInvalid(format!(
+            "Content-Range {text:?} is not of the form <start>-<end>"
+        ))
+    })?;
+    let length =
+        header_str(&request.headers, &header::CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
+    if let Some(length) = length
+        && length != range.byte_count()
+    {
+        return Err(RegistryError::SizeInvalid(format!(
+            "Content-Length {length} does not match Content-Range {text}"
+        )));
     }
+    Ok(Some(range))
 }
 
 /// `201 Created` for a blob now in `name`.

@@ -1,0 +1,168 @@
+//! Manifest GET by tag and HEAD by digest under concurrent keep-alive load.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, ensure};
+use bytes::Bytes;
+use hyper::StatusCode;
+use reqwest::header::{ACCEPT, HeaderValue};
+
+use super::{Ctx, run_rounds, setup_each};
+use crate::auth::scope_for_path;
+use crate::data::{self, Image, MANIFEST_ACCEPT};
+use crate::load::{self, Expectation, LoadSpec};
+use crate::report::{Sample, Section};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    GetByTag,
+    HeadByDigest,
+}
+
+/// The small image both manifest scenarios request, pushed once per target.
+#[derive(Clone)]
+pub struct SmallImage {
+    repo: String,
+    tag: String,
+    manifest: Bytes,
+    digest: String,
+}
+
+const TAG: &str = "v1";
+
+async fn fixture(ctx: &Ctx, t: usize) -> Result<SmallImage> {
+    if let Some(image) = ctx.fixtures.manifest.get(t) {
+        return Ok(image);
+    }
+    let image = Image::generate(data::seed(ctx.run_seed, "manifest", 0, 0), 1, 4096);
+    let repo = ctx.repo("manifests");
+    let registry = &ctx.targets[t];
+    registry.push_image(&repo, TAG, &image).await?;
+    let reported = registry.manifest_digest(&repo, TAG).await?;
+    ensure!(
+        reported
+            .as_deref()
+            .is_none_or(|d| d == image.manifest_digest),
+        "HEAD by tag reports digest {reported:?}, expected {}",
+        image.manifest_digest
+    );
+    let fixture = SmallImage {
+        repo,
+        tag: TAG.to_owned(),
+        manifest: image.manifest,
+        digest: image.manifest_digest,
+    };
+    ctx.fixtures.manifest.insert(t, fixture.clone());
+    Ok(fixture)
+}
+
+pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
+    let cli = &ctx.cli;
+    let (id, title, what) = match kind {
+        Kind::GetByTag => (
+            "manifest-get",
+            "manifest GET by tag under load",
+            "`GET /v2/<repo>/manifests/<tag>` with the Accept header of a container runtime \
+             (OCI manifest and index, Docker v2 manifest and list); every response must be 200 \
+             with exactly the pushed manifest bytes",
+        ),
+        Kind::HeadByDigest => (
+            "manifest-head",
+            "manifest HEAD by digest under load",
+            "`HEAD /v2/<repo>/manifests/<digest>`; every response must be 200 with the \
+             manifest's Content-Length and, if sent, its Docker-Content-Digest",
+        ),
+    };
+    let description = format!(
+        "{what}. {} tasks each hold exactly one keep-alive HTTP/1.1 connection (hyper's \
+         client connection API; one request in flight per connection); {} s warm-up, then \
+         {} s measured. Latency is from sending the request to reading the whole body, \
+         recorded in an HDR histogram. The image (config + one 4 KiB layer + OCI manifest) \
+         is pushed before timing. `client CPU` is the benchmark process's own use during the \
+         window (in cores): the generator shares the machine with the registry, and the \
+         `ceilings` section shows what it reaches against a trivial server.",
+        cli.connections, cli.warmup, cli.duration
+    );
+    let mut section = Section::new(id, title, description, ctx.columns());
+    let fixtures = setup_each(ctx, &mut section, async |t| fixture(ctx, t).await).await;
+    run_rounds(
+        ctx,
+        &mut section,
+        async |_| Ok(()),
+        async |t, _, _| {
+            let image = fixtures[t]
+                .as_ref()
+                .ok_or_else(|| anyhow!("no manifest fixture"))?;
+            let registry = &ctx.targets[t];
+            let (method, reference, expect) = match kind {
+                Kind::GetByTag => (
+                    hyper::Method::GET,
+                    &image.tag,
+                    Expectation {
+                        status: StatusCode::OK,
+                        body: Some(image.manifest.clone()),
+                        content_length: None,
+                        digest: Some(image.digest.clone()),
+                    },
+                ),
+                Kind::HeadByDigest => (
+                    hyper::Method::HEAD,
+                    &image.digest,
+                    Expectation {
+                        status: StatusCode::OK,
+                        body: None,
+                        content_length: Some(image.manifest.len() as u64),
+                        digest: Some(image.digest.clone()),
+                    },
+                ),
+            };
+            let url = registry.url(&format!("v2/{}/manifests/{reference}", image.repo))?;
+            let mut headers = vec![(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT))];
+            // One Authorization value for the whole run: a Basic header, or a
+            // token fetched (and cached) for this repository's scope.
+            if let Some(auth) = registry
+                .authorization(scope_for_path(url.path()).as_deref())
+                .await?
+            {
+                headers.push((reqwest::header::AUTHORIZATION, auth));
+            }
+            let result = load::run(LoadSpec {
+                url,
+                method,
+                headers,
+                connections: cli.connections,
+                warmup: Duration::from_secs_f64(cli.warmup),
+                duration: Duration::from_secs_f64(cli.duration),
+                expect,
+                server_pid: registry.spec.pid,
+            })
+            .await?;
+            let mut samples = vec![
+                Sample::higher("throughput", "req/s", result.rps()),
+                Sample::lower("latency p50", "ms", result.percentile_ms(0.50)),
+                Sample::lower("latency p99", "ms", result.percentile_ms(0.99)),
+                Sample::info("client CPU", "cores", result.client_cores),
+            ];
+            if let Some(cores) = result.server_cores {
+                samples.push(Sample::info("server CPU", "cores", cores));
+                // CPU per request compares efficiency at different rates.
+                let per_request = cores * result.seconds / result.requests as f64;
+                samples.push(Sample::lower(
+                    "server CPU per request",
+                    "µs",
+                    per_request * 1e6,
+                ));
+            }
+            if result.reconnects > 0 {
+                samples.push(Sample::lower(
+                    "reconnects (server closed idle connection)",
+                    "count",
+                    result.reconnects as f64,
+                ));
+            }
+            Ok(samples)
+        },
+    )
+    .await;
+    section
+}

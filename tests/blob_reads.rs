@@ -1,0 +1,248 @@
+//! Pulling, checking, deleting and mounting blobs.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn get_returns_the_blob_with_its_headers() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("get", 100_000);
+    let digest = registry.push_blob("app", &content).await;
+
+    let response = registry.get_blob("app", &digest).await;
+
+    let response = expect_status(response, StatusCode::OK).await;
+    assert_header(&response, "docker-content-digest", &digest);
+    assert_header(&response, "content-length", &content.len().to_string());
+    assert_header(&response, "content-type", "application/octet-stream");
+    assert_header(&response, "docker-distribution-api-version", "registry/2.0");
+    let body = response.bytes().await.unwrap();
+    assert!(body == content, "pulled bytes differ from pushed bytes");
+}
+
+#[tokio::test]
+async fn head_describes_the_blob_without_a_body() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("head", 54_321);
+    let digest = registry.push_blob("app", &content).await;
+
+    let response = registry.head_blob("app", &digest).await;
+
+    let response = expect_status(response, StatusCode::OK).await;
+    assert_header(&response, "docker-content-digest", &digest);
+    assert_header(&response, "content-length", &content.len().to_string());
+    assert!(response.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn range_requests_return_the_asked_bytes() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("ranges", 2_048);
+    let size = content.len();
+    let digest = registry.push_blob("app", &content).await;
+    // (Range header, first byte, last byte)
+    let cases = [
+        ("bytes=0-0", 0, 0),
+        ("bytes=500-1499", 500, 1499),
+        ("bytes=500-", 500, size - 1),
+        ("bytes=-500", size - 500, size - 1),
+        ("bytes=2000-5000", 2000, size - 1),
+        ("bytes=-5000", 0, size - 1),
+        ("bytes=2047-2047", 2047, 2047),
+    ];
+
+    for (range, first, last) in cases {
+        let response = registry.get_blob_range("app", &digest, range).await;
+
+        let response = expect_status(response, StatusCode::PARTIAL_CONTENT).await;
+        assert_header(
+            &response,
+            "content-range",
+            &format!("bytes {first}-{last}/{size}"),
+        );
+        assert_header(&response, "content-length", &(last - first + 1).to_string());
+        assert_header(&response, "docker-content-digest", &digest);
+        let body = response.bytes().await.unwrap();
+        assert!(body == content[first..=last], "bytes of {range}");
+    }
+}
+
+#[tokio::test]
+async fn unsatisfiable_ranges_are_416() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("unsatisfiable", 2_048);
+    let digest = registry.push_blob("app", &content).await;
+
+    for range in ["bytes=2048-", "bytes=5000-10000", "bytes=500-0", "bytes=-0"] {
+        let response = registry.get_blob_range("app", &digest, range).await;
+
+        assert_eq!(
+            response.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "{range}"
+        );
+        assert_header(&response, "content-range", "bytes */2048");
+    }
+}
+
+#[tokio::test]
+async fn unknown_blob_is_404() {
+    let registry = TestRegistry::start().await;
+    registry.push_image("app", "latest").await;
+    let digest = sha256(b"never pushed");
+
+    let response = registry.get_blob("app", &digest).await;
+    assert_error(response, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+    let response = registry.head_blob("app", &digest).await;
+    expect_status(response, StatusCode::NOT_FOUND).await;
+    let response = registry.get_blob("never-created", &digest).await;
+    assert_error(response, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn invalid_digest_in_the_path_is_400() {
+    let registry = TestRegistry::start().await;
+
+    for digest in [
+        "sha256:xyz",
+        "latest",
+        "md5:9e107d9d372bb6826bd81d3542a419d6",
+    ] {
+        let response = registry.get_blob("app", digest).await;
+        let codes = error_codes(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            codes
+                .iter()
+                .any(|c| c == "DIGEST_INVALID" || c == "UNSUPPORTED"),
+            "{digest}: {codes:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn blob_of_another_repository_is_invisible_until_mounted() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("private", 3_000);
+    let digest = registry.push_blob("source", &content).await;
+    registry.push_image("target", "latest").await;
+
+    let response = registry.get_blob("target", &digest).await;
+    assert_error(response, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+    let response = registry.head_blob("target", &digest).await;
+    expect_status(response, StatusCode::NOT_FOUND).await;
+
+    let mount = registry.mount_blob("target", &digest, Some("source")).await;
+    expect_status(mount, StatusCode::CREATED).await;
+    assert_eq!(registry.blob_bytes("target", &digest).await, content);
+}
+
+#[tokio::test]
+async fn delete_removes_the_blob_from_the_repository() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("deleted", 1_000);
+    let digest = registry.push_blob("app", &content).await;
+    registry.push_blob("other", &content).await;
+
+    let response = registry.delete_blob("app", &digest).await;
+
+    expect_status(response, StatusCode::ACCEPTED).await;
+    let response = registry.get_blob("app", &digest).await;
+    assert_error(response, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+    let again = registry.delete_blob("app", &digest).await;
+    assert_error(again, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+    // Other repositories keep their copy.
+    assert_eq!(registry.blob_bytes("other", &digest).await, content);
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_blob_is_404() {
+    let registry = TestRegistry::start().await;
+    registry.push_image("app", "latest").await;
+
+    let response = registry.delete_blob("app", &sha256(b"never pushed")).await;
+
+    assert_error(response, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn mount_from_a_repository() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("mounted", 5_000);
+    let digest = registry.push_blob("source", &content).await;
+
+    let response = registry.mount_blob("target", &digest, Some("source")).await;
+
+    let response = expect_status(response, StatusCode::CREATED).await;
+    assert_header(&response, "location", &format!("/v2/target/blobs/{digest}"));
+    assert_header(&response, "docker-content-digest", &digest);
+    assert_eq!(registry.blob_bytes("target", &digest).await, content);
+    assert_eq!(registry.blob_bytes("source", &digest).await, content);
+}
+
+#[tokio::test]
+async fn mount_without_from_finds_the_blob() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("anonymous mount", 5_000);
+    let digest = registry.push_blob("somewhere/else", &content).await;
+
+    let response = registry.mount_blob("target", &digest, None).await;
+
+    let response = expect_status(response, StatusCode::CREATED).await;
+    assert_header(&response, "location", &format!("/v2/target/blobs/{digest}"));
+    assert_header(&response, "docker-content-digest", &digest);
+    assert_eq!(registry.blob_bytes("target", &digest).await, content);
+}
+
+#[tokio::test]
+async fn mount_of_a_blob_that_exists_nowhere_opens_an_upload() {
+    let registry = TestRegistry::start().await;
+    registry.push_image("source", "latest").await;
+    let content = blob_content("not there", 2_000);
+    let digest = sha256(&content);
+
+    for from in [Some("source"), None] {
+        let response = registry.mount_blob("target", &digest, from).await;
+
+        let response = expect_status(response, StatusCode::ACCEPTED).await;
+        let uuid = header(&response, "docker-upload-uuid");
+        let location = header(&response, "location");
+        assert_eq!(location, format!("/v2/target/blobs/uploads/{uuid}"));
+        expect_status(
+            registry.head_blob("target", &digest).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        // The session is an ordinary one.
+        let response = registry
+            .finish_upload_with_chunk(&location, &digest, 0, &content)
+            .await;
+        expect_status(response, StatusCode::CREATED).await;
+        expect_status(
+            registry.delete_blob("target", &digest).await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn mount_of_a_deleted_blob_opens_an_upload() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("deleted then mounted", 2_000);
+    let digest = registry.push_blob("source", &content).await;
+    expect_status(
+        registry.delete_blob("source", &digest).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry.mount_blob("target", &digest, Some("source")).await;
+
+    expect_status(response, StatusCode::ACCEPTED).await;
+    expect_status(
+        registry.head_blob("target", &digest).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}

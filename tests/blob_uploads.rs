@@ -1,0 +1,729 @@
+//! Pushing blobs: every way of uploading, and every way of getting it wrong.
+
+mod common;
+
+use common::*;
+
+/// The `201 Created` of a finished blob push.
+async fn assert_blob_created(response: reqwest::Response, repo: &str, digest: &str) {
+    let response = expect_status(response, StatusCode::CREATED).await;
+    assert_header(&response, "location", &format!("/v2/{repo}/blobs/{digest}"));
+    assert_header(&response, "docker-content-digest", digest);
+}
+
+/// The blob is in `repo` with exactly `content`.
+async fn assert_blob_is(registry: &RegistryClient, repo: &str, digest: &str, content: &[u8]) {
+    let stored = registry.blob_bytes(repo, digest).await;
+    assert_eq!(stored.len(), content.len(), "size of blob {digest}");
+    assert!(stored == content, "content of blob {digest} differs");
+}
+
+#[tokio::test]
+async fn post_opens_an_upload_session() {
+    let registry = TestRegistry::start().await;
+
+    let response = registry.post_upload("app", "").await;
+
+    let response = expect_status(response, StatusCode::ACCEPTED).await;
+    let uuid = header(&response, "docker-upload-uuid");
+    assert!(!uuid.is_empty());
+    assert_header(
+        &response,
+        "location",
+        &format!("/v2/app/blobs/uploads/{uuid}"),
+    );
+    assert_header(&response, "content-length", "0");
+}
+
+#[tokio::test]
+async fn each_session_has_its_own_id() {
+    let registry = TestRegistry::start().await;
+
+    let first = registry.start_upload("app").await;
+    let second = registry.start_upload("app").await;
+
+    assert_ne!(first.uuid, second.uuid);
+    assert_ne!(first.location, second.location);
+}
+
+#[tokio::test]
+async fn monolithic_post_then_put() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("monolithic", 10_000);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+
+    let response = registry
+        .request(
+            Method::PUT,
+            &with_query(&upload.location, &format!("digest={digest}")),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+    // The session is closed.
+    let status = registry.upload_status(&upload.location).await;
+    assert_error(status, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let again = registry.finish_upload(&upload.location, &digest).await;
+    assert_error(again, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn single_post_with_digest() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("single post", 5_000);
+    let digest = sha256(&content);
+
+    let response = registry.post_blob("app", &digest, &content).await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn single_post_with_a_wrong_digest_stores_nothing() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("single post", 5_000);
+    let claimed = sha256(b"something else");
+
+    let response = registry.post_blob("app", &claimed, &content).await;
+
+    assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    for digest in [claimed, sha256(&content)] {
+        expect_status(
+            registry.head_blob("app", &digest).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn streamed_patch_without_content_range() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("streamed", 3 * MIB + 17);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+
+    let response = registry
+        .stream_to_upload(&upload.location, chunked_body(&content, 64 * 1024))
+        .await;
+
+    let response = expect_status(response, StatusCode::ACCEPTED).await;
+    assert_upload_range(&response, content.len() as u64);
+    assert_header(&response, "docker-upload-uuid", &upload.uuid);
+    let location = header(&response, "location");
+    let response = registry.finish_upload(&location, &digest).await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn several_streamed_patches_append() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("streamed twice", 300_000);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+    let (first, second) = content.split_at(123_456);
+
+    for part in [first, second] {
+        let response = registry
+            .stream_to_upload(&upload.location, chunked_body(part, 10_000))
+            .await;
+        expect_status(response, StatusCode::ACCEPTED).await;
+    }
+
+    let status = registry.upload_status(&upload.location).await;
+    assert_upload_range(&status, content.len() as u64);
+    let response = registry.finish_upload(&upload.location, &digest).await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn chunked_patches_with_content_range() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("chunked", 250_000);
+    let digest = sha256(&content);
+    let mut upload = registry.start_upload("app").await;
+
+    let mut offset = 0;
+    for chunk in content.chunks(100_000) {
+        let response = registry.send_chunk(&upload.location, offset, chunk).await;
+        let response = expect_status(response, StatusCode::ACCEPTED).await;
+        offset += chunk.len() as u64;
+        assert_upload_range(&response, offset);
+        assert_header(&response, "docker-upload-uuid", &upload.uuid);
+        upload.location = header(&response, "location");
+    }
+
+    let response = registry.finish_upload(&upload.location, &digest).await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn final_chunk_in_the_closing_put() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("final chunk in put", 150_000);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+    let (head, tail) = content.split_at(100_000);
+    let response = registry.send_chunk(&upload.location, 0, head).await;
+    expect_status(response, StatusCode::ACCEPTED).await;
+
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, head.len() as u64, tail)
+        .await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn whole_blob_as_the_only_chunk_of_the_put() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("only chunk in put", 4_096);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
+        .await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn upload_status_reports_what_was_received() {
+    let registry = TestRegistry::start().await;
+    let upload = registry.start_upload("app").await;
+    let chunk = blob_content("status", 1_000);
+    expect_status(
+        registry.send_chunk(&upload.location, 0, &chunk).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry.upload_status(&upload.location).await;
+
+    let response = expect_status(response, StatusCode::NO_CONTENT).await;
+    assert_upload_range(&response, 1_000);
+    assert_header(&response, "location", &upload.location);
+    assert_header(&response, "docker-upload-uuid", &upload.uuid);
+}
+
+#[tokio::test]
+async fn cancelled_upload_is_gone() {
+    let registry = TestRegistry::start().await;
+    let upload = registry.start_upload("app").await;
+    let chunk = blob_content("cancelled", 1_000);
+    expect_status(
+        registry.send_chunk(&upload.location, 0, &chunk).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry.cancel_upload(&upload.location).await;
+
+    expect_status(response, StatusCode::NO_CONTENT).await;
+    let status = registry.upload_status(&upload.location).await;
+    assert_error(status, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let more = registry.send_chunk(&upload.location, 1_000, &chunk).await;
+    assert_error(more, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let finish = registry
+        .finish_upload(&upload.location, &sha256(&chunk))
+        .await;
+    assert_error(finish, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let again = registry.cancel_upload(&upload.location).await;
+    assert_error(again, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn out_of_order_chunk_is_refused_and_the_upload_stays_usable() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("out of order", 30_000);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+    expect_status(
+        registry
+            .send_chunk(&upload.location, 0, &content[..10_000])
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    // A gap, an overlap, and a chunk that starts over.
+    for offset in [15_000, 5_000, 0] {
+        let response = registry
+            .send_chunk(&upload.location, offset, &content[offset as usize..20_000])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "chunk at {offset}"
+        );
+        assert_upload_range(&response, 10_000);
+        assert_header(&response, "location", &upload.location);
+    }
+    // The final chunk of a PUT is checked the same way.
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 25_000, &content[25_000..])
+        .await;
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let status = registry.upload_status(&upload.location).await;
+    let status = expect_status(status, StatusCode::NO_CONTENT).await;
+    assert_upload_range(&status, 10_000);
+    expect_status(
+        registry
+            .send_chunk(&upload.location, 10_000, &content[10_000..20_000])
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 20_000, &content[20_000..])
+        .await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn wrong_digest_is_refused_and_nothing_is_stored() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("wrong digest", 2_000);
+    let claimed = sha256(b"other content");
+    let upload = registry.start_upload("app").await;
+    expect_status(
+        registry.send_chunk(&upload.location, 0, &content).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry.finish_upload(&upload.location, &claimed).await;
+
+    assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    for digest in [claimed, sha256(&content)] {
+        expect_status(
+            registry.head_blob("app", &digest).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_digests_are_refused() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("malformed", 100);
+    let hex = sha256(&content)["sha256:".len()..].to_owned();
+    let malformed = [
+        "not-a-digest".to_owned(),
+        format!("sha256:{}", hex.to_uppercase()),
+        format!("sha256:{}", &hex[1..]),
+        format!("sha256:{hex}00"),
+        "sha256:".to_owned(),
+        format!(":{hex}"),
+        format!("sha256:{}zz", &hex[2..]),
+    ];
+
+    for digest in &malformed {
+        let upload = registry.start_upload("app").await;
+        expect_status(
+            registry.send_chunk(&upload.location, 0, &content).await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        let response = registry.finish_upload(&upload.location, digest).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+
+        let response = registry.post_blob("app", digest, &content).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    }
+}
+
+#[tokio::test]
+async fn unsupported_digest_algorithms_are_refused() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("md5", 100);
+    let md5 = "md5:9e107d9d372bb6826bd81d3542a419d6";
+
+    let upload = registry.start_upload("app").await;
+    expect_status(
+        registry.send_chunk(&upload.location, 0, &content).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let response = registry.finish_upload(&upload.location, md5).await;
+    let codes = error_codes(response, StatusCode::BAD_REQUEST).await;
+    assert!(
+        codes
+            .iter()
+            .any(|c| c == "DIGEST_INVALID" || c == "UNSUPPORTED"),
+        "{codes:?}"
+    );
+
+    let response = registry.post_blob("app", md5, &content).await;
+    error_codes(response, StatusCode::BAD_REQUEST).await;
+
+    let response = registry.post_upload("app", "?digest-algorithm=md5").await;
+    error_codes(response, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn closing_put_needs_a_digest_and_the_upload_survives_without_one() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("no digest", 1_000);
+    let upload = registry.start_upload("app").await;
+    expect_status(
+        registry.send_chunk(&upload.location, 0, &content).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry.send(Method::PUT, &upload.location).await;
+
+    error_codes(response, StatusCode::BAD_REQUEST).await;
+    let digest = sha256(&content);
+    let response = registry.finish_upload(&upload.location, &digest).await;
+    assert_blob_created(response, "app", &digest).await;
+}
+
+#[tokio::test]
+async fn chunk_length_must_match_its_content_range() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("size mismatch", 20_000);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+    expect_status(
+        registry
+            .send_chunk(&upload.location, 0, &content[..5_000])
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    // Shorter, then longer, than the range says.
+    let short = registry
+        .send_chunk_claiming(
+            &upload.location,
+            "5000-9999",
+            content[5_000..9_000].to_vec(),
+        )
+        .await;
+    assert_error(short, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    let long = registry
+        .send_chunk_claiming(
+            &upload.location,
+            "5000-9999",
+            content[5_000..12_000].to_vec(),
+        )
+        .await;
+    assert_error(long, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+
+    // Neither left anything behind.
+    let status = registry.upload_status(&upload.location).await;
+    assert_upload_range(&status, 5_000);
+    expect_status(
+        registry
+            .send_chunk(&upload.location, 5_000, &content[5_000..])
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let response = registry.finish_upload(&upload.location, &digest).await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn malformed_content_range_is_refused() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("malformed range", 100);
+    let upload = registry.start_upload("app").await;
+
+    for range in ["abc", "99-0", "-99", "0-", "0-99-100"] {
+        let response = registry
+            .send_chunk_claiming(&upload.location, range, content.clone())
+            .await;
+        let status = response.status();
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::RANGE_NOT_SATISFIABLE,
+            "Content-Range {range:?} gave {status}"
+        );
+    }
+    let status = registry.upload_status(&upload.location).await;
+    assert_upload_range(&status, 0);
+    let response = registry.send_chunk(&upload.location, 0, &content).await;
+    let response = expect_status(response, StatusCode::ACCEPTED).await;
+    assert_upload_range(&response, 100);
+}
+
+#[tokio::test]
+async fn large_chunk_longer_than_its_content_range_leaves_nothing_behind() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("large size mismatch", 12 * MIB);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+
+    // The range promises 6 MiB; the body carries 12 MiB.
+    let last = 6 * MIB - 1;
+    let response = registry
+        .send_chunk_claiming(&upload.location, &format!("0-{last}"), content.clone())
+        .await;
+
+    assert_error(response, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    let status = registry.upload_status(&upload.location).await;
+    assert_upload_range(&status, 0);
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
+        .await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn large_chunk_shorter_than_its_content_range_leaves_nothing_behind() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("large short chunk", 12 * MIB);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+
+    // The range promises 12 MiB; the body carries 9 MiB.
+    let last = content.len() - 1;
+    let response = registry
+        .send_chunk_claiming(
+            &upload.location,
+            &format!("0-{last}"),
+            content[..9 * MIB].to_vec(),
+        )
+        .await;
+
+    assert_error(response, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    let status = registry.upload_status(&upload.location).await;
+    assert_upload_range(&status, 0);
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
+        .await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn unknown_upload_id_is_404() {
+    let registry = TestRegistry::start().await;
+    registry.push_image("app", "latest").await;
+    let location = "/v2/app/blobs/uploads/2b7a5c1e-0000-4000-8000-000000000000";
+    let content = blob_content("unknown upload", 10);
+
+    let responses = [
+        registry.upload_status(location).await,
+        registry.send_chunk(location, 0, &content).await,
+        registry.finish_upload(location, &sha256(&content)).await,
+        registry.cancel_upload(location).await,
+    ];
+
+    for response in responses {
+        assert_error(response, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+}
+
+#[tokio::test]
+async fn upload_id_belongs_to_its_repository() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("bound upload", 1_000);
+    let digest = sha256(&content);
+    let upload = registry.start_upload("app").await;
+    registry.start_upload("other").await;
+    let elsewhere = format!("/v2/other/blobs/uploads/{}", upload.uuid);
+
+    let responses = [
+        registry.upload_status(&elsewhere).await,
+        registry.send_chunk(&elsewhere, 0, &content).await,
+        registry
+            .finish_upload_with_chunk(&elsewhere, &digest, 0, &content)
+            .await,
+        registry.cancel_upload(&elsewhere).await,
+    ];
+
+    for response in responses {
+        assert_error(response, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+    expect_status(
+        registry.head_blob("other", &digest).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let status = registry.upload_status(&upload.location).await;
+    let status = expect_status(status, StatusCode::NO_CONTENT).await;
+    assert_upload_range(&status, 0);
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
+        .await;
+    assert_blob_created(response, "app", &digest).await;
+}
+
+#[tokio::test]
+async fn sha512_blob_announced_with_digest_algorithm() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("sha512 announced", 70_000);
+    let digest = sha512(&content);
+    let upload = registry
+        .start_upload_with("app", "?digest-algorithm=sha512")
+        .await;
+    expect_status(
+        registry
+            .send_chunk(&upload.location, 0, &content[..40_000])
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 40_000, &content[40_000..])
+        .await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+    let head = registry.head_blob("app", &digest).await;
+    assert_header(&head, "docker-content-digest", &digest);
+}
+
+#[tokio::test]
+async fn sha512_blob_without_digest_algorithm() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("sha512 unannounced", 70_000);
+    let digest = sha512(&content);
+    let upload = registry.start_upload("app").await;
+    expect_status(
+        registry.send_chunk(&upload.location, 0, &content).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let response = registry.finish_upload(&upload.location, &digest).await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+    expect_status(
+        registry.head_blob("app", &sha256(&content)).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sha512_blob_in_a_single_post() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("sha512 single post", 9_000);
+    let digest = sha512(&content);
+
+    let response = registry.post_blob("app", &digest, &content).await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn sha256_digest_for_an_upload_announced_as_sha512() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("announced sha512, closed sha256", 3_000);
+    let digest = sha256(&content);
+    let upload = registry
+        .start_upload_with("app", "?digest-algorithm=sha512")
+        .await;
+
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
+        .await;
+
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn empty_blob_by_post_then_put() {
+    let registry = TestRegistry::start().await;
+    let digest = sha256(b"");
+    let upload = registry.start_upload("app").await;
+
+    let response = registry.finish_upload(&upload.location, &digest).await;
+
+    assert_blob_created(response, "app", &digest).await;
+    let response = expect_status(registry.get_blob("app", &digest).await, StatusCode::OK).await;
+    assert_header(&response, "content-length", "0");
+    assert_header(&response, "docker-content-digest", &digest);
+    assert!(response.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn empty_blob_by_single_post() {
+    let registry = TestRegistry::start().await;
+    let digest = sha256(b"");
+
+    let response = registry.post_blob("app", &digest, b"").await;
+
+    assert_blob_created(response, "app", &digest).await;
+    let head = expect_status(registry.head_blob("app", &digest).await, StatusCode::OK).await;
+    assert_header(&head, "content-length", "0");
+}
+
+#[tokio::test]
+async fn multi_mib_blob_in_uneven_chunks() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("multi MiB", 9 * MIB + 12_345);
+    let digest = sha256(&content);
+    let mut upload = registry.start_upload("app").await;
+    let sizes = [MIB, 3 * MIB + 7, 5, 2 * MIB - 5, 3 * MIB];
+
+    let mut offset = 0;
+    for size in sizes {
+        let chunk = &content[offset..offset + size];
+        let response = registry
+            .send_chunk(&upload.location, offset as u64, chunk)
+            .await;
+        let response = expect_status(response, StatusCode::ACCEPTED).await;
+        offset += size;
+        assert_upload_range(&response, offset as u64);
+        upload.location = header(&response, "location");
+    }
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, &digest, offset as u64, &content[offset..])
+        .await;
+
+    assert_blob_created(response, "app", &digest).await;
+    let response = expect_status(registry.get_blob("app", &digest).await, StatusCode::OK).await;
+    assert_header(&response, "content-length", &content.len().to_string());
+    assert_header(&response, "docker-content-digest", &digest);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(sha256(&body), digest, "digest of the pulled blob");
+}
+
+#[tokio::test]
+async fn pushing_the_same_blob_twice_is_harmless() {
+    let registry = TestRegistry::start().await;
+    let content = blob_content("twice", 4_000);
+
+    let first = registry.push_blob("app", &content).await;
+    let second = registry.push_blob("app", &content).await;
+
+    assert_eq!(first, second);
+    assert_blob_is(&registry, "app", &first, &content).await;
+}
+
+#[tokio::test]
+async fn upload_to_an_invalid_repository_name_is_refused() {
+    let registry = TestRegistry::start().await;
+
+    for name in ["Upper", "a//b", "-leading", "trailing-", "a..b"] {
+        let response = registry.post_upload(name, "").await;
+        assert_error(response, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
+    }
+}
