@@ -585,6 +585,74 @@ fn admin_verbs_end_to_end() {
     step("logout", started);
 }
 
+/// TLS options: a server with its own CA is refused until the CLI is
+/// given that CA (`--certificate-authority`, kept for later commands) or
+/// told to skip verification.
+#[test]
+fn login_over_tls() {
+    let lab = Lab::with_tls();
+    let ca = lab.tmp.path().join("berth-data/tls/ca.crt");
+    assert!(ca.is_file(), "no CA at {}", ca.display());
+    let password = format!("{}\n", lab.admin_password);
+    let login = ["login", lab.url.as_str(), "-u", "admin", "--password-stdin"];
+
+    let strict = lab.home("strict");
+    strict
+        .berth_stdin(&login, &password)
+        .fails("login over TLS without the CA")
+        .stderr_has("login over TLS without the CA", "unable to connect")
+        .stderr_has("login over TLS without the CA", "--certificate-authority");
+    assert!(!strict.config_text().contains("token:"));
+
+    let ca_arg = ca.to_str().unwrap();
+    let with_ca: Vec<&str> = login
+        .iter()
+        .copied()
+        .chain(["--certificate-authority", ca_arg])
+        .collect();
+    strict
+        .berth_stdin(&with_ca, &password)
+        .ok("login with --certificate-authority")
+        .stdout_has("login with --certificate-authority", "Login successful.");
+    assert!(
+        strict.config_text().contains("certificateAuthority:"),
+        "{}",
+        strict.config_text()
+    );
+    assert_eq!(
+        strict.berth(&["whoami"]).ok("whoami over TLS").line(),
+        "admin"
+    );
+    let token = strict.berth(&["whoami", "-t"]).ok("whoami -t").line();
+    assert_eq!(
+        strict.auth_json()["auths"][&lab.host]["auth"],
+        STANDARD.encode(format!("admin:{token}"))
+    );
+
+    let insecure = lab.home("insecure");
+    let skip: Vec<&str> = login
+        .iter()
+        .copied()
+        .chain(["--insecure-skip-tls-verify"])
+        .collect();
+    insecure
+        .berth_stdin(&skip, &password)
+        .ok("login with --insecure-skip-tls-verify");
+    assert!(
+        insecure
+            .config_text()
+            .contains("insecureSkipTlsVerify: true"),
+        "{}",
+        insecure.config_text()
+    );
+    assert_eq!(
+        insecure.berth(&["whoami"]).ok("whoami, insecure").line(),
+        "admin"
+    );
+    insecure.berth(&["logout"]).ok("logout over TLS");
+    strict.berth(&["logout"]).ok("logout over TLS");
+}
+
 fn step(what: &str, started: Instant) {
     eprintln!("ok [{:>5.1}s] {what}", started.elapsed().as_secs_f64());
 }
@@ -684,6 +752,16 @@ struct Home {
 
 impl Lab {
     fn new() -> Lab {
+        Lab::start(false)
+    }
+
+    /// A server with `http.tls: auto`: berth's own CA, in
+    /// `<data-dir>/tls/ca.crt`.
+    fn with_tls() -> Lab {
+        Lab::start(true)
+    }
+
+    fn start(tls: bool) -> Lab {
         let mut tmp = tempfile::Builder::new()
             .prefix("berth-cli-")
             .tempdir()
@@ -692,10 +770,11 @@ impl Lab {
             tmp.disable_cleanup(true);
         }
         let admin_password = format!("{}", uuid::Uuid::new_v4().simple());
-        let server = Server::start(tmp.path(), &admin_password);
+        let server = Server::start(tmp.path(), &admin_password, tls);
         let host = server.addr.clone();
+        let scheme = if tls { "https" } else { "http" };
         let lab = Lab {
-            url: format!("http://{host}"),
+            url: format!("{scheme}://{host}"),
             host,
             server,
             admin_password,
@@ -703,7 +782,12 @@ impl Lab {
                 .enable_all()
                 .build()
                 .unwrap(),
-            http: reqwest::Client::new(),
+            // Only for probes from outside the CLI; the CLI's own TLS
+            // checking is what the TLS test is about.
+            http: reqwest::Client::builder()
+                .tls_danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
             tmp,
         };
         lab.wait_ready();
@@ -993,7 +1077,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(root: &Path, admin_password: &str) -> Server {
+    fn start(root: &Path, admin_password: &str, tls: bool) -> Server {
         let log = root.join("berth.log");
         let addr = {
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -1004,6 +1088,9 @@ impl Server {
             if key.to_string_lossy().starts_with("BERTH_") {
                 command.env_remove(key);
             }
+        }
+        if tls {
+            command.env("BERTH_HTTP_TLS", "auto");
         }
         let child = command
             .args(["serve", "--data-dir"])

@@ -363,7 +363,7 @@ pub enum ClientError {
     /// No answer: the connection, TLS or the transfer failed. Shows the
     /// innermost cause (`Connection refused`, a certificate problem), which
     /// says more than reqwest's own message.
-    #[error("unable to connect to the server {server}: {}", root_cause(error))]
+    #[error("unable to connect to the server {server}: {}", explain(server, error))]
     Connect {
         server: String,
         error: reqwest::Error,
@@ -811,16 +811,28 @@ fn error_from(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
-fn root_cause(error: &reqwest::Error) -> String {
+/// The innermost cause of a failed exchange, with a hint for the usual
+/// mistakes: HTTP against HTTPS and back, an unknown certificate authority.
+fn explain(server: &str, error: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = error;
     while let Some(next) = cause.source() {
         cause = next;
     }
+    let cause = cause.to_string();
     if error.is_timeout() {
-        format!("timed out ({cause})")
-    } else {
-        cause.to_string()
+        return format!("timed out ({cause})");
     }
+    let hint = if server.starts_with("http://") && cause.contains("invalid HTTP version") {
+        " (the server seems to speak HTTPS: log in to https://…)"
+    } else if server.starts_with("https://") && cause.contains("InvalidContentType") {
+        " (the server seems to speak plain HTTP: log in to http://…)"
+    } else if cause.contains("UnknownIssuer") || cause.contains("certificate") {
+        " (give the server's CA with --certificate-authority FILE, or \
+         --insecure-skip-tls-verify)"
+    } else {
+        ""
+    };
+    format!("{cause}{hint}")
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -878,6 +890,49 @@ mod tests {
             error.to_string(),
             "Error from server (NotFound): 404 page not found"
         );
+    }
+
+    #[test]
+    fn connection_errors_get_hints() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A port nobody listens on: refused, no hint.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = format!("http://127.0.0.1:{port}");
+        let client = ApiClient::new(
+            &server,
+            &TlsOptions::default(),
+            Credentials::Token("t".into()),
+        )
+        .unwrap();
+        let error = runtime.block_on(client.whoami()).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!("unable to connect to the server {server}: ")),
+            "{text}"
+        );
+        assert!(!text.contains("error sending request"), "{text}");
+        assert_eq!(error.code(), None);
+    }
+
+    #[test]
+    fn a_missing_certificate_authority_file_is_reported() {
+        let error = ApiClient::new(
+            "https://r.example.com",
+            &TlsOptions {
+                insecure_skip_verify: false,
+                certificate_authority: Some("/nonexistent/ca.pem".into()),
+            },
+            Credentials::Token("t".into()),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     }
 
     #[test]

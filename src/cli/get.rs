@@ -5,7 +5,9 @@ use std::str::FromStr;
 use anyhow::bail;
 use time::OffsetDateTime;
 
-use super::client::{BindingScope, Group, Project, RoleBinding, ServiceAccount, Token, User};
+use super::client::{
+    BindingScope, ClientError, Group, Project, RoleBinding, ServiceAccount, Token, User,
+};
 use super::output::{
     OutputFormat, Printable, age, expires, joined, kind_or, print_list, print_one,
 };
@@ -140,7 +142,14 @@ pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
                 list.items.retain(|t| t.metadata.name == name);
                 match list.items.pop() {
                     Some(token) => return print_one(&token, format),
-                    None => bail!("Error from server (NotFound): token \"{name}\" not found"),
+                    None => {
+                        return Err(ClientError::Api {
+                            code: 404,
+                            reason: "NotFound".into(),
+                            message: format!("tokens \"{name}\" not found"),
+                        }
+                        .into());
+                    }
                 }
             }
             print_list(&list, format, args.namespace.as_deref())
