@@ -75,8 +75,10 @@ struct Server {
 impl Server {
     async fn start(configure: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         config.http.addr = "127.0.0.1:0".parse().unwrap();
         configure(&mut config);
         let bootstrap = config.auth.bootstrap;
@@ -320,6 +322,19 @@ async fn anonymous_callers_are_challenged_and_discovery_is_open() {
         .await;
     a.failure(400, "BadRequest");
     assert_eq!(a.body["message"], "the registry is already initialized");
+
+    // Each route is counted under its own label.
+    let metrics = s.get("/metrics", &Auth::None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.body.as_str().unwrap();
+    for label in [
+        "route=\"api_projects_list\"",
+        "route=\"api_discovery\"",
+        "route=\"api_initialize\"",
+        "route=\"api_unknown\"",
+    ] {
+        assert!(text.contains(label), "{label} not in metrics");
+    }
     s.stop().await;
 }
 
@@ -1274,6 +1289,10 @@ async fn users_groups_and_passwords() {
     s.get("/api/v1/users/ghost", &s.admin)
         .await
         .failure(404, "NotFound");
+    assert_eq!(
+        s.get("/api/v1/users/%7E", &alice).await.ok(200)["metadata"]["name"],
+        "alice"
+    );
     let me = s.get("/api/v1/users/~", &s.admin).await;
     assert_eq!(me.ok(200)["metadata"]["name"], "admin");
     assert_eq!(me.body["superUser"], true);
@@ -1500,4 +1519,81 @@ async fn initialize_creates_the_first_super_user_once() {
     let users = s.get("/api/v1/users", &basic(&winner, "pw")).await;
     assert_eq!(names(users.ok(200)), vec![winner]);
     s.stop().await;
+}
+
+/// Two replicas sharing one PostgreSQL database, racing to initialize:
+/// never two first users (at worst none, and the client retries). Skipped
+/// when PostgreSQL is unreachable, unless `BERTH_REQUIRE_POSTGRES=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_racing_to_initialize_make_at_most_one_user() {
+    use sqlx::Connection as _;
+    use sqlx::Executor as _;
+    let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    sqlx::any::install_default_drivers();
+    let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("skipping: PostgreSQL unreachable at {admin_url}: {e}");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
+    };
+    let name = format!("berth_api_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+
+    let configure = |c: &mut Config| {
+        c.auth.bootstrap = Bootstrap::Initialize;
+        c.database.url = Some(url.clone());
+        c.database.max_connections = 4;
+    };
+    let a = Server::start(configure).await;
+    let b = Server::start(configure).await;
+    let attempts = [(&a, "one"), (&b, "two"), (&a, "three"), (&b, "four")].map(|(s, name)| {
+        s.post(
+            "/api/v1/user/initialize",
+            &Auth::None,
+            json!({"username":name,"password":"pw"}),
+        )
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let winners: Vec<String> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .map(|a| a.body["username"].as_str().unwrap().to_owned())
+        .collect();
+    for refused in answers.iter().filter(|a| a.status != StatusCode::OK) {
+        refused.failure(400, "BadRequest");
+    }
+    assert!(winners.len() <= 1, "{winners:?}");
+    if let Some(winner) = winners.first() {
+        // Both replicas know the one super user.
+        for s in [&a, &b] {
+            let users = s.get("/api/v1/users", &basic(winner, "pw")).await;
+            assert_eq!(names(users.ok(200)), vec![winner.clone()]);
+        }
+    } else {
+        // Everyone backed out: nothing was left behind, and a retry works.
+        let retry = b
+            .post(
+                "/api/v1/user/initialize",
+                &Auth::None,
+                json!({"username":"retry","password":"pw"}),
+            )
+            .await;
+        retry.ok(200);
+    }
+    a.stop().await;
+    b.stop().await;
+    let _ = admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await;
 }

@@ -1067,8 +1067,19 @@ impl<'a> Admin<'a> {
         matches!(&self.caller.principal, Principal::User(me) if me == name)
     }
 
+    /// `~` (however the client encoded it) names the caller.
+    fn resolve<'n>(&'n self, name: &'n str) -> &'n str {
+        match (&self.caller.principal, name) {
+            (Principal::User(me), "~") => me,
+            _ => name,
+        }
+    }
+
     /// A user: cluster admins see anyone, users themselves.
     pub async fn user(&self, name: &str) -> AdminResult<UserInfo> {
+        if name == "~" {
+            return self.me().await;
+        }
         let policy = self.policy().await?;
         if !self.is_self(name) && !policy.is_cluster_admin(&self.caller.principal) {
             return Err(self.forbidden("get users"));
@@ -1126,6 +1137,7 @@ impl<'a> Admin<'a> {
 
     /// Sets a password: the user itself or a cluster admin.
     pub async fn set_password(&self, name: &str, secret: Option<&str>) -> AdminResult<()> {
+        let name = self.resolve(name);
         let policy = self.policy().await?;
         if !self.is_self(name) && !policy.is_cluster_admin(&self.caller.principal) {
             return Err(self.forbidden(&format!("change the password of user \"{name}\"")));
@@ -1179,12 +1191,14 @@ impl<'a> Admin<'a> {
         self.require_cluster_admin("create groups").await?;
         let name = require_object_name("group", name)?;
         let users = Self::member_names(users)?;
-        if self.store().group(&name).await?.is_some() {
+        if !self.store().create_group(&name, &users).await? {
             return Err(already_exists("groups", &name));
         }
-        let group = self.store().put_group(&name, &users).await?;
         self.access.policy_changed();
-        Ok(group)
+        self.store()
+            .group(&name)
+            .await?
+            .ok_or_else(|| not_found("groups", &name))
     }
 
     /// Replaces a group's members.
@@ -1869,7 +1883,7 @@ mod tests {
             as_alice.set_password("admin", Some("x")).await,
             Err(AdminError::Forbidden(_))
         ));
-        as_alice.set_password("alice", Some("new")).await.unwrap();
+        as_alice.set_password("~", Some("new")).await.unwrap();
         assert!(matches!(
             as_admin.set_password("ghost", Some("x")).await,
             Err(AdminError::NotFound(_))
@@ -1882,6 +1896,7 @@ mod tests {
 
         // Users see themselves, not others.
         assert_eq!(as_alice.user("alice").await.unwrap().name, "alice");
+        assert_eq!(as_alice.user("~").await.unwrap().name, "alice");
         assert!(matches!(
             as_alice.user("admin").await,
             Err(AdminError::Forbidden(_))

@@ -145,6 +145,8 @@ pub trait AccessStore: Send + Sync + 'static {
     // --- groups
     async fn group(&self, name: &str) -> Result<Option<Group>>;
     async fn groups(&self) -> Result<Vec<Group>>;
+    /// Creates the group with `users` as members; false if the name is taken.
+    async fn create_group(&self, name: &str, users: &[String]) -> Result<bool>;
     /// Creates the group, or replaces its members.
     async fn put_group(&self, name: &str, users: &[String]) -> Result<Group>;
     async fn delete_group(&self, name: &str) -> Result<bool>;

@@ -253,6 +253,34 @@ impl AccessStore for SqlMetadataStore {
         Ok(groups)
     }
 
+    async fn create_group(&self, name: &str, users: &[String]) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO groups (name, uid, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(super::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if created {
+            for user in users {
+                sqlx::query(
+                    "INSERT INTO group_members (group_name, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(name)
+                .bind(user.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
     async fn put_group(&self, name: &str, users: &[String]) -> Result<Group> {
         let mut tx = self.writer().begin().await?;
         sqlx::query(

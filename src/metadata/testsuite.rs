@@ -519,8 +519,31 @@ async fn groups_hold_members(store: &dyn AccessStore) {
         "replacing members keeps the group's identity"
     );
     assert_eq!(store.groups().await.unwrap().len(), 1);
+    // Creating is refused for a taken name, and leaves its members alone.
+    assert!(
+        !store
+            .create_group("devs", &["mallory".into()])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.group("devs").await.unwrap().unwrap().users,
+        vec!["carol"]
+    );
     assert!(store.delete_group("devs").await.unwrap());
     assert_eq!(store.group("devs").await.unwrap(), None);
+    let version = store.policy_version().await.unwrap();
+    assert!(
+        store
+            .create_group("ops", &["dan".into(), "dan".into()])
+            .await
+            .unwrap()
+    );
+    assert!(store.policy_version().await.unwrap() > version);
+    assert_eq!(
+        store.group("ops").await.unwrap().unwrap().users,
+        vec!["dan"]
+    );
 }
 
 async fn namespaces_own_accounts_bindings_and_tokens(store: &dyn AccessStore) {
