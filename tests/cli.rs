@@ -488,6 +488,47 @@ fn admin_verbs_end_to_end() {
         step("skopeo with the login's auth.json", started);
     }
 
+    // A service account logs in with a token (it pulls from demo).
+    let robot = lab.home("robot");
+    let robot_token = admin
+        .berth(&["create", "token", "sa/builder", "-n", "demo"])
+        .ok("create token for the robot")
+        .line();
+    robot
+        .berth(&["login", &server, "--token", &robot_token])
+        .ok("login --token")
+        .stdout_has(
+            "login --token",
+            "as \"system:serviceaccount:demo:builder\" using the token provided",
+        );
+    assert_eq!(
+        robot.berth(&["whoami"]).ok("whoami as the robot").line(),
+        "system:serviceaccount:demo:builder"
+    );
+    assert_eq!(
+        robot.auth_json()["auths"][&lab.host]["auth"],
+        STANDARD.encode(format!("builder:{robot_token}")),
+        "the auth.json user must have no colon"
+    );
+    if let Some(skopeo) = skopeo() {
+        robot
+            .run(
+                &skopeo,
+                &[
+                    "list-tags",
+                    "--tls-verify=false",
+                    &format!("docker://{}/demo/app", lab.host),
+                ],
+                None,
+            )
+            .ok("skopeo list-tags as the service account");
+    }
+    robot
+        .berth(&["logout"])
+        .ok("logout after login --token")
+        .stderr_has("logout after login --token", "not revoked");
+    step("service account login --token", started);
+
     // Own tokens.
     let own = admin.berth(&["create", "token"]).ok("create token (own)");
     assert_eq!(own.stdout().lines().count(), 1, "{}", own.describe());

@@ -123,9 +123,16 @@ pub async fn login(args: LoginArgs, globals: &Globals) -> anyhow::Result<()> {
         let _ = old_client.delete_token(old_name).await;
     }
 
-    let namespace = args
-        .namespace
-        .clone()
+    let chosen = match &args.namespace {
+        Some(ns) if !names.contains(ns) => {
+            eprintln!(
+                "warning: project \"{ns}\" does not exist on {server}, or you have no role in it"
+            );
+            None
+        }
+        given => given.clone(),
+    };
+    let namespace = chosen
         .or_else(|| {
             previous
                 .current_namespace
@@ -224,9 +231,17 @@ fn store_registry_credential(server: &str, user: &str, token: &str) -> anyhow::R
     let host = registry_host(server).map_err(anyhow::Error::msg)?;
     let path = auth_file_path(|name| std::env::var_os(name))?;
     let mut file = AuthFile::load(&path)?;
-    file.set(&host, user, token);
+    file.set(&host, registry_user(user), token);
     file.save()?;
     Ok(())
+}
+
+/// The user name to pair with a token in `auth.json`, whose `auth` is
+/// `user:secret` split at the first colon: a service account
+/// (`system:serviceaccount:NS:NAME`) goes by its short name. berth ignores
+/// the user name that comes with a token anyway.
+fn registry_user(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
 }
 
 fn prompt_user() -> anyhow::Result<String> {
@@ -336,6 +351,15 @@ mod tests {
         let mut out = Vec::new();
         write_projects(&mut out, &names, current).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn auth_file_user_names_have_no_colon() {
+        assert_eq!(registry_user("alice"), "alice");
+        assert_eq!(
+            registry_user("system:serviceaccount:myproj:builder"),
+            "builder"
+        );
     }
 
     #[test]
