@@ -255,8 +255,9 @@ fn auto_tls_names(config: &Config, local: SocketAddr) -> (Vec<String>, Vec<Strin
 }
 
 fn access_options(config: &Config) -> AccessOptions {
-    let mut super_users = config.auth.super_users.clone();
-    super_users.push(ADMIN_USER.to_owned());
+    // The bootstrap admin is a super user by its database flag, not by name:
+    // under `initialize` there may be no `admin`, or an ordinary one.
+    let super_users = config.auth.super_users.clone();
     AccessOptions {
         service: config.auth.service.clone(),
         token_lifetime: config.auth.token_lifetime,

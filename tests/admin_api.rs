@@ -659,6 +659,10 @@ async fn service_accounts_and_their_tokens() {
         s.get("/v2/p/app/manifests/v1", &bearer(&jwt)).await.status,
         StatusCode::OK
     );
+    // A pull token cannot manage anything.
+    s.get("/api/v1/users/~", &bearer(&jwt))
+        .await
+        .failure(401, "Unauthorized");
 
     // Revoking stops the token, and the JWT issued from it, at once.
     let name = token["metadata"]["name"].as_str().unwrap();
@@ -763,13 +767,14 @@ async fn user_tokens_are_shown_once_and_revoked_at_once() {
         assert_eq!(me.ok(200)["metadata"]["name"], "alice");
         assert_eq!(strings(&me.body["groups"]), vec!["system:authenticated"]);
     }
+    // A JWT made from it serves /v2/, not the administration API.
     let (status, jwt) = s.jwt(&basic("x", &secret), "registry:catalog:*").await;
     assert_eq!(status, StatusCode::OK);
     let jwt = bearer(jwt["token"].as_str().unwrap());
-    assert_eq!(
-        s.get("/api/v1/users/~", &jwt).await.ok(200)["metadata"]["name"],
-        "alice"
-    );
+    assert_eq!(s.get("/v2/_catalog", &jwt).await.status, StatusCode::OK);
+    s.get("/api/v1/users/~", &jwt)
+        .await
+        .failure(401, "Unauthorized");
 
     // Listing: own tokens, without secrets; admins see every user token.
     let mine = s.get("/api/v1/tokens", &alice).await;

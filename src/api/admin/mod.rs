@@ -391,7 +391,10 @@ impl FromRequestParts<AppState> for Authenticated {
                 AuthFailure::Store(e) => AdminError::Store(e),
                 AuthFailure::Bearer(e) => AdminError::Internal(e.to_string()),
             })?;
-        if caller.is_anonymous() {
+        // A JWT from the token service carries repository scopes only; the
+        // administration API wants the principal's own credentials (a
+        // password or an opaque token), so that a pull token cannot manage.
+        if caller.is_anonymous() || caller.grants.is_some() {
             return Err(challenge());
         }
         Ok(Authenticated(caller))
