@@ -16,7 +16,9 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(berth::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            if let Some(message) = berth::cli::error_message(&e) {
+                eprintln!("{message}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

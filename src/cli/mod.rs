@@ -1,4 +1,22 @@
-//! The `berth` command line.
+//! The `berth` command line: `berth serve`, and admin verbs modelled on
+//! `oc` that talk to a berth server's REST API (`/api/v1`) only.
+//!
+//! - [`client`]: the API client; [`config`]: the CLI's configuration file;
+//!   [`auth_file`]: the containers `auth.json`; [`output`]: tables, JSON, YAML.
+//! - one module per verb group: [`login`], [`project`], [`get`], [`create`],
+//!   [`delete`], [`policy`].
+
+pub mod auth_file;
+pub mod client;
+pub mod config;
+pub mod create;
+pub mod delete;
+pub mod get;
+pub mod login;
+pub mod output;
+pub mod policy;
+pub mod project;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +29,10 @@ use crate::config::{Config, LogFormat};
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about = "An OCI container image registry")]
 pub struct Cli {
+    /// The CLI configuration file (login, current server and project)
+    /// [default: ${XDG_CONFIG_HOME:-~/.config}/berth/config.yaml]
+    #[arg(long, global = true, env = config::CONFIG_ENV, value_name = "FILE")]
+    pub cli_config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -19,7 +41,33 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(ServeArgs),
+    /// Log in to a berth server, and podman and skopeo with it.
+    Login(login::LoginArgs),
+    /// Revoke the current login's token and forget it.
+    Logout(login::LogoutArgs),
+    /// Show the logged-in user (-t: its token).
+    Whoami(login::WhoamiArgs),
+    /// Create a project and make it the current one.
+    NewProject(project::NewProjectArgs),
+    /// Show or switch the current project.
+    Project(project::ProjectArgs),
+    /// List objects: projects, serviceaccounts, tokens, rolebindings, users, groups.
+    Get(get::GetArgs),
+    /// Create a user, group, service account or token.
+    Create(create::CreateArgs),
+    /// Delete tokens, service accounts, users, groups, projects, role bindings.
+    Delete(delete::DeleteArgs),
+    /// Manage a project's role bindings; who-can.
+    Policy(policy::PolicyArgs),
+    /// Cluster administration: cluster-wide role bindings.
+    Adm(policy::AdmArgs),
 }
+
+/// An error already printed (for instance one of several failed deletes):
+/// the command only has to fail.
+#[derive(Debug, thiserror::Error)]
+#[error("failed")]
+pub struct AlreadyReported;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -67,6 +115,12 @@ fn init_logging(config: &Config) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cli_config = cli.cli_config;
+    let globals = || -> anyhow::Result<session::Globals> {
+        Ok(session::Globals {
+            config_path: config::config_path(cli_config.as_deref(), |name| std::env::var_os(name))?,
+        })
+    };
     match cli.command {
         Command::Serve(args) => {
             let config = args.config().context("loading configuration")?;
@@ -74,5 +128,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let server = crate::server::start(config).await?;
             server.run_until_signal().await
         }
+        Command::Login(args) => login::login(args, &globals()?).await,
+        Command::Logout(args) => login::logout(args, &globals()?).await,
+        Command::Whoami(args) => login::whoami(args, &globals()?).await,
+        Command::NewProject(args) => project::new_project(args, &globals()?).await,
+        Command::Project(args) => project::project(args, &globals()?).await,
+        Command::Get(args) => get::run(args, &globals()?).await,
+        Command::Create(args) => create::run(args, &globals()?).await,
+        Command::Delete(args) => delete::run(args, &globals()?).await,
+        Command::Policy(args) => policy::policy(args, &globals()?).await,
+        Command::Adm(args) => policy::adm(args, &globals()?).await,
     }
+}
+
+/// How `main` reports an error: the server's own words for API errors
+/// (`Error from server (Forbidden): …`, as `oc` prints them), nothing for
+/// errors already printed, `error: …` with its causes for the rest.
+pub fn error_message(error: &anyhow::Error) -> Option<String> {
+    if error.downcast_ref::<AlreadyReported>().is_some() {
+        return None;
+    }
+    if let Some(api @ client::ClientError::Api { .. }) = error.downcast_ref::<client::ClientError>()
+    {
+        return Some(api.to_string());
+    }
+    Some(format!("error: {error:#}"))
 }

@@ -1,0 +1,987 @@
+//! A client for the REST API `/api/v1` (docs/rest-api.md): its objects as
+//! types, one method per endpoint, and one error type.
+//!
+//! Every object keeps fields this client does not know (`extra`), so that
+//! `-o json` shows what the server sent even when the server is newer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+/// Fields of an object that this client has no type for.
+pub type Extra = Map<String, Value>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ObjectMeta {
+    pub fn named(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: name.to_owned(),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// `{"apiVersion":"v1","kind":"<Kind>List","items":[…]}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T> {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProjectStatus>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectStatus {
+    #[serde(default)]
+    pub phase: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccount {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: TokenSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TokenStatus>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Token {
+    /// The secret, present only in the answer to a create.
+    pub fn secret(&self) -> Option<&str> {
+        self.status.as_ref()?.token.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_timestamp: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Body of the token-creating requests.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewToken {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<NameOnly>,
+    pub spec: NewTokenSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewTokenSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NameOnly {
+    pub name: String,
+}
+
+impl NewToken {
+    pub fn new(name: Option<&str>, expires_in: Option<&str>) -> NewToken {
+        NewToken {
+            metadata: name.map(|name| NameOnly {
+                name: name.to_owned(),
+            }),
+            spec: NewTokenSpec {
+                expires_in: expires_in.map(str::to_owned),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleBinding {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_ref: Option<RoleRef>,
+    #[serde(default)]
+    pub subjects: Vec<Subject>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl RoleBinding {
+    /// The bound role: `roleRef.name`, else the binding's name.
+    pub fn role(&self) -> &str {
+        self.role_ref
+            .as_ref()
+            .map_or(self.metadata.name.as_str(), |r| r.name.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleRef {
+    #[serde(default)]
+    pub kind: String,
+    pub name: String,
+}
+
+/// A user, group or service account in a role binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The prefix of a service account's user name.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+
+impl Subject {
+    /// A user; `system:serviceaccount:NS:NAME` is the service account.
+    pub fn user(name: &str) -> Subject {
+        if let Some((namespace, account)) = name
+            .strip_prefix(SERVICE_ACCOUNT_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+        {
+            return Subject::service_account(namespace, account);
+        }
+        Subject {
+            kind: "User".into(),
+            name: name.to_owned(),
+            namespace: None,
+        }
+    }
+
+    pub fn group(name: &str) -> Subject {
+        Subject {
+            kind: "Group".into(),
+            name: name.to_owned(),
+            namespace: None,
+        }
+    }
+
+    pub fn service_account(namespace: &str, name: &str) -> Subject {
+        Subject {
+            kind: "ServiceAccount".into(),
+            name: name.to_owned(),
+            namespace: Some(namespace.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subjects<'a> {
+    pub subjects: &'a [Subject],
+}
+
+/// Answer of `whocan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReview {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub verb: String,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub super_user: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUser<'a> {
+    pub metadata: NameOnly,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    pub super_user: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewGroup<'a> {
+    pub metadata: NameOnly,
+    pub users: &'a [String],
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct NewObject {
+    metadata: NameOnly,
+}
+
+impl NewObject {
+    fn named(name: &str) -> NewObject {
+        NewObject {
+            metadata: NameOnly {
+                name: name.to_owned(),
+            },
+        }
+    }
+}
+
+/// The server's `Status` object, which every error carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub code: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error `Status`. Displayed as `oc` does.
+    #[error("Error from server ({reason}): {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// No answer: the connection, TLS or the transfer failed. Shows the
+    /// innermost cause (`Connection refused`, a certificate problem), which
+    /// says more than reqwest's own message.
+    #[error("unable to connect to the server {server}: {}", explain(server, error))]
+    Connect {
+        server: String,
+        error: reqwest::Error,
+    },
+    #[error("unexpected answer from {url} ({status}): {detail}")]
+    Unexpected {
+        url: String,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("reading the certificate authority file {}: {detail}", path.display())]
+    CertificateAuthority { path: PathBuf, detail: String },
+    #[error("invalid server address {0}")]
+    InvalidServer(String),
+    #[error("setting up the HTTP client")]
+    Setup(#[source] reqwest::Error),
+}
+
+impl ClientError {
+    /// The HTTP status of an error answered by the server.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// TLS settings for talking to the server.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub insecure_skip_verify: bool,
+    pub certificate_authority: Option<PathBuf>,
+}
+
+/// How requests authenticate.
+#[derive(Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer <token>`.
+    Token(String),
+    /// HTTP Basic with a user's password.
+    Password { user: String, password: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Token(_) => f.write_str("Token(…)"),
+            Credentials::Password { user, .. } => write!(f, "Password {{ user: {user:?}, … }}"),
+        }
+    }
+}
+
+/// Which role bindings: a project's, or the cluster-wide ones.
+#[derive(Debug, Clone, Copy)]
+pub enum BindingScope<'a> {
+    Namespace(&'a str),
+    Cluster,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    server: Url,
+    credentials: Credentials,
+}
+
+impl ApiClient {
+    /// A client for `server` (`scheme://host[:port]`).
+    pub fn new(
+        server: &str,
+        tls: &TlsOptions,
+        credentials: Credentials,
+    ) -> Result<ApiClient, ClientError> {
+        let server = Url::parse(server)
+            .map_err(|e| ClientError::InvalidServer(format!("{server:?}: {e}")))?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(120));
+        if tls.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(path) = &tls.certificate_authority {
+            builder = builder.tls_certs_merge(read_certificates(path)?);
+        }
+        Ok(ApiClient {
+            http: builder.build().map_err(ClientError::Setup)?,
+            server,
+            credentials,
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        self.server.as_str().trim_end_matches('/')
+    }
+
+    // --- projects
+
+    pub async fn list_projects(&self) -> Result<List<Project>, ClientError> {
+        self.get(&["projects"]).await
+    }
+
+    pub async fn get_project(&self, name: &str) -> Result<Project, ClientError> {
+        self.get(&["projects", name]).await
+    }
+
+    pub async fn create_project(&self, name: &str) -> Result<Project, ClientError> {
+        self.send(Method::POST, &["projects"], Some(&NewObject::named(name)))
+            .await
+    }
+
+    pub async fn delete_project(&self, name: &str) -> Result<Status, ClientError> {
+        self.delete(&["projects", name]).await
+    }
+
+    // --- service accounts
+
+    pub async fn list_service_accounts(
+        &self,
+        namespace: &str,
+    ) -> Result<List<ServiceAccount>, ClientError> {
+        self.get(&["namespaces", namespace, "serviceaccounts"])
+            .await
+    }
+
+    pub async fn get_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ServiceAccount, ClientError> {
+        self.get(&["namespaces", namespace, "serviceaccounts", name])
+            .await
+    }
+
+    pub async fn create_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ServiceAccount, ClientError> {
+        self.send(
+            Method::POST,
+            &["namespaces", namespace, "serviceaccounts"],
+            Some(&NewObject::named(name)),
+        )
+        .await
+    }
+
+    pub async fn delete_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Status, ClientError> {
+        self.delete(&["namespaces", namespace, "serviceaccounts", name])
+            .await
+    }
+
+    // --- tokens
+
+    /// A token for the caller (a user): what login does.
+    pub async fn create_token(&self, request: &NewToken) -> Result<Token, ClientError> {
+        self.send(Method::POST, &["tokens"], Some(request)).await
+    }
+
+    pub async fn create_service_account_token(
+        &self,
+        namespace: &str,
+        account: &str,
+        request: &NewToken,
+    ) -> Result<Token, ClientError> {
+        self.send(
+            Method::POST,
+            &[
+                "namespaces",
+                namespace,
+                "serviceaccounts",
+                account,
+                "tokens",
+            ],
+            Some(request),
+        )
+        .await
+    }
+
+    /// The caller's own tokens (cluster admins: every user token).
+    pub async fn list_tokens(&self) -> Result<List<Token>, ClientError> {
+        self.get(&["tokens"]).await
+    }
+
+    /// A project's service-account tokens.
+    pub async fn list_namespace_tokens(&self, namespace: &str) -> Result<List<Token>, ClientError> {
+        self.get(&["namespaces", namespace, "tokens"]).await
+    }
+
+    pub async fn delete_token(&self, name: &str) -> Result<Status, ClientError> {
+        self.delete(&["tokens", name]).await
+    }
+
+    pub async fn delete_namespace_token(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Status, ClientError> {
+        self.delete(&["namespaces", namespace, "tokens", name])
+            .await
+    }
+
+    // --- role bindings
+
+    pub async fn list_role_bindings(
+        &self,
+        scope: BindingScope<'_>,
+    ) -> Result<List<RoleBinding>, ClientError> {
+        self.get(&binding_path(scope, None, None)).await
+    }
+
+    pub async fn get_role_binding(
+        &self,
+        scope: BindingScope<'_>,
+        role: &str,
+    ) -> Result<RoleBinding, ClientError> {
+        self.get(&binding_path(scope, Some(role), None)).await
+    }
+
+    /// Adds subjects to the binding of `role`. The answer is ignored beyond
+    /// its status: after a removal the binding may be gone.
+    pub async fn add_subjects(
+        &self,
+        scope: BindingScope<'_>,
+        role: &str,
+        subjects: &[Subject],
+    ) -> Result<(), ClientError> {
+        let path = binding_path(scope, Some(role), Some("add-subjects"));
+        self.send::<Value>(Method::POST, &path, Some(&Subjects { subjects }))
+            .await
+            .map(drop)
+    }
+
+    pub async fn remove_subjects(
+        &self,
+        scope: BindingScope<'_>,
+        role: &str,
+        subjects: &[Subject],
+    ) -> Result<(), ClientError> {
+        let path = binding_path(scope, Some(role), Some("remove-subjects"));
+        self.send::<Value>(Method::POST, &path, Some(&Subjects { subjects }))
+            .await
+            .map(drop)
+    }
+
+    pub async fn delete_role_binding(
+        &self,
+        scope: BindingScope<'_>,
+        role: &str,
+    ) -> Result<Status, ClientError> {
+        self.delete(&binding_path(scope, Some(role), None)).await
+    }
+
+    pub async fn who_can(&self, namespace: &str, verb: &str) -> Result<AccessReview, ClientError> {
+        let mut url = self.url(&["namespaces", namespace, "whocan"]);
+        url.query_pairs_mut().append_pair("verb", verb);
+        self.execute(self.http.get(url)).await
+    }
+
+    // --- users and groups
+
+    pub async fn whoami(&self) -> Result<User, ClientError> {
+        self.get(&["users", "~"]).await
+    }
+
+    pub async fn list_users(&self) -> Result<List<User>, ClientError> {
+        self.get(&["users"]).await
+    }
+
+    pub async fn get_user(&self, name: &str) -> Result<User, ClientError> {
+        self.get(&["users", name]).await
+    }
+
+    pub async fn create_user(&self, user: &NewUser<'_>) -> Result<User, ClientError> {
+        self.send(Method::POST, &["users"], Some(user)).await
+    }
+
+    pub async fn delete_user(&self, name: &str) -> Result<Status, ClientError> {
+        self.delete(&["users", name]).await
+    }
+
+    pub async fn list_groups(&self) -> Result<List<Group>, ClientError> {
+        self.get(&["groups"]).await
+    }
+
+    pub async fn get_group(&self, name: &str) -> Result<Group, ClientError> {
+        self.get(&["groups", name]).await
+    }
+
+    pub async fn create_group(&self, group: &NewGroup<'_>) -> Result<Group, ClientError> {
+        self.send(Method::POST, &["groups"], Some(group)).await
+    }
+
+    pub async fn delete_group(&self, name: &str) -> Result<Status, ClientError> {
+        self.delete(&["groups", name]).await
+    }
+
+    // --- plumbing
+
+    /// `<server>/api/v1/<segments…>`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.server.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.clear().extend(["api", "v1"]).extend(segments);
+        }
+        url
+    }
+
+    async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ClientError> {
+        self.execute(self.http.get(self.url(segments))).await
+    }
+
+    async fn delete(&self, segments: &[&str]) -> Result<Status, ClientError> {
+        self.execute(self.http.delete(self.url(segments))).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.http.request(method, self.url(segments));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.execute(request).await
+    }
+
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let request = match &self.credentials {
+            Credentials::Token(token) => request.bearer_auth(token),
+            Credentials::Password { user, password } => request.basic_auth(user, Some(password)),
+        };
+        let response = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|error| ClientError::Connect {
+                server: self.server().to_owned(),
+                error,
+            })?;
+        let status = response.status();
+        let url = response.url().to_string();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| ClientError::Connect {
+                server: self.server().to_owned(),
+                error,
+            })?;
+        if !status.is_success() {
+            return Err(error_from(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected {
+            url,
+            status,
+            detail: format!("{e}; the body was {}", snippet(&body)),
+        })
+    }
+}
+
+fn binding_path<'a>(
+    scope: BindingScope<'a>,
+    role: Option<&'a str>,
+    action: Option<&'a str>,
+) -> Vec<&'a str> {
+    let mut path = match scope {
+        BindingScope::Namespace(namespace) => vec!["namespaces", namespace, "rolebindings"],
+        BindingScope::Cluster => vec!["clusterrolebindings"],
+    };
+    path.extend(role);
+    path.extend(action);
+    path
+}
+
+/// The error for a failed answer: its `Status` if it is one, else what
+/// can be told from the HTTP status and the body.
+fn error_from(status: StatusCode, body: &[u8]) -> ClientError {
+    let reason_for = |status: StatusCode| {
+        match status.as_u16() {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "AlreadyExists",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            _ if status.is_server_error() => "InternalError",
+            _ => "Unknown",
+        }
+        .to_owned()
+    };
+    if let Ok(parsed) = serde_json::from_slice::<Status>(body)
+        && !parsed.message.is_empty()
+    {
+        return ClientError::Api {
+            code: if parsed.code == 0 {
+                status.as_u16()
+            } else {
+                parsed.code
+            },
+            reason: if parsed.reason.is_empty() {
+                reason_for(status)
+            } else {
+                parsed.reason
+            },
+            message: parsed.message,
+        };
+    }
+    // The distribution API's errors: {"errors":[{"code":…,"message":…}]}.
+    if let Ok(parsed) = serde_json::from_slice::<Value>(body)
+        && let Some(message) = parsed["errors"][0]["message"].as_str()
+    {
+        return ClientError::Api {
+            code: status.as_u16(),
+            reason: reason_for(status),
+            message: message.to_owned(),
+        };
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let message = if text.is_empty() || text.len() > 500 {
+        status
+            .canonical_reason()
+            .unwrap_or("the server refused the request")
+            .to_lowercase()
+    } else {
+        text.to_owned()
+    };
+    ClientError::Api {
+        code: status.as_u16(),
+        reason: reason_for(status),
+        message,
+    }
+}
+
+/// The innermost cause of a failed exchange, with a hint for the usual
+/// mistakes: HTTP against HTTPS and back, an unknown certificate authority.
+fn explain(server: &str, error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let cause = cause.to_string();
+    if error.is_timeout() {
+        return format!("timed out ({cause})");
+    }
+    let hint = if server.starts_with("http://") && cause.contains("invalid HTTP version") {
+        " (the server seems to speak HTTPS: log in to https://…)"
+    } else if server.starts_with("https://") && cause.contains("InvalidContentType") {
+        " (the server seems to speak plain HTTP: log in to http://…)"
+    } else if cause.contains("UnknownIssuer") || cause.contains("certificate") {
+        " (give the server's CA with --certificate-authority FILE, or \
+         --insecure-skip-tls-verify)"
+    } else {
+        ""
+    };
+    format!("{cause}{hint}")
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut short: String = text.chars().take(200).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let fail = |detail: String| ClientError::CertificateAuthority {
+        path: path.to_owned(),
+        detail,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(fail("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_bodies_become_oc_style_errors() {
+        let body = br#"{"apiVersion":"v1","kind":"Status","status":"Failure","message":"projects \"x\" is forbidden","reason":"Forbidden","code":403}"#;
+        let error = error_from(StatusCode::FORBIDDEN, body);
+        assert_eq!(
+            error.to_string(),
+            "Error from server (Forbidden): projects \"x\" is forbidden"
+        );
+        assert_eq!(error.code(), Some(403));
+
+        let error = error_from(StatusCode::UNAUTHORIZED, b"");
+        assert_eq!(
+            error.to_string(),
+            "Error from server (Unauthorized): unauthorized"
+        );
+        let error = error_from(
+            StatusCode::UNAUTHORIZED,
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        );
+        assert_eq!(
+            error.to_string(),
+            "Error from server (Unauthorized): authentication required"
+        );
+        let error = error_from(StatusCode::NOT_FOUND, b"404 page not found\n");
+        assert_eq!(
+            error.to_string(),
+            "Error from server (NotFound): 404 page not found"
+        );
+    }
+
+    #[test]
+    fn connection_errors_get_hints() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A port nobody listens on: refused, no hint.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = format!("http://127.0.0.1:{port}");
+        let client = ApiClient::new(
+            &server,
+            &TlsOptions::default(),
+            Credentials::Token("t".into()),
+        )
+        .unwrap();
+        let error = runtime.block_on(client.whoami()).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!("unable to connect to the server {server}: ")),
+            "{text}"
+        );
+        assert!(!text.contains("error sending request"), "{text}");
+        assert_eq!(error.code(), None);
+    }
+
+    #[test]
+    fn a_missing_certificate_authority_file_is_reported() {
+        let error = ApiClient::new(
+            "https://r.example.com",
+            &TlsOptions {
+                insecure_skip_verify: false,
+                certificate_authority: Some("/nonexistent/ca.pem".into()),
+            },
+            Credentials::Token("t".into()),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn service_account_user_names_become_service_account_subjects() {
+        assert_eq!(
+            Subject::user("system:serviceaccount:myproj:builder"),
+            Subject::service_account("myproj", "builder")
+        );
+        assert_eq!(Subject::user("alice").kind, "User");
+        assert_eq!(Subject::user("system:serviceaccount:broken").kind, "User");
+    }
+
+    #[test]
+    fn urls_are_encoded_per_segment() {
+        let client = ApiClient::new(
+            "http://127.0.0.1:5000",
+            &TlsOptions::default(),
+            Credentials::Token("t".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            client
+                .url(&binding_path(
+                    BindingScope::Namespace("p"),
+                    Some("system:image-puller"),
+                    Some("add-subjects")
+                ))
+                .as_str(),
+            "http://127.0.0.1:5000/api/v1/namespaces/p/rolebindings/system:image-puller/add-subjects"
+        );
+        assert_eq!(
+            client.url(&["users", "~"]).as_str(),
+            "http://127.0.0.1:5000/api/v1/users/~"
+        );
+        assert_eq!(
+            client.url(&["groups", "a/b c"]).as_str(),
+            "http://127.0.0.1:5000/api/v1/groups/a%2Fb%20c"
+        );
+        assert_eq!(client.server(), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let text = r#"{"apiVersion":"v1","kind":"Token","metadata":{"name":"t","namespace":"p","uid":"u","creationTimestamp":"2026-01-01T00:00:00Z","labels":{"a":"b"}},"spec":{"subject":"system:serviceaccount:p:b","expirationTimestamp":null},"status":{"token":"berth_x"},"future":1}"#;
+        let token: Token = serde_json::from_str(text).unwrap();
+        assert_eq!(token.secret(), Some("berth_x"));
+        let back = serde_json::to_value(&token).unwrap();
+        assert_eq!(back["future"], 1);
+        assert_eq!(back["metadata"]["labels"]["a"], "b");
+        assert_eq!(back["spec"]["subject"], "system:serviceaccount:p:b");
+    }
+}

@@ -1,0 +1,213 @@
+//! `berth create user|group|serviceaccount|token`.
+
+use anyhow::{Context, bail};
+
+use super::client::{NameOnly, NewGroup, NewToken, NewUser, SERVICE_ACCOUNT_PREFIX};
+use super::login::read_secret_from_stdin;
+use super::output::{OutputFormat, print_created, print_one};
+use super::session::{Globals, Session};
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[command(subcommand)]
+    pub what: CreateCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CreateCommand {
+    /// Create a user (cluster admins).
+    User(CreateUserArgs),
+    /// Create a group of users (cluster admins).
+    Group(CreateGroupArgs),
+    /// Create a service account in a project.
+    #[command(name = "serviceaccount", visible_alias = "sa")]
+    ServiceAccount(CreateServiceAccountArgs),
+    /// Create a token and print it (only it, for `$(berth create token …)`).
+    Token(CreateTokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateUserArgs {
+    pub name: String,
+    /// Read the user's password from standard input. Without it the user
+    /// has no password and logs in with tokens only.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Make the user a super user (cluster admin).
+    #[arg(long)]
+    pub super_user: bool,
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateGroupArgs {
+    pub name: String,
+    /// Members, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "USER,...")]
+    pub users: Vec<String>,
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateServiceAccountArgs {
+    pub name: String,
+    /// The project (default: the current one).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Without SUBJECT: a token for yourself (the logged-in user). With sa/NAME (or \
+serviceaccount/NAME, NAME, or system:serviceaccount:NS:NAME): a token for the \
+service account NAME of the project. Only the token is printed, so that \
+TOKEN=$(berth create token sa/builder -n myproj) works; it is shown only \
+this once.")]
+pub struct CreateTokenArgs {
+    /// Whose token: sa/NAME, or nothing for yourself.
+    pub subject: Option<String>,
+    /// The project of the service account (default: the current one).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// How long the token is valid, e.g. 24h, 90m, 30d (default: the server's).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Name of the token (default: generated, <subject>-token-xxxxx).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the whole Token object (with its secret) instead of the token.
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
+    let session = Session::load(globals)?;
+    let client = session.client()?;
+    match args.what {
+        CreateCommand::User(args) => {
+            let password = if args.password_stdin {
+                let password = read_secret_from_stdin()?;
+                if password.is_empty() {
+                    bail!("the password read from standard input is empty");
+                }
+                Some(password)
+            } else {
+                None
+            };
+            let user = client
+                .create_user(&NewUser {
+                    metadata: NameOnly {
+                        name: args.name.clone(),
+                    },
+                    password: password.as_deref(),
+                    email: args.email.as_deref(),
+                    super_user: args.super_user,
+                })
+                .await?;
+            print_created(&user, args.output)
+        }
+        CreateCommand::Group(args) => {
+            let users: Vec<String> = args
+                .users
+                .iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            let group = client
+                .create_group(&NewGroup {
+                    metadata: NameOnly {
+                        name: args.name.clone(),
+                    },
+                    users: &users,
+                })
+                .await?;
+            print_created(&group, args.output)
+        }
+        CreateCommand::ServiceAccount(args) => {
+            let ns = session.namespace(args.namespace.as_deref())?;
+            let account = client.create_service_account(&ns, &args.name).await?;
+            print_created(&account, args.output)
+        }
+        CreateCommand::Token(args) => {
+            let request = NewToken::new(args.name.as_deref(), args.duration.as_deref());
+            let token = match &args.subject {
+                None => client.create_token(&request).await?,
+                Some(subject) => {
+                    let (ns, account) = service_account_of(subject, args.namespace.as_deref())?;
+                    let ns = session.namespace(ns.as_deref())?;
+                    client
+                        .create_service_account_token(&ns, &account, &request)
+                        .await?
+                }
+            };
+            if args.output.is_some() {
+                return print_one(&token, args.output);
+            }
+            let secret = token
+                .secret()
+                .context("the server created the token but did not return its secret")?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+/// The service account named by `subject`, and its namespace if the
+/// subject or `-n` names one.
+fn service_account_of(
+    subject: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<(Option<String>, String)> {
+    if let Some(rest) = subject.strip_prefix(SERVICE_ACCOUNT_PREFIX) {
+        let Some((ns, name)) = rest.split_once(':') else {
+            bail!("{subject:?} is not of the form system:serviceaccount:NAMESPACE:NAME");
+        };
+        if let Some(given) = namespace
+            && given != ns
+        {
+            bail!("{subject:?} is in namespace {ns:?}, but -n says {given:?}");
+        }
+        return Ok((Some(ns.to_owned()), name.to_owned()));
+    }
+    let name = match subject.split_once('/') {
+        Some(("sa" | "serviceaccount" | "serviceaccounts", name)) => name,
+        Some((kind, _)) => bail!(
+            "cannot create a token for a {kind:?}: give sa/NAME for a service account, \
+             or nothing for yourself"
+        ),
+        None => subject,
+    };
+    if name.is_empty() {
+        bail!("{subject:?}: the service account name is missing");
+    }
+    Ok((namespace.map(str::to_owned), name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_subjects() {
+        let ok = |s: &str, ns: Option<&str>| service_account_of(s, ns).unwrap();
+        assert_eq!(
+            ok("sa/builder", Some("p")),
+            (Some("p".into()), "builder".into())
+        );
+        assert_eq!(ok("serviceaccount/builder", None), (None, "builder".into()));
+        assert_eq!(ok("builder", None), (None, "builder".into()));
+        assert_eq!(
+            ok("system:serviceaccount:p:builder", None),
+            (Some("p".into()), "builder".into())
+        );
+        assert!(service_account_of("system:serviceaccount:p:builder", Some("q")).is_err());
+        assert!(service_account_of("user/alice", None).is_err());
+        assert!(service_account_of("sa/", None).is_err());
+    }
+}
