@@ -32,7 +32,8 @@ const WINDOW: u64 = 8 << 20;
 /// A blob's bytes as a stream, from whichever path the store reads.
 pub enum BlobStream {
     Mapped(MappedRange),
-    Store(FuturesBytesStream),
+    /// Boxed: it is much larger than a mapping cursor.
+    Store(Box<FuturesBytesStream>),
 }
 
 impl Stream for BlobStream {
@@ -41,7 +42,7 @@ impl Stream for BlobStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.get_mut() {
             BlobStream::Mapped(m) => Pin::new(m).poll_next(cx),
-            BlobStream::Store(s) => Pin::new(s).poll_next(cx),
+            BlobStream::Store(s) => Pin::new(s.as_mut()).poll_next(cx),
         }
     }
 }

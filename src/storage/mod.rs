@@ -112,9 +112,9 @@ impl BlobStore {
             Some(root) => Ok(BlobStream::Mapped(
                 mapped::MappedRange::open(root.join(paths::blob(digest)), range).await?,
             )),
-            None => Ok(BlobStream::Store(
+            None => Ok(BlobStream::Store(Box::new(
                 self.read_range(&paths::blob(digest), range).await?,
-            )),
+            ))),
         }
     }
 
