@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::cache::ManifestCache;
 use super::digest::{Digest, DigestAlgorithm, Hasher};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::names::{Reference, RepositoryName, Tag};
@@ -33,6 +34,9 @@ pub struct RegistryOptions {
     /// repository ("sparse" manifests, e.g. an index mirrored without all
     /// its platforms). Off by default: such images cannot be pulled whole.
     pub allow_missing_references: bool,
+    /// Keep manifests read by pulls in memory. Only sound when no other
+    /// process changes the metadata (the embedded database).
+    pub cache_manifests: bool,
 }
 
 /// In-memory state of an upload between requests.
@@ -108,6 +112,7 @@ pub struct Registry {
     metadata: Arc<dyn MetadataStore>,
     blobs: BlobStore,
     sessions: UploadSessions,
+    manifests: ManifestCache,
     options: RegistryOptions,
 }
 
@@ -121,6 +126,7 @@ impl Registry {
             metadata,
             blobs,
             sessions: UploadSessions::default(),
+            manifests: ManifestCache::new(options.cache_manifests),
             options,
         }
     }
@@ -549,6 +555,7 @@ impl Registry {
                 .collect(),
         };
         self.metadata.put_manifest(repo, &new, &tags).await?;
+        self.manifests.invalidate(repo);
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,
@@ -629,6 +636,7 @@ impl Registry {
             Reference::Tag(tag) => self.metadata.delete_tag(repo, tag).await?,
             Reference::Digest(digest) => self.metadata.delete_manifest(repo, digest).await?,
         };
+        self.manifests.invalidate(repo);
         if deleted {
             Ok(())
         } else {

@@ -1,0 +1,202 @@
+//! A cache of manifests read by pulls, for registries whose metadata no other
+//! process changes (the embedded database).
+//!
+//! Manifest reads are the bulk of registry traffic and each costs a database
+//! round trip; with the cache, a repeated `GET`/`HEAD` of a manifest costs a
+//! hash-map lookup. Every write that can change what a repository's
+//! references resolve to invalidates that repository. A generation counter
+//! closes the race between a read that started before a write and finishes
+//! after it: what such a read found is not cached.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::names::{Reference, RepositoryName};
+use crate::metadata::StoredManifest;
+
+/// Manifest bytes kept at most.
+const BUDGET_BYTES: usize = 8 << 20;
+
+#[derive(Default)]
+struct State {
+    /// Bumped by every invalidation.
+    generation: u64,
+    manifests: HashMap<(RepositoryName, String), StoredManifest>,
+    bytes: usize,
+}
+
+pub struct ManifestCache {
+    enabled: bool,
+    state: Mutex<State>,
+}
+
+/// Where a read started, to decide whether its result may be cached.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+fn key(repo: &RepositoryName, reference: &Reference) -> (RepositoryName, String) {
+    (repo.clone(), reference.to_string())
+}
+
+impl ManifestCache {
+    pub fn new(enabled: bool) -> Self {
+        ManifestCache {
+            enabled,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<StoredManifest, Ticket> {
+        if !self.enabled {
+            return Err(Ticket(0));
+        }
+        let state = self.state();
+        match state.manifests.get(&key(repo, reference)) {
+            Some(found) => Ok(found.clone()),
+            None => Err(Ticket(state.generation)),
+        }
+    }
+
+    /// Keeps what a read that began at `ticket` found, unless anything was
+    /// invalidated meanwhile.
+    pub fn put(
+        &self,
+        ticket: Ticket,
+        repo: &RepositoryName,
+        reference: &Reference,
+        manifest: &StoredManifest,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state();
+        if state.generation != ticket.0 {
+            return;
+        }
+        let size = manifest.content.len();
+        if size > BUDGET_BYTES / 4 {
+            return;
+        }
+        while state.bytes + size > BUDGET_BYTES {
+            let Some(victim) = state.manifests.keys().next().cloned() else {
+                break;
+            };
+            if let Some(evicted) = state.manifests.remove(&victim) {
+                state.bytes -= evicted.content.len();
+            }
+        }
+        if let Some(old) = state
+            .manifests
+            .insert(key(repo, reference), manifest.clone())
+        {
+            state.bytes -= old.content.len();
+        }
+        state.bytes += size;
+    }
+
+    /// Forgets everything cached for `repo`; call after any change to its
+    /// manifests or tags.
+    pub fn invalidate(&self, repo: &RepositoryName) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state();
+        state.generation += 1;
+        let mut freed = 0;
+        state.manifests.retain(|(r, _), m| {
+            let keep = r != repo;
+            if !keep {
+                freed += m.content.len();
+            }
+            keep
+        });
+        state.bytes -= freed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::digest::DigestAlgorithm;
+    use crate::metadata::ManifestMeta;
+    use bytes::Bytes;
+
+    fn manifest(body: &str) -> StoredManifest {
+        StoredManifest {
+            meta: ManifestMeta {
+                digest: DigestAlgorithm::Sha256.digest_of(body.as_bytes()),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                size: body.len() as u64,
+            },
+            content: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn repo(name: &str) -> RepositoryName {
+        name.parse().unwrap()
+    }
+
+    fn tag(name: &str) -> Reference {
+        Reference::Tag(name.parse().unwrap())
+    }
+
+    #[test]
+    fn caches_until_the_repository_changes() {
+        let cache = ManifestCache::new(true);
+        let (a, b) = (repo("ns/a"), repo("ns/b"));
+        let ticket = cache.get(&a, &tag("v1")).unwrap_err();
+        cache.put(ticket, &a, &tag("v1"), &manifest("one"));
+        let ticket = cache.get(&b, &tag("v1")).unwrap_err();
+        cache.put(ticket, &b, &tag("v1"), &manifest("bee"));
+        assert_eq!(cache.get(&a, &tag("v1")).unwrap().content, "one");
+        cache.invalidate(&a);
+        assert!(cache.get(&a, &tag("v1")).is_err());
+        assert_eq!(cache.get(&b, &tag("v1")).unwrap().content, "bee");
+    }
+
+    #[test]
+    fn a_read_overtaken_by_a_write_is_not_cached() {
+        let cache = ManifestCache::new(true);
+        let a = repo("ns/a");
+        let ticket = cache.get(&a, &tag("v1")).unwrap_err();
+        // A push moves the tag while the read is at the database.
+        cache.invalidate(&a);
+        cache.put(ticket, &a, &tag("v1"), &manifest("stale"));
+        assert!(cache.get(&a, &tag("v1")).is_err());
+    }
+
+    #[test]
+    fn stays_within_its_budget() {
+        let cache = ManifestCache::new(true);
+        let big = "x".repeat(BUDGET_BYTES / 5);
+        for i in 0..20 {
+            let ticket = cache
+                .get(&repo("ns/a"), &tag(&format!("t{i}")))
+                .unwrap_err();
+            cache.put(
+                ticket,
+                &repo("ns/a"),
+                &tag(&format!("t{i}")),
+                &manifest(&big),
+            );
+        }
+        assert!(cache.state().bytes <= BUDGET_BYTES);
+        assert!(!cache.state().manifests.is_empty());
+    }
+
+    #[test]
+    fn disabled_cache_keeps_nothing() {
+        let cache = ManifestCache::new(false);
+        let ticket = cache.get(&repo("a"), &tag("v")).unwrap_err();
+        cache.put(ticket, &repo("a"), &tag("v"), &manifest("m"));
+        assert!(cache.get(&repo("a"), &tag("v")).is_err());
+    }
+}
