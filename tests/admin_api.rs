@@ -1253,6 +1253,22 @@ async fn users_groups_and_passwords() {
         s.get("/v2/", &basic("robot", "")).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // It gets in with a token a cluster admin makes for it.
+    let robot_token = s
+        .post("/api/v1/users/robot/tokens", &s.admin, json!({}))
+        .await;
+    let robot_token = robot_token.ok(201)["status"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = s.get("/api/v1/users/~", &bearer(&robot_token)).await;
+    assert_eq!(me.ok(200)["metadata"]["name"], "robot");
+    s.post("/api/v1/users/nobody/tokens", &s.admin, json!({}))
+        .await
+        .failure(404, "NotFound");
+    s.post("/api/v1/users/robot/tokens", &alice, json!({}))
+        .await
+        .failure(403, "Forbidden");
     let boss = s
         .post(
             "/api/v1/users",

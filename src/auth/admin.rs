@@ -717,6 +717,28 @@ impl<'a> Admin<'a> {
         }
     }
 
+    /// A token for another user (cluster admins): how a user without a
+    /// password gets in.
+    pub async fn create_user_token(
+        &self,
+        user: &str,
+        name: Option<&str>,
+        expires_in: Option<&str>,
+    ) -> AdminResult<CreatedToken> {
+        self.require_cluster_admin("create tokens for other users")
+            .await?;
+        if self.store().user(user).await?.is_none() {
+            return Err(not_found("users", user));
+        }
+        issue_token(
+            self.access,
+            TokenSubject::User(user.to_owned()),
+            name,
+            expires_in,
+        )
+        .await
+    }
+
     /// The caller's tokens; cluster admins see every user's.
     pub async fn own_tokens(&self) -> AdminResult<Vec<Token>> {
         let policy = self.policy().await?;

@@ -528,6 +528,16 @@ impl ApiClient {
         self.send(Method::POST, &["tokens"], Some(request)).await
     }
 
+    /// A token for another user (cluster admins).
+    pub async fn create_user_token(
+        &self,
+        user: &str,
+        request: &NewToken,
+    ) -> Result<Token, ClientError> {
+        self.send(Method::POST, &["users", user, "tokens"], Some(request))
+            .await
+    }
+
     pub async fn create_service_account_token(
         &self,
         namespace: &str,

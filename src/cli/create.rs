@@ -66,11 +66,12 @@ pub struct CreateServiceAccountArgs {
 #[command(after_help = "\
 Without SUBJECT: a token for yourself (the logged-in user). With sa/NAME (or \
 serviceaccount/NAME, NAME, or system:serviceaccount:NS:NAME): a token for the \
-service account NAME of the project. Only the token is printed, so that \
+service account NAME of the project. With user/NAME (cluster admins): a token \
+for that user, e.g. one without a password. Only the token is printed, so that \
 TOKEN=$(berth create token sa/builder -n myproj) works; it is shown only \
 this once.")]
 pub struct CreateTokenArgs {
-    /// Whose token: sa/NAME, or nothing for yourself.
+    /// Whose token: sa/NAME, user/NAME, or nothing for yourself.
     pub subject: Option<String>,
     /// The project of the service account (default: the current one).
     #[arg(short, long)]
@@ -136,13 +137,13 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
         }
         CreateCommand::Token(args) => {
             let request = NewToken::new(args.name.as_deref(), args.duration.as_deref());
-            let token = match &args.subject {
-                None => client.create_token(&request).await?,
-                Some(subject) => {
-                    let (ns, account) = service_account_of(subject, args.namespace.as_deref())?;
-                    let ns = session.namespace(ns.as_deref())?;
+            let token = match token_owner(args.subject.as_deref(), args.namespace.as_deref())? {
+                TokenOwner::Me => client.create_token(&request).await?,
+                TokenOwner::User(user) => client.create_user_token(&user, &request).await?,
+                TokenOwner::ServiceAccount { namespace, name } => {
+                    let ns = session.namespace(namespace.as_deref())?;
                     client
-                        .create_service_account_token(&ns, &account, &request)
+                        .create_service_account_token(&ns, &name, &request)
                         .await?
                 }
             };
@@ -156,6 +157,32 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Whom `berth create token [SUBJECT]` is for.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenOwner {
+    Me,
+    User(String),
+    /// The namespace when the subject or `-n` names one.
+    ServiceAccount {
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+fn token_owner(subject: Option<&str>, namespace: Option<&str>) -> anyhow::Result<TokenOwner> {
+    let Some(subject) = subject else {
+        return Ok(TokenOwner::Me);
+    };
+    if let Some(("user" | "users", name)) = subject.split_once('/') {
+        if name.is_empty() {
+            bail!("{subject:?}: the user name is missing");
+        }
+        return Ok(TokenOwner::User(name.to_owned()));
+    }
+    let (namespace, name) = service_account_of(subject, namespace)?;
+    Ok(TokenOwner::ServiceAccount { namespace, name })
 }
 
 /// The service account named by `subject`, and its namespace if the
@@ -179,7 +206,7 @@ fn service_account_of(
         Some(("sa" | "serviceaccount" | "serviceaccounts", name)) => name,
         Some((kind, _)) => bail!(
             "cannot create a token for a {kind:?}: give sa/NAME for a service account, \
-             or nothing for yourself"
+             user/NAME for a user, or nothing for yourself"
         ),
         None => subject,
     };
@@ -207,7 +234,20 @@ mod tests {
             (Some("p".into()), "builder".into())
         );
         assert!(service_account_of("system:serviceaccount:p:builder", Some("q")).is_err());
-        assert!(service_account_of("user/alice", None).is_err());
+        assert!(service_account_of("group/devs", None).is_err());
         assert!(service_account_of("sa/", None).is_err());
+        assert_eq!(token_owner(None, None).unwrap(), TokenOwner::Me);
+        assert_eq!(
+            token_owner(Some("user/alice"), None).unwrap(),
+            TokenOwner::User("alice".into())
+        );
+        assert!(token_owner(Some("user/"), None).is_err());
+        assert_eq!(
+            token_owner(Some("sa/b"), Some("p")).unwrap(),
+            TokenOwner::ServiceAccount {
+                namespace: Some("p".into()),
+                name: "b".into()
+            }
+        );
     }
 }

@@ -225,6 +225,12 @@ pub(crate) fn routes() -> Vec<Route> {
             "api_users_password",
             users::set_password,
         ),
+        route(
+            M::POST,
+            "/users/{name}/tokens",
+            "api_user_tokens_create",
+            tokens::create_for_user,
+        ),
         // Groups.
         route(M::GET, "/groups", "api_groups_list", groups::list),
         route(M::POST, "/groups", "api_groups_create", groups::create),

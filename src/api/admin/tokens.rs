@@ -57,6 +57,22 @@ pub(super) async fn delete_own(
     Ok(Json(Status::deleted("tokens", &name)).into_response())
 }
 
+pub(super) async fn create_for_user(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(user): Params<String>,
+    JsonBody(body): JsonBody<TokenRequest>,
+) -> Result<Response, AdminError> {
+    let token = Admin::new(&app.access, &caller)
+        .create_user_token(
+            &user,
+            body.metadata.name.as_deref(),
+            body.spec.expires_in.as_deref(),
+        )
+        .await?;
+    Ok(created(token))
+}
+
 pub(super) async fn create_for_service_account(
     State(app): State<AppState>,
     Authenticated(caller): Authenticated,
