@@ -179,16 +179,13 @@ pub struct AccessControl {
     verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
+/// Credentials as the `Authorization` header presents them.
 enum Presented {
-    None,
     Basic { user: String, secret: String },
     Bearer(String),
 }
 
-fn presented(headers: &HeaderMap) -> Result<Presented, AuthFailure> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Presented::None);
-    };
+fn presented(value: &HeaderValue) -> Result<Presented, AuthFailure> {
     let text = value.to_str().map_err(|_| AuthFailure::BadCredentials)?;
     let (scheme, rest) = text.split_once(' ').ok_or(AuthFailure::BadCredentials)?;
     let rest = rest.trim();
@@ -268,18 +265,17 @@ impl AccessControl {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Result<Caller, AuthFailure> {
-        let presented = presented(headers)?;
-        if matches!(presented, Presented::None) {
+        let Some(authorization) = headers.get(header::AUTHORIZATION) else {
             return Ok(Caller::anonymous());
-        }
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| sha256_raw(v.as_bytes()))
-            .unwrap_or_default();
+        };
+        // The cache is consulted before the header is even parsed: a client
+        // sends the same header on every request.
+        let key = sha256_raw(authorization.as_bytes());
         let policy = self.policy.current().await?;
         if let Some(caller) = self.cached(&key, policy.version) {
             return Ok(caller);
         }
+        let presented = presented(authorization)?;
         let login_name = match &presented {
             Presented::Basic { user, .. } => Some(user.as_str()),
             _ => None,
@@ -288,7 +284,6 @@ impl AccessControl {
             return Err(AuthFailure::LockedOut(wait));
         }
         let outcome = match &presented {
-            Presented::None => Ok(Caller::anonymous()),
             Presented::Basic { user, secret } => self.verify_basic(user, secret, &policy).await,
             Presented::Bearer(token) => self.verify_bearer(token, &policy).await,
         };

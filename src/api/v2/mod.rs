@@ -36,15 +36,13 @@ pub(crate) struct V2Request {
     pub headers: HeaderMap,
     pub query: Query,
     pub caller: Caller,
-    /// Where this request reached the registry, for challenges.
-    pub base_url: String,
 }
 
 impl V2Request {
     /// 401 with a challenge naming `scope`.
     pub fn unauthorized(&self, app: &AppState, scope: Option<&str>) -> RegistryError {
         RegistryError::Unauthorized {
-            challenge: app.access.challenge(&self.base_url, scope),
+            challenge: app.access.challenge(&app.base_url(&self.headers), scope),
         }
     }
 
@@ -117,7 +115,6 @@ async fn handle(
     parts: Parts,
     body: Body,
 ) -> Result<Response> {
-    let base_url = app.base_url(&parts.headers);
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -126,13 +123,12 @@ async fn handle(
         .access
         .authenticate(&parts.headers, peer)
         .await
-        .map_err(|f| auth_failure(app, &base_url, f))?;
+        .map_err(|f| auth_failure(app, &app.base_url(&parts.headers), f))?;
     let request = V2Request {
         method: parts.method,
         query: Query::parse(parts.uri.query()),
         headers: parts.headers,
         caller,
-        base_url,
     };
     // Anonymous callers are challenged before anything else is said about
     // a request that names no valid endpoint.
