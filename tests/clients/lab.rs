@@ -1,0 +1,719 @@
+//! The harness of the real-client tests (`tests/clients.rs`,
+//! `tests/clients_access.rs`): the real `berth` binary on a free loopback
+//! port, and podman, buildah, skopeo and the `berth` CLI run with private
+//! storage, auth file and home directory, so that nothing leaks between
+//! runs or from the machine's own configuration.
+//!
+//! A missing client fails the test when `BERTH_REQUIRE_CLIENTS=1` (as in
+//! CI) and is otherwise reported loudly as skipped ([`report_missing`]).
+
+// Each test crate uses its own part of the harness.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// Label given to the built images, checked after the trip through berth.
+pub const LABEL_KEY: &str = "org.example.berth-interop";
+
+// ---------------------------------------------------------------------------
+// buildah builds an image from scratch.
+
+pub struct BuiltImage {
+    /// Name in local containers-storage.
+    pub local: String,
+    /// Image id (the config digest, hex) as buildah reported it.
+    pub id: String,
+    pub label: String,
+    pub entrypoint: Vec<String>,
+    /// Bytes of the files copied in, by path inside the image.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+pub fn build_image(
+    lab: &Lab,
+    context: &Path,
+    name: &str,
+    format: &str,
+    files: Vec<(String, Vec<u8>)>,
+) -> BuiltImage {
+    let step = format!("1 buildah ({name})");
+    let out = lab.ok(&step, "buildah", &["from", "scratch"]);
+    let container = last_line(&out).to_owned();
+    assert!(
+        !container.is_empty(),
+        "{step}: `buildah from scratch` printed no container name"
+    );
+    for (path, bytes) in &files {
+        let source = context.join(format!("{name}-{}", path.replace('/', "_")));
+        std::fs::write(&source, bytes).unwrap();
+        lab.ok(
+            &step,
+            "buildah",
+            &["copy", &container, source.to_str().unwrap(), path],
+        );
+    }
+    let label = format!("{name}-{}", lab.nonce);
+    let entrypoint = vec![format!("/bin/{name}"), "--serve".to_owned()];
+    lab.ok(
+        &step,
+        "buildah",
+        &[
+            "config",
+            "--entrypoint",
+            &serde_json::to_string(&entrypoint).unwrap(),
+            "--label",
+            &format!("{LABEL_KEY}={label}"),
+            "--env",
+            &format!("IMAGE_NAME={name}"),
+            &container,
+        ],
+    );
+    let local = format!("localhost/berth-interop/{name}:v1");
+    let out = lab.ok(
+        &step,
+        "buildah",
+        &["commit", "--format", format, "--rm", &container, &local],
+    );
+    let id = last_line(&out).to_owned();
+    assert!(
+        is_hex64(&id),
+        "{step}: `buildah commit` should print the image id, got {id:?}\n{}",
+        out.describe()
+    );
+
+    // What buildah stored is what was asked for.
+    let out = lab.ok(&step, "buildah", &["inspect", "--type", "image", &local]);
+    let inspect = out.json(&step);
+    assert_eq!(
+        inspect["FromImageID"].as_str(),
+        Some(id.as_str()),
+        "{step}: buildah inspect FromImageID"
+    );
+    let config = &inspect["OCIv1"]["config"];
+    assert_eq!(
+        config["Labels"][LABEL_KEY].as_str(),
+        Some(label.as_str()),
+        "{step}: label in buildah inspect: {config}"
+    );
+    assert_eq!(
+        config["Entrypoint"],
+        json!(entrypoint),
+        "{step}: entrypoint in buildah inspect"
+    );
+    let manifest: Value = serde_json::from_str(inspect["Manifest"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{step}: buildah inspect Manifest is not JSON: {e}"));
+    let expected_config = if format == "oci" {
+        OCI_CONFIG
+    } else {
+        DOCKER_CONFIG
+    };
+    assert_eq!(
+        manifest["config"]["mediaType"].as_str(),
+        Some(expected_config),
+        "{step}: buildah commit --format {format} made: {manifest}"
+    );
+    assert_eq!(
+        manifest["config"]["digest"].as_str(),
+        Some(format!("sha256:{id}").as_str()),
+        "{step}: config digest is the image id"
+    );
+    BuiltImage {
+        local,
+        id,
+        label,
+        entrypoint,
+        files,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Harness: tools, the berth process, running commands.
+
+/// The tools among `tools` that do not answer `TOOL --version`.
+pub fn missing_tools(tools: &[&str]) -> Vec<String> {
+    tools
+        .iter()
+        .filter(|tool| {
+            !Command::new(tool)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|tool| tool.to_string())
+        .collect()
+}
+
+/// `true` when nothing is `missing`. Otherwise a failure when
+/// `BERTH_REQUIRE_CLIENTS=1`, else a loud note that `test` was skipped and
+/// `false`.
+pub fn clients_present(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!(
+        "{test}: missing {} (scripts/install-deps.sh installs them)",
+        missing.join(", ")
+    );
+    if std::env::var("BERTH_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+        panic!("{message}; BERTH_REQUIRE_CLIENTS=1, so this is a failure");
+    }
+    // Written to the real stderr, not through `eprintln!`, so that the test
+    // harness does not swallow it when the (skipped) test passes.
+    let mut note = String::from("\n");
+    for tool in missing {
+        note.push_str(&format!("!!!!!!!! SKIPPED: {tool} missing !!!!!!!!\n"));
+    }
+    note.push_str(&format!(
+        "!!!!!!!! {message}: TEST SKIPPED, NOTHING WAS CHECKED \
+         (set BERTH_REQUIRE_CLIENTS=1 to make this a failure) !!!!!!!!\n\n"
+    ));
+    let _ = std::io::stderr().write_all(note.as_bytes());
+    false
+}
+
+/// Everything one run needs: a temporary directory, berth, and the client
+/// environment.
+pub struct Lab {
+    // Drop order: the server is stopped before the directory is removed.
+    pub berth: Berth,
+    /// `127.0.0.1:PORT`, as clients name the registry.
+    pub host: String,
+    /// `http://HOST` or `https://HOST`.
+    pub url: String,
+    /// The admin's password.
+    pub password: String,
+    /// Random text put into images and artifacts so that nothing from an
+    /// earlier run can pass for this run's content.
+    pub nonce: String,
+    pub python: String,
+    /// The containers auth file podman, buildah and skopeo use.
+    pub auth_file: PathBuf,
+    env: Vec<(String, OsString)>,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    tmp: tempfile::TempDir,
+}
+
+/// How berth is started for a [`Lab`].
+#[derive(Default)]
+pub struct BerthSetup {
+    /// Extra environment for `berth serve` (`BERTH_HTTP_TLS=auto`, …);
+    /// `{addr}` in a value becomes the `127.0.0.1:PORT` berth listens on,
+    /// `{port}` its port.
+    pub env: Vec<(String, String)>,
+    /// Whether berth serves TLS (so that the harness probes `https://`).
+    pub tls: bool,
+}
+
+impl Lab {
+    pub fn new(python: String) -> Lab {
+        Lab::start(python, BerthSetup::default())
+    }
+
+    pub fn start(python: String, setup: BerthSetup) -> Lab {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-clients-")
+            .tempdir()
+            .expect("temporary directory");
+        let mut tmp = tmp;
+        // BERTH_KEEP_CLIENTS_DIR=1 keeps the directory (berth's data and log,
+        // the clients' storage) for a look afterwards.
+        if std::env::var("BERTH_KEEP_CLIENTS_DIR").is_ok_and(|v| v == "1") {
+            tmp.disable_cleanup(true);
+        }
+        let root = tmp.path().to_owned();
+        for dir in [
+            "home",
+            "runtime",
+            "storage/graph",
+            "storage/run",
+            "tmp",
+            "berth-data",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root.join("runtime"), std::fs::Permissions::from_mode(0o700))
+                .unwrap();
+        }
+        let storage_conf = root.join("storage.conf");
+        std::fs::write(
+            &storage_conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                root.join("storage/run").display(),
+                root.join("storage/graph").display()
+            ),
+        )
+        .unwrap();
+        let containers_conf = root.join("containers.conf");
+        std::fs::write(
+            &containers_conf,
+            format!(
+                "[engine]\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\n\
+                 cgroup_manager = \"cgroupfs\"\n",
+                root.join("events.log").display()
+            ),
+        )
+        .unwrap();
+        let auth_file = root.join("auth.json");
+        std::fs::write(&auth_file, "{}").unwrap();
+
+        let password = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let berth = Berth::start(&root, &password, &setup.env);
+        let host = berth.addr.clone();
+        let url = format!("{}://{host}", if setup.tls { "https" } else { "http" });
+
+        let env: Vec<(String, OsString)> = vec![
+            ("CONTAINERS_STORAGE_CONF".into(), storage_conf.into()),
+            ("CONTAINERS_CONF".into(), containers_conf.into()),
+            ("REGISTRY_AUTH_FILE".into(), auth_file.clone().into()),
+            ("HOME".into(), root.join("home").into()),
+            ("XDG_RUNTIME_DIR".into(), root.join("runtime").into()),
+            ("XDG_CONFIG_HOME".into(), root.join("home/.config").into()),
+            (
+                "XDG_DATA_HOME".into(),
+                root.join("home/.local/share").into(),
+            ),
+            ("XDG_CACHE_HOME".into(), root.join("home/.cache").into()),
+            ("TMPDIR".into(), root.join("tmp").into()),
+            ("DOCKER_CONFIG".into(), root.join("home/.docker").into()),
+            // oras-py tries a Docker daemon for `login` first; there is none.
+            (
+                "DOCKER_HOST".into(),
+                format!("unix://{}", root.join("no-docker.sock").display()).into(),
+            ),
+            ("BUILDAH_ISOLATION".into(), "chroot".into()),
+            ("LC_ALL".into(), "C".into()),
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Probes from outside the clients; checking berth's certificate is
+        // the clients' part.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .tls_danger_accept_invalid_certs(setup.tls)
+            .build()
+            .unwrap();
+        let lab = Lab {
+            berth,
+            host,
+            url,
+            password,
+            nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            python,
+            auth_file,
+            env,
+            runtime,
+            http,
+            tmp,
+        };
+        lab.wait_ready();
+        lab
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.dir().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.runtime.block_on(async {
+                self.http
+                    .get(format!("{}/readyz", self.url))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+            });
+            if r.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            if let Some(status) = self.berth.exited() {
+                panic!(
+                    "berth exited during start-up ({status}); its log:\n{}",
+                    self.berth.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "berth not ready after 60 s; its log:\n{}",
+                    self.berth.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `program` (`berth` is the binary under test) with the lab's
+    /// environment, then `extra_env` over it.
+    pub fn command(&self, program: &str, args: &[&str], extra_env: &[(&str, &OsStr)]) -> Command {
+        let mut command = if program == "berth" {
+            berth_command()
+        } else {
+            Command::new(program)
+        };
+        command.args(args);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.envs(extra_env.iter().copied());
+        command.current_dir(self.dir());
+        command
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Ran {
+        self.run_inner(program, args, None, &[])
+    }
+
+    pub fn run_with_stdin(&self, program: &str, args: &[&str], stdin: &str) -> Ran {
+        self.run_inner(program, args, Some(stdin), &[])
+    }
+
+    /// Runs with `extra_env` over the lab's environment.
+    pub fn run_env(&self, program: &str, args: &[&str], extra_env: &[(&str, &OsStr)]) -> Ran {
+        self.run_inner(program, args, None, extra_env)
+    }
+
+    pub fn run_inner(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        extra_env: &[(&str, &OsStr)],
+    ) -> Ran {
+        let mut command = self.command(program, args, extra_env);
+        command
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        let shown: Vec<String> = std::iter::once(program.to_owned())
+            .chain(args.iter().map(|a| a.replace(&self.password, "<password>")))
+            .collect();
+        Ran {
+            command: shown.join(" "),
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Runs and asserts success.
+    pub fn ok(&self, step: &str, program: &str, args: &[&str]) -> Ran {
+        let ran = self.run(program, args);
+        ran.expect_success(step);
+        ran
+    }
+
+    /// One HTTP request to berth, with or without admin credentials.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        auth: bool,
+        headers: &[(&str, &str)],
+    ) -> HttpReply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if auth {
+            request = request.basic_auth("admin", Some(&self.password));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.runtime.block_on(async {
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let body = response.bytes().await.unwrap().to_vec();
+            HttpReply {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+}
+
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for HttpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HTTP {} {:?} {}",
+            self.status,
+            self.headers,
+            String::from_utf8_lossy(&self.body[..self.body.len().min(2000)])
+        )
+    }
+}
+
+/// A finished client command.
+pub struct Ran {
+    pub command: String,
+    pub output: Output,
+    elapsed: Duration,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl Ran {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "$ {}\n  ({}, {:.1}s)\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command,
+            self.output.status,
+            self.elapsed.as_secs_f64(),
+            truncate(&self.stdout(), 6000),
+            truncate(&self.stderr(), 6000)
+        )
+    }
+
+    pub fn expect_success(&self, step: &str) {
+        if !self.output.status.success() {
+            panic!("{step}: command failed\n{}", self.describe());
+        }
+    }
+
+    pub fn expect_failure(&self, step: &str) {
+        if self.output.status.success() {
+            panic!(
+                "{step}: command should have failed but succeeded\n{}",
+                self.describe()
+            );
+        }
+    }
+
+    /// The command's stderr names one of `needles` (case-insensitive).
+    pub fn expect_stderr_any(&self, step: &str, needles: &[&str]) {
+        let stderr = self.stderr().to_lowercase();
+        if !needles.iter().any(|n| stderr.contains(&n.to_lowercase())) {
+            panic!(
+                "{step}: expected stderr to mention one of {needles:?}\n{}",
+                self.describe()
+            );
+        }
+    }
+
+    pub fn json(&self, step: &str) -> Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("{step}: output is not JSON ({e})\n{}", self.describe()))
+    }
+}
+
+/// The berth binary, serving until dropped.
+pub struct Berth {
+    child: std::cell::RefCell<Child>,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+impl Berth {
+    fn start(root: &Path, password: &str, env: &[(String, String)]) -> Berth {
+        let log = root.join("berth.log");
+        let addr = free_loopback_addr();
+        let mut command = berth_command();
+        let port = addr.rsplit_once(':').map_or("", |(_, port)| port);
+        for (key, value) in env {
+            command.env(key, value.replace("{addr}", &addr).replace("{port}", port));
+        }
+        let child = command
+            .args(["serve", "--data-dir"])
+            .arg(root.join("berth-data"))
+            .args(["--addr", &addr])
+            .env("BERTH_ADMIN_PASSWORD", password)
+            .env("RUST_LOG", "info,berth=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(root.join("berth.stdout")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting berth");
+        Berth {
+            child: std::cell::RefCell::new(child),
+            addr,
+            log,
+        }
+    }
+
+    pub fn exited(&self) -> Option<String> {
+        match self.child.borrow_mut().try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("cannot tell: {e}")),
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(60);
+        lines[from..].join("\n")
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let child = self.child.get_mut();
+        let _ = child.kill();
+        let _ = child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berth log ({}), last lines ---\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// The `berth` binary, with nothing from the caller's `BERTH_*`
+/// environment (a database URL, a config file) that could change which
+/// berth is under test or which server the CLI talks to.
+pub fn berth_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BERTH_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+pub fn free_loopback_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().unwrap().to_string()
+}
+
+pub fn last_line(ran: &Ran) -> &str {
+    std::str::from_utf8(&ran.output.stdout)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default()
+}
+
+pub fn out_lines(ran: &Ran) -> Vec<&str> {
+    std::str::from_utf8(&ran.output.stdout)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+pub fn is_hex64(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    format!("sha256:{}", hex::encode(digest.as_ref()))
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = text.len() - max;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("[… {cut} bytes cut …]{}", &text[cut..])
+}
