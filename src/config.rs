@@ -355,7 +355,20 @@ impl Config {
             .filter(|(k, _)| k.starts_with("BERTH_"))
             .collect();
         apply_env(&mut value, "BERTH", &env);
-        serde_json::from_value(value).map_err(|e| ConfigError::Invalid(e.to_string()))
+        let config: Config =
+            serde_json::from_value(value).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot: `http.host` is a bare
+    /// `http(s)://host[:port]`. [`Config::load`] calls it, and so does
+    /// [`crate::server::start`] for configurations built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(host) = &self.http.host {
+            check_public_url(host)?;
+        }
+        Ok(())
     }
 
     /// Where blobs live on the filesystem.
@@ -366,6 +379,36 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("storage"))
     }
+}
+
+/// `http.host` must be `http://` or `https://` and a host, with an optional
+/// port and nothing else: berth puts paths after it (`<host>/v2/…`,
+/// `<host>/auth/token`), so a path, query or user would make every
+/// `Location` and token realm wrong.
+fn check_public_url(text: &str) -> Result<(), ConfigError> {
+    let invalid = |why: &str| {
+        ConfigError::Invalid(format!(
+            "http.host {text:?} {why}; it must be http://HOST[:PORT] or https://HOST[:PORT], \
+             the URL clients reach berth at (e.g. https://registry.example.com)"
+        ))
+    };
+    let url = url::Url::parse(text).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(&format!("has the scheme {:?}", url.scheme())));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("holds user information"));
+    }
+    if url.path() != "/" {
+        return Err(invalid(&format!("has a path ({})", url.path())));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("has a query or fragment"));
+    }
+    Ok(())
 }
 
 /// Overlays `overlay` on `base`, object by object.
@@ -541,6 +584,42 @@ mod tests {
         assert!(matches!(c.http.tls.mode().unwrap(), TlsMode::Files { .. }));
         let c = Config::load(None, env(&[("BERTH_HTTP_TLS_CERTIFICATE", "/c")])).unwrap();
         assert!(c.http.tls.mode().is_err());
+    }
+
+    #[test]
+    fn public_url_is_scheme_host_and_port_only() {
+        for good in [
+            "https://registry.example.com",
+            "https://registry.example.com/",
+            "http://127.0.0.1:5000",
+            "https://[::1]:8443",
+        ] {
+            let c = Config::load(None, env(&[("BERTH_HTTP_HOST", good)]))
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(c.http.host.as_deref(), Some(good));
+        }
+        for (bad, why) in [
+            ("registry.example.com", "is not a URL"),
+            ("registry.example.com:5000", "has the scheme"),
+            ("ftp://registry.example.com", "has the scheme \"ftp\""),
+            ("https://registry.example.com/v2", "has a path (/v2)"),
+            ("https://registry.example.com/?x=1", "has a query"),
+            (
+                "https://registry.example.com/#top",
+                "has a query or fragment",
+            ),
+            (
+                "https://user:pw@registry.example.com",
+                "holds user information",
+            ),
+            ("https://", "is not a URL"),
+        ] {
+            let err = Config::load(None, env(&[("BERTH_HTTP_HOST", bad)]))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("http.host"), "{bad}: {err}");
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

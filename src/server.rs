@@ -74,6 +74,7 @@ fn metrics_handle() -> Option<PrometheusHandle> {
 
 /// Opens the stores, bootstraps the admin user, binds and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    config.validate()?;
     let tls_mode = config.http.tls.mode()?;
     if tls_mode == TlsMode::Off
         && !config.http.addr.ip().is_loopback()
