@@ -11,16 +11,20 @@
 //!
 //! Run alone: `cargo test --test cli -- --nocapture`.
 
+// The berth process of the real-client tests.
+#[path = "clients/lab.rs"]
+mod lab;
+
 use std::ffi::OsString;
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+
+use lab::Berth;
 
 #[test]
 fn admin_verbs_end_to_end() {
@@ -775,7 +779,7 @@ fn skopeo() -> Option<PathBuf> {
 /// A berth server, and the means to reach it from outside the CLI.
 struct Lab {
     // Drop order: the server stops before the directory goes.
-    server: Server,
+    server: Berth,
     host: String,
     url: String,
     admin_password: String,
@@ -811,7 +815,12 @@ impl Lab {
             tmp.disable_cleanup(true);
         }
         let admin_password = format!("{}", uuid::Uuid::new_v4().simple());
-        let server = Server::start(tmp.path(), &admin_password, tls);
+        let env = if tls {
+            vec![("BERTH_HTTP_TLS".to_owned(), "auto".to_owned())]
+        } else {
+            Vec::new()
+        };
+        let server = Berth::start(tmp.path(), &admin_password, &env);
         let host = server.addr.clone();
         let scheme = if tls { "https" } else { "http" };
         let lab = Lab {
@@ -836,31 +845,7 @@ impl Lab {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = self.runtime.block_on(async {
-                self.http
-                    .get(format!("{}/readyz", self.url))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-            });
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            if let Some(status) = self.server.exited() {
-                panic!(
-                    "berth exited during start-up ({status}):\n{}",
-                    self.server.log_tail()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "berth not ready after 60 s:\n{}",
-                self.server.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.server.wait_ready(&self.runtime, &self.http, &self.url);
     }
 
     fn home(&self, who: &str) -> Home {
@@ -998,20 +983,8 @@ impl Home {
         command
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.root)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("starting a command");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(text.as_bytes()).unwrap();
-        }
-        let output = child.wait_with_output().unwrap();
+            .current_dir(&self.root);
+        let output = lab::run_piped(command, stdin);
         Ran {
             command: format!("{} {}", program.display(), args.join(" ")),
             output,
@@ -1107,77 +1080,5 @@ impl Ran {
     fn json(&self, step: &str) -> Value {
         serde_json::from_slice(&self.output.stdout)
             .unwrap_or_else(|e| panic!("{step}: stdout is not JSON ({e})\n{}", self.describe()))
-    }
-}
-
-/// The server, killed when dropped.
-struct Server {
-    child: std::cell::RefCell<Child>,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(root: &Path, admin_password: &str, tls: bool) -> Server {
-        let log = root.join("berth.log");
-        let addr = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-            listener.local_addr().unwrap().to_string()
-        };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("BERTH_") {
-                command.env_remove(key);
-            }
-        }
-        if tls {
-            command.env("BERTH_HTTP_TLS", "auto");
-        }
-        let child = command
-            .args(["serve", "--data-dir"])
-            .arg(root.join("berth-data"))
-            .args(["--addr", &addr])
-            .env("BERTH_ADMIN_PASSWORD", admin_password)
-            .env("RUST_LOG", "info,berth=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting berth serve");
-        Server {
-            child: std::cell::RefCell::new(child),
-            addr,
-            log,
-        }
-    }
-
-    fn exited(&self) -> Option<String> {
-        match self.child.borrow_mut().try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            Ok(None) => None,
-            Err(e) => Some(format!("cannot tell: {e}")),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let child = self.child.get_mut();
-        let _ = child.kill();
-        let _ = child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- berth log ({}), last lines ---\n{}",
-                self.log.display(),
-                self.log_tail()
-            );
-        }
     }
 }

@@ -269,14 +269,7 @@ fn podman_push(lab: &Lab, image: &BuiltImage, name: &str, format: &str) -> Pushe
             &format!("docker://{repo}:v1"),
         ],
     );
-    let digest = std::fs::read_to_string(&digest_file)
-        .unwrap_or_else(|e| panic!("{step}: reading --digestfile: {e}"))
-        .trim()
-        .to_owned();
-    assert!(
-        digest.starts_with("sha256:") && is_hex64(&digest[7..]),
-        "{step}: pushed digest {digest:?}"
-    );
+    let digest = read_digest_file(&step, &digest_file);
 
     // Ask berth directly: the manifest is there under the tag and the digest,
     // with the media type podman chose.

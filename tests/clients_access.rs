@@ -39,6 +39,11 @@ const UNTRUSTED: &[&str] = &[
     "certificate signed by unknown authority",
 ];
 
+/// `--tls-verify=false`: berth on plain HTTP.
+const PLAIN: &str = "--tls-verify=false";
+
+const CLIENTS: &[&str] = &["podman", "buildah", "skopeo"];
+
 /// A lab whose berth is started with `setup`, or `None` (test skipped) when
 /// a client is missing and `BERTH_REQUIRE_CLIENTS` is not set.
 fn start_lab(test: &str, tools: &[&str], setup: BerthSetup) -> Option<Lab> {
@@ -56,15 +61,32 @@ fn start_lab(test: &str, tools: &[&str], setup: BerthSetup) -> Option<Lab> {
     Some(lab)
 }
 
-const CLIENTS: &[&str] = &["podman", "buildah", "skopeo"];
+/// A plain-HTTP lab with the admin logged in to the CLI and `projects`
+/// created.
+fn lab_with_projects(test: &str, projects: &[&str]) -> Option<Lab> {
+    let lab = start_lab(test, CLIENTS, BerthSetup::default())?;
+    admin_login(&lab);
+    for project in projects {
+        admin(&lab, &["new-project", project]);
+    }
+    Some(lab)
+}
 
 /// The admin's own CLI configuration and auth file, apart from the one
 /// podman and skopeo use in the lab, so that setting things up never logs
 /// the clients under test in.
 fn admin_env(lab: &Lab) -> [(&'static str, PathBuf); 2] {
+    cli_env(lab, "admin", lab.dir().join("admin-auth.json"))
+}
+
+/// A CLI configuration and auth file of `who`'s own.
+fn cli_env(lab: &Lab, who: &str, auth_file: PathBuf) -> [(&'static str, PathBuf); 2] {
     [
-        ("REGISTRY_AUTH_FILE", lab.dir().join("admin-auth.json")),
-        ("BERTH_CLI_CONFIG", lab.dir().join("admin-cli.yaml")),
+        ("REGISTRY_AUTH_FILE", auth_file),
+        (
+            "BERTH_CLI_CONFIG",
+            lab.dir().join(format!("{who}-cli.yaml")),
+        ),
     ]
 }
 
@@ -72,15 +94,20 @@ fn env_refs<'a>(env: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Os
     env.iter().map(|(k, v)| (*k, v.as_os_str())).collect()
 }
 
-fn admin_login(lab: &Lab) {
+/// `berth ARGS` reading `stdin`, as the admin; must succeed.
+fn admin_stdin(lab: &Lab, args: &[&str], stdin: &str) -> Ran {
     let env = admin_env(lab);
-    lab.run_inner(
-        "berth",
+    let ran = lab.run_inner("berth", args, Some(stdin), &env_refs(&env));
+    ran.expect_success(&format!("berth {}", args.join(" ")));
+    ran
+}
+
+fn admin_login(lab: &Lab) {
+    admin_stdin(
+        lab,
         &["login", &lab.url, "-u", "admin", "--password-stdin"],
-        Some(&format!("{}\n", lab.password)),
-        &env_refs(&env),
-    )
-    .expect_success("berth login (admin)");
+        &format!("{}\n", lab.password),
+    );
 }
 
 /// `berth ARGS` as the admin; must succeed.
@@ -91,8 +118,9 @@ fn admin(lab: &Lab, args: &[&str]) -> Ran {
     ran
 }
 
-/// A service account `ns/name` and a fresh token for it.
-fn service_account_token(lab: &Lab, ns: &str, name: &str) -> String {
+/// A service account `ns/name` and a fresh token for it, as podman's
+/// `user:token` credentials (any user name goes with a token).
+fn service_account_creds(lab: &Lab, ns: &str, name: &str) -> String {
     let created = admin(lab, &["create", "sa", name, "-n", ns]);
     assert!(
         created
@@ -101,16 +129,18 @@ fn service_account_token(lab: &Lab, ns: &str, name: &str) -> String {
         "{}",
         created.describe()
     );
-    let token = last_line(&admin(
-        lab,
-        &["create", "token", &format!("sa/{name}"), "-n", ns],
-    ))
-    .to_owned();
+    let made = admin(lab, &["create", "token", &format!("sa/{name}"), "-n", ns]);
+    let token = last_line(&made);
     assert!(token.starts_with("berth_"), "token {token:?}");
-    token
+    format!("{name}:{token}")
 }
 
-/// A one-file image built with buildah, under `localhost/access/NAME:v1`.
+/// The admin's `user:password`.
+fn admin_creds(lab: &Lab) -> String {
+    format!("admin:{}", lab.password)
+}
+
+/// A one-file image built with buildah, under `localhost/berth-interop/NAME:v1`.
 fn build(lab: &Lab, name: &str) -> BuiltImage {
     let context = lab.mkdir("context");
     build_image(
@@ -125,33 +155,18 @@ fn build(lab: &Lab, name: &str) -> BuiltImage {
     )
 }
 
-/// `podman push` of `image` to `REPO:TAG` (`creds` `user:secret`, else the
-/// auth file); returns the digest podman pushed, after checking that berth
-/// serves that manifest under the tag.
-fn push(lab: &Lab, step: &str, image: &BuiltImage, target: &str, creds: Option<&str>) -> String {
+/// `podman push FLAGS` of `image` to `REPO:TAG`; returns the digest podman
+/// pushed, after checking that berth serves that manifest under the tag.
+fn push(lab: &Lab, step: &str, image: &BuiltImage, target: &str, flags: &[&str]) -> String {
     let digest_file = lab
         .dir()
         .join(format!("{}.digest", target.replace(['/', ':'], "_")));
     let destination = format!("docker://{}/{target}", lab.host);
-    let mut args = vec![
-        "push",
-        "--tls-verify=false",
-        "--digestfile",
-        digest_file.to_str().unwrap(),
-    ];
-    if let Some(creds) = creds {
-        args.extend(["--creds", creds]);
-    }
+    let mut args = vec!["push", "--digestfile", digest_file.to_str().unwrap()];
+    args.extend(flags);
     args.extend([image.local.as_str(), destination.as_str()]);
     lab.ok(step, "podman", &args);
-    let digest = std::fs::read_to_string(&digest_file)
-        .unwrap_or_else(|e| panic!("{step}: reading --digestfile: {e}"))
-        .trim()
-        .to_owned();
-    assert!(
-        digest.starts_with("sha256:") && is_hex64(&digest[7..]),
-        "{step}: pushed digest {digest:?}"
-    );
+    let digest = read_digest_file(step, &digest_file);
     let (repository, tag) = target.rsplit_once(':').unwrap();
     assert_eq!(
         stored_digest(lab, repository, tag).as_deref(),
@@ -159,6 +174,13 @@ fn push(lab: &Lab, step: &str, image: &BuiltImage, target: &str, creds: Option<&
         "{step}: berth serves what podman pushed"
     );
     digest
+}
+
+/// [`push`] with the admin's credentials over plain HTTP.
+fn push_as_admin(lab: &Lab, image: &BuiltImage, target: &str) -> String {
+    let creds = admin_creds(lab);
+    let step = format!("push {target} as admin");
+    push(lab, &step, image, target, &[PLAIN, "--creds", &creds])
 }
 
 /// The digest berth serves for `repository:tag`, asked as the admin; `None`
@@ -200,6 +222,26 @@ fn stored_tags(lab: &Lab, repository: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `skopeo inspect FLAGS docker://REFERENCE` succeeds; the digest it saw.
+fn inspect_digest(lab: &Lab, step: &str, flags: &[&str], reference: &str) -> String {
+    let docker = format!("docker://{reference}");
+    let mut args = vec!["inspect"];
+    args.extend(flags);
+    args.push(&docker);
+    let out = lab.ok(step, "skopeo", &args);
+    out.json(step)["Digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{step}: no Digest\n{}", out.describe()))
+        .to_owned()
+}
+
+/// `program ARGS` fails, saying one of `reasons`.
+fn refused(lab: &Lab, step: &str, program: &str, args: &[&str], reasons: &[&str]) {
+    let out = lab.run(program, args);
+    out.expect_failure(step);
+    out.expect_stderr_any(step, reasons);
+}
+
 /// Removes every local copy of `image` so that a pull must fetch it.
 fn forget_locally(lab: &Lab, step: &str, image: &BuiltImage) {
     let _ = lab.run("podman", &["rmi", "--force", &image.id]);
@@ -211,14 +253,11 @@ fn forget_locally(lab: &Lab, step: &str, image: &BuiltImage) {
     );
 }
 
-/// `podman pull` of `reference` with `creds` (else the auth file) succeeds
-/// and yields `image`.
-fn pull_ok(lab: &Lab, step: &str, reference: &str, creds: Option<&str>, image: &BuiltImage) {
+/// `podman pull FLAGS REFERENCE` yields `image`, fetched afresh.
+fn pull_ok(lab: &Lab, step: &str, reference: &str, flags: &[&str], image: &BuiltImage) {
     forget_locally(lab, step, image);
-    let mut args = vec!["pull", "--tls-verify=false"];
-    if let Some(creds) = creds {
-        args.extend(["--creds", creds]);
-    }
+    let mut args = vec!["pull"];
+    args.extend(flags);
     args.push(reference);
     let out = lab.ok(step, "podman", &args);
     assert_eq!(
@@ -229,28 +268,34 @@ fn pull_ok(lab: &Lab, step: &str, reference: &str, creds: Option<&str>, image: &
     );
 }
 
-/// `podman pull` of `reference` is refused with one of `reasons`, and
-/// nothing was stored locally.
+/// `podman pull PLAIN FLAGS REFERENCE` is refused with one of `reasons`,
+/// and nothing was stored locally.
 fn pull_refused(
     lab: &Lab,
     step: &str,
     reference: &str,
-    args_before: &[&str],
+    flags: &[&str],
     reasons: &[&str],
     image: &BuiltImage,
 ) {
     forget_locally(lab, step, image);
-    let mut args = vec!["pull", "--tls-verify=false"];
-    args.extend(args_before);
+    let mut args = vec!["pull", PLAIN];
+    args.extend(flags);
     args.push(reference);
-    let out = lab.run("podman", &args);
-    out.expect_failure(step);
-    out.expect_stderr_any(step, reasons);
+    refused(lab, step, "podman", &args, reasons);
     let exists = lab.run("podman", &["image", "exists", &image.id]);
     assert!(
         !exists.status.success(),
         "{step}: a refused pull stored the image"
     );
+}
+
+/// `podman login FLAGS -u USER --password-stdin HOST` with `secret`.
+fn podman_login(lab: &Lab, flags: &[&str], user: &str, secret: &str) -> Ran {
+    let mut args = vec!["login"];
+    args.extend(flags);
+    args.extend(["-u", user, "--password-stdin", &lab.host]);
+    lab.run_with_stdin("podman", &args, &format!("{secret}\n"))
 }
 
 fn auth_entry(auth_file: &Path, host: &str) -> Option<String> {
@@ -259,16 +304,30 @@ fn auth_entry(auth_file: &Path, host: &str) -> Option<String> {
     auth["auths"][host]["auth"].as_str().map(str::to_owned)
 }
 
+/// The podman login succeeded and stored `user:secret` for berth.
+fn logged_in(lab: &Lab, step: &str, out: &Ran, user: &str, secret: &str) {
+    out.expect_success(step);
+    assert!(
+        out.stdout().contains("Login Succeeded"),
+        "{step}\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        auth_entry(&lab.auth_file, &lab.host),
+        Some(STANDARD.encode(format!("{user}:{secret}"))),
+        "{step}: auth file entry"
+    );
+}
+
 // ---------------------------------------------------------------------------
 
 #[test]
 fn podman_login_with_password_and_service_account_token() {
-    let Some(lab) = start_lab("podman login", CLIENTS, BerthSetup::default()) else {
+    let Some(lab) = lab_with_projects("podman login", &["team"]) else {
         return;
     };
-    admin_login(&lab);
-    admin(&lab, &["new-project", "team"]);
-    let token = service_account_token(&lab, "team", "deployer");
+    let creds = service_account_creds(&lab, "team", "deployer");
+    let token = creds.split_once(':').unwrap().1;
     admin(
         &lab,
         &[
@@ -283,30 +342,9 @@ fn podman_login_with_password_and_service_account_token() {
     let image = build(&lab, "login");
 
     let step = "podman login with the admin password";
-    let out = lab.run_with_stdin(
-        "podman",
-        &[
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "admin",
-            "--password-stdin",
-            &lab.host,
-        ],
-        &format!("{}\n", lab.password),
-    );
-    out.expect_success(step);
-    assert!(
-        out.stdout().contains("Login Succeeded"),
-        "{}",
-        out.describe()
-    );
-    assert_eq!(
-        auth_entry(&lab.auth_file, &lab.host),
-        Some(STANDARD.encode(format!("admin:{}", lab.password))),
-        "{step}: auth file entry"
-    );
-    push(&lab, step, &image, "team/login:by-password", None);
+    let out = podman_login(&lab, &[PLAIN], "admin", &lab.password);
+    logged_in(&lab, step, &out, "admin", &lab.password);
+    push(&lab, step, &image, "team/login:by-password", &[PLAIN]);
     lab.ok(step, "podman", &["logout", &lab.host]);
     assert_eq!(
         auth_entry(&lab.auth_file, &lab.host),
@@ -315,40 +353,22 @@ fn podman_login_with_password_and_service_account_token() {
     );
 
     let step = "podman login -u ANYTHING -p <service account token>";
-    let out = lab.ok(
-        step,
+    let out = lab.run(
         "podman",
         &[
             "login",
-            "--tls-verify=false",
+            PLAIN,
             "-u",
             "whatever-name",
             "-p",
-            &token,
+            token,
             &lab.host,
         ],
     );
-    assert!(
-        out.stdout().contains("Login Succeeded"),
-        "{}",
-        out.describe()
-    );
-    assert_eq!(
-        auth_entry(&lab.auth_file, &lab.host),
-        Some(STANDARD.encode(format!("whatever-name:{token}"))),
-        "{step}: auth file entry"
-    );
-    let digest = push(&lab, step, &image, "team/login:by-token", None);
-    let out = lab.ok(
-        step,
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{}/team/login:by-token", lab.host),
-        ],
-    );
-    assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
+    logged_in(&lab, step, &out, "whatever-name", token);
+    let digest = push(&lab, step, &image, "team/login:by-token", &[PLAIN]);
+    let reference = format!("{}/team/login:by-token", lab.host);
+    assert_eq!(inspect_digest(&lab, step, &[PLAIN], &reference), digest);
     assert_eq!(
         stored_tags(&lab, "team/login"),
         ["by-password", "by-token"],
@@ -357,32 +377,19 @@ fn podman_login_with_password_and_service_account_token() {
     lab.ok(step, "podman", &["logout", &lab.host]);
 
     let step = "podman login with a token that is not one";
-    let out = lab.run(
-        "podman",
-        &[
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "whatever-name",
-            "-p",
-            "berth_not-a-real-token",
-            &lab.host,
-        ],
-    );
+    let out = podman_login(&lab, &[PLAIN], "whatever-name", "berth_not-a-real-token");
     out.expect_failure(step);
-    out.expect_stderr_any(step, &["invalid username/password", "unauthorized", "401"]);
+    out.expect_stderr_any(step, &["invalid username/password"]);
     assert_eq!(auth_entry(&lab.auth_file, &lab.host), None, "{step}");
 }
 
 #[test]
 fn push_needs_a_pusher_role() {
-    let Some(lab) = start_lab("pusher and puller", CLIENTS, BerthSetup::default()) else {
+    let Some(lab) = lab_with_projects("pusher and puller", &["team"]) else {
         return;
     };
-    admin_login(&lab);
-    admin(&lab, &["new-project", "team"]);
-    let pusher = service_account_token(&lab, "team", "pusher");
-    let puller = service_account_token(&lab, "team", "puller");
+    let pusher = service_account_creds(&lab, "team", "pusher");
+    let puller = service_account_creds(&lab, "team", "puller");
     for (role, sa) in [
         ("system:image-pusher", "pusher"),
         ("system:image-puller", "puller"),
@@ -395,26 +402,27 @@ fn push_needs_a_pusher_role() {
     let image = build(&lab, "roles");
 
     let step = "push as system:image-pusher";
-    let pusher_creds = format!("pusher:{pusher}");
-    let digest = push(&lab, step, &image, "team/app:v1", Some(&pusher_creds));
+    let digest = push(
+        &lab,
+        step,
+        &image,
+        "team/app:v1",
+        &[PLAIN, "--creds", &pusher],
+    );
     assert_eq!(stored_tags(&lab, "team/app"), ["v1"], "{step}");
 
     let step = "push as system:image-puller";
-    let puller_creds = format!("puller:{puller}");
     for target in ["team/app:v2", "team/fresh:v1"] {
-        let out = lab.run(
-            "podman",
-            &[
-                "push",
-                "--tls-verify=false",
-                "--creds",
-                &puller_creds,
-                &image.local,
-                &format!("docker://{}/{target}", lab.host),
-            ],
-        );
-        out.expect_failure(step);
-        out.expect_stderr_any(step, DENIED);
+        let destination = format!("docker://{}/{target}", lab.host);
+        let args = [
+            "push",
+            PLAIN,
+            "--creds",
+            &puller,
+            &image.local,
+            &destination,
+        ];
+        refused(&lab, step, "podman", &args, DENIED);
     }
     assert_eq!(
         stored_tags(&lab, "team/app"),
@@ -436,62 +444,28 @@ fn push_needs_a_pusher_role() {
     );
 
     let step = "pull as system:image-puller";
-    pull_ok(
-        &lab,
-        step,
-        &format!("{}/team/app:v1", lab.host),
-        Some(&puller_creds),
-        &image,
-    );
-    let out = lab.ok(
-        step,
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            &puller_creds,
-            &format!("docker://{}/team/app:v1", lab.host),
-        ],
-    );
-    assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
+    let reference = format!("{}/team/app:v1", lab.host);
+    pull_ok(&lab, step, &reference, &[PLAIN, "--creds", &puller], &image);
+    let flags = [PLAIN, "--creds", &puller];
+    assert_eq!(inspect_digest(&lab, step, &flags, &reference), digest);
 }
 
 #[test]
 fn shared_project_pulled_by_myapp_service_accounts_only() {
-    let Some(lab) = start_lab("shared project", CLIENTS, BerthSetup::default()) else {
+    let Some(lab) = lab_with_projects("shared project", &["shared", "myapp", "other"]) else {
         return;
     };
-    admin_login(&lab);
-    for project in ["shared", "myapp", "other"] {
-        admin(&lab, &["new-project", project]);
-    }
     let image = build(&lab, "base");
-    let admin_creds = format!("admin:{}", lab.password);
-    let digest = push(
-        &lab,
-        "push shared/base",
-        &image,
-        "shared/base:v1",
-        Some(&admin_creds),
-    );
-    let deployer = format!(
-        "deployer:{}",
-        service_account_token(&lab, "myapp", "deployer")
-    );
-    let builder = format!(
-        "builder:{}",
-        service_account_token(&lab, "myapp", "builder")
-    );
-    let intruder = format!(
-        "intruder:{}",
-        service_account_token(&lab, "other", "intruder")
-    );
+    let digest = push_as_admin(&lab, &image, "shared/base:v1");
+    let deployer = service_account_creds(&lab, "myapp", "deployer");
+    let builder = service_account_creds(&lab, "myapp", "builder");
+    let intruder = service_account_creds(&lab, "other", "intruder");
     let reference = format!("{}/shared/base:v1", lab.host);
 
+    let step = "myapp service account before the binding";
     pull_refused(
         &lab,
-        "myapp service account before the binding",
+        step,
         &reference,
         &["--creds", &deployer],
         DENIED,
@@ -521,94 +495,57 @@ fn shared_project_pulled_by_myapp_service_accounts_only() {
         who.describe()
     );
 
+    let step = "myapp/deployer pulls";
     pull_ok(
         &lab,
-        "myapp/deployer pulls",
+        step,
         &reference,
-        Some(&deployer),
+        &[PLAIN, "--creds", &deployer],
         &image,
     );
     let step = "myapp/builder (any account of myapp) inspects";
-    let out = lab.ok(
-        step,
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            &builder,
-            &format!("docker://{reference}"),
-        ],
-    );
-    assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
+    let flags = [PLAIN, "--creds", &builder];
+    assert_eq!(inspect_digest(&lab, step, &flags, &reference), digest);
 
+    let step = "other/intruder pulls";
     pull_refused(
         &lab,
-        "other/intruder pulls",
+        step,
         &reference,
         &["--creds", &intruder],
         DENIED,
         &image,
     );
-    let step = "other/intruder inspects";
-    let out = lab.run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            &intruder,
-            &format!("docker://{reference}"),
-        ],
-    );
-    out.expect_failure(step);
-    out.expect_stderr_any(step, DENIED);
+    let docker = format!("docker://{reference}");
+    let args = ["inspect", PLAIN, "--creds", &intruder, &docker];
+    refused(&lab, "other/intruder inspects", "skopeo", &args, DENIED);
 
     // Pulling is all the group may do in `shared`.
     let step = "myapp/deployer pushes to shared";
-    let out = lab.run(
-        "skopeo",
-        &[
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src-creds",
-            &deployer,
-            "--dest-creds",
-            &deployer,
-            &format!("docker://{reference}"),
-            &format!("docker://{}/shared/base:hijacked", lab.host),
-        ],
-    );
-    out.expect_failure(step);
-    out.expect_stderr_any(step, DENIED);
+    let hijacked = format!("docker://{}/shared/base:hijacked", lab.host);
+    let args = [
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-creds",
+        &deployer,
+        "--dest-creds",
+        &deployer,
+        &docker,
+        &hijacked,
+    ];
+    refused(&lab, step, "skopeo", &args, DENIED);
     assert_eq!(stored_tags(&lab, "shared/base"), ["v1"], "{step}");
 }
 
 #[test]
 fn anonymous_pull_from_a_public_namespace_only() {
-    let Some(lab) = start_lab("public project", CLIENTS, BerthSetup::default()) else {
+    let Some(lab) = lab_with_projects("public project", &["public", "private"]) else {
         return;
     };
-    admin_login(&lab);
-    admin(&lab, &["new-project", "public"]);
-    admin(&lab, &["new-project", "private"]);
     let image = build(&lab, "open");
-    let admin_creds = format!("admin:{}", lab.password);
-    let digest = push(
-        &lab,
-        "push public",
-        &image,
-        "public/app:v1",
-        Some(&admin_creds),
-    );
-    push(
-        &lab,
-        "push private",
-        &image,
-        "private/app:v1",
-        Some(&admin_creds),
-    );
+    let digest = push_as_admin(&lab, &image, "public/app:v1");
+    push_as_admin(&lab, &image, "private/app:v1");
     admin(
         &lab,
         &[
@@ -622,103 +559,77 @@ fn anonymous_pull_from_a_public_namespace_only() {
     );
     // The lab's auth file is empty: podman has no credentials to offer.
     assert_eq!(auth_entry(&lab.auth_file, &lab.host), None);
+    let public = format!("{}/public/app:v1", lab.host);
+    let private = format!("{}/private/app:v1", lab.host);
 
     pull_ok(
         &lab,
         "anonymous podman pull from public",
-        &format!("{}/public/app:v1", lab.host),
-        None,
+        &public,
+        &[PLAIN],
         &image,
     );
     let step = "anonymous skopeo inspect of public";
-    let out = lab.ok(
-        step,
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--no-creds",
-            &format!("docker://{}/public/app:v1", lab.host),
-        ],
+    assert_eq!(
+        inspect_digest(&lab, step, &[PLAIN, "--no-creds"], &public),
+        digest
     );
-    assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
 
-    pull_refused(
-        &lab,
-        "anonymous podman pull from private",
-        &format!("{}/private/app:v1", lab.host),
-        &[],
-        NEEDS_CREDENTIALS,
-        &image,
-    );
+    let step = "anonymous podman pull from private";
+    pull_refused(&lab, step, &private, &[], NEEDS_CREDENTIALS, &image);
     let step = "anonymous skopeo inspect of private";
-    let out = lab.run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--no-creds",
-            &format!("docker://{}/private/app:v1", lab.host),
-        ],
-    );
-    out.expect_failure(step);
-    out.expect_stderr_any(step, NEEDS_CREDENTIALS);
+    let args = [
+        "inspect",
+        PLAIN,
+        "--no-creds",
+        &format!("docker://{private}"),
+    ];
+    refused(&lab, step, "skopeo", &args, NEEDS_CREDENTIALS);
 
     // Public means pull, not push.
     let step = "anonymous push to public";
-    let out = lab.run(
-        "skopeo",
-        &[
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src-no-creds",
-            "--dest-no-creds",
-            &format!("docker://{}/public/app:v1", lab.host),
-            &format!("docker://{}/public/app:anonymous", lab.host),
-        ],
-    );
-    out.expect_failure(step);
-    out.expect_stderr_any(step, NEEDS_CREDENTIALS);
+    let args = [
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-no-creds",
+        "--dest-no-creds",
+        &format!("docker://{public}"),
+        &format!("docker://{}/public/app:anonymous", lab.host),
+    ];
+    refused(&lab, step, "skopeo", &args, NEEDS_CREDENTIALS);
     assert_eq!(stored_tags(&lab, "public/app"), ["v1"], "{step}");
 }
 
 #[test]
 fn skopeo_with_creds_and_the_auth_file_of_berth_login() {
-    let Some(lab) = start_lab("skopeo credentials", CLIENTS, BerthSetup::default()) else {
+    let Some(lab) = lab_with_projects("skopeo credentials", &["team"]) else {
         return;
     };
-    admin_login(&lab);
-    admin(&lab, &["new-project", "team"]);
     let image = build(&lab, "creds");
-    let admin_creds = format!("admin:{}", lab.password);
-    let digest = push(&lab, "push", &image, "team/app:v1", Some(&admin_creds));
-    let reference = format!("docker://{}/team/app:v1", lab.host);
+    let digest = push_as_admin(&lab, &image, "team/app:v1");
+    let reference = format!("{}/team/app:v1", lab.host);
+    let docker = format!("docker://{reference}");
 
     let step = "skopeo --creds";
-    let out = lab.ok(
-        step,
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            &admin_creds,
-            &reference,
-        ],
+    assert_eq!(
+        inspect_digest(
+            &lab,
+            step,
+            &[PLAIN, "--creds", &admin_creds(&lab)],
+            &reference
+        ),
+        digest
     );
-    assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
 
     // alice logs in with the berth CLI; skopeo finds her in the auth file.
     let step = "berth login, then skopeo with REGISTRY_AUTH_FILE";
     let alice_password = format!("alice-{}", lab.nonce);
-    lab.run_inner(
-        "berth",
+    admin_stdin(
+        &lab,
         &["create", "user", "alice", "--password-stdin"],
-        Some(&format!("{alice_password}\n")),
-        &env_refs(&admin_env(&lab)),
-    )
-    .expect_success(step);
+        &format!("{alice_password}\n"),
+    );
     admin(
         &lab,
         &[
@@ -731,10 +642,7 @@ fn skopeo_with_creds_and_the_auth_file_of_berth_login() {
         ],
     );
     let alice_auth = lab.write("alice-auth.json", b"{}");
-    let alice_env = [
-        ("REGISTRY_AUTH_FILE", alice_auth.clone()),
-        ("BERTH_CLI_CONFIG", lab.dir().join("alice-cli.yaml")),
-    ];
+    let alice_env = cli_env(&lab, "alice", alice_auth.clone());
     let alice_env = env_refs(&alice_env);
     lab.run_inner(
         "berth",
@@ -754,53 +662,34 @@ fn skopeo_with_creds_and_the_auth_file_of_berth_login() {
         token.starts_with("berth_"),
         "{step}: a token, not the password"
     );
-    let out = lab.run_env(
-        "skopeo",
-        &["inspect", "--tls-verify=false", &reference],
-        &alice_env,
-    );
+    let out = lab.run_env("skopeo", &["inspect", PLAIN, &docker], &alice_env);
     out.expect_success(step);
     assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
-    let out = lab.run_env(
-        "skopeo",
-        &[
-            "list-tags",
-            "--tls-verify=false",
-            &format!("docker://{}/team/app", lab.host),
-        ],
-        &alice_env,
-    );
+    let repository = format!("docker://{}/team/app", lab.host);
+    let out = lab.run_env("skopeo", &["list-tags", PLAIN, &repository], &alice_env);
     out.expect_success(step);
     assert_eq!(out.json(step)["Tags"], serde_json::json!(["v1"]), "{step}");
 
     let step = "berth logout, then skopeo";
-    let out = lab.run_env("berth", &["logout"], &alice_env);
-    out.expect_success(step);
+    lab.run_env("berth", &["logout"], &alice_env)
+        .expect_success(step);
     assert_eq!(
         auth_entry(&alice_auth, &lab.host),
         None,
         "{step}: entry removed"
     );
-    let out = lab.run_env(
-        "skopeo",
-        &["inspect", "--tls-verify=false", &reference],
-        &alice_env,
-    );
+    let out = lab.run_env("skopeo", &["inspect", PLAIN, &docker], &alice_env);
     out.expect_failure(step);
     out.expect_stderr_any(step, NEEDS_CREDENTIALS);
     // The token itself was revoked, not only forgotten.
-    let out = lab.run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            &format!("alice:{token}"),
-            &reference,
-        ],
-    );
-    out.expect_failure(step);
-    out.expect_stderr_any(step, &["invalid username/password"]);
+    let args = [
+        "inspect",
+        PLAIN,
+        "--creds",
+        &format!("alice:{token}"),
+        &docker,
+    ];
+    refused(&lab, step, "skopeo", &args, &["invalid username/password"]);
 }
 
 /// berth with `http.tls: auto`, and a certs directory holding its CA.
@@ -825,115 +714,36 @@ fn tls_auto_trusted_through_a_cert_dir() {
     let Some((lab, certs)) = tls_auto_lab("tls auto", CLIENTS) else {
         return;
     };
-    let certs = certs.to_str().unwrap();
     let image = build(&lab, "secure");
-    let reference = format!("docker://{}/secure/app:v1", lab.host);
+    let reference = format!("{}/secure/app:v1", lab.host);
+    let verify = "--tls-verify=true";
+    let trusted = [verify, "--cert-dir", certs.to_str().unwrap()];
 
     let step = "podman login --tls-verify=true without the CA";
-    let out = lab.run_with_stdin(
-        "podman",
-        &[
-            "login",
-            "--tls-verify=true",
-            "-u",
-            "admin",
-            "--password-stdin",
-            &lab.host,
-        ],
-        &format!("{}\n", lab.password),
-    );
+    let out = podman_login(&lab, &[verify], "admin", &lab.password);
     out.expect_failure(step);
     out.expect_stderr_any(step, UNTRUSTED);
     assert_eq!(auth_entry(&lab.auth_file, &lab.host), None, "{step}");
 
     let step = "skopeo --tls-verify=true without the CA";
-    let out = lab.run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=true",
-            "--creds",
-            &format!("admin:{}", lab.password),
-            &reference,
-        ],
-    );
-    out.expect_failure(step);
-    out.expect_stderr_any(step, UNTRUSTED);
+    let docker = format!("docker://{reference}");
+    let args = ["inspect", verify, "--creds", &admin_creds(&lab), &docker];
+    refused(&lab, step, "skopeo", &args, UNTRUSTED);
 
     let step = "podman login and push with --cert-dir";
-    let out = lab.run_with_stdin(
-        "podman",
-        &[
-            "login",
-            "--tls-verify=true",
-            "--cert-dir",
-            certs,
-            "-u",
-            "admin",
-            "--password-stdin",
-            &lab.host,
-        ],
-        &format!("{}\n", lab.password),
-    );
-    out.expect_success(step);
-    assert!(
-        out.stdout().contains("Login Succeeded"),
-        "{}",
-        out.describe()
-    );
-    let digest_file = lab.dir().join("secure.digest");
-    lab.ok(
-        step,
-        "podman",
-        &[
-            "push",
-            "--tls-verify=true",
-            "--cert-dir",
-            certs,
-            "--digestfile",
-            digest_file.to_str().unwrap(),
-            &image.local,
-            &reference,
-        ],
-    );
-    let digest = std::fs::read_to_string(&digest_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert_eq!(
-        stored_digest(&lab, "secure/app", "v1").as_deref(),
-        Some(digest.as_str()),
-        "{step}: stored"
-    );
+    let out = podman_login(&lab, &trusted, "admin", &lab.password);
+    logged_in(&lab, step, &out, "admin", &lab.password);
+    let digest = push(&lab, step, &image, "secure/app:v1", &trusted);
 
     let step = "skopeo inspect with --cert-dir";
-    let out = lab.ok(
-        step,
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=true",
-            "--cert-dir",
-            certs,
-            &reference,
-        ],
+    assert_eq!(inspect_digest(&lab, step, &trusted, &reference), digest);
+    pull_ok(
+        &lab,
+        "podman pull with --cert-dir",
+        &reference,
+        &trusted,
+        &image,
     );
-    assert_eq!(out.json(step)["Digest"].as_str(), Some(digest.as_str()));
-
-    let step = "podman pull with --cert-dir";
-    forget_locally(&lab, step, &image);
-    let out = lab.ok(
-        step,
-        "podman",
-        &[
-            "pull",
-            "--tls-verify=true",
-            "--cert-dir",
-            certs,
-            &format!("{}/secure/app:v1", lab.host),
-        ],
-    );
-    assert_eq!(last_line(&out), image.id, "{step}\n{}", out.describe());
 }
 
 /// `curl -s -o /dev/null -w '%{http_version} %{http_code}' ARGS URL`.
@@ -1126,27 +936,11 @@ fn public_host_in_locations_and_token_realm() {
     // podman follows the realm and the Locations to the public name.
     let step = "podman push and pull through the public name";
     let image = build(&lab, "hosted");
-    let out = lab.run_with_stdin(
-        "podman",
-        &[
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "admin",
-            "--password-stdin",
-            &lab.host,
-        ],
-        &format!("{}\n", lab.password),
-    );
-    out.expect_success(step);
-    push(&lab, step, &image, "hosted/app:v1", None);
-    pull_ok(
-        &lab,
-        step,
-        &format!("{}/hosted/app:v1", lab.host),
-        None,
-        &image,
-    );
+    let out = podman_login(&lab, &[PLAIN], "admin", &lab.password);
+    logged_in(&lab, step, &out, "admin", &lab.password);
+    push(&lab, step, &image, "hosted/app:v1", &[PLAIN]);
+    let reference = format!("{}/hosted/app:v1", lab.host);
+    pull_ok(&lab, step, &reference, &[PLAIN], &image);
     let log = std::fs::read_to_string(&lab.berth.log).unwrap_or_default();
     assert!(
         log.contains("/auth/token"),

@@ -354,32 +354,7 @@ impl Lab {
     }
 
     pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let r = self.runtime.block_on(async {
-                self.http
-                    .get(format!("{}/readyz", self.url))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-            });
-            if r.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            if let Some(status) = self.berth.exited() {
-                panic!(
-                    "berth exited during start-up ({status}); its log:\n{}",
-                    self.berth.log_tail()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "berth not ready after 60 s; its log:\n{}",
-                    self.berth.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.berth.wait_ready(&self.runtime, &self.http, &self.url);
     }
 
     /// `program` (`berth` is the binary under test) with the lab's
@@ -419,28 +394,8 @@ impl Lab {
         stdin: Option<&str>,
         extra_env: &[(&str, &OsStr)],
     ) -> Ran {
-        let mut command = self.command(program, args, extra_env);
-        command
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        let output = child.wait_with_output().unwrap();
+        let output = run_piped(self.command(program, args, extra_env), stdin);
         let shown: Vec<String> = std::iter::once(program.to_owned())
             .chain(args.iter().map(|a| a.replace(&self.password, "<password>")))
             .collect();
@@ -601,7 +556,9 @@ pub struct Berth {
 }
 
 impl Berth {
-    fn start(root: &Path, password: &str, env: &[(String, String)]) -> Berth {
+    /// `berth serve` with its data in `ROOT/berth-data`, its log in
+    /// `ROOT/berth.log`, the admin's password `password`, and `env`.
+    pub fn start(root: &Path, password: &str, env: &[(String, String)]) -> Berth {
         let log = root.join("berth.log");
         let addr = free_loopback_addr();
         let mut command = berth_command();
@@ -625,6 +582,33 @@ impl Berth {
             child: std::cell::RefCell::new(child),
             addr,
             log,
+        }
+    }
+
+    /// Waits until `URL/readyz` answers 200 (`http` probes); panics with
+    /// berth's log if it exits or is not ready within a minute.
+    pub fn wait_ready(&self, runtime: &tokio::runtime::Runtime, http: &reqwest::Client, url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = runtime.block_on(async {
+                http.get(format!("{url}/readyz"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+            });
+            if r.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "berth exited during start-up ({status}); its log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("berth not ready after 60 s; its log:\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -659,6 +643,27 @@ impl Drop for Berth {
     }
 }
 
+/// Runs `command` to its end, with `stdin` (else nothing) as its input,
+/// collecting its output.
+pub fn run_piped(mut command: Command, stdin: Option<&str>) -> Output {
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", command.get_program()));
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// The `berth` binary, with nothing from the caller's `BERTH_*`
 /// environment (a database URL, a config file) that could change which
 /// berth is under test or which server the CLI talks to.
@@ -675,6 +680,19 @@ pub fn berth_command() -> Command {
 pub fn free_loopback_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     listener.local_addr().unwrap().to_string()
+}
+
+/// The digest podman wrote with `--digestfile PATH`.
+pub fn read_digest_file(step: &str, path: &Path) -> String {
+    let digest = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{step}: reading --digestfile: {e}"))
+        .trim()
+        .to_owned();
+    assert!(
+        digest.starts_with("sha256:") && is_hex64(&digest[7..]),
+        "{step}: pushed digest {digest:?}"
+    );
+    digest
 }
 
 pub fn last_line(ran: &Ran) -> &str {
