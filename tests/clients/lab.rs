@@ -1,5 +1,6 @@
 //! The harness of the real-client tests (`tests/clients.rs`,
-//! `tests/clients_access.rs`): the real `berth` binary on a free loopback
+//! `tests/clients_access.rs`; `tests/cli.rs` uses its [`Berth`] and
+//! [`run_piped`]): the real `berth` binary on a free loopback
 //! port, and podman, buildah, skopeo and the `berth` CLI run with private
 //! storage, auth file and home directory, so that nothing leaks between
 //! runs or from the machine's own configuration.
