@@ -73,7 +73,7 @@ impl RegistryClient {
     /// The same registry and credentials, connecting from the local address
     /// `ip` (any of 127.0.0.0/8 reaches a server on 127.0.0.1), so that the
     /// server sees another client address.
-    pub fn from_address(&self, ip: std::net::IpAddr) -> Self {
+    pub fn connecting_from(&self, ip: std::net::IpAddr) -> Self {
         RegistryClient {
             http: http_client(Some(ip)),
             ..self.clone()
