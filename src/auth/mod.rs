@@ -10,7 +10,8 @@
 //! a token; `Bearer` with a token, or with a JWT from the token service.
 //! Verified credentials are remembered (by a hash of the header) until the
 //! policy changes, so no password is hashed per request and a revoked token
-//! stops working at once.
+//! stops working at once; never longer than the token they came from lives,
+//! and a lockout refuses remembered credentials too.
 
 pub mod admin;
 pub mod bearer;
@@ -368,7 +369,8 @@ impl AccessControl {
             until = Instant::now() + self.bearer.lifetime().min(CREDENTIAL_TTL);
         }
         if let Some(expires_at) = verified.expires_at {
-            // Nor an opaque token (or a bearer token issued for one) its.
+            // Nor the opaque token it was verified from (directly or
+            // behind a bearer token) its own.
             let left = u64::try_from(expires_at.saturating_sub(now())).unwrap_or(0);
             until = until.min(Instant::now() + Duration::from_millis(left));
         }
