@@ -10,7 +10,8 @@
 //! a token; `Bearer` with a token, or with a JWT from the token service.
 //! Verified credentials are remembered (by a hash of the header) until the
 //! policy changes, so no password is hashed per request and a revoked token
-//! stops working at once.
+//! stops working at once; never longer than the token they came from lives,
+//! and a lockout refuses remembered credentials too.
 
 pub mod admin;
 pub mod bearer;
@@ -37,7 +38,7 @@ use self::roles::Verb;
 use crate::domain::digest::sha256_raw;
 use crate::domain::names::RepositoryName;
 use crate::metadata::access::{AccessStore, BindingSubject, Namespace, TokenSubject};
-use crate::metadata::{MetadataError, now};
+use crate::metadata::{MetadataError, Timestamp, now};
 
 /// What a request does to a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +165,25 @@ const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
 struct Verified {
     caller: Caller,
+    /// The Basic user name presented, subject to lockout like any login.
+    login_name: Option<String>,
     policy_version: i64,
     until: Instant,
+}
+
+/// A verified caller, and when the opaque token behind it (if any) expires.
+struct Verification {
+    caller: Caller,
+    expires_at: Option<Timestamp>,
+}
+
+impl Verification {
+    fn new(caller: Caller) -> Self {
+        Verification {
+            caller,
+            expires_at: None,
+        }
+    }
 }
 
 pub struct AccessControl {
@@ -272,7 +290,11 @@ impl AccessControl {
         // sends the same header on every request.
         let key = sha256_raw(authorization.as_bytes());
         let policy = self.policy.current().await?;
-        if let Some(caller) = self.cached(&key, policy.version) {
+        if let Some((caller, login_name)) = self.cached(&key, policy.version) {
+            // A locked-out client is refused even with credentials berth
+            // remembers: otherwise a right guess would be told from wrong
+            // ones while the lockout lasts.
+            self.check_lockout(login_name.as_deref(), peer)?;
             return Ok(caller);
         }
         let presented = presented(authorization)?;
@@ -280,20 +302,19 @@ impl AccessControl {
             Presented::Basic { user, .. } => Some(user.as_str()),
             _ => None,
         };
-        if let Err(wait) = self.lockout.check(login_name, peer) {
-            return Err(AuthFailure::LockedOut(wait));
-        }
+        self.check_lockout(login_name, peer)?;
         let outcome = match &presented {
             Presented::Basic { user, secret } => self.verify_basic(user, secret, &policy).await,
             Presented::Bearer(token) => self.verify_bearer(token, &policy).await,
         };
         match outcome {
-            Ok(caller) => {
+            Ok(verified) => {
                 if let Some(name) = login_name {
                     self.lockout.record_success(name);
                 }
+                let caller = verified.caller.clone();
                 tracing::info!(subject = %caller.principal.name(), address = ?peer, outcome = "success", "login");
-                self.remember(key, &caller, policy.version);
+                self.remember(key, verified, login_name, policy.version);
                 Ok(caller)
             }
             Err(AuthFailure::BadCredentials) => {
@@ -305,14 +326,33 @@ impl AccessControl {
         }
     }
 
-    fn cached(&self, key: &[u8; 32], policy_version: i64) -> Option<Caller> {
+    /// Refuses (and logs) a login while its user name or address is locked out.
+    fn check_lockout(
+        &self,
+        login_name: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<(), AuthFailure> {
+        self.lockout.check(login_name, peer).map_err(|wait| {
+            tracing::warn!(user = login_name.unwrap_or(""), address = ?peer, outcome = "locked_out", "login");
+            AuthFailure::LockedOut(wait)
+        })
+    }
+
+    /// The remembered caller and the Basic user name it logged in with.
+    fn cached(&self, key: &[u8; 32], policy_version: i64) -> Option<(Caller, Option<String>)> {
         let cache = self.verified.lock().ok()?;
         let entry = cache.get(key)?;
         (entry.policy_version == policy_version && entry.until > Instant::now())
-            .then(|| entry.caller.clone())
+            .then(|| (entry.caller.clone(), entry.login_name.clone()))
     }
 
-    fn remember(&self, key: [u8; 32], caller: &Caller, policy_version: i64) {
+    fn remember(
+        &self,
+        key: [u8; 32],
+        verified: Verification,
+        login_name: Option<&str>,
+        policy_version: i64,
+    ) {
         let Ok(mut cache) = self.verified.lock() else {
             return;
         };
@@ -324,14 +364,21 @@ impl AccessControl {
             }
         }
         let mut until = Instant::now() + CREDENTIAL_TTL;
-        if caller.grants.is_some() {
+        if verified.caller.grants.is_some() {
             // A bearer token must not outlive its own expiry in the cache.
             until = Instant::now() + self.bearer.lifetime().min(CREDENTIAL_TTL);
+        }
+        if let Some(expires_at) = verified.expires_at {
+            // Nor the opaque token it was verified from (directly or
+            // behind a bearer token) its own.
+            let left = u64::try_from(expires_at.saturating_sub(now())).unwrap_or(0);
+            until = until.min(Instant::now() + Duration::from_millis(left));
         }
         cache.insert(
             key,
             Verified {
-                caller: caller.clone(),
+                caller: verified.caller,
+                login_name: login_name.map(str::to_owned),
                 policy_version,
                 until,
             },
@@ -345,7 +392,7 @@ impl AccessControl {
         user: &str,
         secret: &str,
         policy: &PolicySnapshot,
-    ) -> Result<Caller, AuthFailure> {
+    ) -> Result<Verification, AuthFailure> {
         if tokens::looks_like_token(secret) {
             return self.verify_opaque_token(secret, policy).await;
         }
@@ -361,11 +408,11 @@ impl AccessControl {
             .await
             .map_err(|e| AuthFailure::Store(MetadataError::Corrupt(e.to_string())))?;
         match record {
-            Some(u) if matches && u.password_hash.is_some() => Ok(Caller {
+            Some(u) if matches && u.password_hash.is_some() => Ok(Verification::new(Caller {
                 principal: Principal::User(u.name),
                 token_uid: None,
                 grants: None,
-            }),
+            })),
             _ => Err(AuthFailure::BadCredentials),
         }
     }
@@ -374,7 +421,7 @@ impl AccessControl {
         &self,
         secret: &str,
         policy: &PolicySnapshot,
-    ) -> Result<Caller, AuthFailure> {
+    ) -> Result<Verification, AuthFailure> {
         let token = self
             .store
             .token_by_secret_hash(&tokens::secret_hash(secret))
@@ -388,10 +435,13 @@ impl AccessControl {
                 Principal::ServiceAccount { namespace, name }
             }
         };
-        Ok(Caller {
-            principal,
-            token_uid: Some(token.uid),
-            grants: None,
+        Ok(Verification {
+            caller: Caller {
+                principal,
+                token_uid: Some(token.uid),
+                grants: None,
+            },
+            expires_at: token.expires_at,
         })
     }
 
@@ -399,7 +449,7 @@ impl AccessControl {
         &self,
         token: &str,
         policy: &PolicySnapshot,
-    ) -> Result<Caller, AuthFailure> {
+    ) -> Result<Verification, AuthFailure> {
         if tokens::looks_like_token(token) {
             return self.verify_opaque_token(token, policy).await;
         }
@@ -411,16 +461,17 @@ impl AccessControl {
             }
             Err(e) => return Err(AuthFailure::Bearer(e)),
         };
-        // Revoking the token a bearer token was issued for revokes it too.
+        // Revoking the token a bearer token was issued for revokes it too,
+        // and it expires with it.
+        let mut expires_at = None;
         if let Some(uid) = &claims.tid {
-            let alive = self
+            let token = self
                 .store
                 .token(uid)
                 .await?
-                .is_some_and(|t| !t.expired(now()));
-            if !alive {
-                return Err(AuthFailure::BadCredentials);
-            }
+                .filter(|t| !t.expired(now()))
+                .ok_or(AuthFailure::BadCredentials)?;
+            expires_at = token.expires_at;
         }
         let principal = Principal::from_name(&claims.sub);
         if let Principal::User(name) = &principal
@@ -429,10 +480,13 @@ impl AccessControl {
         {
             return Err(AuthFailure::BadCredentials);
         }
-        Ok(Caller {
-            principal,
-            token_uid: claims.tid,
-            grants: Some(claims.access),
+        Ok(Verification {
+            caller: Caller {
+                principal,
+                token_uid: claims.tid,
+                grants: Some(claims.access),
+            },
+            expires_at,
         })
     }
 

@@ -45,33 +45,53 @@ impl PushedImage {
     }
 }
 
+/// What a client presents in `Authorization`.
+#[derive(Clone, Debug)]
+enum Credentials {
+    Basic(String, String),
+    Bearer(String),
+}
+
 #[derive(Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     base_url: String,
-    credentials: Option<(String, String)>,
+    credentials: Option<Credentials>,
 }
 
 impl RegistryClient {
     /// A client of the registry at `base_url` (`http://127.0.0.1:port`)
     /// logging in as `user`.
     pub fn new(base_url: String, user: &str, password: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("HTTP client builds");
         RegistryClient {
-            http,
+            http: http_client(None),
             base_url,
-            credentials: Some((user.to_owned(), password.to_owned())),
+            credentials: Some(Credentials::Basic(user.to_owned(), password.to_owned())),
+        }
+    }
+
+    /// The same registry and credentials, connecting from the local address
+    /// `ip` (any of 127.0.0.0/8 reaches a server on 127.0.0.1), so that the
+    /// server sees another client address.
+    pub fn connecting_from(&self, ip: std::net::IpAddr) -> Self {
+        RegistryClient {
+            http: http_client(Some(ip)),
+            ..self.clone()
         }
     }
 
     /// The same registry, with other credentials.
     pub fn with_credentials(&self, user: &str, password: &str) -> Self {
         RegistryClient {
-            credentials: Some((user.to_owned(), password.to_owned())),
+            credentials: Some(Credentials::Basic(user.to_owned(), password.to_owned())),
+            ..self.clone()
+        }
+    }
+
+    /// The same registry, presenting `Authorization: Bearer <token>`.
+    pub fn with_bearer(&self, token: &str) -> Self {
+        RegistryClient {
+            credentials: Some(Credentials::Bearer(token.to_owned())),
             ..self.clone()
         }
     }
@@ -89,7 +109,10 @@ impl RegistryClient {
     }
 
     pub fn password(&self) -> Option<&str> {
-        self.credentials.as_ref().map(|(_, p)| p.as_str())
+        match &self.credentials {
+            Some(Credentials::Basic(_, password)) => Some(password),
+            _ => None,
+        }
     }
 
     /// An absolute URL for a path or for a `Location` (relative or absolute).
@@ -105,7 +128,8 @@ impl RegistryClient {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let builder = self.http.request(method, self.url(path));
         match &self.credentials {
-            Some((user, password)) => builder.basic_auth(user, Some(password)),
+            Some(Credentials::Basic(user, password)) => builder.basic_auth(user, Some(password)),
+            Some(Credentials::Bearer(token)) => builder.bearer_auth(token),
             None => builder,
         }
     }
@@ -392,6 +416,15 @@ impl RegistryClient {
         self.get(&format!("/v2/{repo}/referrers/{digest}{query}"))
             .await
     }
+}
+
+fn http_client(local_address: Option<std::net::IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(local_address)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("HTTP client builds")
 }
 
 /// A JSON array of strings (`null` counts as empty).

@@ -9,17 +9,20 @@
 //! - [`client`]: [`RegistryClient`], which speaks the distribution API in the
 //!   words of the tests (`push_blob`, `send_chunk`, `push_image`, …).
 //! - [`content`]: blobs, digests and manifests to push.
+//! - [`admin`]: the administration API and the token service on the client.
 //! - [`assertions`]: status codes, headers and OCI error bodies.
 
 // Each test crate uses its own subset of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod assertions;
 pub mod client;
 pub mod content;
 pub mod process;
 pub mod registry;
 
+pub use admin::*;
 pub use assertions::*;
 pub use client::*;
 pub use content::*;

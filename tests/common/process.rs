@@ -67,6 +67,18 @@ impl BerthProcess {
         ip: Ipv4Addr,
         extra_args: &[&str],
     ) -> Self {
+        Self::serve_with_env(data_dir, env_password, ip, extra_args, &[]).await
+    }
+
+    /// Like [`BerthProcess::serve_with`], with `BERTH_*` variables (or any
+    /// others) set in berth's environment, e.g. lockout limits.
+    pub async fn serve_with_env(
+        data_dir: &Path,
+        env_password: Option<&str>,
+        ip: Ipv4Addr,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_loopback_port();
         let listen = SocketAddr::from((ip, port));
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -85,6 +97,7 @@ impl BerthProcess {
         if let Some(password) = env_password {
             command.env("BERTH_ADMIN_PASSWORD", password);
         }
+        command.envs(env.iter().copied());
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
