@@ -299,7 +299,15 @@ impl PolicyCache {
         if checked.is_some_and(|at| at.elapsed() < VERSION_CHECK_INTERVAL) {
             return Ok(snapshot);
         }
-        let _reloading = self.reload.lock().await;
+        // A snapshot that is merely due for its version check keeps serving
+        // while one request checks: making every request queue behind that
+        // check would stall the whole registry once a second. Only a snapshot
+        // invalidated by a change made here must not be served again.
+        let _reloading = match (checked, self.reload.try_lock()) {
+            (_, Ok(guard)) => guard,
+            (Some(_), Err(_)) => return Ok(snapshot),
+            (None, Err(_)) => self.reload.lock().await,
+        };
         // Another request may have reloaded while this one waited.
         let (snapshot, checked) = self.cached();
         if checked.is_some_and(|at| at.elapsed() < VERSION_CHECK_INTERVAL) {

@@ -46,6 +46,10 @@ impl ManifestCache {
         }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

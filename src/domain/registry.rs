@@ -581,17 +581,30 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<StoredManifest> {
-        self.metadata
+        let ticket = match self.manifests.get(repo, reference) {
+            Ok(cached) => return Ok(cached),
+            Err(ticket) => ticket,
+        };
+        let stored = self
+            .metadata
             .manifest(repo, reference)
             .await?
-            .ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))
+            .ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))?;
+        self.manifests.put(ticket, repo, reference, &stored);
+        Ok(stored)
     }
 
+    /// What [`manifest`](Self::manifest) would return, without the bytes.
     pub async fn manifest_meta(
         &self,
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestMeta> {
+        if self.manifests.enabled() {
+            // Manifests are small: reading the bytes once lets every later
+            // HEAD and GET come from the cache.
+            return Ok(self.manifest(repo, reference).await?.meta);
+        }
         self.metadata
             .manifest_meta(repo, reference)
             .await?
