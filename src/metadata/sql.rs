@@ -544,26 +544,29 @@ impl MetadataStore for SqlMetadataStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Option<Page>> {
-        let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(repo.as_str())
-            .fetch_optional(&self.reader)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let repo_id: i64 = row.try_get("id")?;
-        let rows = sqlx::query(
-            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        // One row answers both "does the repository exist" and "which tags
+        // follow", with the page joined into one string: a row per tag would
+        // cost a round trip to the database driver per tag. Tag names cannot
+        // contain a comma.
+        let row = sqlx::query(
+            "SELECT (SELECT id FROM repositories WHERE name = $1) AS repository_id, \
+             (SELECT string_agg(name, ',' ORDER BY name) FROM \
+               (SELECT t.name AS name FROM tags t \
+                JOIN repositories r ON r.id = t.repository_id \
+                WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3) page) AS names",
         )
-        .bind(repo_id)
+        .bind(repo.as_str())
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await?;
-        let names = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("name"))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if row.try_get::<Option<i64>, _>("repository_id")?.is_none() {
+            return Ok(None);
+        }
+        let names: Vec<String> = row
+            .try_get::<Option<String>, _>("names")?
+            .map(|joined| joined.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok(Some(into_page(names, limit)))
     }
 
