@@ -26,8 +26,10 @@ use opendal::{ErrorKind, FuturesBytesStream};
 
 use super::Result;
 
-/// Bytes mapped per step.
-const WINDOW: u64 = 8 << 20;
+/// Bytes mapped per step. Mapped pages count in the process's resident
+/// memory until unmapped, so a window is kept small: a pull holds at most
+/// about two.
+const WINDOW: u64 = 2 << 20;
 
 /// A blob's bytes as a stream, from whichever path the store reads.
 pub enum BlobStream {

@@ -2,9 +2,9 @@
 //! object store OpenDAL reaches (the filesystem by default).
 //!
 //! Blobs are content-addressed and immutable. An upload is written to its own
-//! object and becomes a blob by [`BlobStore::commit_upload`], which happens
-//! only after the writer was closed (for the filesystem: `fsync`ed), so a
-//! blob path never holds partial data. Which repositories may see a blob is
+//! object and becomes a blob by [`BlobStore::commit_upload`], which makes the
+//! upload durable (on the filesystem: `fsync`) before it gives it the blob's
+//! name, so a blob path never holds partial data. Which repositories may see a blob is
 //! decided by the metadata store, not here.
 
 mod mapped;
@@ -18,6 +18,7 @@ use std::path::Path;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use opendal::{ErrorKind, FuturesBytesStream, Operator};
+use tokio::io::AsyncWriteExt;
 
 use crate::domain::digest::Digest;
 
@@ -50,26 +51,61 @@ pub struct BlobStore {
 
 /// Open writer appending to an upload.
 pub struct UploadWriter {
-    writer: opendal::Writer,
+    inner: Appender,
+}
+
+enum Appender {
+    Store(opendal::Writer),
+    /// The local filesystem is written directly: OpenDAL's writer `fsync`s
+    /// on every close, which would make each chunk of a chunked upload wait
+    /// for the disk. Uploads are made durable once, when committed.
+    Local(tokio::io::BufWriter<tokio::fs::File>),
 }
 
 impl UploadWriter {
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
-        Ok(self.writer.write(bytes).await?)
+        match &mut self.inner {
+            Appender::Store(writer) => Ok(writer.write(bytes).await?),
+            Appender::Local(file) => file.write_all(&bytes).await.map_err(io_error),
+        }
     }
 
-    /// Makes what was written durable. Nothing written is acknowledged to a
-    /// client before this returns.
-    pub async fn close(mut self) -> Result<()> {
-        self.writer.close().await?;
+    /// Ends this writer: everything written is in the upload object (its
+    /// size says so) when this returns. On object stores that is also
+    /// durable; on the filesystem durability comes with
+    /// [`BlobStore::commit_upload`].
+    pub async fn close(self) -> Result<()> {
+        match self.inner {
+            Appender::Store(mut writer) => {
+                writer.close().await?;
+            }
+            Appender::Local(mut file) => {
+                file.flush().await.map_err(io_error)?;
+                file.into_inner().flush().await.map_err(io_error)?;
+            }
+        }
         Ok(())
     }
 
-    pub async fn abort(mut self) {
+    pub async fn abort(self) {
         // Best effort: a failed abort leaves an upload object that the
         // stale-upload cleaner removes later.
-        let _ = self.writer.abort().await;
+        if let Appender::Store(mut writer) = self.inner {
+            let _ = writer.abort().await;
+        }
     }
+}
+
+fn io_error(e: std::io::Error) -> StorageError {
+    StorageError(opendal::Error::new(ErrorKind::Unexpected, "filesystem").set_source(e))
+}
+
+/// `fsync` of a local file or directory, off the async workers.
+async fn sync_local(path: std::path::PathBuf) -> Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
+        .await
+        .map_err(|e| StorageError(opendal::Error::new(ErrorKind::Unexpected, e.to_string())))?
+        .map_err(io_error)
 }
 
 impl BlobStore {
@@ -135,13 +171,30 @@ impl BlobStore {
 
     /// Opens an upload for appending. The object is created if absent.
     pub async fn append_to_upload(&self, upload_id: &str) -> Result<UploadWriter> {
+        if let Some(root) = &self.local_root {
+            let path = root.join(paths::upload(upload_id));
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await.map_err(io_error)?;
+            }
+            let file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .await
+                .map_err(io_error)?;
+            return Ok(UploadWriter {
+                inner: Appender::Local(tokio::io::BufWriter::with_capacity(WRITE_CHUNK, file)),
+            });
+        }
         let writer = self
             .op
             .writer_with(&paths::upload(upload_id))
             .append(true)
             .chunk(WRITE_CHUNK)
             .await?;
-        Ok(UploadWriter { writer })
+        Ok(UploadWriter {
+            inner: Appender::Store(writer),
+        })
     }
 
     /// Bytes received so far by an upload (0 if nothing was written yet).
@@ -194,6 +247,17 @@ impl BlobStore {
             // An empty upload that never received a write has no object.
             self.op.write(&blob_path, Bytes::new()).await?;
             return Ok(());
+        }
+        if let Some(root) = &self.local_root {
+            // Data first, then the name: a blob path must never lead to
+            // bytes that a power cut could still take away.
+            sync_local(root.join(&upload_path)).await?;
+            self.op.rename(&upload_path, &blob_path).await?;
+            let blob_dir = root.join(&blob_path);
+            return match blob_dir.parent() {
+                Some(dir) => sync_local(dir.to_owned()).await,
+                None => Ok(()),
+            };
         }
         match self.op.rename(&upload_path, &blob_path).await {
             Ok(()) => Ok(()),
