@@ -107,6 +107,11 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool> {
     Ok(AnyPoolOptions::new()
         .max_connections(connections)
         .min_connections(1)
+        // A connection to a local file cannot go stale; testing it on every
+        // acquire would add a round trip to the driver's thread per query.
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
