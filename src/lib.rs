@@ -11,6 +11,7 @@
 //! - [`auth`]: who is calling and what they may do.
 //! - [`jobs`]: background work (abandoned upload cleanup).
 //! - [`error`]: the one error type and its OCI error codes.
+//! - [`files`]: secrets and certificates written to disk for people.
 //! - [`config`], [`server`], [`tls`], [`cli`]: configuration, assembly, TLS,
 //!   command line.
 //!
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod jobs;
 pub mod metadata;
 pub mod server;

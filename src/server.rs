@@ -306,7 +306,7 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
         .await?;
     if created && generated {
         let path = data_dir.join(ADMIN_PASSWORD_FILE);
-        write_private(&path, &format!("{secret}\n"))
+        crate::files::write_synced(&path, format!("{secret}\n").as_bytes(), true)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!(
             "\nberth: created super user '{ADMIN_USER}' with password\n\n    {secret}\n\n\
@@ -320,19 +320,6 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
         );
     }
     Ok(())
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 async fn shutdown_signal() {

@@ -105,19 +105,8 @@ pub struct AutoTls {
 }
 
 fn write_file(path: &Path, contents: &str, private: bool) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(if private { 0o600 } else { 0o644 });
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
+    crate::files::write_synced(path, contents.as_bytes(), private)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn ca_params() -> anyhow::Result<CertificateParams> {

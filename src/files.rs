@@ -1,0 +1,20 @@
+//! Files berth writes for people to read: secrets (owner only) and
+//! certificates, made durable before berth says where they are.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Creates or truncates `path` and writes `contents`, readable by the owner
+/// only when `private`, and `fsync`s it.
+pub fn write_synced(path: &Path, contents: &[u8], private: bool) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if private { 0o600 } else { 0o644 });
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
