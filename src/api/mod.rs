@@ -62,6 +62,13 @@ impl App {
     }
 }
 
+/// The client's address, as the listener recorded it, for lockout and logs.
+pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/v2", any(v2::dispatch))

@@ -6,9 +6,7 @@
 //! the requested scopes and what the caller's roles allow. Asking for more
 //! than one may have is not an error; the token simply grants less.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -31,13 +29,6 @@ struct TokenResponse {
     access_token: String,
     expires_in: u64,
     issued_at: String,
-}
-
-fn peer(request: &Request) -> Option<std::net::IpAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 fn failure_response(failure: AuthFailure) -> Response {
@@ -109,7 +100,7 @@ fn labelled(mut response: Response) -> Response {
 
 /// `GET /auth/token?service=…&scope=…`
 pub async fn token(State(app): State<AppState>, request: Request) -> Response {
-    let address = peer(&request);
+    let address = super::peer_ip(request.extensions());
     let scopes: Vec<AccessEntry> = request
         .uri()
         .query()
@@ -132,7 +123,7 @@ pub async fn token(State(app): State<AppState>, request: Request) -> Response {
 
 /// `POST /auth/token` with an OAuth2 form.
 pub async fn oauth_token(State(app): State<AppState>, request: Request) -> Response {
-    let address = peer(&request);
+    let address = super::peer_ip(request.extensions());
     let body = match http_body_util::Limited::new(request.into_body(), MAX_FORM)
         .collect()
         .await

@@ -22,10 +22,9 @@ mod tokens;
 mod users;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -381,10 +380,7 @@ impl FromRequestParts<AppState> for Authenticated {
         let challenge = || AdminError::Unauthorized {
             challenge: Some(app.access.challenge(&base_url, None)),
         };
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = super::peer_ip(&parts.extensions);
         let caller = app
             .access
             .authenticate(&parts.headers, peer)

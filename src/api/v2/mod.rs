@@ -9,10 +9,8 @@ mod listings;
 mod manifests;
 mod uploads;
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -115,10 +113,7 @@ async fn handle(
     parts: Parts,
     body: Body,
 ) -> Result<Response> {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let peer = super::peer_ip(&parts.extensions);
     let caller = app
         .access
         .authenticate(&parts.headers, peer)
