@@ -121,7 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         RegistryOptions {
             allow_missing_references: config.validation.manifests.allow_missing_references,
             // With PostgreSQL other replicas change manifests too.
-            cache_manifests: config.database.url.is_none(),
+            cache_pulls: config.database.url.is_none(),
         },
     );
     let access = AccessControl::new(access_store, access_options(&config));

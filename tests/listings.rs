@@ -125,6 +125,43 @@ async fn tags_page_by_n_with_a_link_to_the_next_page() {
     );
 }
 
+/// Listings are served from memory on the embedded database; each change
+/// to a repository's tags must show in the very next listing.
+#[tokio::test]
+async fn tag_list_follows_every_change() {
+    let registry = TestRegistry::start().await;
+    let first = registry.push_image("app", "v1").await;
+    registry.push_manifest("app", "v2", &first.manifest).await;
+    assert_eq!(registry.tags("app").await, ["v1", "v2"]);
+    let (page_one, _) = page(registry.list_tags("app", "?n=1").await, "tags").await;
+    assert_eq!(page_one, ["v1"]);
+
+    let second = registry.push_image("app", "v3").await;
+    assert_eq!(registry.tags("app").await, ["v1", "v2", "v3"]);
+    let (after_v1, link) = page(registry.list_tags("app", "?n=1&last=v1").await, "tags").await;
+    assert_eq!(after_v1, ["v2"]);
+    assert!(link.is_some(), "v3 follows v2");
+
+    expect_status(
+        registry.delete_manifest("app", "v2").await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(registry.tags("app").await, ["v1", "v3"]);
+
+    // Moving a tag keeps the list; deleting the manifest drops its tags.
+    registry.push_manifest("app", "v1", &second.manifest).await;
+    assert_eq!(registry.tags("app").await, ["v1", "v3"]);
+    expect_status(
+        registry.delete_manifest("app", &second.digest).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(registry.tags("app").await, Vec::<String>::new());
+    let (none, link) = page(registry.list_tags("app", "?n=5").await, "tags").await;
+    assert!(none.is_empty() && link.is_none(), "{none:?} {link:?}");
+}
+
 #[tokio::test]
 async fn tags_after_last() {
     let registry = TestRegistry::start().await;

@@ -1,15 +1,16 @@
-//! A cache of manifests read by pulls, for registries whose metadata no other
-//! process changes (the embedded database).
+//! A cache of what pulls read (manifests and tag lists), for registries whose
+//! metadata no other process changes (the embedded database).
 //!
 //! Manifest reads are the bulk of registry traffic and each costs a database
-//! round trip; with the cache, a repeated `GET`/`HEAD` of a manifest costs a
-//! hash-map lookup. Every write that can change what a repository's
-//! references resolve to invalidates that repository. A generation counter
-//! closes the race between a read that started before a write and finishes
-//! after it: what such a read found is not cached.
+//! round trip; with the cache, a repeated `GET`/`HEAD` of a manifest, or a
+//! page of a repository's tags, costs a hash-map lookup. Every write that can
+//! change what a repository's references resolve to invalidates that
+//! repository. A generation counter closes the race between a read that
+//! started before a write and finishes after it: what such a read found is
+//! not cached.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::names::{Reference, RepositoryName};
 use crate::metadata::StoredManifest;
@@ -17,15 +18,42 @@ use crate::metadata::StoredManifest;
 /// Manifest bytes kept at most.
 const BUDGET_BYTES: usize = 8 << 20;
 
+/// Tag-name bytes kept at most, over all repositories.
+const TAG_BUDGET_BYTES: usize = 4 << 20;
+
+/// Repositories with more tags than this are listed from the database, page
+/// by page, instead of being held whole.
+pub const MAX_CACHED_TAGS: u32 = 10_000;
+
+/// What the cache knows of a repository's tags.
+#[derive(Debug, Clone)]
+pub enum CachedTags {
+    /// Every tag, sorted bytewise (the database's order).
+    All(Arc<[String]>),
+    /// More than [`MAX_CACHED_TAGS`]: not held.
+    TooMany,
+}
+
+impl CachedTags {
+    fn bytes(&self) -> usize {
+        match self {
+            CachedTags::All(tags) => tags.iter().map(|t| t.len() + 24).sum(),
+            CachedTags::TooMany => 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Bumped by every invalidation.
     generation: u64,
     manifests: HashMap<(RepositoryName, String), StoredManifest>,
     bytes: usize,
+    tags: HashMap<RepositoryName, CachedTags>,
+    tag_bytes: usize,
 }
 
-pub struct ManifestCache {
+pub struct PullCache {
     enabled: bool,
     state: Mutex<State>,
 }
@@ -38,9 +66,9 @@ fn key(repo: &RepositoryName, reference: &Reference) -> (RepositoryName, String)
     (repo.clone(), reference.to_string())
 }
 
-impl ManifestCache {
+impl PullCache {
     pub fn new(enabled: bool) -> Self {
-        ManifestCache {
+        PullCache {
             enabled,
             state: Mutex::new(State::default()),
         }
@@ -106,6 +134,48 @@ impl ManifestCache {
         state.bytes += size;
     }
 
+    pub fn tags(&self, repo: &RepositoryName) -> Result<CachedTags, Ticket> {
+        if !self.enabled {
+            return Err(Ticket(0));
+        }
+        let state = self.state();
+        match state.tags.get(repo) {
+            Some(found) => Ok(found.clone()),
+            None => Err(Ticket(state.generation)),
+        }
+    }
+
+    /// Keeps the tag list a read that began at `ticket` found, unless
+    /// anything was invalidated meanwhile.
+    pub fn put_tags(&self, ticket: Ticket, repo: &RepositoryName, tags: &CachedTags) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state();
+        if state.generation != ticket.0 {
+            return;
+        }
+        // A list too big to hold is remembered as such, so that its pages
+        // are not each preceded by a read of the whole list.
+        let tags = match tags.bytes() {
+            size if size > TAG_BUDGET_BYTES / 4 => CachedTags::TooMany,
+            _ => tags.clone(),
+        };
+        let size = tags.bytes();
+        while state.tag_bytes + size > TAG_BUDGET_BYTES {
+            let Some(victim) = state.tags.keys().next().cloned() else {
+                break;
+            };
+            if let Some(evicted) = state.tags.remove(&victim) {
+                state.tag_bytes -= evicted.bytes();
+            }
+        }
+        if let Some(old) = state.tags.insert(repo.clone(), tags) {
+            state.tag_bytes -= old.bytes();
+        }
+        state.tag_bytes += size;
+    }
+
     /// Forgets everything cached for `repo`; call after any change to its
     /// manifests or tags.
     pub fn invalidate(&self, repo: &RepositoryName) {
@@ -114,6 +184,9 @@ impl ManifestCache {
         }
         let mut state = self.state();
         state.generation += 1;
+        if let Some(tags) = state.tags.remove(repo) {
+            state.tag_bytes -= tags.bytes();
+        }
         let mut freed = 0;
         state.manifests.retain(|(r, _), m| {
             let keep = r != repo;
@@ -154,7 +227,7 @@ mod tests {
 
     #[test]
     fn caches_until_the_repository_changes() {
-        let cache = ManifestCache::new(true);
+        let cache = PullCache::new(true);
         let (a, b) = (repo("ns/a"), repo("ns/b"));
         let ticket = cache.get(&a, &tag("v1")).unwrap_err();
         cache.put(ticket, &a, &tag("v1"), &manifest("one"));
@@ -168,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_read_overtaken_by_a_write_is_not_cached() {
-        let cache = ManifestCache::new(true);
+        let cache = PullCache::new(true);
         let a = repo("ns/a");
         let ticket = cache.get(&a, &tag("v1")).unwrap_err();
         // A push moves the tag while the read is at the database.
@@ -179,7 +252,7 @@ mod tests {
 
     #[test]
     fn stays_within_its_budget() {
-        let cache = ManifestCache::new(true);
+        let cache = PullCache::new(true);
         let big = "x".repeat(BUDGET_BYTES / 5);
         for i in 0..20 {
             let ticket = cache
@@ -196,11 +269,49 @@ mod tests {
         assert!(!cache.state().manifests.is_empty());
     }
 
+    fn all_tags(names: &[&str]) -> CachedTags {
+        CachedTags::All(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn tag_lists_are_forgotten_with_their_repository() {
+        let cache = PullCache::new(true);
+        let (a, b) = (repo("ns/a"), repo("ns/b"));
+        let ticket = cache.tags(&a).unwrap_err();
+        cache.put_tags(ticket, &a, &all_tags(&["v1", "v2"]));
+        let ticket = cache.tags(&b).unwrap_err();
+        cache.put_tags(ticket, &b, &all_tags(&["x"]));
+        assert!(matches!(cache.tags(&a), Ok(CachedTags::All(t)) if t.len() == 2));
+        cache.invalidate(&a);
+        assert!(cache.tags(&a).is_err());
+        assert!(matches!(cache.tags(&b), Ok(CachedTags::All(t)) if t.len() == 1));
+        // A list read before a write finished is not kept.
+        let ticket = cache.tags(&a).unwrap_err();
+        cache.invalidate(&a);
+        cache.put_tags(ticket, &a, &all_tags(&["stale"]));
+        assert!(cache.tags(&a).is_err());
+    }
+
+    #[test]
+    fn a_tag_list_too_big_to_hold_is_remembered_as_such() {
+        let cache = PullCache::new(true);
+        let a = repo("ns/a");
+        let long = "t".repeat(120);
+        let names: Vec<String> = (0..MAX_CACHED_TAGS).map(|i| format!("{long}{i}")).collect();
+        let ticket = cache.tags(&a).unwrap_err();
+        cache.put_tags(ticket, &a, &CachedTags::All(names.into()));
+        assert!(matches!(cache.tags(&a), Ok(CachedTags::TooMany)));
+        assert!(cache.state().tag_bytes <= TAG_BUDGET_BYTES);
+    }
+
     #[test]
     fn disabled_cache_keeps_nothing() {
-        let cache = ManifestCache::new(false);
+        let cache = PullCache::new(false);
         let ticket = cache.get(&repo("a"), &tag("v")).unwrap_err();
         cache.put(ticket, &repo("a"), &tag("v"), &manifest("m"));
         assert!(cache.get(&repo("a"), &tag("v")).is_err());
+        let ticket = cache.tags(&repo("a")).unwrap_err();
+        cache.put_tags(ticket, &repo("a"), &all_tags(&["v"]));
+        assert!(cache.tags(&repo("a")).is_err());
     }
 }

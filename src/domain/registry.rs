@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::cache::ManifestCache;
+use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache, Ticket};
 use super::digest::{Digest, DigestAlgorithm, Hasher};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::names::{Reference, RepositoryName, Tag};
@@ -34,9 +34,9 @@ pub struct RegistryOptions {
     /// repository ("sparse" manifests, e.g. an index mirrored without all
     /// its platforms). Off by default: such images cannot be pulled whole.
     pub allow_missing_references: bool,
-    /// Keep manifests read by pulls in memory. Only sound when no other
-    /// process changes the metadata (the embedded database).
-    pub cache_manifests: bool,
+    /// Keep manifests and tag lists read by pulls in memory. Only sound when
+    /// no other process changes the metadata (the embedded database).
+    pub cache_pulls: bool,
 }
 
 /// In-memory state of an upload between requests.
@@ -112,7 +112,7 @@ pub struct Registry {
     metadata: Arc<dyn MetadataStore>,
     blobs: BlobStore,
     sessions: UploadSessions,
-    manifests: ManifestCache,
+    cache: PullCache,
     options: RegistryOptions,
 }
 
@@ -126,7 +126,7 @@ impl Registry {
             metadata,
             blobs,
             sessions: UploadSessions::default(),
-            manifests: ManifestCache::new(options.cache_manifests),
+            cache: PullCache::new(options.cache_pulls),
             options,
         }
     }
@@ -555,7 +555,7 @@ impl Registry {
                 .collect(),
         };
         self.metadata.put_manifest(repo, &new, &tags).await?;
-        self.manifests.invalidate(repo);
+        self.cache.invalidate(repo);
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,
@@ -581,7 +581,7 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<StoredManifest> {
-        let ticket = match self.manifests.get(repo, reference) {
+        let ticket = match self.cache.get(repo, reference) {
             Ok(cached) => return Ok(cached),
             Err(ticket) => ticket,
         };
@@ -590,7 +590,7 @@ impl Registry {
             .manifest(repo, reference)
             .await?
             .ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))?;
-        self.manifests.put(ticket, repo, reference, &stored);
+        self.cache.put(ticket, repo, reference, &stored);
         Ok(stored)
     }
 
@@ -600,7 +600,7 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestMeta> {
-        if self.manifests.enabled() {
+        if self.cache.enabled() {
             // Manifests are small: reading the bytes once lets every later
             // HEAD and GET come from the cache.
             return Ok(self.manifest(repo, reference).await?.meta);
@@ -649,7 +649,7 @@ impl Registry {
             Reference::Tag(tag) => self.metadata.delete_tag(repo, tag).await?,
             Reference::Digest(digest) => self.metadata.delete_manifest(repo, digest).await?,
         };
-        self.manifests.invalidate(repo);
+        self.cache.invalidate(repo);
         if deleted {
             Ok(())
         } else {
@@ -671,20 +671,61 @@ impl Registry {
 
     // ----- listings
 
+    /// A page of `repo`'s tags: those after `after`, at most `limit`.
     pub async fn tags(
         &self,
         repo: &RepositoryName,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page> {
+        if let Some(all) = self.all_tags(repo).await? {
+            return Ok(page_of(&all, after.unwrap_or(""), limit));
+        }
         self.metadata
             .list_tags(repo, after, limit)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
     }
 
+    /// Every tag of `repo` from the cache, read whole on a miss; `None` when
+    /// the cache is off or the repository has too many tags to hold.
+    async fn all_tags(&self, repo: &RepositoryName) -> Result<Option<Arc<[String]>>> {
+        let ticket: Ticket = match self.cache.tags(repo) {
+            Ok(CachedTags::All(all)) => return Ok(Some(all)),
+            Ok(CachedTags::TooMany) => return Ok(None),
+            Err(_) if !self.cache.enabled() => return Ok(None),
+            Err(ticket) => ticket,
+        };
+        let whole = self
+            .metadata
+            .list_tags(repo, None, MAX_CACHED_TAGS)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))?;
+        let found = if whole.more {
+            CachedTags::TooMany
+        } else {
+            CachedTags::All(whole.items.into())
+        };
+        self.cache.put_tags(ticket, repo, &found);
+        Ok(match found {
+            CachedTags::All(all) => Some(all),
+            CachedTags::TooMany => None,
+        })
+    }
+
     pub async fn repositories(&self, after: Option<&str>, limit: u32) -> Result<Page> {
         Ok(self.metadata.list_repositories(after, limit).await?)
+    }
+}
+
+/// The tags of a sorted list that follow `after`, at most `limit`: what the
+/// database's paged query answers.
+fn page_of(all: &[String], after: &str, limit: u32) -> Page {
+    let start = all.partition_point(|tag| tag.as_str() <= after);
+    let end = start.saturating_add(limit as usize).min(all.len());
+    Page {
+        items: all[start..end].to_vec(),
+        more: end < all.len(),
     }
 }
 
@@ -698,4 +739,30 @@ fn out_of_order(upload: &Upload, offset: u64) -> RegistryError {
 /// The URL path of an upload, as given in `Location` headers.
 pub fn upload_location(upload: &Upload) -> String {
     format!("/v2/{}/blobs/uploads/{}", upload.repository, upload.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_of;
+
+    fn tags(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn pages_follow_the_last_tag_like_the_database() {
+        let all = tags(&["a", "b", "c", "d"]);
+        let first = page_of(&all, "", 2);
+        assert_eq!((first.items, first.more), (tags(&["a", "b"]), true));
+        let second = page_of(&all, "b", 2);
+        assert_eq!((second.items, second.more), (tags(&["c", "d"]), false));
+        // `last` need not be a tag that exists.
+        let between = page_of(&all, "bb", 10);
+        assert_eq!((between.items, between.more), (tags(&["c", "d"]), false));
+        let past = page_of(&all, "z", 10);
+        assert_eq!((past.items, past.more), (Vec::new(), false));
+        assert!(page_of(&all, "", 0).items.is_empty());
+        let whole = page_of(&all, "", u32::MAX);
+        assert_eq!((whole.items.len(), whole.more), (4, false));
+    }
 }
