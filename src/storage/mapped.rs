@@ -6,7 +6,7 @@
 //! fewer. Each window is mapped with `MAP_POPULATE` on a blocking thread, so
 //! that page faults (and disk reads) never stall the async workers, and is
 //! unmapped as soon as the response has sent it, so a pull holds at most a
-//! few windows.
+//! few windows. The next window is mapped while the current one is sent.
 //!
 //! Blobs are immutable: written once under a temporary name and renamed into
 //! place, never truncated or rewritten; deleting one while it is mapped
@@ -21,14 +21,15 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
-use futures::future::BoxFuture;
 use opendal::{ErrorKind, FuturesBytesStream};
+use tokio::task::JoinHandle;
 
 use super::Result;
 
 /// Bytes mapped per step. Mapped pages count in the process's resident
 /// memory until unmapped, so a window is kept small: a pull holds at most
-/// about two.
+/// three (the one being sent, one still in the socket writer's hands, the
+/// one mapped ahead).
 const WINDOW: u64 = 2 << 20;
 
 /// A blob's bytes as a stream, from whichever path the store reads.
@@ -54,7 +55,8 @@ pub struct MappedRange {
     file: Arc<File>,
     next: u64,
     end: u64,
-    pending: Option<BoxFuture<'static, std::io::Result<Bytes>>>,
+    /// The next window, being mapped on a blocking thread.
+    pending: Option<JoinHandle<std::io::Result<Bytes>>>,
 }
 
 fn page_size() -> u64 {
@@ -102,31 +104,40 @@ impl MappedRange {
     }
 }
 
+impl MappedRange {
+    /// Starts mapping the next window, if there is one and none is on its way.
+    fn map_ahead(&mut self) {
+        if self.pending.is_some() || self.next >= self.end {
+            return;
+        }
+        let (offset, len) = (self.next, (self.end - self.next).min(WINDOW));
+        self.next += len;
+        let file = self.file.clone();
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            map_window(&file, offset, len)
+        }));
+    }
+}
+
 impl Stream for MappedRange {
     type Item = std::io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.pending.is_none() {
-            if self.next >= self.end {
-                return Poll::Ready(None);
-            }
-            let (offset, len) = (self.next, (self.end - self.next).min(WINDOW));
-            self.next += len;
-            let file = self.file.clone();
-            self.pending = Some(Box::pin(async move {
-                tokio::task::spawn_blocking(move || map_window(&file, offset, len))
-                    .await
-                    .map_err(std::io::Error::other)?
-            }));
-        }
+        self.map_ahead();
         let Some(pending) = self.pending.as_mut() else {
             return Poll::Ready(None);
         };
-        match pending.as_mut().poll(cx) {
+        match Pin::new(pending).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 self.pending = None;
-                Poll::Ready(Some(result))
+                let window = result.map_err(std::io::Error::other).and_then(|r| r);
+                if window.is_ok() {
+                    // Map the next window while the socket takes this one, so
+                    // that the response never waits for a mapping.
+                    self.map_ahead();
+                }
+                Poll::Ready(Some(window))
             }
         }
     }
