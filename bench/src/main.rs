@@ -4,6 +4,7 @@
 mod auth;
 mod config;
 mod data;
+mod download;
 mod load;
 mod procfs;
 mod registry;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::auth::{Challenge, parse_challenge, scope_for_path};
 use crate::config::{Credentials, TargetSpec};
 use crate::data::{Image, OCI_MANIFEST, sha256_of};
+use crate::download::{self, Download};
 
 /// How the registry wants to be authenticated, learnt from `GET /v2/`.
 #[derive(Clone, Debug)]
@@ -401,6 +402,34 @@ impl Registry {
         self.put_manifest(repo, tag, image).await
     }
 
+    /// `GET` of a large body through the bare client in [`download`], with
+    /// this registry's credentials, following redirects on the same host
+    /// (with credentials) or elsewhere (without). Plain HTTP targets only.
+    pub async fn download(&self, mut url: Url, hash: bool) -> Result<Download> {
+        let scope = scope_for_path(url.path());
+        let auth = self.authorization(scope.as_deref()).await?;
+        for _ in 0..5 {
+            let mut headers = HeaderMap::new();
+            if let Some(auth) = &auth
+                && url.origin() == self.spec.url.origin()
+            {
+                headers.insert(AUTHORIZATION, auth.clone());
+            }
+            let answer = download::get(&url, &headers, hash)
+                .await
+                .with_context(|| format!("{}: GET {url}", self.spec.name))?;
+            if !(300..400).contains(&answer.status) {
+                return Ok(answer);
+            }
+            let location = answer
+                .headers
+                .get(LOCATION)
+                .ok_or_else(|| anyhow!("{}: redirect without Location", self.spec.name))?;
+            url = url.join(location.to_str().context("Location is not ASCII")?)?;
+        }
+        bail!("{}: more than 5 redirects from a download", self.spec.name)
+    }
+
     /// The digest the registry reports for a manifest, from a HEAD request.
     pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<String>> {
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
@@ -450,12 +479,16 @@ pub async fn expect_status(response: Response, expected: &[StatusCode]) -> Resul
 /// If the registry sent `Docker-Content-Digest` it must match; it is optional
 /// in the OCI spec, so its absence is not an error.
 pub fn check_digest_header(response: &Response, digest: &str) -> Result<()> {
-    if let Some(reported) = response.headers().get("docker-content-digest") {
+    check_reported_digest(response.headers(), digest).with_context(|| response.url().to_string())
+}
+
+/// [`check_digest_header`] on bare headers.
+pub fn check_reported_digest(headers: &HeaderMap, digest: &str) -> Result<()> {
+    if let Some(reported) = headers.get("docker-content-digest") {
         let reported = reported.to_str().unwrap_or("<non-ascii>");
         ensure!(
             reported == digest,
-            "{}: registry reported digest {reported}, expected {digest}",
-            response.url()
+            "registry reported digest {reported}, expected {digest}"
         );
     }
     Ok(())

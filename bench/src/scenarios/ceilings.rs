@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 
 use super::{Ctx, MIB};
 use crate::data::{BlobSpec, Image, Prng};
+use crate::download;
 use crate::load::{self, Expectation, LoadSpec};
 use crate::report::{Sample, Section};
 
@@ -314,6 +315,25 @@ async fn http_transfer(addr: std::net::SocketAddr, upload: bool, total: u64) -> 
     Ok(mib_per_s(moved, secs))
 }
 
+/// The download as the pull scenario's bare client reads it.
+async fn bare_download(addr: std::net::SocketAddr, total: u64) -> Result<f64> {
+    let url = reqwest::Url::parse(&format!("http://{addr}/download"))?;
+    let started = Instant::now();
+    let answer = download::get(&url, &reqwest::header::HeaderMap::new(), false).await?;
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(
+        answer.status == 200,
+        "trivial server answered {}",
+        answer.status
+    );
+    ensure!(
+        answer.bytes >= total,
+        "moved {} bytes, expected {total}",
+        answer.bytes
+    );
+    Ok(mib_per_s(answer.bytes, secs))
+}
+
 /// The manifest-get load generator against the trivial server.
 async fn load_ceiling(
     ctx: &Ctx,
@@ -349,7 +369,8 @@ pub async fn run(ctx: &Ctx) -> Section {
          fsync) and read in the scratch directory `{}`; an in-process loopback TCP copy \
          (8 MiB buffers, one thread each side); HTTP/1.1 download and upload of one large \
          body through a trivial hyper server (what a Rust HTTP server could reach, with no \
-         storage or hashing). The load-generator rows run the manifest-get client ({} \
+         storage or hashing), the download read both by a hyper client and by the bare \
+         client the pull scenario uses. The load-generator rows run the manifest-get client ({} \
          connections, {} s) against that trivial server: no registry can be measured above \
          that rate on this machine, and the generator's own CPU use shows how much of the \
          machine it takes from the server. Every figure is taken once per round.",
@@ -450,9 +471,15 @@ pub async fn run(ctx: &Ctx) -> Section {
         };
         measure(
             &mut section,
-            "HTTP/1.1 download, trivial hyper server",
+            "HTTP/1.1 download, trivial hyper server, hyper client",
             "MiB/s",
             http_transfer(addr, false, total).await,
+        );
+        measure(
+            &mut section,
+            "HTTP/1.1 download, trivial hyper server, bare client (as in pull)",
+            "MiB/s",
+            bare_download(addr, total).await,
         );
         measure(
             &mut section,
