@@ -157,6 +157,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             shutdown.subscribe(),
         ),
     ];
+    if let Some(metrics) = &app.metrics {
+        workers.push(jobs::spawn(
+            jobs::MetricsUpkeep::new(metrics.clone()),
+            std::time::Duration::from_secs(5),
+            shutdown.subscribe(),
+        ));
+    }
 
     let certificate_files = match &tls_mode {
         TlsMode::Off => None,

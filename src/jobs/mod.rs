@@ -2,6 +2,7 @@
 //! interval until shutdown. Pruning, imports and webhooks take this shape too.
 
 mod key_rotation;
+mod metrics_upkeep;
 mod stale_uploads;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use key_rotation::KeyRotation;
+pub use metrics_upkeep::MetricsUpkeep;
 pub use stale_uploads::StaleUploads;
 
 #[async_trait]
