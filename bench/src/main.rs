@@ -94,6 +94,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 5)]
     pub list_repeat: usize,
 
+    /// Whole-blob GETs per round in the pull scenario, one after another
+    /// (the round's value is their aggregate): one pull lasts a fraction of
+    /// a second, too short to measure alone.
+    #[arg(long, default_value_t = 4)]
+    pub pull_repeat: usize,
+
     /// Concurrency used to populate the catalog and tags fixtures.
     #[arg(long, default_value_t = 16)]
     pub populate_concurrency: usize,
@@ -159,6 +165,7 @@ impl Cli {
             "concurrency must be positive"
         );
         ensure!(self.list_repeat > 0, "--list-repeat must be at least 1");
+        ensure!(self.pull_repeat > 0, "--pull-repeat must be at least 1");
         let needs_target = self.scenarios.iter().any(|s| *s != ScenarioName::Ceilings);
         if needs_target && self.targets.is_empty() {
             bail!("no --target given (only the ceilings scenario runs without one)");
