@@ -117,8 +117,8 @@ impl LocalAppender {
     }
 
     async fn close(mut self) -> std::io::Result<()> {
-        self.file.flush().await?;
-        self.file.into_inner().flush().await
+        // Flushes the buffer, then waits for the file's write in flight.
+        self.file.flush().await
     }
 }
 
