@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache, Ticket};
+use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
 use super::digest::{Digest, DigestAlgorithm, Hasher};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::names::{Reference, RepositoryName, Tag};
@@ -690,7 +690,7 @@ impl Registry {
     /// Every tag of `repo` from the cache, read whole on a miss; `None` when
     /// the cache is off or the repository has too many tags to hold.
     async fn all_tags(&self, repo: &RepositoryName) -> Result<Option<Arc<[String]>>> {
-        let ticket: Ticket = match self.cache.tags(repo) {
+        let ticket = match self.cache.tags(repo) {
             Ok(CachedTags::All(all)) => return Ok(Some(all)),
             Ok(CachedTags::TooMany) => return Ok(None),
             Err(_) if !self.cache.enabled() => return Ok(None),

@@ -697,12 +697,7 @@ pub fn read_digest_file(step: &str, path: &Path) -> String {
 }
 
 pub fn last_line(ran: &Ran) -> &str {
-    std::str::from_utf8(&ran.output.stdout)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or_default()
+    out_lines(ran).last().copied().unwrap_or_default()
 }
 
 pub fn out_lines(ran: &Ran) -> Vec<&str> {
