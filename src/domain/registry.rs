@@ -310,17 +310,20 @@ impl Registry {
         {
             return Err(out_of_order(upload, state.size));
         }
-        let before = state.hasher.clone();
+        // Hashed into a copy, kept only when the whole chunk is stored: a
+        // request dropped midway (an HTTP/2 client resetting its stream)
+        // must leave the session as it was.
+        let mut hasher = state.hasher.clone();
         match self
-            .stream_into_upload(upload, &mut state.hasher, body, range)
+            .stream_into_upload(upload, &mut hasher, body, range)
             .await
         {
             Ok(received) => {
+                state.hasher = hasher;
                 state.size += received;
                 Ok(())
             }
             Err((e, wrote)) => {
-                state.hasher = before;
                 if wrote {
                     self.blobs.truncate_upload(&upload.id, state.size).await?;
                 }
@@ -432,6 +435,16 @@ impl Registry {
         let state = self.ready(upload, &mut session).await?;
         self.append_chunk(upload, state, range, body).await?;
         let size = state.size;
+        // A request dropped midway may have left a write that lands later,
+        // after the size was checked. Those bytes were never hashed, so the
+        // stored upload would not be the content the digest vouches for.
+        let stored = self.blobs.upload_size(&upload.id).await?;
+        if stored != size {
+            return Err(RegistryError::BlobUploadInvalid(format!(
+                "the upload holds {stored} bytes where {size} were received; \
+                 an interrupted request changed it: check its status and go on"
+            )));
+        }
         let actual = if state.hasher.algorithm() == expected.algorithm() {
             state.hasher.clone().finish()
         } else {
@@ -743,7 +756,121 @@ pub fn upload_location(upload: &Upload) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::page_of;
+    use super::*;
+    use crate::metadata::{DatabaseConfig, SqlMetadataStore};
+
+    struct Fixture {
+        registry: Registry,
+        blobs: BlobStore,
+        repo: RepositoryName,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = SqlMetadataStore::connect(&DatabaseConfig::Sqlite {
+            path: dir.path().join("berth.db"),
+        })
+        .await
+        .unwrap();
+        let blobs = BlobStore::filesystem(&dir.path().join("storage")).unwrap();
+        Fixture {
+            registry: Registry::new(
+                Arc::new(metadata),
+                blobs.clone(),
+                RegistryOptions::default(),
+            ),
+            blobs,
+            repo: "proj/app".parse().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn body(bytes: &'static [u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
+        futures::stream::iter([Ok(Bytes::from_static(bytes))])
+    }
+
+    /// An HTTP/2 client that resets its stream makes the server drop the
+    /// request future wherever it is: here, after part of a chunk was hashed.
+    #[tokio::test]
+    async fn a_dropped_chunk_leaves_the_upload_as_it_was() {
+        let f = fixture().await;
+        let upload = f
+            .registry
+            .start_upload(&f.repo, DigestAlgorithm::Sha256)
+            .await
+            .unwrap();
+        assert_eq!(
+            f.registry
+                .append_upload(&upload, None, body(b"aaaa"))
+                .await
+                .unwrap(),
+            4
+        );
+        let stalled = body(b"bbb").chain(futures::stream::pending());
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            f.registry.append_upload(&upload, None, stalled),
+        )
+        .await;
+        assert!(dropped.is_err(), "the stalled request must time out");
+        assert_eq!(f.registry.upload_size(&upload).await.unwrap(), 4);
+
+        let digest = DigestAlgorithm::Sha256.digest_of(b"aaaacccc");
+        let size = f
+            .registry
+            .finish_upload(&upload, &digest, None, body(b"cccc"))
+            .await
+            .unwrap();
+        assert_eq!(size, 8);
+        let stored: Vec<Bytes> = f
+            .blobs
+            .read_blob(&digest, 0..8)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(stored.concat(), b"aaaacccc");
+    }
+
+    /// A write of a dropped request that lands after the upload's size was
+    /// checked holds bytes no hash has seen: committing would name wrong
+    /// content with the client's digest.
+    #[tokio::test]
+    async fn a_late_write_stops_the_commit() {
+        let f = fixture().await;
+        let upload = f
+            .registry
+            .start_upload(&f.repo, DigestAlgorithm::Sha256)
+            .await
+            .unwrap();
+        f.registry
+            .append_upload(&upload, None, body(b"aaaa"))
+            .await
+            .unwrap();
+        let blobs = f.blobs.clone();
+        let id = upload.id.clone();
+        let final_chunk = futures::stream::once(async move {
+            let mut late = blobs.append_to_upload(&id).await.unwrap();
+            late.write(Bytes::from_static(b"zz")).await.unwrap();
+            late.close().await.unwrap();
+            Ok::<_, std::io::Error>(Bytes::from_static(b"cccc"))
+        })
+        .boxed();
+        let digest = DigestAlgorithm::Sha256.digest_of(b"aaaacccc");
+        let refused = f
+            .registry
+            .finish_upload(&upload, &digest, None, final_chunk)
+            .await;
+        assert!(
+            matches!(refused, Err(RegistryError::BlobUploadInvalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(f.blobs.blob_size(&digest).await.unwrap(), None);
+        // The session follows what storage holds from then on.
+        assert_eq!(f.registry.upload_size(&upload).await.unwrap(), 10);
+    }
 
     fn tags(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| n.to_string()).collect()
