@@ -786,6 +786,24 @@ mod tests {
         }
     }
 
+    impl Fixture {
+        /// A new upload that has received `first` in one chunk.
+        async fn upload_holding(&self, first: &'static [u8]) -> Upload {
+            let upload = self
+                .registry
+                .start_upload(&self.repo, DigestAlgorithm::Sha256)
+                .await
+                .unwrap();
+            let size = self
+                .registry
+                .append_upload(&upload, None, body(first))
+                .await
+                .unwrap();
+            assert_eq!(size, first.len() as u64);
+            upload
+        }
+    }
+
     fn body(bytes: &'static [u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
         futures::stream::iter([Ok(Bytes::from_static(bytes))])
     }
@@ -795,18 +813,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_chunk_leaves_the_upload_as_it_was() {
         let f = fixture().await;
-        let upload = f
-            .registry
-            .start_upload(&f.repo, DigestAlgorithm::Sha256)
-            .await
-            .unwrap();
-        assert_eq!(
-            f.registry
-                .append_upload(&upload, None, body(b"aaaa"))
-                .await
-                .unwrap(),
-            4
-        );
+        let upload = f.upload_holding(b"aaaa").await;
         let stalled = body(b"bbb").chain(futures::stream::pending());
         let dropped = tokio::time::timeout(
             std::time::Duration::from_millis(100),
@@ -840,15 +847,7 @@ mod tests {
     #[tokio::test]
     async fn a_late_write_stops_the_commit() {
         let f = fixture().await;
-        let upload = f
-            .registry
-            .start_upload(&f.repo, DigestAlgorithm::Sha256)
-            .await
-            .unwrap();
-        f.registry
-            .append_upload(&upload, None, body(b"aaaa"))
-            .await
-            .unwrap();
+        let upload = f.upload_holding(b"aaaa").await;
         let blobs = f.blobs.clone();
         let id = upload.id.clone();
         let final_chunk = futures::stream::once(async move {
