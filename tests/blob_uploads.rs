@@ -2,7 +2,12 @@
 
 mod common;
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use common::*;
+use futures::StreamExt;
+use reqwest::Body;
 
 /// The `201 Created` of a finished blob push.
 async fn assert_blob_created(response: reqwest::Response, repo: &str, digest: &str) {
@@ -141,6 +146,53 @@ async fn several_streamed_patches_append() {
     let status = registry.upload_status(&upload.location).await;
     assert_upload_range(&status, content.len() as u64);
     let response = registry.finish_upload(&upload.location, &digest).await;
+    assert_blob_created(response, "app", &digest).await;
+    assert_blob_is(&registry, "app", &digest, &content).await;
+}
+
+/// An HTTP/2 client that gives up on a request resets its stream. hyper
+/// ends the request body there as if it were complete, and drops the
+/// request wherever it then waits (here, while the received bytes are
+/// being written). The upload must stay one the client can go on with from
+/// the status it reports, to the right content.
+#[tokio::test]
+async fn an_abandoned_http2_patch_leaves_an_upload_to_go_on_with() {
+    let registry = TestRegistry::start().await;
+    let h2 = registry.over_http2();
+    let content = blob_content("abandoned", 300_000);
+    let digest = sha256(&content);
+    let upload = h2.start_upload("app").await;
+    let first = 100_000;
+    expect_status(
+        h2.send_chunk(&upload.location, 0, &content[..first]).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    // Part of the rest, then nothing more, until the client gives up.
+    let part = Bytes::copy_from_slice(&content[first..first + 50_000]);
+    let stalled =
+        futures::stream::iter([Ok::<_, std::io::Error>(part)]).chain(futures::stream::pending());
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(500),
+        h2.stream_to_upload(&upload.location, Body::wrap_stream(stalled)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the stalled PATCH must be abandoned");
+    // A write the dropped request left running may still land; a client
+    // that asked at that very moment would be told to go on too early and
+    // refused at the end (never given a wrong blob).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let status = h2.upload_status(&upload.location).await;
+    let offset = upload_size_from_range(&status) as usize;
+    assert!(
+        offset == first || offset == first + 50_000,
+        "upload holds {offset} bytes"
+    );
+    let response = h2
+        .finish_upload_with_chunk(&upload.location, &digest, offset as u64, &content[offset..])
+        .await;
     assert_blob_created(response, "app", &digest).await;
     assert_blob_is(&registry, "app", &digest, &content).await;
 }

@@ -80,6 +80,20 @@ impl RegistryClient {
         }
     }
 
+    /// The same registry and credentials over HTTP/2 without TLS (prior
+    /// knowledge), as a client that speaks only HTTP/2 would connect.
+    pub fn over_http2(&self) -> Self {
+        RegistryClient {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .http2_prior_knowledge()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("HTTP/2 client builds"),
+            ..self.clone()
+        }
+    }
+
     /// The same registry, with other credentials.
     pub fn with_credentials(&self, user: &str, password: &str) -> Self {
         RegistryClient {
