@@ -46,9 +46,11 @@ struct UploadState {
 }
 
 /// What this process knows of an upload.
+#[derive(Default)]
 enum Session {
     /// Nothing yet (first request here, or state dropped after a failure):
     /// rebuilt from storage on use.
+    #[default]
     Unloaded,
     Ready(UploadState),
     /// Finished, cancelled or removed: requests that waited for the lock
@@ -62,16 +64,30 @@ type SessionGuard = tokio::sync::OwnedMutexGuard<Session>;
 /// lock is held only to find the slot.
 #[derive(Default)]
 struct UploadSessions {
-    slots: Mutex<HashMap<String, Arc<AsyncMutex<Session>>>>,
+    slots: Mutex<HashMap<String, UploadSlot>>,
+}
+
+#[derive(Clone, Default)]
+struct UploadSlot {
+    session: Arc<AsyncMutex<Session>>,
+    /// Read-locked by the upload's writes in progress (see
+    /// [`crate::storage::WriteFence`]), which can outlive a dropped request.
+    writes: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl UploadSessions {
     fn slot(&self, id: &str) -> Arc<AsyncMutex<Session>> {
+        self.slot_of(id).session
+    }
+
+    /// The lock the upload's writes in progress hold for reading.
+    fn writes(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.slot_of(id).writes
+    }
+
+    fn slot_of(&self, id: &str) -> UploadSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots
-            .entry(id.to_owned())
-            .or_insert_with(|| Arc::new(AsyncMutex::new(Session::Unloaded)))
-            .clone()
+        slots.entry(id.to_owned()).or_default().clone()
     }
 
     fn remove(&self, id: &str) {
@@ -243,7 +259,12 @@ impl Registry {
         upload: &Upload,
         session: &'a mut Session,
     ) -> Result<&'a mut UploadState> {
-        let stored = self.blobs.upload_size(&upload.id).await?;
+        let stored = {
+            // A request dropped midway may have left a write running; what
+            // storage holds is known once it is done.
+            let _no_writes = self.sessions.writes(&upload.id).write_owned().await;
+            self.blobs.upload_size(&upload.id).await?
+        };
         if !matches!(session, Session::Ready(s) if s.size == stored) {
             let mut hasher = upload.algorithm.hasher();
             let mut bytes = self.blobs.read_upload(&upload.id, stored).await?;
@@ -398,7 +419,9 @@ impl Registry {
             }
             hasher.update(&chunk);
             if writer.is_none() {
-                *writer = Some(self.blobs.append_to_upload(&upload.id).await?);
+                let fence = self.sessions.writes(&upload.id).read_owned().await;
+                let opened = self.blobs.append_to_upload(&upload.id).await?;
+                *writer = Some(opened.fenced(Arc::new(fence)));
             }
             if let Some(w) = writer.as_mut() {
                 w.write(chunk).await?;
@@ -435,9 +458,11 @@ impl Registry {
         let state = self.ready(upload, &mut session).await?;
         self.append_chunk(upload, state, range, body).await?;
         let size = state.size;
-        // A request dropped midway may have left a write that lands later,
-        // after the size was checked. Those bytes were never hashed, so the
-        // stored upload would not be the content the digest vouches for.
+        // Storage must hold exactly the bytes hashed. Writes left running by
+        // a dropped request are waited for before each request reads the
+        // upload's size; this also catches any other writer (another
+        // process on the same storage) that would otherwise be committed
+        // under the client's digest.
         let stored = self.blobs.upload_size(&upload.id).await?;
         if stored != size {
             return Err(RegistryError::BlobUploadInvalid(format!(
@@ -839,6 +864,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored.concat(), b"aaaacccc");
+    }
+
+    /// A request dropped while its writes run: the next request waits for
+    /// them, so the size it reports is the size storage keeps, and the
+    /// upload goes on from there.
+    #[tokio::test]
+    async fn writes_left_by_a_dropped_request_are_waited_for() {
+        let f = fixture().await;
+        let upload = f.upload_holding(b"aaaa").await;
+        let content: Vec<u8> = b"aaaa"
+            .iter()
+            .copied()
+            .chain((0..3 << 20).map(|i| (i % 251) as u8))
+            .collect();
+        let sent = Bytes::copy_from_slice(&content[4..]);
+        // The request is dropped as soon as it asks for more than `sent`:
+        // its last write has only just started.
+        let (asks_for_more, asked_for_more) = tokio::sync::oneshot::channel();
+        let mut asks_for_more = Some(asks_for_more);
+        let stalled = futures::stream::iter([Ok::<_, std::io::Error>(sent)]).chain(
+            futures::stream::poll_fn(move |_| {
+                if let Some(tell) = asks_for_more.take() {
+                    let _ = tell.send(());
+                }
+                std::task::Poll::Pending
+            }),
+        );
+        tokio::select! {
+            _ = f.registry.append_upload(&upload, None, stalled) => {
+                panic!("a request whose body never ends cannot finish")
+            }
+            _ = asked_for_more => {}
+        }
+
+        let reported = f.registry.upload_size(&upload).await.unwrap();
+        assert_eq!(
+            reported,
+            f.blobs.upload_size(&upload.id).await.unwrap(),
+            "a write landed after the upload's size was reported"
+        );
+        let rest = Bytes::copy_from_slice(&content[reported as usize..]);
+        let digest = DigestAlgorithm::Sha256.digest_of(&content);
+        f.registry
+            .finish_upload(
+                &upload,
+                &digest,
+                None,
+                futures::stream::iter([Ok::<_, std::io::Error>(rest)]),
+            )
+            .await
+            .unwrap();
+        let stored: Vec<Bytes> = f
+            .blobs
+            .read_blob(&digest, 0..content.len() as u64)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(stored.concat() == content, "stored content differs");
     }
 
     /// A write of a dropped request that lands after the upload's size was

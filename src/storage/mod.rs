@@ -55,6 +55,12 @@ pub struct UploadWriter {
     inner: Appender,
 }
 
+/// A token an upload writer keeps, and hands to every write it starts.
+/// A write on the filesystem runs on a blocking thread and finishes even if
+/// the request that started it is dropped; the token lives until it does,
+/// so whoever takes the matching write lock knows no write is still running.
+pub type WriteFence = Arc<tokio::sync::OwnedRwLockReadGuard<()>>;
+
 enum Appender {
     Store(opendal::Writer),
     /// The local filesystem is written directly: OpenDAL's writer `fsync`s
@@ -81,6 +87,7 @@ struct LocalAppender {
     in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
     /// Bytes written to the file and not yet handed to writeback.
     unflushed: u64,
+    fence: Option<WriteFence>,
 }
 
 /// Writeback is started for every this many bytes.
@@ -112,6 +119,7 @@ impl LocalAppender {
             filling: Vec::with_capacity(LOCAL_WRITE_BUFFER),
             in_flight: None,
             unflushed: 0,
+            fence: None,
         })
     }
 
@@ -145,11 +153,13 @@ impl LocalAppender {
             self.unflushed = 0;
         }
         let file = self.file.clone();
+        let fence = self.fence.clone();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             (&*file).write_all(&full)?;
             if writeback {
                 start_writeback(&file);
             }
+            drop(fence);
             Ok(full)
         }));
         Ok(())
@@ -185,6 +195,15 @@ fn start_writeback(file: &std::fs::File) {
 }
 
 impl UploadWriter {
+    /// Keeps `fence` until this writer and every write it starts are done.
+    pub fn fenced(mut self, fence: WriteFence) -> Self {
+        if let Appender::Local(appender) = &mut self.inner {
+            appender.fence = Some(fence);
+        }
+        // Writes to other stores end with the request that makes them.
+        self
+    }
+
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
         match &mut self.inner {
             Appender::Store(writer) => Ok(writer.write(bytes).await?),
