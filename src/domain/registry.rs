@@ -466,8 +466,8 @@ impl Registry {
         let stored = self.blobs.upload_size(&upload.id).await?;
         if stored != size {
             return Err(RegistryError::BlobUploadInvalid(format!(
-                "the upload holds {stored} bytes where {size} were received; \
-                 an interrupted request changed it: check its status and go on"
+                "the upload holds {stored} bytes where {size} were received and \
+                 hashed: something else wrote to it; check its status and go on"
             )));
         }
         let actual = if state.hasher.algorithm() == expected.algorithm() {
@@ -926,11 +926,12 @@ mod tests {
         assert!(stored.concat() == content, "stored content differs");
     }
 
-    /// A write of a dropped request that lands after the upload's size was
-    /// checked holds bytes no hash has seen: committing would name wrong
-    /// content with the client's digest.
+    /// Bytes that reach the upload behind the registry's back while a
+    /// request streams into it (another process on the same storage) were
+    /// never hashed: committing would name wrong content with the client's
+    /// digest.
     #[tokio::test]
-    async fn a_late_write_stops_the_commit() {
+    async fn a_foreign_write_stops_the_commit() {
         let f = fixture().await;
         let upload = f.upload_holding(b"aaaa").await;
         let blobs = f.blobs.clone();
