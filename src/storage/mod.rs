@@ -200,7 +200,8 @@ impl UploadWriter {
         if let Appender::Local(appender) = &mut self.inner {
             appender.fence = Some(fence);
         }
-        // Writes to other stores end with the request that makes them.
+        // Writes through OpenDAL are not fenced; the size check at commit
+        // still keeps unhashed bytes out of a blob.
         self
     }
 
