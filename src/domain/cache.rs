@@ -157,11 +157,10 @@ impl PullCache {
         }
         // A list too big to hold is remembered as such, so that its pages
         // are not each preceded by a read of the whole list.
-        let tags = match tags.bytes() {
-            size if size > TAG_BUDGET_BYTES / 4 => CachedTags::TooMany,
-            _ => tags.clone(),
+        let (tags, size) = match tags.bytes() {
+            size if size > TAG_BUDGET_BYTES / 4 => (CachedTags::TooMany, 0),
+            size => (tags.clone(), size),
         };
-        let size = tags.bytes();
         while state.tag_bytes + size > TAG_BUDGET_BYTES {
             let Some(victim) = state.tags.keys().next().cloned() else {
                 break;
