@@ -102,9 +102,7 @@ impl MappedRange {
             pending: None,
         })
     }
-}
 
-impl MappedRange {
     /// Starts mapping the next window, if there is one and none is on its way.
     fn map_ahead(&mut self) {
         if self.pending.is_some() || self.next >= self.end {
