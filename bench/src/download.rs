@@ -43,7 +43,7 @@ pub async fn get(url: &Url, headers: &HeaderMap, hash: bool) -> Result<Download>
         .await
         .with_context(|| format!("connecting to {host}:{port}"))?;
     stream.set_nodelay(true)?;
-    stream.write_all(&request_head(url, headers)?).await?;
+    stream.write_all(&request_head(url, headers)).await?;
 
     let mut buffer = vec![0u8; BUFFER];
     let mut filled = 0;
@@ -98,7 +98,7 @@ pub async fn get(url: &Url, headers: &HeaderMap, hash: bool) -> Result<Download>
     })
 }
 
-fn request_head(url: &Url, headers: &HeaderMap) -> Result<Vec<u8>> {
+fn request_head(url: &Url, headers: &HeaderMap) -> Vec<u8> {
     let mut target = url.path().to_owned();
     if let Some(query) = url.query() {
         target.push('?');
@@ -116,7 +116,7 @@ fn request_head(url: &Url, headers: &HeaderMap) -> Result<Vec<u8>> {
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    Ok(head)
+    head
 }
 
 /// Status, headers and head length once `data` holds the whole head.
