@@ -186,7 +186,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let serving = match certificate_files {
         None => {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            let server = axum_server::from_tcp(listener)?
+                .acceptor(api::sendfile::SendfileAcceptor)
+                .handle(handle.clone());
             tokio::spawn(async move { server.serve(service).await })
         }
         Some(files) => {

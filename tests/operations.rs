@@ -151,6 +151,50 @@ async fn blob_bytes_are_counted_both_ways() {
     );
 }
 
+/// Over HTTP/1.1 on plain TCP, blob bodies leave by `sendfile` from the
+/// blob's file (counted apart); over HTTP/2 they are copied. The bytes are
+/// the blob's either way, across the windows a read is cut into.
+#[tokio::test]
+async fn http1_blob_bodies_are_sent_from_their_files() {
+    let _metrics = exclusive_metrics().await;
+    let registry = TestRegistry::start().await;
+    // Three and a bit of the 16 MiB windows a sent read is mapped in.
+    let content = blob_content("sent from file", (48 << 20) + 4_321);
+    let digest = registry.push_blob("app", &content).await;
+    let from_file = |scrape: &Scrape| scrape.value("berth_http_bytes_sent_from_file_total", &[]);
+    let window = 16 << 20;
+    let ranges = [(0, 0), (window - 5, window + 5), (1, 2 * window + 77)];
+
+    let before = Scrape::take(&registry).await;
+    assert!(registry.blob_bytes("app", &digest).await == content);
+    let mut ranged = 0;
+    for (first, last) in ranges {
+        let response = registry
+            .get_blob_range("app", &digest, &format!("bytes={first}-{last}"))
+            .await;
+        let response = expect_status(response, StatusCode::PARTIAL_CONTENT).await;
+        let body = response.bytes().await.unwrap();
+        assert!(body == content[first..=last], "bytes {first}-{last}");
+        ranged += last - first + 1;
+    }
+    let after = Scrape::take(&registry).await;
+    assert_eq!(
+        from_file(&after) - from_file(&before),
+        (content.len() + ranged) as f64
+    );
+
+    let http2 = registry.over_http2();
+    let before = Scrape::take(&registry).await;
+    assert!(http2.blob_bytes("app", &digest).await == content);
+    let after = Scrape::take(&registry).await;
+    assert_eq!(from_file(&after) - from_file(&before), 0.0);
+    assert_eq!(
+        after.value("berth_http_bytes_sent_total", &[])
+            - before.value("berth_http_bytes_sent_total", &[]),
+        content.len() as f64
+    );
+}
+
 #[tokio::test]
 async fn uploads_in_progress_are_reported() {
     let _metrics = exclusive_metrics().await;

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod observe;
 pub mod ops;
 pub mod range;
+pub mod sendfile;
 pub mod token;
 pub mod v2;
 

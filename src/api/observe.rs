@@ -25,6 +25,12 @@ pub fn count_bytes_out(n: usize) {
     metrics::counter!("berth_http_bytes_sent_total").increment(n as u64);
 }
 
+/// Of the bytes sent, those the kernel sent straight from a blob's file
+/// (`sendfile`), without the process copying them.
+pub fn count_bytes_sent_from_file(n: usize) {
+    metrics::counter!("berth_http_bytes_sent_from_file_total").increment(n as u64);
+}
+
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request

@@ -25,7 +25,7 @@ use crate::metadata::{
     ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
     Upload, now,
 };
-use crate::storage::{BlobStore, UploadWriter};
+use crate::storage::{BlobStore, UploadWriter, WindowIndex};
 
 /// Knobs of the registry service.
 #[derive(Debug, Clone, Default)]
@@ -166,12 +166,14 @@ impl Registry {
         Ok(self.metadata.repository_blob(repo, digest).await?)
     }
 
+    /// Streams `range` of a blob; `index` as in [`BlobStore::read_blob`].
     pub async fn read_blob(
         &self,
         digest: &Digest,
         range: std::ops::Range<u64>,
+        index: Option<Arc<WindowIndex>>,
     ) -> Result<crate::storage::BlobStream> {
-        Ok(self.blobs.read_blob(digest, range).await?)
+        Ok(self.blobs.read_blob(digest, range, index).await?)
     }
 
     /// Removes the blob from the repository. Its bytes stay until garbage
@@ -857,7 +859,7 @@ mod tests {
         assert_eq!(size, 8);
         let stored: Vec<Bytes> = f
             .blobs
-            .read_blob(&digest, 0..8)
+            .read_blob(&digest, 0..8, None)
             .await
             .unwrap()
             .try_collect()
@@ -917,7 +919,7 @@ mod tests {
             .unwrap();
         let stored: Vec<Bytes> = f
             .blobs
-            .read_blob(&digest, 0..content.len() as u64)
+            .read_blob(&digest, 0..content.len() as u64, None)
             .await
             .unwrap()
             .try_collect()

@@ -3,20 +3,31 @@
 //! A pull is bounded by copying: reading a file into a buffer and writing
 //! that buffer to the socket copies every byte twice. Mapping the file lets
 //! the socket write take the bytes straight from the page cache, one copy
-//! fewer. Each window is mapped with `MAP_POPULATE` on a blocking thread, so
-//! that page faults (and disk reads) never stall the async workers, and is
-//! unmapped as soon as the response has sent it, so a pull holds at most a
-//! few windows. The next window is mapped while the current one is sent.
+//! fewer; and a connection that can send from the file itself (`sendfile(2)`,
+//! see [`WindowIndex`]) copies none in the process at all.
+//!
+//! Windows are mapped on a blocking thread, so that page faults (and disk
+//! reads) never stall the async workers, and unmapped as soon as the response
+//! has sent them, so a pull holds at most a few. The next window is mapped
+//! while the current one is sent. A window that will be copied from memory
+//! is mapped with `MAP_POPULATE`; one that will be sent from the file is not
+//! (its pages are never touched through the mapping, so they never count in
+//! the process's resident memory), but its pages are brought into the page
+//! cache first, so that `sendfile` does not wait for the disk on an async
+//! worker.
 //!
 //! Blobs are immutable: written once under a temporary name and renamed into
 //! place, never truncated or rewritten; deleting one while it is mapped
-//! leaves the mapping valid. That is what makes mapping them sound.
+//! leaves the mapping valid. That is what makes mapping them, and sending a
+//! window's bytes from the file instead of from the mapping, sound.
 
 use std::fs::File;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,6 +42,10 @@ use super::Result;
 /// three (the one being sent, one still in the socket writer's hands, the
 /// one mapped ahead).
 const WINDOW: u64 = 2 << 20;
+
+/// Bytes mapped per step for a writer that sends them from the file: such
+/// a window is never made resident, so it can be larger.
+const SENT_WINDOW: u64 = 16 << 20;
 
 /// A blob's bytes as a stream, from whichever path the store reads.
 pub enum BlobStream {
@@ -57,6 +72,91 @@ pub struct MappedRange {
     end: u64,
     /// The next window, being mapped on a blocking thread.
     pending: Option<JoinHandle<std::io::Result<Bytes>>>,
+    /// Where windows are recorded when the reader sends them from the file.
+    index: Option<Arc<WindowIndex>>,
+}
+
+/// The live mapped windows of one reader (one connection), by address.
+///
+/// A socket writer handed a slice of memory can ask whether it lies in one
+/// of these windows and, if so, send the same bytes from the file with
+/// `sendfile(2)`: the kernel then takes them from the page cache, and the
+/// process copies nothing. A window is recorded from its mapping until just
+/// before it is unmapped, so an address is never mistaken for a window that
+/// is gone.
+#[derive(Debug, Default)]
+pub struct WindowIndex {
+    windows: Mutex<Vec<IndexedWindow>>,
+    /// How many windows are recorded; lets writers of other responses skip
+    /// the lock.
+    live: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct IndexedWindow {
+    address: usize,
+    len: usize,
+    file: Arc<File>,
+    offset: u64,
+}
+
+/// Where a slice of a mapped window comes from.
+#[derive(Debug)]
+pub struct FileSpan {
+    pub file: Arc<File>,
+    pub offset: u64,
+}
+
+impl WindowIndex {
+    /// The file and offset holding `slice`, if it lies in a recorded window.
+    pub fn locate(&self, slice: &[u8]) -> Option<FileSpan> {
+        if self.live.load(Ordering::Acquire) == 0 || slice.is_empty() {
+            return None;
+        }
+        let start = slice.as_ptr() as usize;
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows
+            .iter()
+            .find(|w| w.address <= start && start + slice.len() <= w.address + w.len)
+            .map(|w| FileSpan {
+                file: w.file.clone(),
+                offset: w.offset + (start - w.address) as u64,
+            })
+    }
+
+    fn record(&self, window: IndexedWindow) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows.push(window);
+        self.live.store(windows.len(), Ordering::Release);
+    }
+
+    fn forget(&self, address: usize) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows.retain(|w| w.address != address);
+        self.live.store(windows.len(), Ordering::Release);
+    }
+}
+
+/// A mapped window, recorded in an index for as long as it is mapped.
+struct Window {
+    map: memmap2::Mmap,
+    index: Option<Arc<WindowIndex>>,
+}
+
+impl AsRef<[u8]> for Window {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // Before the mapping goes (fields drop after this): a later mapping
+        // may reuse the address.
+        if let Some(index) = &self.index {
+            index.forget(self.map.as_ptr() as usize);
+        }
+    }
 }
 
 fn page_size() -> u64 {
@@ -65,25 +165,83 @@ fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
-/// Maps `len` bytes of `file` at `offset` (any alignment).
-fn map_window(file: &File, offset: u64, len: u64) -> std::io::Result<Bytes> {
+/// Maps `len` bytes of `file` at `offset` (any alignment). With an index,
+/// the window is recorded there and left unpopulated, its pages only read
+/// into the page cache.
+fn map_window(
+    file: &Arc<File>,
+    offset: u64,
+    len: u64,
+    index: Option<&Arc<WindowIndex>>,
+) -> std::io::Result<Bytes> {
     let aligned = offset - offset % page_size();
     let lead = (offset - aligned) as usize;
     let length = lead + len as usize;
+    let mut options = memmap2::MmapOptions::new();
+    options.offset(aligned).len(length);
+    if index.is_none() {
+        options.populate();
+    }
     // SAFETY: blob files are never modified or truncated once in place (see
     // the module documentation), so the mapping cannot change under us.
-    let map = unsafe {
-        memmap2::MmapOptions::new()
-            .offset(aligned)
-            .len(length)
-            .populate()
-            .map(file)?
+    let map = unsafe { options.map(&**file)? };
+    let window = match index {
+        None => Window { map, index: None },
+        Some(index) => {
+            cache_pages(file, &map, aligned)?;
+            index.record(IndexedWindow {
+                address: map.as_ptr() as usize,
+                len: map.len(),
+                file: file.clone(),
+                offset: aligned,
+            });
+            Window {
+                map,
+                index: Some(index.clone()),
+            }
+        }
     };
-    Ok(Bytes::from_owner(map).slice(lead..length))
+    Ok(Bytes::from_owner(window).slice(lead..length))
+}
+
+/// Reads into the page cache whatever part of a window is not there yet,
+/// without touching the mapping (so without making it resident).
+fn cache_pages(file: &File, map: &memmap2::Mmap, file_offset: u64) -> std::io::Result<()> {
+    let page = page_size() as usize;
+    let pages = map.len().div_ceil(page);
+    let mut resident = vec![0u8; pages];
+    // SAFETY: the range is exactly the live mapping `map`, page-aligned at
+    // its start, and `resident` holds one byte per page of it.
+    let status = unsafe {
+        libc::mincore(
+            map.as_ptr() as *mut libc::c_void,
+            map.len(),
+            resident.as_mut_ptr(),
+        )
+    };
+    if status != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if resident.iter().all(|r| r & 1 == 1) {
+        return Ok(());
+    }
+    // A read of one byte of each missing page waits for that page (and
+    // starts readahead of those after it).
+    let mut byte = [0u8; 1];
+    for (i, _) in resident.iter().enumerate().filter(|(_, r)| *r & 1 == 0) {
+        file.read_at(&mut byte, file_offset + (i * page) as u64)?;
+    }
+    Ok(())
 }
 
 impl MappedRange {
-    pub async fn open(path: PathBuf, range: Range<u64>) -> Result<MappedRange> {
+    /// Opens `range` of the file at `path`. With an `index`, windows are
+    /// recorded there for a writer that sends them from the file.
+    pub async fn open(
+        path: PathBuf,
+        range: Range<u64>,
+        index: Option<Arc<WindowIndex>>,
+    ) -> Result<MappedRange> {
         let file = tokio::task::spawn_blocking(move || File::open(path))
             .await
             .map_err(|e| opendal::Error::new(ErrorKind::Unexpected, e.to_string()))?
@@ -100,6 +258,7 @@ impl MappedRange {
             next: range.start,
             end: range.end,
             pending: None,
+            index,
         })
     }
 
@@ -108,11 +267,17 @@ impl MappedRange {
         if self.pending.is_some() || self.next >= self.end {
             return;
         }
-        let (offset, len) = (self.next, (self.end - self.next).min(WINDOW));
+        let window = if self.index.is_some() {
+            SENT_WINDOW
+        } else {
+            WINDOW
+        };
+        let (offset, len) = (self.next, (self.end - self.next).min(window));
         self.next += len;
         let file = self.file.clone();
+        let index = self.index.clone();
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            map_window(&file, offset, len)
+            map_window(&file, offset, len, index.as_ref())
         }));
     }
 }
@@ -161,24 +326,124 @@ mod tests {
             WINDOW - 3..WINDOW * 2 + 7,
             100..100,
         ] {
-            let chunks: Vec<Bytes> = MappedRange::open(path.clone(), range.clone())
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap();
-            assert_eq!(
-                chunks.concat(),
-                &data[range.start as usize..range.end as usize],
-                "{range:?}"
-            );
+            for index in [None, Some(Arc::new(WindowIndex::default()))] {
+                let chunks: Vec<Bytes> =
+                    MappedRange::open(path.clone(), range.clone(), index.clone())
+                        .await
+                        .unwrap()
+                        .try_collect()
+                        .await
+                        .unwrap();
+                assert_eq!(
+                    chunks.concat(),
+                    &data[range.start as usize..range.end as usize],
+                    "{range:?}, indexed: {}",
+                    index.is_some()
+                );
+            }
         }
+    }
+
+    /// Every slice of a live window is found at its place in the file, and
+    /// nothing is found once the window is gone.
+    #[tokio::test]
+    async fn index_locates_slices_of_live_windows_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let data: Vec<u8> = (0..(SENT_WINDOW as usize + 9000))
+            .map(|i| (i % 241) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let index = Arc::new(WindowIndex::default());
+        let start = 5000;
+        let mut reader = MappedRange::open(path, start..data.len() as u64, Some(index.clone()))
+            .await
+            .unwrap();
+        let first = reader.try_next().await.unwrap().unwrap();
+        assert_eq!(first.len(), SENT_WINDOW as usize);
+        for (from, to) in [(0, 1), (0, first.len()), (4000, 4001), (77, 70_000)] {
+            let span = index
+                .locate(&first[from..to])
+                .expect("a slice of a live window");
+            let mut read = vec![0u8; to - from];
+            span.file.read_exact_at(&mut read, span.offset).unwrap();
+            assert_eq!(read, &data[start as usize + from..start as usize + to]);
+            assert_eq!(span.offset, start + from as u64);
+        }
+        assert!(index.locate(&data[..10]).is_none(), "memory of no window");
+        let second = reader.try_next().await.unwrap().unwrap();
+        assert_eq!(
+            second.len(),
+            data.len() - start as usize - SENT_WINDOW as usize
+        );
+        assert!(index.locate(&second).is_some());
+
+        let probe = first.slice(10..20);
+        drop(first);
+        assert!(
+            index.locate(&probe).is_some(),
+            "a slice keeps its window alive"
+        );
+        drop(probe);
+        drop(second);
+        drop(reader);
+        assert_eq!(index.live.load(Ordering::Acquire), 0);
+    }
+
+    /// Resident memory of the mapping starting at `address`, from
+    /// /proc/self/smaps.
+    fn resident_kib(address: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut lines = smaps
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{address:x}-")));
+        assert!(lines.next().is_some(), "mapping at {address:x} not found");
+        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+        rss.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A window sent from the file finds its pages in the page cache even
+    /// when they had left it, and none of them resident in the process.
+    #[test]
+    fn sent_windows_are_cached_not_resident() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let data: Vec<u8> = (0..(1 << 20) + 100).map(|i| (i % 239) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        file.sync_all().unwrap();
+        // SAFETY: a valid descriptor; the advice only drops clean pages.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+
+        let index = Arc::new(WindowIndex::default());
+        let window = map_window(&file, 100, data.len() as u64 - 100, Some(&index)).unwrap();
+        let span = index.locate(&window).unwrap();
+        assert_eq!(span.offset, 100);
+
+        let page = page_size() as usize;
+        let start = window.as_ptr() as usize - 100;
+        let pages = (window.len() + 100).div_ceil(page);
+        let mut cached = vec![0u8; pages];
+        // SAFETY: the range is the window's live mapping, page-aligned.
+        let status = unsafe {
+            libc::mincore(
+                start as *mut libc::c_void,
+                pages * page,
+                cached.as_mut_ptr(),
+            )
+        };
+        assert_eq!(status, 0);
+        assert!(cached.iter().all(|c| c & 1 == 1), "every page cached");
+        assert_eq!(resident_kib(start), 0, "no page of the window is resident");
+        drop(window);
+        assert!(index.locate(&data).is_none());
     }
 
     #[tokio::test]
     async fn missing_blob_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
-        let err = MappedRange::open(dir.path().join("nope"), 0..1)
+        let err = MappedRange::open(dir.path().join("nope"), 0..1, None)
             .await
             .err()
             .unwrap();

@@ -10,7 +10,7 @@
 mod mapped;
 pub mod paths;
 
-pub use mapped::BlobStream;
+pub use mapped::{BlobStream, FileSpan, WindowIndex};
 
 use std::io::Write;
 use std::ops::Range;
@@ -281,11 +281,18 @@ impl BlobStore {
         }
     }
 
-    /// Streams `range` of a blob without holding it in memory.
-    pub async fn read_blob(&self, digest: &Digest, range: Range<u64>) -> Result<BlobStream> {
+    /// Streams `range` of a blob without holding it in memory. On the
+    /// filesystem, a reader whose writer can send bytes from the file passes
+    /// its `index`; the bytes it gets are still the blob's.
+    pub async fn read_blob(
+        &self,
+        digest: &Digest,
+        range: Range<u64>,
+        index: Option<Arc<WindowIndex>>,
+    ) -> Result<BlobStream> {
         match &self.local_root {
             Some(root) => Ok(BlobStream::Mapped(
-                mapped::MappedRange::open(root.join(paths::blob(digest)), range).await?,
+                mapped::MappedRange::open(root.join(paths::blob(digest)), range, index).await?,
             )),
             None => Ok(BlobStream::Store(Box::new(
                 self.read_range(&paths::blob(digest), range).await?,
@@ -440,7 +447,7 @@ mod tests {
     use crate::domain::digest::DigestAlgorithm;
 
     async fn collect(store: &BlobStore, d: &Digest, range: Range<u64>) -> Vec<u8> {
-        let stream = store.read_blob(d, range).await.unwrap();
+        let stream = store.read_blob(d, range, None).await.unwrap();
         let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
         chunks.concat()
     }

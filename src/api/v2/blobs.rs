@@ -53,7 +53,8 @@ pub(super) async fn get(
     let body = if request.method == Method::HEAD || bytes.is_empty() {
         Body::empty()
     } else {
-        let stream = app.registry.read_blob(&digest, bytes).await?;
+        let index = request.sends_from_file.as_ref().map(|s| s.0.clone());
+        let stream = app.registry.read_blob(&digest, bytes, index).await?;
         Body::from_stream(stream.inspect(|chunk| {
             if let Ok(c) = chunk {
                 count_bytes_out(c.len());

@@ -12,12 +12,13 @@ mod uploads;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::endpoint::Endpoint;
 use super::observe::RouteLabel;
+use super::sendfile::SendsFromFile;
 use crate::auth::{Action, AuthFailure, Caller, Denial};
 use crate::domain::digest::Digest;
 use crate::domain::names::RepositoryName;
@@ -34,6 +35,9 @@ pub(crate) struct V2Request {
     pub headers: HeaderMap,
     pub query: Query,
     pub caller: Caller,
+    /// Set when the response body can be sent from blob files
+    /// ([`crate::api::sendfile`]): HTTP/1 on a plain TCP connection.
+    pub sends_from_file: Option<SendsFromFile>,
 }
 
 impl V2Request {
@@ -119,11 +123,16 @@ async fn handle(
         .authenticate(&parts.headers, peer)
         .await
         .map_err(|f| auth_failure(app, &app.base_url(&parts.headers), f))?;
+    let sends_from_file = match parts.version {
+        Version::HTTP_10 | Version::HTTP_11 => parts.extensions.get::<SendsFromFile>().cloned(),
+        _ => None,
+    };
     let request = V2Request {
         method: parts.method,
         query: Query::parse(parts.uri.query()),
         headers: parts.headers,
         caller,
+        sends_from_file,
     };
     // Anonymous callers are challenged before anything else is said about
     // a request that names no valid endpoint.

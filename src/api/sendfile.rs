@@ -1,0 +1,155 @@
+//! Blob bytes sent from their files on plain TCP connections.
+//!
+//! hyper writes a response body by handing the connection slices of memory.
+//! On a plain TCP connection, a blob read maps its windows without touching
+//! them and records them in the connection's [`WindowIndex`]. When hyper asks
+//! the connection to write a slice lying in one, [`SendfileStream`] sends the
+//! same bytes from the blob's file with `sendfile(2)`: the kernel takes them
+//! from the page cache and the process copies nothing. Everything else
+//! (headers, manifests, errors) is written as usual.
+//!
+//! Only HTTP/1 responses take this path: TLS encrypts in the process, and
+//! HTTP/2 cuts a body into small frames of its own.
+
+use std::future::Ready;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::Extension;
+use axum::middleware::AddExtension;
+use axum_server::accept::Accept;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+use tower::Layer;
+
+use crate::storage::{FileSpan, WindowIndex};
+
+/// Marks the requests of a connection that can send blob windows recorded
+/// in this index from their files.
+#[derive(Clone, Debug)]
+pub struct SendsFromFile(pub Arc<WindowIndex>);
+
+/// Wraps each accepted plain TCP connection in a [`SendfileStream`] and
+/// gives its requests the connection's index.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SendfileAcceptor;
+
+impl<S> Accept<TcpStream, S> for SendfileAcceptor {
+    type Stream = SendfileStream;
+    type Service = AddExtension<S, SendsFromFile>;
+    type Future = Ready<io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, tcp: TcpStream, service: S) -> Self::Future {
+        let windows = Arc::new(WindowIndex::default());
+        let service = Extension(SendsFromFile(windows.clone())).layer(service);
+        std::future::ready(Ok((SendfileStream { tcp, windows }, service)))
+    }
+}
+
+/// A TCP connection that sends slices of recorded blob windows from their
+/// files.
+pub struct SendfileStream {
+    tcp: TcpStream,
+    windows: Arc<WindowIndex>,
+}
+
+impl SendfileStream {
+    /// Writes the leading slices up to the first one lying in a window, or,
+    /// when that is the first, sends it from its file: one system call
+    /// either way (hyper writes again for the rest).
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let found = slices
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| self.windows.locate(s).map(|span| (i, span)));
+        let (first, span) = match found {
+            None => return Pin::new(&mut self.tcp).poll_write_vectored(cx, slices),
+            Some((first, span)) => (first, span),
+        };
+        let before = &slices[..first];
+        if before.iter().any(|s| !s.is_empty()) {
+            return Pin::new(&mut self.tcp).poll_write_vectored(cx, before);
+        }
+        let len = slices[first].len();
+        loop {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            match self
+                .tcp
+                .try_io(Interest::WRITABLE, || send_from_file(&self.tcp, &span, len))
+            {
+                Ok(sent) => {
+                    crate::api::observe::count_bytes_sent_from_file(sent);
+                    return Poll::Ready(Ok(sent));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// One `sendfile(2)` of up to `len` bytes of `span` to the socket.
+fn send_from_file(socket: &TcpStream, span: &FileSpan, len: usize) -> io::Result<usize> {
+    let mut offset = libc::off_t::try_from(span.offset).map_err(io::Error::other)?;
+    // SAFETY: both descriptors are open for the whole call (the socket is
+    // borrowed, the file held by `span`); `offset` is a valid local that
+    // sendfile updates, and it reads no memory of ours.
+    let sent =
+        unsafe { libc::sendfile(socket.as_raw_fd(), span.file.as_raw_fd(), &mut offset, len) };
+    match sent {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        // The window maps bytes the file must hold; blobs never shrink.
+        0 => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "blob file ended inside a mapped window",
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+impl AsyncRead for SendfileStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendfileStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_send(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_send(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
