@@ -204,32 +204,36 @@ fn map_window(
     Ok(Bytes::from_owner(window).slice(lead..length))
 }
 
-/// Reads into the page cache whatever part of a window is not there yet,
-/// without touching the mapping (so without making it resident).
-fn cache_pages(file: &File, map: &memmap2::Mmap, file_offset: u64) -> std::io::Result<()> {
-    let page = page_size() as usize;
-    let pages = map.len().div_ceil(page);
-    let mut resident = vec![0u8; pages];
+/// Whether each page of a mapping is in the page cache (whether or not the
+/// mapping itself has touched it).
+fn pages_in_cache(map: &memmap2::Mmap) -> std::io::Result<Vec<bool>> {
+    let pages = map.len().div_ceil(page_size() as usize);
+    let mut status = vec![0u8; pages];
     // SAFETY: the range is exactly the live mapping `map`, page-aligned at
-    // its start, and `resident` holds one byte per page of it.
-    let status = unsafe {
+    // its start, and `status` holds one byte per page of it.
+    let failed = unsafe {
         libc::mincore(
             map.as_ptr() as *mut libc::c_void,
             map.len(),
-            resident.as_mut_ptr(),
+            status.as_mut_ptr(),
         )
     };
-    if status != 0 {
+    if failed != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    if resident.iter().all(|r| r & 1 == 1) {
-        return Ok(());
-    }
+    Ok(status.into_iter().map(|s| s & 1 == 1).collect())
+}
+
+/// Reads into the page cache whatever part of a window is not there yet,
+/// without touching the mapping (so without making it resident).
+fn cache_pages(file: &File, map: &memmap2::Mmap, file_offset: u64) -> std::io::Result<()> {
+    let cached = pages_in_cache(map)?;
     // A read of one byte of each missing page waits for that page (and
     // starts readahead of those after it).
+    let page = page_size();
     let mut byte = [0u8; 1];
-    for (i, _) in resident.iter().enumerate().filter(|(_, r)| *r & 1 == 0) {
-        file.read_at(&mut byte, file_offset + (i * page) as u64)?;
+    for (i, _) in cached.iter().enumerate().filter(|(_, cached)| !**cached) {
+        file.read_at(&mut byte, file_offset + i as u64 * page)?;
     }
     Ok(())
 }
@@ -421,20 +425,15 @@ mod tests {
         let span = index.locate(&window).unwrap();
         assert_eq!(span.offset, 100);
 
-        let page = page_size() as usize;
+        // Any mapping of the file sees the page cache.
+        // SAFETY: the file is not modified while mapped.
+        let probe = unsafe { memmap2::MmapOptions::new().map(&*file).unwrap() };
+        assert!(
+            pages_in_cache(&probe).unwrap().iter().all(|cached| *cached),
+            "every page cached"
+        );
+        drop(probe);
         let start = window.as_ptr() as usize - 100;
-        let pages = (window.len() + 100).div_ceil(page);
-        let mut cached = vec![0u8; pages];
-        // SAFETY: the range is the window's live mapping, page-aligned.
-        let status = unsafe {
-            libc::mincore(
-                start as *mut libc::c_void,
-                pages * page,
-                cached.as_mut_ptr(),
-            )
-        };
-        assert_eq!(status, 0);
-        assert!(cached.iter().all(|c| c & 1 == 1), "every page cached");
         assert_eq!(resident_kib(start), 0, "no page of the window is resident");
         drop(window);
         assert!(index.locate(&data).is_none());
