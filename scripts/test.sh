@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 # Tests that need an outside tool or service fail instead of skipping.
 export BERTH_REQUIRE_POSTGRES=1
 export BERTH_REQUIRE_CLIENTS=1
+export BERTH_REQUIRE_ROOT=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

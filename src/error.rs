@@ -137,6 +137,10 @@ pub enum RegistryError {
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+/// What a client is told when a write is refused for lack of space.
+pub const STORAGE_FULL_MESSAGE: &str =
+    "the registry's storage is full: writes are refused until space is freed (pulls still work)";
+
 impl From<DigestError> for RegistryError {
     fn from(e: DigestError) -> Self {
         RegistryError::DigestInvalid(e.to_string())
@@ -162,8 +166,22 @@ impl From<ReferenceError> for RegistryError {
 }
 
 impl RegistryError {
+    /// A write refused because the registry's storage (blob store or
+    /// database) is full: `507`, with a message saying so. Nothing was
+    /// stored, and the write can be retried once space is freed.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            RegistryError::Storage(e) => e.is_out_of_space(),
+            RegistryError::Metadata(MetadataError::StorageFull(_)) => true,
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         use RegistryError::*;
+        if self.is_out_of_space() {
+            return ErrorCode::Unavailable;
+        }
         match self {
             BlobUnknown(_) => ErrorCode::BlobUnknown,
             BlobUploadInvalid(_) | UploadRangeInvalid { .. } | RangeNotSatisfiable { .. } => {
@@ -188,6 +206,9 @@ impl RegistryError {
 
     pub fn status(&self) -> StatusCode {
         use RegistryError::*;
+        if self.is_out_of_space() {
+            return StatusCode::INSUFFICIENT_STORAGE;
+        }
         match self {
             BlobUnknown(_) | BlobUploadUnknown | ManifestUnknown(_) | NameUnknown(_) | NotFound => {
                 StatusCode::NOT_FOUND
@@ -214,6 +235,20 @@ impl RegistryError {
 
     /// What the client sees in `detail`: specific for client errors, nothing
     /// for server faults (those are logged instead).
+    /// The `message` field: the code's own, or a sentence that says more
+    /// where the code alone would mislead.
+    fn message(&self) -> &'static str {
+        if self.is_out_of_space() {
+            return STORAGE_FULL_MESSAGE;
+        }
+        match self {
+            RegistryError::ManifestTooLarge { .. } => {
+                "manifest is larger than the registry's size limit"
+            }
+            other => other.code().message(),
+        }
+    }
+
     fn detail(&self) -> Option<serde_json::Value> {
         use RegistryError::*;
         match self {
@@ -276,14 +311,16 @@ pub static DOCKER_DISTRIBUTION_API_VERSION: HeaderName =
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if self.is_out_of_space() {
+            tracing::warn!(error = %self, "write refused: storage is full");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
         let code = self.code();
         let body = ErrorBody {
             errors: [ErrorEntry {
                 code: code.as_str(),
-                message: code.message(),
+                message: self.message(),
                 detail: self.detail(),
             }],
         };

@@ -4,6 +4,7 @@
 //! (`/v2/`) or `Status` objects (the administration API, `/api/v1`).
 
 pub mod admin;
+pub mod drain;
 pub mod endpoint;
 pub mod observe;
 pub mod ops;
@@ -80,6 +81,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .layer(axum::middleware::from_fn(drain::drain_unread_bodies))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(app)
 }

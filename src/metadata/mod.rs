@@ -18,6 +18,7 @@ mod testsuite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use sqlx::error::DatabaseError as _;
 
 use crate::domain::digest::Digest;
 use crate::domain::names::{Reference, RepositoryName, Tag};
@@ -27,12 +28,51 @@ pub use sql::{DatabaseConfig, SqlMetadataStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
+    /// The database could not write for lack of space. Nothing was
+    /// committed; the same write succeeds once space is freed.
+    #[error("the database's storage is full: {0}")]
+    StorageFull(sqlx::Error),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for MetadataError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_storage_full(&e) {
+            MetadataError::StorageFull(e)
+        } else {
+            MetadataError::Database(e)
+        }
+    }
+}
+
+/// SQLite's `SQLITE_FULL` (primary result code 13, whatever the extended
+/// code), PostgreSQL's `disk_full` (SQLSTATE 53100), or an I/O error saying
+/// the disk or quota is exhausted.
+fn is_storage_full(e: &sqlx::Error) -> bool {
+    const SQLITE_FULL: i64 = 13;
+    const POSTGRES_DISK_FULL: &str = "53100";
+    match e {
+        sqlx::Error::Database(db) => {
+            if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                sqlite
+                    .code()
+                    .and_then(|code| code.parse::<i64>().ok())
+                    .is_some_and(|extended| extended & 0xff == SQLITE_FULL)
+            } else if let Some(postgres) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            {
+                postgres.code() == POSTGRES_DISK_FULL
+            } else {
+                false
+            }
+        }
+        sqlx::Error::Io(io) => crate::storage::is_out_of_space(io),
+        _ => false,
+    }
 }
 
 pub type Result<T> = std::result::Result<T, MetadataError>;

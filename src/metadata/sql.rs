@@ -73,6 +73,7 @@ impl SqlMetadataStore {
                 let pool = AnyPoolOptions::new()
                     .max_connections(*max_connections)
                     .acquire_timeout(Duration::from_secs(10))
+                    .after_release(|conn, _meta| Box::pin(close_unless_settled(conn)))
                     .connect(url)
                     .await?;
                 SqlMetadataStore {
@@ -113,6 +114,7 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool> {
         .idle_timeout(None)
         .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(30))
+        .after_release(|conn, _meta| Box::pin(close_unless_settled(conn)))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // NORMAL in WAL mode is durable across process crashes (what
@@ -127,6 +129,28 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool> {
         })
         .connect(url)
         .await?)
+}
+
+/// Decides whether a connection may go back to the pool: only if no
+/// transaction is open on it.
+///
+/// A transaction ends on a connection only through a commit or rollback
+/// that succeeded. When a statement or the commit fails (a full disk, say),
+/// the transaction is dropped with its rollback merely queued, and that
+/// rollback can fail too (SQLite may already have rolled back on its own),
+/// leaving the driver's idea of the connection's transaction out of step
+/// with the database's. Reused, such a connection turns the next
+/// transaction into a savepoint inside one that is never committed: every
+/// later write would be acknowledged and lost. So a connection released
+/// with a transaction open is closed instead (closing rolls back whatever
+/// is open), and the pool opens a fresh one.
+async fn close_unless_settled(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection as _;
+    let settled = !conn.is_in_transaction();
+    if !settled {
+        tracing::warn!("closing a database connection released inside a transaction");
+    }
+    Ok(settled)
 }
 
 fn to_i64(n: u64) -> i64 {

@@ -31,6 +31,30 @@ impl StorageError {
     pub fn is_not_found(&self) -> bool {
         self.0.kind() == ErrorKind::NotFound
     }
+
+    /// The store refused a write for lack of space (a full disk or an
+    /// exhausted quota): the same write may succeed once space is freed.
+    pub fn is_out_of_space(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self.0);
+        while let Some(error) = cause {
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(is_out_of_space)
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub fn is_out_of_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

@@ -36,6 +36,7 @@ use super::AppState;
 use super::observe::RouteLabel;
 use crate::auth::admin::AdminError;
 use crate::auth::{AuthFailure, Caller};
+use crate::metadata::MetadataError;
 
 /// Where this API is mounted.
 pub const PREFIX: &str = "/api/v1";
@@ -328,6 +329,9 @@ impl AdminError {
             AdminError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests")
             }
+            AdminError::Store(MetadataError::StorageFull(_)) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "InsufficientStorage")
+            }
             AdminError::Store(_) | AdminError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }
@@ -338,7 +342,10 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, reason) = self.status_reason();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INSUFFICIENT_STORAGE {
+            tracing::warn!(error = %self, "admin API write refused: storage is full");
+            crate::error::STORAGE_FULL_MESSAGE.to_owned()
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "admin API request failed");
             "an internal error occurred; see the server log".to_owned()
         } else {
