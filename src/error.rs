@@ -237,15 +237,15 @@ impl RegistryError {
     /// for server faults (those are logged instead).
     /// The `message` field: the code's own, or a sentence that says more
     /// where the code alone would mislead.
-    fn message(&self) -> &'static str {
+    fn message(&self) -> std::borrow::Cow<'static, str> {
         if self.is_out_of_space() {
-            return STORAGE_FULL_MESSAGE;
+            return STORAGE_FULL_MESSAGE.into();
         }
         match self {
-            RegistryError::ManifestTooLarge { .. } => {
-                "manifest is larger than the registry's size limit"
+            RegistryError::ManifestTooLarge { limit } => {
+                format!("manifest exceeds the registry's size limit of {limit} bytes").into()
             }
-            other => other.code().message(),
+            other => other.code().message().into(),
         }
     }
 
@@ -300,7 +300,7 @@ struct ErrorBody<'a> {
 #[derive(Serialize)]
 struct ErrorEntry<'a> {
     code: &'a str,
-    message: &'a str,
+    message: std::borrow::Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<serde_json::Value>,
 }

@@ -50,6 +50,12 @@ async fn range_requests_return_the_asked_bytes() {
         ("bytes=2000-5000", 2000, size - 1),
         ("bytes=-5000", 0, size - 1),
         ("bytes=2047-2047", 2047, 2047),
+        // A last position past the end, up to the largest number, means
+        // "to the end" (RFC 9110).
+        ("bytes=1-18446744073709551615", 1, size - 1),
+        ("bytes=2047-18446744073709551615", 2047, size - 1),
+        ("bytes=0-2048", 0, size - 1),
+        ("bytes=-18446744073709551615", 0, size - 1),
     ];
 
     for (range, first, last) in cases {
@@ -74,7 +80,15 @@ async fn unsatisfiable_ranges_are_416() {
     let content = blob_content("unsatisfiable", 2_048);
     let digest = registry.push_blob("app", &content).await;
 
-    for range in ["bytes=2048-", "bytes=5000-10000", "bytes=500-0", "bytes=-0"] {
+    for range in [
+        "bytes=2048-",
+        "bytes=2048-2048",
+        "bytes=5000-10000",
+        "bytes=500-0",
+        "bytes=-0",
+        "bytes=18446744073709551615-",
+        "bytes=2048-18446744073709551615",
+    ] {
         let response = registry.get_blob_range("app", &digest, range).await;
 
         assert_eq!(

@@ -528,6 +528,68 @@ async fn manifest_over_4_mib_with_content_length_is_413() {
     assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
 }
 
+/// A client that sends its whole request before reading the answer, as
+/// Python's http.client does, gets the 413 (not a broken pipe), told why,
+/// and can go on using the connection.
+#[tokio::test]
+async fn manifest_over_4_mib_sent_whole_before_reading_gets_413_and_keeps_the_connection() {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let registry = TestRegistry::start().await;
+    let manifest = manifest_of_size(&registry, "app", MANIFEST_LIMIT + MIB).await;
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{ADMIN_USER}:{}",
+        registry.password().expect("admin password")
+    ));
+    let mut connection = tokio::net::TcpStream::connect(registry.addr).await.unwrap();
+    let head = format!(
+        "PUT /v2/app/manifests/too-big HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\n\r\n",
+        registry.addr,
+        manifest.bytes.len()
+    );
+    connection.write_all(head.as_bytes()).await.unwrap();
+    connection
+        .write_all(&manifest.bytes)
+        .await
+        .expect("the whole body is taken, not refused with a broken pipe");
+    let next = format!(
+        "GET /v2/app/tags/list HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {credentials}\r\n\r\n",
+        registry.addr
+    );
+    connection.write_all(next.as_bytes()).await.unwrap();
+
+    let mut answers = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut buffer = vec![0u8; 64 * 1024];
+    while !String::from_utf8_lossy(&answers).contains("\"tags\"") {
+        assert!(std::time::Instant::now() < deadline, "no second answer");
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            connection.read(&mut buffer),
+        )
+        .await
+        .expect("answers within 10 s")
+        .unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&answers)
+        );
+        answers.extend_from_slice(&buffer[..n]);
+    }
+    let text = String::from_utf8_lossy(&answers);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(
+        text.contains("exceeds the registry's size limit of 4194304 bytes"),
+        "the 413 does not say why: {text}"
+    );
+    assert!(text.contains("\"SIZE_INVALID\""), "{text}");
+    let second = &text[1 + text[1..].find("HTTP/1.1 ").expect("a second answer")..];
+    assert!(second.contains("HTTP/1.1 200 OK"), "{second}");
+}
+
 #[tokio::test]
 async fn manifest_over_4_mib_streamed_without_length_is_413() {
     let registry = TestRegistry::start().await;

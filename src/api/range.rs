@@ -52,9 +52,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
             Some(_) => ByteRange::Unsatisfiable,
             None => ByteRange::Whole,
         },
-        // bytes=A-B: inclusive, B clamped to the end.
+        // bytes=A-B: inclusive; a B at or past the end means "to the end".
         (false, false) => match (number(first), number(last)) {
-            (Some(a), Some(b)) if a <= b && a < size => ByteRange::Partial(a..(b + 1).min(size)),
+            (Some(a), Some(b)) if a <= b && a < size => ByteRange::Partial(a..b.min(size - 1) + 1),
             (Some(_), Some(_)) => ByteRange::Unsatisfiable,
             _ => ByteRange::Whole,
         },
@@ -166,7 +166,83 @@ mod tests {
         }
     }
 
+    /// The edges of a blob and of `u64`, for every form of range.
+    #[test]
+    fn boundaries() {
+        let size = 22u64;
+        let partial = |r: std::ops::Range<u64>| ByteRange::Partial(r);
+        for (header, expected) in [
+            ("bytes=0-0", partial(0..1)),
+            ("bytes=0-21", partial(0..22)),
+            ("bytes=0-22", partial(0..22)),
+            ("bytes=21-21", partial(21..22)),
+            ("bytes=21-", partial(21..22)),
+            ("bytes=1-18446744073709551615", partial(1..22)),
+            ("bytes=0-18446744073709551615", partial(0..22)),
+            ("bytes=21-18446744073709551615", partial(21..22)),
+            ("bytes=22-22", ByteRange::Unsatisfiable),
+            ("bytes=22-", ByteRange::Unsatisfiable),
+            ("bytes=22-18446744073709551615", ByteRange::Unsatisfiable),
+            ("bytes=18446744073709551615-", ByteRange::Unsatisfiable),
+            (
+                "bytes=18446744073709551615-18446744073709551615",
+                ByteRange::Unsatisfiable,
+            ),
+            ("bytes=-1", partial(21..22)),
+            ("bytes=-22", partial(0..22)),
+            ("bytes=-23", partial(0..22)),
+            ("bytes=-18446744073709551615", partial(0..22)),
+            ("bytes=-0", ByteRange::Unsatisfiable),
+            // Numbers past u64 are not ranges berth can serve: ignored.
+            ("bytes=0-18446744073709551616", ByteRange::Whole),
+            // Several ranges are ignored (RFC 9110 allows it): 200, whole.
+            ("bytes=0-0,21-21", ByteRange::Whole),
+            ("bytes=22-30,40-50", ByteRange::Whole),
+        ] {
+            assert_eq!(parse_range(Some(header), size), expected, "{header}");
+        }
+        assert_eq!(
+            parse_range(Some("bytes=0-18446744073709551615"), u64::MAX),
+            partial(0..u64::MAX)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-5"), u64::MAX),
+            partial(u64::MAX - 5..u64::MAX)
+        );
+    }
+
     proptest! {
+        /// Whatever the numbers, a range served is non-empty, inside the
+        /// blob, and the one asked for where the blob has it.
+        #[test]
+        fn ranges_at_any_edge(size in prop_oneof![Just(0u64), Just(1), 1u64..1 << 20, Just(u64::MAX)],
+                              first in prop_oneof![Just(0u64), any::<u64>()],
+                              last in prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()],
+                              offset in prop_oneof![Just(0u64), Just(1)]) {
+            // First and last relative to the blob's edges as well as anywhere.
+            let first = if offset == 1 { size.saturating_sub(1).min(first) } else { first };
+            for header in [format!("bytes={first}-{last}"), format!("bytes={first}-"), format!("bytes=-{last}")] {
+                match parse_range(Some(&header), size) {
+                    ByteRange::Partial(r) => {
+                        prop_assert!(r.start < r.end, "{header}: {r:?}");
+                        prop_assert!(r.end <= size, "{header}: {r:?}");
+                    }
+                    ByteRange::Unsatisfiable => {}
+                    ByteRange::Whole => prop_assert!(false, "{header} was ignored"),
+                }
+            }
+            match parse_range(Some(&format!("bytes={first}-{last}")), size) {
+                ByteRange::Partial(r) => {
+                    prop_assert_eq!(r.start, first);
+                    prop_assert_eq!(r.end - 1, last.min(size - 1));
+                }
+                ByteRange::Unsatisfiable => prop_assert!(first >= size || first > last),
+                ByteRange::Whole => unreachable!(),
+            }
+            // Several ranges are ignored, whatever they say.
+            prop_assert_eq!(parse_range(Some(&format!("bytes={first}-{last},0-0")), size), ByteRange::Whole);
+        }
+
         #[test]
         fn partial_ranges_stay_inside_the_blob(header in "bytes=[0-9]{0,6}-[0-9]{0,6}", size in 0u64..100_000) {
             if let ByteRange::Partial(r) = parse_range(Some(&header), size) {
