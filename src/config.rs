@@ -75,6 +75,15 @@ pub struct HttpConfig {
     /// Extra host names (or addresses) the `auto` certificate is valid for,
     /// besides the public URL's host, `localhost` and loopback addresses.
     pub hostnames: Vec<String>,
+    pub timeouts: HttpTimeouts,
+    /// Connections served at once. Past it, new connections are closed at
+    /// once (logged, and counted in `berth_http_connections_refused_total`).
+    /// Lowered at start to what the process's open-file limit allows.
+    pub max_connections: u32,
+    /// On SIGTERM, how long requests in flight may take to finish before
+    /// their connections are closed.
+    #[serde(with = "duration_text")]
+    pub shutdown_grace_period: Duration,
 }
 
 impl Default for HttpConfig {
@@ -85,6 +94,38 @@ impl Default for HttpConfig {
             insecure_http: false,
             tls: TlsConfig::default(),
             hostnames: Vec::new(),
+            timeouts: HttpTimeouts::default(),
+            max_connections: 4096,
+            shutdown_grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `http.timeouts`: how long a client may keep a connection without making
+/// progress.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct HttpTimeouts {
+    /// From accepting a connection (after the TLS handshake) to the end of
+    /// its first request's headers.
+    #[serde(with = "duration_text")]
+    pub request_headers: Duration,
+    /// How long a kept-alive HTTP/1 connection may wait for its next
+    /// request, headers included.
+    #[serde(with = "duration_text")]
+    pub idle: Duration,
+    /// A request body (an upload chunk, say) that sends nothing for this
+    /// long fails, and its connection is closed.
+    #[serde(with = "duration_text")]
+    pub body_stall: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            request_headers: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            body_stall: Duration::from_secs(60),
         }
     }
 }
@@ -323,7 +364,11 @@ mod duration_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration such as 30s, 5m or 24h ({e})"
+            ))
+        })
     }
 }
 
@@ -367,6 +412,23 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(host) = &self.http.host {
             check_public_url(host)?;
+        }
+        let timeouts = &self.http.timeouts;
+        for (key, value) in [
+            ("http.timeouts.requestHeaders", timeouts.request_headers),
+            ("http.timeouts.idle", timeouts.idle),
+            ("http.timeouts.bodyStall", timeouts.body_stall),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be longer than zero"
+                )));
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "http.maxConnections must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -536,6 +598,39 @@ mod tests {
             c.auth.auto_create_namespaces,
             AutoCreateNamespaces::Authenticated
         );
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_HTTP_TIMEOUTS_REQUEST_HEADERS", "5s"),
+                ("BERTH_HTTP_TIMEOUTS_IDLE", "2m"),
+                ("BERTH_HTTP_TIMEOUTS_BODY_STALL", "90s"),
+                ("BERTH_HTTP_MAX_CONNECTIONS", "100"),
+                ("BERTH_HTTP_SHUTDOWN_GRACE_PERIOD", "1m"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.timeouts.request_headers, Duration::from_secs(5));
+        assert_eq!(c.http.timeouts.idle, Duration::from_secs(120));
+        assert_eq!(c.http.timeouts.body_stall, Duration::from_secs(90));
+        assert_eq!(c.http.max_connections, 100);
+        assert_eq!(c.http.shutdown_grace_period, Duration::from_secs(60));
+        for (key, value, why) in [
+            ("BERTH_HTTP_TIMEOUTS_IDLE", "0s", "http.timeouts.idle"),
+            ("BERTH_HTTP_MAX_CONNECTIONS", "0", "http.maxConnections"),
+            ("BERTH_HTTP_TIMEOUTS_BODY_STALL", "soon", "bodyStall"),
+        ] {
+            let err = Config::load(None, env(&[(key, value)]))
+                .expect_err(key)
+                .to_string();
+            assert!(
+                err.contains(why) || err.contains("duration"),
+                "{key}: {err}"
+            );
+        }
     }
 
     #[test]

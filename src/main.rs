@@ -13,7 +13,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(berth::cli::run(cli)) {
+    let outcome = runtime.block_on(berth::cli::run(cli));
+    // Work still running on blocking threads (a write a dropped request
+    // left) gets a moment to finish; the exit does not wait on it longer.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if let Some(message) = berth::cli::error_message(&e) {

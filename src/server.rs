@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::connections::{ConnectionGate, GatedAcceptor};
 use crate::api::{self, App};
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
@@ -137,6 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tls: tls_mode != TlsMode::Off,
         bootstrap: config.auth.bootstrap,
         metrics: metrics_handle(),
+        body_stall: config.http.timeouts.body_stall,
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -183,26 +185,41 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
 
     let handle = axum_server::Handle::new();
+    let gate = ConnectionGate::new(config.http.max_connections);
+    let timeouts = config.http.timeouts.clone();
     let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let serving = match certificate_files {
         None => {
-            let server = axum_server::from_tcp(listener)?
-                .acceptor(api::sendfile::SendfileAcceptor)
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(api::sendfile::SendfileAcceptor(gate.clone()))
                 .handle(handle.clone());
+            bound_connections(server.http_builder(), &timeouts);
+            let server = server
+                .first_request_timeout(timeouts.request_headers)
+                .accept_error_handler(log_accept_error);
             tokio::spawn(async move { server.serve(service).await })
         }
         Some(files) => {
             let (rustls, watcher) = tls::load_and_watch(files, shutdown.subscribe())?;
             workers.push(watcher);
-            let server =
-                axum_server::tls_rustls::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+            let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)?
+                .map(|tls| {
+                    tls.handshake_timeout(timeouts.request_headers)
+                        .acceptor(GatedAcceptor(gate.clone()))
+                })
+                .handle(handle.clone());
+            bound_connections(server.http_builder(), &timeouts);
+            let server = server
+                .first_request_timeout(timeouts.request_headers)
+                .accept_error_handler(log_accept_error);
             tokio::spawn(async move { server.serve(service).await })
         }
     };
+    let grace = config.http.shutdown_grace_period;
     workers.push(tokio::spawn(async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
-        // Stop accepting; let in-flight requests finish.
-        handle.graceful_shutdown(None);
+        // Stop accepting; let in-flight requests finish, for so long.
+        handle.graceful_shutdown(Some(grace));
     }));
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "berth is serving");
     Ok(RunningServer {
@@ -212,6 +229,43 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         serving,
         workers,
     })
+}
+
+/// Timeouts hyper enforces on each connection. Waiting for the next
+/// request's headers on a kept-alive HTTP/1 connection is bounded by
+/// `idle` (hyper's header timer runs from the moment it waits); HTTP/2 peers
+/// that stop answering pings are dropped.
+fn bound_connections(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeouts: &crate::config::HttpTimeouts,
+) {
+    builder
+        .http1()
+        .header_read_timeout(timeouts.idle)
+        .max_buf_size(HTTP1_READ_BUFFER);
+    builder
+        .http2()
+        .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
+}
+
+/// Largest read buffer of an HTTP/1 connection. hyper's default (about
+/// 400 KiB) is kept for as long as a connection lives, even one whose
+/// client has gone quiet mid-body.
+const HTTP1_READ_BUFFER: usize = 64 * 1024;
+const HTTP2_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Failed accepts (out of descriptors, say) and refused or failed
+/// handshakes, at most one line a second.
+fn log_accept_error(peer: Option<&SocketAddr>, error: &std::io::Error) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    metrics::counter!("berth_http_accept_errors_total").increment(1);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+        *last = Some(std::time::Instant::now());
+        tracing::warn!(peer = ?peer, %error, "connection not accepted");
+    }
 }
 
 /// Names the `auto` certificate is valid for, and the `host:port` forms

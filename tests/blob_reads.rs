@@ -260,3 +260,37 @@ async fn mount_of_a_deleted_blob_opens_an_upload() {
     )
     .await;
 }
+
+/// Small blobs and small ranges, one after another on one kept-alive
+/// connection, as a pull of a small image reads them. A response written in
+/// two pieces (headers, then the body from the blob's file) must not wait
+/// for the client's delayed ACK (Nagle's algorithm: 40 ms a read).
+#[tokio::test]
+async fn small_reads_on_one_connection_do_not_wait_for_delayed_acks() {
+    let registry = TestRegistry::start().await;
+    let small = blob_content("small", 4 * 1024);
+    let small_digest = registry.push_blob("app", &small).await;
+    let large = blob_content("large", MIB);
+    let large_digest = registry.push_blob("app", &large).await;
+
+    let mut times = Vec::new();
+    for i in 0..40u64 {
+        let started = std::time::Instant::now();
+        let response = if i % 2 == 0 {
+            registry.get_blob("app", &small_digest).await
+        } else {
+            let first = (i * 20_011) % (MIB as u64 - 4096);
+            let range = format!("bytes={first}-{}", first + 4095);
+            registry.get_blob_range("app", &large_digest, &range).await
+        };
+        assert!(response.status().is_success());
+        assert_eq!(response.bytes().await.unwrap().len(), 4096);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    assert!(
+        median < std::time::Duration::from_millis(20),
+        "median small read took {median:?}: {times:?}"
+    );
+}

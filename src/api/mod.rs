@@ -4,11 +4,12 @@
 //! (`/v2/`) or `Status` objects (the administration API, `/api/v1`).
 
 pub mod admin;
-pub mod drain;
+pub mod connections;
 pub mod endpoint;
 pub mod observe;
 pub mod ops;
 pub mod range;
+pub mod request_body;
 pub mod sendfile;
 pub mod token;
 pub mod v2;
@@ -35,6 +36,8 @@ pub struct App {
     /// only with `initialize`).
     pub bootstrap: crate::config::Bootstrap,
     pub metrics: Option<PrometheusHandle>,
+    /// A request body that sends nothing for this long fails.
+    pub body_stall: std::time::Duration,
 }
 
 pub type AppState = Arc<App>;
@@ -81,7 +84,10 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .layer(axum::middleware::from_fn(drain::drain_unread_bodies))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_body::guard_request_bodies,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(app)
 }

@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tower::Layer;
 
+use super::connections::{ConnectionGate, ConnectionPermit};
 use crate::storage::{FileSpan, WindowIndex};
 
 /// Marks the requests of a connection that can send blob windows recorded
@@ -32,10 +33,10 @@ use crate::storage::{FileSpan, WindowIndex};
 #[derive(Clone, Debug)]
 pub struct SendsFromFile(pub Arc<WindowIndex>);
 
-/// Wraps each accepted plain TCP connection in a [`SendfileStream`] and
-/// gives its requests the connection's index.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SendfileAcceptor;
+/// Takes each accepted plain TCP connection through the gate, wraps it in
+/// a [`SendfileStream`] and gives its requests the connection's index.
+#[derive(Clone, Debug)]
+pub struct SendfileAcceptor(pub Arc<ConnectionGate>);
 
 impl<S> Accept<TcpStream, S> for SendfileAcceptor {
     type Stream = SendfileStream;
@@ -43,9 +44,20 @@ impl<S> Accept<TcpStream, S> for SendfileAcceptor {
     type Future = Ready<io::Result<(Self::Stream, Self::Service)>>;
 
     fn accept(&self, tcp: TcpStream, service: S) -> Self::Future {
+        let permit = match self.0.accept(&tcp) {
+            Ok(permit) => permit,
+            Err(e) => return std::future::ready(Err(e)),
+        };
         let windows = Arc::new(WindowIndex::default());
         let service = Extension(SendsFromFile(windows.clone())).layer(service);
-        std::future::ready(Ok((SendfileStream { tcp, windows }, service)))
+        std::future::ready(Ok((
+            SendfileStream {
+                tcp,
+                windows,
+                _permit: permit,
+            },
+            service,
+        )))
     }
 }
 
@@ -54,6 +66,7 @@ impl<S> Accept<TcpStream, S> for SendfileAcceptor {
 pub struct SendfileStream {
     tcp: TcpStream,
     windows: Arc<WindowIndex>,
+    _permit: ConnectionPermit,
 }
 
 impl SendfileStream {

@@ -102,6 +102,11 @@ impl UploadSessions {
     }
 }
 
+/// A request body that sends nothing for this long has its upload's
+/// buffers written out and freed while it waits: hundreds of stalled
+/// clients must not hold a megabyte each.
+const RELEASE_BUFFERS_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Where a chunk claims to go: `Content-Range: <start>-<end>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
@@ -403,7 +408,29 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        while let Some(chunk) = body.next().await {
+        let mut quiet = Box::pin(tokio::time::sleep(RELEASE_BUFFERS_AFTER));
+        loop {
+            let next = match futures::poll!(body.next()) {
+                std::task::Poll::Ready(next) => next,
+                std::task::Poll::Pending => {
+                    quiet
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + RELEASE_BUFFERS_AFTER);
+                    tokio::select! {
+                        biased;
+                        next = body.next() => next,
+                        () = &mut quiet => {
+                            if let Some(w) = writer.as_mut() {
+                                w.release_buffers().await?;
+                            }
+                            body.next().await
+                        }
+                    }
+                }
+            };
+            let Some(chunk) = next else {
+                break;
+            };
             let chunk = chunk.map_err(|e| {
                 RegistryError::BlobUploadInvalid(format!("reading request body: {e}"))
             })?;

@@ -148,6 +148,10 @@ impl LocalAppender {
     }
 
     async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        if self.filling.capacity() == 0 {
+            // Released while the client was quiet: take a buffer again.
+            self.filling.reserve_exact(LOCAL_WRITE_BUFFER);
+        }
         while !bytes.is_empty() {
             let room = LOCAL_WRITE_BUFFER - self.filling.len();
             let (now, later) = bytes.split_at(room.min(bytes.len()));
@@ -171,6 +175,23 @@ impl LocalAppender {
             None => Vec::with_capacity(LOCAL_WRITE_BUFFER),
         };
         let full = std::mem::replace(&mut self.filling, spare);
+        self.start_write(full);
+        Ok(())
+    }
+
+    /// Writes what is buffered and gives both buffers back to the
+    /// allocator: an upload whose client has gone quiet holds no memory.
+    async fn release(&mut self) -> std::io::Result<()> {
+        let full = std::mem::take(&mut self.filling);
+        if !full.is_empty() {
+            self.finish_in_flight().await?;
+            self.start_write(full);
+        }
+        self.finish_in_flight().await.map(drop)
+    }
+
+    /// Sends `full` to be written on a blocking thread.
+    fn start_write(&mut self, full: Vec<u8>) {
         self.unflushed += full.len() as u64;
         let writeback = self.unflushed >= WRITEBACK_STEP;
         if writeback {
@@ -186,7 +207,6 @@ impl LocalAppender {
             drop(fence);
             Ok(full)
         }));
-        Ok(())
     }
 
     async fn finish_in_flight(&mut self) -> std::io::Result<Option<Vec<u8>>> {
@@ -227,6 +247,15 @@ impl UploadWriter {
         // Writes through OpenDAL are not fenced; the size check at commit
         // still keeps unhashed bytes out of a blob.
         self
+    }
+
+    /// Lets go of buffered memory while the writer waits for more: what is
+    /// buffered is written now. Writes may follow as before.
+    pub async fn release_buffers(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Appender::Store(_) => Ok(()),
+            Appender::Local(file) => file.release().await.map_err(io_error),
+        }
     }
 
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
@@ -529,6 +558,34 @@ mod tests {
         w.write(Bytes::copy_from_slice(rest)).await.unwrap();
         w.close().await.unwrap();
 
+        let d = DigestAlgorithm::Sha256.digest_of(&data);
+        store
+            .commit_upload("u", &d, data.len() as u64)
+            .await
+            .unwrap();
+        assert!(collect(&store, &d, 0..data.len() as u64).await == data);
+    }
+
+    /// A writer that let go of its buffers while its client was quiet has
+    /// written what it held, and goes on writing in order.
+    #[tokio::test]
+    async fn released_buffers_lose_no_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let data: Vec<u8> = (0..LOCAL_WRITE_BUFFER * 2 + 99)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        let mut w = store.append_to_upload("u").await.unwrap();
+        let mut written = 0;
+        for piece in [10, LOCAL_WRITE_BUFFER + 7, 0, LOCAL_WRITE_BUFFER, 82] {
+            w.write(Bytes::copy_from_slice(&data[written..written + piece]))
+                .await
+                .unwrap();
+            written += piece;
+            w.release_buffers().await.unwrap();
+            assert_eq!(store.upload_size("u").await.unwrap(), written as u64);
+        }
+        w.close().await.unwrap();
         let d = DigestAlgorithm::Sha256.digest_of(&data);
         store
             .commit_upload("u", &d, data.len() as u64)
