@@ -1171,7 +1171,11 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
 
     // The referrers API needs credentials like everything else.
     let r = lab.http("GET", &referrers_path, false, &[]);
-    assert_eq!(r.status, 401, "{step}: anonymous referrers request: {r:?}");
+    r.assert_error(
+        &format!("{step}: anonymous referrers request"),
+        401,
+        "UNAUTHORIZED",
+    );
 
     // The image itself is unchanged, with the artifact tags beside it.
     assert_eq!(

@@ -464,6 +464,28 @@ pub struct HttpReply {
 }
 
 impl HttpReply {
+    /// The OCI error codes of the body (`{"errors":[{"code":…}]}`); empty
+    /// if it is not such a body.
+    pub fn error_codes(&self) -> Vec<String> {
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["code"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The reply is `status` with an OCI error body whose code is `code`.
+    #[track_caller]
+    pub fn assert_error(&self, step: &str, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{step}: {self:?}");
+        assert_eq!(self.error_codes(), [code], "{step}: {self:?}");
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
