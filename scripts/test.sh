@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test berth has: formatting, lints, unit and property tests, the
 # metadata suite on SQLite and PostgreSQL, HTTP integration tests, and the
-# real clients (podman, buildah, skopeo, oras). Missing tools fail the run.
+# real clients (podman, buildah, skopeo, oras, docker). Missing tools fail
+# the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1594,7 +1594,7 @@ async fn assert_locked_out(client: &RegistryClient, user: &str, password: &str, 
         ))
         .await;
     assert_retry_after(&token, lockout);
-    expect_status(token, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_error(token, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
 
     let oauth = client
         .anonymous()
@@ -1612,7 +1612,7 @@ async fn assert_locked_out(client: &RegistryClient, user: &str, password: &str, 
         .await
         .expect("OAuth2 token request is sent");
     assert_retry_after(&oauth, lockout);
-    expect_status(oauth, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_error(oauth, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
 
     let api = client.get("/api/v1/users/~").await;
     assert_retry_after(&api, lockout);
@@ -1675,7 +1675,7 @@ async fn failed_logins_lock_out_the_user_and_the_address_until_the_lockout_passe
             .connecting_from(sprayer_ip)
             .get("/v2/")
             .await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }
     let address_locked_at = Instant::now();
     let dave_from_sprayer = dave.connecting_from(sprayer_ip);

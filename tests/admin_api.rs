@@ -49,6 +49,13 @@ impl Answer {
         assert!(self.body["message"].is_string());
     }
 
+    /// Asserts a `/v2/` failure: this status and OCI error code.
+    #[track_caller]
+    fn oci_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.body["errors"][0]["code"], code, "{}", self.body);
+    }
+
     #[track_caller]
     fn ok(&self, code: u16) -> &Value {
         assert_eq!(self.status.as_u16(), code, "{}", self.body);
@@ -637,10 +644,9 @@ async fn service_accounts_and_their_tokens() {
         assert_eq!(me["superUser"], false);
     }
     // It has no role yet: the manifest is refused.
-    assert_eq!(
-        s.get("/v2/p/app/manifests/v1", &as_basic).await.status,
-        StatusCode::FORBIDDEN
-    );
+    s.get("/v2/p/app/manifests/v1", &as_basic)
+        .await
+        .oci_error(403, "DENIED");
     s.bind(
         "p",
         "system:image-puller",
@@ -672,18 +678,15 @@ async fn service_accounts_and_their_tokens() {
     s.delete(&format!("/api/v1/namespaces/p/tokens/{name}"), &s.admin)
         .await
         .failure(404, "NotFound");
-    assert_eq!(
-        s.get("/v2/p/app/manifests/v1", &as_basic).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        s.get("/v2/", &as_bearer).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        s.get("/v2/p/app/manifests/v1", &bearer(&jwt)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    s.get("/v2/p/app/manifests/v1", &as_basic)
+        .await
+        .oci_error(401, "UNAUTHORIZED");
+    s.get("/v2/", &as_bearer)
+        .await
+        .oci_error(401, "UNAUTHORIZED");
+    s.get("/v2/p/app/manifests/v1", &bearer(&jwt))
+        .await
+        .oci_error(401, "UNAUTHORIZED");
     s.get("/api/v1/users/~", &as_bearer)
         .await
         .failure(401, "Unauthorized");
@@ -707,10 +710,9 @@ async fn service_accounts_and_their_tokens() {
     s.delete("/api/v1/namespaces/p/serviceaccounts/builder", &s.admin)
         .await
         .failure(404, "NotFound");
-    assert_eq!(
-        s.get("/v2/", &bearer(&second)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    s.get("/v2/", &bearer(&second))
+        .await
+        .oci_error(401, "UNAUTHORIZED");
     assert!(names(s.get("/api/v1/namespaces/p/tokens", &s.admin).await.ok(200)).is_empty());
     s.stop().await;
 }
@@ -812,10 +814,9 @@ async fn user_tokens_are_shown_once_and_revoked_at_once() {
     s.delete("/api/v1/tokens/laptop", &alice)
         .await
         .failure(404, "NotFound");
-    assert_eq!(
-        s.get("/v2/", &bearer(&secret)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    s.get("/v2/", &bearer(&secret))
+        .await
+        .oci_error(401, "UNAUTHORIZED");
     s.get("/api/v1/users/~", &jwt)
         .await
         .failure(401, "Unauthorized");
@@ -856,10 +857,9 @@ async fn role_bindings_cluster_bindings_and_who_can() {
         .unwrap()
         .to_owned();
     let sa = basic("sa", &sa_token);
-    assert_eq!(
-        s.get("/v2/shared/base/manifests/v1", &sa).await.status,
-        StatusCode::FORBIDDEN
-    );
+    s.get("/v2/shared/base/manifests/v1", &sa)
+        .await
+        .oci_error(403, "DENIED");
     let binding = s
         .bind(
             "shared",
@@ -1020,10 +1020,9 @@ async fn role_bindings_cluster_bindings_and_who_can() {
         )
         .await;
     assert_eq!(left.ok(200)["subjects"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        s.get("/v2/shared/base/manifests/v1", &sa).await.status,
-        StatusCode::FORBIDDEN
-    );
+    s.get("/v2/shared/base/manifests/v1", &sa)
+        .await
+        .oci_error(403, "DENIED");
     s.delete(
         "/api/v1/namespaces/shared/rolebindings/system:image-puller",
         &s.admin,
@@ -1141,21 +1140,17 @@ async fn a_public_namespace_lets_anonymous_callers_pull() {
     s.push_image("pub/app", "v1", &s.admin.clone()).await;
 
     let anonymous = Auth::None;
-    assert_eq!(
-        s.get("/v2/pub/app/manifests/v1", &anonymous).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    s.get("/v2/pub/app/manifests/v1", &anonymous)
+        .await
+        .oci_error(401, "UNAUTHORIZED");
     let (status, token) = s.jwt(&anonymous, "repository:pub/app:pull").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        s.get(
-            "/v2/pub/app/manifests/v1",
-            &bearer(token["token"].as_str().unwrap())
-        )
-        .await
-        .status,
-        StatusCode::UNAUTHORIZED
-    );
+    s.get(
+        "/v2/pub/app/manifests/v1",
+        &bearer(token["token"].as_str().unwrap()),
+    )
+    .await
+    .oci_error(401, "UNAUTHORIZED");
 
     s.bind(
         "pub",
@@ -1249,10 +1244,9 @@ async fn users_groups_and_passwords() {
     )
     .await
     .ok(201);
-    assert_eq!(
-        s.get("/v2/", &basic("robot", "")).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    s.get("/v2/", &basic("robot", ""))
+        .await
+        .oci_error(401, "UNAUTHORIZED");
     // It gets in with a token a cluster admin makes for it.
     let robot_token = s
         .post("/api/v1/users/robot/tokens", &s.admin, json!({}))

@@ -1,8 +1,14 @@
 //! Interoperability with real registry clients: buildah builds two tiny
 //! images, podman logs in, pushes (OCI and Docker v2s2) and pulls them back,
-//! skopeo inspects, lists, copies, re-tags, syncs and deletes, the `oras`
-//! Python library pushes and pulls an artifact and attaches referrers, and
-//! skopeo checks that credentials are required.
+//! buildah does the same with a login of its own, skopeo inspects, lists,
+//! copies, re-tags, syncs and deletes, the `oras` Python library pushes and
+//! pulls an artifact and attaches referrers, and skopeo checks that
+//! credentials are required.
+//!
+//! Docker, in a test of its own: a private Docker engine (Debian's
+//! `docker.io`, started by the test without networking) logs in, builds
+//! two images from scratch, pushes them, pulls them back, and pushes and
+//! pulls a manifest list made with `docker manifest`.
 //!
 //! The clients run against the real `berth` binary on a free loopback port,
 //! each run with private storage, auth file and home directory (the harness
@@ -48,6 +54,9 @@ fn real_clients_interoperate() {
 
     let pushed = podman(&lab, &images);
     step_done("2 podman: login, push (oci, v2s2), pull back", started);
+
+    buildah(&lab, &images);
+    step_done("2b buildah: login, push (oci, v2s2), pull back", started);
 
     skopeo(&lab, &pushed);
     step_done(
@@ -364,10 +373,19 @@ fn podman_pull_back(lab: &Lab, pushed: &Pushed, built: &BuiltImage) {
         "{step}: entrypoint after pull"
     );
 
-    // The files are intact: export the image to a directory and look.
-    let exported = lab.mkdir(&format!("exported-{}", pushed.name().replace('/', "_")));
+    assert_files_in_storage(lab, &step, &reference, built);
+}
+
+/// The files `built` was made of are in the image `reference` of local
+/// containers-storage, byte for byte: the image is exported to a directory
+/// and its layers unpacked.
+fn assert_files_in_storage(lab: &Lab, step: &str, reference: &str, built: &BuiltImage) {
+    let exported = lab.mkdir(&format!(
+        "exported-{}",
+        reference.replace(['/', ':', '@'], "_")
+    ));
     lab.ok(
-        &step,
+        step,
         "skopeo",
         &[
             "copy",
@@ -386,7 +404,7 @@ fn podman_pull_back(lab: &Lab, pushed: &Pushed, built: &BuiltImage) {
             .trim_start_matches("sha256:");
         let blob = std::fs::read(exported.join(hex)).unwrap();
         let listing = lab.ok(
-            &step,
+            step,
             "tar",
             &[
                 "-xvf",
@@ -407,6 +425,148 @@ fn podman_pull_back(lab: &Lab, pushed: &Pushed, built: &BuiltImage) {
             "{step}: content of {path} after the round trip"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Step 2b: buildah login, push, pull.
+
+/// buildah logs in (with an auth file of its own, so that podman's login
+/// cannot stand in for it), pushes both images to new repositories, and
+/// pulls them back after removing every local copy.
+fn buildah(lab: &Lab, images: &Images) {
+    let host = lab.host.as_str();
+    let auth_file = lab.write("buildah-auth.json", b"{}");
+    let auth_file = auth_file.to_str().unwrap();
+
+    let step = "2b buildah push (not logged in)";
+    let out = lab.run(
+        "buildah",
+        &[
+            "push",
+            "--authfile",
+            auth_file,
+            "--tls-verify=false",
+            &images.alpha.id,
+            &format!("docker://{host}/buildah/alpha:v1"),
+        ],
+    );
+    out.expect_failure(step);
+    out.expect_stderr_any(step, &["authentication required", "unauthorized", "401"]);
+
+    let step = "2b buildah login";
+    let out = lab.run_with_stdin(
+        "buildah",
+        &[
+            "login",
+            "--authfile",
+            auth_file,
+            "--tls-verify=false",
+            "--username",
+            "admin",
+            "--password-stdin",
+            host,
+        ],
+        &format!("{}\n", lab.password),
+    );
+    out.expect_success(step);
+    assert!(
+        out.stdout().contains("Login Succeeded"),
+        "{step}: expected `Login Succeeded`\n{}",
+        out.describe()
+    );
+
+    for (built, format, media_type) in [
+        (&images.alpha, "oci", OCI_MANIFEST),
+        (&images.beta, "v2s2", DOCKER_MANIFEST),
+    ] {
+        let name = format!("buildah/{}", image_name(built));
+        let step = format!("2b buildah push --format {format} ({name})");
+        let reference = format!("{host}/{name}:v1");
+        let digest_file = lab
+            .dir()
+            .join(format!("buildah-{}.digest", image_name(built)));
+        lab.ok(
+            &step,
+            "buildah",
+            &[
+                "push",
+                "--authfile",
+                auth_file,
+                "--tls-verify=false",
+                "--format",
+                format,
+                "--digestfile",
+                digest_file.to_str().unwrap(),
+                &built.id,
+                &format!("docker://{reference}"),
+            ],
+        );
+        let digest = read_digest_file(&step, &digest_file);
+        let r = lab.http(
+            "GET",
+            &format!("/v2/{name}/manifests/v1"),
+            true,
+            &[("Accept", &format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}"))],
+        );
+        assert_eq!(r.status, 200, "{step}: GET manifest: {r:?}");
+        assert_eq!(r.header("content-type"), Some(media_type), "{step}");
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(digest.as_str()),
+            "{step}"
+        );
+        assert_eq!(sha256_digest(&r.body), digest, "{step}: manifest bytes");
+        let manifest: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            manifest["config"]["digest"].as_str(),
+            Some(format!("sha256:{}", built.id).as_str()),
+            "{step}: the config pushed is the image's"
+        );
+
+        let step = format!("2b buildah pull ({name})");
+        lab.ok(&step, "buildah", &["rmi", "--force", &built.id]);
+        let out = lab.run("buildah", &["inspect", "--type", "image", &built.id]);
+        assert!(
+            !out.status.success(),
+            "{step}: image {} still exists after rmi",
+            built.id
+        );
+        let out = lab.ok(
+            &step,
+            "buildah",
+            &[
+                "pull",
+                "--authfile",
+                auth_file,
+                "--tls-verify=false",
+                &reference,
+            ],
+        );
+        assert_eq!(
+            last_line(&out),
+            built.id,
+            "{step}: image id after the round trip\n{}",
+            out.describe()
+        );
+        let out = lab.ok(
+            &step,
+            "buildah",
+            &["inspect", "--type", "image", &reference],
+        );
+        let inspect = out.json(&step);
+        assert_eq!(
+            inspect["OCIv1"]["config"]["Labels"][LABEL_KEY].as_str(),
+            Some(built.label.as_str()),
+            "{step}: label after pull"
+        );
+        assert_files_in_storage(lab, &step, &reference, built);
+    }
+}
+
+/// `alpha` of `localhost/berth-interop/alpha:v1`.
+fn image_name(built: &BuiltImage) -> &str {
+    let (_, last) = built.local.rsplit_once('/').unwrap();
+    last.split_once(':').unwrap().0
 }
 
 // ---------------------------------------------------------------------------
@@ -1011,7 +1171,11 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
 
     // The referrers API needs credentials like everything else.
     let r = lab.http("GET", &referrers_path, false, &[]);
-    assert_eq!(r.status, 401, "{step}: anonymous referrers request: {r:?}");
+    r.assert_error(
+        &format!("{step}: anonymous referrers request"),
+        401,
+        "UNAUTHORIZED",
+    );
 
     // The image itself is unchanged, with the artifact tags beside it.
     assert_eq!(
@@ -1190,4 +1354,408 @@ fn podman_logout(lab: &Lab, pushed: &PushedImages) {
     );
     out.expect_failure(step);
     out.expect_stderr_any(step, &["authentication required", "unauthorized", "401"]);
+}
+
+// ---------------------------------------------------------------------------
+// Docker: a private engine logs in, builds, pushes, pulls, and pushes a
+// manifest list.
+
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// An image docker built and pushed.
+struct DockerImage {
+    /// `HOST/docker/app:TAG`.
+    reference: String,
+    tag: String,
+    /// `sha256:…` of the image config (docker's image id).
+    id: String,
+    /// The manifest's digest, as `docker push` printed it.
+    digest: String,
+    file: (String, Vec<u8>),
+    label: String,
+}
+
+#[test]
+fn docker_logs_in_pushes_pulls_and_pushes_a_manifest_list() {
+    let test = "docker interop test";
+    if !clients_present(test, &missing_tools(&["docker", "dockerd", "tar"])) {
+        return;
+    }
+    let started = Instant::now();
+    let lab = Lab::new("python3".into());
+    let mut engine = match DockerEngine::start(&lab, &lab.dir().join("docker"), &lab.host) {
+        Ok(engine) => engine,
+        Err(why) => {
+            // Fails when BERTH_REQUIRE_CLIENTS=1, else skips loudly.
+            clients_present(test, &[format!("a Docker engine that starts: {why}")]);
+            return;
+        }
+    };
+    eprintln!(
+        "docker: berth on {}, dockerd on {} (work dir {})",
+        lab.host,
+        engine.host,
+        lab.dir().display()
+    );
+    let docker = Docker {
+        lab: &lab,
+        engine: &engine,
+    };
+    step_done("docker 1: a private engine started", started);
+
+    docker_login(&docker);
+    step_done("docker 2: login (wrong password refused)", started);
+
+    let mut images = [
+        docker_build(&docker, "v1", "hello.txt"),
+        docker_build(&docker, "v2", "other.txt"),
+    ];
+    for image in &mut images {
+        docker_push(&docker, image);
+    }
+    step_done("docker 3: build from scratch, push", started);
+
+    for image in &images {
+        docker_pull_back(&docker, image);
+    }
+    step_done("docker 4: pull back", started);
+
+    docker_manifest_list(&docker, &images);
+    step_done("docker 5: manifest list pushed and pulled", started);
+
+    docker_logout(&docker, &images[0]);
+    step_done("docker 6: logout, pulls refused", started);
+
+    let ended = engine.stop();
+    assert!(ended.starts_with("stopped"), "dockerd {ended}");
+}
+
+/// The docker client, pointed at the lab's private engine.
+struct Docker<'a> {
+    lab: &'a Lab,
+    engine: &'a DockerEngine,
+}
+
+impl Docker<'_> {
+    fn run(&self, args: &[&str]) -> Ran {
+        self.lab.run_env("docker", args, &self.engine.env())
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Ran {
+        self.lab
+            .run_inner("docker", args, Some(stdin), &self.engine.env())
+    }
+
+    fn ok(&self, step: &str, args: &[&str]) -> Ran {
+        let ran = self.run(args);
+        ran.expect_success(step);
+        ran
+    }
+
+    /// `docker image inspect --format FORMAT reference`, trimmed.
+    fn inspect(&self, step: &str, format: &str, reference: &str) -> String {
+        let out = self.ok(step, &["image", "inspect", "--format", format, reference]);
+        out.stdout().trim().to_owned()
+    }
+
+    /// The client's config file, where `docker login` keeps credentials.
+    fn config(&self) -> String {
+        std::fs::read_to_string(self.lab.dir().join("home/.docker/config.json")).unwrap_or_default()
+    }
+}
+
+fn docker_login(docker: &Docker) {
+    let host = docker.lab.host.as_str();
+    let step = "docker 2 login (wrong password)";
+    let out = docker.run_with_stdin(
+        &["login", "--username", "admin", "--password-stdin", host],
+        "not-the-password\n",
+    );
+    out.expect_failure(step);
+    out.expect_stderr_any(step, &["unauthorized", "401"]);
+    assert!(
+        !docker.config().contains(host),
+        "{step}: a failed login stores nothing: {}",
+        docker.config()
+    );
+
+    let step = "docker 2 login";
+    let out = docker.run_with_stdin(
+        &["login", "--username", "admin", "--password-stdin", host],
+        &format!("{}\n", docker.lab.password),
+    );
+    out.expect_success(step);
+    assert!(
+        out.stdout().contains("Login Succeeded"),
+        "{step}: expected `Login Succeeded`\n{}",
+        out.describe()
+    );
+    let config: Value = serde_json::from_str(&docker.config()).expect("docker config is JSON");
+    assert!(
+        config["auths"][host]["auth"].is_string(),
+        "{step}: credentials for {host} in the docker config: {config}"
+    );
+}
+
+/// Builds `FROM scratch` + one file + a label, tagged `HOST/docker/app:TAG`.
+fn docker_build(docker: &Docker, tag: &str, file: &str) -> DockerImage {
+    let lab = docker.lab;
+    let step = format!("docker 3 build ({tag})");
+    let context = lab.mkdir(&format!("docker-context-{tag}"));
+    let bytes = format!("{file} from docker {}\n", lab.nonce).into_bytes();
+    std::fs::write(context.join(file), &bytes).unwrap();
+    let label = format!("docker-{tag}-{}", lab.nonce);
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM scratch\nADD {file} /{file}\nLABEL {LABEL_KEY}={label}\n"),
+    )
+    .unwrap();
+    let reference = format!("{}/docker/app:{tag}", lab.host);
+    docker.ok(
+        &step,
+        &[
+            "build",
+            "--network=none",
+            "--tag",
+            &reference,
+            context.to_str().unwrap(),
+        ],
+    );
+    let id = docker.inspect(&step, "{{.Id}}", &reference);
+    assert!(
+        id.strip_prefix("sha256:").is_some_and(is_hex64),
+        "{step}: image id {id:?}"
+    );
+    DockerImage {
+        reference,
+        tag: tag.to_owned(),
+        id,
+        digest: String::new(),
+        file: (format!("/{file}"), bytes),
+        label,
+    }
+}
+
+/// `docker push`; berth then holds the manifest `docker push` reported,
+/// under the tag, naming the image's config.
+fn docker_push(docker: &Docker, image: &mut DockerImage) {
+    let step = format!("docker 3 push ({})", image.tag);
+    let out = docker.ok(&step, &["push", &image.reference]);
+    // "v1: digest: sha256:… size: 528"
+    let digest = out
+        .stdout()
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(&format!("{}: digest: ", image.tag))?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .unwrap_or_else(|| panic!("{step}: no digest printed\n{}", out.describe()));
+
+    let r = docker.lab.http(
+        "GET",
+        &format!("/v2/docker/app/manifests/{}", image.tag),
+        true,
+        &[("Accept", DOCKER_MANIFEST)],
+    );
+    assert_eq!(r.status, 200, "{step}: GET manifest: {r:?}");
+    assert_eq!(r.header("content-type"), Some(DOCKER_MANIFEST), "{step}");
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(digest.as_str()),
+        "{step}"
+    );
+    assert_eq!(sha256_digest(&r.body), digest, "{step}: manifest bytes");
+    let manifest: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        manifest["config"]["digest"].as_str(),
+        Some(image.id.as_str()),
+        "{step}: the config pushed is the image's"
+    );
+    image.digest = digest;
+}
+
+/// Removes the image locally, pulls it back, and compares: digest, image
+/// id, label, and the file's bytes (copied out of a container made from
+/// it, never started).
+fn docker_pull_back(docker: &Docker, image: &DockerImage) {
+    let step = format!("docker 4 pull ({})", image.tag);
+    docker.ok(&step, &["rmi", &image.reference]);
+    let out = docker.run(&["image", "inspect", &image.id]);
+    assert!(
+        !out.status.success(),
+        "{step}: {} still exists after rmi\n{}",
+        image.id,
+        out.describe()
+    );
+
+    let out = docker.ok(&step, &["pull", &image.reference]);
+    assert!(
+        out.stdout().contains(&format!("Digest: {}", image.digest)),
+        "{step}: pulled digest\n{}",
+        out.describe()
+    );
+    assert_eq!(docker.inspect(&step, "{{.Id}}", &image.reference), image.id);
+    assert_eq!(
+        docker.inspect(
+            &step,
+            &format!("{{{{index .Config.Labels \"{LABEL_KEY}\"}}}}"),
+            &image.reference
+        ),
+        image.label,
+        "{step}: label after pull"
+    );
+    assert_file_in_docker_image(docker, &step, &image.reference, &image.file);
+}
+
+/// `file` (path, bytes) is in the image `reference` of the engine.
+fn assert_file_in_docker_image(
+    docker: &Docker,
+    step: &str,
+    reference: &str,
+    (path, bytes): &(String, Vec<u8>),
+) {
+    let out = docker.ok(step, &["create", reference, "/none"]);
+    let container = last_line(&out).to_owned();
+    let copied = docker.lab.mkdir(&format!("docker-copied-{container}"));
+    docker.ok(
+        step,
+        &[
+            "cp",
+            &format!("{container}:{path}"),
+            copied.to_str().unwrap(),
+        ],
+    );
+    docker.ok(step, &["rm", &container]);
+    let name = path.rsplit('/').next().unwrap();
+    let got = std::fs::read(copied.join(name))
+        .unwrap_or_else(|e| panic!("{step}: {path} copied out of the image: {e}"));
+    assert_eq!(
+        &got, bytes,
+        "{step}: content of {path} after the round trip"
+    );
+}
+
+/// `docker manifest create` + `push` a list of both images (the second
+/// annotated with another architecture), checked in berth; then pulled,
+/// the engine picks this machine's image from it.
+fn docker_manifest_list(docker: &Docker, images: &[DockerImage; 2]) {
+    let step = "docker 5 manifest list";
+    let [native, other] = images;
+    let arch = docker.inspect(step, "{{.Architecture}}", &native.reference);
+    let foreign_arch = if arch == "riscv64" {
+        "arm64"
+    } else {
+        "riscv64"
+    };
+    let list = format!("{}/docker/app:multi", docker.lab.host);
+    docker.ok(
+        step,
+        &[
+            "manifest",
+            "create",
+            "--insecure",
+            &list,
+            &native.reference,
+            &other.reference,
+        ],
+    );
+    docker.ok(
+        step,
+        &[
+            "manifest",
+            "annotate",
+            "--arch",
+            foreign_arch,
+            &list,
+            &other.reference,
+        ],
+    );
+    let out = docker.ok(step, &["manifest", "push", "--insecure", &list]);
+    let digest = last_line(&out).to_owned();
+    assert!(
+        digest.strip_prefix("sha256:").is_some_and(is_hex64),
+        "{step}: `docker manifest push` should print the digest\n{}",
+        out.describe()
+    );
+
+    let r = docker.lab.http(
+        "GET",
+        "/v2/docker/app/manifests/multi",
+        true,
+        &[("Accept", DOCKER_MANIFEST_LIST)],
+    );
+    assert_eq!(r.status, 200, "{step}: GET the list: {r:?}");
+    assert_eq!(
+        r.header("content-type"),
+        Some(DOCKER_MANIFEST_LIST),
+        "{step}"
+    );
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(digest.as_str()),
+        "{step}"
+    );
+    assert_eq!(sha256_digest(&r.body), digest, "{step}: list bytes");
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    let entries: Vec<(String, String, String)> = body["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{step}: no manifests in {body}"))
+        .iter()
+        .map(|m| {
+            assert_eq!(m["mediaType"], DOCKER_MANIFEST, "{step}: {m}");
+            (
+                m["digest"].as_str().unwrap_or_default().to_owned(),
+                m["platform"]["architecture"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                m["platform"]["os"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (native.digest.clone(), arch.clone(), "linux".to_owned()),
+            (
+                other.digest.clone(),
+                foreign_arch.to_owned(),
+                "linux".to_owned()
+            ),
+        ],
+        "{step}: the list's entries"
+    );
+
+    // Pulled by the list's tag, the engine resolves it to this machine's
+    // image.
+    for image in images {
+        docker.ok(step, &["rmi", &image.reference]);
+    }
+    let out = docker.ok(step, &["pull", &list]);
+    assert!(
+        out.stdout().contains(&format!("Digest: {digest}")),
+        "{step}: pulled the list\n{}",
+        out.describe()
+    );
+    assert_eq!(docker.inspect(step, "{{.Id}}", &list), native.id, "{step}");
+    assert_file_in_docker_image(docker, step, &list, &native.file);
+    docker.ok(step, &["rmi", &list]);
+}
+
+/// After `docker logout` the credentials are gone and pulls are refused.
+fn docker_logout(docker: &Docker, image: &DockerImage) {
+    let step = "docker 6 logout";
+    let host = docker.lab.host.as_str();
+    docker.ok(step, &["logout", host]);
+    assert!(
+        !docker.config().contains(host),
+        "{step}: credentials left: {}",
+        docker.config()
+    );
+    let out = docker.run(&["pull", &image.reference]);
+    out.expect_failure(step);
+    out.expect_stderr_any(
+        step,
+        &["unauthorized", "authentication required", "no basic auth"],
+    );
 }

@@ -208,6 +208,7 @@ fn stored_digest(lab: &Lab, repository: &str, tag: &str) -> Option<String> {
 fn stored_tags(lab: &Lab, repository: &str) -> Vec<String> {
     let r = lab.http("GET", &format!("/v2/{repository}/tags/list"), true, &[]);
     if r.status == 404 {
+        r.assert_error(&format!("tags of {repository}"), 404, "NAME_UNKNOWN");
         return Vec::new();
     }
     assert_eq!(r.status, 200, "tags of {repository}: {r:?}");
@@ -915,7 +916,7 @@ fn public_host_in_locations_and_token_realm() {
 
     let step = "the token realm";
     let r = lab.http("GET", "/v2/", false, &[]);
-    assert_eq!(r.status, 401, "{step}: {r:?}");
+    r.assert_error(step, 401, "UNAUTHORIZED");
     let challenge = r.header("www-authenticate").unwrap_or_default();
     assert!(
         challenge.starts_with(&format!("Bearer realm=\"{public}/auth/token\"")),

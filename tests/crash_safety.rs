@@ -173,7 +173,12 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
     assert_eq!(first.password(), Some(password.as_str()));
     expect_status(first.get("/v2/").await, StatusCode::OK).await;
     let impostor = first.with_credentials(ADMIN_USER, "not-it");
-    expect_status(impostor.get("/v2/").await, StatusCode::UNAUTHORIZED).await;
+    assert_error(
+        impostor.get("/v2/").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
     first.kill();
 
     // A second start, even with BERTH_ADMIN_PASSWORD set, changes nothing.
@@ -194,7 +199,12 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
     )
     .await;
     let other = second.with_credentials(ADMIN_USER, "another-password");
-    expect_status(other.get("/v2/").await, StatusCode::UNAUTHORIZED).await;
+    assert_error(
+        other.get("/v2/").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -256,9 +256,9 @@ async fn malformed_n_is_400() {
 
     for n in ["-1", "abc", "1.5", ""] {
         let response = registry.list_tags("app", &format!("?n={n}")).await;
-        error_codes(response, StatusCode::BAD_REQUEST).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "UNSUPPORTED").await;
         let response = registry.catalog(&format!("?n={n}")).await;
-        error_codes(response, StatusCode::BAD_REQUEST).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "UNSUPPORTED").await;
     }
 }
 

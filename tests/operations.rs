@@ -84,14 +84,11 @@ async fn requests_are_counted_by_route_and_status() {
         registry.blob_bytes("app", layer).await;
     }
     for _ in 0..2 {
-        expect_status(
-            registry.get_blob("app", &missing).await,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        let response = registry.get_blob("app", &missing).await;
+        assert_error(response, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
     }
     let response = registry.anonymous().get_manifest("app", "v1").await;
-    expect_status(response, StatusCode::UNAUTHORIZED).await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
 
     let after = Scrape::take(&registry).await;
     let counted = |labels: &[(&str, &str)]| {

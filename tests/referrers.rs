@@ -281,6 +281,6 @@ async fn invalid_digest_is_400() {
 
     for digest in ["sha256:nothex", "v1", "sha256:"] {
         let response = registry.referrers("app", digest, "").await;
-        error_codes(response, StatusCode::BAD_REQUEST).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     }
 }

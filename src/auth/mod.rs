@@ -171,7 +171,8 @@ struct Verified {
     until: Instant,
 }
 
-/// A verified caller, and when the opaque token behind it (if any) expires.
+/// A verified caller, and when the credential expires: the bearer token, or
+/// the opaque token behind it if that expires first.
 struct Verification {
     caller: Caller,
     expires_at: Option<Timestamp>,
@@ -369,8 +370,9 @@ impl AccessControl {
             until = Instant::now() + self.bearer.lifetime().min(CREDENTIAL_TTL);
         }
         if let Some(expires_at) = verified.expires_at {
-            // Nor the opaque token it was verified from (directly or
-            // behind a bearer token) its own.
+            // Nor the credential it was verified from its own expiry: a
+            // bearer token's `exp`, an opaque token's (presented directly or
+            // behind a bearer token).
             let left = u64::try_from(expires_at.saturating_sub(now())).unwrap_or(0);
             until = until.min(Instant::now() + Duration::from_millis(left));
         }
@@ -480,6 +482,10 @@ impl AccessControl {
         {
             return Err(AuthFailure::BadCredentials);
         }
+        // Remembered no longer than the bearer token itself lives: a token
+        // verified shortly before its `exp` must not work on from the cache.
+        let bearer_expiry = claims.exp.saturating_mul(1000);
+        let expires_at = Some(expires_at.map_or(bearer_expiry, |e| e.min(bearer_expiry)));
         Ok(Verification {
             caller: Caller {
                 principal,

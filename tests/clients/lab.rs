@@ -1,9 +1,10 @@
 //! The harness of the real-client tests (`tests/clients.rs`,
 //! `tests/clients_access.rs`; `tests/cli.rs` uses its [`Berth`] and
 //! [`run_piped`]): the real `berth` binary on a free loopback
-//! port, and podman, buildah, skopeo and the `berth` CLI run with private
-//! storage, auth file and home directory, so that nothing leaks between
-//! runs or from the machine's own configuration.
+//! port, and podman, buildah, skopeo, docker and the `berth` CLI run with
+//! private storage, auth file and home directory, so that nothing leaks
+//! between runs or from the machine's own configuration. Docker gets a
+//! private engine of its own ([`DockerEngine`]).
 //!
 //! A missing client fails the test when `BERTH_REQUIRE_CLIENTS=1` (as in
 //! CI) and is otherwise reported loudly as skipped ([`report_missing`]).
@@ -463,6 +464,28 @@ pub struct HttpReply {
 }
 
 impl HttpReply {
+    /// The OCI error codes of the body (`{"errors":[{"code":…}]}`); empty
+    /// if it is not such a body.
+    pub fn error_codes(&self) -> Vec<String> {
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["code"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The reply is `status` with an OCI error body whose code is `code`.
+    #[track_caller]
+    pub fn assert_error(&self, step: &str, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{step}: {self:?}");
+        assert_eq!(self.error_codes(), [code], "{step}: {self:?}");
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -730,4 +753,128 @@ pub fn truncate(text: &str, max: usize) -> String {
         cut += 1;
     }
     format!("[… {cut} bytes cut …]{}", &text[cut..])
+}
+
+// ---------------------------------------------------------------------------
+// A private Docker engine.
+
+/// How long a starting `dockerd` may take to answer.
+const DOCKER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping `dockerd` may take before it is killed.
+const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `dockerd` (Debian's `docker.io`) run for one test: its own data, exec
+/// root, pid file and socket under the lab directory, no networking
+/// (`--bridge=none`, no iptables), the `vfs` storage driver, and berth's
+/// plain-HTTP loopback address as an insecure registry. Stopped (SIGTERM,
+/// then SIGKILL) when dropped, so drop it before its directory goes.
+pub struct DockerEngine {
+    child: Child,
+    /// `unix:///…/docker.sock`, for `DOCKER_HOST`.
+    pub host: String,
+    pub log: PathBuf,
+}
+
+impl DockerEngine {
+    /// Starts `dockerd` under `root` (created) trusting `registry` over
+    /// plain HTTP, and waits until it answers `docker version`. `Err` with
+    /// its log if it exits or does not answer in time.
+    pub fn start(lab: &Lab, root: &Path, registry: &str) -> Result<DockerEngine, String> {
+        for dir in ["data", "exec"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let socket = root.join("docker.sock");
+        let host = format!("unix://{}", socket.display());
+        let log = root.join("dockerd.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .args(["-H", &host])
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--storage-driver=vfs", "--insecure-registry", registry])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("starting dockerd: {e}"))?;
+        let mut engine = DockerEngine { child, host, log };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = engine.child.try_wait() {
+                return Err(format!(
+                    "dockerd exited during start-up ({status}):\n{}",
+                    engine.log_tail()
+                ));
+            }
+            let ran = lab.run_env("docker", &["version"], &engine.env());
+            if ran.status.success() {
+                return Ok(engine);
+            }
+            if started.elapsed() > DOCKER_START_TIMEOUT {
+                return Err(format!(
+                    "dockerd did not answer within {DOCKER_START_TIMEOUT:?}:\n{}\n{}",
+                    ran.describe(),
+                    engine.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The environment that points the `docker` client at this engine.
+    pub fn env(&self) -> Vec<(&'static str, &OsStr)> {
+        vec![
+            ("DOCKER_HOST", OsStr::new(&self.host)),
+            // The classic builder: it needs nothing beyond the engine (no
+            // buildx plugin, no network), whichever client is installed.
+            ("DOCKER_BUILDKIT", OsStr::new("0")),
+        ]
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// SIGTERM, so that dockerd stops its containerd too; SIGKILL if it
+    /// takes longer than [`DOCKER_STOP_TIMEOUT`]. Returns how it ended.
+    pub fn stop(&mut self) -> String {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return format!("had exited ({status})");
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: signalling our own child process, which is not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + DOCKER_STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return format!("stopped ({status})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        format!("killed after {DOCKER_STOP_TIMEOUT:?}")
+    }
+}
+
+impl Drop for DockerEngine {
+    fn drop(&mut self) {
+        let ended = self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- dockerd {ended}; its log ({}), last lines ---\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+    }
 }

@@ -94,6 +94,29 @@ impl RegistryClient {
         }
     }
 
+    /// The same registry and credentials over TLS (`https://`), trusting
+    /// only the CA certificate `ca_pem`. HTTP/2 if `http2` (negotiated by
+    /// ALPN, as clients do over TLS), else HTTP/1.1 only.
+    pub fn over_tls(&self, ca_pem: &[u8], http2: bool) -> Self {
+        let ca = reqwest::Certificate::from_pem(ca_pem).expect("CA certificate is PEM");
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([ca])
+            .timeout(Duration::from_secs(120));
+        if !http2 {
+            builder = builder.http1_only();
+        }
+        let base_url = match self.base_url.strip_prefix("http://") {
+            Some(rest) => format!("https://{rest}"),
+            None => self.base_url.clone(),
+        };
+        RegistryClient {
+            http: builder.build().expect("TLS client builds"),
+            base_url,
+            ..self.clone()
+        }
+    }
+
     /// The same registry, with other credentials.
     pub fn with_credentials(&self, user: &str, password: &str) -> Self {
         RegistryClient {
