@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crash_points;
 pub mod domain;
 pub mod error;
 pub mod files;

@@ -217,3 +217,154 @@ async fn admin_password_from_the_environment_writes_no_file() {
     expect_status(berth.get("/v2/").await, StatusCode::OK).await;
     assert!(!berth.log().contains(PASSWORD), "the password was logged");
 }
+
+/// Every blob file in storage holds exactly the bytes its name says: a
+/// crash never leaves a partial blob under a blob's name.
+fn assert_blob_files_match_their_names(data: &Path) {
+    let root = data.join("storage").join("blobs").join("sha256");
+    let Ok(prefixes) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for prefix in prefixes {
+        for file in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                sha256(&bytes),
+                format!("sha256:{name}"),
+                "{} holds other bytes than its name says",
+                path.display()
+            );
+        }
+    }
+}
+
+/// berth killed at each step of committing a blob: after a restart,
+/// metadata names only blobs storage holds whole, and pushing again works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_each_step_of_a_blob_commit_storage_and_metadata_agree() {
+    for point in [
+        berth::crash_points::BLOB_AFTER_FSYNC,
+        berth::crash_points::BLOB_AFTER_RENAME,
+        berth::crash_points::BLOB_AFTER_LINK,
+        berth::crash_points::BLOB_AFTER_UPLOAD_ROW_DELETE,
+    ] {
+        let (_dir, data) = data_dir();
+        let mut berth = BerthProcess::serve_with_env(
+            &data,
+            Some(PASSWORD),
+            Ipv4Addr::LOCALHOST,
+            &[],
+            &[(berth::crash_points::VARIABLE, point)],
+        )
+        .await;
+        let content = blob_content(point, 3 * MIB);
+        let digest = sha256(&content);
+        let upload = berth.start_upload("app").await;
+        let response = berth
+            .request(
+                Method::PUT,
+                &with_query(&upload.location, &format!("digest={digest}")),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(content.clone())
+            .send()
+            .await;
+        assert!(
+            response.is_err(),
+            "{point}: the commit was answered: {response:?}"
+        );
+        let status = berth
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{point}: berth did not die"));
+        assert!(!status.success(), "{point}: {status}");
+        assert!(
+            berth.log().contains(&format!("crashing at {point}")),
+            "{point}"
+        );
+        drop(berth);
+
+        let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+        assert_blob_files_match_their_names(&data);
+        // Either the blob is in the repository, whole, or it is not at all.
+        let head = berth.head_blob("app", &digest).await;
+        match head.status() {
+            StatusCode::OK => {
+                assert!(
+                    berth.blob_bytes("app", &digest).await == content,
+                    "{point}: linked blob has other bytes"
+                );
+            }
+            StatusCode::NOT_FOUND => {}
+            other => panic!("{point}: HEAD of the blob answered {other}"),
+        }
+        let expected_linked = matches!(
+            point,
+            berth::crash_points::BLOB_AFTER_LINK
+                | berth::crash_points::BLOB_AFTER_UPLOAD_ROW_DELETE
+        );
+        assert_eq!(head.status() == StatusCode::OK, expected_linked, "{point}");
+
+        // Pushing again works, and so does an image using the blob.
+        assert_eq!(berth.push_blob("app", &content).await, digest, "{point}");
+        assert!(berth.blob_bytes("app", &digest).await == content, "{point}");
+        berth.push_image("app", "after-crash").await;
+        assert_blob_files_match_their_names(&data);
+    }
+}
+
+/// berth killed inside the transaction that stores a manifest: nothing of
+/// the manifest is visible after a restart, and pushing it again works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_inside_the_manifest_transaction_nothing_of_it_is_visible() {
+    let point = berth::crash_points::MANIFEST_INSIDE_TRANSACTION;
+    let (_dir, data) = data_dir();
+    let mut berth = BerthProcess::serve_with_env(
+        &data,
+        Some(PASSWORD),
+        Ipv4Addr::LOCALHOST,
+        &[],
+        &[(berth::crash_points::VARIABLE, point)],
+    )
+    .await;
+    let config_bytes = image_config("crash in transaction");
+    let layer_bytes = blob_content("crash in transaction", 4096);
+    berth.push_blob("app", &config_bytes).await;
+    berth.push_blob("app", &layer_bytes).await;
+    let manifest = Manifest::from_json(
+        OCI_MANIFEST,
+        &image_manifest(
+            OCI_MANIFEST,
+            &Descriptor::of(OCI_CONFIG, &config_bytes),
+            &[Descriptor::of(OCI_LAYER, &layer_bytes)],
+        ),
+    );
+    let response = berth
+        .request(Method::PUT, "/v2/app/manifests/v1")
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.bytes.clone())
+        .send()
+        .await;
+    assert!(
+        response.is_err(),
+        "the manifest push was answered: {response:?}"
+    );
+    berth
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("berth died inside the transaction");
+    drop(berth);
+
+    let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    for reference in ["v1", manifest.digest().as_str()] {
+        let response = berth.get_manifest("app", reference).await;
+        assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    }
+    assert!(berth.tags("app").await.is_empty());
+    let digest = berth.push_manifest("app", "v1", &manifest).await;
+    assert_eq!(digest, manifest.digest());
+    let response = expect_status(berth.get_manifest("app", "v1").await, StatusCode::OK).await;
+    assert_eq!(response.bytes().await.unwrap(), manifest.bytes);
+}

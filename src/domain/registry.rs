@@ -20,6 +20,7 @@ use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
 use super::digest::{Digest, DigestAlgorithm, Hasher};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::names::{Reference, RepositoryName, Tag};
+use crate::crash_points;
 use crate::error::{RegistryError, Result};
 use crate::metadata::{
     ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
@@ -525,7 +526,9 @@ impl Registry {
         self.metadata
             .link_blob(&upload.repository, expected, size)
             .await?;
+        crash_points::reached(crash_points::BLOB_AFTER_LINK);
         self.metadata.delete_upload(&upload.id).await?;
+        crash_points::reached(crash_points::BLOB_AFTER_UPLOAD_ROW_DELETE);
         *session = Session::Closed;
         self.sessions.remove(&upload.id);
         Ok(size)

@@ -439,6 +439,7 @@ impl MetadataStore for SqlMetadataStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
+        crate::crash_points::reached(crate::crash_points::MANIFEST_INSIDE_TRANSACTION);
         for tag in tags {
             sqlx::query(
                 "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \

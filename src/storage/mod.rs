@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use opendal::{ErrorKind, FuturesBytesStream, Operator};
 
+use crate::crash_points;
 use crate::domain::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
@@ -444,12 +445,14 @@ impl BlobStore {
             // Data first, then the name: a blob path must never lead to
             // bytes that a power cut could still take away.
             sync_local(root.join(&upload_path)).await?;
+            crash_points::reached(crash_points::BLOB_AFTER_FSYNC);
             self.op.rename(&upload_path, &blob_path).await?;
             let blob_dir = root.join(&blob_path);
-            return match blob_dir.parent() {
-                Some(dir) => sync_local(dir.to_owned()).await,
-                None => Ok(()),
-            };
+            if let Some(dir) = blob_dir.parent() {
+                sync_local(dir.to_owned()).await?;
+            }
+            crash_points::reached(crash_points::BLOB_AFTER_RENAME);
+            return Ok(());
         }
         match self.op.rename(&upload_path, &blob_path).await {
             Ok(()) => Ok(()),
