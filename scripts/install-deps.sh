@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on a fresh Debian machine: the real
-# registry clients (skopeo, podman, buildah, curl from Debian; oras from PyPI) and a
+# registry clients (skopeo, podman, buildah, curl and jq from Debian; oras from PyPI) and a
 # running PostgreSQL. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
-for tool in skopeo podman buildah tar curl; do
+for tool in skopeo podman buildah tar curl jq; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql)

@@ -820,7 +820,7 @@ impl Lab {
         } else {
             Vec::new()
         };
-        let server = Berth::start(tmp.path(), &admin_password, &env);
+        let server = Berth::start(tmp.path(), Some(&admin_password), &env);
         let host = server.addr.clone();
         let scheme = if tls { "https" } else { "http" };
         let lab = Lab {
