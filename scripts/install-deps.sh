@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on a fresh Debian machine: the real
-# registry clients (skopeo, podman, buildah, curl and the Docker engine and
-# client from Debian; oras from PyPI) and a running PostgreSQL. Safe to run
-# again: it only installs what is missing.
+# registry clients (skopeo, podman, buildah, curl, jq and the Docker engine and
+# client from Debian; oras from PyPI), the API fuzzer schemathesis (PyPI) and a
+# running PostgreSQL. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
-for tool in skopeo podman buildah tar curl; do
+for tool in skopeo podman buildah tar curl jq; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 # Debian's docker.io brings dockerd and the docker client; the Docker test
@@ -24,16 +24,29 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import oras.client' >/dev/null 2>&1; then
-  echo "installing oras (PyPI)"
+# Python test dependencies from PyPI. Debian's own python3 refuses
+# system-wide pip installs (PEP 668); these are test tools, so installing them
+# anyway is harmless.
+pip_install() {
   python3 -m pip --version >/dev/null 2>&1 || {
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
   }
-  # Debian's own python3 refuses system-wide pip installs (PEP 668); oras is
-  # a pure-Python test dependency, so installing it anyway is harmless.
-  python3 -m pip install --quiet oras 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages oras
+  python3 -m pip install --quiet "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "$@"
+}
+
+if ! python3 -c 'import oras.client' >/dev/null 2>&1; then
+  echo "installing oras (PyPI)"
+  pip_install oras
+fi
+
+# The schema-driven fuzzer of tests/api_fuzz.rs, pinned: its checks and
+# report format change between versions.
+SCHEMATHESIS_VERSION=4.32.5
+if ! python3 -m schemathesis.cli --version 2>/dev/null | grep -qF "version $SCHEMATHESIS_VERSION"; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION (PyPI)"
+  pip_install "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 # PostgreSQL must answer on 127.0.0.1:5432 for the metadata test suite.

@@ -195,8 +195,17 @@ pub fn auto(data_dir: &Path, hostnames: &[String]) -> anyhow::Result<AutoTls> {
 }
 
 /// The message printed when `auto` made a CA: where it is and how to make
-/// podman, skopeo, buildah and docker trust it.
+/// podman, skopeo, buildah and docker trust it. The commands start with
+/// `sudo` unless berth runs as root, who would not need it (and may be in a
+/// container without `sudo`).
 pub fn trust_instructions(ca: &Path, registry_hosts: &[String]) -> String {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    trust_instructions_as(ca, registry_hosts, root)
+}
+
+fn trust_instructions_as(ca: &Path, registry_hosts: &[String], root: bool) -> String {
+    let sudo = if root { "" } else { "sudo " };
     let mut text = format!(
         "\nberth: created a certificate authority for TLS: {}\n\
          Clients must trust it. For podman, skopeo and buildah, and for docker:\n\n",
@@ -205,7 +214,7 @@ pub fn trust_instructions(ca: &Path, registry_hosts: &[String]) -> String {
     for host in registry_hosts {
         for dir in ["/etc/containers/certs.d", "/etc/docker/certs.d"] {
             text.push_str(&format!(
-                "    sudo mkdir -p {dir}/{host} && sudo cp {} {dir}/{host}/ca.crt\n",
+                "    {sudo}mkdir -p {dir}/{host} && {sudo}cp {} {dir}/{host}/ca.crt\n",
                 ca.display()
             ));
         }
@@ -276,5 +285,29 @@ mod tests {
         let text = trust_instructions(Path::new("/d/tls/ca.crt"), &["reg.example:5000".to_owned()]);
         assert!(text.contains("/etc/containers/certs.d/reg.example:5000/ca.crt"));
         assert!(text.contains("/etc/docker/certs.d/reg.example:5000/ca.crt"));
+    }
+
+    #[test]
+    fn instructions_use_sudo_only_when_not_root() {
+        let ca = Path::new("/d/tls/ca.crt");
+        let hosts = ["reg.example:5000".to_owned()];
+        let as_root = trust_instructions_as(ca, &hosts, true);
+        assert!(!as_root.contains("sudo"), "{as_root}");
+        assert!(
+            as_root.contains(
+                "    mkdir -p /etc/containers/certs.d/reg.example:5000 && cp /d/tls/ca.crt \
+                 /etc/containers/certs.d/reg.example:5000/ca.crt\n"
+            ),
+            "{as_root}"
+        );
+        let as_user = trust_instructions_as(ca, &hosts, false);
+        assert!(
+            as_user.contains("    sudo mkdir -p /etc/docker/certs.d/reg.example:5000 && sudo cp "),
+            "{as_user}"
+        );
+        // What berth prints is what its own user needs.
+        let printed = trust_instructions(ca, &hosts);
+        let root = unsafe { libc::geteuid() } == 0;
+        assert_eq!(printed.contains("sudo"), !root, "{printed}");
     }
 }

@@ -698,6 +698,182 @@ fn login_over_tls() {
     strict.berth(&["logout"]).ok("logout over TLS");
 }
 
+/// What `oc` and `podman` users expect besides: `berth version`,
+/// `berth completion`, `-o wide` and `-o jsonpath=…`.
+#[test]
+fn version_completion_wide_and_jsonpath() {
+    let lab = Lab::new();
+    let admin = lab.home("admin");
+    let version = env!("CARGO_PKG_VERSION");
+
+    // Before login: the client's version only, no request.
+    let out = admin.berth(&["version"]).ok("version before login");
+    assert_eq!(out.stdout(), format!("Client Version: {version}\n"));
+
+    admin
+        .berth_stdin(
+            &["login", &lab.host, "-u", "admin", "--password-stdin"],
+            &format!("{}\n", lab.admin_password),
+        )
+        .ok("login");
+    let out = admin.berth(&["version"]).ok("version");
+    assert_eq!(
+        out.stdout(),
+        format!(
+            "Client Version: {version}\nServer Version: {version}\nServer: {}\n",
+            lab.url
+        )
+    );
+    let json = admin
+        .berth(&["version", "-o", "json"])
+        .ok("version -o json")
+        .json("version -o json");
+    assert_eq!(json["clientVersion"], version, "{json}");
+    assert_eq!(json["serverVersion"], version, "{json}");
+    assert_eq!(json["server"], lab.url.as_str(), "{json}");
+    assert_eq!(
+        admin
+            .berth(&["version", "--client"])
+            .ok("version --client")
+            .stdout(),
+        format!("Client Version: {version}\n")
+    );
+    // The endpoint answers authenticated callers only.
+    assert_eq!(lab.api_status("/api/v1/version", None), 401);
+    let token = admin.berth(&["whoami", "-t"]).ok("whoami -t").line();
+    assert_eq!(
+        lab.api_status("/api/v1/version", Some(&format!("admin:{token}"))),
+        200
+    );
+    // A server that does not answer: the client's version, then the error.
+    let stranded = lab.home("stranded");
+    std::fs::create_dir_all(stranded.config_file().parent().unwrap()).unwrap();
+    std::fs::write(
+        stranded.config_file(),
+        "currentServer: http://127.0.0.1:9\nservers:\n  \"http://127.0.0.1:9\":\n    user: admin\n    token: berth_gone\n",
+    )
+    .unwrap();
+    stranded
+        .berth(&["version"])
+        .fails("version, server down")
+        .stdout_has(
+            "version, server down",
+            &format!("Client Version: {version}"),
+        )
+        .stderr_has("version, server down", "unable to connect");
+
+    // Completion scripts; bash's really completes.
+    let script = admin
+        .berth(&["completion", "bash"])
+        .ok("completion bash")
+        .stdout()
+        .to_owned();
+    let script_file = lab.tmp.path().join("berth.bash");
+    std::fs::write(&script_file, &script).unwrap();
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(berth ge); COMP_CWORD=1; _berth berth ge berth; \
+             echo \"${{COMPREPLY[@]}}\"; COMP_WORDS=(berth get --out); COMP_CWORD=2; \
+             _berth berth --out get; echo \"${{COMPREPLY[@]}}\"",
+            script_file.display()
+        ))
+        .output()
+        .expect("running bash");
+    assert_eq!(
+        String::from_utf8_lossy(&completed.stdout),
+        "get\n--output\n",
+        "bash completion: {}",
+        String::from_utf8_lossy(&completed.stderr)
+    );
+    admin
+        .berth(&["completion", "zsh"])
+        .ok("completion zsh")
+        .stdout_has("completion zsh", "#compdef berth");
+    admin
+        .berth(&["completion", "fish"])
+        .ok("completion fish")
+        .stdout_has("completion fish", "complete -c berth");
+    admin
+        .berth(&["completion", "tcsh"])
+        .fails("completion tcsh")
+        .stderr_has("completion tcsh", "invalid value 'tcsh'");
+
+    // -o wide: more columns.
+    admin.berth(&["new-project", "demo"]).ok("new-project demo");
+    admin
+        .berth(&["new-project", "other"])
+        .ok("new-project other");
+    admin
+        .berth(&["create", "user", "alice", "--email", "alice@example.com"])
+        .ok("create user alice");
+    let wide = admin
+        .berth(&["get", "users", "-o", "wide"])
+        .ok("get users -o wide");
+    wide.table_row(
+        "get users -o wide",
+        &["NAME", "SUPER", "USER", "GROUPS", "AGE", "EMAIL", "CREATED"],
+    );
+    let alice_row = wide
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("alice "))
+        .unwrap_or_else(|| panic!("no row for alice\n{}", wide.describe()))
+        .to_owned();
+    assert!(alice_row.contains("alice@example.com"), "{alice_row}");
+    let narrow = admin.berth(&["get", "users"]).ok("get users");
+    assert!(!narrow.stdout().contains("EMAIL"), "{}", narrow.describe());
+    admin
+        .berth(&["get", "projects", "-o", "wide"])
+        .ok("get projects -o wide")
+        .table_row(
+            "get projects -o wide",
+            &["NAME", "STATUS", "AGE", "REQUESTER", "CREATED"],
+        )
+        .table_row("get projects -o wide", &["demo", "Active"]);
+    admin
+        .berth(&["get", "project/demo", "-o", "wide"])
+        .ok("get project/demo -o wide")
+        .stdout_has("get project/demo -o wide", "   admin   ");
+
+    // -o jsonpath=…, kubectl's templates.
+    let names = admin
+        .berth(&[
+            "get",
+            "projects",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .ok("jsonpath names");
+    let mut listed: Vec<&str> = names.stdout().split(' ').collect();
+    listed.sort();
+    assert_eq!(listed, ["demo", "other"], "{}", names.describe());
+    assert_eq!(
+        admin
+            .berth(&["get", "user/alice", "-o", "jsonpath={.email} {.superUser}"])
+            .ok("jsonpath one object")
+            .stdout(),
+        "alice@example.com false"
+    );
+    let lines = admin
+        .berth(&[
+            "get",
+            "users",
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.superUser}{"\n"}{end}"#,
+        ])
+        .ok("jsonpath range");
+    assert_eq!(lines.stdout(), "admin\ttrue\nalice\tfalse\n");
+    admin
+        .berth(&["get", "users", "-o", "jsonpath={.items"])
+        .fails("a bad template")
+        .stderr_has("a bad template", "not closed");
+    admin
+        .berth(&["get", "users", "-o", "table"])
+        .fails("an unknown format")
+        .stderr_has("an unknown format", "jsonpath=TEMPLATE");
+}
+
 fn step(what: &str, started: Instant) {
     eprintln!("ok [{:>5.1}s] {what}", started.elapsed().as_secs_f64());
 }
@@ -820,7 +996,7 @@ impl Lab {
         } else {
             Vec::new()
         };
-        let server = Berth::start(tmp.path(), &admin_password, &env);
+        let server = Berth::start(tmp.path(), Some(&admin_password), &env);
         let host = server.addr.clone();
         let scheme = if tls { "https" } else { "http" };
         let lab = Lab {
@@ -862,6 +1038,18 @@ impl Lab {
             auth_file,
             env,
         }
+    }
+
+    /// Status of `GET path`, with Basic `credentials` (`user:secret`) or
+    /// none.
+    fn api_status(&self, path: &str, credentials: Option<&str>) -> u16 {
+        self.runtime.block_on(async {
+            let mut request = self.http.get(format!("{}{path}", self.url));
+            if let Some((user, secret)) = credentials.and_then(|c| c.split_once(':')) {
+                request = request.basic_auth(user, Some(secret));
+            }
+            request.send().await.expect(path).status().as_u16()
+        })
     }
 
     /// Status of `GET /v2/` with Basic `credentials` (`user:secret`).

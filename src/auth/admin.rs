@@ -167,6 +167,39 @@ pub fn require_role(role: &str) -> AdminResult<()> {
     }
 }
 
+/// The units of a duration, as the OpenAPI document lists them.
+const DURATION_UNITS: &[&str] = &[
+    "nsec", "ns", "usec", "us", "msec", "ms", "seconds", "second", "sec", "s", "minutes", "minute",
+    "min", "m", "hours", "hour", "hr", "h", "days", "day", "d", "weeks", "week", "w", "months",
+    "month", "M", "years", "year", "y",
+];
+
+/// Whether `text` has the form the OpenAPI document gives for durations,
+/// `^ *([0-9]{1,12} *UNIT *)+$`: humantime alone would also take fractions
+/// and spaces inside numbers, which the document does not promise.
+fn documented_duration(text: &str) -> bool {
+    let mut rest = text.trim_start_matches(' ');
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if !(1..=12).contains(&digits) {
+            return false;
+        }
+        rest = rest[digits..].trim_start_matches(' ');
+        let letters = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        if !DURATION_UNITS.contains(&&rest[..letters]) {
+            return false;
+        }
+        rest = rest[letters..].trim_start_matches(' ');
+    }
+    true
+}
+
 /// `24h`, `90m`, `30d`: the lifetime of a new token.
 pub fn parse_expires_in(text: &str) -> AdminResult<Duration> {
     let invalid = || {
@@ -174,7 +207,10 @@ pub fn parse_expires_in(text: &str) -> AdminResult<Duration> {
             "spec.expiresIn {text:?} is not a duration such as 24h, 90m or 30d"
         ))
     };
-    let duration = humantime::parse_duration(text.trim()).map_err(|_| invalid())?;
+    if !documented_duration(text) {
+        return Err(invalid());
+    }
+    let duration = humantime::parse_duration(text.trim_matches(' ')).map_err(|_| invalid())?;
     // Whole seconds at least, and no more than a century.
     if duration < Duration::from_secs(1) || duration > Duration::from_secs(100 * 366 * 86_400) {
         return Err(invalid());
@@ -1326,10 +1362,26 @@ mod tests {
             parse_expires_in("30d").unwrap(),
             Duration::from_secs(30 * 86_400)
         );
+        assert_eq!(
+            parse_expires_in(" 1h 30m ").unwrap(),
+            Duration::from_secs(5_400)
+        );
+        assert_eq!(
+            parse_expires_in("2 w").unwrap(),
+            Duration::from_secs(1_209_600)
+        );
         for bad in ["", "0s", "soon", "-1h", "500ms", "1000000d"] {
             assert!(
                 matches!(parse_expires_in(bad), Err(AdminError::Invalid(_))),
                 "{bad}"
+            );
+        }
+        // Only the form the OpenAPI document gives, though humantime would
+        // take these.
+        for undocumented in ["1.5h", "1 2h", "24h\t", "\n24h", "2µs", "1234567890123s"] {
+            assert!(
+                matches!(parse_expires_in(undocumented), Err(AdminError::Invalid(_))),
+                "{undocumented:?}"
             );
         }
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

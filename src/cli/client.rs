@@ -337,6 +337,19 @@ impl NewObject {
     }
 }
 
+/// `GET /api/v1/version`: the server's version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerVersion {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// The server's `Status` object, which every error carries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -674,6 +687,12 @@ impl ApiClient {
 
     pub async fn delete_group(&self, name: &str) -> Result<Status, ClientError> {
         self.delete(&["groups", name]).await
+    }
+
+    // --- the server
+
+    pub async fn server_version(&self) -> Result<ServerVersion, ClientError> {
+        self.get(&["version"]).await
     }
 
     // --- plumbing

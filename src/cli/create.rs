@@ -38,7 +38,7 @@ pub struct CreateUserArgs {
     /// Make the user a super user (cluster admin).
     #[arg(long)]
     pub super_user: bool,
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
 
@@ -48,7 +48,7 @@ pub struct CreateGroupArgs {
     /// Members, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "USER,...")]
     pub users: Vec<String>,
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
 
@@ -58,7 +58,7 @@ pub struct CreateServiceAccountArgs {
     /// The project (default: the current one).
     #[arg(short, long)]
     pub namespace: Option<String>,
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
 
@@ -83,7 +83,7 @@ pub struct CreateTokenArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Print the whole Token object (with its secret) instead of the token.
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
 
@@ -111,7 +111,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
                     super_user: args.super_user,
                 })
                 .await?;
-            print_created(&user, args.output)
+            print_created(&user, args.output.as_ref())
         }
         CreateCommand::Group(args) => {
             let users: Vec<String> = args
@@ -128,12 +128,12 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
                     users: &users,
                 })
                 .await?;
-            print_created(&group, args.output)
+            print_created(&group, args.output.as_ref())
         }
         CreateCommand::ServiceAccount(args) => {
             let ns = session.namespace(args.namespace.as_deref())?;
             let account = client.create_service_account(&ns, &args.name).await?;
-            print_created(&account, args.output)
+            print_created(&account, args.output.as_ref())
         }
         CreateCommand::Token(args) => {
             let request = NewToken::new(args.name.as_deref(), args.duration.as_deref());
@@ -148,7 +148,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
                 }
             };
             if args.output.is_some() {
-                return print_one(&token, args.output);
+                return print_one(&token, args.output.as_ref());
             }
             let secret = token
                 .secret()

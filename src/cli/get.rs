@@ -9,7 +9,7 @@ use super::client::{
     BindingScope, ClientError, Group, Project, RoleBinding, ServiceAccount, Token, User,
 };
 use super::output::{
-    OutputFormat, Printable, age, expires, joined, kind_or, print_list, print_one,
+    OutputFormat, Printable, age, expires, joined, kind_or, print_list, print_one, timestamp_cell,
 };
 use super::session::{Globals, Session};
 
@@ -102,8 +102,10 @@ pub struct GetArgs {
     /// The project (default: the current one).
     #[arg(short, long)]
     pub namespace: Option<String>,
-    /// Output format instead of a table.
-    #[arg(short, long, value_enum)]
+    /// Output format instead of a table: json, yaml, name, wide (the table
+    /// with more columns), or jsonpath=TEMPLATE (e.g.
+    /// jsonpath='{.items[*].metadata.name}').
+    #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
 
@@ -120,7 +122,7 @@ pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
     };
     let session = Session::load(globals)?;
     let client = session.client()?;
-    let format = args.output;
+    let format = args.output.as_ref();
     match resource {
         Resource::Projects => match name {
             Some(name) => print_one(&client.get_project(&name).await?, format),
@@ -205,6 +207,19 @@ impl Printable for Project {
             age(self.metadata.creation_timestamp.as_deref(), now),
         ]
     }
+    fn wide_headers() -> &'static [&'static str] {
+        &["REQUESTER", "CREATED"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        vec![
+            self.metadata
+                .annotations
+                .get("openshift.io/requester")
+                .cloned()
+                .unwrap_or_default(),
+            timestamp_cell(self.metadata.creation_timestamp.as_deref()),
+        ]
+    }
 }
 
 impl Printable for ServiceAccount {
@@ -222,6 +237,15 @@ impl Printable for ServiceAccount {
             self.metadata.name.clone(),
             self.username.clone().unwrap_or_default(),
             age(self.metadata.creation_timestamp.as_deref(), now),
+        ]
+    }
+    fn wide_headers() -> &'static [&'static str] {
+        &["NAMESPACE", "CREATED"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        vec![
+            self.metadata.namespace.clone().unwrap_or_default(),
+            timestamp_cell(self.metadata.creation_timestamp.as_deref()),
         ]
     }
 }
@@ -242,6 +266,16 @@ impl Printable for Token {
             self.spec.subject.clone().unwrap_or_default(),
             expires(self.spec.expiration_timestamp.as_deref(), now),
             age(self.metadata.creation_timestamp.as_deref(), now),
+        ]
+    }
+    fn wide_headers() -> &'static [&'static str] {
+        &["NAMESPACE", "EXPIRATION", "CREATED"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        vec![
+            self.metadata.namespace.clone().unwrap_or_default(),
+            timestamp_cell(self.spec.expiration_timestamp.as_deref()),
+            timestamp_cell(self.metadata.creation_timestamp.as_deref()),
         ]
     }
 }
@@ -275,6 +309,15 @@ impl Printable for RoleBinding {
             joined(of_kind("ServiceAccount")),
         ]
     }
+    fn wide_headers() -> &'static [&'static str] {
+        &["KIND", "NAMESPACE"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        vec![
+            self.kind.clone(),
+            self.metadata.namespace.clone().unwrap_or_default(),
+        ]
+    }
 }
 
 impl Printable for User {
@@ -295,6 +338,15 @@ impl Printable for User {
             age(self.metadata.creation_timestamp.as_deref(), now),
         ]
     }
+    fn wide_headers() -> &'static [&'static str] {
+        &["EMAIL", "CREATED"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        vec![
+            self.email.clone().unwrap_or_default(),
+            timestamp_cell(self.metadata.creation_timestamp.as_deref()),
+        ]
+    }
 }
 
 impl Printable for Group {
@@ -309,6 +361,18 @@ impl Printable for Group {
     }
     fn row(&self, _now: OffsetDateTime) -> Vec<String> {
         vec![self.metadata.name.clone(), joined(&self.users)]
+    }
+    fn wide_headers() -> &'static [&'static str] {
+        &["AGE", "CREATED"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        vec![
+            age(
+                self.metadata.creation_timestamp.as_deref(),
+                OffsetDateTime::now_utc(),
+            ),
+            timestamp_cell(self.metadata.creation_timestamp.as_deref()),
+        ]
     }
 }
 

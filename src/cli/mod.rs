@@ -4,7 +4,8 @@
 //! - [`client`]: the API client; [`config`]: the CLI's configuration file;
 //!   [`auth_file`]: the containers `auth.json`; [`output`]: tables, JSON, YAML.
 //! - one module per verb group: [`login`], [`project`], [`get`], [`create`],
-//!   [`delete`], [`policy`].
+//!   [`delete`], [`policy`], [`version`]; `completion` is here.
+//! - [`jsonpath`]: the templates of `-o jsonpath=…`.
 
 pub mod auth_file;
 pub mod client;
@@ -12,17 +13,19 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod get;
+pub mod jsonpath;
 pub mod login;
 pub mod output;
 pub mod policy;
 pub mod project;
 pub mod session;
+pub mod version;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
 
@@ -61,6 +64,24 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Cluster administration: cluster-wide role bindings.
     Adm(policy::AdmArgs),
+    /// Show the client's version and, when logged in, the server's.
+    Version(version::VersionArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish, powershell.
+    #[command(after_help = "\
+Load it in the current shell, or install it for good:
+
+    source <(berth completion bash)
+    berth completion bash > /etc/bash_completion.d/berth
+    berth completion zsh > \"${fpath[1]}/_berth\"
+    berth completion fish > ~/.config/fish/completions/berth.fish")]
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// An error already printed (for instance one of several failed deletes):
@@ -138,6 +159,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(args, &globals()?).await,
         Command::Policy(args) => policy::policy(args, &globals()?).await,
         Command::Adm(args) => policy::adm(args, &globals()?).await,
+        Command::Version(args) => version::version(args, &globals()?).await,
+        Command::Completion(args) => {
+            // Into memory first: clap_complete panics when its writer
+            // fails (`berth completion bash | head`).
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "berth", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            Ok(())
+        }
     }
 }
 

@@ -1,20 +1,50 @@
-//! Printing objects: aligned tables like `oc get`, or JSON, YAML, or
-//! `kind/name` for scripts.
+//! Printing objects: aligned tables like `oc get` (`-o wide`: with more
+//! columns), or JSON, YAML, `kind/name` or a JSONPath template for scripts.
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::str::FromStr;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::jsonpath::Template;
+
 /// `-o/--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OutputFormat {
     Json,
     Yaml,
     /// `kind/name`, one a line.
     Name,
+    /// The table, with more columns.
+    Wide,
+    /// `jsonpath=TEMPLATE`, kubectl's JSONPath template ([`Template`]).
+    JsonPath(Template),
+}
+
+impl FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<OutputFormat, String> {
+        match text {
+            "json" => Ok(OutputFormat::Json),
+            "yaml" => Ok(OutputFormat::Yaml),
+            "name" => Ok(OutputFormat::Name),
+            "wide" => Ok(OutputFormat::Wide),
+            _ => match text.strip_prefix("jsonpath=") {
+                Some(template) => template
+                    .parse()
+                    .map(OutputFormat::JsonPath)
+                    .map_err(|e| e.to_string()),
+                None => Err(format!(
+                    "unknown output format {text:?}: use json, yaml, name, wide or \
+                     jsonpath=TEMPLATE"
+                )),
+            },
+        }
+    }
 }
 
 /// A column-aligned table. Columns are separated by three spaces, the last
@@ -89,15 +119,17 @@ pub fn to_yaml(value: &impl Serialize) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Writes `value` as JSON or YAML (`Name` is the caller's business).
+/// Writes `value` as JSON, YAML or through a JSONPath template (`Name` and
+/// `Wide` are the caller's business; here they write YAML).
 pub fn write_structured(
     out: &mut impl Write,
-    format: OutputFormat,
+    format: &OutputFormat,
     value: &impl Serialize,
 ) -> anyhow::Result<()> {
     let text = match format {
         OutputFormat::Json => to_json(value)?,
-        OutputFormat::Yaml | OutputFormat::Name => to_yaml(value)?,
+        OutputFormat::Yaml | OutputFormat::Name | OutputFormat::Wide => to_yaml(value)?,
+        OutputFormat::JsonPath(template) => template.render(&serde_json::to_value(value)?),
     };
     out.write_all(text.as_bytes())?;
     Ok(())
@@ -185,6 +217,34 @@ pub trait Printable: Serialize {
     fn name(&self) -> &str;
     fn headers() -> &'static [&'static str];
     fn row(&self, now: OffsetDateTime) -> Vec<String>;
+    /// The columns `-o wide` adds after those of [`Printable::headers`].
+    fn wide_headers() -> &'static [&'static str] {
+        &[]
+    }
+    /// The cells of [`Printable::wide_headers`].
+    fn wide_cells(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The table of `items`, with the wide columns if `wide`.
+fn table_of<'a, T: Printable + 'a>(items: impl IntoIterator<Item = &'a T>, wide: bool) -> Table {
+    let now = OffsetDateTime::now_utc();
+    let mut headers = T::headers().to_vec();
+    if wide {
+        headers.extend_from_slice(T::wide_headers());
+    }
+    let mut table = Table::new(&headers);
+    for item in items {
+        let mut cells = item.row(now);
+        if wide {
+            // Padded so that the wide cells land under their headers.
+            cells.resize(T::headers().len(), String::new());
+            cells.extend(item.wide_cells());
+        }
+        table.row(cells);
+    }
+    table
 }
 
 /// Lower-case form of an object's `kind`, or `fallback` when it has none.
@@ -200,7 +260,7 @@ pub fn kind_or(kind: &str, fallback: &str) -> String {
 /// resources found" (with `namespace`) on standard error, as `oc` does.
 pub fn print_list<T: Printable>(
     list: &super::client::List<T>,
-    format: Option<OutputFormat>,
+    format: Option<&OutputFormat>,
     namespace: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -210,40 +270,35 @@ pub fn print_list<T: Printable>(
                 writeln!(out, "{}/{}", item.kind(), item.name())?;
             }
         }
-        Some(format) => write_structured(&mut out, format, list)?,
-        None if list.items.is_empty() => match namespace {
+        None | Some(OutputFormat::Wide) if list.items.is_empty() => match namespace {
             Some(ns) => eprintln!("No resources found in {ns} namespace."),
             None => eprintln!("No resources found"),
         },
-        None => {
-            let now = OffsetDateTime::now_utc();
-            let mut table = Table::new(T::headers());
-            for item in &list.items {
-                table.row(item.row(now));
-            }
-            out.write_all(table.render().as_bytes())?;
+        None | Some(OutputFormat::Wide) => {
+            let wide = format.is_some();
+            out.write_all(table_of(&list.items, wide).render().as_bytes())?;
         }
+        Some(format) => write_structured(&mut out, format, list)?,
     }
     Ok(())
 }
 
 /// Prints one object as a one-row table (or in `format`).
-pub fn print_one<T: Printable>(item: &T, format: Option<OutputFormat>) -> anyhow::Result<()> {
+pub fn print_one<T: Printable>(item: &T, format: Option<&OutputFormat>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         Some(OutputFormat::Name) => writeln!(out, "{}/{}", item.kind(), item.name())?,
-        Some(format) => write_structured(&mut out, format, item)?,
-        None => {
-            let mut table = Table::new(T::headers());
-            table.row(item.row(OffsetDateTime::now_utc()));
-            out.write_all(table.render().as_bytes())?;
+        None | Some(OutputFormat::Wide) => {
+            let wide = format.is_some();
+            out.write_all(table_of([item], wide).render().as_bytes())?;
         }
+        Some(format) => write_structured(&mut out, format, item)?,
     }
     Ok(())
 }
 
 /// After a create: the object in `format`, else `kind/name created`.
-pub fn print_created<T: Printable>(item: &T, format: Option<OutputFormat>) -> anyhow::Result<()> {
+pub fn print_created<T: Printable>(item: &T, format: Option<&OutputFormat>) -> anyhow::Result<()> {
     match format {
         None => {
             println!("{}/{} created", item.kind(), item.name());
@@ -251,6 +306,11 @@ pub fn print_created<T: Printable>(item: &T, format: Option<OutputFormat>) -> an
         }
         Some(_) => print_one(item, format),
     }
+}
+
+/// An RFC 3339 timestamp as `-o wide` shows it, or `<none>`.
+pub fn timestamp_cell(timestamp: Option<&str>) -> String {
+    timestamp.unwrap_or("<none>").to_owned()
 }
 
 #[cfg(test)]
@@ -326,6 +386,20 @@ mod tests {
         let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, value);
         assert!(yaml.contains("kind: Project"), "{yaml}");
+    }
+
+    #[test]
+    fn output_formats() {
+        assert_eq!("json".parse(), Ok(OutputFormat::Json));
+        assert_eq!("wide".parse(), Ok(OutputFormat::Wide));
+        assert!(matches!(
+            "jsonpath={.items[*].metadata.name}".parse(),
+            Ok(OutputFormat::JsonPath(_))
+        ));
+        let error = "jsonpath={.items".parse::<OutputFormat>().unwrap_err();
+        assert!(error.contains("not closed"), "{error}");
+        let error = "table".parse::<OutputFormat>().unwrap_err();
+        assert!(error.contains("jsonpath=TEMPLATE"), "{error}");
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub struct WhoCanArgs {
     /// The project (default: the current one).
     #[arg(short, long)]
     pub namespace: Option<String>,
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
 
@@ -286,14 +286,14 @@ async fn who_can(session: &Session, args: WhoCanArgs) -> anyhow::Result<()> {
         .who_can(&namespace, args.verb.as_str())
         .await?;
     let mut out = std::io::stdout().lock();
-    match args.output {
+    match &args.output {
         Some(OutputFormat::Name) => {
             writeln!(out, "resourceaccessreviewresponse/{namespace}")?;
         }
-        Some(format) => write_structured(&mut out, format, &review)?,
-        None => {
+        None | Some(OutputFormat::Wide) => {
             out.write_all(render_review(&review, &namespace, resource.as_deref()).as_bytes())?
         }
+        Some(format) => write_structured(&mut out, format, &review)?,
     }
     Ok(())
 }

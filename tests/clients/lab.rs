@@ -227,6 +227,17 @@ impl Lab {
     }
 
     pub fn start(python: String, setup: BerthSetup) -> Lab {
+        Lab::start_inner(python, setup, false)
+    }
+
+    /// berth as a newcomer starts it: no `BERTH_ADMIN_PASSWORD`, so berth
+    /// makes up the admin's password and keeps it in
+    /// `berth-data/admin-password` (read into [`Lab::password`]).
+    pub fn with_generated_password(python: String) -> Lab {
+        Lab::start_inner(python, BerthSetup::default(), true)
+    }
+
+    fn start_inner(python: String, setup: BerthSetup, generated_admin_password: bool) -> Lab {
         let tmp = tempfile::Builder::new()
             .prefix("berth-clients-")
             .tempdir()
@@ -277,12 +288,14 @@ impl Lab {
         let auth_file = root.join("auth.json");
         std::fs::write(&auth_file, "{}").unwrap();
 
-        let password = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let berth = Berth::start(&root, &password, &setup.env);
+        let chosen_password = (!generated_admin_password).then(|| {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
+        let berth = Berth::start(&root, chosen_password.as_deref(), &setup.env);
         let host = berth.addr.clone();
         let url = format!("{}://{host}", if setup.tls { "https" } else { "http" });
 
@@ -323,7 +336,7 @@ impl Lab {
             berth,
             host,
             url,
-            password,
+            password: chosen_password.unwrap_or_default(),
             nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             python,
             auth_file,
@@ -332,7 +345,15 @@ impl Lab {
             http,
             tmp,
         };
+        let mut lab = lab;
         lab.wait_ready();
+        if generated_admin_password {
+            let file = root.join("berth-data/admin-password");
+            lab.password = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
+                .trim_end()
+                .to_owned();
+        }
         lab
     }
 
@@ -581,8 +602,10 @@ pub struct Berth {
 
 impl Berth {
     /// `berth serve` with its data in `ROOT/berth-data`, its log in
-    /// `ROOT/berth.log`, the admin's password `password`, and `env`.
-    pub fn start(root: &Path, password: &str, env: &[(String, String)]) -> Berth {
+    /// `ROOT/berth.log`, the admin's password `password` (`None`: berth
+    /// makes one up and writes it to `ROOT/berth-data/admin-password`), and
+    /// `env`.
+    pub fn start(root: &Path, password: Option<&str>, env: &[(String, String)]) -> Berth {
         let log = root.join("berth.log");
         let addr = free_loopback_addr();
         let mut command = berth_command();
@@ -590,11 +613,13 @@ impl Berth {
         for (key, value) in env {
             command.env(key, value.replace("{addr}", &addr).replace("{port}", port));
         }
+        if let Some(password) = password {
+            command.env("BERTH_ADMIN_PASSWORD", password);
+        }
         let child = command
             .args(["serve", "--data-dir"])
             .arg(root.join("berth-data"))
             .args(["--addr", &addr])
-            .env("BERTH_ADMIN_PASSWORD", password)
             .env("RUST_LOG", "info,berth=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

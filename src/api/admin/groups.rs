@@ -25,7 +25,10 @@ pub(super) async fn create(
     JsonBody(body): JsonBody<GroupRequest>,
 ) -> Result<Response, AdminError> {
     let group = Admin::new(&app.access, &caller)
-        .create_group(body.metadata.name.as_deref(), &body.users)
+        .create_group(
+            body.metadata.name.as_deref(),
+            &body.users.unwrap_or_default(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(GroupObject::from(group))).into_response())
 }
@@ -53,8 +56,11 @@ pub(super) async fn replace(
             body.metadata.name.unwrap_or_default()
         )));
     }
+    let users = body.users.ok_or_else(|| {
+        AdminError::Invalid("users: required (an empty list removes every member)".into())
+    })?;
     let group = Admin::new(&app.access, &caller)
-        .replace_group(&name, &body.users)
+        .replace_group(&name, &users)
         .await?;
     Ok(Json(GroupObject::from(group)).into_response())
 }

@@ -1,6 +1,7 @@
 //! The administration REST API under `/api/v1`, as docs/rest-api.md
 //! specifies it: projects, service accounts, tokens, role bindings, users,
-//! groups, the first-user bootstrap and the OpenAPI description.
+//! groups, the first-user bootstrap, the server's version and the OpenAPI
+//! description.
 //!
 //! Handlers are thin: they authenticate the caller ([`Authenticated`]), read
 //! the path and body, call [`crate::auth::admin::Admin`] and shape the
@@ -20,6 +21,7 @@ mod role_bindings;
 mod service_accounts;
 mod tokens;
 mod users;
+mod version;
 
 use std::collections::BTreeMap;
 
@@ -255,6 +257,7 @@ pub(crate) fn routes() -> Vec<Route> {
             initialize::initialize,
         ),
         route(M::GET, "/discovery", "api_discovery", discovery::discovery),
+        route(M::GET, "/version", "api_version", version::version),
     ]
 }
 
@@ -433,8 +436,10 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// A JSON body, whatever its `Content-Type`; an empty body reads as `{}`
 /// (every body's fields are optional to the parser; what is required is
-/// checked by the service and answered `422 Invalid`). Unreadable JSON is
-/// `400 BadRequest`.
+/// checked by the service and answered `422 Invalid`). Text that is not
+/// JSON is `400 BadRequest`; JSON of the wrong shape (a string where an
+/// object belongs, `null` for a name) is `422 Invalid`, naming the field,
+/// as the OpenAPI document says.
 pub(crate) struct JsonBody<T>(pub T);
 
 impl<T, S> FromRequest<S> for JsonBody<T>
@@ -453,9 +458,25 @@ where
         } else {
             &bytes
         };
-        serde_json::from_slice(text)
-            .map(JsonBody)
-            .map_err(|e| AdminError::BadRequest(format!("the request body is not valid: {e}")))
+        let mut deserializer = serde_json::Deserializer::from_slice(text);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+        // Nothing but white space may follow the value.
+        deserializer.end().map_err(|e| {
+            AdminError::BadRequest(format!("the request body is not valid JSON: {e}"))
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> AdminError {
+    let field = error.path().to_string();
+    let inner = error.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let field = if field == "." { "the body" } else { &field };
+            AdminError::Invalid(format!("{field}: {inner}"))
+        }
+        _ => AdminError::BadRequest(format!("the request body is not valid JSON: {inner}")),
     }
 }
 

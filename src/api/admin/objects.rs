@@ -233,7 +233,11 @@ pub struct Subject {
     pub kind: String,
     #[serde(default)]
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace: Option<String>,
 }
 
@@ -374,11 +378,25 @@ impl From<Group> for GroupObject {
 }
 
 // --- request bodies. Every field is optional to the parser; the service
-// says which are required (422 Invalid).
+// says which are required (422 Invalid). An optional field that is present
+// must hold a value of its type: `null` is refused ([`present`]), as the
+// OpenAPI document says, rather than taken for "absent".
+
+/// For `Option` fields (with `#[serde(default)]`): absent is `None`, a
+/// value is `Some`, and `null` is an error, so that
+/// `{"metadata":{"name":null}}` is not read as "no name given".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NameMeta {
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
 }
 
@@ -392,6 +410,7 @@ pub struct NamedBody {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TokenRequestSpec {
+    #[serde(default, deserialize_with = "present")]
     pub expires_in: Option<String>,
 }
 
@@ -415,7 +434,9 @@ pub struct SubjectsBody {
 #[serde(default, rename_all = "camelCase")]
 pub struct UserRequest {
     pub metadata: NameMeta,
+    #[serde(default, deserialize_with = "present")]
     pub password: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub email: Option<String>,
     pub super_user: bool,
 }
@@ -424,6 +445,7 @@ pub struct UserRequest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PasswordRequest {
+    #[serde(default, deserialize_with = "present")]
     pub password: Option<String>,
 }
 
@@ -432,15 +454,21 @@ pub struct PasswordRequest {
 #[serde(default)]
 pub struct GroupRequest {
     pub metadata: NameMeta,
-    pub users: Vec<String>,
+    /// Optional to create (no members); required to replace, so that an
+    /// empty `PUT` does not empty the group.
+    #[serde(default, deserialize_with = "present")]
+    pub users: Option<Vec<String>>,
 }
 
 /// `{"username":"admin","password":"…","email":"…","access_token":true}`
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct InitializeRequest {
+    #[serde(default, deserialize_with = "present")]
     pub username: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub password: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub email: Option<String>,
     pub access_token: bool,
 }
@@ -450,6 +478,7 @@ pub struct InitializeRequest {
 pub struct InitializeResponse {
     pub username: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present")]
     pub email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
