@@ -18,6 +18,9 @@
 //! The rule: `api` calls `domain` and `auth`; `domain` calls `storage` and
 //! `metadata`; nothing below calls upward.
 
+// Request paths answer errors; they never panic on a value that is absent.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod api;
 pub mod auth;
 pub mod cli;

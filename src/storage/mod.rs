@@ -364,11 +364,6 @@ impl BlobStore {
         Ok(reader.into_bytes_stream(range).await?)
     }
 
-    /// Whole small blob (manifest-sized things only).
-    pub async fn read_blob_to_vec(&self, digest: &Digest) -> Result<Vec<u8>> {
-        Ok(self.op.read(&paths::blob(digest)).await?.to_vec())
-    }
-
     /// Opens an upload for appending. The object is created if absent.
     pub async fn append_to_upload(&self, upload_id: &str) -> Result<UploadWriter> {
         if let Some(root) = &self.local_root {
@@ -463,15 +458,6 @@ impl BlobStore {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Stores a small blob given whole (single-request uploads of tiny content).
-    pub async fn put_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
-        let path = paths::blob(digest);
-        if self.size_of(&path).await?.is_none() {
-            self.op.write(&path, bytes).await?;
-        }
-        Ok(())
     }
 
     pub async fn delete_upload(&self, upload_id: &str) -> Result<()> {
