@@ -1131,6 +1131,7 @@ enum Api {
     ListUsers,
     CreateUser,
     Me,
+    Version,
     GetUser,
     DeleteUser,
     SetPassword,
@@ -1202,6 +1203,7 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(ListUsers, ClusterAdmin, ok(200), None),
         row(CreateUser, ClusterAdmin, taken, Some(ok(201))),
         row(Me, Authenticated, ok(200), None),
+        row(Version, Authenticated, ok(200), None),
         row(GetUser, ClusterAdmin, ok(200), missing),
         row(DeleteUser, ClusterAdmin, ok(200), missing),
         row(SetPassword, ClusterAdmin, ok(200), missing),
@@ -1418,6 +1420,7 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
                 .json(json!({"metadata": {"name": name}, "password": "pw-of-a-new-user"}))
         }
         Me => Req::new(Method::GET, api("/users/~".into())),
+        Version => Req::new(Method::GET, api("/version".into())),
         GetUser => Req::new(Method::GET, api(format!("/users/{user}"))),
         DeleteUser => {
             let name = if existing {
