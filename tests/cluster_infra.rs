@@ -416,3 +416,57 @@ async fn postgres_database_is_fresh_and_dropped_afterwards() {
     assert!(gone.is_err(), "database {name} still accepts connections");
     drop(connection);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_server_of_our_own_keeps_committed_rows_through_a_kill_and_a_restart() {
+    use sqlx::{Connection as _, Executor as _, Row as _};
+    let Some(mut server) = PgServer::start().await else {
+        return;
+    };
+    let database = server.database().await;
+    let mut connection = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("a connection");
+    connection
+        .execute("CREATE TABLE t (x integer); INSERT INTO t VALUES (1)")
+        .await
+        .expect("a committed row");
+
+    // A crash: the connection breaks, and the committed row is there after
+    // recovery.
+    server.kill();
+    assert!(
+        connection.execute("SELECT 1").await.is_err(),
+        "a query on a killed server"
+    );
+    server.restart().await;
+    let mut connection = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("a connection after the restart");
+    let count: i64 = sqlx::query("SELECT count(*) FROM t")
+        .fetch_one(&mut connection)
+        .await
+        .expect("the table")
+        .get(0);
+    assert_eq!(count, 1);
+    connection
+        .execute("INSERT INTO t VALUES (2)")
+        .await
+        .expect("a second row");
+
+    // A clean stop: no connections while it is down, everything after.
+    server.stop();
+    assert!(sqlx::PgConnection::connect(&database.url).await.is_err());
+    server.restart().await;
+    let mut connection = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("a connection after the second restart");
+    let count: i64 = sqlx::query("SELECT count(*) FROM t")
+        .fetch_one(&mut connection)
+        .await
+        .expect("the table")
+        .get(0);
+    assert_eq!(count, 2);
+    drop(connection);
+    drop(database);
+}

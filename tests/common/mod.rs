@@ -14,8 +14,9 @@
 //! - [`cluster`]: the outside engines of the scale-out tests, started per
 //!   test on loopback: SeaweedFS (`weed mini`, and a cluster of 3 masters,
 //!   3 volume servers and 2 filers with S3 gateways), nginx as the load
-//!   balancer (`docs/nginx-berth.conf`), Azurite, and a fresh PostgreSQL
-//!   database. Each is skipped loudly when its tool is missing, or fails
+//!   balancer (`docs/nginx-berth.conf`), Azurite, a fresh database on the
+//!   machine's PostgreSQL, and a PostgreSQL server of the test's own to kill
+//!   and restart. Each is skipped loudly when its tool is missing, or fails
 //!   the test with `BERTH_REQUIRE_CLIENTS=1` / `BERTH_REQUIRE_POSTGRES=1`.
 //! - [`stores`]: S3 (Signature V4) and Azure Blob (Shared Key) clients for
 //!   those stores, independent of berth's own storage code.
