@@ -706,9 +706,11 @@ impl SeaweedCluster {
             .await;
         }
 
-        // A gateway per filer. `weed filer -s3` did not start its gateway in
-        // 4.48, so each runs as `weed s3`; the Iceberg and Lance catalogue
-        // ports it would also open (8181, 9101, the same for both) are off.
+        // A gateway per filer, each as `weed s3`: the gateway `weed filer -s3`
+        // embeds dials its filer's gRPC at HTTP port + 10000 whatever
+        // -port.grpc says (4.48), and so never starts with the free ports
+        // picked here. The Iceberg and Lance catalogue ports a gateway would
+        // also open (8181 and 9101, the same for both) are off.
         for i in 0..2 {
             let (http, grpc) = pair(8 + i);
             cluster.gateways.push(Daemon::spawn(
