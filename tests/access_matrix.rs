@@ -1,8 +1,9 @@
 //! The access matrix: every `/v2/` and `/api/v1/` route × every kind of
-//! caller (anonymous, a user per role, cluster admins, a user without a
-//! role, service accounts with and without a role, opaque tokens, bearer
-//! JWTs from `/auth/token`, an expired token, a revoked token and its JWT, a
-//! wrong password), each cell stating the exact status and error code.
+//! caller (anonymous, a user per role in a namespace, a user per role bound
+//! cluster-wide, a super user, a user without a role, service accounts with
+//! and without a role, opaque tokens, bearer JWTs from `/auth/token`, an
+//! expired token, a revoked token and its JWT, a wrong password), each cell
+//! stating the exact status and error code.
 //!
 //! Each route is run against an existing target and an absent one (same
 //! namespace), so that the "no leaks" rule is checked cell by cell: a caller
@@ -220,6 +221,9 @@ struct Caller {
     verbs: BTreeSet<Verb>,
     /// Super users and subjects of a cluster-wide `cluster-admin` binding.
     cluster_admin: bool,
+    /// Its verbs hold in every namespace (a cluster-wide binding), not only
+    /// in [`NS`].
+    everywhere: bool,
     /// Its role and binding subject in [`NS`], to bind it the same way in
     /// namespaces a row makes for it.
     binding: Option<(&'static str, Value)>,
@@ -233,6 +237,7 @@ impl Caller {
             who,
             verbs: BTreeSet::new(),
             cluster_admin: false,
+            everywhere: false,
             binding: None,
         }
     }
@@ -243,10 +248,23 @@ impl Caller {
         self
     }
 
+    /// Bound to `role` cluster-wide.
+    fn bound_everywhere(mut self, role: &'static str) -> Caller {
+        self.verbs = role_verbs(role);
+        self.everywhere = true;
+        self
+    }
+
     fn cluster_admin(mut self) -> Caller {
         self.verbs = Verb::ALL.into_iter().collect();
         self.cluster_admin = true;
+        self.everywhere = true;
         self
+    }
+
+    /// May it do `verb` in namespaces other than [`NS`]?
+    fn may_everywhere(&self, verb: Verb) -> bool {
+        self.everywhere && self.verbs.contains(&verb)
     }
 
     fn authenticated(&self) -> bool {
@@ -270,6 +288,11 @@ fn password_of(user: &str) -> String {
 /// Every role's user name.
 fn role_user(role: &str) -> String {
     format!("u-{}", role.trim_start_matches("system:"))
+}
+
+/// The user bound to `role` cluster-wide.
+fn cluster_role_user(role: &str) -> String {
+    format!("c-{}", role.trim_start_matches("system:"))
 }
 
 const EDITOR: &str = "registry-editor";
@@ -328,22 +351,28 @@ impl Fixture {
                 .bound(role, user_subject(&user)),
             );
         }
-        for (user, super_user) in [("u-cluster-wide", false), ("u-super", true)] {
+        // Every role bound cluster-wide: its verbs in every namespace, and
+        // only `cluster-admin` administers the registry.
+        for role in ROLES {
+            let user = cluster_role_user(role);
             admin
-                .create_user(user, Some(&password_of(user)), super_user)
+                .create_user(&user, Some(&password_of(&user)), false)
                 .await;
+            admin.bind(None, role, &user_subject(&user)).await;
+            let caller = Caller::new(
+                format!("user bound to {role} cluster-wide"),
+                Cred::Basic(user.clone(), password_of(&user)),
+                Who::User,
+            );
+            callers.push(if role == "cluster-admin" {
+                caller.cluster_admin()
+            } else {
+                caller.bound_everywhere(role)
+            });
         }
         admin
-            .bind(None, "cluster-admin", &user_subject("u-cluster-wide"))
+            .create_user("u-super", Some(&password_of("u-super")), true)
             .await;
-        callers.push(
-            Caller::new(
-                "user bound to cluster-admin cluster-wide",
-                Cred::Basic("u-cluster-wide".into(), password_of("u-cluster-wide")),
-                Who::User,
-            )
-            .cluster_admin(),
-        );
         callers.push(
             Caller::new(
                 "super user",
@@ -868,7 +897,8 @@ fn v2_expect(row: &Row<V2, Need>, caller: &Caller, target: Target) -> Exp {
             unauthorized
         };
     }
-    if row.route == V2::MountFromUnreadable && caller.cluster_admin {
+    // The source is readable to whoever may pull everywhere.
+    if row.route == V2::MountFromUnreadable && caller.may_everywhere(Verb::Pull) {
         return ok(201);
     }
     row.answer(target)
@@ -1067,7 +1097,7 @@ async fn the_catalog_lists_only_what_each_caller_may_pull() {
         if caller.verbs.contains(&Verb::Pull) {
             expected.insert(REPO.to_owned());
         }
-        if caller.cluster_admin {
+        if caller.may_everywhere(Verb::Pull) {
             expected.insert(FOREIGN.to_owned());
         }
         if listed != expected {
@@ -1252,12 +1282,28 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
     let ns = if existing { NS } else { ABSENT_NS };
     let user = if existing { "victim" } else { "nobody" };
     let group = if existing { "crew" } else { "nogroup" };
-    // A cluster role binding with subjects, and one without.
+    // A cluster role binding with subjects, and one without: every role has
+    // a user bound cluster-wide, so the absent one is emptied for the cell
+    // and given back by `restore`.
     let cluster_role = if existing {
         "registry-viewer"
     } else {
         "registry-editor"
     };
+    if !existing
+        && matches!(
+            route,
+            GetClusterRoleBinding | DeleteClusterRoleBinding | RemoveClusterSubjects
+        )
+    {
+        admin
+            .unbind(
+                None,
+                cluster_role,
+                &user_subject(&cluster_role_user(cluster_role)),
+            )
+            .await;
+    }
     let bystander = json!({"subjects": [user_subject(BYSTANDER)]});
     let api = |path: String| format!("/api/v1{path}");
     match route {
@@ -1472,11 +1518,22 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
 
 /// Puts back what a cell may have removed from the shared fixture.
 async fn restore(fx: &Fixture, route: Api) {
-    if route == Api::DeleteRoleBinding {
+    use Api::*;
+    if route == DeleteRoleBinding {
         let viewer = role_user("registry-viewer");
         fx.admin()
             .bind(Some(NS), "registry-viewer", &user_subject(&viewer))
             .await;
+    }
+    if matches!(
+        route,
+        GetClusterRoleBinding | DeleteClusterRoleBinding | RemoveClusterSubjects
+    ) {
+        for role in ["registry-viewer", "registry-editor"] {
+            fx.admin()
+                .bind(None, role, &user_subject(&cluster_role_user(role)))
+                .await;
+        }
     }
 }
 

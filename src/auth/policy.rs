@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::roles::{Verb, Verbs, verbs_of};
+use super::roles::{CLUSTER_ADMIN, Verb, Verbs, verbs_of};
 use crate::metadata::MetadataError;
 use crate::metadata::access::{AccessStore, BindingSubject, SubjectKind};
 
@@ -116,6 +116,10 @@ pub struct PolicySnapshot {
     known_users: HashSet<String>,
     groups_of_user: HashMap<String, Vec<String>>,
     cluster: HashMap<BindingSubject, Verbs>,
+    /// Subjects bound to `cluster-admin` cluster-wide. Kept apart from
+    /// `cluster`: `registry-admin` allows the same verbs, yet bound
+    /// cluster-wide it makes a project admin everywhere, not a cluster admin.
+    cluster_admins: HashSet<BindingSubject>,
     namespaced: HashMap<String, HashMap<BindingSubject, Verbs>>,
     namespaces: HashSet<String>,
 }
@@ -159,6 +163,9 @@ impl PolicySnapshot {
             let Some(verbs) = verbs_of(&binding.role) else {
                 continue;
             };
+            if binding.namespace.is_none() && binding.role == CLUSTER_ADMIN {
+                snapshot.cluster_admins.insert(binding.subject.clone());
+            }
             let table = match &binding.namespace {
                 None => &mut snapshot.cluster,
                 Some(ns) => snapshot.namespaced.entry(ns.clone()).or_default(),
@@ -203,7 +210,7 @@ impl PolicySnapshot {
         }
         self.subjects(principal)
             .iter()
-            .any(|s| self.cluster.get(s) == Some(&Verbs::all()))
+            .any(|s| self.cluster_admins.contains(s))
     }
 
     /// Whether `name` is a super user: flagged so in the store or named in
@@ -348,6 +355,9 @@ mod tests {
                 subject: subject.clone(),
             };
             let verbs = verbs_of(&b.role).unwrap();
+            if b.namespace.is_none() && b.role == CLUSTER_ADMIN {
+                s.cluster_admins.insert(b.subject.clone());
+            }
             let table = match &b.namespace {
                 None => &mut s.cluster,
                 Some(ns) => s.namespaced.entry(ns.clone()).or_default(),
@@ -438,13 +448,20 @@ mod tests {
             &[
                 (None, "cluster-admin", user_subject("root")),
                 (None, "system:image-puller", user_subject("reader")),
+                (None, "registry-admin", user_subject("delegate")),
+                (None, "cluster-admin", group_subject("ops")),
             ],
-            &[],
+            &[("olga", "ops")],
         );
         s.super_users.insert("admin".into());
         assert!(s.is_cluster_admin(&user("root")));
         assert!(s.is_cluster_admin(&user("admin")));
+        assert!(s.is_cluster_admin(&user("olga")), "through a group");
         assert!(!s.is_cluster_admin(&user("reader")));
+        // registry-admin cluster-wide: every verb in every project, yet no
+        // cluster administration.
+        assert!(!s.is_cluster_admin(&user("delegate")));
+        assert_eq!(s.verbs(&user("delegate"), "anything"), Verbs::all());
         assert_eq!(s.verbs(&user("root"), "anything"), Verbs::all());
         assert!(s.allows(&user("reader"), "anything", Verb::Pull));
         assert!(!s.allows(&user("reader"), "anything", Verb::Push));
