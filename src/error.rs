@@ -117,6 +117,9 @@ pub enum RegistryError {
     Unauthorized { challenge: HeaderValue },
     #[error("access denied")]
     Denied,
+    /// Denied, with a reason the caller may be told (it is the `message`).
+    #[error("access denied: {0}")]
+    DeniedBecause(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("method not allowed")]
@@ -178,7 +181,7 @@ impl RegistryError {
             NameInvalid(_) => ErrorCode::NameInvalid,
             NameUnknown(_) => ErrorCode::NameUnknown,
             Unauthorized { .. } => ErrorCode::Unauthorized,
-            Denied => ErrorCode::Denied,
+            Denied | DeniedBecause(_) => ErrorCode::Denied,
             Unsupported(_) | MethodNotAllowed | NotFound => ErrorCode::Unsupported,
             TooManyRequests { .. } => ErrorCode::Toomanyrequests,
             ReadOnly => ErrorCode::Unavailable,
@@ -204,7 +207,7 @@ impl RegistryError {
             | Unsupported(_) => StatusCode::BAD_REQUEST,
             ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Denied => StatusCode::FORBIDDEN,
+            Denied | DeniedBecause(_) => StatusCode::FORBIDDEN,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ReadOnly => StatusCode::SERVICE_UNAVAILABLE,
@@ -221,7 +224,7 @@ impl RegistryError {
             BlobUnknown(d) | ManifestBlobUnknown(d) => {
                 Some(serde_json::json!({ "digest": d.as_str() }))
             }
-            Unauthorized { .. } | Denied => None,
+            Unauthorized { .. } | Denied | DeniedBecause(_) => None,
             other => Some(serde_json::Value::String(other.to_string())),
         }
     }
@@ -280,10 +283,14 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %self, "request failed");
         }
         let code = self.code();
+        let message = match &self {
+            RegistryError::DeniedBecause(reason) => reason.as_str(),
+            _ => code.message(),
+        };
         let body = ErrorBody {
             errors: [ErrorEntry {
                 code: code.as_str(),
-                message: code.message(),
+                message,
                 detail: self.detail(),
             }],
         };

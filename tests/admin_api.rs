@@ -1618,3 +1618,171 @@ async fn replicas_racing_to_initialize_make_at_most_one_user() {
         )))
         .await;
 }
+
+impl Server {
+    /// Binds `subject` to `role` cluster-wide (as admin).
+    async fn bind_cluster(&self, role: &str, subjects: Value) {
+        self.post(
+            &format!("/api/v1/clusterrolebindings/{role}/add-subjects"),
+            &self.admin,
+            json!({ "subjects": subjects }),
+        )
+        .await
+        .ok(200);
+    }
+
+    /// A one-request blob upload into `repo`, the first write of a push.
+    async fn push_blob(&self, repo: &str, auth: &Auth) -> Answer {
+        let request = self
+            .request(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={EMPTY_JSON_DIGEST}"),
+                auth,
+            )
+            .body("{}");
+        self.send(request).await
+    }
+
+    /// Names of the projects `auth` sees.
+    async fn project_names(&self, auth: &Auth) -> Vec<String> {
+        names(self.get("/api/v1/projects", auth).await.ok(200))
+    }
+}
+
+impl Answer {
+    /// Asserts `403 DENIED` saying `message`.
+    #[track_caller]
+    fn denied(&self, message: &str) {
+        assert_eq!(self.status, StatusCode::FORBIDDEN, "{}", self.body);
+        assert_eq!(self.body["errors"][0]["code"], "DENIED", "{}", self.body);
+        assert_eq!(self.body["errors"][0]["message"], message, "{}", self.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_made_by_a_push_is_a_project() {
+    let s = Server::start(|_| {}).await;
+    // A super user pushes into a namespace nobody created.
+    s.push_image("myproj/app", "v1", &s.admin.clone()).await;
+    assert_eq!(s.project_names(&s.admin).await, vec!["myproj"]);
+    let project = s.get("/api/v1/projects/myproj", &s.admin).await;
+    assert_eq!(
+        project.ok(200)["metadata"]["annotations"]["openshift.io/requester"],
+        "admin"
+    );
+    // It has the roles of any project: the pusher administers it, and roles
+    // bound there work.
+    let admins = s
+        .get(
+            "/api/v1/namespaces/myproj/rolebindings/registry-admin",
+            &s.admin,
+        )
+        .await;
+    assert_eq!(
+        admins.ok(200)["subjects"],
+        json!([{"kind":"User","name":"admin"}])
+    );
+    let alice = s.user("alice", "alice-pw").await;
+    s.bind(
+        "myproj",
+        "system:image-puller",
+        json!([{"kind":"User","name":"alice"}]),
+    )
+    .await;
+    assert_eq!(s.project_names(&alice).await, vec!["myproj"]);
+    assert_eq!(
+        s.get("/v2/myproj/app/manifests/v1", &alice).await.status,
+        StatusCode::OK
+    );
+    // Pushing into it again makes nothing new.
+    s.push_image("myproj/other", "v1", &s.admin.clone()).await;
+    assert_eq!(s.project_names(&s.admin).await, vec!["myproj"]);
+    s.stop().await;
+
+    // Where pushes make no namespaces, even a super user's push into a
+    // namespace that does not exist is refused, and says why.
+    let s = Server::start(|c| {
+        c.auth.auto_create_namespaces = AutoCreateNamespaces::Never;
+    })
+    .await;
+    s.push_blob("newns/app", &s.admin.clone()).await.denied(
+        "namespace \"newns\" does not exist and you may not create it (namespaces are not \
+         created by pushes here; create the project first)",
+    );
+    assert!(s.project_names(&s.admin).await.is_empty());
+    s.project("newns").await;
+    s.push_image("newns/app", "v1", &s.admin.clone()).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_push_says_why_and_no_more_than_the_caller_may_know() {
+    let s = Server::start(|_| {}).await;
+    s.project("team").await;
+    s.push_image("team/app", "v1", &s.admin.clone()).await;
+    let alice = s.user("alice", "alice-pw").await;
+    s.bind(
+        "team",
+        "system:image-puller",
+        json!([{"kind":"User","name":"alice"}]),
+    )
+    .await;
+    let stranger = s.user("stranger", "stranger-pw").await;
+    let carol = s.user("carol", "carol-pw").await;
+    s.bind_cluster("registry-viewer", json!([{"kind":"User","name":"carol"}]))
+        .await;
+    let dave = s.user("dave", "dave-pw").await;
+    s.bind_cluster(
+        "system:image-pusher",
+        json!([{"kind":"User","name":"dave"}]),
+    )
+    .await;
+
+    // A role without push: the caller knows the project.
+    s.push_blob("team/app", &alice)
+        .await
+        .denied("your role in namespace \"team\" does not allow pushing");
+    // A stranger is told the same whether the namespace (or repository)
+    // exists or not.
+    let blind = "you have no role in namespace \"team\" that allows pushing, and you may not \
+                 create namespaces";
+    s.push_blob("team/app", &stranger).await.denied(blind);
+    s.push_blob("team/ghost", &stranger).await.denied(blind);
+    s.push_blob("nowhere/app", &stranger).await.denied(
+        "you have no role in namespace \"nowhere\" that allows pushing, and you may not \
+         create namespaces",
+    );
+    // Cluster-wide roles see every project: they are told it is missing.
+    let missing = "namespace \"nowhere\" does not exist and you may not create it (ask a \
+                   cluster admin to create the project)";
+    s.push_blob("nowhere/app", &carol).await.denied(missing);
+    s.push_blob("team/app", &carol)
+        .await
+        .denied("your role in namespace \"team\" does not allow pushing");
+    // A cluster-wide pusher pushes into every project, but makes none.
+    s.push_blob("nowhere/app", &dave).await.denied(missing);
+    assert_eq!(
+        s.push_blob("team/dave", &dave).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.project_names(&s.admin).await, vec!["team"]);
+    s.stop().await;
+
+    // Where anyone may create namespaces, existence is no secret (creating
+    // the project would say it exists): a stranger is told which case it is.
+    let s = Server::start(|c| {
+        c.auth.auto_create_namespaces = AutoCreateNamespaces::Authenticated;
+    })
+    .await;
+    s.project("team").await;
+    let stranger = s.user("stranger", "stranger-pw").await;
+    s.push_blob("team/app", &stranger)
+        .await
+        .denied("you have no role in namespace \"team\" that allows pushing");
+    assert_eq!(
+        s.push_blob("mine/app", &stranger).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.project_names(&stranger).await, vec!["mine"]);
+    s.stop().await;
+}

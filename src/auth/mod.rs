@@ -147,9 +147,10 @@ pub enum Denial {
     #[error("authentication required")]
     Unauthenticated,
     /// Authenticated but not allowed (403), told the same way whether or not
-    /// the repository exists.
+    /// the repository exists. The reason, when there is one, says no more
+    /// than the caller may know (see [`AccessControl::push_refusal`]).
     #[error("access denied")]
-    Forbidden,
+    Forbidden { reason: Option<String> },
     /// Allowed, but the bearer token presented does not say so: the client
     /// should fetch a token for this scope (401 with a challenge naming it).
     #[error("the bearer token does not grant this")]
@@ -490,20 +491,24 @@ impl AccessControl {
         })
     }
 
-    /// May `caller` do `action` on `repo`? Pushing into a namespace that does
-    /// not exist creates it, if the caller may create namespaces.
+    /// May `caller` do `action` on `repo`? An answer and nothing else: it
+    /// writes nothing. A push into a namespace that does not exist is
+    /// allowed when the caller may create that namespace; the push path
+    /// creates it at its first write ([`prepare_push`](Self::prepare_push)).
     pub async fn check(
         &self,
         caller: &Caller,
         action: Action,
         repo: &RepositoryName,
     ) -> Result<(), Denial> {
-        if !self.policy_allows(caller, action, repo).await? {
-            return Err(if caller.is_anonymous() {
-                Denial::Unauthenticated
-            } else {
-                Denial::Forbidden
-            });
+        let policy = self.policy.current().await?;
+        if !self.permits(&policy, caller, action, repo.namespace()) {
+            if caller.is_anonymous() {
+                return Err(Denial::Unauthenticated);
+            }
+            let reason = (action == Action::Push)
+                .then(|| self.push_refusal(&policy, caller, repo.namespace()));
+            return Err(Denial::Forbidden { reason });
         }
         if !caller.token_grants("repository", repo.as_str(), action.as_str()) {
             return Err(Denial::InsufficientScope);
@@ -528,7 +533,7 @@ impl AccessControl {
     /// What the policy allows the caller's principal, whatever the bearer
     /// token presented grants. Used to pick mount sources: a mount reveals
     /// nothing the principal could not read anyway, and clients rarely ask
-    /// for a token covering the source repository.
+    /// for a token covering the source repository. Writes nothing.
     pub async fn policy_allows(
         &self,
         caller: &Caller,
@@ -536,18 +541,87 @@ impl AccessControl {
         repo: &RepositoryName,
     ) -> Result<bool, MetadataError> {
         let policy = self.policy.current().await?;
+        Ok(self.permits(&policy, caller, action, repo.namespace()))
+    }
+
+    /// The policy's answer: the caller's roles, or for a push into a
+    /// namespace that does not exist, whether the caller may create it.
+    fn permits(
+        &self,
+        policy: &PolicySnapshot,
+        caller: &Caller,
+        action: Action,
+        namespace: &str,
+    ) -> bool {
+        policy.allows(&caller.principal, namespace, action.verb())
+            || (action == Action::Push
+                && !policy.namespace_exists(namespace)
+                && self.may_create_namespace(caller, policy))
+    }
+
+    /// The first write of a push into `repo` (an upload started, a blob
+    /// mounted or completed, a manifest stored) calls this after
+    /// [`check`](Self::check) allowed it: a namespace that holds
+    /// repositories is a project, so one that does not exist yet is
+    /// created now, with the caller as its `registry-admin`. A caller
+    /// allowed to push by a cluster-wide binding, who may not create
+    /// namespaces, is refused here.
+    pub async fn prepare_push(&self, caller: &Caller, repo: &RepositoryName) -> Result<(), Denial> {
+        let policy = self.policy.current().await?;
         let namespace = repo.namespace();
-        if policy.allows(&caller.principal, namespace, action.verb()) {
-            return Ok(true);
+        if policy.namespace_exists(namespace) {
+            return Ok(());
         }
-        if action == Action::Push
-            && !policy.namespace_exists(namespace)
-            && self.may_create_namespace(caller, &policy)
-        {
-            self.create_namespace(namespace, &caller.principal).await?;
-            return Ok(true);
+        if !self.may_create_namespace(caller, &policy) {
+            if caller.is_anonymous() {
+                return Err(Denial::Unauthenticated);
+            }
+            return Err(Denial::Forbidden {
+                reason: Some(self.push_refusal(&policy, caller, namespace)),
+            });
         }
-        Ok(false)
+        // Created meanwhile (by another request or replica) is as good.
+        self.create_namespace(namespace, &caller.principal).await?;
+        Ok(())
+    }
+
+    /// Why `caller` may not push into `namespace`, in words that tell it no
+    /// more than it may know already.
+    ///
+    /// Whether a namespace exists is for those who can see it anyway: cluster
+    /// admins (they list every project), callers with any role there (the
+    /// project is in their list; a cluster-wide binding puts every project
+    /// there), and callers who may create namespaces (creating it would
+    /// answer "already exists"). Anyone else gets one text whether or not the
+    /// namespace exists, true in both cases. The repository is never
+    /// mentioned: whether it exists is for those who may pull it.
+    fn push_refusal(&self, policy: &PolicySnapshot, caller: &Caller, namespace: &str) -> String {
+        let verbs = policy.verbs(&caller.principal, namespace);
+        let may_create = self.may_create_namespace(caller, policy);
+        let may_know =
+            may_create || !verbs.is_empty() || policy.is_cluster_admin(&caller.principal);
+        if !may_know {
+            return format!(
+                "you have no role in namespace \"{namespace}\" that allows pushing, and you may \
+                 not create namespaces"
+            );
+        }
+        if !policy.namespace_exists(namespace) {
+            let how = match self.auto_create_namespaces {
+                AutoCreateNamespaces::Never => {
+                    "namespaces are not created by pushes here; create the project first"
+                }
+                _ => "ask a cluster admin to create the project",
+            };
+            return format!(
+                "namespace \"{namespace}\" does not exist and you may not create it ({how})"
+            );
+        }
+        if verbs.is_empty() {
+            format!("you have no role in namespace \"{namespace}\" that allows pushing")
+        } else {
+            format!("your role in namespace \"{namespace}\" does not allow pushing")
+        }
     }
 
     /// Whether `caller` may make a namespace by pushing into it.

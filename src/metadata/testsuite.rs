@@ -676,3 +676,60 @@ async fn identical_manifests_are_stored_once(store: &dyn MetadataStore) {
         .unwrap();
     assert_eq!(in_b.content, m.content);
 }
+
+/// Migration 0003 gives every repository without a namespace its namespace
+/// (pushes used to make repositories without one), and is harmless to rerun.
+async fn repositories_without_a_namespace_get_one(
+    store: &SqlMetadataStore,
+    migration: &'static str,
+) {
+    let d = digest("orphaned");
+    for name in ["lost/app", "lost/other/deep", "solo", "kept/app"] {
+        store.link_blob(&repo(name), &d, 1).await.unwrap();
+    }
+    store.create_namespace(&namespace("kept")).await.unwrap();
+    let version = store.policy_version().await.unwrap();
+    for _ in 0..2 {
+        sqlx::raw_sql(migration)
+            .execute(store.writer())
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = store
+        .namespaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, vec!["kept", "lost", "solo"]);
+    assert_eq!(
+        store.namespace("kept").await.unwrap(),
+        Some(namespace("kept")),
+        "existing namespaces are left alone"
+    );
+    assert!(store.policy_version().await.unwrap() > version);
+}
+
+#[tokio::test]
+async fn migration_0003_on_sqlite() {
+    let db = TestDb::sqlite().await;
+    repositories_without_a_namespace_get_one(
+        &db.store,
+        include_str!("../../migrations/sqlite/0003_namespaces_of_repositories.sql"),
+    )
+    .await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn migration_0003_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        repositories_without_a_namespace_get_one(
+            &db.store,
+            include_str!("../../migrations/postgres/0003_namespaces_of_repositories.sql"),
+        )
+        .await;
+        db.finish().await;
+    }
+}

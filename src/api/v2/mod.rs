@@ -67,9 +67,34 @@ impl V2Request {
                 let scope = crate::auth::scope::repository_scope(name.as_str(), actions);
                 Err(self.unauthorized(app, Some(&scope)))
             }
-            Err(Denial::Forbidden) => Err(RegistryError::Denied),
-            Err(Denial::Store(e)) => Err(e.into()),
+            Err(denial) => Err(denied(denial)),
         }
+    }
+
+    /// The first write of a push into `name`: makes its namespace if it
+    /// does not exist yet (see [`crate::auth::AccessControl::prepare_push`]).
+    pub async fn prepare_push(&self, app: &AppState, name: &RepositoryName) -> Result<()> {
+        match app.access.prepare_push(&self.caller, name).await {
+            Ok(()) => Ok(()),
+            Err(Denial::Unauthenticated | Denial::InsufficientScope) => {
+                let scope = crate::auth::scope::repository_scope(name.as_str(), &["pull", "push"]);
+                Err(self.unauthorized(app, Some(&scope)))
+            }
+            Err(denial) => Err(denied(denial)),
+        }
+    }
+}
+
+/// A refusal of an authenticated caller.
+fn denied(denial: Denial) -> RegistryError {
+    match denial {
+        Denial::Forbidden {
+            reason: Some(reason),
+        } => RegistryError::DeniedBecause(reason),
+        Denial::Store(e) => e.into(),
+        Denial::Forbidden { reason: None }
+        | Denial::Unauthenticated
+        | Denial::InsufficientScope => RegistryError::Denied,
     }
 }
 
