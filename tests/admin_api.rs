@@ -1786,3 +1786,70 @@ async fn a_refused_push_says_why_and_no_more_than_the_caller_may_know() {
     assert_eq!(s.project_names(&stranger).await, vec!["mine"]);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_made_again_does_not_inherit_the_deleted_ones_images() {
+    let s = Server::start(|c| {
+        c.auth.auto_create_namespaces = AutoCreateNamespaces::Authenticated;
+    })
+    .await;
+    let alice = s.user("alice", "alice-pw").await;
+    let mallory = s.user("mallory", "mallory-pw").await;
+    s.push_image("team/app", "v1", &alice).await;
+    // Read once, so that whatever berth caches of it is cached.
+    let pulled = s.get("/v2/team/app/manifests/v1", &alice).await;
+    assert_eq!(pulled.status, StatusCode::OK);
+    let digest = pulled.headers["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.get("/v2/team/app/tags/list", &alice).await.body["tags"],
+        json!(["v1"])
+    );
+    s.delete("/api/v1/projects/team", &alice).await.success();
+
+    s.post(
+        "/api/v1/projects",
+        &mallory,
+        json!({"metadata":{"name":"team"}}),
+    )
+    .await
+    .ok(201);
+    let code = |a: &Answer| {
+        a.body["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    for reference in ["v1", digest.as_str()] {
+        let a = s
+            .get(&format!("/v2/team/app/manifests/{reference}"), &mallory)
+            .await;
+        assert_eq!(
+            (a.status, code(&a)),
+            (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".into())
+        );
+    }
+    let a = s.get("/v2/team/app/tags/list", &mallory).await;
+    assert_eq!(
+        (a.status, code(&a)),
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN".into())
+    );
+    let a = s
+        .get(&format!("/v2/team/app/blobs/{EMPTY_JSON_DIGEST}"), &mallory)
+        .await;
+    assert_eq!(
+        (a.status, code(&a)),
+        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN".into())
+    );
+    let catalog = s.get("/v2/_catalog", &s.admin).await;
+    assert_eq!(catalog.ok(200)["repositories"], json!([]));
+    // The new project is mallory's to fill.
+    s.push_image("team/app", "v2", &mallory).await;
+    assert_eq!(
+        s.get("/v2/team/app/tags/list", &mallory).await.body["tags"],
+        json!(["v2"])
+    );
+    s.stop().await;
+}

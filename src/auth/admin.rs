@@ -622,8 +622,8 @@ impl<'a> Admin<'a> {
             .map_err(|e| project_not_found(e, name))
     }
 
-    /// Deletes a project with its service accounts, their tokens and its
-    /// role bindings. Repositories stay.
+    /// Deletes a project with its service accounts, their tokens, its role
+    /// bindings and its repositories (see [`AccessStore::delete_namespace`]).
     pub async fn delete_project(&self, name: &str) -> AdminResult<()> {
         let (_, verbs) = self
             .visible_namespace(name)

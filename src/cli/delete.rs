@@ -13,7 +13,7 @@ Types: token, serviceaccount (sa), user, group, project, rolebinding, \
 clusterrolebinding. `delete token NAME` revokes one of your own tokens (cluster \
 admins: any user token); with -n, a service-account token of that project. \
 Deleting a service account or user also revokes its tokens; deleting a project \
-removes its service accounts, their tokens and its role bindings.")]
+removes its service accounts, their tokens, its role bindings and its repositories.")]
 pub struct DeleteArgs {
     /// What to delete: TYPE, or TYPE/NAME.
     pub resource: String,

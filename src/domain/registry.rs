@@ -162,6 +162,12 @@ impl Registry {
         &self.blobs
     }
 
+    /// Forgets what is cached of `namespace`'s repositories, which the
+    /// metadata store deleted with their project.
+    pub fn forget_namespace(&self, namespace: &str) {
+        self.cache.invalidate_namespace(namespace);
+    }
+
     pub fn uploads_in_progress(&self) -> usize {
         self.sessions.in_progress()
     }

@@ -156,8 +156,11 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn namespaces(&self) -> Result<Vec<Namespace>>;
     /// Creates the namespace; false if it exists.
     async fn create_namespace(&self, namespace: &Namespace) -> Result<bool>;
-    /// Deletes the namespace with its service accounts, their tokens and its
-    /// role bindings. Repositories are left to the caller.
+    /// Deletes the namespace with its service accounts, their tokens, its
+    /// role bindings and its repositories (their tags and their links to
+    /// manifests and blobs), in one transaction, so that a namespace made
+    /// again under the same name starts empty. Manifests and blobs stay
+    /// stored, for garbage collection to reclaim.
     async fn delete_namespace(&self, name: &str) -> Result<bool>;
 
     // --- service accounts

@@ -92,6 +92,22 @@ fn token_subject_columns(subject: &TokenSubject) -> (&'static str, &str, &str) {
     }
 }
 
+/// Repositories in the namespace `$1`, given `$2` = `$1` escaped for LIKE
+/// followed by `/%`.
+const IN_NAMESPACE: &str = "name = $1 OR name LIKE $2 ESCAPE '\\'";
+
+/// `text` matching itself only in a LIKE pattern with `ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 const TOKEN_COLUMNS: &str =
     "uid, name, namespace, subject_kind, subject_name, created_at, expires_at";
 const USER_COLUMNS: &str = "name, uid, password_hash, email, super_user, created_at";
@@ -363,6 +379,26 @@ impl AccessStore for SqlMetadataStore {
         ] {
             sqlx::query(statement).bind(name).execute(&mut *tx).await?;
         }
+        // The repositories `name` and `name/…`. Repository names may hold
+        // `_`, a LIKE wildcard, hence the escapes.
+        let below = format!("{}/%", escape_like(name));
+        for table in ["tags", "repository_manifests", "repository_blobs"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE repository_id IN \
+                 (SELECT id FROM repositories WHERE {IN_NAMESPACE})"
+            )))
+            .bind(name)
+            .bind(below.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM repositories WHERE {IN_NAMESPACE}"
+        )))
+        .bind(name)
+        .bind(below.as_str())
+        .execute(&mut *tx)
+        .await?;
         let deleted = sqlx::query("DELETE FROM namespaces WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

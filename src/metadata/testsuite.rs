@@ -127,6 +127,7 @@ engine_tests!(
     namespaces_own_accounts_bindings_and_tokens,
     tokens_are_found_by_secret_hash_and_revoked_by_name,
     signing_keys_rotate,
+    a_namespace_takes_its_repositories,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -732,4 +733,61 @@ async fn migration_0003_on_postgres() {
         .await;
         db.finish().await;
     }
+}
+
+/// Deleting a namespace deletes its repositories with their tags and links,
+/// and no other repository (`_` is a LIKE wildcard); the manifests and
+/// blobs themselves stay for garbage collection.
+async fn a_namespace_takes_its_repositories(store: &SqlMetadataStore) {
+    let m = manifest("team image", None, None);
+    let d = digest("team layer");
+    let doomed = ["a_b/app", "a_b", "a_b/x/y"];
+    let kept = ["axb/app", "a_b2/app", "a_bc"];
+    store.create_namespace(&namespace("a_b")).await.unwrap();
+    for name in doomed.iter().chain(&kept) {
+        store.link_blob(&repo(name), &d, 7).await.unwrap();
+        store
+            .put_manifest(&repo(name), &m, &[tag("v1")])
+            .await
+            .unwrap();
+    }
+    let version = store.policy_version().await.unwrap();
+    assert!(store.delete_namespace("a_b").await.unwrap());
+    assert!(store.policy_version().await.unwrap() > version);
+    for name in doomed {
+        let r = repo(name);
+        assert!(!store.repository_exists(&r).await.unwrap(), "{name}");
+        assert_eq!(store.list_tags(&r, None, 10).await.unwrap(), None, "{name}");
+        let by_tag = Reference::Tag(tag("v1"));
+        assert!(
+            store.manifest(&r, &by_tag).await.unwrap().is_none(),
+            "{name}"
+        );
+        let by_digest = Reference::Digest(m.digest.clone());
+        assert!(
+            store.manifest(&r, &by_digest).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert_eq!(store.repository_blob(&r, &d).await.unwrap(), None, "{name}");
+    }
+    for name in kept {
+        let r = repo(name);
+        assert!(store.repository_exists(&r).await.unwrap(), "{name}");
+        let by_tag = Reference::Tag(tag("v1"));
+        assert!(
+            store.manifest(&r, &by_tag).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert_eq!(
+            store.repository_blob(&r, &d).await.unwrap(),
+            Some(7),
+            "{name}"
+        );
+    }
+    // The blob is still known to the registry (garbage collection's job).
+    assert_eq!(store.blob_size(&d).await.unwrap(), Some(7));
+    // A namespace made again under the name starts empty.
+    store.create_namespace(&namespace("a_b")).await.unwrap();
+    let page = store.list_repositories(None, 100).await.unwrap();
+    assert_eq!(page.items, vec!["a_b2/app", "a_bc", "axb/app"]);
 }
