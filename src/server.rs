@@ -311,6 +311,7 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
             email: None,
             super_user: true,
             created_at: now(),
+            credential_epoch: 0,
         })
         .await?;
     if created && generated {

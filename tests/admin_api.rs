@@ -1853,3 +1853,68 @@ async fn a_project_made_again_does_not_inherit_the_deleted_ones_images() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_or_deletion_ends_password_logins_at_once() {
+    let s = Server::start(|_| {}).await;
+    s.project("team").await;
+    s.push_image("team/app", "v1", &s.admin.clone()).await;
+    s.bind(
+        "team",
+        "system:image-puller",
+        json!([{"kind":"User","name":"alice"}]),
+    )
+    .await;
+    let pull = "/v2/team/app/manifests/v1";
+    let scope = "repository:team/app:pull";
+    let status = async |auth: &Auth| s.get(pull, auth).await.status;
+    let jwt_of = async |auth: &Auth| {
+        let (status, body) = s.jwt(auth, scope).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        bearer(body["token"].as_str().unwrap())
+    };
+
+    // Changed by the user itself.
+    let old = s.user("alice", "first-pw").await;
+    let old_jwt = jwt_of(&old).await;
+    assert_eq!(status(&old).await, StatusCode::OK);
+    assert_eq!(status(&old_jwt).await, StatusCode::OK);
+    s.put(
+        "/api/v1/users/~/password",
+        &old,
+        json!({"password":"second-pw"}),
+    )
+    .await
+    .success();
+    assert_eq!(status(&old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&old_jwt).await, StatusCode::UNAUTHORIZED);
+    let second = basic("alice", "second-pw");
+    let second_jwt = jwt_of(&second).await;
+    assert_eq!(status(&second_jwt).await, StatusCode::OK);
+
+    // Changed by an admin.
+    s.put(
+        "/api/v1/users/alice/password",
+        &s.admin,
+        json!({"password":"third-pw"}),
+    )
+    .await
+    .success();
+    assert_eq!(status(&second).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&second_jwt).await, StatusCode::UNAUTHORIZED);
+    let third = basic("alice", "third-pw");
+    let third_jwt = jwt_of(&third).await;
+    assert_eq!(status(&third_jwt).await, StatusCode::OK);
+
+    // Deleted.
+    s.delete("/api/v1/users/alice", &s.admin).await.success();
+    assert_eq!(status(&third).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&third_jwt).await, StatusCode::UNAUTHORIZED);
+    // A new user of the same name, with the same password and the bindings
+    // the old one left, inherits none of its tokens.
+    let again = s.user("alice", "third-pw").await;
+    assert_eq!(status(&again).await, StatusCode::OK);
+    assert_eq!(status(&third_jwt).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&jwt_of(&again).await).await, StatusCode::OK);
+    s.stop().await;
+}

@@ -63,7 +63,12 @@ async fn issue(
     let jwt = match app
         .access
         .bearer()
-        .issue(&subject, granted.clone(), caller.token_uid.clone())
+        .issue(
+            &subject,
+            granted.clone(),
+            caller.token_uid.clone(),
+            caller.stamp.clone(),
+        )
         .await
     {
         Ok(jwt) => jwt,

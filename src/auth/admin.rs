@@ -481,6 +481,7 @@ pub async fn initialize(
         email,
         super_user: true,
         created_at: now(),
+        credential_epoch: 0,
     };
     if !store.create_user(&user).await? {
         return Err(refused());
@@ -1074,6 +1075,7 @@ impl<'a> Admin<'a> {
             email,
             super_user: new.super_user,
             created_at: now(),
+            credential_epoch: 0,
         };
         if !self.store().create_user(&user).await? {
             return Err(already_exists("users", &name));
@@ -1437,6 +1439,7 @@ mod tests {
             principal: Principal::User(name.into()),
             token_uid: None,
             grants: None,
+            stamp: None,
         }
     }
 
@@ -1448,6 +1451,7 @@ mod tests {
             },
             token_uid: None,
             grants: None,
+            stamp: None,
         }
     }
 

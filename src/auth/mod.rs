@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 
-use self::bearer::{AccessEntry, BearerError, BearerTokens};
+use self::bearer::{AccessEntry, BearerError, BearerTokens, PasswordStamp};
 use self::lockout::{Lockout, LockoutPolicy};
 pub use self::policy::Principal;
 use self::policy::{PolicyCache, PolicySnapshot};
@@ -100,6 +100,10 @@ pub struct Caller {
     /// For bearer JWTs: what the token grants. Access is then what both the
     /// token and the current policy allow.
     pub grants: Option<Vec<AccessEntry>>,
+    /// For a user who signed in with a password (directly, or behind a
+    /// bearer token): which password, so that bearer tokens issued for it
+    /// end when it changes.
+    pub stamp: Option<PasswordStamp>,
 }
 
 impl Caller {
@@ -108,6 +112,7 @@ impl Caller {
             principal: Principal::Anonymous,
             token_uid: None,
             grants: None,
+            stamp: None,
         }
     }
 
@@ -413,6 +418,10 @@ impl AccessControl {
                 principal: Principal::User(u.name),
                 token_uid: None,
                 grants: None,
+                stamp: Some(PasswordStamp {
+                    uid: u.uid,
+                    epoch: u.credential_epoch,
+                }),
             })),
             _ => Err(AuthFailure::BadCredentials),
         }
@@ -441,6 +450,7 @@ impl AccessControl {
                 principal,
                 token_uid: Some(token.uid),
                 grants: None,
+                stamp: None,
             },
             expires_at: token.expires_at,
         })
@@ -475,9 +485,14 @@ impl AccessControl {
             expires_at = token.expires_at;
         }
         let principal = Principal::from_name(&claims.sub);
+        // Issued for a password: valid while that password is the user's
+        // (the user not deleted, not made again, the password not changed).
+        let stamp = claims.stamp();
         if let Principal::User(name) = &principal
             && claims.tid.is_none()
-            && !policy.user_exists(name)
+            && !stamp
+                .as_ref()
+                .is_some_and(|stamp| policy.password_current(name, stamp))
         {
             return Err(AuthFailure::BadCredentials);
         }
@@ -486,6 +501,7 @@ impl AccessControl {
                 principal,
                 token_uid: claims.tid,
                 grants: Some(claims.access),
+                stamp,
             },
             expires_at,
         })

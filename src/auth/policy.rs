@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use super::bearer::PasswordStamp;
 use super::roles::{CLUSTER_ADMIN, Verb, Verbs, verbs_of};
 use crate::metadata::MetadataError;
 use crate::metadata::access::{AccessStore, BindingSubject, SubjectKind};
@@ -113,7 +114,8 @@ pub fn group_subject(name: &str) -> BindingSubject {
 pub struct PolicySnapshot {
     pub version: i64,
     super_users: HashSet<String>,
-    known_users: HashSet<String>,
+    /// Users in the store, with the stamp of their current password.
+    users: HashMap<String, PasswordStamp>,
     groups_of_user: HashMap<String, Vec<String>>,
     cluster: HashMap<BindingSubject, Verbs>,
     /// Subjects bound to `cluster-admin` cluster-wide. Kept apart from
@@ -142,7 +144,13 @@ impl PolicySnapshot {
             ..Default::default()
         };
         for user in &users {
-            snapshot.known_users.insert(user.name.clone());
+            snapshot.users.insert(
+                user.name.clone(),
+                PasswordStamp {
+                    uid: user.uid.clone(),
+                    epoch: user.credential_epoch,
+                },
+            );
             if user.super_user {
                 snapshot.super_users.insert(user.name.clone());
             }
@@ -227,7 +235,13 @@ impl PolicySnapshot {
     }
 
     pub fn user_exists(&self, name: &str) -> bool {
-        self.known_users.contains(name)
+        self.users.contains_key(name)
+    }
+
+    /// Whether `stamp` is that of `name`'s current password: the same user
+    /// (not one deleted and made again) and no password change since.
+    pub fn password_current(&self, name: &str, stamp: &PasswordStamp) -> bool {
+        self.users.get(name) == Some(stamp)
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {

@@ -18,6 +18,9 @@ pub struct User {
     pub email: Option<String>,
     pub super_user: bool,
     pub created_at: Timestamp,
+    /// Moves on with every password change, ending the bearer tokens the
+    /// old password obtained (see [`crate::auth::bearer::Claims::epoch`]).
+    pub credential_epoch: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +140,7 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn users(&self) -> Result<Vec<User>>;
     /// Creates the user; false if the name is taken.
     async fn create_user(&self, user: &User) -> Result<bool>;
+    /// Sets (or clears) the password and moves the credential epoch on.
     async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool>;
     /// Deletes the user and its tokens.
     async fn delete_user(&self, name: &str) -> Result<bool>;

@@ -26,6 +26,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
         email: row.try_get("email")?,
         super_user: row.try_get::<i64, _>("super_user")? != 0,
         created_at: row.try_get("created_at")?,
+        credential_epoch: row.try_get("credential_epoch")?,
     })
 }
 
@@ -110,7 +111,8 @@ fn escape_like(text: &str) -> String {
 
 const TOKEN_COLUMNS: &str =
     "uid, name, namespace, subject_kind, subject_name, created_at, expires_at";
-const USER_COLUMNS: &str = "name, uid, password_hash, email, super_user, created_at";
+const USER_COLUMNS: &str =
+    "name, uid, password_hash, email, super_user, created_at, credential_epoch";
 
 impl SqlMetadataStore {
     async fn group_members(&self, name: &str) -> Result<Vec<String>> {
@@ -174,8 +176,8 @@ impl AccessStore for SqlMetadataStore {
     async fn create_user(&self, user: &User) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
         let created = sqlx::query(
-            "INSERT INTO users (name, uid, password_hash, email, super_user, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO users (name, uid, password_hash, email, super_user, created_at, \
+             credential_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
         )
         .bind(user.name.as_str())
         .bind(user.uid.as_str())
@@ -183,6 +185,7 @@ impl AccessStore for SqlMetadataStore {
         .bind(user.email.as_deref())
         .bind(i64::from(user.super_user))
         .bind(user.created_at)
+        .bind(user.credential_epoch)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -196,12 +199,15 @@ impl AccessStore for SqlMetadataStore {
 
     async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
-            .bind(name)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $2, credential_epoch = credential_epoch + 1 \
+             WHERE name = $1",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             > 0;
         if changed {
             bump(&mut tx).await?;

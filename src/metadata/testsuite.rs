@@ -422,6 +422,7 @@ async fn users_are_unique(store: &dyn AccessStore) {
         email: None,
         super_user: true,
         created_at: 5,
+        credential_epoch: 0,
     };
     assert!(store.create_user(&user).await.unwrap());
     assert!(!store.create_user(&user).await.unwrap());
@@ -429,10 +430,23 @@ async fn users_are_unique(store: &dyn AccessStore) {
     assert_eq!(store.user("nobody").await.unwrap(), None);
     assert_eq!(store.count_users().await.unwrap(), 1);
     assert!(store.set_password("admin", None).await.unwrap());
+    let changed = store.user("admin").await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, None);
     assert_eq!(
-        store.user("admin").await.unwrap().unwrap().password_hash,
-        None
+        changed.credential_epoch, 1,
+        "a password change moves the epoch on"
     );
+    assert!(
+        store
+            .set_password("admin", Some("$argon2id$new"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.user("admin").await.unwrap().unwrap().credential_epoch,
+        2
+    );
+    assert!(!store.set_password("nobody", None).await.unwrap());
     assert_eq!(store.users().await.unwrap().len(), 1);
     assert!(store.delete_user("admin").await.unwrap());
     assert!(!store.delete_user("admin").await.unwrap());
