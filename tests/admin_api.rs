@@ -1918,3 +1918,58 @@ async fn a_password_change_or_deletion_ends_password_logins_at_once() {
     assert_eq!(status(&jwt_of(&again).await).await, StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_names_are_each_users_own() {
+    let s = Server::start(|_| {}).await;
+    let alice = s.user("alice", "alice-pw").await;
+    let bob = s.user("bob", "bob-pw").await;
+    let make = async |auth: &Auth| {
+        s.post(
+            "/api/v1/tokens",
+            auth,
+            json!({"metadata":{"name":"laptop"}}),
+        )
+        .await
+    };
+    let secret = |token: &Value| bearer(token["status"]["token"].as_str().unwrap());
+    let alices = secret(make(&alice).await.ok(201));
+    // bob is not told that alice has a token of that name.
+    let bobs = secret(make(&bob).await.ok(201));
+    // Each user's names are unique for that user.
+    make(&alice).await.failure(409, "AlreadyExists");
+    for t in [&alices, &bobs] {
+        assert_eq!(s.get("/v2/", t).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        names(s.get("/api/v1/tokens", &alice).await.ok(200)),
+        vec!["laptop"]
+    );
+
+    // A cluster admin names whose, when several users have the name.
+    s.delete("/api/v1/tokens/laptop", &s.admin)
+        .await
+        .failure(409, "Conflict");
+    // bob cannot reach alice's through ?user=.
+    s.delete("/api/v1/tokens/laptop?user=alice", &bob)
+        .await
+        .failure(404, "NotFound");
+    assert_eq!(s.get("/v2/", &alices).await.status, StatusCode::OK);
+    s.delete("/api/v1/tokens/laptop?user=bob", &s.admin)
+        .await
+        .success();
+    assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.get("/v2/", &alices).await.status, StatusCode::OK);
+    // Each user revokes its own by name.
+    let bobs = secret(make(&bob).await.ok(201));
+    s.delete("/api/v1/tokens/laptop", &alice).await.success();
+    assert_eq!(
+        s.get("/v2/", &alices).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::OK);
+    // With one left, a cluster admin needs no ?user=.
+    s.delete("/api/v1/tokens/laptop", &s.admin).await.success();
+    assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}

@@ -57,6 +57,9 @@ pub enum AdminError {
     /// 409 `AlreadyExists`.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The request conflicts with the state of things (409 `Conflict`).
+    #[error("{0}")]
+    Conflict(String),
     /// A field's value is not acceptable (422 `Invalid`).
     #[error("{0}")]
     Invalid(String),
@@ -765,15 +768,47 @@ impl<'a> Admin<'a> {
         })
     }
 
-    /// Revokes one of the caller's tokens (cluster admins: any user token).
-    pub async fn delete_own_token(&self, name: &str) -> AdminResult<()> {
-        let token = self
+    /// Revokes one of the caller's tokens. Cluster admins may name any user
+    /// token: their own of that name first, else `owner`'s (`None`: the one
+    /// user's who has a token of that name; when several have, `409`).
+    pub async fn delete_own_token(&self, name: &str, owner: Option<&str>) -> AdminResult<()> {
+        let principal = self.principal()?;
+        // Every token the caller may see (its own; a cluster admin's: every
+        // user's), so nothing is said about tokens it may not.
+        let named: Vec<Token> = self
             .own_tokens()
             .await?
             .into_iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| not_found("tokens", name))?;
-        if !self.store().delete_token(token.namespace(), name).await? {
+            .filter(|t| t.name == name)
+            .collect();
+        let owned_by = |user: &str| {
+            named
+                .iter()
+                .find(|t| t.subject == TokenSubject::User(user.to_owned()))
+        };
+        let token = match (owner, principal) {
+            (Some(user), _) => owned_by(user),
+            (None, Principal::User(me)) if owned_by(me).is_some() => owned_by(me),
+            (None, _) if named.len() > 1 => {
+                let mut owners: Vec<String> = named
+                    .iter()
+                    .map(|t| match &t.subject {
+                        TokenSubject::User(user) => user.clone(),
+                        TokenSubject::ServiceAccount { namespace, name } => {
+                            format!("{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}")
+                        }
+                    })
+                    .collect();
+                owners.sort();
+                return Err(AdminError::Conflict(format!(
+                    "users {} each have a token named \"{name}\"; say whose with ?user=NAME",
+                    owners.join(", ")
+                )));
+            }
+            (None, _) => named.first(),
+        }
+        .ok_or_else(|| not_found("tokens", name))?;
+        if !self.store().delete_token(&token.uid).await? {
             return Err(not_found("tokens", name));
         }
         self.access.policy_changed();
@@ -815,7 +850,14 @@ impl<'a> Admin<'a> {
     pub async fn delete_namespace_token(&self, namespace: &str, name: &str) -> AdminResult<()> {
         self.namespace_for(namespace, Verb::Admin, "delete tokens")
             .await?;
-        if !self.store().delete_token(Some(namespace), name).await? {
+        let token = self
+            .store()
+            .tokens(Some(namespace), None)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| not_found("tokens", name))?;
+        if !self.store().delete_token(&token.uid).await? {
             return Err(not_found("tokens", name));
         }
         self.access.policy_changed();
@@ -1753,12 +1795,12 @@ mod tests {
         assert_eq!(as_admin.own_tokens().await.unwrap().len(), 3);
         assert_eq!(as_alice.own_tokens().await.unwrap().len(), 2);
         assert!(matches!(
-            as_alice.delete_own_token("ci").await,
+            as_alice.delete_own_token("ci", None).await,
             Err(AdminError::NotFound(_))
         ));
-        as_alice.delete_own_token("laptop").await.unwrap();
+        as_alice.delete_own_token("laptop", None).await.unwrap();
         as_admin
-            .delete_own_token(&created.token.name)
+            .delete_own_token(&created.token.name, None)
             .await
             .unwrap();
         assert!(as_alice.own_tokens().await.unwrap().is_empty());

@@ -181,6 +181,9 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn remove_binding(&self, binding: &Binding) -> Result<bool>;
 
     // --- tokens
+    /// Creates the token; false if its owner has one of that name already
+    /// (a user's token names are the user's; a service account's are its
+    /// namespace's).
     async fn create_token(&self, token: &Token, secret_hash: &str) -> Result<bool>;
     async fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Token>>;
     async fn token(&self, uid: &str) -> Result<Option<Token>>;
@@ -190,8 +193,9 @@ pub trait AccessStore: Send + Sync + 'static {
         namespace: Option<&str>,
         subject: Option<&TokenSubject>,
     ) -> Result<Vec<Token>>;
-    /// Revokes the token named `name` (in `namespace` for service accounts).
-    async fn delete_token(&self, namespace: Option<&str>, name: &str) -> Result<bool>;
+    /// Revokes the token `uid`. Names are not unique across owners: find
+    /// the token among its owner's first.
+    async fn delete_token(&self, uid: &str) -> Result<bool>;
 
     // --- keys signing bearer tokens
     async fn signing_keys(&self) -> Result<Vec<SigningKey>>;

@@ -604,12 +604,9 @@ impl AccessStore for SqlMetadataStore {
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn delete_token(&self, namespace: Option<&str>, name: &str) -> Result<bool> {
-        self.policy_write(
-            "DELETE FROM tokens WHERE namespace = $1 AND name = $2",
-            &[namespace.unwrap_or(""), name],
-        )
-        .await
+    async fn delete_token(&self, uid: &str) -> Result<bool> {
+        self.policy_write("DELETE FROM tokens WHERE uid = $1", &[uid])
+            .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>> {

@@ -36,27 +36,7 @@ impl TestDb {
 
     /// `None` when PostgreSQL is unreachable and not required.
     pub async fn postgres() -> Option<TestDb> {
-        let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-        sqlx::any::install_default_drivers();
-        let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) if !required => {
-                eprintln!("skipping PostgreSQL half: {e} (set BERTH_REQUIRE_POSTGRES=1 to fail)");
-                return None;
-            }
-            Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
-        };
-        let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let url = match admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("BERTH_TEST_POSTGRES_URL must name a database"),
-        };
+        let (admin_url, name, url) = empty_postgres_database().await?;
         let store = SqlMetadataStore::connect(&DatabaseConfig::Postgres {
             url,
             max_connections: 4,
@@ -82,6 +62,33 @@ impl TestDb {
                 .await;
         }
     }
+}
+
+/// A new, empty PostgreSQL database: `(server URL, name, database URL)`, or
+/// `None` when PostgreSQL is unreachable and not required.
+async fn empty_postgres_database() -> Option<(String, String, String)> {
+    let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    sqlx::any::install_default_drivers();
+    let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("skipping PostgreSQL half: {e} (set BERTH_REQUIRE_POSTGRES=1 to fail)");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
+    };
+    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let url = match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("BERTH_TEST_POSTGRES_URL must name a database"),
+    };
+    Some((admin_url, name, url))
 }
 
 /// Runs `$case(&dyn MetadataStore)` once per engine.
@@ -128,6 +135,7 @@ engine_tests!(
     tokens_are_found_by_secret_hash_and_revoked_by_name,
     signing_keys_rotate,
     a_namespace_takes_its_repositories,
+    token_names_are_unique_per_owner,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -479,7 +487,7 @@ async fn policy_version_moves_with_every_change(store: &dyn AccessStore) {
         .await
         .unwrap();
     changed("create_token").await;
-    store.delete_token(None, "t1").await.unwrap();
+    store.delete_token("uid-t1").await.unwrap();
     changed("delete_token").await;
 }
 
@@ -652,10 +660,75 @@ async fn tokens_are_found_by_secret_hash_and_revoked_by_name(store: &dyn AccessS
             .unwrap()
             .is_empty()
     );
-    assert!(store.delete_token(None, "laptop").await.unwrap());
+    assert!(store.delete_token(&t.uid).await.unwrap());
     assert_eq!(store.token_by_secret_hash("h1").await.unwrap(), None);
-    assert!(!store.delete_token(None, "laptop").await.unwrap());
+    assert!(!store.delete_token(&t.uid).await.unwrap());
     assert!(!t.expired(i64::MAX), "a token without expiry never expires");
+}
+
+/// A user's token names are the user's own: another user may use the same
+/// name (and is not told the first exists). A service account's are its
+/// namespace's, as `/namespaces/NS/tokens/NAME` names them.
+async fn token_names_are_unique_per_owner(store: &dyn AccessStore) {
+    let token = |uid: &str, name: &str, subject: TokenSubject| Token {
+        uid: uid.into(),
+        name: name.into(),
+        subject,
+        created_at: 1,
+        expires_at: None,
+    };
+    let user = |name: &str| TokenSubject::User(name.into());
+    let sa = |ns: &str, name: &str| TokenSubject::ServiceAccount {
+        namespace: ns.into(),
+        name: name.into(),
+    };
+    let alices = token("a1", "laptop", user("alice"));
+    let bobs = token("b1", "laptop", user("bob"));
+    assert!(store.create_token(&alices, "ha1").await.unwrap());
+    assert!(store.create_token(&bobs, "hb1").await.unwrap());
+    assert!(
+        !store
+            .create_token(&token("a2", "laptop", user("alice")), "ha2")
+            .await
+            .unwrap(),
+        "one user, one token per name"
+    );
+    // Service accounts: per namespace.
+    assert!(
+        store
+            .create_token(&token("s1", "ci", sa("p", "builder")), "hs1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_token(&token("s2", "ci", sa("p", "deployer")), "hs2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_token(&token("s3", "ci", sa("q", "builder")), "hs3")
+            .await
+            .unwrap()
+    );
+    // A user's name never clashes with a service account's.
+    assert!(
+        store
+            .create_token(&token("a3", "ci", user("alice")), "ha3")
+            .await
+            .unwrap()
+    );
+    // Revoking one leaves its namesakes.
+    assert!(store.delete_token("a1").await.unwrap());
+    assert_eq!(store.token_by_secret_hash("ha1").await.unwrap(), None);
+    assert_eq!(store.token_by_secret_hash("hb1").await.unwrap(), Some(bobs));
+    assert!(
+        store
+            .create_token(&token("a4", "laptop", user("alice")), "ha4")
+            .await
+            .unwrap()
+    );
 }
 
 async fn signing_keys_rotate(store: &dyn AccessStore) {
@@ -804,4 +877,135 @@ async fn a_namespace_takes_its_repositories(store: &SqlMetadataStore) {
     store.create_namespace(&namespace("a_b")).await.unwrap();
     let page = store.list_repositories(None, 100).await.unwrap();
     assert_eq!(page.items, vec!["a_b2/app", "a_bc", "axb/app"]);
+}
+
+/// Brings a new database at `url` to the schema before migration `version`,
+/// with the migrations of `engine` (a folder of `migrations/`).
+async fn migrate_to_before(url: &str, engine: &str, version: i64) -> sqlx::AnyPool {
+    let staged = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(engine);
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let number: i64 = file.split('_').next().unwrap().parse().unwrap();
+        if number < version {
+            std::fs::copy(&path, staged.path().join(&file)).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(staged.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+/// Migration 0005 (token names per owner) keeps every token, and on SQLite
+/// rebuilds the table with its indexes.
+async fn tokens_survive_migration_0005(url: &str, engine: &str, config: DatabaseConfig) {
+    let pool = migrate_to_before(url, engine, 5).await;
+    for (uid, name, ns, hash, kind, subject) in [
+        ("u1", "laptop", "", "h-alice", "User", "alice"),
+        ("s1", "ci", "p", "h-builder", "ServiceAccount", "builder"),
+    ] {
+        sqlx::query(
+            "INSERT INTO tokens (uid, name, namespace, secret_hash, subject_kind, subject_name, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 1, NULL)",
+        )
+        .bind(uid)
+        .bind(name)
+        .bind(ns)
+        .bind(hash)
+        .bind(kind)
+        .bind(subject)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqlMetadataStore::connect(&config).await.unwrap();
+    let alices = store
+        .token_by_secret_hash("h-alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (alices.uid.as_str(), alices.name.as_str()),
+        ("u1", "laptop")
+    );
+    assert_eq!(
+        alices.subject,
+        TokenSubject::User("alice".into()),
+        "{alices:?}"
+    );
+    assert_eq!(store.tokens(Some("p"), None).await.unwrap().len(), 1);
+    // Now another user may have a laptop token, and alice still only one.
+    let laptop = |uid: &str, user: &str| Token {
+        uid: uid.into(),
+        name: "laptop".into(),
+        subject: TokenSubject::User(user.into()),
+        created_at: 2,
+        expires_at: None,
+    };
+    assert!(
+        store
+            .create_token(&laptop("b1", "bob"), "h-bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_token(&laptop("u2", "alice"), "h-alice-2")
+            .await
+            .unwrap()
+    );
+    // The secret stays unique too.
+    assert!(
+        !store
+            .create_token(&laptop("c1", "carol"), "h-bob")
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn migration_0005_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    tokens_survive_migration_0005(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+}
+
+#[tokio::test]
+async fn migration_0005_on_postgres() {
+    let Some((admin_url, name, url)) = empty_postgres_database().await else {
+        return;
+    };
+    tokens_survive_migration_0005(
+        &url,
+        "postgres",
+        DatabaseConfig::Postgres {
+            url: url.clone(),
+            max_connections: 2,
+        },
+    )
+    .await;
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .await;
+    }
 }
