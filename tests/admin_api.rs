@@ -1973,3 +1973,47 @@ async fn token_names_are_each_users_own() {
     assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::UNAUTHORIZED);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_super_user_cannot_be_deleted() {
+    let s = Server::start(|c| c.auth.super_users = vec!["carol".into()]).await;
+    let refused = |answer: Answer, name: &str| {
+        answer.failure(409, "Conflict");
+        let message = answer.body["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(&format!("\"{name}\" is the last super user")),
+            "{message}"
+        );
+    };
+    // The only super user deleting itself.
+    refused(s.delete("/api/v1/users/admin", &s.admin).await, "admin");
+    assert_eq!(
+        s.get("/api/v1/users", &s.admin).await.status,
+        StatusCode::OK,
+        "still administers"
+    );
+    // With another super user, either may go, but not both.
+    s.post(
+        "/api/v1/users",
+        &s.admin,
+        json!({"metadata":{"name":"root"},"password":"root-pw","superUser":true}),
+    )
+    .await
+    .ok(201);
+    let root = basic("root", "root-pw");
+    s.delete("/api/v1/users/admin", &root).await.success();
+    refused(s.delete("/api/v1/users/root", &root).await, "root");
+    // A super user by the configuration counts once it is a user.
+    s.post(
+        "/api/v1/users",
+        &root,
+        json!({"metadata":{"name":"carol"},"password":"carol-pw"}),
+    )
+    .await
+    .ok(201);
+    let carol = basic("carol", "carol-pw");
+    s.delete("/api/v1/users/root", &carol).await.success();
+    refused(s.delete("/api/v1/users/carol", &carol).await, "carol");
+    assert_eq!(s.get("/api/v1/users", &carol).await.status, StatusCode::OK);
+    s.stop().await;
+}

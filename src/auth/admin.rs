@@ -24,7 +24,7 @@ use super::roles::{ROLES, Verb, Verbs, verbs_of};
 use super::{AccessControl, Caller, password, tokens};
 use crate::metadata::access::{
     AccessStore, Binding, BindingSubject, Group, Namespace, ServiceAccount, SubjectKind, Token,
-    TokenSubject, User,
+    TokenSubject, User, UserDeletion,
 };
 use crate::metadata::{MetadataError, Timestamp, now};
 
@@ -1190,11 +1190,24 @@ impl<'a> Admin<'a> {
         }
     }
 
-    /// Deletes a user and revokes its tokens. Its bindings stay.
+    /// Deletes a user and revokes its tokens. Its bindings stay. The last
+    /// super user is not deleted: nobody could administer the registry
+    /// after it.
     pub async fn delete_user(&self, name: &str) -> AdminResult<()> {
         self.require_cluster_admin("delete users").await?;
-        if !self.store().delete_user(name).await? {
-            return Err(not_found("users", name));
+        match self
+            .store()
+            .delete_user_unless_last_super_user(name, self.access.configured_super_users())
+            .await?
+        {
+            UserDeletion::Deleted => {}
+            UserDeletion::NotFound => return Err(not_found("users", name)),
+            UserDeletion::LastSuperUser => {
+                return Err(AdminError::Conflict(format!(
+                    "user \"{name}\" is the last super user; make another super user \
+                     (berth create user NAME --super-user) before deleting it"
+                )));
+            }
         }
         self.access.policy_changed();
         tracing::info!(user = name, by = %self.caller.principal.name(), "user deleted");

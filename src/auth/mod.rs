@@ -252,6 +252,11 @@ impl AccessControl {
         &self.store
     }
 
+    /// Users the configuration makes super users (`auth.superUsers`).
+    pub fn configured_super_users(&self) -> &[String] {
+        self.policy.configured_super_users()
+    }
+
     pub fn bearer(&self) -> &BearerTokens {
         &self.bearer
     }

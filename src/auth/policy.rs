@@ -305,6 +305,10 @@ impl PolicyCache {
         }
     }
 
+    pub fn configured_super_users(&self) -> &[String] {
+        &self.configured_super_users
+    }
+
     fn cached(&self) -> (Arc<PolicySnapshot>, Option<Instant>) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         (state.0.clone(), state.1)

@@ -23,6 +23,15 @@ pub struct User {
     pub credential_epoch: i64,
 }
 
+/// What [`AccessStore::delete_user_unless_last_super_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDeletion {
+    Deleted,
+    NotFound,
+    /// Refused: no super user would be left.
+    LastSuperUser,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
@@ -144,6 +153,14 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool>;
     /// Deletes the user and its tokens.
     async fn delete_user(&self, name: &str) -> Result<bool>;
+    /// Deletes the user and its tokens unless it is the last super user
+    /// (flagged so, or named in `configured_super_users`) among the users
+    /// stored, checked and done in one transaction.
+    async fn delete_user_unless_last_super_user(
+        &self,
+        name: &str,
+        configured_super_users: &[String],
+    ) -> Result<UserDeletion>;
     async fn count_users(&self) -> Result<u64>;
 
     // --- groups

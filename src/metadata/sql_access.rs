@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::access::{
     AccessStore, Binding, BindingSubject, Group, Namespace, ServiceAccount, SigningKey,
-    SubjectKind, Token, TokenSubject, User,
+    SubjectKind, Token, TokenSubject, User, UserDeletion,
 };
 use super::sql::SqlMetadataStore;
 use super::{MetadataError, Result, Timestamp};
@@ -114,6 +114,25 @@ const TOKEN_COLUMNS: &str =
 const USER_COLUMNS: &str =
     "name, uid, password_hash, email, super_user, created_at, credential_epoch";
 
+/// Deletes the user `name` with its tokens and group memberships; returns
+/// whether it existed.
+async fn delete_user_in(conn: &mut AnyConnection, name: &str) -> Result<bool> {
+    sqlx::query("DELETE FROM tokens WHERE subject_kind = 'User' AND subject_name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM group_members WHERE user_name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
 impl SqlMetadataStore {
     async fn group_members(&self, name: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(
@@ -218,23 +237,51 @@ impl AccessStore for SqlMetadataStore {
 
     async fn delete_user(&self, name: &str) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query("DELETE FROM tokens WHERE subject_kind = 'User' AND subject_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM group_members WHERE user_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
+        let deleted = delete_user_in(&mut tx, name).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn delete_user_unless_last_super_user(
+        &self,
+        name: &str,
+        configured_super_users: &[String],
+    ) -> Result<UserDeletion> {
+        let mut tx = self.writer().begin().await?;
+        // Bumping first takes the policy version's row lock (PostgreSQL):
+        // two such deletions run one after the other, and the second reads
+        // the super users the first left. (SQLite has one writer anyway.)
+        bump(&mut tx).await?;
+        let rows = sqlx::query("SELECT name, super_user FROM users")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut target_is_super = None;
+        let mut other_super_users = 0;
+        for row in &rows {
+            let user: String = row.try_get("name")?;
+            let is_super =
+                row.try_get::<i64, _>("super_user")? != 0 || configured_super_users.contains(&user);
+            if user == name {
+                target_is_super = Some(is_super);
+            } else if is_super {
+                other_super_users += 1;
+            }
+        }
+        let outcome = match target_is_super {
+            None => UserDeletion::NotFound,
+            Some(true) if other_super_users == 0 => UserDeletion::LastSuperUser,
+            Some(_) => {
+                delete_user_in(&mut tx, name).await?;
+                UserDeletion::Deleted
+            }
+        };
+        if outcome == UserDeletion::Deleted {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(outcome)
     }
 
     async fn count_users(&self) -> Result<u64> {

@@ -136,6 +136,7 @@ engine_tests!(
     signing_keys_rotate,
     a_namespace_takes_its_repositories,
     token_names_are_unique_per_owner,
+    the_last_super_user_is_kept,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -1008,4 +1009,57 @@ async fn migration_0005_on_postgres() {
             )))
             .await;
     }
+}
+
+async fn the_last_super_user_is_kept(store: &dyn AccessStore) {
+    let user = |name: &str, super_user: bool| User {
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        password_hash: None,
+        email: None,
+        super_user,
+        created_at: 1,
+        credential_epoch: 0,
+    };
+    for (name, super_user) in [
+        ("admin", true),
+        ("root", true),
+        ("alice", false),
+        ("carol", false),
+    ] {
+        assert!(store.create_user(&user(name, super_user)).await.unwrap());
+    }
+    let none: &[String] = &[];
+    let delete = async |name: &str, configured: &[String]| {
+        store
+            .delete_user_unless_last_super_user(name, configured)
+            .await
+            .unwrap()
+    };
+    assert_eq!(delete("nobody", none).await, UserDeletion::NotFound);
+    assert_eq!(delete("alice", none).await, UserDeletion::Deleted);
+    assert_eq!(delete("root", none).await, UserDeletion::Deleted);
+    let version = store.policy_version().await.unwrap();
+    assert_eq!(delete("admin", none).await, UserDeletion::LastSuperUser);
+    assert!(
+        store.user("admin").await.unwrap().is_some(),
+        "refused, kept"
+    );
+    assert_eq!(
+        store.policy_version().await.unwrap(),
+        version,
+        "a refusal changes nothing"
+    );
+    // A super user by the configuration counts, if it is a stored user.
+    let configured = ["carol".to_owned(), "ghost".to_owned()];
+    assert_eq!(delete("admin", &configured).await, UserDeletion::Deleted);
+    assert_eq!(
+        delete("carol", &configured).await,
+        UserDeletion::LastSuperUser
+    );
+    assert_eq!(
+        delete("carol", none).await,
+        UserDeletion::Deleted,
+        "no longer super"
+    );
 }
