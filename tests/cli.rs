@@ -473,6 +473,23 @@ fn admin_verbs_end_to_end() {
         .ok("remove-cluster-role-from-group");
     step("second user, cluster roles", started);
 
+    // Guessed at from this address, alice is refused here even with her
+    // password, until an admin unlocks her.
+    for _ in 0..10 {
+        assert_eq!(lab.v2_status("alice:not-her-password"), 401);
+    }
+    assert_eq!(lab.v2_status("alice:alice-pw-1234"), 429);
+    admin
+        .berth(&["adm", "unlock", "alice"])
+        .ok("adm unlock")
+        .stdout_has("adm unlock", "user \"alice\" unlocked");
+    assert_eq!(lab.v2_status("alice:alice-pw-1234"), 200);
+    admin
+        .berth(&["adm", "unlock", "nobody"])
+        .fails("adm unlock of an unknown user")
+        .stderr_has("adm unlock nobody", "Error from server (NotFound)");
+    step("unlock", started);
+
     // The auth file written by login works for skopeo.
     lab.push_image(&token, "demo/app", "v1");
     if let Some(skopeo) = skopeo() {

@@ -1214,6 +1214,20 @@ impl<'a> Admin<'a> {
         Ok(())
     }
 
+    /// Forgets the failed logins counted against `name` (cluster admins):
+    /// whatever addresses guessed at it may try again, and its logins are no
+    /// longer slowed down. Addresses locked out as a whole stay so. Returns
+    /// whether the user was locked out anywhere or slowed down.
+    pub async fn unlock_user(&self, name: &str) -> AdminResult<bool> {
+        self.require_cluster_admin("unlock users").await?;
+        if self.store().user(name).await?.is_none() {
+            return Err(not_found("users", name));
+        }
+        let was_locked = self.access.unlock(name);
+        tracing::info!(user = name, was_locked, by = %self.caller.principal.name(), "user unlocked");
+        Ok(was_locked)
+    }
+
     /// Sets a password: the user itself or a cluster admin.
     pub async fn set_password(&self, name: &str, secret: Option<&str>) -> AdminResult<()> {
         let name = self.resolve(name);
@@ -1483,7 +1497,9 @@ mod tests {
                     per_address: 100,
                     window: Duration::from_secs(60),
                     duration: Duration::from_secs(60),
+                    slowdown: Duration::from_secs(1),
                 },
+                trusted_proxies: Default::default(),
             },
         );
         Fixture { access, _dir: dir }

@@ -13,6 +13,7 @@
 //! stops working at once; never longer than the token they came from lives,
 //! and a lockout refuses remembered credentials too.
 
+pub mod address;
 pub mod admin;
 pub mod bearer;
 pub mod lockout;
@@ -30,8 +31,9 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 
+use self::address::TrustedProxies;
 use self::bearer::{AccessEntry, BearerError, BearerTokens, PasswordStamp};
-use self::lockout::{Lockout, LockoutPolicy};
+use self::lockout::{Admission, Lockout, LockoutPolicy};
 pub use self::policy::Principal;
 use self::policy::{PolicyCache, PolicySnapshot};
 use self::roles::Verb;
@@ -89,6 +91,8 @@ pub struct AccessOptions {
     pub super_users: Vec<String>,
     pub auto_create_namespaces: AutoCreateNamespaces,
     pub lockout: LockoutPolicy,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// An authenticated (or anonymous) caller.
@@ -171,8 +175,9 @@ const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
 struct Verified {
     caller: Caller,
-    /// The Basic user name presented, subject to lockout like any login.
-    login_name: Option<String>,
+    /// The user name of a password login, which the brute-force defence
+    /// counts failures against (`None` for token logins).
+    lockout_user: Option<String>,
     policy_version: i64,
     until: Instant,
 }
@@ -197,6 +202,7 @@ pub struct AccessControl {
     policy: PolicyCache,
     bearer: BearerTokens,
     lockout: Lockout,
+    trusted_proxies: TrustedProxies,
     auto_create_namespaces: AutoCreateNamespaces,
     /// sha256(Authorization header) → caller. Keyed by a hash so that no
     /// secret is kept in memory in the clear.
@@ -230,6 +236,12 @@ fn presented(value: &HeaderValue) -> Result<Presented, AuthFailure> {
     }
 }
 
+/// A login refused by the brute-force defence, logged.
+fn locked_out(user: Option<&str>, address: Option<IpAddr>, wait: Duration) -> AuthFailure {
+    tracing::warn!(user = user.unwrap_or(""), address = ?address, outcome = "locked_out", "login");
+    AuthFailure::LockedOut(wait)
+}
+
 impl AccessControl {
     pub fn new(store: Arc<dyn AccessStore>, options: AccessOptions) -> Self {
         AccessControl {
@@ -243,6 +255,7 @@ impl AccessControl {
             ),
             store,
             lockout: Lockout::new(options.lockout),
+            trusted_proxies: options.trusted_proxies,
             auto_create_namespaces: options.auto_create_namespaces,
             verified: Mutex::new(HashMap::new()),
         }
@@ -287,8 +300,21 @@ impl AccessControl {
             .unwrap_or(HeaderValue::from_static("Bearer realm=\"/auth/token\""))
     }
 
+    /// The client's address: the peer's, or behind a trusted proxy the one
+    /// it forwarded (see [`address::TrustedProxies`]).
+    pub fn client_address(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        self.trusted_proxies.client(peer, headers)
+    }
+
+    /// Forgets the failed logins counted against `user` (see
+    /// [`Lockout::unlock`]); returns whether it was locked out or slowed down.
+    pub fn unlock(&self, user: &str) -> bool {
+        self.lockout.unlock(user)
+    }
+
     /// Identifies the caller. No credentials is anonymous; wrong ones are a
-    /// failure, never a silent downgrade to anonymous.
+    /// failure, never a silent downgrade to anonymous. `peer` is the
+    /// connection's address.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -297,71 +323,85 @@ impl AccessControl {
         let Some(authorization) = headers.get(header::AUTHORIZATION) else {
             return Ok(Caller::anonymous());
         };
+        let address = self.client_address(headers, peer);
         // The cache is consulted before the header is even parsed: a client
         // sends the same header on every request.
         let key = sha256_raw(authorization.as_bytes());
         let policy = self.policy.current().await?;
-        if let Some((caller, login_name)) = self.cached(&key, policy.version) {
-            // A locked-out client is refused even with credentials berth
+        if let Some((caller, lockout_user)) = self.cached(&key, policy.version) {
+            // A client locked out is refused even with credentials berth
             // remembers: otherwise a right guess would be told from wrong
-            // ones while the lockout lasts.
-            self.check_lockout(login_name.as_deref(), peer)?;
+            // ones while the lockout lasts. No slowing down: these were
+            // verified right.
+            if let Admission::Refused(wait) = self.lockout.admit(lockout_user.as_deref(), address) {
+                return Err(locked_out(lockout_user.as_deref(), address, wait));
+            }
             return Ok(caller);
         }
         let presented = presented(authorization)?;
-        let login_name = match &presented {
-            Presented::Basic { user, .. } => Some(user.as_str()),
+        // Password logins are counted against their user name; token logins
+        // (whatever user name comes with the token) only against the address.
+        let lockout_user = match &presented {
+            Presented::Basic { user, secret } if !tokens::looks_like_token(secret) => {
+                Some(user.as_str())
+            }
             _ => None,
         };
-        self.check_lockout(login_name, peer)?;
+        match self.lockout.admit(lockout_user, address) {
+            Admission::Refused(wait) => return Err(locked_out(lockout_user, address, wait)),
+            Admission::After(delay) => {
+                tracing::info!(user = lockout_user.unwrap_or(""), address = ?address, delay = ?delay, outcome = "slowed", "login");
+                tokio::time::sleep(delay).await;
+            }
+            Admission::Now => {}
+        }
         let outcome = match &presented {
             Presented::Basic { user, secret } => self.verify_basic(user, secret, &policy).await,
             Presented::Bearer(token) => self.verify_bearer(token, &policy).await,
         };
         match outcome {
             Ok(verified) => {
-                if let Some(name) = login_name {
-                    self.lockout.record_success(name);
+                if let Some(name) = lockout_user {
+                    self.lockout.record_success(name, address);
                 }
                 let caller = verified.caller.clone();
-                tracing::info!(subject = %caller.principal.name(), address = ?peer, outcome = "success", "login");
-                self.remember(key, verified, login_name, policy.version);
+                tracing::info!(subject = %caller.principal.name(), address = ?address, outcome = "success", "login");
+                self.remember(key, verified, lockout_user, policy.version);
                 Ok(caller)
             }
             Err(AuthFailure::BadCredentials) => {
-                self.lockout.record_failure(login_name, peer);
-                tracing::warn!(user = login_name.unwrap_or(""), address = ?peer, outcome = "failure", "login");
+                // A bearer JWT that fails (expired, or issued for a password
+                // since changed) is no guess: JWTs cannot be guessed, and
+                // clients fetch a new one when told to.
+                let guess =
+                    !matches!(&presented, Presented::Bearer(t) if !tokens::looks_like_token(t));
+                if guess {
+                    self.lockout.record_failure(lockout_user, address);
+                }
+                let user = match &presented {
+                    Presented::Basic { user, .. } => user.as_str(),
+                    Presented::Bearer(_) => "",
+                };
+                tracing::warn!(user, address = ?address, outcome = "failure", "login");
                 Err(AuthFailure::BadCredentials)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Refuses (and logs) a login while its user name or address is locked out.
-    fn check_lockout(
-        &self,
-        login_name: Option<&str>,
-        peer: Option<IpAddr>,
-    ) -> Result<(), AuthFailure> {
-        self.lockout.check(login_name, peer).map_err(|wait| {
-            tracing::warn!(user = login_name.unwrap_or(""), address = ?peer, outcome = "locked_out", "login");
-            AuthFailure::LockedOut(wait)
-        })
-    }
-
-    /// The remembered caller and the Basic user name it logged in with.
+    /// The remembered caller and the user name of its password login.
     fn cached(&self, key: &[u8; 32], policy_version: i64) -> Option<(Caller, Option<String>)> {
         let cache = self.verified.lock().ok()?;
         let entry = cache.get(key)?;
         (entry.policy_version == policy_version && entry.until > Instant::now())
-            .then(|| (entry.caller.clone(), entry.login_name.clone()))
+            .then(|| (entry.caller.clone(), entry.lockout_user.clone()))
     }
 
     fn remember(
         &self,
         key: [u8; 32],
         verified: Verification,
-        login_name: Option<&str>,
+        lockout_user: Option<&str>,
         policy_version: i64,
     ) {
         let Ok(mut cache) = self.verified.lock() else {
@@ -389,7 +429,7 @@ impl AccessControl {
             key,
             Verified {
                 caller: verified.caller,
-                login_name: login_name.map(str::to_owned),
+                lockout_user: lockout_user.map(str::to_owned),
                 policy_version,
                 until,
             },

@@ -660,6 +660,12 @@ impl ApiClient {
         self.delete(&["users", name]).await
     }
 
+    /// Forgets the failed logins counted against a user.
+    pub async fn unlock_user(&self, name: &str) -> Result<Status, ClientError> {
+        self.send(Method::POST, &["users", name, "unlock"], None::<&()>)
+            .await
+    }
+
     pub async fn list_groups(&self) -> Result<List<Group>, ClientError> {
         self.get(&["groups"]).await
     }

@@ -226,6 +226,12 @@ pub(crate) fn routes() -> Vec<Route> {
         ),
         route(
             M::POST,
+            "/users/{name}/unlock",
+            "api_users_unlock",
+            users::unlock,
+        ),
+        route(
+            M::POST,
             "/users/{name}/tokens",
             "api_user_tokens_create",
             tokens::create_for_user,
