@@ -115,6 +115,13 @@ pub enum RegistryError {
     SizeInvalid(String),
     #[error("authentication required")]
     Unauthorized { challenge: HeaderValue },
+    /// A bearer token not granting `scope`, which its holder may have: 403
+    /// with the challenge (`error="insufficient_scope"`) to fetch one.
+    #[error("the bearer token does not grant {scope}; ask the token service for it")]
+    InsufficientScope {
+        challenge: HeaderValue,
+        scope: String,
+    },
     #[error("access denied")]
     Denied,
     /// Denied, with a reason the caller may be told (it is the `message`).
@@ -181,7 +188,7 @@ impl RegistryError {
             NameInvalid(_) => ErrorCode::NameInvalid,
             NameUnknown(_) => ErrorCode::NameUnknown,
             Unauthorized { .. } => ErrorCode::Unauthorized,
-            Denied | DeniedBecause(_) => ErrorCode::Denied,
+            Denied | DeniedBecause(_) | InsufficientScope { .. } => ErrorCode::Denied,
             Unsupported(_) | MethodNotAllowed | NotFound => ErrorCode::Unsupported,
             TooManyRequests { .. } => ErrorCode::Toomanyrequests,
             ReadOnly => ErrorCode::Unavailable,
@@ -207,7 +214,7 @@ impl RegistryError {
             | Unsupported(_) => StatusCode::BAD_REQUEST,
             ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Denied | DeniedBecause(_) => StatusCode::FORBIDDEN,
+            Denied | DeniedBecause(_) | InsufficientScope { .. } => StatusCode::FORBIDDEN,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ReadOnly => StatusCode::SERVICE_UNAVAILABLE,
@@ -224,14 +231,15 @@ impl RegistryError {
             BlobUnknown(d) | ManifestBlobUnknown(d) => {
                 Some(serde_json::json!({ "digest": d.as_str() }))
             }
-            Unauthorized { .. } | Denied | DeniedBecause(_) => None,
+            Unauthorized { .. } | Denied | DeniedBecause(_) | InsufficientScope { .. } => None,
             other => Some(serde_json::Value::String(other.to_string())),
         }
     }
 
     fn extra_headers(&self, headers: &mut HeaderMap) {
         match self {
-            RegistryError::Unauthorized { challenge } => {
+            RegistryError::Unauthorized { challenge }
+            | RegistryError::InsufficientScope { challenge, .. } => {
                 headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
             }
             RegistryError::UploadRangeInvalid { location, offset } => {
@@ -283,8 +291,13 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %self, "request failed");
         }
         let code = self.code();
+        let insufficient;
         let message = match &self {
             RegistryError::DeniedBecause(reason) => reason.as_str(),
+            RegistryError::InsufficientScope { .. } => {
+                insufficient = self.to_string();
+                insufficient.as_str()
+            }
             _ => code.message(),
         };
         let body = ErrorBody {

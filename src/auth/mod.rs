@@ -288,6 +288,23 @@ impl AccessControl {
     /// The `WWW-Authenticate` challenge: the token service at
     /// `<base_url>/auth/token`, and the scope the request needed, if known.
     pub fn challenge(&self, base_url: &str, scope: Option<&str>) -> HeaderValue {
+        self.challenge_with(base_url, scope, None)
+    }
+
+    /// The challenge to a bearer token that does not grant what the request
+    /// needs: as [`challenge`](Self::challenge), with
+    /// `error="insufficient_scope"` (RFC 6750, the Docker token protocol),
+    /// which tells clients to ask the token service for `scope`.
+    pub fn insufficient_scope_challenge(&self, base_url: &str, scope: &str) -> HeaderValue {
+        self.challenge_with(base_url, Some(scope), Some("insufficient_scope"))
+    }
+
+    fn challenge_with(
+        &self,
+        base_url: &str,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> HeaderValue {
         let mut text = format!(
             "Bearer realm=\"{}/auth/token\",service=\"{}\"",
             base_url.trim_end_matches('/'),
@@ -295,6 +312,9 @@ impl AccessControl {
         );
         if let Some(scope) = scope {
             text.push_str(&format!(",scope=\"{scope}\""));
+        }
+        if let Some(error) = error {
+            text.push_str(&format!(",error=\"{error}\""));
         }
         HeaderValue::try_from(text)
             .unwrap_or(HeaderValue::from_static("Bearer realm=\"/auth/token\""))
