@@ -8,8 +8,10 @@
 //! Each route is run against an existing target and an absent one (same
 //! namespace), so that the "no leaks" rule is checked cell by cell: a caller
 //! who may not do something gets the same answer whether or not the thing
-//! exists. Every wrong cell is collected, and the test fails once listing
-//! them all.
+//! exists. After every write that is to be refused, every row of berth's
+//! database and every upload and blob file is compared with what it was
+//! before: a refusal writes nothing. Every wrong cell is collected, and the
+//! test fails once listing them all.
 //!
 //! Brute force: failed logins lock out the address they came from, for the
 //! user name guessed (429 with `Retry-After`, on every login path, until the
@@ -311,6 +313,8 @@ struct Fixture {
     callers: Vec<Caller>,
     /// Unique suffixes for per-cell targets.
     counter: std::cell::Cell<usize>,
+    /// berth's embedded database, read-only: what was written.
+    db: sqlx::SqlitePool,
 }
 
 impl Fixture {
@@ -524,13 +528,57 @@ impl Fixture {
             Who::Refused,
         ));
 
+        let db = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}?mode=ro",
+            registry.data_dir().join("berth.db").display()
+        ))
+        .await
+        .expect("berth's database opens read-only");
         Fixture {
             registry,
             image,
             foreign_layer: foreign.layers[0].digest.clone(),
             callers,
             counter: std::cell::Cell::new(0),
+            db,
         }
+    }
+
+    /// Everything a request can write: every metadata row (but the keys
+    /// signing bearer tokens, which issuing a token may add), and the
+    /// files of uploads and blobs with their sizes.
+    async fn written(&self) -> Written {
+        let mut state = std::collections::BTreeMap::new();
+        for (table, row) in WRITTEN_ROWS {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST({row} AS TEXT) AS r FROM {table} ORDER BY r"
+            )))
+            .fetch_all(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("reading {table}: {e}"));
+            state.insert(table.to_string(), rows);
+        }
+        let storage = self.registry.data_dir().join("storage");
+        for area in ["uploads", "blobs"] {
+            let mut files = Vec::new();
+            let mut stack = vec![storage.join(area)];
+            while let Some(dir) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    match entry.metadata() {
+                        Ok(m) if m.is_dir() => stack.push(path),
+                        Ok(m) => files.push(format!("{} {}", path.display(), m.len())),
+                        Err(_) => {}
+                    }
+                }
+            }
+            files.sort();
+            state.insert(format!("files of {area}"), files);
+        }
+        Written(state)
     }
 
     fn admin(&self) -> &RegistryClient {
@@ -579,6 +627,57 @@ impl Fixture {
         let mut value = image_manifest(OCI_MANIFEST, &self.image.config, &self.image.layers);
         value["annotations"] = json!({"cell": k.to_string()});
         Manifest::from_json(OCI_MANIFEST, &value)
+    }
+}
+
+/// The metadata rows a refused write must leave alone, as one text per row:
+/// `(table, expression)`.
+const WRITTEN_ROWS: [(&str, &str); 15] = [
+    ("repositories", "name"),
+    ("tags", "repository_id || ' ' || name || ' ' || digest"),
+    ("repository_manifests", "repository_id || ' ' || digest"),
+    ("repository_blobs", "repository_id || ' ' || digest"),
+    ("manifests", "digest"),
+    ("blobs", "digest"),
+    ("uploads", "id || ' ' || repository || ' ' || updated_at"),
+    ("namespaces", "name || ' ' || uid"),
+    (
+        "role_bindings",
+        "namespace || ' ' || role || ' ' || subject_kind || ' ' || subject_name || ' ' || \
+         subject_namespace",
+    ),
+    (
+        "users",
+        "name || ' ' || uid || ' ' || coalesce(password_hash, '') || ' ' || super_user || ' ' || \
+         credential_epoch",
+    ),
+    ("groups", "name || ' ' || uid"),
+    ("group_members", "group_name || ' ' || user_name"),
+    ("service_accounts", "namespace || ' ' || name || ' ' || uid"),
+    (
+        "tokens",
+        "uid || ' ' || name || ' ' || coalesce(expires_at, '')",
+    ),
+    ("policy_version", "version"),
+];
+
+/// A snapshot of [`WRITTEN_ROWS`] and of the storage's files.
+#[derive(Debug, PartialEq, Eq)]
+struct Written(std::collections::BTreeMap<String, Vec<String>>);
+
+impl Written {
+    /// What `after` has that this has not, and the other way round.
+    fn changes(&self, after: &Written) -> String {
+        let mut changes = Vec::new();
+        for (what, rows) in &self.0 {
+            let now = after.0.get(what).cloned().unwrap_or_default();
+            let added: Vec<&String> = now.iter().filter(|r| !rows.contains(r)).collect();
+            let removed: Vec<&String> = rows.iter().filter(|r| !now.contains(r)).collect();
+            if !added.is_empty() || !removed.is_empty() {
+                changes.push(format!("{what}: +{added:?} -{removed:?}"));
+            }
+        }
+        changes.join("; ")
     }
 }
 
@@ -651,8 +750,20 @@ async fn run_matrix<R: std::fmt::Debug + Copy, N>(
                     }
                 };
                 let expected = expect(row, caller, target);
+                // A write that is to be refused must leave everything as it was.
+                let refused_write = expected.code.is_some() && req.writes();
+                let before = match refused_write {
+                    true => Some(fx.written().await),
+                    false => None,
+                };
                 let seen = req.send(&client).await;
                 wrong.check(&cell, expected, &seen, req.method == Method::HEAD);
+                if let Some(before) = before {
+                    let changed = before.changes(&fx.written().await);
+                    if !changed.is_empty() {
+                        wrong.push(format!("{cell}: refused, yet written: {changed}"));
+                    }
+                }
                 if let Some(problem) = after(row.route, &req, expected).await {
                     wrong.push(format!("{cell}: {problem}"));
                 }
@@ -715,6 +826,11 @@ impl Req {
         self.body("application/json", value.to_string().into_bytes())
     }
 
+    /// Whether the request asks for a change (anything but GET and HEAD).
+    fn writes(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Req {
         self.headers.push((name, value.into()));
         self
@@ -747,6 +863,9 @@ enum Need {
     /// Credentials of any kind, even an anonymous bearer token.
     Catalog,
     Verb(Verb),
+    /// Making a namespace by pushing into it: cluster admins (the fixture
+    /// keeps `autoCreateNamespaces: superusers`), whatever else they may do.
+    CreateNamespace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -767,6 +886,7 @@ enum V2 {
     HeadBlob,
     DeleteBlob,
     StartUpload,
+    StartUploadInNewNamespace,
     MonolithicUpload,
     Mount,
     MountFromUnreadable,
@@ -848,6 +968,13 @@ fn v2_table() -> Vec<Row<V2, Need>> {
         ),
         // Pushes into a new repository make it.
         row(StartUpload, v(Push), ok(202), Some(ok(202))),
+        // Into a namespace nobody made: only those who may make it.
+        row(
+            StartUploadInNewNamespace,
+            Need::CreateNamespace,
+            ok(202),
+            None,
+        ),
         row(MonolithicUpload, v(Push), ok(201), Some(ok(201))),
         row(Mount, v(Push), ok(201), Some(ok(201))),
         // Refused (a plain upload, 202) unless the caller may pull the
@@ -892,6 +1019,7 @@ fn v2_expect(row: &Row<V2, Need>, caller: &Caller, target: Target) -> Exp {
         Need::Authenticated => caller.authenticated(),
         Need::Catalog => caller.who != Who::Anonymous,
         Need::Verb(verb) => caller.verbs.contains(&verb),
+        Need::CreateNamespace => caller.cluster_admin,
     };
     if !allowed {
         return if caller.authenticated() {
@@ -1000,6 +1128,10 @@ async fn v2_request(fx: &Fixture, route: V2, target: Target) -> Req {
         }
         StartUpload => {
             Req::new(Method::POST, format!("/v2/{push_repo}/blobs/uploads/")).repos(&[push_repo])
+        }
+        StartUploadInNewNamespace => {
+            let repo = format!("fresh-{k}/app");
+            Req::new(Method::POST, format!("/v2/{repo}/blobs/uploads/")).repos(&[&repo])
         }
         MonolithicUpload => {
             let content = blob_content(&format!("monolithic-{k}"), 64);
