@@ -490,6 +490,34 @@ fn admin_verbs_end_to_end() {
         .stderr_has("adm unlock nobody", "Error from server (NotFound)");
     step("unlock", started);
 
+    // Token names are each user's own: admin and alice both have a
+    // `laptop`; --user says whose a cluster admin revokes.
+    for args in [
+        &["create", "token", "--name", "laptop"][..],
+        &["create", "token", "user/alice", "--name", "laptop"],
+    ] {
+        admin.berth(args).ok("create a token named laptop");
+    }
+    admin
+        .berth(&["delete", "token", "laptop", "--user", "alice"])
+        .ok("delete alice's laptop token")
+        .stdout_has("delete token --user", "token \"laptop\" deleted");
+    let listed = admin
+        .berth(&["get", "tokens", "-o", "json"])
+        .ok("get tokens after --user")
+        .json("get tokens");
+    let laptops: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["metadata"]["name"] == "laptop")
+        .filter_map(|t| t["spec"]["subject"].as_str())
+        .collect();
+    assert_eq!(laptops, vec!["admin"], "{listed}");
+    admin
+        .berth(&["delete", "token", "laptop"])
+        .ok("delete own laptop token");
+
     // The auth file written by login works for skopeo.
     lab.push_image(&token, "demo/app", "v1");
     if let Some(skopeo) = skopeo() {

@@ -572,6 +572,14 @@ impl ApiClient {
         self.delete(&["tokens", name]).await
     }
 
+    /// Revokes `user`'s token `name` (cluster admins; token names are
+    /// unique per user only).
+    pub async fn delete_user_token(&self, user: &str, name: &str) -> Result<Status, ClientError> {
+        let mut url = self.url(&["tokens", name]);
+        url.query_pairs_mut().append_pair("user", user);
+        self.execute(self.http.delete(url)).await
+    }
+
     pub async fn delete_namespace_token(
         &self,
         namespace: &str,
