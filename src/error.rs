@@ -291,19 +291,16 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %self, "request failed");
         }
         let code = self.code();
-        let insufficient;
-        let message = match &self {
-            RegistryError::DeniedBecause(reason) => reason.as_str(),
-            RegistryError::InsufficientScope { .. } => {
-                insufficient = self.to_string();
-                insufficient.as_str()
-            }
-            _ => code.message(),
+        // Refusals that say why carry it in the message.
+        let message: std::borrow::Cow<'_, str> = match &self {
+            RegistryError::DeniedBecause(reason) => reason.as_str().into(),
+            RegistryError::InsufficientScope { .. } => self.to_string().into(),
+            _ => code.message().into(),
         };
         let body = ErrorBody {
             errors: [ErrorEntry {
                 code: code.as_str(),
-                message,
+                message: &message,
                 detail: self.detail(),
             }],
         };
