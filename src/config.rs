@@ -84,6 +84,10 @@ pub struct HttpConfig {
     /// their connections are closed.
     #[serde(with = "duration_text")]
     pub shutdown_grace_period: Duration,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
+    /// header names the client, for the brute-force defence and the logs.
+    /// None by default: the header is ignored, since anyone can send it.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -94,6 +98,7 @@ impl Default for HttpConfig {
             insecure_http: false,
             tls: TlsConfig::default(),
             hostnames: Vec::new(),
+            trusted_proxies: Vec::new(),
             timeouts: HttpTimeouts::default(),
             max_connections: 4096,
             shutdown_grace_period: Duration::from_secs(30),
@@ -127,6 +132,19 @@ impl Default for HttpTimeouts {
             idle: Duration::from_secs(60),
             body_stall: Duration::from_secs(60),
         }
+    }
+}
+
+impl HttpConfig {
+    /// `trustedProxies`, parsed.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|n| {
+                crate::auth::address::parse_network(n)
+                    .map_err(|e| ConfigError::Invalid(format!("http.trustedProxies: {e}")))
+            })
+            .collect()
     }
 }
 
@@ -270,15 +288,22 @@ pub enum Bootstrap {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct LockoutConfig {
-    /// Failed logins allowed per user name within `window`.
+    /// Failed password logins allowed per user name from one client address
+    /// within `window`; that address is then refused for that name. From
+    /// all addresses together, the point past which the name's logins are
+    /// slowed down by `slowdown` (never refused).
     pub max_failures_per_user: u32,
-    /// Failed logins allowed per client address within `window`.
+    /// Failed logins allowed per client address within `window`, whatever
+    /// the names; the address is then refused.
     pub max_failures_per_address: u32,
     #[serde(with = "duration_text")]
     pub window: Duration,
-    /// How long a locked-out client is refused (429 with Retry-After).
+    /// How long a locked-out address is refused (429 with Retry-After).
     #[serde(with = "duration_text")]
     pub duration: Duration,
+    /// The delay before each password check of a user name under attack.
+    #[serde(with = "duration_text")]
+    pub slowdown: Duration,
 }
 
 impl Default for LockoutConfig {
@@ -288,6 +313,7 @@ impl Default for LockoutConfig {
             max_failures_per_address: 50,
             window: Duration::from_secs(300),
             duration: Duration::from_secs(300),
+            slowdown: Duration::from_secs(1),
         }
     }
 }
@@ -413,6 +439,7 @@ impl Config {
         if let Some(host) = &self.http.host {
             check_public_url(host)?;
         }
+        self.http.trusted_proxy_networks()?;
         let timeouts = &self.http.timeouts;
         for (key, value) in [
             ("http.timeouts.requestHeaders", timeouts.request_headers),
@@ -581,6 +608,8 @@ mod tests {
                 ("BERTH_DATABASE_MAX_CONNECTIONS", "4"),
                 ("BERTH_AUTH_SUPER_USERS", "alice, bob"),
                 ("BERTH_AUTH_AUTO_CREATE_NAMESPACES", "authenticated"),
+                ("BERTH_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+                ("BERTH_AUTH_LOCKOUT_SLOWDOWN", "2s"),
                 ("UNRELATED", "x"),
             ]),
         )
@@ -593,6 +622,9 @@ mod tests {
         assert_eq!(c.database.max_connections, 4);
         assert!(c.validation.manifests.allow_missing_references);
         assert_eq!(c.auth.super_users, vec!["alice", "bob"]);
+        assert_eq!(c.http.trusted_proxies, vec!["10.0.0.0/8", "192.168.1.1"]);
+        assert_eq!(c.http.trusted_proxy_networks().unwrap().len(), 2);
+        assert_eq!(c.auth.lockout.slowdown, Duration::from_secs(2));
         assert_eq!(c.http.tls.mode().unwrap(), TlsMode::Off);
         assert_eq!(
             c.auth.auto_create_namespaces,
@@ -644,6 +676,10 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid(_)));
         let err = Config::load(None, env(&[("BERTH_UPLOADS_STALE_AFTER", "soon")])).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid(_)));
+        let err = Config::load(None, env(&[("BERTH_HTTP_TRUSTED_PROXIES", "10.0.0.0/40")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.trustedProxies"), "{err}");
     }
 
     #[test]

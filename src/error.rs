@@ -115,8 +115,18 @@ pub enum RegistryError {
     SizeInvalid(String),
     #[error("authentication required")]
     Unauthorized { challenge: HeaderValue },
+    /// A bearer token not granting `scope`, which its holder may have: 403
+    /// with the challenge (`error="insufficient_scope"`) to fetch one.
+    #[error("the bearer token does not grant {scope}; ask the token service for it")]
+    InsufficientScope {
+        challenge: HeaderValue,
+        scope: String,
+    },
     #[error("access denied")]
     Denied,
+    /// Denied, with a reason the caller may be told (it is the `message`).
+    #[error("access denied: {0}")]
+    DeniedBecause(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("method not allowed")]
@@ -196,7 +206,7 @@ impl RegistryError {
             NameInvalid(_) => ErrorCode::NameInvalid,
             NameUnknown(_) => ErrorCode::NameUnknown,
             Unauthorized { .. } => ErrorCode::Unauthorized,
-            Denied => ErrorCode::Denied,
+            Denied | DeniedBecause(_) | InsufficientScope { .. } => ErrorCode::Denied,
             Unsupported(_) | MethodNotAllowed | NotFound => ErrorCode::Unsupported,
             TooManyRequests { .. } => ErrorCode::Toomanyrequests,
             ReadOnly => ErrorCode::Unavailable,
@@ -225,7 +235,7 @@ impl RegistryError {
             | Unsupported(_) => StatusCode::BAD_REQUEST,
             ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Denied => StatusCode::FORBIDDEN,
+            Denied | DeniedBecause(_) | InsufficientScope { .. } => StatusCode::FORBIDDEN,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ReadOnly => StatusCode::SERVICE_UNAVAILABLE,
@@ -245,6 +255,9 @@ impl RegistryError {
             RegistryError::ManifestTooLarge { limit } => {
                 format!("manifest exceeds the registry's size limit of {limit} bytes").into()
             }
+            // Refusals that say why carry it in the message.
+            RegistryError::DeniedBecause(reason) => reason.clone().into(),
+            RegistryError::InsufficientScope { .. } => self.to_string().into(),
             other => other.code().message().into(),
         }
     }
@@ -256,14 +269,15 @@ impl RegistryError {
             BlobUnknown(d) | ManifestBlobUnknown(d) => {
                 Some(serde_json::json!({ "digest": d.as_str() }))
             }
-            Unauthorized { .. } | Denied => None,
+            Unauthorized { .. } | Denied | DeniedBecause(_) | InsufficientScope { .. } => None,
             other => Some(serde_json::Value::String(other.to_string())),
         }
     }
 
     fn extra_headers(&self, headers: &mut HeaderMap) {
         match self {
-            RegistryError::Unauthorized { challenge } => {
+            RegistryError::Unauthorized { challenge }
+            | RegistryError::InsufficientScope { challenge, .. } => {
                 headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
             }
             RegistryError::UploadRangeInvalid { location, offset } => {

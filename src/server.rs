@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::connections::{ConnectionGate, GatedAcceptor};
 use crate::api::{self, App};
+use crate::auth::address::TrustedProxies;
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
@@ -125,7 +126,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             cache_pulls: config.database.url.is_none(),
         },
     );
-    let access = AccessControl::new(access_store, access_options(&config));
+    let access = AccessControl::new(access_store, access_options(&config)?);
     access
         .bearer()
         .refresh_keys()
@@ -320,11 +321,11 @@ fn auto_tls_names(config: &Config, local: SocketAddr) -> (Vec<String>, Vec<Strin
     (names, hosts)
 }
 
-fn access_options(config: &Config) -> AccessOptions {
+fn access_options(config: &Config) -> anyhow::Result<AccessOptions> {
     // The bootstrap admin is a super user by its database flag, not by name:
     // under `initialize` there may be no `admin`, or an ordinary one.
     let super_users = config.auth.super_users.clone();
-    AccessOptions {
+    Ok(AccessOptions {
         service: config.auth.service.clone(),
         token_lifetime: config.auth.token_lifetime,
         key_rotation: config.auth.signing_key_rotation,
@@ -335,8 +336,10 @@ fn access_options(config: &Config) -> AccessOptions {
             per_address: config.auth.lockout.max_failures_per_address,
             window: config.auth.lockout.window,
             duration: config.auth.lockout.duration,
+            slowdown: config.auth.lockout.slowdown,
         },
-    }
+        trusted_proxies: TrustedProxies::new(config.http.trusted_proxy_networks()?),
+    })
 }
 
 /// On the first start (no users at all) creates the `admin` super user.
@@ -365,6 +368,7 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
             email: None,
             super_user: true,
             created_at: now(),
+            credential_epoch: 0,
         })
         .await?;
     if created && generated {

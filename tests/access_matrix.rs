@@ -1,17 +1,23 @@
 //! The access matrix: every `/v2/` and `/api/v1/` route × every kind of
-//! caller (anonymous, a user per role, cluster admins, a user without a
-//! role, service accounts with and without a role, opaque tokens, bearer
-//! JWTs from `/auth/token`, an expired token, a revoked token and its JWT, a
-//! wrong password), each cell stating the exact status and error code.
+//! caller (anonymous, a user per role in a namespace, a user per role bound
+//! cluster-wide, a super user, a user without a role, service accounts with
+//! and without a role, opaque tokens, bearer JWTs from `/auth/token`, an
+//! expired token, a revoked token and its JWT, a wrong password), each cell
+//! stating the exact status and error code.
 //!
 //! Each route is run against an existing target and an absent one (same
 //! namespace), so that the "no leaks" rule is checked cell by cell: a caller
 //! who may not do something gets the same answer whether or not the thing
-//! exists. Every wrong cell is collected, and the test fails once listing
-//! them all.
+//! exists. After every write that is to be refused, every row of berth's
+//! database and every upload and blob file is compared with what it was
+//! before: a refusal writes nothing. Every wrong cell is collected, and the
+//! test fails once listing them all.
 //!
-//! Brute force: failed logins lock out a user name and a client address
-//! (429 with `Retry-After`), on every login path, until the lockout passes.
+//! Brute force: failed logins lock out the address they came from, for the
+//! user name guessed (429 with `Retry-After`, on every login path, until the
+//! lockout passes or an admin unlocks the user) and, past a higher limit, for
+//! every name; the user is let in from elsewhere, slowed down while under
+//! attack, and tokens are never refused for the name that comes with them.
 
 mod common;
 
@@ -220,6 +226,9 @@ struct Caller {
     verbs: BTreeSet<Verb>,
     /// Super users and subjects of a cluster-wide `cluster-admin` binding.
     cluster_admin: bool,
+    /// Its verbs hold in every namespace (a cluster-wide binding), not only
+    /// in [`NS`].
+    everywhere: bool,
     /// Its role and binding subject in [`NS`], to bind it the same way in
     /// namespaces a row makes for it.
     binding: Option<(&'static str, Value)>,
@@ -233,6 +242,7 @@ impl Caller {
             who,
             verbs: BTreeSet::new(),
             cluster_admin: false,
+            everywhere: false,
             binding: None,
         }
     }
@@ -243,10 +253,23 @@ impl Caller {
         self
     }
 
+    /// Bound to `role` cluster-wide.
+    fn bound_everywhere(mut self, role: &'static str) -> Caller {
+        self.verbs = role_verbs(role);
+        self.everywhere = true;
+        self
+    }
+
     fn cluster_admin(mut self) -> Caller {
         self.verbs = Verb::ALL.into_iter().collect();
         self.cluster_admin = true;
+        self.everywhere = true;
         self
+    }
+
+    /// May it do `verb` in namespaces other than [`NS`]?
+    fn may_everywhere(&self, verb: Verb) -> bool {
+        self.everywhere && self.verbs.contains(&verb)
     }
 
     fn authenticated(&self) -> bool {
@@ -272,6 +295,11 @@ fn role_user(role: &str) -> String {
     format!("u-{}", role.trim_start_matches("system:"))
 }
 
+/// The user bound to `role` cluster-wide.
+fn cluster_role_user(role: &str) -> String {
+    format!("c-{}", role.trim_start_matches("system:"))
+}
+
 const EDITOR: &str = "registry-editor";
 const PULLER: &str = "system:image-puller";
 const SA_ROLE: &str = "system:image-builder";
@@ -285,6 +313,8 @@ struct Fixture {
     callers: Vec<Caller>,
     /// Unique suffixes for per-cell targets.
     counter: std::cell::Cell<usize>,
+    /// berth's embedded database, read-only: what was written.
+    db: sqlx::SqlitePool,
 }
 
 impl Fixture {
@@ -328,22 +358,28 @@ impl Fixture {
                 .bound(role, user_subject(&user)),
             );
         }
-        for (user, super_user) in [("u-cluster-wide", false), ("u-super", true)] {
+        // Every role bound cluster-wide: its verbs in every namespace, and
+        // only `cluster-admin` administers the registry.
+        for role in ROLES {
+            let user = cluster_role_user(role);
             admin
-                .create_user(user, Some(&password_of(user)), super_user)
+                .create_user(&user, Some(&password_of(&user)), false)
                 .await;
+            admin.bind(None, role, &user_subject(&user)).await;
+            let caller = Caller::new(
+                format!("user bound to {role} cluster-wide"),
+                Cred::Basic(user.clone(), password_of(&user)),
+                Who::User,
+            );
+            callers.push(if role == "cluster-admin" {
+                caller.cluster_admin()
+            } else {
+                caller.bound_everywhere(role)
+            });
         }
         admin
-            .bind(None, "cluster-admin", &user_subject("u-cluster-wide"))
+            .create_user("u-super", Some(&password_of("u-super")), true)
             .await;
-        callers.push(
-            Caller::new(
-                "user bound to cluster-admin cluster-wide",
-                Cred::Basic("u-cluster-wide".into(), password_of("u-cluster-wide")),
-                Who::User,
-            )
-            .cluster_admin(),
-        );
         callers.push(
             Caller::new(
                 "super user",
@@ -492,13 +528,57 @@ impl Fixture {
             Who::Refused,
         ));
 
+        let db = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}?mode=ro",
+            registry.data_dir().join("berth.db").display()
+        ))
+        .await
+        .expect("berth's database opens read-only");
         Fixture {
             registry,
             image,
             foreign_layer: foreign.layers[0].digest.clone(),
             callers,
             counter: std::cell::Cell::new(0),
+            db,
         }
+    }
+
+    /// Everything a request can write: every metadata row (but the keys
+    /// signing bearer tokens, which issuing a token may add), and the
+    /// files of uploads and blobs with their sizes.
+    async fn written(&self) -> Written {
+        let mut state = std::collections::BTreeMap::new();
+        for (table, row) in WRITTEN_ROWS {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST({row} AS TEXT) AS r FROM {table} ORDER BY r"
+            )))
+            .fetch_all(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("reading {table}: {e}"));
+            state.insert(table.to_string(), rows);
+        }
+        let storage = self.registry.data_dir().join("storage");
+        for area in ["uploads", "blobs"] {
+            let mut files = Vec::new();
+            let mut stack = vec![storage.join(area)];
+            while let Some(dir) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    match entry.metadata() {
+                        Ok(m) if m.is_dir() => stack.push(path),
+                        Ok(m) => files.push(format!("{} {}", path.display(), m.len())),
+                        Err(_) => {}
+                    }
+                }
+            }
+            files.sort();
+            state.insert(format!("files of {area}"), files);
+        }
+        Written(state)
     }
 
     fn admin(&self) -> &RegistryClient {
@@ -547,6 +627,57 @@ impl Fixture {
         let mut value = image_manifest(OCI_MANIFEST, &self.image.config, &self.image.layers);
         value["annotations"] = json!({"cell": k.to_string()});
         Manifest::from_json(OCI_MANIFEST, &value)
+    }
+}
+
+/// The metadata rows a refused write must leave alone, as one text per row:
+/// `(table, expression)`.
+const WRITTEN_ROWS: [(&str, &str); 15] = [
+    ("repositories", "name"),
+    ("tags", "repository_id || ' ' || name || ' ' || digest"),
+    ("repository_manifests", "repository_id || ' ' || digest"),
+    ("repository_blobs", "repository_id || ' ' || digest"),
+    ("manifests", "digest"),
+    ("blobs", "digest"),
+    ("uploads", "id || ' ' || repository || ' ' || updated_at"),
+    ("namespaces", "name || ' ' || uid"),
+    (
+        "role_bindings",
+        "namespace || ' ' || role || ' ' || subject_kind || ' ' || subject_name || ' ' || \
+         subject_namespace",
+    ),
+    (
+        "users",
+        "name || ' ' || uid || ' ' || coalesce(password_hash, '') || ' ' || super_user || ' ' || \
+         credential_epoch",
+    ),
+    ("groups", "name || ' ' || uid"),
+    ("group_members", "group_name || ' ' || user_name"),
+    ("service_accounts", "namespace || ' ' || name || ' ' || uid"),
+    (
+        "tokens",
+        "uid || ' ' || name || ' ' || coalesce(expires_at, '')",
+    ),
+    ("policy_version", "version"),
+];
+
+/// A snapshot of [`WRITTEN_ROWS`] and of the storage's files.
+#[derive(Debug, PartialEq, Eq)]
+struct Written(std::collections::BTreeMap<String, Vec<String>>);
+
+impl Written {
+    /// What `after` has that this has not, and the other way round.
+    fn changes(&self, after: &Written) -> String {
+        let mut changes = Vec::new();
+        for (what, rows) in &self.0 {
+            let now = after.0.get(what).cloned().unwrap_or_default();
+            let added: Vec<&String> = now.iter().filter(|r| !rows.contains(r)).collect();
+            let removed: Vec<&String> = rows.iter().filter(|r| !now.contains(r)).collect();
+            if !added.is_empty() || !removed.is_empty() {
+                changes.push(format!("{what}: +{added:?} -{removed:?}"));
+            }
+        }
+        changes.join("; ")
     }
 }
 
@@ -619,8 +750,20 @@ async fn run_matrix<R: std::fmt::Debug + Copy, N>(
                     }
                 };
                 let expected = expect(row, caller, target);
+                // A write that is to be refused must leave everything as it was.
+                let refused_write = expected.code.is_some() && req.writes();
+                let before = match refused_write {
+                    true => Some(fx.written().await),
+                    false => None,
+                };
                 let seen = req.send(&client).await;
                 wrong.check(&cell, expected, &seen, req.method == Method::HEAD);
+                if let Some(before) = before {
+                    let changed = before.changes(&fx.written().await);
+                    if !changed.is_empty() {
+                        wrong.push(format!("{cell}: refused, yet written: {changed}"));
+                    }
+                }
                 if let Some(problem) = after(row.route, &req, expected).await {
                     wrong.push(format!("{cell}: {problem}"));
                 }
@@ -683,6 +826,11 @@ impl Req {
         self.body("application/json", value.to_string().into_bytes())
     }
 
+    /// Whether the request asks for a change (anything but GET and HEAD).
+    fn writes(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Req {
         self.headers.push((name, value.into()));
         self
@@ -715,6 +863,9 @@ enum Need {
     /// Credentials of any kind, even an anonymous bearer token.
     Catalog,
     Verb(Verb),
+    /// Making a namespace by pushing into it: cluster admins (the fixture
+    /// keeps `autoCreateNamespaces: superusers`), whatever else they may do.
+    CreateNamespace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -735,6 +886,7 @@ enum V2 {
     HeadBlob,
     DeleteBlob,
     StartUpload,
+    StartUploadInNewNamespace,
     MonolithicUpload,
     Mount,
     MountFromUnreadable,
@@ -816,6 +968,13 @@ fn v2_table() -> Vec<Row<V2, Need>> {
         ),
         // Pushes into a new repository make it.
         row(StartUpload, v(Push), ok(202), Some(ok(202))),
+        // Into a namespace nobody made: only those who may make it.
+        row(
+            StartUploadInNewNamespace,
+            Need::CreateNamespace,
+            ok(202),
+            None,
+        ),
         row(MonolithicUpload, v(Push), ok(201), Some(ok(201))),
         row(Mount, v(Push), ok(201), Some(ok(201))),
         // Refused (a plain upload, 202) unless the caller may pull the
@@ -860,6 +1019,7 @@ fn v2_expect(row: &Row<V2, Need>, caller: &Caller, target: Target) -> Exp {
         Need::Authenticated => caller.authenticated(),
         Need::Catalog => caller.who != Who::Anonymous,
         Need::Verb(verb) => caller.verbs.contains(&verb),
+        Need::CreateNamespace => caller.cluster_admin,
     };
     if !allowed {
         return if caller.authenticated() {
@@ -868,7 +1028,8 @@ fn v2_expect(row: &Row<V2, Need>, caller: &Caller, target: Target) -> Exp {
             unauthorized
         };
     }
-    if row.route == V2::MountFromUnreadable && caller.cluster_admin {
+    // The source is readable to whoever may pull everywhere.
+    if row.route == V2::MountFromUnreadable && caller.may_everywhere(Verb::Pull) {
         return ok(201);
     }
     row.answer(target)
@@ -967,6 +1128,10 @@ async fn v2_request(fx: &Fixture, route: V2, target: Target) -> Req {
         }
         StartUpload => {
             Req::new(Method::POST, format!("/v2/{push_repo}/blobs/uploads/")).repos(&[push_repo])
+        }
+        StartUploadInNewNamespace => {
+            let repo = format!("fresh-{k}/app");
+            Req::new(Method::POST, format!("/v2/{repo}/blobs/uploads/")).repos(&[&repo])
         }
         MonolithicUpload => {
             let content = blob_content(&format!("monolithic-{k}"), 64);
@@ -1067,7 +1232,7 @@ async fn the_catalog_lists_only_what_each_caller_may_pull() {
         if caller.verbs.contains(&Verb::Pull) {
             expected.insert(REPO.to_owned());
         }
-        if caller.cluster_admin {
+        if caller.may_everywhere(Verb::Pull) {
             expected.insert(FOREIGN.to_owned());
         }
         if listed != expected {
@@ -1135,6 +1300,7 @@ enum Api {
     GetUser,
     DeleteUser,
     SetPassword,
+    UnlockUser,
     CreateUserToken,
     ListGroups,
     CreateGroup,
@@ -1207,6 +1373,7 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(GetUser, ClusterAdmin, ok(200), missing),
         row(DeleteUser, ClusterAdmin, ok(200), missing),
         row(SetPassword, ClusterAdmin, ok(200), missing),
+        row(UnlockUser, ClusterAdmin, ok(200), missing),
         row(CreateUserToken, ClusterAdmin, ok(201), missing),
         row(ListGroups, ClusterAdmin, ok(200), None),
         row(CreateGroup, ClusterAdmin, taken, Some(ok(201))),
@@ -1254,12 +1421,28 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
     let ns = if existing { NS } else { ABSENT_NS };
     let user = if existing { "victim" } else { "nobody" };
     let group = if existing { "crew" } else { "nogroup" };
-    // A cluster role binding with subjects, and one without.
+    // A cluster role binding with subjects, and one without: every role has
+    // a user bound cluster-wide, so the absent one is emptied for the cell
+    // and given back by `restore`.
     let cluster_role = if existing {
         "registry-viewer"
     } else {
         "registry-editor"
     };
+    if !existing
+        && matches!(
+            route,
+            GetClusterRoleBinding | DeleteClusterRoleBinding | RemoveClusterSubjects
+        )
+    {
+        admin
+            .unbind(
+                None,
+                cluster_role,
+                &user_subject(&cluster_role_user(cluster_role)),
+            )
+            .await;
+    }
     let bystander = json!({"subjects": [user_subject(BYSTANDER)]});
     let api = |path: String| format!("/api/v1{path}");
     match route {
@@ -1434,6 +1617,7 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
         }
         SetPassword => Req::new(Method::PUT, api(format!("/users/{user}/password")))
             .json(json!({"password": format!("changed-{k}")})),
+        UnlockUser => Req::new(Method::POST, api(format!("/users/{user}/unlock"))),
         CreateUserToken => {
             Req::new(Method::POST, api(format!("/users/{user}/tokens"))).json(json!({}))
         }
@@ -1475,11 +1659,22 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
 
 /// Puts back what a cell may have removed from the shared fixture.
 async fn restore(fx: &Fixture, route: Api) {
-    if route == Api::DeleteRoleBinding {
+    use Api::*;
+    if route == DeleteRoleBinding {
         let viewer = role_user("registry-viewer");
         fx.admin()
             .bind(Some(NS), "registry-viewer", &user_subject(&viewer))
             .await;
+    }
+    if matches!(
+        route,
+        GetClusterRoleBinding | DeleteClusterRoleBinding | RemoveClusterSubjects
+    ) {
+        for role in ["registry-viewer", "registry-editor"] {
+            fx.admin()
+                .bind(None, role, &user_subject(&cluster_role_user(role)))
+                .await;
+        }
     }
 }
 
@@ -1626,13 +1821,25 @@ async fn assert_locked_out(client: &RegistryClient, user: &str, password: &str, 
     );
 }
 
+/// A `GET /v2/` from `client`, saying `X-Forwarded-For: forwarded`.
+async fn v2_forwarded(client: &RegistryClient, forwarded: &str) -> Response {
+    client
+        .request(Method::GET, "/v2/")
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .expect("GET /v2/ is sent")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_logins_lock_out_the_user_and_the_address_until_the_lockout_passes() {
+async fn guesses_lock_out_their_address_never_the_user_elsewhere() {
     const PER_USER: usize = 3;
     const PER_ADDRESS: usize = 6;
     let lockout = Duration::from_secs(3);
+    let slowdown = Duration::from_secs(1);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let proxy_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
     let berth = BerthProcess::serve_with_env(
         &data,
         None,
@@ -1643,35 +1850,109 @@ async fn failed_logins_lock_out_the_user_and_the_address_until_the_lockout_passe
             ("BERTH_AUTH_LOCKOUT_MAX_FAILURES_PER_ADDRESS", "6"),
             ("BERTH_AUTH_LOCKOUT_WINDOW", "10m"),
             ("BERTH_AUTH_LOCKOUT_DURATION", "3s"),
+            ("BERTH_AUTH_LOCKOUT_SLOWDOWN", "1s"),
+            ("BERTH_HTTP_TRUSTED_PROXIES", "127.0.0.5/32"),
         ],
     )
     .await;
     let admin = berth.client();
-    for user in ["carol", "dave"] {
+    for user in ["carol", "dave", "erin"] {
         admin
             .create_user(user, Some(&password_of(user)), false)
             .await;
     }
+    let from = |octet: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet));
     let carol = admin.with_credentials("carol", &password_of("carol"));
     let dave = admin.with_credentials("dave", &password_of("dave"));
     // carol logs in: berth now remembers her credentials.
     expect_status(carol.get("/v2/").await, StatusCode::OK).await;
 
-    // Someone guesses carol's password.
+    // Someone at carol's address guesses her password.
     let guesser = admin.with_credentials("carol", "guess-1-wrong");
     for _ in 0..PER_USER {
         let response = guesser.get("/v2/").await;
         assert_challenge(&response);
         assert_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }
-    // carol is locked out, even with the right password, everywhere.
+    // From that address carol is refused, even with her password,
+    // everywhere, and even with the credentials berth remembers.
     assert_locked_out(&carol, "carol", &password_of("carol"), lockout).await;
-    // dave, from the same address, is not (the address is under its limit).
+    // From another address she is let in, not even slowed down (berth knows
+    // these credentials to be right).
+    let elsewhere = carol.connecting_from(from(3));
+    expect_status(elsewhere.get("/v2/").await, StatusCode::OK).await;
+    let token = elsewhere
+        .bearer_token(&[format!("repository:{REPO}:pull")])
+        .await;
+    assert!(token.is_ok(), "token from elsewhere: {token:?}");
+    // dave, at the guesser's address, is not refused either.
     expect_status(dave.get("/v2/").await, StatusCode::OK).await;
 
-    // An address spraying guesses at many users is locked out as a whole;
-    // other addresses are not. Any 127.0.0.0/8 address reaches the server.
-    let sprayer_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    // A user guessed at from many addresses is slowed down, not refused:
+    // the right password from an address that has not been failing gets in
+    // after the delay.
+    for octet in [6, 7] {
+        for _ in 0..PER_USER - 1 {
+            let response = admin
+                .with_credentials("erin", "guess-3-wrong")
+                .connecting_from(from(octet))
+                .get("/v2/")
+                .await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    let started = Instant::now();
+    let erin = admin
+        .with_credentials("erin", &password_of("erin"))
+        .connecting_from(from(3));
+    expect_status(erin.get("/v2/").await, StatusCode::OK).await;
+    assert!(
+        started.elapsed() >= slowdown,
+        "a login of a user under attack is slowed down: {:?}",
+        started.elapsed()
+    );
+
+    // Guessing at a name stops no token that logs in with that name
+    // (`podman login -u bot -p TOKEN`), remembered or not.
+    admin.create_project("ci").await;
+    admin.create_service_account("ci", "bot").await;
+    let bot_token = admin
+        .create_token("/api/v1/namespaces/ci/serviceaccounts/bot/tokens", None)
+        .await;
+    let bot_address = from(4);
+    let bot = admin
+        .with_credentials("bot", &bot_token.secret)
+        .connecting_from(bot_address);
+    expect_status(bot.get("/v2/").await, StatusCode::OK).await;
+    for _ in 0..PER_USER {
+        let response = admin
+            .with_credentials("bot", "guess-4-wrong")
+            .connecting_from(bot_address)
+            .get("/v2/")
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let guessed_bot = admin
+        .with_credentials("bot", "guess-4-wrong")
+        .connecting_from(bot_address)
+        .get("/v2/")
+        .await;
+    assert_eq!(guessed_bot.status(), StatusCode::TOO_MANY_REQUESTS);
+    for client in [
+        bot.clone(),
+        bot.with_bearer(&bot_token.secret),
+        bot.with_credentials("someone-else", &bot_token.secret),
+    ] {
+        expect_status(client.get("/v2/").await, StatusCode::OK).await;
+    }
+    let token = bot
+        .bearer_token(&["repository:ci/app:pull".to_owned()])
+        .await;
+    assert!(token.is_ok(), "the token's bearer token: {token:?}");
+
+    // An address spraying guesses at many users is locked out as a whole,
+    // token logins included; other addresses are not.
+    let sprayer_ip = from(2);
     for i in 0..PER_ADDRESS {
         let response = admin
             .with_credentials(&format!("spray-{i}"), "guess-2-wrong")
@@ -1683,21 +1964,71 @@ async fn failed_logins_lock_out_the_user_and_the_address_until_the_lockout_passe
     let address_locked_at = Instant::now();
     let dave_from_sprayer = dave.connecting_from(sprayer_ip);
     assert_locked_out(&dave_from_sprayer, "dave", &password_of("dave"), lockout).await;
+    let bot_from_sprayer = bot.connecting_from(sprayer_ip);
+    assert_eq!(
+        bot_from_sprayer.get("/v2/").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     expect_status(dave.get("/v2/").await, StatusCode::OK).await;
 
-    // Once the lockouts have passed (the address's began last), the right
-    // password works again.
+    // X-Forwarded-For is believed from the trusted proxy only. Through it,
+    // guesses count against the client it names...
+    let proxy = admin.connecting_from(proxy_ip);
+    for _ in 0..PER_USER {
+        let response =
+            v2_forwarded(&proxy.with_credentials("dave", "guess-5-wrong"), "10.1.1.1").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let dave_via_proxy = dave.connecting_from(proxy_ip);
+    assert_eq!(
+        v2_forwarded(&dave_via_proxy, "10.1.1.1").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...not against the proxy, nor anyone else behind it.
+    assert_eq!(
+        v2_forwarded(&dave_via_proxy, "10.2.2.2").await.status(),
+        StatusCode::OK
+    );
+    // From anyone else it is ignored: a sprayer cannot hide behind it.
+    let liar = from(8);
+    for i in 0..PER_ADDRESS {
+        let response = v2_forwarded(
+            &admin
+                .with_credentials(&format!("liar-{i}"), "guess-6-wrong")
+                .connecting_from(liar),
+            &format!("10.9.9.{i}"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        v2_forwarded(&dave.connecting_from(liar), "10.9.9.99")
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // An admin unlocks carol: her address may try again at once.
+    let unlocked = admin
+        .api_expect(
+            Method::POST,
+            "/api/v1/users/carol/unlock",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(unlocked["message"], "user \"carol\" unlocked");
+    expect_status(carol.get("/v2/").await, StatusCode::OK).await;
+
+    // Once the lockouts have passed (the sprayer's began last but one),
+    // everything works again.
     tokio::time::sleep(
         (lockout + Duration::from_millis(300)).saturating_sub(address_locked_at.elapsed()),
     )
     .await;
-    expect_status(carol.get("/v2/").await, StatusCode::OK).await;
-    expect_status(carol.get("/api/v1/users/~").await, StatusCode::OK).await;
     expect_status(dave_from_sprayer.get("/v2/").await, StatusCode::OK).await;
-    let token = carol
-        .bearer_token(&[format!("repository:{REPO}:pull")])
-        .await;
-    assert!(token.is_ok(), "token after the lockout: {token:?}");
+    expect_status(bot_from_sprayer.get("/v2/").await, StatusCode::OK).await;
+    expect_status(carol.get("/api/v1/users/~").await, StatusCode::OK).await;
 
     // The log tells who tried, from where, and how it went, never the
     // secrets tried.
@@ -1707,33 +2038,25 @@ async fn failed_logins_lock_out_the_user_and_the_address_until_the_lockout_passe
             .filter(|l| words.iter().all(|w| l.contains(w)))
             .count()
     };
-    assert!(
-        lines(&["login", "carol", "127.0.0.1", "failure"]) >= PER_USER,
-        "{log}"
-    );
-    assert!(
-        lines(&["login", "spray-0", "127.0.0.2", "failure"]) >= 1,
-        "{log}"
-    );
-    assert!(
-        lines(&["login", "carol", "127.0.0.1", "locked"]) >= 1,
-        "{log}"
-    );
-    assert!(
-        lines(&["login", "carol", "127.0.0.1", "success"]) >= 1,
-        "{log}"
-    );
-    assert!(
-        lines(&["token request", "carol", "127.0.0.1", "issued"]) >= 1,
-        "{log}"
-    );
-    assert!(
-        lines(&["token request", "127.0.0.1", "refused"]) >= 1,
-        "{log}"
-    );
+    for (words, at_least) in [
+        (&["login", "carol", "127.0.0.1", "failure"][..], PER_USER),
+        (&["login", "spray-0", "127.0.0.2", "failure"], 1),
+        (&["login", "carol", "127.0.0.1", "locked"], 1),
+        (&["login", "erin", "127.0.0.3", "slowed"], 1),
+        (&["login", "dave", "10.1.1.1", "failure"], PER_USER),
+        (&["login", "dave", "10.1.1.1", "locked"], 1),
+        (&["login", "liar-0", "127.0.0.8", "failure"], 1),
+        (&["user unlocked", "carol"], 1),
+        (&["token request", "carol", "127.0.0.3", "issued"], 1),
+        (&["token request", "127.0.0.1", "refused"], 1),
+    ] {
+        assert!(lines(words) >= at_least, "{words:?} in\n{log}");
+    }
     for secret in [
         password_of("carol"),
         password_of("dave"),
+        password_of("erin"),
+        bot_token.secret.clone(),
         "guess-1-wrong".into(),
         "guess-2-wrong".into(),
     ] {

@@ -1612,3 +1612,402 @@ async fn replicas_racing_to_initialize_make_at_most_one_user() {
         )))
         .await;
 }
+
+impl Server {
+    /// Binds `subject` to `role` cluster-wide (as admin).
+    async fn bind_cluster(&self, role: &str, subjects: Value) {
+        self.post(
+            &format!("/api/v1/clusterrolebindings/{role}/add-subjects"),
+            &self.admin,
+            json!({ "subjects": subjects }),
+        )
+        .await
+        .ok(200);
+    }
+
+    /// A one-request blob upload into `repo`, the first write of a push.
+    async fn push_blob(&self, repo: &str, auth: &Auth) -> Answer {
+        let request = self
+            .request(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={EMPTY_JSON_DIGEST}"),
+                auth,
+            )
+            .body("{}");
+        self.send(request).await
+    }
+
+    /// Names of the projects `auth` sees.
+    async fn project_names(&self, auth: &Auth) -> Vec<String> {
+        names(self.get("/api/v1/projects", auth).await.ok(200))
+    }
+}
+
+impl Answer {
+    /// Asserts `403 DENIED` saying `message`.
+    #[track_caller]
+    fn denied(&self, message: &str) {
+        assert_eq!(self.status, StatusCode::FORBIDDEN, "{}", self.body);
+        assert_eq!(self.body["errors"][0]["code"], "DENIED", "{}", self.body);
+        assert_eq!(self.body["errors"][0]["message"], message, "{}", self.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_made_by_a_push_is_a_project() {
+    let s = Server::start(|_| {}).await;
+    // A super user pushes into a namespace nobody created.
+    s.push_image("myproj/app", "v1", &s.admin.clone()).await;
+    assert_eq!(s.project_names(&s.admin).await, vec!["myproj"]);
+    let project = s.get("/api/v1/projects/myproj", &s.admin).await;
+    assert_eq!(
+        project.ok(200)["metadata"]["annotations"]["openshift.io/requester"],
+        "admin"
+    );
+    // It has the roles of any project: the pusher administers it, and roles
+    // bound there work.
+    let admins = s
+        .get(
+            "/api/v1/namespaces/myproj/rolebindings/registry-admin",
+            &s.admin,
+        )
+        .await;
+    assert_eq!(
+        admins.ok(200)["subjects"],
+        json!([{"kind":"User","name":"admin"}])
+    );
+    let alice = s.user("alice", "alice-pw").await;
+    s.bind(
+        "myproj",
+        "system:image-puller",
+        json!([{"kind":"User","name":"alice"}]),
+    )
+    .await;
+    assert_eq!(s.project_names(&alice).await, vec!["myproj"]);
+    assert_eq!(
+        s.get("/v2/myproj/app/manifests/v1", &alice).await.status,
+        StatusCode::OK
+    );
+    // Pushing into it again makes nothing new.
+    s.push_image("myproj/other", "v1", &s.admin.clone()).await;
+    assert_eq!(s.project_names(&s.admin).await, vec!["myproj"]);
+    s.stop().await;
+
+    // Where pushes make no namespaces, even a super user's push into a
+    // namespace that does not exist is refused, and says why.
+    let s = Server::start(|c| {
+        c.auth.auto_create_namespaces = AutoCreateNamespaces::Never;
+    })
+    .await;
+    s.push_blob("newns/app", &s.admin.clone()).await.denied(
+        "namespace \"newns\" does not exist and you may not create it (namespaces are not \
+         created by pushes here; create the project first)",
+    );
+    assert!(s.project_names(&s.admin).await.is_empty());
+    s.project("newns").await;
+    s.push_image("newns/app", "v1", &s.admin.clone()).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_push_says_why_and_no_more_than_the_caller_may_know() {
+    let s = Server::start(|_| {}).await;
+    s.project("team").await;
+    s.push_image("team/app", "v1", &s.admin.clone()).await;
+    let alice = s.user("alice", "alice-pw").await;
+    s.bind(
+        "team",
+        "system:image-puller",
+        json!([{"kind":"User","name":"alice"}]),
+    )
+    .await;
+    let stranger = s.user("stranger", "stranger-pw").await;
+    let carol = s.user("carol", "carol-pw").await;
+    s.bind_cluster("registry-viewer", json!([{"kind":"User","name":"carol"}]))
+        .await;
+    let dave = s.user("dave", "dave-pw").await;
+    s.bind_cluster(
+        "system:image-pusher",
+        json!([{"kind":"User","name":"dave"}]),
+    )
+    .await;
+
+    // A role without push: the caller knows the project.
+    s.push_blob("team/app", &alice)
+        .await
+        .denied("your role in namespace \"team\" does not allow pushing");
+    // A stranger is told the same whether the namespace (or repository)
+    // exists or not.
+    let blind = "you have no role in namespace \"team\" that allows pushing, and you may not \
+                 create namespaces";
+    s.push_blob("team/app", &stranger).await.denied(blind);
+    s.push_blob("team/ghost", &stranger).await.denied(blind);
+    s.push_blob("nowhere/app", &stranger).await.denied(
+        "you have no role in namespace \"nowhere\" that allows pushing, and you may not \
+         create namespaces",
+    );
+    // Cluster-wide roles see every project: they are told it is missing.
+    let missing = "namespace \"nowhere\" does not exist and you may not create it (ask a \
+                   cluster admin to create the project)";
+    s.push_blob("nowhere/app", &carol).await.denied(missing);
+    s.push_blob("team/app", &carol)
+        .await
+        .denied("your role in namespace \"team\" does not allow pushing");
+    // A cluster-wide pusher pushes into every project, but makes none.
+    s.push_blob("nowhere/app", &dave).await.denied(missing);
+    assert_eq!(
+        s.push_blob("team/dave", &dave).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.project_names(&s.admin).await, vec!["team"]);
+    s.stop().await;
+
+    // Where anyone may create namespaces, existence is no secret (creating
+    // the project would say it exists): a stranger is told which case it is.
+    let s = Server::start(|c| {
+        c.auth.auto_create_namespaces = AutoCreateNamespaces::Authenticated;
+    })
+    .await;
+    s.project("team").await;
+    let stranger = s.user("stranger", "stranger-pw").await;
+    s.push_blob("team/app", &stranger)
+        .await
+        .denied("you have no role in namespace \"team\" that allows pushing");
+    assert_eq!(
+        s.push_blob("mine/app", &stranger).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.project_names(&stranger).await, vec!["mine"]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_made_again_does_not_inherit_the_deleted_ones_images() {
+    let s = Server::start(|c| {
+        c.auth.auto_create_namespaces = AutoCreateNamespaces::Authenticated;
+    })
+    .await;
+    let alice = s.user("alice", "alice-pw").await;
+    let mallory = s.user("mallory", "mallory-pw").await;
+    s.push_image("team/app", "v1", &alice).await;
+    // Read once, so that whatever berth caches of it is cached.
+    let pulled = s.get("/v2/team/app/manifests/v1", &alice).await;
+    assert_eq!(pulled.status, StatusCode::OK);
+    let digest = pulled.headers["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.get("/v2/team/app/tags/list", &alice).await.body["tags"],
+        json!(["v1"])
+    );
+    s.delete("/api/v1/projects/team", &alice).await.success();
+
+    s.post(
+        "/api/v1/projects",
+        &mallory,
+        json!({"metadata":{"name":"team"}}),
+    )
+    .await
+    .ok(201);
+    let code = |a: &Answer| {
+        a.body["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    for reference in ["v1", digest.as_str()] {
+        let a = s
+            .get(&format!("/v2/team/app/manifests/{reference}"), &mallory)
+            .await;
+        assert_eq!(
+            (a.status, code(&a)),
+            (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".into())
+        );
+    }
+    let a = s.get("/v2/team/app/tags/list", &mallory).await;
+    assert_eq!(
+        (a.status, code(&a)),
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN".into())
+    );
+    let a = s
+        .get(&format!("/v2/team/app/blobs/{EMPTY_JSON_DIGEST}"), &mallory)
+        .await;
+    assert_eq!(
+        (a.status, code(&a)),
+        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN".into())
+    );
+    let catalog = s.get("/v2/_catalog", &s.admin).await;
+    assert_eq!(catalog.ok(200)["repositories"], json!([]));
+    // The new project is mallory's to fill.
+    s.push_image("team/app", "v2", &mallory).await;
+    assert_eq!(
+        s.get("/v2/team/app/tags/list", &mallory).await.body["tags"],
+        json!(["v2"])
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_or_deletion_ends_password_logins_at_once() {
+    let s = Server::start(|_| {}).await;
+    s.project("team").await;
+    s.push_image("team/app", "v1", &s.admin.clone()).await;
+    s.bind(
+        "team",
+        "system:image-puller",
+        json!([{"kind":"User","name":"alice"}]),
+    )
+    .await;
+    let pull = "/v2/team/app/manifests/v1";
+    let scope = "repository:team/app:pull";
+    let status = async |auth: &Auth| s.get(pull, auth).await.status;
+    let jwt_of = async |auth: &Auth| {
+        let (status, body) = s.jwt(auth, scope).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        bearer(body["token"].as_str().unwrap())
+    };
+
+    // Changed by the user itself.
+    let old = s.user("alice", "first-pw").await;
+    let old_jwt = jwt_of(&old).await;
+    assert_eq!(status(&old).await, StatusCode::OK);
+    assert_eq!(status(&old_jwt).await, StatusCode::OK);
+    s.put(
+        "/api/v1/users/~/password",
+        &old,
+        json!({"password":"second-pw"}),
+    )
+    .await
+    .success();
+    assert_eq!(status(&old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&old_jwt).await, StatusCode::UNAUTHORIZED);
+    let second = basic("alice", "second-pw");
+    let second_jwt = jwt_of(&second).await;
+    assert_eq!(status(&second_jwt).await, StatusCode::OK);
+
+    // Changed by an admin.
+    s.put(
+        "/api/v1/users/alice/password",
+        &s.admin,
+        json!({"password":"third-pw"}),
+    )
+    .await
+    .success();
+    assert_eq!(status(&second).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&second_jwt).await, StatusCode::UNAUTHORIZED);
+    let third = basic("alice", "third-pw");
+    let third_jwt = jwt_of(&third).await;
+    assert_eq!(status(&third_jwt).await, StatusCode::OK);
+
+    // Deleted.
+    s.delete("/api/v1/users/alice", &s.admin).await.success();
+    assert_eq!(status(&third).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&third_jwt).await, StatusCode::UNAUTHORIZED);
+    // A new user of the same name, with the same password and the bindings
+    // the old one left, inherits none of its tokens.
+    let again = s.user("alice", "third-pw").await;
+    assert_eq!(status(&again).await, StatusCode::OK);
+    assert_eq!(status(&third_jwt).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&jwt_of(&again).await).await, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_names_are_each_users_own() {
+    let s = Server::start(|_| {}).await;
+    let alice = s.user("alice", "alice-pw").await;
+    let bob = s.user("bob", "bob-pw").await;
+    let make = async |auth: &Auth| {
+        s.post(
+            "/api/v1/tokens",
+            auth,
+            json!({"metadata":{"name":"laptop"}}),
+        )
+        .await
+    };
+    let secret = |token: &Value| bearer(token["status"]["token"].as_str().unwrap());
+    let alices = secret(make(&alice).await.ok(201));
+    // bob is not told that alice has a token of that name.
+    let bobs = secret(make(&bob).await.ok(201));
+    // Each user's names are unique for that user.
+    make(&alice).await.failure(409, "AlreadyExists");
+    for t in [&alices, &bobs] {
+        assert_eq!(s.get("/v2/", t).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        names(s.get("/api/v1/tokens", &alice).await.ok(200)),
+        vec!["laptop"]
+    );
+
+    // A cluster admin names whose, when several users have the name.
+    s.delete("/api/v1/tokens/laptop", &s.admin)
+        .await
+        .failure(409, "Conflict");
+    // bob cannot reach alice's through ?user=.
+    s.delete("/api/v1/tokens/laptop?user=alice", &bob)
+        .await
+        .failure(404, "NotFound");
+    assert_eq!(s.get("/v2/", &alices).await.status, StatusCode::OK);
+    s.delete("/api/v1/tokens/laptop?user=bob", &s.admin)
+        .await
+        .success();
+    assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.get("/v2/", &alices).await.status, StatusCode::OK);
+    // Each user revokes its own by name.
+    let bobs = secret(make(&bob).await.ok(201));
+    s.delete("/api/v1/tokens/laptop", &alice).await.success();
+    assert_eq!(
+        s.get("/v2/", &alices).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::OK);
+    // With one left, a cluster admin needs no ?user=.
+    s.delete("/api/v1/tokens/laptop", &s.admin).await.success();
+    assert_eq!(s.get("/v2/", &bobs).await.status, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_super_user_cannot_be_deleted() {
+    let s = Server::start(|c| c.auth.super_users = vec!["carol".into()]).await;
+    let refused = |answer: Answer, name: &str| {
+        answer.failure(409, "Conflict");
+        let message = answer.body["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(&format!("\"{name}\" is the last super user")),
+            "{message}"
+        );
+    };
+    // The only super user deleting itself.
+    refused(s.delete("/api/v1/users/admin", &s.admin).await, "admin");
+    assert_eq!(
+        s.get("/api/v1/users", &s.admin).await.status,
+        StatusCode::OK,
+        "still administers"
+    );
+    // With another super user, either may go, but not both.
+    s.post(
+        "/api/v1/users",
+        &s.admin,
+        json!({"metadata":{"name":"root"},"password":"root-pw","superUser":true}),
+    )
+    .await
+    .ok(201);
+    let root = basic("root", "root-pw");
+    s.delete("/api/v1/users/admin", &root).await.success();
+    refused(s.delete("/api/v1/users/root", &root).await, "root");
+    // A super user by the configuration counts once it is a user.
+    s.post(
+        "/api/v1/users",
+        &root,
+        json!({"metadata":{"name":"carol"},"password":"carol-pw"}),
+    )
+    .await
+    .ok(201);
+    let carol = basic("carol", "carol-pw");
+    s.delete("/api/v1/users/root", &carol).await.success();
+    refused(s.delete("/api/v1/users/carol", &carol).await, "carol");
+    assert_eq!(s.get("/api/v1/users", &carol).await.status, StatusCode::OK);
+    s.stop().await;
+}

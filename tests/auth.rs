@@ -184,3 +184,53 @@ async fn endpoints_reject_a_wrong_password() {
     }
     expect_status(registry.get_manifest("app", "latest").await, StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn a_bearer_token_lacking_a_scope_its_holder_may_have_is_told_to_fetch_one() {
+    let registry = TestRegistry::start().await;
+    registry.push_image("ns/app", "v1").await;
+    let base = registry.base_url().to_owned();
+    let pull_only = registry
+        .bearer_token(&["repository:ns/app:pull".to_owned()])
+        .await
+        .expect("a pull token");
+    let holder = registry.with_bearer(&pull_only);
+    expect_status(holder.get_manifest("ns/app", "v1").await, StatusCode::OK).await;
+
+    // A push with it: 403, and a challenge naming the scope needed.
+    let response = holder.post_upload("ns/app", "").await;
+    assert_header(
+        &response,
+        "www-authenticate",
+        &format!(
+            "Bearer realm=\"{base}/auth/token\",service=\"berth\",\
+             scope=\"repository:ns/app:pull,push\",error=\"insufficient_scope\""
+        ),
+    );
+    assert_error(response, StatusCode::FORBIDDEN, "DENIED").await;
+    // The token that scope gets works.
+    let pusher = registry
+        .bearer_token(&["repository:ns/app:pull,push".to_owned()])
+        .await
+        .expect("a push token");
+    expect_status(
+        registry
+            .with_bearer(&pusher)
+            .post_upload("ns/app", "")
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    // Without a token: the plain challenge.
+    let response = registry.anonymous().post_upload("ns/app", "").await;
+    assert_header(
+        &response,
+        "www-authenticate",
+        &format!(
+            "Bearer realm=\"{base}/auth/token\",service=\"berth\",\
+             scope=\"repository:ns/app:pull,push\""
+        ),
+    );
+    assert_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+}

@@ -473,6 +473,51 @@ fn admin_verbs_end_to_end() {
         .ok("remove-cluster-role-from-group");
     step("second user, cluster roles", started);
 
+    // Guessed at from this address, alice is refused here even with her
+    // password, until an admin unlocks her.
+    for _ in 0..10 {
+        assert_eq!(lab.v2_status("alice:not-her-password"), 401);
+    }
+    assert_eq!(lab.v2_status("alice:alice-pw-1234"), 429);
+    admin
+        .berth(&["adm", "unlock", "alice"])
+        .ok("adm unlock")
+        .stdout_has("adm unlock", "user \"alice\" unlocked");
+    assert_eq!(lab.v2_status("alice:alice-pw-1234"), 200);
+    admin
+        .berth(&["adm", "unlock", "nobody"])
+        .fails("adm unlock of an unknown user")
+        .stderr_has("adm unlock nobody", "Error from server (NotFound)");
+    step("unlock", started);
+
+    // Token names are each user's own: admin and alice both have a
+    // `laptop`; --user says whose a cluster admin revokes.
+    for args in [
+        &["create", "token", "--name", "laptop"][..],
+        &["create", "token", "user/alice", "--name", "laptop"],
+    ] {
+        admin.berth(args).ok("create a token named laptop");
+    }
+    admin
+        .berth(&["delete", "token", "laptop", "--user", "alice"])
+        .ok("delete alice's laptop token")
+        .stdout_has("delete token --user", "token \"laptop\" deleted");
+    let listed = admin
+        .berth(&["get", "tokens", "-o", "json"])
+        .ok("get tokens after --user")
+        .json("get tokens");
+    let laptops: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["metadata"]["name"] == "laptop")
+        .filter_map(|t| t["spec"]["subject"].as_str())
+        .collect();
+    assert_eq!(laptops, vec!["admin"], "{listed}");
+    admin
+        .berth(&["delete", "token", "laptop"])
+        .ok("delete own laptop token");
+
     // The auth file written by login works for skopeo.
     lab.push_image(&token, "demo/app", "v1");
     if let Some(skopeo) = skopeo() {

@@ -943,6 +943,8 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
     );
     let sbom_config = lab.write("oras/sbom-config.json", b"{\"kind\":\"sbom\"}");
     let signature = lab.write("oras/alpha.sig", format!("signature {nonce}").as_bytes());
+    let token_flow_bytes = format!("pushed with bearer tokens {nonce}").into_bytes();
+    let token_flow_file = lab.write("oras/token-flow.txt", &token_flow_bytes);
     let subject = json!({
         "mediaType": pushed.alpha.media_type,
         "digest": pushed.alpha.digest,
@@ -976,6 +978,11 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
             "artifact_type": SIGNATURE_TYPE,
             "subject": subject,
         },
+        "token_flow": {
+            "target": format!("{host}/artifacts/token-flow:v1"),
+            "file": token_flow_file,
+            "file_media_type": ARTIFACT_FILE_TYPE,
+        },
     });
     let job_file = lab.write("oras/job.json", job.to_string().as_bytes());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
@@ -986,6 +993,26 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
     );
     let result = out.json(step);
     eprintln!("oras-py {}", result["oras_version"]);
+
+    // oras-py's default auth: a bearer token per scope, asked again when a
+    // pull token is refused for a push (403, error="insufficient_scope").
+    let flow = &result["token_flow"];
+    assert_eq!(
+        flow["backend"], "TokenAuth",
+        "{step}: default backend: {flow}"
+    );
+    assert_eq!(
+        flow["push"]["status"],
+        json!(201),
+        "{step}: push with the token flow: {flow}"
+    );
+    let pulled = flow["pulled"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pulled.len(), 1, "{step}: pull with the token flow: {flow}");
+    assert_eq!(
+        pulled[0]["digest"].as_str(),
+        Some(sha256_digest(&token_flow_bytes).as_str()),
+        "{step}: the file pulled with the token flow: {flow}"
+    );
 
     // Push: accepted, and the manifest berth holds is what oras wrote.
     let push = &result["push"];

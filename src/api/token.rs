@@ -7,7 +7,7 @@
 //! than one may have is not an error; the token simply grants less.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use http_body_util::BodyExt;
@@ -63,7 +63,12 @@ async fn issue(
     let jwt = match app
         .access
         .bearer()
-        .issue(&subject, granted.clone(), caller.token_uid.clone())
+        .issue(
+            &subject,
+            granted.clone(),
+            caller.token_uid.clone(),
+            caller.stamp.clone(),
+        )
         .await
     {
         Ok(jwt) => jwt,
@@ -100,7 +105,8 @@ fn labelled(mut response: Response) -> Response {
 
 /// `GET /auth/token?service=…&scope=…`
 pub async fn token(State(app): State<AppState>, request: Request) -> Response {
-    let address = super::peer_ip(request.extensions());
+    let peer = super::peer_ip(request.extensions());
+    let address = app.access.client_address(request.headers(), peer);
     let scopes: Vec<AccessEntry> = request
         .uri()
         .query()
@@ -111,7 +117,7 @@ pub async fn token(State(app): State<AppState>, request: Request) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let response = match app.access.authenticate(request.headers(), address).await {
+    let response = match app.access.authenticate(request.headers(), peer).await {
         Ok(caller) => issue(&app, &caller, &scopes, address).await,
         Err(failure) => {
             tracing::info!(address = ?address, outcome = "refused", "token request");
@@ -123,7 +129,11 @@ pub async fn token(State(app): State<AppState>, request: Request) -> Response {
 
 /// `POST /auth/token` with an OAuth2 form.
 pub async fn oauth_token(State(app): State<AppState>, request: Request) -> Response {
-    let address = super::peer_ip(request.extensions());
+    let peer = super::peer_ip(request.extensions());
+    let address = app.access.client_address(request.headers(), peer);
+    // The request's headers (`X-Forwarded-For` among them), with the form's
+    // credentials as the authorization.
+    let mut headers = request.headers().clone();
     let body = match http_body_util::Limited::new(request.into_body(), MAX_FORM)
         .collect()
         .await
@@ -158,7 +168,6 @@ pub async fn oauth_token(State(app): State<AppState>, request: Request) -> Respo
                 .into_response(),
         );
     };
-    let mut headers = HeaderMap::new();
     let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
     match HeaderValue::try_from(format!("Basic {encoded}")) {
         Ok(v) => {
@@ -166,7 +175,7 @@ pub async fn oauth_token(State(app): State<AppState>, request: Request) -> Respo
         }
         Err(_) => return labelled(failure_response(AuthFailure::BadCredentials)),
     }
-    let response = match app.access.authenticate(&headers, address).await {
+    let response = match app.access.authenticate(&headers, peer).await {
         Ok(caller) if !caller.is_anonymous() => issue(&app, &caller, &scopes, address).await,
         Ok(_) => failure_response(AuthFailure::BadCredentials),
         Err(failure) => {

@@ -24,7 +24,7 @@ use super::roles::{ROLES, Verb, Verbs, verbs_of};
 use super::{AccessControl, Caller, password, tokens};
 use crate::metadata::access::{
     AccessStore, Binding, BindingSubject, Group, Namespace, ServiceAccount, SubjectKind, Token,
-    TokenSubject, User,
+    TokenSubject, User, UserDeletion,
 };
 use crate::metadata::{MetadataError, Timestamp, now};
 
@@ -57,6 +57,9 @@ pub enum AdminError {
     /// 409 `AlreadyExists`.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The request conflicts with the state of things (409 `Conflict`).
+    #[error("{0}")]
+    Conflict(String),
     /// A field's value is not acceptable (422 `Invalid`).
     #[error("{0}")]
     Invalid(String),
@@ -517,6 +520,7 @@ pub async fn initialize(
         email,
         super_user: true,
         created_at: now(),
+        credential_epoch: 0,
     };
     if !store.create_user(&user).await? {
         return Err(refused());
@@ -658,8 +662,8 @@ impl<'a> Admin<'a> {
             .map_err(|e| project_not_found(e, name))
     }
 
-    /// Deletes a project with its service accounts, their tokens and its
-    /// role bindings. Repositories stay.
+    /// Deletes a project with its service accounts, their tokens, its role
+    /// bindings and its repositories (see [`AccessStore::delete_namespace`]).
     pub async fn delete_project(&self, name: &str) -> AdminResult<()> {
         let (_, verbs) = self
             .visible_namespace(name)
@@ -800,15 +804,47 @@ impl<'a> Admin<'a> {
         })
     }
 
-    /// Revokes one of the caller's tokens (cluster admins: any user token).
-    pub async fn delete_own_token(&self, name: &str) -> AdminResult<()> {
-        let token = self
+    /// Revokes one of the caller's tokens. Cluster admins may name any user
+    /// token: their own of that name first, else `owner`'s (`None`: the one
+    /// user's who has a token of that name; when several have, `409`).
+    pub async fn delete_own_token(&self, name: &str, owner: Option<&str>) -> AdminResult<()> {
+        let principal = self.principal()?;
+        // Every token the caller may see (its own; a cluster admin's: every
+        // user's), so nothing is said about tokens it may not.
+        let named: Vec<Token> = self
             .own_tokens()
             .await?
             .into_iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| not_found("tokens", name))?;
-        if !self.store().delete_token(token.namespace(), name).await? {
+            .filter(|t| t.name == name)
+            .collect();
+        let owned_by = |user: &str| {
+            named
+                .iter()
+                .find(|t| t.subject == TokenSubject::User(user.to_owned()))
+        };
+        let token = match (owner, principal) {
+            (Some(user), _) => owned_by(user),
+            (None, Principal::User(me)) if owned_by(me).is_some() => owned_by(me),
+            (None, _) if named.len() > 1 => {
+                let mut owners: Vec<String> = named
+                    .iter()
+                    .map(|t| match &t.subject {
+                        TokenSubject::User(user) => user.clone(),
+                        TokenSubject::ServiceAccount { namespace, name } => {
+                            format!("{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}")
+                        }
+                    })
+                    .collect();
+                owners.sort();
+                return Err(AdminError::Conflict(format!(
+                    "users {} each have a token named \"{name}\"; say whose with ?user=NAME",
+                    owners.join(", ")
+                )));
+            }
+            (None, _) => named.first(),
+        }
+        .ok_or_else(|| not_found("tokens", name))?;
+        if !self.store().delete_token(&token.uid).await? {
             return Err(not_found("tokens", name));
         }
         self.access.policy_changed();
@@ -850,7 +886,14 @@ impl<'a> Admin<'a> {
     pub async fn delete_namespace_token(&self, namespace: &str, name: &str) -> AdminResult<()> {
         self.namespace_for(namespace, Verb::Admin, "delete tokens")
             .await?;
-        if !self.store().delete_token(Some(namespace), name).await? {
+        let token = self
+            .store()
+            .tokens(Some(namespace), None)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| not_found("tokens", name))?;
+        if !self.store().delete_token(&token.uid).await? {
             return Err(not_found("tokens", name));
         }
         self.access.policy_changed();
@@ -1110,6 +1153,7 @@ impl<'a> Admin<'a> {
             email,
             super_user: new.super_user,
             created_at: now(),
+            credential_epoch: 0,
         };
         if !self.store().create_user(&user).await? {
             return Err(already_exists("users", &name));
@@ -1182,15 +1226,42 @@ impl<'a> Admin<'a> {
         }
     }
 
-    /// Deletes a user and revokes its tokens. Its bindings stay.
+    /// Deletes a user and revokes its tokens. Its bindings stay. The last
+    /// super user is not deleted: nobody could administer the registry
+    /// after it.
     pub async fn delete_user(&self, name: &str) -> AdminResult<()> {
         self.require_cluster_admin("delete users").await?;
-        if !self.store().delete_user(name).await? {
-            return Err(not_found("users", name));
+        match self
+            .store()
+            .delete_user_unless_last_super_user(name, self.access.configured_super_users())
+            .await?
+        {
+            UserDeletion::Deleted => {}
+            UserDeletion::NotFound => return Err(not_found("users", name)),
+            UserDeletion::LastSuperUser => {
+                return Err(AdminError::Conflict(format!(
+                    "user \"{name}\" is the last super user; make another super user \
+                     (berth create user NAME --super-user) before deleting it"
+                )));
+            }
         }
         self.access.policy_changed();
         tracing::info!(user = name, by = %self.caller.principal.name(), "user deleted");
         Ok(())
+    }
+
+    /// Forgets the failed logins counted against `name` (cluster admins):
+    /// whatever addresses guessed at it may try again, and its logins are no
+    /// longer slowed down. Addresses locked out as a whole stay so. Returns
+    /// whether the user was locked out anywhere or slowed down.
+    pub async fn unlock_user(&self, name: &str) -> AdminResult<bool> {
+        self.require_cluster_admin("unlock users").await?;
+        if self.store().user(name).await?.is_none() {
+            return Err(not_found("users", name));
+        }
+        let was_locked = self.access.unlock(name);
+        tracing::info!(user = name, was_locked, by = %self.caller.principal.name(), "user unlocked");
+        Ok(was_locked)
     }
 
     /// Sets a password: the user itself or a cluster admin.
@@ -1478,7 +1549,9 @@ mod tests {
                     per_address: 100,
                     window: Duration::from_secs(60),
                     duration: Duration::from_secs(60),
+                    slowdown: Duration::from_secs(1),
                 },
+                trusted_proxies: Default::default(),
             },
         );
         Fixture { access, _dir: dir }
@@ -1489,6 +1562,7 @@ mod tests {
             principal: Principal::User(name.into()),
             token_uid: None,
             grants: None,
+            stamp: None,
         }
     }
 
@@ -1500,6 +1574,7 @@ mod tests {
             },
             token_uid: None,
             grants: None,
+            stamp: None,
         }
     }
 
@@ -1801,12 +1876,12 @@ mod tests {
         assert_eq!(as_admin.own_tokens().await.unwrap().len(), 3);
         assert_eq!(as_alice.own_tokens().await.unwrap().len(), 2);
         assert!(matches!(
-            as_alice.delete_own_token("ci").await,
+            as_alice.delete_own_token("ci", None).await,
             Err(AdminError::NotFound(_))
         ));
-        as_alice.delete_own_token("laptop").await.unwrap();
+        as_alice.delete_own_token("laptop", None).await.unwrap();
         as_admin
-            .delete_own_token(&created.token.name)
+            .delete_own_token(&created.token.name, None)
             .await
             .unwrap();
         assert!(as_alice.own_tokens().await.unwrap().is_empty());

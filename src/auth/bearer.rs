@@ -44,6 +44,31 @@ pub struct Claims {
     /// that token revokes this one too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tid: Option<String>,
+    /// For a user who signed in with a password: the user's uid and
+    /// credential epoch then. A password change moves the epoch on, and a
+    /// user deleted and made again has another uid: either ends the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+}
+
+impl Claims {
+    /// The password stamp the token carries, if any.
+    pub fn stamp(&self) -> Option<PasswordStamp> {
+        Some(PasswordStamp {
+            uid: self.uid.clone()?,
+            epoch: self.epoch?,
+        })
+    }
+}
+
+/// Which password of which user a caller proved: the user's uid and its
+/// credential epoch at the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordStamp {
+    pub uid: String,
+    pub epoch: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,12 +188,14 @@ impl BearerTokens {
         Ok(())
     }
 
-    /// Signs a token for `subject` (empty for anonymous) granting `access`.
+    /// Signs a token for `subject` (empty for anonymous) granting `access`,
+    /// issued for the opaque token `token_uid` or the password `stamp`.
     pub async fn issue(
         &self,
         subject: &str,
         access: Vec<AccessEntry>,
         token_uid: Option<String>,
+        stamp: Option<PasswordStamp>,
     ) -> Result<String, BearerError> {
         if self
             .keys
@@ -190,6 +217,8 @@ impl BearerTokens {
             jti: uuid::Uuid::new_v4().to_string(),
             access,
             tid: token_uid,
+            uid: stamp.as_ref().map(|s| s.uid.clone()),
+            epoch: stamp.map(|s| s.epoch),
         };
         self.sign(&claims)
     }
@@ -272,7 +301,7 @@ mod tests {
     async fn issued_tokens_verify_with_their_claims() {
         let (t, _, _dir) = tokens(Duration::from_secs(300), Duration::from_secs(3600)).await;
         let jwt = t
-            .issue("alice", pull("ns/app"), Some("tok-1".into()))
+            .issue("alice", pull("ns/app"), Some("tok-1".into()), None)
             .await
             .unwrap();
         let claims = t.verify(&jwt).await.unwrap();
@@ -286,7 +315,7 @@ mod tests {
     #[tokio::test]
     async fn tampered_foreign_and_expired_tokens_fail() {
         let (t, _, _dir) = tokens(Duration::from_secs(300), Duration::from_secs(3600)).await;
-        let jwt = t.issue("alice", pull("ns/app"), None).await.unwrap();
+        let jwt = t.issue("alice", pull("ns/app"), None, None).await.unwrap();
         let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&serde_json::json!({"sub":"root"})).unwrap());
@@ -296,10 +325,13 @@ mod tests {
 
         // A different registry's key is unknown here.
         let (other, _, _dir2) = tokens(Duration::from_secs(300), Duration::from_secs(3600)).await;
-        let foreign = other.issue("alice", pull("ns/app"), None).await.unwrap();
+        let foreign = other
+            .issue("alice", pull("ns/app"), None, None)
+            .await
+            .unwrap();
         assert!(t.verify(&foreign).await.is_err());
 
-        let jwt = t.issue("alice", pull("ns/app"), None).await.unwrap();
+        let jwt = t.issue("alice", pull("ns/app"), None, None).await.unwrap();
         let mut claims = t.verify(&jwt).await.unwrap();
         claims.exp = now() / 1000 - 60;
         let expired = t.sign(&claims).unwrap();
@@ -313,11 +345,11 @@ mod tests {
     #[tokio::test]
     async fn rotation_keeps_old_tokens_valid() {
         let (t, store, _dir) = tokens(Duration::from_secs(300), Duration::from_millis(1)).await;
-        let before = t.issue("alice", pull("ns/app"), None).await.unwrap();
+        let before = t.issue("alice", pull("ns/app"), None, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         t.refresh_keys().await.unwrap();
         assert_eq!(store.signing_keys().await.unwrap().len(), 2);
-        let after = t.issue("alice", pull("ns/app"), None).await.unwrap();
+        let after = t.issue("alice", pull("ns/app"), None, None).await.unwrap();
         let kid = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
         assert_ne!(kid(&before), kid(&after), "a new key signs after rotation");
         assert!(t.verify(&before).await.is_ok());

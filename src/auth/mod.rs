@@ -13,6 +13,7 @@
 //! stops working at once; never longer than the token they came from lives,
 //! and a lockout refuses remembered credentials too.
 
+pub mod address;
 pub mod admin;
 pub mod bearer;
 pub mod lockout;
@@ -30,8 +31,9 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 
-use self::bearer::{AccessEntry, BearerError, BearerTokens};
-use self::lockout::{Lockout, LockoutPolicy};
+use self::address::TrustedProxies;
+use self::bearer::{AccessEntry, BearerError, BearerTokens, PasswordStamp};
+use self::lockout::{Admission, Lockout, LockoutPolicy};
 pub use self::policy::Principal;
 use self::policy::{PolicyCache, PolicySnapshot};
 use self::roles::Verb;
@@ -89,6 +91,8 @@ pub struct AccessOptions {
     pub super_users: Vec<String>,
     pub auto_create_namespaces: AutoCreateNamespaces,
     pub lockout: LockoutPolicy,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// An authenticated (or anonymous) caller.
@@ -100,6 +104,10 @@ pub struct Caller {
     /// For bearer JWTs: what the token grants. Access is then what both the
     /// token and the current policy allow.
     pub grants: Option<Vec<AccessEntry>>,
+    /// For a user who signed in with a password (directly, or behind a
+    /// bearer token): which password, so that bearer tokens issued for it
+    /// end when it changes.
+    pub stamp: Option<PasswordStamp>,
 }
 
 impl Caller {
@@ -108,6 +116,7 @@ impl Caller {
             principal: Principal::Anonymous,
             token_uid: None,
             grants: None,
+            stamp: None,
         }
     }
 
@@ -147,9 +156,10 @@ pub enum Denial {
     #[error("authentication required")]
     Unauthenticated,
     /// Authenticated but not allowed (403), told the same way whether or not
-    /// the repository exists.
+    /// the repository exists. The reason, when there is one, says no more
+    /// than the caller may know (see [`AccessControl::push_refusal`]).
     #[error("access denied")]
-    Forbidden,
+    Forbidden { reason: Option<String> },
     /// Allowed, but the bearer token presented does not say so: the client
     /// should fetch a token for this scope (401 with a challenge naming it).
     #[error("the bearer token does not grant this")]
@@ -165,8 +175,9 @@ const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
 struct Verified {
     caller: Caller,
-    /// The Basic user name presented, subject to lockout like any login.
-    login_name: Option<String>,
+    /// The user name of a password login, which the brute-force defence
+    /// counts failures against (`None` for token logins).
+    lockout_user: Option<String>,
     policy_version: i64,
     until: Instant,
 }
@@ -192,6 +203,7 @@ pub struct AccessControl {
     policy: PolicyCache,
     bearer: BearerTokens,
     lockout: Lockout,
+    trusted_proxies: TrustedProxies,
     auto_create_namespaces: AutoCreateNamespaces,
     /// sha256(Authorization header) → caller. Keyed by a hash so that no
     /// secret is kept in memory in the clear.
@@ -225,6 +237,12 @@ fn presented(value: &HeaderValue) -> Result<Presented, AuthFailure> {
     }
 }
 
+/// A login refused by the brute-force defence, logged.
+fn locked_out(user: Option<&str>, address: Option<IpAddr>, wait: Duration) -> AuthFailure {
+    tracing::warn!(user = user.unwrap_or(""), address = ?address, outcome = "locked_out", "login");
+    AuthFailure::LockedOut(wait)
+}
+
 impl AccessControl {
     pub fn new(store: Arc<dyn AccessStore>, options: AccessOptions) -> Self {
         AccessControl {
@@ -238,6 +256,7 @@ impl AccessControl {
             ),
             store,
             lockout: Lockout::new(options.lockout),
+            trusted_proxies: options.trusted_proxies,
             auto_create_namespaces: options.auto_create_namespaces,
             verified: Mutex::new(HashMap::new()),
         }
@@ -245,6 +264,11 @@ impl AccessControl {
 
     pub fn store(&self) -> &Arc<dyn AccessStore> {
         &self.store
+    }
+
+    /// Users the configuration makes super users (`auth.superUsers`).
+    pub fn configured_super_users(&self) -> &[String] {
+        self.policy.configured_super_users()
     }
 
     pub fn bearer(&self) -> &BearerTokens {
@@ -265,6 +289,23 @@ impl AccessControl {
     /// The `WWW-Authenticate` challenge: the token service at
     /// `<base_url>/auth/token`, and the scope the request needed, if known.
     pub fn challenge(&self, base_url: &str, scope: Option<&str>) -> HeaderValue {
+        self.challenge_with(base_url, scope, None)
+    }
+
+    /// The challenge to a bearer token that does not grant what the request
+    /// needs: as [`challenge`](Self::challenge), with
+    /// `error="insufficient_scope"` (RFC 6750, the Docker token protocol),
+    /// which tells clients to ask the token service for `scope`.
+    pub fn insufficient_scope_challenge(&self, base_url: &str, scope: &str) -> HeaderValue {
+        self.challenge_with(base_url, Some(scope), Some("insufficient_scope"))
+    }
+
+    fn challenge_with(
+        &self,
+        base_url: &str,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> HeaderValue {
         let mut text = format!(
             "Bearer realm=\"{}/auth/token\",service=\"{}\"",
             base_url.trim_end_matches('/'),
@@ -273,12 +314,28 @@ impl AccessControl {
         if let Some(scope) = scope {
             text.push_str(&format!(",scope=\"{scope}\""));
         }
+        if let Some(error) = error {
+            text.push_str(&format!(",error=\"{error}\""));
+        }
         HeaderValue::try_from(text)
             .unwrap_or(HeaderValue::from_static("Bearer realm=\"/auth/token\""))
     }
 
+    /// The client's address: the peer's, or behind a trusted proxy the one
+    /// it forwarded (see [`address::TrustedProxies`]).
+    pub fn client_address(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        self.trusted_proxies.client(peer, headers)
+    }
+
+    /// Forgets the failed logins counted against `user` (see
+    /// [`Lockout::unlock`]); returns whether it was locked out or slowed down.
+    pub fn unlock(&self, user: &str) -> bool {
+        self.lockout.unlock(user)
+    }
+
     /// Identifies the caller. No credentials is anonymous; wrong ones are a
-    /// failure, never a silent downgrade to anonymous.
+    /// failure, never a silent downgrade to anonymous. `peer` is the
+    /// connection's address.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -287,71 +344,85 @@ impl AccessControl {
         let Some(authorization) = headers.get(header::AUTHORIZATION) else {
             return Ok(Caller::anonymous());
         };
+        let address = self.client_address(headers, peer);
         // The cache is consulted before the header is even parsed: a client
         // sends the same header on every request.
         let key = sha256_raw(authorization.as_bytes());
         let policy = self.policy.current().await?;
-        if let Some((caller, login_name)) = self.cached(&key, policy.version) {
-            // A locked-out client is refused even with credentials berth
+        if let Some((caller, lockout_user)) = self.cached(&key, policy.version) {
+            // A client locked out is refused even with credentials berth
             // remembers: otherwise a right guess would be told from wrong
-            // ones while the lockout lasts.
-            self.check_lockout(login_name.as_deref(), peer)?;
+            // ones while the lockout lasts. No slowing down: these were
+            // verified right.
+            if let Admission::Refused(wait) = self.lockout.admit(lockout_user.as_deref(), address) {
+                return Err(locked_out(lockout_user.as_deref(), address, wait));
+            }
             return Ok(caller);
         }
         let presented = presented(authorization)?;
-        let login_name = match &presented {
-            Presented::Basic { user, .. } => Some(user.as_str()),
+        // Password logins are counted against their user name; token logins
+        // (whatever user name comes with the token) only against the address.
+        let lockout_user = match &presented {
+            Presented::Basic { user, secret } if !tokens::looks_like_token(secret) => {
+                Some(user.as_str())
+            }
             _ => None,
         };
-        self.check_lockout(login_name, peer)?;
+        match self.lockout.admit(lockout_user, address) {
+            Admission::Refused(wait) => return Err(locked_out(lockout_user, address, wait)),
+            Admission::After(delay) => {
+                tracing::info!(user = lockout_user.unwrap_or(""), address = ?address, delay = ?delay, outcome = "slowed", "login");
+                tokio::time::sleep(delay).await;
+            }
+            Admission::Now => {}
+        }
         let outcome = match &presented {
             Presented::Basic { user, secret } => self.verify_basic(user, secret, &policy).await,
             Presented::Bearer(token) => self.verify_bearer(token, &policy).await,
         };
         match outcome {
             Ok(verified) => {
-                if let Some(name) = login_name {
-                    self.lockout.record_success(name);
+                if let Some(name) = lockout_user {
+                    self.lockout.record_success(name, address);
                 }
                 let caller = verified.caller.clone();
-                tracing::info!(subject = %caller.principal.name(), address = ?peer, outcome = "success", "login");
-                self.remember(key, verified, login_name, policy.version);
+                tracing::info!(subject = %caller.principal.name(), address = ?address, outcome = "success", "login");
+                self.remember(key, verified, lockout_user, policy.version);
                 Ok(caller)
             }
             Err(AuthFailure::BadCredentials) => {
-                self.lockout.record_failure(login_name, peer);
-                tracing::warn!(user = login_name.unwrap_or(""), address = ?peer, outcome = "failure", "login");
+                // A bearer JWT that fails (expired, or issued for a password
+                // since changed) is no guess: JWTs cannot be guessed, and
+                // clients fetch a new one when told to.
+                let guess =
+                    !matches!(&presented, Presented::Bearer(t) if !tokens::looks_like_token(t));
+                if guess {
+                    self.lockout.record_failure(lockout_user, address);
+                }
+                let user = match &presented {
+                    Presented::Basic { user, .. } => user.as_str(),
+                    Presented::Bearer(_) => "",
+                };
+                tracing::warn!(user, address = ?address, outcome = "failure", "login");
                 Err(AuthFailure::BadCredentials)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Refuses (and logs) a login while its user name or address is locked out.
-    fn check_lockout(
-        &self,
-        login_name: Option<&str>,
-        peer: Option<IpAddr>,
-    ) -> Result<(), AuthFailure> {
-        self.lockout.check(login_name, peer).map_err(|wait| {
-            tracing::warn!(user = login_name.unwrap_or(""), address = ?peer, outcome = "locked_out", "login");
-            AuthFailure::LockedOut(wait)
-        })
-    }
-
-    /// The remembered caller and the Basic user name it logged in with.
+    /// The remembered caller and the user name of its password login.
     fn cached(&self, key: &[u8; 32], policy_version: i64) -> Option<(Caller, Option<String>)> {
         let cache = self.verified.lock().ok()?;
         let entry = cache.get(key)?;
         (entry.policy_version == policy_version && entry.until > Instant::now())
-            .then(|| (entry.caller.clone(), entry.login_name.clone()))
+            .then(|| (entry.caller.clone(), entry.lockout_user.clone()))
     }
 
     fn remember(
         &self,
         key: [u8; 32],
         verified: Verification,
-        login_name: Option<&str>,
+        lockout_user: Option<&str>,
         policy_version: i64,
     ) {
         let Ok(mut cache) = self.verified.lock() else {
@@ -380,7 +451,7 @@ impl AccessControl {
             key,
             Verified {
                 caller: verified.caller,
-                login_name: login_name.map(str::to_owned),
+                lockout_user: lockout_user.map(str::to_owned),
                 policy_version,
                 until,
             },
@@ -414,6 +485,10 @@ impl AccessControl {
                 principal: Principal::User(u.name),
                 token_uid: None,
                 grants: None,
+                stamp: Some(PasswordStamp {
+                    uid: u.uid,
+                    epoch: u.credential_epoch,
+                }),
             })),
             _ => Err(AuthFailure::BadCredentials),
         }
@@ -442,6 +517,7 @@ impl AccessControl {
                 principal,
                 token_uid: Some(token.uid),
                 grants: None,
+                stamp: None,
             },
             expires_at: token.expires_at,
         })
@@ -476,9 +552,14 @@ impl AccessControl {
             expires_at = token.expires_at;
         }
         let principal = Principal::from_name(&claims.sub);
+        // Issued for a password: valid while that password is the user's
+        // (the user not deleted, not made again, the password not changed).
+        let stamp = claims.stamp();
         if let Principal::User(name) = &principal
             && claims.tid.is_none()
-            && !policy.user_exists(name)
+            && !stamp
+                .as_ref()
+                .is_some_and(|stamp| policy.password_current(name, stamp))
         {
             return Err(AuthFailure::BadCredentials);
         }
@@ -491,25 +572,30 @@ impl AccessControl {
                 principal,
                 token_uid: claims.tid,
                 grants: Some(claims.access),
+                stamp,
             },
             expires_at,
         })
     }
 
-    /// May `caller` do `action` on `repo`? Pushing into a namespace that does
-    /// not exist creates it, if the caller may create namespaces.
+    /// May `caller` do `action` on `repo`? An answer and nothing else: it
+    /// writes nothing. A push into a namespace that does not exist is
+    /// allowed when the caller may create that namespace; the push path
+    /// creates it at its first write ([`prepare_push`](Self::prepare_push)).
     pub async fn check(
         &self,
         caller: &Caller,
         action: Action,
         repo: &RepositoryName,
     ) -> Result<(), Denial> {
-        if !self.policy_allows(caller, action, repo).await? {
-            return Err(if caller.is_anonymous() {
-                Denial::Unauthenticated
-            } else {
-                Denial::Forbidden
-            });
+        let policy = self.policy.current().await?;
+        if !self.permits(&policy, caller, action, repo.namespace()) {
+            if caller.is_anonymous() {
+                return Err(Denial::Unauthenticated);
+            }
+            let reason = (action == Action::Push)
+                .then(|| self.push_refusal(&policy, caller, repo.namespace()));
+            return Err(Denial::Forbidden { reason });
         }
         if !caller.token_grants("repository", repo.as_str(), action.as_str()) {
             return Err(Denial::InsufficientScope);
@@ -534,7 +620,7 @@ impl AccessControl {
     /// What the policy allows the caller's principal, whatever the bearer
     /// token presented grants. Used to pick mount sources: a mount reveals
     /// nothing the principal could not read anyway, and clients rarely ask
-    /// for a token covering the source repository.
+    /// for a token covering the source repository. Writes nothing.
     pub async fn policy_allows(
         &self,
         caller: &Caller,
@@ -542,18 +628,87 @@ impl AccessControl {
         repo: &RepositoryName,
     ) -> Result<bool, MetadataError> {
         let policy = self.policy.current().await?;
+        Ok(self.permits(&policy, caller, action, repo.namespace()))
+    }
+
+    /// The policy's answer: the caller's roles, or for a push into a
+    /// namespace that does not exist, whether the caller may create it.
+    fn permits(
+        &self,
+        policy: &PolicySnapshot,
+        caller: &Caller,
+        action: Action,
+        namespace: &str,
+    ) -> bool {
+        policy.allows(&caller.principal, namespace, action.verb())
+            || (action == Action::Push
+                && !policy.namespace_exists(namespace)
+                && self.may_create_namespace(caller, policy))
+    }
+
+    /// The first write of a push into `repo` (an upload started, a blob
+    /// mounted or completed, a manifest stored) calls this after
+    /// [`check`](Self::check) allowed it: a namespace that holds
+    /// repositories is a project, so one that does not exist yet is
+    /// created now, with the caller as its `registry-admin`. A caller
+    /// allowed to push by a cluster-wide binding, who may not create
+    /// namespaces, is refused here.
+    pub async fn prepare_push(&self, caller: &Caller, repo: &RepositoryName) -> Result<(), Denial> {
+        let policy = self.policy.current().await?;
         let namespace = repo.namespace();
-        if policy.allows(&caller.principal, namespace, action.verb()) {
-            return Ok(true);
+        if policy.namespace_exists(namespace) {
+            return Ok(());
         }
-        if action == Action::Push
-            && !policy.namespace_exists(namespace)
-            && self.may_create_namespace(caller, &policy)
-        {
-            self.create_namespace(namespace, &caller.principal).await?;
-            return Ok(true);
+        if !self.may_create_namespace(caller, &policy) {
+            if caller.is_anonymous() {
+                return Err(Denial::Unauthenticated);
+            }
+            return Err(Denial::Forbidden {
+                reason: Some(self.push_refusal(&policy, caller, namespace)),
+            });
         }
-        Ok(false)
+        // Created meanwhile (by another request or replica) is as good.
+        self.create_namespace(namespace, &caller.principal).await?;
+        Ok(())
+    }
+
+    /// Why `caller` may not push into `namespace`, in words that tell it no
+    /// more than it may know already.
+    ///
+    /// Whether a namespace exists is for those who can see it anyway: cluster
+    /// admins (they list every project), callers with any role there (the
+    /// project is in their list; a cluster-wide binding puts every project
+    /// there), and callers who may create namespaces (creating it would
+    /// answer "already exists"). Anyone else gets one text whether or not the
+    /// namespace exists, true in both cases. The repository is never
+    /// mentioned: whether it exists is for those who may pull it.
+    fn push_refusal(&self, policy: &PolicySnapshot, caller: &Caller, namespace: &str) -> String {
+        let verbs = policy.verbs(&caller.principal, namespace);
+        let may_create = self.may_create_namespace(caller, policy);
+        let may_know =
+            may_create || !verbs.is_empty() || policy.is_cluster_admin(&caller.principal);
+        if !may_know {
+            return format!(
+                "you have no role in namespace \"{namespace}\" that allows pushing, and you may \
+                 not create namespaces"
+            );
+        }
+        if !policy.namespace_exists(namespace) {
+            let how = match self.auto_create_namespaces {
+                AutoCreateNamespaces::Never => {
+                    "namespaces are not created by pushes here; create the project first"
+                }
+                _ => "ask a cluster admin to create the project",
+            };
+            return format!(
+                "namespace \"{namespace}\" does not exist and you may not create it ({how})"
+            );
+        }
+        if verbs.is_empty() {
+            format!("you have no role in namespace \"{namespace}\" that allows pushing")
+        } else {
+            format!("your role in namespace \"{namespace}\" does not allow pushing")
+        }
     }
 
     /// Whether `caller` may make a namespace by pushing into it.

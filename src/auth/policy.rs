@@ -10,7 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::roles::{Verb, Verbs, verbs_of};
+use super::bearer::PasswordStamp;
+use super::roles::{CLUSTER_ADMIN, Verb, Verbs, verbs_of};
 use crate::metadata::MetadataError;
 use crate::metadata::access::{AccessStore, BindingSubject, SubjectKind};
 
@@ -113,9 +114,14 @@ pub fn group_subject(name: &str) -> BindingSubject {
 pub struct PolicySnapshot {
     pub version: i64,
     super_users: HashSet<String>,
-    known_users: HashSet<String>,
+    /// Users in the store, with the stamp of their current password.
+    users: HashMap<String, PasswordStamp>,
     groups_of_user: HashMap<String, Vec<String>>,
     cluster: HashMap<BindingSubject, Verbs>,
+    /// Subjects bound to `cluster-admin` cluster-wide. Kept apart from
+    /// `cluster`: `registry-admin` allows the same verbs, yet bound
+    /// cluster-wide it makes a project admin everywhere, not a cluster admin.
+    cluster_admins: HashSet<BindingSubject>,
     namespaced: HashMap<String, HashMap<BindingSubject, Verbs>>,
     namespaces: HashSet<String>,
 }
@@ -138,7 +144,13 @@ impl PolicySnapshot {
             ..Default::default()
         };
         for user in &users {
-            snapshot.known_users.insert(user.name.clone());
+            snapshot.users.insert(
+                user.name.clone(),
+                PasswordStamp {
+                    uid: user.uid.clone(),
+                    epoch: user.credential_epoch,
+                },
+            );
             if user.super_user {
                 snapshot.super_users.insert(user.name.clone());
             }
@@ -159,6 +171,9 @@ impl PolicySnapshot {
             let Some(verbs) = verbs_of(&binding.role) else {
                 continue;
             };
+            if binding.namespace.is_none() && binding.role == CLUSTER_ADMIN {
+                snapshot.cluster_admins.insert(binding.subject.clone());
+            }
             let table = match &binding.namespace {
                 None => &mut snapshot.cluster,
                 Some(ns) => snapshot.namespaced.entry(ns.clone()).or_default(),
@@ -203,7 +218,7 @@ impl PolicySnapshot {
         }
         self.subjects(principal)
             .iter()
-            .any(|s| self.cluster.get(s) == Some(&Verbs::all()))
+            .any(|s| self.cluster_admins.contains(s))
     }
 
     /// Whether `name` is a super user: flagged so in the store or named in
@@ -220,7 +235,13 @@ impl PolicySnapshot {
     }
 
     pub fn user_exists(&self, name: &str) -> bool {
-        self.known_users.contains(name)
+        self.users.contains_key(name)
+    }
+
+    /// Whether `stamp` is that of `name`'s current password: the same user
+    /// (not one deleted and made again) and no password change since.
+    pub fn password_current(&self, name: &str, stamp: &PasswordStamp) -> bool {
+        self.users.get(name) == Some(stamp)
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {
@@ -282,6 +303,10 @@ impl PolicyCache {
             state: RwLock::new((Arc::new(PolicySnapshot::default()), None)),
             reload: tokio::sync::Mutex::new(()),
         }
+    }
+
+    pub fn configured_super_users(&self) -> &[String] {
+        &self.configured_super_users
     }
 
     fn cached(&self) -> (Arc<PolicySnapshot>, Option<Instant>) {
@@ -348,6 +373,9 @@ mod tests {
                 subject: subject.clone(),
             };
             let verbs = verbs_of(&b.role).unwrap();
+            if b.namespace.is_none() && b.role == CLUSTER_ADMIN {
+                s.cluster_admins.insert(b.subject.clone());
+            }
             let table = match &b.namespace {
                 None => &mut s.cluster,
                 Some(ns) => s.namespaced.entry(ns.clone()).or_default(),
@@ -438,13 +466,20 @@ mod tests {
             &[
                 (None, "cluster-admin", user_subject("root")),
                 (None, "system:image-puller", user_subject("reader")),
+                (None, "registry-admin", user_subject("delegate")),
+                (None, "cluster-admin", group_subject("ops")),
             ],
-            &[],
+            &[("olga", "ops")],
         );
         s.super_users.insert("admin".into());
         assert!(s.is_cluster_admin(&user("root")));
         assert!(s.is_cluster_admin(&user("admin")));
+        assert!(s.is_cluster_admin(&user("olga")), "through a group");
         assert!(!s.is_cluster_admin(&user("reader")));
+        // registry-admin cluster-wide: every verb in every project, yet no
+        // cluster administration.
+        assert!(!s.is_cluster_admin(&user("delegate")));
+        assert_eq!(s.verbs(&user("delegate"), "anything"), Verbs::all());
         assert_eq!(s.verbs(&user("root"), "anything"), Verbs::all());
         assert!(s.allows(&user("reader"), "anything", Verb::Pull));
         assert!(!s.allows(&user("reader"), "anything", Verb::Push));

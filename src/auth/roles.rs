@@ -83,6 +83,9 @@ impl Verbs {
     }
 }
 
+/// The role that, bound cluster-wide, makes a cluster admin.
+pub const CLUSTER_ADMIN: &str = "cluster-admin";
+
 /// Roles that can be bound, in the order they are listed to users.
 pub const ROLES: [&str; 7] = [
     "system:image-puller",

@@ -585,6 +585,14 @@ impl ApiClient {
         self.delete(&["tokens", name]).await
     }
 
+    /// Revokes `user`'s token `name` (cluster admins; token names are
+    /// unique per user only).
+    pub async fn delete_user_token(&self, user: &str, name: &str) -> Result<Status, ClientError> {
+        let mut url = self.url(&["tokens", name]);
+        url.query_pairs_mut().append_pair("user", user);
+        self.execute(self.http.delete(url)).await
+    }
+
     pub async fn delete_namespace_token(
         &self,
         namespace: &str,
@@ -671,6 +679,12 @@ impl ApiClient {
 
     pub async fn delete_user(&self, name: &str) -> Result<Status, ClientError> {
         self.delete(&["users", name]).await
+    }
+
+    /// Forgets the failed logins counted against a user.
+    pub async fn unlock_user(&self, name: &str) -> Result<Status, ClientError> {
+        self.send(Method::POST, &["users", name, "unlock"], None::<&()>)
+            .await
     }
 
     pub async fn list_groups(&self) -> Result<List<Group>, ClientError> {

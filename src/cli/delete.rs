@@ -11,9 +11,10 @@ use super::session::{Globals, Session};
 #[command(after_help = "\
 Types: token, serviceaccount (sa), user, group, project, rolebinding, \
 clusterrolebinding. `delete token NAME` revokes one of your own tokens (cluster \
-admins: any user token); with -n, a service-account token of that project. \
+admins: any user token, `--user USER` saying whose when several users have a token of \
+that name); with -n, a service-account token of that project. \
 Deleting a service account or user also revokes its tokens; deleting a project \
-removes its service accounts, their tokens and its role bindings.")]
+removes its service accounts, their tokens, its role bindings and its repositories.")]
 pub struct DeleteArgs {
     /// What to delete: TYPE, or TYPE/NAME.
     pub resource: String,
@@ -22,6 +23,10 @@ pub struct DeleteArgs {
     /// The project (default: the current one, for namespaced types).
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// With `token`: whose token (cluster admins; users may each have a
+    /// token of the same name).
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
@@ -44,7 +49,10 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
     };
     let target = match resource {
         Resource::Tokens if args.namespace.is_some() => Target::NamespaceToken(&namespace),
-        Resource::Tokens => Target::OwnToken,
+        Resource::Tokens => match &args.user {
+            Some(user) => Target::UserToken(user),
+            None => Target::OwnToken,
+        },
         Resource::ServiceAccounts => Target::ServiceAccount(&namespace),
         Resource::RoleBindings => Target::RoleBinding(&namespace),
         Resource::ClusterRoleBindings => Target::ClusterRoleBinding,
@@ -72,6 +80,7 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy)]
 enum Target<'a> {
     OwnToken,
+    UserToken(&'a str),
     NamespaceToken(&'a str),
     ServiceAccount(&'a str),
     RoleBinding(&'a str),
@@ -88,6 +97,7 @@ async fn delete_one(
 ) -> Result<Status, ClientError> {
     match target {
         Target::OwnToken => client.delete_token(name).await,
+        Target::UserToken(user) => client.delete_user_token(user, name).await,
         Target::NamespaceToken(ns) => client.delete_namespace_token(ns, name).await,
         Target::ServiceAccount(ns) => client.delete_service_account(ns, name).await,
         Target::RoleBinding(ns) => {

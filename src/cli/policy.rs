@@ -46,6 +46,15 @@ pub struct AdmArgs {
 pub enum AdmCommand {
     /// Cluster-wide role bindings.
     Policy(AdmPolicyArgs),
+    /// Forget a user's failed logins: addresses refused for it may try
+    /// again, and its logins are no longer slowed down.
+    Unlock(AdmUnlockArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdmUnlockArgs {
+    /// The user.
+    pub user: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +175,11 @@ pub async fn adm(args: AdmArgs, globals: &Globals) -> anyhow::Result<()> {
                 groups(&session, args, Change::Remove, true).await
             }
         },
+        AdmCommand::Unlock(AdmUnlockArgs { user }) => {
+            let status = session.client()?.unlock_user(&user).await?;
+            println!("{}", status.message);
+            Ok(())
+        }
     }
 }
 

@@ -178,17 +178,33 @@ impl PullCache {
     /// Forgets everything cached for `repo`; call after any change to its
     /// manifests or tags.
     pub fn invalidate(&self, repo: &RepositoryName) {
+        self.invalidate_matching(|r| r == repo);
+    }
+
+    /// Forgets everything cached for the repositories of `namespace`; call
+    /// after deleting them with their project.
+    pub fn invalidate_namespace(&self, namespace: &str) {
+        self.invalidate_matching(|r| r.namespace() == namespace);
+    }
+
+    fn invalidate_matching(&self, matches: impl Fn(&RepositoryName) -> bool) {
         if !self.enabled {
             return;
         }
         let mut state = self.state();
         state.generation += 1;
-        if let Some(tags) = state.tags.remove(repo) {
-            state.tag_bytes -= tags.bytes();
-        }
+        let mut freed_tags = 0;
+        state.tags.retain(|r, tags| {
+            let keep = !matches(r);
+            if !keep {
+                freed_tags += tags.bytes();
+            }
+            keep
+        });
+        state.tag_bytes -= freed_tags;
         let mut freed = 0;
         state.manifests.retain(|(r, _), m| {
-            let keep = r != repo;
+            let keep = !matches(r);
             if !keep {
                 freed += m.content.len();
             }
@@ -236,6 +252,33 @@ mod tests {
         cache.invalidate(&a);
         assert!(cache.get(&a, &tag("v1")).is_err());
         assert_eq!(cache.get(&b, &tag("v1")).unwrap().content, "bee");
+    }
+
+    #[test]
+    fn a_namespace_is_forgotten_whole() {
+        let cache = PullCache::new(true);
+        let (a, deep, solo, other) = (
+            repo("team/a"),
+            repo("team/x/y"),
+            repo("team"),
+            repo("teammate/a"),
+        );
+        for r in [&a, &deep, &solo, &other] {
+            let ticket = cache.get(r, &tag("v1")).unwrap_err();
+            cache.put(ticket, r, &tag("v1"), &manifest(r.as_str()));
+            let ticket = cache.tags(r).unwrap_err();
+            cache.put_tags(ticket, r, &all_tags(&["v1"]));
+        }
+        cache.invalidate_namespace("team");
+        for r in [&a, &deep, &solo] {
+            assert!(cache.get(r, &tag("v1")).is_err(), "{r}");
+            assert!(cache.tags(r).is_err(), "{r}");
+        }
+        assert_eq!(cache.get(&other, &tag("v1")).unwrap().content, "teammate/a");
+        assert!(cache.tags(&other).is_ok());
+        let state = cache.state();
+        assert_eq!(state.bytes, "teammate/a".len());
+        assert_eq!(state.tag_bytes, all_tags(&["v1"]).bytes());
     }
 
     #[test]

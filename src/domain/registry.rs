@@ -130,6 +130,13 @@ pub struct PushedManifest {
     pub tags: Vec<Tag>,
 }
 
+/// A manifest checked by [`Registry::validate_manifest`], ready to store.
+#[derive(Debug, Clone)]
+pub struct ValidManifest {
+    new: NewManifest,
+    pushed: PushedManifest,
+}
+
 pub struct Registry {
     metadata: Arc<dyn MetadataStore>,
     blobs: BlobStore,
@@ -159,6 +166,12 @@ impl Registry {
 
     pub fn blob_store(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// Forgets what is cached of `namespace`'s repositories, which the
+    /// metadata store deleted with their project.
+    pub fn forget_namespace(&self, namespace: &str) {
+        self.cache.invalidate_namespace(namespace);
     }
 
     pub fn uploads_in_progress(&self) -> usize {
@@ -569,16 +582,19 @@ impl Registry {
 
     // ----- manifests
 
-    /// Validates and stores a manifest pushed as `reference`, pointing the tag
-    /// (if the reference is one) and `extra_tags` at it.
-    pub async fn put_manifest(
+    /// Checks a manifest pushed as `reference` without storing anything:
+    /// what [`store_manifest`](Self::store_manifest) then stores, pointing the
+    /// tag (if the reference is one) and `extra_tags` at it. Two steps, so
+    /// that the push path can make the namespace between them, and only for
+    /// a manifest it will store.
+    pub async fn validate_manifest(
         &self,
         repo: &RepositoryName,
         reference: &Reference,
         content_type: Option<&str>,
         content: Bytes,
         extra_tags: Vec<Tag>,
-    ) -> Result<PushedManifest> {
+    ) -> Result<ValidManifest> {
         if content.len() > manifest::MAX_MANIFEST_SIZE {
             return Err(RegistryError::ManifestTooLarge {
                 limit: manifest::MAX_MANIFEST_SIZE,
@@ -624,13 +640,28 @@ impl Registry {
                 )
                 .collect(),
         };
-        self.metadata.put_manifest(repo, &new, &tags).await?;
-        self.cache.invalidate(repo);
-        Ok(PushedManifest {
-            digest,
-            subject: parsed.subject,
-            tags,
+        Ok(ValidManifest {
+            new,
+            pushed: PushedManifest {
+                digest,
+                subject: parsed.subject,
+                tags,
+            },
         })
+    }
+
+    /// Stores a validated manifest in `repo` and points its tags at it, in
+    /// one transaction.
+    pub async fn store_manifest(
+        &self,
+        repo: &RepositoryName,
+        valid: ValidManifest,
+    ) -> Result<PushedManifest> {
+        self.metadata
+            .put_manifest(repo, &valid.new, &valid.pushed.tags)
+            .await?;
+        self.cache.invalidate(repo);
+        Ok(valid.pushed)
     }
 
     async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> Result<()> {

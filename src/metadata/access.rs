@@ -18,6 +18,18 @@ pub struct User {
     pub email: Option<String>,
     pub super_user: bool,
     pub created_at: Timestamp,
+    /// Moves on with every password change, ending the bearer tokens the
+    /// old password obtained (see [`crate::auth::bearer::Claims::epoch`]).
+    pub credential_epoch: i64,
+}
+
+/// What [`AccessStore::delete_user_unless_last_super_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDeletion {
+    Deleted,
+    NotFound,
+    /// Refused: no super user would be left.
+    LastSuperUser,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,9 +149,18 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn users(&self) -> Result<Vec<User>>;
     /// Creates the user; false if the name is taken.
     async fn create_user(&self, user: &User) -> Result<bool>;
+    /// Sets (or clears) the password and moves the credential epoch on.
     async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool>;
     /// Deletes the user and its tokens.
     async fn delete_user(&self, name: &str) -> Result<bool>;
+    /// Deletes the user and its tokens unless it is the last super user
+    /// (flagged so, or named in `configured_super_users`) among the users
+    /// stored, checked and done in one transaction.
+    async fn delete_user_unless_last_super_user(
+        &self,
+        name: &str,
+        configured_super_users: &[String],
+    ) -> Result<UserDeletion>;
     async fn count_users(&self) -> Result<u64>;
 
     // --- groups
@@ -156,8 +177,11 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn namespaces(&self) -> Result<Vec<Namespace>>;
     /// Creates the namespace; false if it exists.
     async fn create_namespace(&self, namespace: &Namespace) -> Result<bool>;
-    /// Deletes the namespace with its service accounts, their tokens and its
-    /// role bindings. Repositories are left to the caller.
+    /// Deletes the namespace with its service accounts, their tokens, its
+    /// role bindings and its repositories (their tags and their links to
+    /// manifests and blobs), in one transaction, so that a namespace made
+    /// again under the same name starts empty. Manifests and blobs stay
+    /// stored, for garbage collection to reclaim.
     async fn delete_namespace(&self, name: &str) -> Result<bool>;
 
     // --- service accounts
@@ -174,6 +198,9 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn remove_binding(&self, binding: &Binding) -> Result<bool>;
 
     // --- tokens
+    /// Creates the token; false if its owner has one of that name already
+    /// (a user's token names are the user's; a service account's are its
+    /// namespace's).
     async fn create_token(&self, token: &Token, secret_hash: &str) -> Result<bool>;
     async fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Token>>;
     async fn token(&self, uid: &str) -> Result<Option<Token>>;
@@ -183,8 +210,9 @@ pub trait AccessStore: Send + Sync + 'static {
         namespace: Option<&str>,
         subject: Option<&TokenSubject>,
     ) -> Result<Vec<Token>>;
-    /// Revokes the token named `name` (in `namespace` for service accounts).
-    async fn delete_token(&self, namespace: Option<&str>, name: &str) -> Result<bool>;
+    /// Revokes the token `uid`. Names are not unique across owners: find
+    /// the token among its owner's first.
+    async fn delete_token(&self, uid: &str) -> Result<bool>;
 
     // --- keys signing bearer tokens
     async fn signing_keys(&self) -> Result<Vec<SigningKey>>;

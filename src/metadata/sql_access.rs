@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::access::{
     AccessStore, Binding, BindingSubject, Group, Namespace, ServiceAccount, SigningKey,
-    SubjectKind, Token, TokenSubject, User,
+    SubjectKind, Token, TokenSubject, User, UserDeletion,
 };
 use super::sql::SqlMetadataStore;
 use super::{MetadataError, Result, Timestamp};
@@ -26,6 +26,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
         email: row.try_get("email")?,
         super_user: row.try_get::<i64, _>("super_user")? != 0,
         created_at: row.try_get("created_at")?,
+        credential_epoch: row.try_get("credential_epoch")?,
     })
 }
 
@@ -92,9 +93,45 @@ fn token_subject_columns(subject: &TokenSubject) -> (&'static str, &str, &str) {
     }
 }
 
+/// Repositories in the namespace `$1`, given `$2` = `$1` escaped for LIKE
+/// followed by `/%`.
+const IN_NAMESPACE: &str = "name = $1 OR name LIKE $2 ESCAPE '\\'";
+
+/// `text` matching itself only in a LIKE pattern with `ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 const TOKEN_COLUMNS: &str =
     "uid, name, namespace, subject_kind, subject_name, created_at, expires_at";
-const USER_COLUMNS: &str = "name, uid, password_hash, email, super_user, created_at";
+const USER_COLUMNS: &str =
+    "name, uid, password_hash, email, super_user, created_at, credential_epoch";
+
+/// Deletes the user `name` with its tokens and group memberships; returns
+/// whether it existed.
+async fn delete_user_in(conn: &mut AnyConnection, name: &str) -> Result<bool> {
+    sqlx::query("DELETE FROM tokens WHERE subject_kind = 'User' AND subject_name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM group_members WHERE user_name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
 
 impl SqlMetadataStore {
     async fn group_members(&self, name: &str) -> Result<Vec<String>> {
@@ -158,8 +195,8 @@ impl AccessStore for SqlMetadataStore {
     async fn create_user(&self, user: &User) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
         let created = sqlx::query(
-            "INSERT INTO users (name, uid, password_hash, email, super_user, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO users (name, uid, password_hash, email, super_user, created_at, \
+             credential_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
         )
         .bind(user.name.as_str())
         .bind(user.uid.as_str())
@@ -167,6 +204,7 @@ impl AccessStore for SqlMetadataStore {
         .bind(user.email.as_deref())
         .bind(i64::from(user.super_user))
         .bind(user.created_at)
+        .bind(user.credential_epoch)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -180,12 +218,15 @@ impl AccessStore for SqlMetadataStore {
 
     async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
-            .bind(name)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $2, credential_epoch = credential_epoch + 1 \
+             WHERE name = $1",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             > 0;
         if changed {
             bump(&mut tx).await?;
@@ -196,23 +237,51 @@ impl AccessStore for SqlMetadataStore {
 
     async fn delete_user(&self, name: &str) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query("DELETE FROM tokens WHERE subject_kind = 'User' AND subject_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM group_members WHERE user_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
+        let deleted = delete_user_in(&mut tx, name).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn delete_user_unless_last_super_user(
+        &self,
+        name: &str,
+        configured_super_users: &[String],
+    ) -> Result<UserDeletion> {
+        let mut tx = self.writer().begin().await?;
+        // Bumping first takes the policy version's row lock (PostgreSQL):
+        // two such deletions run one after the other, and the second reads
+        // the super users the first left. (SQLite has one writer anyway.)
+        bump(&mut tx).await?;
+        let rows = sqlx::query("SELECT name, super_user FROM users")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut target_is_super = None;
+        let mut other_super_users = 0;
+        for row in &rows {
+            let user: String = row.try_get("name")?;
+            let is_super =
+                row.try_get::<i64, _>("super_user")? != 0 || configured_super_users.contains(&user);
+            if user == name {
+                target_is_super = Some(is_super);
+            } else if is_super {
+                other_super_users += 1;
+            }
+        }
+        let outcome = match target_is_super {
+            None => UserDeletion::NotFound,
+            Some(true) if other_super_users == 0 => UserDeletion::LastSuperUser,
+            Some(_) => {
+                delete_user_in(&mut tx, name).await?;
+                UserDeletion::Deleted
+            }
+        };
+        if outcome == UserDeletion::Deleted {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(outcome)
     }
 
     async fn count_users(&self) -> Result<u64> {
@@ -363,6 +432,26 @@ impl AccessStore for SqlMetadataStore {
         ] {
             sqlx::query(statement).bind(name).execute(&mut *tx).await?;
         }
+        // The repositories `name` and `name/…`. Repository names may hold
+        // `_`, a LIKE wildcard, hence the escapes.
+        let below = format!("{}/%", escape_like(name));
+        for table in ["tags", "repository_manifests", "repository_blobs"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE repository_id IN \
+                 (SELECT id FROM repositories WHERE {IN_NAMESPACE})"
+            )))
+            .bind(name)
+            .bind(below.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM repositories WHERE {IN_NAMESPACE}"
+        )))
+        .bind(name)
+        .bind(below.as_str())
+        .execute(&mut *tx)
+        .await?;
         let deleted = sqlx::query("DELETE FROM namespaces WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -562,12 +651,9 @@ impl AccessStore for SqlMetadataStore {
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn delete_token(&self, namespace: Option<&str>, name: &str) -> Result<bool> {
-        self.policy_write(
-            "DELETE FROM tokens WHERE namespace = $1 AND name = $2",
-            &[namespace.unwrap_or(""), name],
-        )
-        .await
+    async fn delete_token(&self, uid: &str) -> Result<bool> {
+        self.policy_write("DELETE FROM tokens WHERE uid = $1", &[uid])
+            .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>> {

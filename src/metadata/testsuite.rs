@@ -36,27 +36,7 @@ impl TestDb {
 
     /// `None` when PostgreSQL is unreachable and not required.
     pub async fn postgres() -> Option<TestDb> {
-        let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-        sqlx::any::install_default_drivers();
-        let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) if !required => {
-                eprintln!("skipping PostgreSQL half: {e} (set BERTH_REQUIRE_POSTGRES=1 to fail)");
-                return None;
-            }
-            Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
-        };
-        let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let url = match admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("BERTH_TEST_POSTGRES_URL must name a database"),
-        };
+        let (admin_url, name, url) = empty_postgres_database().await?;
         let store = SqlMetadataStore::connect(&DatabaseConfig::Postgres {
             url,
             max_connections: 4,
@@ -82,6 +62,33 @@ impl TestDb {
                 .await;
         }
     }
+}
+
+/// A new, empty PostgreSQL database: `(server URL, name, database URL)`, or
+/// `None` when PostgreSQL is unreachable and not required.
+async fn empty_postgres_database() -> Option<(String, String, String)> {
+    let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    sqlx::any::install_default_drivers();
+    let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("skipping PostgreSQL half: {e} (set BERTH_REQUIRE_POSTGRES=1 to fail)");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
+    };
+    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let url = match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("BERTH_TEST_POSTGRES_URL must name a database"),
+    };
+    Some((admin_url, name, url))
 }
 
 /// Runs `$case(&dyn MetadataStore)` once per engine.
@@ -127,6 +134,9 @@ engine_tests!(
     namespaces_own_accounts_bindings_and_tokens,
     tokens_are_found_by_secret_hash_and_revoked_by_name,
     signing_keys_rotate,
+    a_namespace_takes_its_repositories,
+    token_names_are_unique_per_owner,
+    the_last_super_user_is_kept,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -421,6 +431,7 @@ async fn users_are_unique(store: &dyn AccessStore) {
         email: None,
         super_user: true,
         created_at: 5,
+        credential_epoch: 0,
     };
     assert!(store.create_user(&user).await.unwrap());
     assert!(!store.create_user(&user).await.unwrap());
@@ -428,10 +439,23 @@ async fn users_are_unique(store: &dyn AccessStore) {
     assert_eq!(store.user("nobody").await.unwrap(), None);
     assert_eq!(store.count_users().await.unwrap(), 1);
     assert!(store.set_password("admin", None).await.unwrap());
+    let changed = store.user("admin").await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, None);
     assert_eq!(
-        store.user("admin").await.unwrap().unwrap().password_hash,
-        None
+        changed.credential_epoch, 1,
+        "a password change moves the epoch on"
     );
+    assert!(
+        store
+            .set_password("admin", Some("$argon2id$new"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.user("admin").await.unwrap().unwrap().credential_epoch,
+        2
+    );
+    assert!(!store.set_password("nobody", None).await.unwrap());
     assert_eq!(store.users().await.unwrap().len(), 1);
     assert!(store.delete_user("admin").await.unwrap());
     assert!(!store.delete_user("admin").await.unwrap());
@@ -464,7 +488,7 @@ async fn policy_version_moves_with_every_change(store: &dyn AccessStore) {
         .await
         .unwrap();
     changed("create_token").await;
-    store.delete_token(None, "t1").await.unwrap();
+    store.delete_token("uid-t1").await.unwrap();
     changed("delete_token").await;
 }
 
@@ -637,10 +661,75 @@ async fn tokens_are_found_by_secret_hash_and_revoked_by_name(store: &dyn AccessS
             .unwrap()
             .is_empty()
     );
-    assert!(store.delete_token(None, "laptop").await.unwrap());
+    assert!(store.delete_token(&t.uid).await.unwrap());
     assert_eq!(store.token_by_secret_hash("h1").await.unwrap(), None);
-    assert!(!store.delete_token(None, "laptop").await.unwrap());
+    assert!(!store.delete_token(&t.uid).await.unwrap());
     assert!(!t.expired(i64::MAX), "a token without expiry never expires");
+}
+
+/// A user's token names are the user's own: another user may use the same
+/// name (and is not told the first exists). A service account's are its
+/// namespace's, as `/namespaces/NS/tokens/NAME` names them.
+async fn token_names_are_unique_per_owner(store: &dyn AccessStore) {
+    let token = |uid: &str, name: &str, subject: TokenSubject| Token {
+        uid: uid.into(),
+        name: name.into(),
+        subject,
+        created_at: 1,
+        expires_at: None,
+    };
+    let user = |name: &str| TokenSubject::User(name.into());
+    let sa = |ns: &str, name: &str| TokenSubject::ServiceAccount {
+        namespace: ns.into(),
+        name: name.into(),
+    };
+    let alices = token("a1", "laptop", user("alice"));
+    let bobs = token("b1", "laptop", user("bob"));
+    assert!(store.create_token(&alices, "ha1").await.unwrap());
+    assert!(store.create_token(&bobs, "hb1").await.unwrap());
+    assert!(
+        !store
+            .create_token(&token("a2", "laptop", user("alice")), "ha2")
+            .await
+            .unwrap(),
+        "one user, one token per name"
+    );
+    // Service accounts: per namespace.
+    assert!(
+        store
+            .create_token(&token("s1", "ci", sa("p", "builder")), "hs1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_token(&token("s2", "ci", sa("p", "deployer")), "hs2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_token(&token("s3", "ci", sa("q", "builder")), "hs3")
+            .await
+            .unwrap()
+    );
+    // A user's name never clashes with a service account's.
+    assert!(
+        store
+            .create_token(&token("a3", "ci", user("alice")), "ha3")
+            .await
+            .unwrap()
+    );
+    // Revoking one leaves its namesakes.
+    assert!(store.delete_token("a1").await.unwrap());
+    assert_eq!(store.token_by_secret_hash("ha1").await.unwrap(), None);
+    assert_eq!(store.token_by_secret_hash("hb1").await.unwrap(), Some(bobs));
+    assert!(
+        store
+            .create_token(&token("a4", "laptop", user("alice")), "ha4")
+            .await
+            .unwrap()
+    );
 }
 
 async fn signing_keys_rotate(store: &dyn AccessStore) {
@@ -675,4 +764,302 @@ async fn identical_manifests_are_stored_once(store: &dyn MetadataStore) {
         .unwrap()
         .unwrap();
     assert_eq!(in_b.content, m.content);
+}
+
+/// Migration 0003 gives every repository without a namespace its namespace
+/// (pushes used to make repositories without one), and is harmless to rerun.
+async fn repositories_without_a_namespace_get_one(
+    store: &SqlMetadataStore,
+    migration: &'static str,
+) {
+    let d = digest("orphaned");
+    for name in ["lost/app", "lost/other/deep", "solo", "kept/app"] {
+        store.link_blob(&repo(name), &d, 1).await.unwrap();
+    }
+    store.create_namespace(&namespace("kept")).await.unwrap();
+    let version = store.policy_version().await.unwrap();
+    for _ in 0..2 {
+        sqlx::raw_sql(migration)
+            .execute(store.writer())
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = store
+        .namespaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, vec!["kept", "lost", "solo"]);
+    assert_eq!(
+        store.namespace("kept").await.unwrap(),
+        Some(namespace("kept")),
+        "existing namespaces are left alone"
+    );
+    assert!(store.policy_version().await.unwrap() > version);
+}
+
+#[tokio::test]
+async fn migration_0003_on_sqlite() {
+    let db = TestDb::sqlite().await;
+    repositories_without_a_namespace_get_one(
+        &db.store,
+        include_str!("../../migrations/sqlite/0003_namespaces_of_repositories.sql"),
+    )
+    .await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn migration_0003_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        repositories_without_a_namespace_get_one(
+            &db.store,
+            include_str!("../../migrations/postgres/0003_namespaces_of_repositories.sql"),
+        )
+        .await;
+        db.finish().await;
+    }
+}
+
+/// Deleting a namespace deletes its repositories with their tags and links,
+/// and no other repository (`_` is a LIKE wildcard); the manifests and
+/// blobs themselves stay for garbage collection.
+async fn a_namespace_takes_its_repositories(store: &SqlMetadataStore) {
+    let m = manifest("team image", None, None);
+    let d = digest("team layer");
+    let doomed = ["a_b/app", "a_b", "a_b/x/y"];
+    let kept = ["axb/app", "a_b2/app", "a_bc"];
+    store.create_namespace(&namespace("a_b")).await.unwrap();
+    for name in doomed.iter().chain(&kept) {
+        store.link_blob(&repo(name), &d, 7).await.unwrap();
+        store
+            .put_manifest(&repo(name), &m, &[tag("v1")])
+            .await
+            .unwrap();
+    }
+    let version = store.policy_version().await.unwrap();
+    assert!(store.delete_namespace("a_b").await.unwrap());
+    assert!(store.policy_version().await.unwrap() > version);
+    for name in doomed {
+        let r = repo(name);
+        assert!(!store.repository_exists(&r).await.unwrap(), "{name}");
+        assert_eq!(store.list_tags(&r, None, 10).await.unwrap(), None, "{name}");
+        let by_tag = Reference::Tag(tag("v1"));
+        assert!(
+            store.manifest(&r, &by_tag).await.unwrap().is_none(),
+            "{name}"
+        );
+        let by_digest = Reference::Digest(m.digest.clone());
+        assert!(
+            store.manifest(&r, &by_digest).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert_eq!(store.repository_blob(&r, &d).await.unwrap(), None, "{name}");
+    }
+    for name in kept {
+        let r = repo(name);
+        assert!(store.repository_exists(&r).await.unwrap(), "{name}");
+        let by_tag = Reference::Tag(tag("v1"));
+        assert!(
+            store.manifest(&r, &by_tag).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert_eq!(
+            store.repository_blob(&r, &d).await.unwrap(),
+            Some(7),
+            "{name}"
+        );
+    }
+    // The blob is still known to the registry (garbage collection's job).
+    assert_eq!(store.blob_size(&d).await.unwrap(), Some(7));
+    // A namespace made again under the name starts empty.
+    store.create_namespace(&namespace("a_b")).await.unwrap();
+    let page = store.list_repositories(None, 100).await.unwrap();
+    assert_eq!(page.items, vec!["a_b2/app", "a_bc", "axb/app"]);
+}
+
+/// Brings a new database at `url` to the schema before migration `version`,
+/// with the migrations of `engine` (a folder of `migrations/`).
+async fn migrate_to_before(url: &str, engine: &str, version: i64) -> sqlx::AnyPool {
+    let staged = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(engine);
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let number: i64 = file.split('_').next().unwrap().parse().unwrap();
+        if number < version {
+            std::fs::copy(&path, staged.path().join(&file)).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(staged.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+/// Migration 0005 (token names per owner) keeps every token, and on SQLite
+/// rebuilds the table with its indexes.
+async fn tokens_survive_migration_0005(url: &str, engine: &str, config: DatabaseConfig) {
+    let pool = migrate_to_before(url, engine, 5).await;
+    for (uid, name, ns, hash, kind, subject) in [
+        ("u1", "laptop", "", "h-alice", "User", "alice"),
+        ("s1", "ci", "p", "h-builder", "ServiceAccount", "builder"),
+    ] {
+        sqlx::query(
+            "INSERT INTO tokens (uid, name, namespace, secret_hash, subject_kind, subject_name, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 1, NULL)",
+        )
+        .bind(uid)
+        .bind(name)
+        .bind(ns)
+        .bind(hash)
+        .bind(kind)
+        .bind(subject)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqlMetadataStore::connect(&config).await.unwrap();
+    let alices = store
+        .token_by_secret_hash("h-alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (alices.uid.as_str(), alices.name.as_str()),
+        ("u1", "laptop")
+    );
+    assert_eq!(
+        alices.subject,
+        TokenSubject::User("alice".into()),
+        "{alices:?}"
+    );
+    assert_eq!(store.tokens(Some("p"), None).await.unwrap().len(), 1);
+    // Now another user may have a laptop token, and alice still only one.
+    let laptop = |uid: &str, user: &str| Token {
+        uid: uid.into(),
+        name: "laptop".into(),
+        subject: TokenSubject::User(user.into()),
+        created_at: 2,
+        expires_at: None,
+    };
+    assert!(
+        store
+            .create_token(&laptop("b1", "bob"), "h-bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_token(&laptop("u2", "alice"), "h-alice-2")
+            .await
+            .unwrap()
+    );
+    // The secret stays unique too.
+    assert!(
+        !store
+            .create_token(&laptop("c1", "carol"), "h-bob")
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn migration_0005_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    tokens_survive_migration_0005(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+}
+
+#[tokio::test]
+async fn migration_0005_on_postgres() {
+    let Some((admin_url, name, url)) = empty_postgres_database().await else {
+        return;
+    };
+    tokens_survive_migration_0005(
+        &url,
+        "postgres",
+        DatabaseConfig::Postgres {
+            url: url.clone(),
+            max_connections: 2,
+        },
+    )
+    .await;
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .await;
+    }
+}
+
+async fn the_last_super_user_is_kept(store: &dyn AccessStore) {
+    let user = |name: &str, super_user: bool| User {
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        password_hash: None,
+        email: None,
+        super_user,
+        created_at: 1,
+        credential_epoch: 0,
+    };
+    for (name, super_user) in [
+        ("admin", true),
+        ("root", true),
+        ("alice", false),
+        ("carol", false),
+    ] {
+        assert!(store.create_user(&user(name, super_user)).await.unwrap());
+    }
+    let none: &[String] = &[];
+    let delete = async |name: &str, configured: &[String]| {
+        store
+            .delete_user_unless_last_super_user(name, configured)
+            .await
+            .unwrap()
+    };
+    assert_eq!(delete("nobody", none).await, UserDeletion::NotFound);
+    assert_eq!(delete("alice", none).await, UserDeletion::Deleted);
+    assert_eq!(delete("root", none).await, UserDeletion::Deleted);
+    let version = store.policy_version().await.unwrap();
+    assert_eq!(delete("admin", none).await, UserDeletion::LastSuperUser);
+    assert!(
+        store.user("admin").await.unwrap().is_some(),
+        "refused, kept"
+    );
+    assert_eq!(
+        store.policy_version().await.unwrap(),
+        version,
+        "a refusal changes nothing"
+    );
+    // A super user by the configuration counts, if it is a stored user.
+    let configured = ["carol".to_owned(), "ghost".to_owned()];
+    assert_eq!(delete("admin", &configured).await, UserDeletion::Deleted);
+    assert_eq!(
+        delete("carol", &configured).await,
+        UserDeletion::LastSuperUser
+    );
+    assert_eq!(
+        delete("carol", none).await,
+        UserDeletion::Deleted,
+        "no longer super"
+    );
 }

@@ -20,15 +20,21 @@ Job keys:
                    `artifactType` and the empty config, put together from
                    `upload_blob` and `upload_manifest` (`push` cannot set
                    `artifactType`)
+  token_flow      {"target", "file", "file_media_type"}: pushed and pulled by
+                   a second client with oras-py's default auth backend
+                   ("token"), which gets a bearer token from berth's token
+                   service for each scope a challenge names
 
 Quirks of oras-py handled here (seen with 0.2.43):
-  * The default auth backend ("token") cannot authenticate to berth: given a
-    `Basic realm="berth"` challenge it fetches a token from the realm as if
-    it were a URL (GET http://berth); given a `Bearer` challenge it keeps
-    the first (pull-only) token it got and, when a push is then refused with
-    401 for lack of scope, gives up instead of asking for a new token (it
-    only re-asks on 403). The "basic" backend answers every 401 with the
-    Basic credentials, which berth accepts on all /v2/ endpoints.
+  * The default auth backend ("token") asks for a token for the scope of
+    the first challenge (a pull, for the HEAD that checks whether a blob
+    exists) and keeps it. When a request is then refused for lack of scope,
+    it re-sends the same token, and asks the token service again only if
+    that answers 403 (it gives up on 401); berth answers a bearer token
+    lacking a scope its holder may have with 403 and
+    `error="insufficient_scope"` (RFC 6750, section 3.1). The "basic"
+    backend answers every 401 with the Basic credentials, which berth
+    accepts on all /v2/ endpoints; both are run.
   * `login()` does not contact the registry at all: it only stores the
     credentials (in `config_path`) and sets them on the client. It takes
     no `insecure` argument; `insecure=True` belongs to the constructor.
@@ -152,6 +158,31 @@ def main():
     }
     result["attach_typed"] = response_info(client.upload_manifest(manifest, container))
     result["attach_typed_manifest"] = client.get_manifest(typed["target"])
+
+    flow = job["token_flow"]
+    token_client = oras.client.OrasClient(hostname=host, insecure=True)
+    token_client.login(
+        username=job["username"],
+        password=job["password"],
+        hostname=host,
+        config_path=job["config_path"],
+    )
+    pushed = token_client.push(
+        target=flow["target"],
+        files=[f'{flow["file"]}:{flow["file_media_type"]}'],
+        disable_path_validation=True,
+        quiet=True,
+    )
+    token_outdir = os.path.join(job["workdir"], "pulled-with-tokens")
+    files = token_client.pull(target=flow["target"], outdir=token_outdir)
+    result["token_flow"] = {
+        "backend": type(token_client.auth).__name__,
+        "push": response_info(pushed),
+        "pulled": [
+            {"path": p, "digest": sha256_file(p), "size": os.path.getsize(p)}
+            for p in files
+        ],
+    }
 
     json.dump(result, sys.stdout)
 

@@ -87,6 +87,17 @@ impl RegistryClient {
             .await;
     }
 
+    /// Unbinds `subject` from `role` in `namespace` (cluster-wide: `None`).
+    pub async fn unbind(&self, namespace: Option<&str>, role: &str, subject: &Value) {
+        let path = match namespace {
+            Some(ns) => format!("/api/v1/namespaces/{ns}/rolebindings/{role}/remove-subjects"),
+            None => format!("/api/v1/clusterrolebindings/{role}/remove-subjects"),
+        };
+        let body = json!({"subjects": [subject]});
+        self.api_expect(Method::POST, &path, Some(&body), StatusCode::OK)
+            .await;
+    }
+
     /// `POST <path>` of a token-making endpoint (`/api/v1/tokens`,
     /// `/api/v1/users/NAME/tokens`, `…/serviceaccounts/SA/tokens`).
     pub async fn create_token(&self, path: &str, expires_in: Option<&str>) -> ApiToken {

@@ -229,6 +229,12 @@ pub(crate) fn routes() -> Vec<Route> {
         ),
         route(
             M::POST,
+            "/users/{name}/unlock",
+            "api_users_unlock",
+            users::unlock,
+        ),
+        route(
+            M::POST,
             "/users/{name}/tokens",
             "api_user_tokens_create",
             tokens::create_for_user,
@@ -327,6 +333,7 @@ impl AdminError {
             AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             AdminError::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExists"),
+            AdminError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             AdminError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             AdminError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             AdminError::TooManyRequests { .. } => {
@@ -577,6 +584,7 @@ mod tests {
             (AdminError::Forbidden("x".into()), 403, "Forbidden"),
             (AdminError::NotFound("x".into()), 404, "NotFound"),
             (AdminError::AlreadyExists("x".into()), 409, "AlreadyExists"),
+            (AdminError::Conflict("x".into()), 409, "Conflict"),
             (AdminError::Invalid("x".into()), 422, "Invalid"),
             (
                 AdminError::TooManyRequests {

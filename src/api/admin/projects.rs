@@ -47,5 +47,7 @@ pub(super) async fn delete(
     Admin::new(&app.access, &caller)
         .delete_project(&name)
         .await?;
+    // Its repositories went with it.
+    app.registry.forget_namespace(&name);
     Ok(Json(Status::deleted("projects", &name)).into_response())
 }

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::objects::{List, Status, TokenObject, TokenRequest};
@@ -46,13 +46,21 @@ pub(super) async fn list_own(
     Ok(list(Admin::new(&app.access, &caller).own_tokens().await?))
 }
 
+/// `DELETE /api/v1/tokens/{name}[?user=NAME]`: `user` says whose token a
+/// cluster admin revokes (token names are unique per user only).
 pub(super) async fn delete_own(
     State(app): State<AppState>,
     Authenticated(caller): Authenticated,
     Params(name): Params<String>,
+    uri: Uri,
 ) -> Result<Response, AdminError> {
+    let owner = uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "user")
+            .map(|(_, v)| v.into_owned())
+    });
     Admin::new(&app.access, &caller)
-        .delete_own_token(&name)
+        .delete_own_token(&name, owner.as_deref())
         .await?;
     Ok(Json(Status::deleted("tokens", &name)).into_response())
 }

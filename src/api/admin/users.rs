@@ -62,6 +62,25 @@ pub(super) async fn delete(
     Ok(Json(Status::deleted("users", &name)).into_response())
 }
 
+/// `POST /api/v1/users/{name}/unlock`
+pub(super) async fn unlock(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(name): Params<String>,
+) -> Result<Response, AdminError> {
+    let was_locked = Admin::new(&app.access, &caller).unlock_user(&name).await?;
+    let message = if was_locked {
+        format!("user \"{name}\" unlocked")
+    } else {
+        format!("user \"{name}\" was not locked out")
+    };
+    Ok(Json(Status {
+        message,
+        ..Status::deleted("users", &name)
+    })
+    .into_response())
+}
+
 pub(super) async fn set_password(
     State(app): State<AppState>,
     Authenticated(caller): Authenticated,

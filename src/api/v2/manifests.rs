@@ -168,10 +168,13 @@ pub(super) async fn put(
             )));
         }
     };
-    let pushed = app
+    let valid = app
         .registry
-        .put_manifest(name, &reference, content_type.as_deref(), content, tags)
+        .validate_manifest(name, &reference, content_type.as_deref(), content, tags)
         .await?;
+    // Storing it is the first write of a push made of this manifest alone.
+    request.prepare_push(app, name).await?;
+    let pushed = app.registry.store_manifest(name, valid).await?;
 
     let mut response = (
         StatusCode::CREATED,

@@ -48,28 +48,69 @@ impl V2Request {
         }
     }
 
+    /// The answer to a caller the policy allows but whose bearer token does
+    /// not grant `scope`: `403` with `WWW-Authenticate: Bearer …,scope=…,
+    /// error="insufficient_scope"`, as RFC 6750 (section 3.1; the Docker
+    /// token protocol's challenges are RFC 6750's) says, so that the client
+    /// asks the token service for a token that does. (The reference
+    /// registry answers 401; clients that fetch a token for a pull first,
+    /// as oras-py's default flow does, ask again only on 403.)
+    fn insufficient_scope(&self, app: &AppState, scope: &str) -> RegistryError {
+        let base_url = app.base_url(&self.headers);
+        RegistryError::InsufficientScope {
+            challenge: app.access.insufficient_scope_challenge(&base_url, scope),
+            scope: scope.to_owned(),
+        }
+    }
+
     /// Fails unless the caller may do `action` on `name`: 401 (with a
-    /// challenge for the scope) for anonymous callers, 403 otherwise.
+    /// challenge for the scope) for anonymous callers, 403 with a challenge
+    /// for a bearer token that does not grant what the caller may do, 403
+    /// otherwise.
     pub async fn require(
         &self,
         app: &AppState,
         action: Action,
         name: &RepositoryName,
     ) -> Result<()> {
+        let actions: &[&str] = match action {
+            Action::Pull => &["pull"],
+            Action::Push => &["pull", "push"],
+            Action::Delete => &["delete"],
+        };
+        let scope = || crate::auth::scope::repository_scope(name.as_str(), actions);
         match app.access.check(&self.caller, action, name).await {
             Ok(()) => Ok(()),
+            Err(Denial::Unauthenticated) => Err(self.unauthorized(app, Some(&scope()))),
+            Err(Denial::InsufficientScope) => Err(self.insufficient_scope(app, &scope())),
+            Err(denial) => Err(denied(denial)),
+        }
+    }
+
+    /// The first write of a push into `name`: makes its namespace if it
+    /// does not exist yet (see [`crate::auth::AccessControl::prepare_push`]).
+    pub async fn prepare_push(&self, app: &AppState, name: &RepositoryName) -> Result<()> {
+        match app.access.prepare_push(&self.caller, name).await {
+            Ok(()) => Ok(()),
             Err(Denial::Unauthenticated | Denial::InsufficientScope) => {
-                let actions: &[&str] = match action {
-                    Action::Pull => &["pull"],
-                    Action::Push => &["pull", "push"],
-                    Action::Delete => &["delete"],
-                };
-                let scope = crate::auth::scope::repository_scope(name.as_str(), actions);
+                let scope = crate::auth::scope::repository_scope(name.as_str(), &["pull", "push"]);
                 Err(self.unauthorized(app, Some(&scope)))
             }
-            Err(Denial::Forbidden) => Err(RegistryError::Denied),
-            Err(Denial::Store(e)) => Err(e.into()),
+            Err(denial) => Err(denied(denial)),
         }
+    }
+}
+
+/// A refusal of an authenticated caller.
+fn denied(denial: Denial) -> RegistryError {
+    match denial {
+        Denial::Forbidden {
+            reason: Some(reason),
+        } => RegistryError::DeniedBecause(reason),
+        Denial::Store(e) => e.into(),
+        Denial::Forbidden { reason: None }
+        | Denial::Unauthenticated
+        | Denial::InsufficientScope => RegistryError::Denied,
     }
 }
 

@@ -95,22 +95,24 @@ pub(super) async fn start(
     body: Body,
 ) -> Result<Response> {
     request.require(app, Action::Push, name).await?;
-
-    if let Some(mount) = request.query.get("mount") {
-        let digest = parse_digest(mount)?;
-        if mount_blob(app, name, &digest, request).await? {
-            return created(app, name, &digest);
-        }
-        // Not mountable (absent, or not readable by the caller): the spec's
-        // answer is an ordinary upload session.
-    }
-
+    let mount = request.query.get("mount").map(parse_digest).transpose()?;
     let digest = request.query.get("digest").map(parse_digest).transpose()?;
     let algorithm = match (request.query.get("digest-algorithm"), &digest) {
         (Some(a), _) => a.parse::<DigestAlgorithm>()?,
         (None, Some(d)) => d.algorithm(),
         (None, None) => DigestAlgorithm::Sha256,
     };
+    // Whatever follows writes: a mount, or an upload session.
+    request.prepare_push(app, name).await?;
+
+    // A blob that is not mountable (absent, or not readable by the caller)
+    // gets the spec's answer: an ordinary upload session.
+    if let Some(mount) = mount
+        && mount_blob(app, name, &mount, request).await?
+    {
+        return created(app, name, &mount);
+    }
+
     let upload = app.registry.start_upload(name, algorithm).await?;
     match digest {
         // Single-request upload: the body is the whole blob.
@@ -222,6 +224,9 @@ pub(super) async fn put(
         })
         .and_then(parse_digest)?;
     let range = chunk_range(request)?;
+    // Completing links the blob into the repository: its namespace must
+    // exist (it may have been deleted since the upload started).
+    request.prepare_push(app, name).await?;
     app.registry
         .finish_upload(&upload, &digest, range, body_stream(body))
         .await?;
