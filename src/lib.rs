@@ -34,3 +34,4 @@ pub mod metadata;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod wire;

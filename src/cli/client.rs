@@ -1,368 +1,24 @@
-//! A client for the REST API `/api/v1` (docs/rest-api.md): its objects as
-//! types, one method per endpoint, and one error type.
+//! A client for the REST API `/api/v1` (docs/rest-api.md): one method per
+//! endpoint, and one error type. Its objects are the server's own types
+//! ([`crate::wire`]).
 //!
 //! Every object keeps fields this client does not know (`extra`), so that
 //! `-o json` shows what the server sent even when the server is newer.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
-/// Fields of an object that this client has no type for.
-pub type Extra = Map<String, Value>;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectMeta {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creation_timestamp: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-impl ObjectMeta {
-    pub fn named(name: &str) -> ObjectMeta {
-        ObjectMeta {
-            name: name.to_owned(),
-            ..ObjectMeta::default()
-        }
-    }
-}
-
-/// `{"apiVersion":"v1","kind":"<Kind>List","items":[…]}`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct List<T> {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default = "Vec::new")]
-    pub items: Vec<T>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Project {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ProjectStatus>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProjectStatus {
-    #[serde(default)]
-    pub phase: String,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceAccount {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Token {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: TokenSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<TokenStatus>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-impl Token {
-    /// The secret, present only in the answer to a create.
-    pub fn secret(&self) -> Option<&str> {
-        self.status.as_ref()?.token.as_deref()
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiration_timestamp: Option<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-/// Body of the token-creating requests.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewToken {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<NameOnly>,
-    pub spec: NewTokenSpec,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewTokenSpec {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NameOnly {
-    pub name: String,
-}
-
-impl NewToken {
-    pub fn new(name: Option<&str>, expires_in: Option<&str>) -> NewToken {
-        NewToken {
-            metadata: name.map(|name| NameOnly {
-                name: name.to_owned(),
-            }),
-            spec: NewTokenSpec {
-                expires_in: expires_in.map(str::to_owned),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoleBinding {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_ref: Option<RoleRef>,
-    #[serde(default)]
-    pub subjects: Vec<Subject>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-impl RoleBinding {
-    /// The bound role: `roleRef.name`, else the binding's name.
-    pub fn role(&self) -> &str {
-        self.role_ref
-            .as_ref()
-            .map_or(self.metadata.name.as_str(), |r| r.name.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoleRef {
-    #[serde(default)]
-    pub kind: String,
-    pub name: String,
-}
-
-/// A user, group or service account in a role binding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subject {
-    pub kind: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-/// The prefix of a service account's user name.
-pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
-
-impl Subject {
-    /// A user; `system:serviceaccount:NS:NAME` is the service account.
-    pub fn user(name: &str) -> Subject {
-        if let Some((namespace, account)) = name
-            .strip_prefix(SERVICE_ACCOUNT_PREFIX)
-            .and_then(|rest| rest.split_once(':'))
-        {
-            return Subject::service_account(namespace, account);
-        }
-        Subject {
-            kind: "User".into(),
-            name: name.to_owned(),
-            namespace: None,
-        }
-    }
-
-    pub fn group(name: &str) -> Subject {
-        Subject {
-            kind: "Group".into(),
-            name: name.to_owned(),
-            namespace: None,
-        }
-    }
-
-    pub fn service_account(namespace: &str, name: &str) -> Subject {
-        Subject {
-            kind: "ServiceAccount".into(),
-            name: name.to_owned(),
-            namespace: Some(namespace.to_owned()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Subjects<'a> {
-    pub subjects: &'a [Subject],
-}
-
-/// Answer of `whocan`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccessReview {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub namespace: String,
-    #[serde(default)]
-    pub verb: String,
-    #[serde(default)]
-    pub users: Vec<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-    #[serde(default)]
-    pub super_user: bool,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewUser<'a> {
-    pub metadata: NameOnly,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<&'a str>,
-    pub super_user: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Group {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub users: Vec<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NewGroup<'a> {
-    pub metadata: NameOnly,
-    pub users: &'a [String],
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct NewObject {
-    metadata: NameOnly,
-}
-
-impl NewObject {
-    fn named(name: &str) -> NewObject {
-        NewObject {
-            metadata: NameOnly {
-                name: name.to_owned(),
-            },
-        }
-    }
-}
-
-/// `GET /api/v1/version`: the server's version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServerVersion {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub version: String,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-/// The server's `Status` object, which every error carries.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub code: u16,
-}
+pub use crate::wire::{
+    AccessReview, Extra, Group, GroupRequest, List, NameMeta, NamedBody, ObjectMeta, Project,
+    ProjectStatus, RoleBinding, RoleRef, SERVICE_ACCOUNT_PREFIX, ServerVersion, ServiceAccount,
+    Status, Subject, SubjectsBody, Token, TokenRequest, TokenSpec, TokenStatus, User, UserRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -485,7 +141,7 @@ impl ApiClient {
     }
 
     pub async fn create_project(&self, name: &str) -> Result<Project, ClientError> {
-        self.send(Method::POST, &["projects"], Some(&NewObject::named(name)))
+        self.send(Method::POST, &["projects"], Some(&NamedBody::named(name)))
             .await
     }
 
@@ -520,7 +176,7 @@ impl ApiClient {
         self.send(
             Method::POST,
             &["namespaces", namespace, "serviceaccounts"],
-            Some(&NewObject::named(name)),
+            Some(&NamedBody::named(name)),
         )
         .await
     }
@@ -537,7 +193,7 @@ impl ApiClient {
     // --- tokens
 
     /// A token for the caller (a user): what login does.
-    pub async fn create_token(&self, request: &NewToken) -> Result<Token, ClientError> {
+    pub async fn create_token(&self, request: &TokenRequest) -> Result<Token, ClientError> {
         self.send(Method::POST, &["tokens"], Some(request)).await
     }
 
@@ -545,7 +201,7 @@ impl ApiClient {
     pub async fn create_user_token(
         &self,
         user: &str,
-        request: &NewToken,
+        request: &TokenRequest,
     ) -> Result<Token, ClientError> {
         self.send(Method::POST, &["users", user, "tokens"], Some(request))
             .await
@@ -555,7 +211,7 @@ impl ApiClient {
         &self,
         namespace: &str,
         account: &str,
-        request: &NewToken,
+        request: &TokenRequest,
     ) -> Result<Token, ClientError> {
         self.send(
             Method::POST,
@@ -628,9 +284,15 @@ impl ApiClient {
         subjects: &[Subject],
     ) -> Result<(), ClientError> {
         let path = binding_path(scope, Some(role), Some("add-subjects"));
-        self.send::<Value>(Method::POST, &path, Some(&Subjects { subjects }))
-            .await
-            .map(drop)
+        self.send::<Value>(
+            Method::POST,
+            &path,
+            Some(&SubjectsBody {
+                subjects: subjects.to_vec(),
+            }),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn remove_subjects(
@@ -640,9 +302,15 @@ impl ApiClient {
         subjects: &[Subject],
     ) -> Result<(), ClientError> {
         let path = binding_path(scope, Some(role), Some("remove-subjects"));
-        self.send::<Value>(Method::POST, &path, Some(&Subjects { subjects }))
-            .await
-            .map(drop)
+        self.send::<Value>(
+            Method::POST,
+            &path,
+            Some(&SubjectsBody {
+                subjects: subjects.to_vec(),
+            }),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn delete_role_binding(
@@ -673,7 +341,7 @@ impl ApiClient {
         self.get(&["users", name]).await
     }
 
-    pub async fn create_user(&self, user: &NewUser<'_>) -> Result<User, ClientError> {
+    pub async fn create_user(&self, user: &UserRequest) -> Result<User, ClientError> {
         self.send(Method::POST, &["users"], Some(user)).await
     }
 
@@ -695,7 +363,7 @@ impl ApiClient {
         self.get(&["groups", name]).await
     }
 
-    pub async fn create_group(&self, group: &NewGroup<'_>) -> Result<Group, ClientError> {
+    pub async fn create_group(&self, group: &GroupRequest) -> Result<Group, ClientError> {
         self.send(Method::POST, &["groups"], Some(group)).await
     }
 
@@ -819,11 +487,10 @@ fn error_from(status: StatusCode, body: &[u8]) -> ClientError {
             } else {
                 parsed.code
             },
-            reason: if parsed.reason.is_empty() {
-                reason_for(status)
-            } else {
-                parsed.reason
-            },
+            reason: parsed
+                .reason
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| reason_for(status)),
             message: parsed.message,
         };
     }

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 
-use super::client::{NameOnly, NewGroup, NewToken, NewUser, SERVICE_ACCOUNT_PREFIX};
+use super::client::{GroupRequest, NameMeta, SERVICE_ACCOUNT_PREFIX, TokenRequest, UserRequest};
 use super::login::read_secret_from_stdin;
 use super::output::{OutputFormat, print_created, print_one};
 use super::session::{Globals, Session};
@@ -102,12 +102,10 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
                 None
             };
             let user = client
-                .create_user(&NewUser {
-                    metadata: NameOnly {
-                        name: args.name.clone(),
-                    },
-                    password: password.as_deref(),
-                    email: args.email.as_deref(),
+                .create_user(&UserRequest {
+                    metadata: NameMeta::named(&args.name),
+                    password,
+                    email: args.email.clone(),
                     super_user: args.super_user,
                 })
                 .await?;
@@ -121,11 +119,9 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
                 .filter(|u| !u.is_empty())
                 .collect();
             let group = client
-                .create_group(&NewGroup {
-                    metadata: NameOnly {
-                        name: args.name.clone(),
-                    },
-                    users: &users,
+                .create_group(&GroupRequest {
+                    metadata: NameMeta::named(&args.name),
+                    users: Some(users),
                 })
                 .await?;
             print_created(&group, args.output.as_ref())
@@ -136,7 +132,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
             print_created(&account, args.output.as_ref())
         }
         CreateCommand::Token(args) => {
-            let request = NewToken::new(args.name.as_deref(), args.duration.as_deref());
+            let request = TokenRequest::new(args.name.as_deref(), args.duration.as_deref());
             let token = match token_owner(args.subject.as_deref(), args.namespace.as_deref())? {
                 TokenOwner::Me => client.create_token(&request).await?,
                 TokenOwner::User(user) => client.create_user_token(&user, &request).await?,

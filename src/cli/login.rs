@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::auth_file::{AuthFile, auth_file_path};
-use super::client::{ApiClient, ClientError, Credentials, NewToken, TlsOptions};
+use super::client::{ApiClient, ClientError, Credentials, TlsOptions, TokenRequest};
 use super::config::{CliConfig, ServerEntry, parse_server, registry_host};
 use super::session::{Globals, Session};
 
@@ -96,7 +96,7 @@ pub async fn login(args: LoginArgs, globals: &Globals) -> anyhow::Result<()> {
                 },
             )?;
             let created = client
-                .create_token(&NewToken::default())
+                .create_token(&TokenRequest::default())
                 .await
                 .map_err(login_error)?;
             let secret = created

@@ -5,18 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::objects::{GroupObject, GroupRequest, List, Status};
 use super::{Authenticated, JsonBody, Params};
 use crate::api::AppState;
 use crate::auth::admin::{Admin, AdminError};
+use crate::wire::{self, GroupRequest, List, Status};
 
 pub(super) async fn list(
     State(app): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Response, AdminError> {
     let groups = Admin::new(&app.access, &caller).groups().await?;
-    let items = groups.into_iter().map(GroupObject::from).collect();
-    Ok(Json(List::<GroupObject>::of("Group", items)).into_response())
+    let items = groups.into_iter().map(wire::Group::from).collect();
+    Ok(Json(List::<wire::Group>::of("Group", items)).into_response())
 }
 
 pub(super) async fn create(
@@ -30,7 +30,7 @@ pub(super) async fn create(
             &body.users.unwrap_or_default(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(GroupObject::from(group))).into_response())
+    Ok((StatusCode::CREATED, Json(wire::Group::from(group))).into_response())
 }
 
 pub(super) async fn get(
@@ -39,7 +39,7 @@ pub(super) async fn get(
     Params(name): Params<String>,
 ) -> Result<Response, AdminError> {
     let group = Admin::new(&app.access, &caller).group(&name).await?;
-    Ok(Json(GroupObject::from(group)).into_response())
+    Ok(Json(wire::Group::from(group)).into_response())
 }
 
 /// `PUT`: replaces the members. A `metadata.name` in the body, if any, must
@@ -62,7 +62,7 @@ pub(super) async fn replace(
     let group = Admin::new(&app.access, &caller)
         .replace_group(&name, &users)
         .await?;
-    Ok(Json(GroupObject::from(group)).into_response())
+    Ok(Json(wire::Group::from(group)).into_response())
 }
 
 pub(super) async fn delete(

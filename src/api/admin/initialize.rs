@@ -7,10 +7,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::JsonBody;
-use super::objects::{InitializeRequest, InitializeResponse};
 use crate::api::AppState;
 use crate::auth::admin::{self, AdminError};
 use crate::config::Bootstrap;
+use crate::wire::{InitializeRequest, InitializeResponse};
 
 pub(super) async fn initialize(
     State(app): State<AppState>,

@@ -361,7 +361,7 @@ impl IntoResponse for AdminError {
         } else {
             self.to_string()
         };
-        let body = objects::Status::failure(status.as_u16(), reason, message);
+        let body = crate::wire::Status::failure(status.as_u16(), reason, message);
         let mut response = (status, axum::Json(body)).into_response();
         match self {
             AdminError::Unauthorized {

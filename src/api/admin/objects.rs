@@ -1,244 +1,102 @@
-//! The JSON shapes of the API: objects as OpenShift shapes them (`apiVersion`,
-//! `kind`, `metadata`), lists, `Status`, and request bodies.
+//! Records of the administration service as the API's objects: the
+//! conversions into the shapes of [`crate::wire`], which the server writes and
+//! the CLI reads.
 
 use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 
 use crate::auth::admin::{CreatedToken, RoleBinding, SubjectRef, UserInfo, WhoCan, rfc3339};
 use crate::metadata::access::{
     BindingSubject, Group, Namespace, ServiceAccount, SubjectKind, Token, TokenSubject,
 };
+use crate::wire::{self, API_VERSION, Extra, ObjectMeta, Subject};
 
-pub const API_VERSION: &str = "v1";
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectMeta {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub creation_timestamp: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-impl ObjectMeta {
-    fn new(name: &str, uid: Option<&str>, created_at: Option<i64>) -> ObjectMeta {
-        ObjectMeta {
-            name: name.to_owned(),
-            namespace: None,
-            uid: uid.map(str::to_owned),
-            creation_timestamp: created_at.map(rfc3339),
-            annotations: None,
-        }
+fn meta(name: &str, uid: Option<&str>, created_at: Option<i64>) -> ObjectMeta {
+    ObjectMeta {
+        name: name.to_owned(),
+        namespace: None,
+        uid: uid.map(str::to_owned),
+        creation_timestamp: created_at.map(rfc3339),
+        annotations: BTreeMap::new(),
+        extra: Extra::new(),
     }
 }
 
-/// `{"apiVersion":"v1","kind":"<Kind>List","items":[…]}`
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct List<T> {
-    pub api_version: &'static str,
-    pub kind: String,
-    pub items: Vec<T>,
-}
-
-impl<T> List<T> {
-    pub fn of(kind: &str, items: Vec<T>) -> List<T> {
-        List {
-            api_version: API_VERSION,
-            kind: format!("{kind}List"),
-            items,
+impl From<Namespace> for wire::Project {
+    fn from(ns: Namespace) -> wire::Project {
+        let mut metadata = meta(&ns.name, Some(&ns.uid), Some(ns.created_at));
+        if let Some(by) = ns.created_by {
+            metadata
+                .annotations
+                .insert("openshift.io/requester".to_owned(), by);
         }
-    }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusDetails {
-    pub name: String,
-    pub kind: String,
-}
-
-/// The `Status` object: errors, and the answer to deletions.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub status: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<StatusDetails>,
-    pub code: u16,
-}
-
-impl Status {
-    pub fn failure(code: u16, reason: &'static str, message: String) -> Status {
-        Status {
-            api_version: API_VERSION,
-            kind: "Status",
-            status: "Failure",
-            message,
-            reason: Some(reason),
-            details: None,
-            code,
-        }
-    }
-
-    /// `200 {"status":"Success"}` after deleting `kind` `name`.
-    pub fn deleted(kind: &str, name: &str) -> Status {
-        Status {
-            api_version: API_VERSION,
-            kind: "Status",
-            status: "Success",
-            message: format!("{kind} \"{name}\" deleted"),
-            reason: None,
-            details: Some(StatusDetails {
-                name: name.to_owned(),
-                kind: kind.to_owned(),
+        wire::Project {
+            api_version: API_VERSION.into(),
+            kind: "Project".into(),
+            metadata,
+            status: Some(wire::ProjectStatus {
+                phase: "Active".into(),
+                extra: Extra::new(),
             }),
-            code: 200,
+            extra: Extra::new(),
         }
     }
 }
 
-// --- projects
-
-#[derive(Debug, Serialize)]
-pub struct ProjectStatus {
-    pub phase: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Project {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: ObjectMeta,
-    pub status: ProjectStatus,
-}
-
-impl From<Namespace> for Project {
-    fn from(ns: Namespace) -> Project {
-        let mut metadata = ObjectMeta::new(&ns.name, Some(&ns.uid), Some(ns.created_at));
-        metadata.annotations = ns
-            .created_by
-            .map(|by| BTreeMap::from([("openshift.io/requester".to_owned(), by)]));
-        Project {
-            api_version: API_VERSION,
-            kind: "Project",
-            metadata,
-            status: ProjectStatus { phase: "Active" },
-        }
-    }
-}
-
-// --- service accounts
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceAccountObject {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: ObjectMeta,
-    pub username: String,
-}
-
-impl From<ServiceAccount> for ServiceAccountObject {
+impl From<ServiceAccount> for wire::ServiceAccount {
     fn from(sa: ServiceAccount) -> Self {
-        let mut metadata = ObjectMeta::new(&sa.name, Some(&sa.uid), Some(sa.created_at));
+        let mut metadata = meta(&sa.name, Some(&sa.uid), Some(sa.created_at));
         metadata.namespace = Some(sa.namespace.clone());
-        ServiceAccountObject {
-            api_version: API_VERSION,
-            kind: "ServiceAccount",
-            username: format!("system:serviceaccount:{}:{}", sa.namespace, sa.name),
+        wire::ServiceAccount {
+            api_version: API_VERSION.into(),
+            kind: "ServiceAccount".into(),
+            username: Some(format!(
+                "{}{}:{}",
+                wire::SERVICE_ACCOUNT_PREFIX,
+                sa.namespace,
+                sa.name
+            )),
             metadata,
+            extra: Extra::new(),
         }
     }
 }
 
-// --- tokens
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenSpec {
-    pub subject: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expiration_timestamp: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TokenStatus {
-    pub token: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenObject {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: ObjectMeta,
-    pub spec: TokenSpec,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<TokenStatus>,
-}
-
-impl From<Token> for TokenObject {
+impl From<Token> for wire::Token {
     /// Without the secret, as listed.
     fn from(token: Token) -> Self {
-        let mut metadata = ObjectMeta::new(&token.name, Some(&token.uid), Some(token.created_at));
+        let mut metadata = meta(&token.name, Some(&token.uid), Some(token.created_at));
         metadata.namespace = token.namespace().map(str::to_owned);
         let subject = match &token.subject {
             TokenSubject::User(name) => name.clone(),
             TokenSubject::ServiceAccount { namespace, name } => {
-                format!("system:serviceaccount:{namespace}:{name}")
+                format!("{}{namespace}:{name}", wire::SERVICE_ACCOUNT_PREFIX)
             }
         };
-        TokenObject {
-            api_version: API_VERSION,
-            kind: "Token",
+        wire::Token {
+            api_version: API_VERSION.into(),
+            kind: "Token".into(),
             metadata,
-            spec: TokenSpec {
-                subject,
+            spec: wire::TokenSpec {
+                subject: Some(subject),
                 expiration_timestamp: token.expires_at.map(rfc3339),
+                extra: Extra::new(),
             },
             status: None,
+            extra: Extra::new(),
         }
     }
 }
 
-impl From<CreatedToken> for TokenObject {
+impl From<CreatedToken> for wire::Token {
     /// With the secret: only when just created.
     fn from(created: CreatedToken) -> Self {
-        let mut object = TokenObject::from(created.token);
-        object.status = Some(TokenStatus {
-            token: created.secret,
+        let mut object = wire::Token::from(created.token);
+        object.status = Some(wire::TokenStatus {
+            token: Some(created.secret),
+            extra: Extra::new(),
         });
         object
     }
-}
-
-// --- role bindings
-
-#[derive(Debug, Serialize, Deserialize, Default, Clone)]
-pub struct Subject {
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub namespace: Option<String>,
 }
 
 impl From<BindingSubject> for Subject {
@@ -261,225 +119,61 @@ impl From<&Subject> for SubjectRef {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct RoleRef {
-    pub kind: &'static str,
-    pub name: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoleBindingObject {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: ObjectMeta,
-    pub role_ref: RoleRef,
-    pub subjects: Vec<Subject>,
-}
-
-impl RoleBindingObject {
-    /// `RoleBinding`, or `ClusterRoleBinding` for cluster-wide bindings.
-    pub fn kind(cluster: bool) -> &'static str {
-        if cluster {
-            "ClusterRoleBinding"
-        } else {
-            "RoleBinding"
-        }
-    }
-}
-
-impl From<RoleBinding> for RoleBindingObject {
+impl From<RoleBinding> for wire::RoleBinding {
     fn from(b: RoleBinding) -> Self {
-        let mut metadata = ObjectMeta::new(&b.role, None, None);
+        let mut metadata = meta(&b.role, None, None);
         let cluster = b.namespace.is_none();
         metadata.namespace = b.namespace;
-        RoleBindingObject {
-            api_version: API_VERSION,
-            kind: RoleBindingObject::kind(cluster),
+        wire::RoleBinding {
+            api_version: API_VERSION.into(),
+            kind: wire::RoleBinding::kind_for(cluster).into(),
             metadata,
-            role_ref: RoleRef {
-                kind: "ClusterRole",
+            role_ref: Some(wire::RoleRef {
+                kind: "ClusterRole".into(),
                 name: b.role,
-            },
+            }),
             subjects: b.subjects.into_iter().map(Subject::from).collect(),
+            extra: Extra::new(),
         }
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceAccessReviewResponse {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub namespace: String,
-    pub verb: &'static str,
-    pub users: Vec<String>,
-    pub groups: Vec<String>,
-}
-
-impl From<WhoCan> for ResourceAccessReviewResponse {
+impl From<WhoCan> for wire::AccessReview {
     fn from(w: WhoCan) -> Self {
-        ResourceAccessReviewResponse {
-            api_version: API_VERSION,
-            kind: "ResourceAccessReviewResponse",
+        wire::AccessReview {
+            api_version: API_VERSION.into(),
+            kind: "ResourceAccessReviewResponse".into(),
             namespace: w.namespace,
-            verb: w.verb.as_str(),
+            verb: w.verb.as_str().into(),
             users: w.users,
             groups: w.groups,
+            extra: Extra::new(),
         }
     }
 }
 
-// --- users and groups
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserObject {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: ObjectMeta,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    pub groups: Vec<String>,
-    pub super_user: bool,
-}
-
-impl From<UserInfo> for UserObject {
+impl From<UserInfo> for wire::User {
     fn from(u: UserInfo) -> Self {
-        UserObject {
-            api_version: API_VERSION,
-            kind: "User",
-            metadata: ObjectMeta::new(&u.name, u.uid.as_deref(), u.created_at),
+        wire::User {
+            api_version: API_VERSION.into(),
+            kind: "User".into(),
+            metadata: meta(&u.name, u.uid.as_deref(), u.created_at),
             email: u.email,
             groups: u.groups,
             super_user: u.super_user,
+            extra: Extra::new(),
         }
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupObject {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: ObjectMeta,
-    pub users: Vec<String>,
-}
-
-impl From<Group> for GroupObject {
+impl From<Group> for wire::Group {
     fn from(g: Group) -> Self {
-        GroupObject {
-            api_version: API_VERSION,
-            kind: "Group",
-            metadata: ObjectMeta::new(&g.name, Some(&g.uid), Some(g.created_at)),
+        wire::Group {
+            api_version: API_VERSION.into(),
+            kind: "Group".into(),
+            metadata: meta(&g.name, Some(&g.uid), Some(g.created_at)),
             users: g.users,
+            extra: Extra::new(),
         }
     }
-}
-
-// --- request bodies. Every field is optional to the parser; the service
-// says which are required (422 Invalid). An optional field that is present
-// must hold a value of its type: `null` is refused ([`present`]), as the
-// OpenAPI document says, rather than taken for "absent".
-
-/// For `Option` fields (with `#[serde(default)]`): absent is `None`, a
-/// value is `Some`, and `null` is an error, so that
-/// `{"metadata":{"name":null}}` is not read as "no name given".
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct NameMeta {
-    #[serde(default, deserialize_with = "present")]
-    pub name: Option<String>,
-}
-
-/// `{"metadata":{"name":"…"}}`: projects and service accounts.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct NamedBody {
-    pub metadata: NameMeta,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TokenRequestSpec {
-    #[serde(default, deserialize_with = "present")]
-    pub expires_in: Option<String>,
-}
-
-/// `{"metadata":{"name":"laptop"},"spec":{"expiresIn":"720h"}}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct TokenRequest {
-    pub metadata: NameMeta,
-    pub spec: TokenRequestSpec,
-}
-
-/// `{"subjects":[…]}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SubjectsBody {
-    pub subjects: Vec<Subject>,
-}
-
-/// `{"metadata":{"name":"alice"},"password":"…","email":"…","superUser":false}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct UserRequest {
-    pub metadata: NameMeta,
-    #[serde(default, deserialize_with = "present")]
-    pub password: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub email: Option<String>,
-    pub super_user: bool,
-}
-
-/// `{"password":"…"}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct PasswordRequest {
-    #[serde(default, deserialize_with = "present")]
-    pub password: Option<String>,
-}
-
-/// `{"metadata":{"name":"devs"},"users":["alice"]}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct GroupRequest {
-    pub metadata: NameMeta,
-    /// Optional to create (no members); required to replace, so that an
-    /// empty `PUT` does not empty the group.
-    #[serde(default, deserialize_with = "present")]
-    pub users: Option<Vec<String>>,
-}
-
-/// `{"username":"admin","password":"…","email":"…","access_token":true}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct InitializeRequest {
-    #[serde(default, deserialize_with = "present")]
-    pub username: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub password: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub email: Option<String>,
-    pub access_token: bool,
-}
-
-/// `{"username":"admin","email":"…","access_token":"berth_…"}`
-#[derive(Debug, Serialize)]
-pub struct InitializeResponse {
-    pub username: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(default, deserialize_with = "present")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
 }

@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::objects::{List, NamedBody, Project, Status};
 use super::{Authenticated, JsonBody, Params};
 use crate::api::AppState;
 use crate::auth::admin::{Admin, AdminError};
+use crate::wire::{List, NamedBody, Project, Status};
 
 pub(super) async fn list(
     State(app): State<AppState>,

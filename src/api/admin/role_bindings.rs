@@ -6,23 +6,23 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 
-use super::objects::{ResourceAccessReviewResponse, RoleBindingObject, Status, SubjectsBody};
 use super::{Authenticated, JsonBody, Params};
 use crate::api::AppState;
 use crate::auth::Caller;
 use crate::auth::admin::{Admin, AdminError, RoleBinding, SubjectRef};
+use crate::wire::{self, Status, SubjectsBody};
 
 fn list_response(cluster: bool, bindings: Vec<RoleBinding>) -> Response {
-    let items = bindings.into_iter().map(RoleBindingObject::from).collect();
-    Json(super::objects::List::<RoleBindingObject>::of(
-        RoleBindingObject::kind(cluster),
+    let items = bindings.into_iter().map(wire::RoleBinding::from).collect();
+    Json(wire::List::<wire::RoleBinding>::of(
+        wire::RoleBinding::kind_for(cluster),
         items,
     ))
     .into_response()
 }
 
 fn one(binding: RoleBinding) -> Response {
-    Json(RoleBindingObject::from(binding)).into_response()
+    Json(wire::RoleBinding::from(binding)).into_response()
 }
 
 fn subjects(body: &SubjectsBody) -> Vec<SubjectRef> {
@@ -188,5 +188,5 @@ pub(super) async fn who_can(
     let answer = Admin::new(&app.access, &caller)
         .who_can(&ns, verb.as_deref())
         .await?;
-    Ok(Json(ResourceAccessReviewResponse::from(answer)).into_response())
+    Ok(Json(wire::AccessReview::from(answer)).into_response())
 }

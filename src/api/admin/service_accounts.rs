@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::objects::{List, NamedBody, ServiceAccountObject, Status};
 use super::{Authenticated, JsonBody, Params};
 use crate::api::AppState;
 use crate::auth::admin::{Admin, AdminError};
+use crate::wire::{self, List, NamedBody, Status};
 
 pub(super) async fn list(
     State(app): State<AppState>,
@@ -20,9 +20,9 @@ pub(super) async fn list(
         .await?;
     let items = accounts
         .into_iter()
-        .map(ServiceAccountObject::from)
+        .map(wire::ServiceAccount::from)
         .collect();
-    Ok(Json(List::<ServiceAccountObject>::of("ServiceAccount", items)).into_response())
+    Ok(Json(List::<wire::ServiceAccount>::of("ServiceAccount", items)).into_response())
 }
 
 pub(super) async fn create(
@@ -36,7 +36,7 @@ pub(super) async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(ServiceAccountObject::from(account)),
+        Json(wire::ServiceAccount::from(account)),
     )
         .into_response())
 }
@@ -49,7 +49,7 @@ pub(super) async fn get(
     let account = Admin::new(&app.access, &caller)
         .service_account(&ns, &name)
         .await?;
-    Ok(Json(ServiceAccountObject::from(account)).into_response())
+    Ok(Json(wire::ServiceAccount::from(account)).into_response())
 }
 
 pub(super) async fn delete(

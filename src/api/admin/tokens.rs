@@ -6,14 +6,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use super::objects::{List, Status, TokenObject, TokenRequest};
 use super::{Authenticated, JsonBody, Params};
 use crate::api::AppState;
 use crate::auth::admin::{Admin, AdminError, CreatedToken};
+use crate::wire::{self, List, Status, TokenRequest};
 
 /// `201` with the secret, which no cache may keep.
 fn created(token: CreatedToken) -> Response {
-    let mut response = (StatusCode::CREATED, Json(TokenObject::from(token))).into_response();
+    let mut response = (StatusCode::CREATED, Json(wire::Token::from(token))).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -21,8 +21,8 @@ fn created(token: CreatedToken) -> Response {
 }
 
 fn list(tokens: Vec<crate::metadata::access::Token>) -> Response {
-    let items = tokens.into_iter().map(TokenObject::from).collect();
-    Json(List::<TokenObject>::of("Token", items)).into_response()
+    let items = tokens.into_iter().map(wire::Token::from).collect();
+    Json(List::<wire::Token>::of("Token", items)).into_response()
 }
 
 pub(super) async fn create_own(

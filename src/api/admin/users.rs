@@ -5,18 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::objects::{List, PasswordRequest, Status, UserObject, UserRequest};
 use super::{Authenticated, JsonBody, Params};
 use crate::api::AppState;
 use crate::auth::admin::{Admin, AdminError, NewUser};
+use crate::wire::{self, List, PasswordRequest, Status, UserRequest};
 
 pub(super) async fn list(
     State(app): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Response, AdminError> {
     let users = Admin::new(&app.access, &caller).users().await?;
-    let items = users.into_iter().map(UserObject::from).collect();
-    Ok(Json(List::<UserObject>::of("User", items)).into_response())
+    let items = users.into_iter().map(wire::User::from).collect();
+    Ok(Json(List::<wire::User>::of("User", items)).into_response())
 }
 
 pub(super) async fn create(
@@ -32,7 +32,7 @@ pub(super) async fn create(
             super_user: body.super_user,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(UserObject::from(user))).into_response())
+    Ok((StatusCode::CREATED, Json(wire::User::from(user))).into_response())
 }
 
 /// `GET /api/v1/users/~`: the caller.
@@ -41,7 +41,7 @@ pub(super) async fn me(
     Authenticated(caller): Authenticated,
 ) -> Result<Response, AdminError> {
     let me = Admin::new(&app.access, &caller).me().await?;
-    Ok(Json(UserObject::from(me)).into_response())
+    Ok(Json(wire::User::from(me)).into_response())
 }
 
 pub(super) async fn get(
@@ -50,7 +50,7 @@ pub(super) async fn get(
     Params(name): Params<String>,
 ) -> Result<Response, AdminError> {
     let user = Admin::new(&app.access, &caller).user(&name).await?;
-    Ok(Json(UserObject::from(user)).into_response())
+    Ok(Json(wire::User::from(user)).into_response())
 }
 
 pub(super) async fn delete(

@@ -1,0 +1,578 @@
+//! The JSON shapes of the administration API (`/api/v1`, docs/rest-api.md):
+//! objects as OpenShift shapes them (`apiVersion`, `kind`, `metadata`),
+//! lists, `Status`, and request bodies. One set of types, written by the
+//! server (`api::admin`) and read by the CLI (`cli::client`), so that the two
+//! cannot drift apart.
+//!
+//! Objects keep the fields a reader has no type for (`extra`): the CLI shows
+//! with `-o json` what the server sent even when the server is newer. The
+//! server never fills `extra`.
+//!
+//! Request bodies: every field is optional to the parser; the service says
+//! which are required (422 Invalid). An optional field that is present must
+//! hold a value of its type: `null` is refused ([`present`]), as the OpenAPI
+//! document says, rather than taken for "absent".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `apiVersion` of every object.
+pub const API_VERSION: &str = "v1";
+
+/// The prefix of a service account's user name.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+
+/// Fields of an object that the reader has no type for.
+pub type Extra = Map<String, Value>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ObjectMeta {
+    pub fn named(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: name.to_owned(),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// `{"apiVersion":"v1","kind":"<Kind>List","items":[…]}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T> {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl<T> List<T> {
+    /// A list of objects of `kind`.
+    pub fn of(kind: &str, items: Vec<T>) -> List<T> {
+        List {
+            api_version: API_VERSION.into(),
+            kind: format!("{kind}List"),
+            items,
+            extra: Extra::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDetails {
+    pub name: String,
+    pub kind: String,
+}
+
+/// The `Status` object: errors, and the answer to deletions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<StatusDetails>,
+    #[serde(default)]
+    pub code: u16,
+}
+
+impl Status {
+    pub fn failure(code: u16, reason: &str, message: String) -> Status {
+        Status {
+            api_version: API_VERSION.into(),
+            kind: "Status".into(),
+            status: "Failure".into(),
+            message,
+            reason: Some(reason.to_owned()),
+            details: None,
+            code,
+        }
+    }
+
+    /// `200 {"status":"Success"}` after deleting `kind` `name`.
+    pub fn deleted(kind: &str, name: &str) -> Status {
+        Status {
+            api_version: API_VERSION.into(),
+            kind: "Status".into(),
+            status: "Success".into(),
+            message: format!("{kind} \"{name}\" deleted"),
+            reason: None,
+            details: Some(StatusDetails {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+            }),
+            code: 200,
+        }
+    }
+}
+
+// --- projects
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectStatus {
+    #[serde(default)]
+    pub phase: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProjectStatus>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+// --- service accounts
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccount {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+// --- tokens
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_timestamp: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: TokenSpec,
+    /// Holds the secret, only in the answer to a create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TokenStatus>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Token {
+    /// The secret, present only in the answer to a create.
+    pub fn secret(&self) -> Option<&str> {
+        self.status.as_ref()?.token.as_deref()
+    }
+}
+
+// --- role bindings
+
+/// A user, group or service account in a role binding.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub namespace: Option<String>,
+}
+
+impl Subject {
+    /// A user; `system:serviceaccount:NS:NAME` is the service account.
+    pub fn user(name: &str) -> Subject {
+        if let Some((namespace, account)) = name
+            .strip_prefix(SERVICE_ACCOUNT_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+        {
+            return Subject::service_account(namespace, account);
+        }
+        Subject {
+            kind: "User".into(),
+            name: name.to_owned(),
+            namespace: None,
+        }
+    }
+
+    pub fn group(name: &str) -> Subject {
+        Subject {
+            kind: "Group".into(),
+            name: name.to_owned(),
+            namespace: None,
+        }
+    }
+
+    pub fn service_account(namespace: &str, name: &str) -> Subject {
+        Subject {
+            kind: "ServiceAccount".into(),
+            name: name.to_owned(),
+            namespace: Some(namespace.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleRef {
+    #[serde(default)]
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleBinding {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_ref: Option<RoleRef>,
+    #[serde(default)]
+    pub subjects: Vec<Subject>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl RoleBinding {
+    /// `RoleBinding`, or `ClusterRoleBinding` for cluster-wide bindings.
+    pub fn kind_for(cluster: bool) -> &'static str {
+        if cluster {
+            "ClusterRoleBinding"
+        } else {
+            "RoleBinding"
+        }
+    }
+
+    /// The bound role: `roleRef.name`, else the binding's name.
+    pub fn role(&self) -> &str {
+        self.role_ref
+            .as_ref()
+            .map_or(self.metadata.name.as_str(), |r| r.name.as_str())
+    }
+}
+
+/// The answer of `who-can`: `ResourceAccessReviewResponse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReview {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub verb: String,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+// --- users and groups
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub super_user: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `GET /api/v1/version`: `{"apiVersion":"v1","kind":"Version","version":"0.1.0"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerVersion {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+// --- request bodies
+
+/// For `Option` fields (with `#[serde(default)]`): absent is `None`, a
+/// value is `Some`, and `null` is an error, so that
+/// `{"metadata":{"name":null}}` is not read as "no name given".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NameMeta {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name: Option<String>,
+}
+
+impl NameMeta {
+    pub fn named(name: &str) -> NameMeta {
+        NameMeta {
+            name: Some(name.to_owned()),
+        }
+    }
+}
+
+/// `{"metadata":{"name":"…"}}`: projects and service accounts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamedBody {
+    pub metadata: NameMeta,
+}
+
+impl NamedBody {
+    pub fn named(name: &str) -> NamedBody {
+        NamedBody {
+            metadata: NameMeta::named(name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TokenRequestSpec {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_in: Option<String>,
+}
+
+/// `{"metadata":{"name":"laptop"},"spec":{"expiresIn":"720h"}}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenRequest {
+    pub metadata: NameMeta,
+    pub spec: TokenRequestSpec,
+}
+
+impl TokenRequest {
+    pub fn new(name: Option<&str>, expires_in: Option<&str>) -> TokenRequest {
+        TokenRequest {
+            metadata: NameMeta {
+                name: name.map(str::to_owned),
+            },
+            spec: TokenRequestSpec {
+                expires_in: expires_in.map(str::to_owned),
+            },
+        }
+    }
+}
+
+/// `{"subjects":[…]}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubjectsBody {
+    pub subjects: Vec<Subject>,
+}
+
+/// `{"metadata":{"name":"alice"},"password":"…","email":"…","superUser":false}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct UserRequest {
+    pub metadata: NameMeta,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub email: Option<String>,
+    pub super_user: bool,
+}
+
+/// `{"password":"…"}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PasswordRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<String>,
+}
+
+/// `{"metadata":{"name":"devs"},"users":["alice"]}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupRequest {
+    pub metadata: NameMeta,
+    /// Optional to create (no members); required to replace, so that an
+    /// empty `PUT` does not empty the group.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub users: Option<Vec<String>>,
+}
+
+/// `{"username":"admin","password":"…","email":"…","access_token":true}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InitializeRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub username: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub email: Option<String>,
+    pub access_token: bool,
+}
+
+/// `{"username":"admin","email":"…","access_token":"berth_…"}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InitializeResponse {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a newer server adds survives a round trip through the types.
+    #[test]
+    fn unknown_fields_are_kept() {
+        let text = r#"{"apiVersion":"v1","kind":"User","metadata":{"name":"a","future":1},"groups":[],"superUser":false,"shiny":true}"#;
+        let user: User = serde_json::from_str(text).unwrap();
+        assert_eq!(user.extra["shiny"], true);
+        assert_eq!(user.metadata.extra["future"], 1);
+        let back: Value = serde_json::to_value(&user).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(text).unwrap());
+    }
+
+    #[test]
+    fn null_is_not_absent() {
+        assert!(serde_json::from_str::<NamedBody>(r#"{"metadata":{"name":null}}"#).is_err());
+        let absent: NamedBody = serde_json::from_str(r#"{"metadata":{}}"#).unwrap();
+        assert_eq!(absent.metadata.name, None);
+        let request = TokenRequest::new(None, Some("24h"));
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"metadata": {}, "spec": {"expiresIn": "24h"}})
+        );
+    }
+}
