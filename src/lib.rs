@@ -21,6 +21,7 @@
 // Request paths answer errors; they never panic on a value that is absent.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;

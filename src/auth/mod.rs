@@ -14,7 +14,6 @@
 //! and a lockout refuses remembered credentials too.
 
 pub mod address;
-pub mod admin;
 pub mod bearer;
 pub mod lockout;
 pub mod password;

@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::JsonBody;
+use crate::admin::{self, AdminError};
 use crate::api::AppState;
-use crate::auth::admin::{self, AdminError};
 use crate::config::Bootstrap;
 use crate::wire::{InitializeRequest, InitializeResponse};
 

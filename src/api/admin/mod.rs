@@ -4,7 +4,7 @@
 //! description.
 //!
 //! Handlers are thin: they authenticate the caller ([`Authenticated`]), read
-//! the path and body, call [`crate::auth::admin::Admin`] and shape the
+//! the path and body, call [`crate::admin::Admin`] and shape the
 //! answer ([`objects`]). Every failure is an [`AdminError`], answered here,
 //! in one place, as an OpenShift `Status` object.
 //!
@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::observe::RouteLabel;
-use crate::auth::admin::AdminError;
+use crate::admin::AdminError;
 use crate::auth::{AuthFailure, Caller};
 use crate::metadata::MetadataError;
 

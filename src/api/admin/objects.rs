@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::auth::admin::{CreatedToken, RoleBinding, SubjectRef, UserInfo, WhoCan, rfc3339};
+use crate::admin::{CreatedToken, RoleBinding, SubjectRef, UserInfo, WhoCan, rfc3339};
 use crate::metadata::access::{
     BindingSubject, Group, Namespace, ServiceAccount, SubjectKind, Token, TokenSubject,
 };

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{Authenticated, JsonBody, Params};
+use crate::admin::{Admin, AdminError};
 use crate::api::AppState;
-use crate::auth::admin::{Admin, AdminError};
 use crate::wire::{List, NamedBody, Project, Status};
 
 pub(super) async fn list(

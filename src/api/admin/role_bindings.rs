@@ -7,9 +7,9 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 
 use super::{Authenticated, JsonBody, Params};
+use crate::admin::{Admin, AdminError, RoleBinding, SubjectRef};
 use crate::api::AppState;
 use crate::auth::Caller;
-use crate::auth::admin::{Admin, AdminError, RoleBinding, SubjectRef};
 use crate::wire::{self, Status, SubjectsBody};
 
 fn list_response(cluster: bool, bindings: Vec<RoleBinding>) -> Response {

@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Authenticated, JsonBody, Params};
+use crate::admin::{Admin, AdminError, CreatedToken};
 use crate::api::AppState;
-use crate::auth::admin::{Admin, AdminError, CreatedToken};
 use crate::wire::{self, List, Status, TokenRequest};
 
 /// `201` with the secret, which no cache may keep.

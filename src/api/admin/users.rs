@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{Authenticated, JsonBody, Params};
+use crate::admin::{Admin, AdminError, NewUser};
 use crate::api::AppState;
-use crate::auth::admin::{Admin, AdminError, NewUser};
 use crate::wire::{self, List, PasswordRequest, Status, UserRequest};
 
 pub(super) async fn list(
