@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::domain::digest::{Digest, DigestError};
-use crate::domain::names::{NameError, ReferenceError};
+use crate::oci::digest::{Digest, DigestError};
+use crate::oci::names::{NameError, ReferenceError};
 use crate::metadata::MetadataError;
 use crate::storage::StorageError;
 
@@ -357,7 +357,7 @@ mod tests {
 
     #[tokio::test]
     async fn renders_spec_error_body() {
-        let digest = crate::domain::digest::DigestAlgorithm::Sha256.digest_of(b"x");
+        let digest = crate::oci::digest::DigestAlgorithm::Sha256.digest_of(b"x");
         let response = RegistryError::BlobUnknown(digest.clone()).into_response();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -32,6 +32,7 @@ pub mod error;
 pub mod files;
 pub mod jobs;
 pub mod metadata;
+pub mod oci;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -117,7 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         bootstrap_admin(access_store.as_ref(), &config.data_dir).await?;
     }
 
-    let registry = Registry::new(
+    let registry = Arc::new(Registry::new(
         metadata.clone(),
         blobs,
         RegistryOptions {
@@ -125,16 +125,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             // With PostgreSQL other replicas change manifests too.
             cache_pulls: config.database.url.is_none(),
         },
-    );
-    let access = AccessControl::new(access_store, access_options(&config)?);
+    ));
+    let access = Arc::new(AccessControl::new(access_store, access_options(&config)?));
     access
         .bearer()
         .refresh_keys()
         .await
         .context("loading the keys that sign bearer tokens")?;
     let app = Arc::new(App {
-        registry,
-        access,
+        registry: registry.clone(),
+        access: access.clone(),
         public_url: config.http.host.clone(),
         tls: tls_mode != TlsMode::Off,
         bootstrap: config.auth.bootstrap,
@@ -150,12 +150,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let mut workers = vec![
         jobs::spawn(
-            jobs::StaleUploads::new(app.clone(), config.uploads.stale_after),
+            jobs::StaleUploads::new(registry.clone(), config.uploads.stale_after),
             config.uploads.cleanup_interval,
             shutdown.subscribe(),
         ),
         jobs::spawn(
-            jobs::KeyRotation::new(app.clone()),
+            jobs::KeyRotation::new(access.clone()),
             (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1)),
             shutdown.subscribe(),
         ),

@@ -18,7 +18,7 @@ pub struct SubjectRef {
 }
 
 fn valid_namespace_ref(ns: &str) -> bool {
-    !ns.contains('/') && ns.parse::<crate::domain::names::RepositoryName>().is_ok()
+    !ns.contains('/') && ns.parse::<crate::oci::names::RepositoryName>().is_ok()
 }
 
 fn is_builtin_group(name: &str) -> bool {

@@ -7,7 +7,7 @@
 
 use axum::http::Method;
 
-use crate::domain::names::RepositoryName;
+use crate::oci::names::RepositoryName;
 use crate::error::RegistryError;
 
 /// What a `/v2/…` path addresses (method not yet considered).

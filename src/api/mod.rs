@@ -25,8 +25,8 @@ use crate::domain::registry::Registry;
 
 /// Everything a request handler can reach.
 pub struct App {
-    pub registry: Registry,
-    pub access: AccessControl,
+    pub registry: Arc<Registry>,
+    pub access: Arc<AccessControl>,
     /// `scheme://host[:port]` clients reach berth at, for absolute URLs.
     /// When unset, `Location` headers are relative paths.
     pub public_url: Option<String>,

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::digest::DigestAlgorithm;
+use crate::oci::digest::DigestAlgorithm;
 use crate::metadata::access::{AccessStore, SigningKey};
 use crate::metadata::{MetadataError, now};
 

@@ -36,8 +36,8 @@ use self::lockout::{Admission, Lockout, LockoutPolicy};
 pub use self::policy::Principal;
 use self::policy::{PolicyCache, PolicySnapshot};
 use self::roles::Verb;
-use crate::domain::digest::sha256_raw;
-use crate::domain::names::RepositoryName;
+use crate::oci::digest::sha256_raw;
+use crate::oci::names::RepositoryName;
 use crate::metadata::access::{AccessStore, BindingSubject, Namespace, TokenSubject};
 use crate::metadata::{MetadataError, Timestamp, now};
 

@@ -3,7 +3,7 @@
 //! is as good as a slow one and keeps each request cheap.
 
 use super::password::random_secret;
-use crate::domain::digest::DigestAlgorithm;
+use crate::oci::digest::DigestAlgorithm;
 
 /// Marks berth tokens so that they are told from passwords without a lookup,
 /// and so that secret scanners can recognise them.

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::names::{Reference, RepositoryName};
+use crate::oci::names::{Reference, RepositoryName};
 use crate::metadata::StoredManifest;
 
 /// Manifest bytes kept at most.
@@ -217,7 +217,7 @@ impl PullCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::digest::DigestAlgorithm;
+    use crate::oci::digest::DigestAlgorithm;
     use crate::metadata::ManifestMeta;
     use bytes::Bytes;
 

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
-use super::digest::{Digest, DigestAlgorithm};
+use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::error::RegistryError;
 use crate::metadata::ReferenceKind;
 

@@ -17,9 +17,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
-use super::digest::{Digest, DigestAlgorithm, Hasher};
+use crate::oci::digest::{Digest, DigestAlgorithm, Hasher};
 use super::manifest::{self, ManifestKind, ParsedManifest};
-use super::names::{Reference, RepositoryName, Tag};
+use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::crash_points;
 use crate::error::{RegistryError, Result};
 use crate::metadata::{

@@ -1,18 +1,20 @@
 //! Replaces the key signing bearer tokens when it is due, and picks up keys
 //! other replicas made.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::Worker;
-use crate::api::AppState;
+use crate::auth::AccessControl;
 
 pub struct KeyRotation {
-    app: AppState,
+    access: Arc<AccessControl>,
 }
 
 impl KeyRotation {
-    pub fn new(app: AppState) -> Self {
-        KeyRotation { app }
+    pub fn new(access: Arc<AccessControl>) -> Self {
+        KeyRotation { access }
     }
 }
 
@@ -23,7 +25,7 @@ impl Worker for KeyRotation {
     }
 
     async fn run_once(&self) -> anyhow::Result<()> {
-        self.app.access.bearer().refresh_keys().await?;
+        self.access.bearer().refresh_keys().await?;
         Ok(())
     }
 }

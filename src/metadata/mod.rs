@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::error::DatabaseError as _;
 
-use crate::domain::digest::Digest;
-use crate::domain::names::{Reference, RepositoryName, Tag};
+use crate::oci::digest::Digest;
+use crate::oci::names::{Reference, RepositoryName, Tag};
 
 pub use access::AccessStore;
 pub use sql::{DatabaseConfig, SqlMetadataStore};
@@ -149,7 +149,7 @@ pub struct Referrer {
 pub struct Upload {
     pub id: String,
     pub repository: RepositoryName,
-    pub algorithm: crate::domain::digest::DigestAlgorithm,
+    pub algorithm: crate::oci::digest::DigestAlgorithm,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

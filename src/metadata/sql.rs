@@ -21,8 +21,8 @@ use super::{
     ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer, Result,
     StoredManifest, Timestamp, Upload, now,
 };
-use crate::domain::digest::{Digest, DigestAlgorithm};
-use crate::domain::names::{Reference, RepositoryName, Tag};
+use crate::oci::digest::{Digest, DigestAlgorithm};
+use crate::oci::names::{Reference, RepositoryName, Tag};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -11,7 +11,7 @@ use sqlx::{Connection, Executor};
 
 use super::access::*;
 use super::*;
-use crate::domain::digest::DigestAlgorithm;
+use crate::oci::digest::DigestAlgorithm;
 
 pub(crate) struct TestDb {
     pub store: SqlMetadataStore,

@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use opendal::{ErrorKind, FuturesBytesStream, Operator};
 
 use crate::crash_points;
-use crate::domain::digest::Digest;
+use crate::oci::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 #[error("storage: {0}")]
@@ -486,7 +486,7 @@ impl BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::digest::DigestAlgorithm;
+    use crate::oci::digest::DigestAlgorithm;
 
     async fn collect(store: &BlobStore, d: &Digest, range: Range<u64>) -> Vec<u8> {
         let stream = store.read_blob(d, range, None).await.unwrap();

@@ -9,7 +9,7 @@
 //! Blobs are fanned out by their first two hex digits so that no directory
 //! (or object-store prefix) grows without bound.
 
-use crate::domain::digest::Digest;
+use crate::oci::digest::Digest;
 
 pub fn blob(digest: &Digest) -> String {
     let hex = digest.hex();
@@ -23,7 +23,7 @@ pub fn upload(upload_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::digest::DigestAlgorithm;
+    use crate::oci::digest::DigestAlgorithm;
 
     #[test]
     fn blob_paths_fan_out_by_prefix() {

@@ -10,7 +10,7 @@ use crate::api::AppState;
 use crate::api::observe::count_bytes_out;
 use crate::api::range::{ByteRange, parse_range};
 use crate::auth::Action;
-use crate::domain::names::RepositoryName;
+use crate::oci::names::RepositoryName;
 use crate::error::{RegistryError, Result};
 
 pub(super) async fn get(

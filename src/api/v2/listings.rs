@@ -8,7 +8,7 @@ use super::{V2Request, header_value, next_link, parse_digest};
 use crate::api::AppState;
 use crate::auth::Action;
 use crate::domain::manifest::OCI_INDEX;
-use crate::domain::names::RepositoryName;
+use crate::oci::names::RepositoryName;
 use crate::error::{RegistryError, Result};
 
 static OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");

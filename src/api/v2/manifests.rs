@@ -9,7 +9,7 @@ use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value};
 use crate::api::AppState;
 use crate::auth::Action;
 use crate::domain::manifest::{self, MAX_MANIFEST_SIZE};
-use crate::domain::names::{Reference, RepositoryName, Tag};
+use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::error::{RegistryError, Result};
 use crate::metadata::{ManifestMeta, StoredManifest};
 
@@ -24,7 +24,7 @@ const MAX_TAG_PARAMETERS: usize = 100;
 fn read_reference(reference: &str) -> Result<Reference> {
     match reference.parse::<Reference>() {
         Ok(r) => Ok(r),
-        Err(crate::domain::names::ReferenceError::Tag(_)) => {
+        Err(crate::oci::names::ReferenceError::Tag(_)) => {
             Err(RegistryError::ManifestUnknown(reference.to_owned()))
         }
         Err(e) => Err(e.into()),

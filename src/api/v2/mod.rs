@@ -20,8 +20,8 @@ use super::endpoint::Endpoint;
 use super::observe::RouteLabel;
 use super::sendfile::SendsFromFile;
 use crate::auth::{Action, AuthFailure, Caller, Denial};
-use crate::domain::digest::Digest;
-use crate::domain::names::RepositoryName;
+use crate::oci::digest::Digest;
+use crate::oci::names::RepositoryName;
 use crate::error::{DOCKER_DISTRIBUTION_API_VERSION, RegistryError, Result};
 
 pub(crate) static DOCKER_CONTENT_DIGEST: HeaderName =
