@@ -214,16 +214,9 @@ impl Admin<'_> {
                 "the verb query parameter is required (pull, push or delete)".into(),
             )
         })?;
-        let verb = match verb {
-            "pull" => Verb::Pull,
-            "push" => Verb::Push,
-            "delete" => Verb::Delete,
-            other => {
-                return Err(AdminError::Invalid(format!(
-                    "verb {other:?} is invalid: pull, push or delete"
-                )));
-            }
-        };
+        let verb = Verb::parse_repository_action(verb).ok_or_else(|| {
+            AdminError::Invalid(format!("verb {verb:?} is invalid: pull, push or delete"))
+        })?;
         let mut users = Vec::new();
         let mut groups = Vec::new();
         for subject in self.access.who_can(namespace, verb).await? {

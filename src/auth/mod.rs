@@ -3,7 +3,7 @@
 //! [`AccessControl`] is the one seam every request passes through:
 //! [`authenticate`](AccessControl::authenticate) turns request headers into
 //! a [`Caller`], [`check`](AccessControl::check) decides whether that
-//! caller may perform an [`Action`] on a repository, and
+//! caller may do something (a [`Verb`]) to a repository, and
 //! [`grant`](AccessControl::grant) answers the token service.
 //!
 //! Credentials: HTTP Basic with a user's password or with any user name and
@@ -40,32 +40,6 @@ use crate::oci::digest::sha256_raw;
 use crate::oci::names::RepositoryName;
 use crate::metadata::access::{AccessStore, BindingSubject, Namespace, TokenSubject};
 use crate::metadata::{MetadataError, Timestamp, now};
-
-/// What a request does to a repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Pull => "pull",
-            Action::Push => "push",
-            Action::Delete => "delete",
-        }
-    }
-
-    fn verb(self) -> Verb {
-        match self {
-            Action::Pull => Verb::Pull,
-            Action::Push => Verb::Push,
-            Action::Delete => Verb::Delete,
-        }
-    }
-}
 
 /// Who may create a namespace by pushing into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -577,43 +551,29 @@ impl AccessControl {
         })
     }
 
-    /// May `caller` do `action` on `repo`? An answer and nothing else: it
+    /// May `caller` do `verb` to `repo`? An answer and nothing else: it
     /// writes nothing. A push into a namespace that does not exist is
     /// allowed when the caller may create that namespace; the push path
     /// creates it at its first write ([`prepare_push`](Self::prepare_push)).
     pub async fn check(
         &self,
         caller: &Caller,
-        action: Action,
+        verb: Verb,
         repo: &RepositoryName,
     ) -> Result<(), Denial> {
         let policy = self.policy.current().await?;
-        if !self.permits(&policy, caller, action, repo.namespace()) {
+        if !self.permits(&policy, caller, verb, repo.namespace()) {
             if caller.is_anonymous() {
                 return Err(Denial::Unauthenticated);
             }
-            let reason = (action == Action::Push)
+            let reason = (verb == Verb::Push)
                 .then(|| self.push_refusal(&policy, caller, repo.namespace()));
             return Err(Denial::Forbidden { reason });
         }
-        if !caller.token_grants("repository", repo.as_str(), action.as_str()) {
+        if !caller.token_grants("repository", repo.as_str(), verb.as_str()) {
             return Err(Denial::InsufficientScope);
         }
         Ok(())
-    }
-
-    /// Like [`check`](Self::check), as a yes or no (used to filter listings
-    /// and mount sources).
-    pub async fn allowed(
-        &self,
-        caller: &Caller,
-        action: Action,
-        repo: &RepositoryName,
-    ) -> Result<bool, MetadataError> {
-        Ok(
-            caller.token_grants("repository", repo.as_str(), action.as_str())
-                && self.policy_allows(caller, action, repo).await?,
-        )
     }
 
     /// What the policy allows the caller's principal, whatever the bearer
@@ -623,11 +583,11 @@ impl AccessControl {
     pub async fn policy_allows(
         &self,
         caller: &Caller,
-        action: Action,
+        verb: Verb,
         repo: &RepositoryName,
     ) -> Result<bool, MetadataError> {
         let policy = self.policy.current().await?;
-        Ok(self.permits(&policy, caller, action, repo.namespace()))
+        Ok(self.permits(&policy, caller, verb, repo.namespace()))
     }
 
     /// The policy's answer: the caller's roles, or for a push into a
@@ -636,11 +596,11 @@ impl AccessControl {
         &self,
         policy: &PolicySnapshot,
         caller: &Caller,
-        action: Action,
+        verb: Verb,
         namespace: &str,
     ) -> bool {
-        policy.allows(&caller.principal, namespace, action.verb())
-            || (action == Action::Push
+        policy.allows(&caller.principal, namespace, verb)
+            || (verb == Verb::Push
                 && !policy.namespace_exists(namespace)
                 && self.may_create_namespace(caller, policy))
     }
@@ -767,20 +727,21 @@ impl AccessControl {
                     let verbs = policy.verbs(&caller.principal, namespace);
                     let creatable = !policy.namespace_exists(namespace)
                         && self.may_create_namespace(caller, &policy);
-                    let wanted: Vec<&str> = if entry.actions.iter().any(|a| a == "*") {
-                        vec!["pull", "push", "delete"]
+                    let wanted: Vec<Verb> = if entry.actions.iter().any(|a| a == "*") {
+                        Verb::ON_REPOSITORIES.to_vec()
                     } else {
-                        entry.actions.iter().map(String::as_str).collect()
+                        entry
+                            .actions
+                            .iter()
+                            .filter_map(|a| Verb::parse_repository_action(a))
+                            .collect()
                     };
                     wanted
                         .into_iter()
-                        .filter(|a| match *a {
-                            "pull" => verbs.contains(Verb::Pull),
-                            "push" => verbs.contains(Verb::Push) || creatable,
-                            "delete" => verbs.contains(Verb::Delete),
-                            _ => false,
+                        .filter(|&verb| {
+                            verbs.contains(verb) || (verb == Verb::Push && creatable)
                         })
-                        .map(str::to_owned)
+                        .map(|verb| verb.as_str().to_owned())
                         .collect()
                 }
                 // The catalog itself shows each caller only what it may pull.

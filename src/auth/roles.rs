@@ -1,4 +1,6 @@
-//! The built-in roles and what each allows, as in the OpenShift registry.
+//! The one vocabulary of permissions: the [`Verb`]s a role allows, the
+//! built-in roles, and the words the token protocol uses for the verbs
+//! that apply to repositories (`pull`, `push`, `delete`).
 
 use std::fmt;
 
@@ -36,8 +38,17 @@ impl Verb {
         }
     }
 
+    /// The verbs a request or a token scope applies to a repository.
+    pub const ON_REPOSITORIES: [Verb; 3] = [Verb::Pull, Verb::Push, Verb::Delete];
+
     pub fn parse(text: &str) -> Option<Verb> {
         Verb::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+
+    /// A token scope's action (`repository:NAME:pull,push`): one of
+    /// [`ON_REPOSITORIES`](Self::ON_REPOSITORIES), by its name.
+    pub fn parse_repository_action(text: &str) -> Option<Verb> {
+        Verb::ON_REPOSITORIES.into_iter().find(|v| v.as_str() == text)
     }
 
     fn bit(self) -> u8 {

@@ -2,6 +2,7 @@
 //! `registry:catalog:*` (docker token spec, "Token Scope Documentation").
 
 use super::bearer::AccessEntry;
+use super::roles::Verb;
 
 /// Parses one `scope` value. Several scopes may share one value, separated
 /// by spaces. Unparseable entries are skipped: a token service grants what
@@ -29,6 +30,15 @@ fn parse_one(scope: &str) -> Option<AccessEntry> {
         name: name.to_owned(),
         actions,
     })
+}
+
+/// The scope a client needs to do `verb` to repository `name`: a push
+/// needs pull as well (clients check what is there before they upload).
+pub fn scope_for(name: &str, verb: Verb) -> String {
+    match verb {
+        Verb::Push => repository_scope(name, &["pull", "push"]),
+        other => repository_scope(name, &[other.as_str()]),
+    }
 }
 
 /// The scope a challenge names for `actions` on repository `name`.

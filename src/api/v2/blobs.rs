@@ -9,7 +9,7 @@ use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value, parse_di
 use crate::api::AppState;
 use crate::api::observe::count_bytes_out;
 use crate::api::range::{ByteRange, parse_range};
-use crate::auth::Action;
+use crate::auth::roles::Verb;
 use crate::oci::names::RepositoryName;
 use crate::error::{RegistryError, Result};
 
@@ -19,7 +19,7 @@ pub(super) async fn get(
     digest: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    request.require(app, Action::Pull, name).await?;
+    request.require(app, Verb::Pull, name).await?;
     let digest = parse_digest(digest)?;
     let size = app
         .registry
@@ -72,7 +72,7 @@ pub(super) async fn delete(
     digest: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    request.require(app, Action::Delete, name).await?;
+    request.require(app, Verb::Delete, name).await?;
     let digest = parse_digest(digest)?;
     app.registry.delete_blob(name, &digest).await?;
     Ok((

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{V2Request, header_value, next_link, parse_digest};
 use crate::api::AppState;
-use crate::auth::Action;
+use crate::auth::roles::Verb;
 use crate::domain::manifest::OCI_INDEX;
 use crate::oci::names::RepositoryName;
 use crate::error::{RegistryError, Result};
@@ -82,7 +82,7 @@ pub(super) async fn catalog(app: &AppState, request: &V2Request) -> Result<Respo
             let visible = match name.parse::<RepositoryName>() {
                 Ok(repo) => {
                     app.access
-                        .policy_allows(&request.caller, Action::Pull, &repo)
+                        .policy_allows(&request.caller, Verb::Pull, &repo)
                         .await?
                 }
                 Err(_) => false,
@@ -115,7 +115,7 @@ pub(super) async fn tags(
     name: &RepositoryName,
     request: &V2Request,
 ) -> Result<Response> {
-    request.require(app, Action::Pull, name).await?;
+    request.require(app, Verb::Pull, name).await?;
     let n = page_size(request)?;
     let last = request.query.get("last");
     let limit = n.unwrap_or(MAX_UNPAGED_TAGS);
@@ -172,7 +172,7 @@ pub(super) async fn referrers(
     digest: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    request.require(app, Action::Pull, name).await?;
+    request.require(app, Verb::Pull, name).await?;
     let subject = parse_digest(digest)?;
     let artifact_type = request.query.get("artifactType").filter(|t| !t.is_empty());
     let referrers = app

@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 
 use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value};
 use crate::api::AppState;
-use crate::auth::Action;
+use crate::auth::roles::Verb;
 use crate::domain::manifest::{self, MAX_MANIFEST_SIZE};
 use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::error::{RegistryError, Result};
@@ -71,7 +71,7 @@ pub(super) async fn get(
     reference: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    request.require(app, Action::Pull, name).await?;
+    request.require(app, Verb::Pull, name).await?;
     let reference = read_reference(reference)?;
     let accepted = accepted_types(&request.headers);
     // Only a tag can be answered with something other than what it names.
@@ -129,7 +129,7 @@ pub(super) async fn put(
     request: &V2Request,
     body: Body,
 ) -> Result<Response> {
-    request.require(app, Action::Push, name).await?;
+    request.require(app, Verb::Push, name).await?;
     let reference: Reference = reference.parse()?;
     let tags = request
         .query
@@ -209,7 +209,7 @@ pub(super) async fn delete(
     reference: &str,
     request: &V2Request,
 ) -> Result<Response> {
-    request.require(app, Action::Delete, name).await?;
+    request.require(app, Verb::Delete, name).await?;
     let reference = read_reference(reference)?;
     app.registry.delete_manifest(name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())

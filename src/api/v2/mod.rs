@@ -19,7 +19,8 @@ use super::AppState;
 use super::endpoint::Endpoint;
 use super::observe::RouteLabel;
 use super::sendfile::SendsFromFile;
-use crate::auth::{Action, AuthFailure, Caller, Denial};
+use crate::auth::roles::Verb;
+use crate::auth::{AuthFailure, Caller, Denial};
 use crate::oci::digest::Digest;
 use crate::oci::names::RepositoryName;
 use crate::error::{DOCKER_DISTRIBUTION_API_VERSION, RegistryError, Result};
@@ -63,23 +64,18 @@ impl V2Request {
         }
     }
 
-    /// Fails unless the caller may do `action` on `name`: 401 (with a
+    /// Fails unless the caller may do `verb` to `name`: 401 (with a
     /// challenge for the scope) for anonymous callers, 403 with a challenge
     /// for a bearer token that does not grant what the caller may do, 403
     /// otherwise.
     pub async fn require(
         &self,
         app: &AppState,
-        action: Action,
+        verb: Verb,
         name: &RepositoryName,
     ) -> Result<()> {
-        let actions: &[&str] = match action {
-            Action::Pull => &["pull"],
-            Action::Push => &["pull", "push"],
-            Action::Delete => &["delete"],
-        };
-        let scope = || crate::auth::scope::repository_scope(name.as_str(), actions);
-        match app.access.check(&self.caller, action, name).await {
+        let scope = || crate::auth::scope::scope_for(name.as_str(), verb);
+        match app.access.check(&self.caller, verb, name).await {
             Ok(()) => Ok(()),
             Err(Denial::Unauthenticated) => Err(self.unauthorized(app, Some(&scope()))),
             Err(Denial::InsufficientScope) => Err(self.insufficient_scope(app, &scope())),
@@ -93,7 +89,7 @@ impl V2Request {
         match app.access.prepare_push(&self.caller, name).await {
             Ok(()) => Ok(()),
             Err(Denial::Unauthenticated | Denial::InsufficientScope) => {
-                let scope = crate::auth::scope::repository_scope(name.as_str(), &["pull", "push"]);
+                let scope = crate::auth::scope::scope_for(name.as_str(), Verb::Push);
                 Err(self.unauthorized(app, Some(&scope)))
             }
             Err(denial) => Err(denied(denial)),

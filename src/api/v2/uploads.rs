@@ -12,7 +12,7 @@ use super::{
 use crate::api::AppState;
 use crate::api::observe::count_bytes_in;
 use crate::api::range::parse_content_range;
-use crate::auth::Action;
+use crate::auth::roles::Verb;
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::RepositoryName;
 use crate::domain::registry::{ChunkRange, upload_location};
@@ -94,7 +94,7 @@ pub(super) async fn start(
     request: &V2Request,
     body: Body,
 ) -> Result<Response> {
-    request.require(app, Action::Push, name).await?;
+    request.require(app, Verb::Push, name).await?;
     let mount = request.query.get("mount").map(parse_digest).transpose()?;
     let digest = request.query.get("digest").map(parse_digest).transpose()?;
     let algorithm = match (request.query.get("digest-algorithm"), &digest) {
@@ -153,7 +153,7 @@ async fn mount_blob(
     for repo in candidates {
         if app
             .access
-            .policy_allows(&request.caller, Action::Pull, &repo)
+            .policy_allows(&request.caller, Verb::Pull, &repo)
             .await?
         {
             readable.push(repo);
@@ -172,7 +172,7 @@ async fn find_upload(
     id: &str,
     request: &V2Request,
 ) -> Result<Upload> {
-    request.require(app, Action::Push, name).await?;
+    request.require(app, Verb::Push, name).await?;
     app.registry.upload(name, id).await
 }
 
