@@ -1840,21 +1840,17 @@ async fn guesses_lock_out_their_address_never_the_user_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let proxy_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
-    let berth = BerthProcess::serve_with_env(
-        &data,
-        None,
-        Ipv4Addr::LOCALHOST,
-        &[],
-        &[
+    let berth = BerthProcess::serve(&data)
+        .envs(&[
             ("BERTH_AUTH_LOCKOUT_MAX_FAILURES_PER_USER", "3"),
             ("BERTH_AUTH_LOCKOUT_MAX_FAILURES_PER_ADDRESS", "6"),
             ("BERTH_AUTH_LOCKOUT_WINDOW", "10m"),
             ("BERTH_AUTH_LOCKOUT_DURATION", "3s"),
             ("BERTH_AUTH_LOCKOUT_SLOWDOWN", "1s"),
             ("BERTH_HTTP_TRUSTED_PROXIES", "127.0.0.5/32"),
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     let admin = berth.client();
     for user in ["carol", "dave", "erin"] {
         admin
