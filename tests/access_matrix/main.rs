@@ -19,6 +19,7 @@
 //! every name; the user is let in from elsewhere, slowed down while under
 //! attack, and tokens are never refused for the name that comes with them.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
