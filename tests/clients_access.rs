@@ -20,14 +20,13 @@ mod lab;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
-use common::{ServeCommand, berth_command, free_loopback_port};
+use common::{BerthProcess, ServeCommand};
 use lab::*;
 
 /// What a client prints when berth refuses a known caller access (`403
@@ -948,29 +947,12 @@ fn bad_public_host_is_refused_at_startup() {
         ("https://registry.example.com?x=1", "has a query"),
     ] {
         let data = dir.path().join("data");
-        let addr = format!("127.0.0.1:{}", free_loopback_port());
-        let mut child = berth_command(&[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--addr",
-            &addr,
-        ])
-        .env("BERTH_HTTP_HOST", bad)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting berth");
-        let started = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("berth serve with http.host {bad:?} is still running after 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
+        let out = BerthProcess::serve(&data)
+            .env("BERTH_HTTP_HOST", bad)
+            .run_to_refusal(Duration::from_secs(30))
+            .unwrap_or_else(|| {
+                panic!("berth serve with http.host {bad:?} is still running after 30 s")
+            });
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bad}: berth serve succeeded");
         assert!(

@@ -7,7 +7,6 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -110,34 +109,15 @@ async fn killed_berth_keeps_what_it_acknowledged_and_the_interrupted_upload_resu
 #[tokio::test]
 async fn plain_http_on_a_public_address_is_refused() {
     let (_dir, data) = data_dir();
-    let addr = format!("0.0.0.0:{}", free_loopback_port());
-    let mut child = berth_command(&[
-        "serve",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--addr",
-        &addr,
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("berth binary starts");
+    let serve = BerthProcess::serve(&data).listen_on(Ipv4Addr::UNSPECIFIED);
+    let addr = format!("0.0.0.0:{}", serve.port());
 
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("berth kept serving plain HTTP on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let output = serve
+        .run_to_refusal(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("berth kept serving plain HTTP on {addr}"));
 
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = output.status;
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!status.success(), "exit status {status}");
     assert!(stderr.contains("plain HTTP"), "stderr: {stderr}");
     assert!(stderr.contains("--insecure-http"), "stderr: {stderr}");

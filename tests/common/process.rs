@@ -6,12 +6,14 @@
 //! One way to start it: [`BerthProcess::serve`] names the data directory
 //! and gives a [`ServeCommand`], configured the way berth itself is (its
 //! command-line arguments and `BERTH_*` environment), whose
-//! [`start`](ServeCommand::start) spawns berth and waits until it is ready.
+//! [`start`](ServeCommand::start) spawns berth and waits until it is ready
+//! ([`run_to_refusal`](ServeCommand::run_to_refusal) where it must refuse
+//! to start).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -120,18 +122,10 @@ impl ServeCommand {
     /// temporary directory).
     pub async fn start(self) -> BerthProcess {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let listen = SocketAddr::from((self.listen_ip, self.port)).to_string();
         let log_path = self.data_dir.with_extension(format!("{}.log", self.port));
         let log = std::fs::File::create(&log_path).expect("log file for berth");
-        let data_dir = self.data_dir.to_str().expect("UTF-8 data dir");
-        let mut args = vec!["serve", "--data-dir", data_dir, "--addr", &listen];
-        args.extend(self.args.iter().map(String::as_str));
-        let mut command = berth_command(&args);
-        if let Some(password) = &self.admin_password {
-            command.env("BERTH_ADMIN_PASSWORD", password);
-        }
-        command.envs(self.env.iter().map(|(name, value)| (name, value)));
-        let child = command
+        let child = self
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -158,6 +152,43 @@ impl ServeCommand {
         };
         process.client = process.client.with_credentials(ADMIN_USER, &password);
         process
+    }
+
+    /// Runs berth where it is to refuse to start: waits up to `limit` for
+    /// it to exit, and returns its exit status and output; `None` (once it
+    /// is killed) if it is still running then.
+    pub fn run_to_refusal(self, limit: Duration) -> Option<Output> {
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth binary starts");
+        let started = Instant::now();
+        while child.try_wait().expect("child status").is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(child.wait_with_output().expect("berth's output"))
+    }
+
+    /// `berth serve …` with this configuration.
+    fn command(&self) -> Command {
+        let listen = SocketAddr::from((self.listen_ip, self.port)).to_string();
+        let data_dir = self.data_dir.to_str().expect("UTF-8 data dir");
+        let mut args = vec!["serve", "--data-dir", data_dir, "--addr", &listen];
+        args.extend(self.args.iter().map(String::as_str));
+        let mut command = berth_command(&args);
+        if let Some(password) = &self.admin_password {
+            command.env("BERTH_ADMIN_PASSWORD", password);
+        }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        command
     }
 }
 
