@@ -32,6 +32,7 @@
 //!
 //! Run alone: `cargo test --test api_fuzz -- --nocapture`.
 
+mod common;
 #[path = "clients/lab.rs"]
 mod lab;
 
@@ -67,7 +68,7 @@ fn admin_api_survives_schemathesis() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(90);
 
-    let lab = Lab::new(python.clone());
+    let mut lab = Lab::new(python.clone());
     let started = Instant::now();
     let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/schemathesis_hooks.py");
     let credentials = format!("admin:{}", lab.password);
@@ -111,7 +112,7 @@ fn admin_api_survives_schemathesis() {
     eprintln!(
         "berth on {} (log {}); schemathesis for {seconds}s",
         lab.host,
-        lab.berth.log.display()
+        lab.berth.log_path().display()
     );
     let output = run_piped(command, None);
     let report = String::from_utf8_lossy(&output.stdout).replace(&lab.password, "<password>");

@@ -11,7 +11,8 @@
 //!
 //! Run alone: `cargo test --test cli -- --nocapture`.
 
-// The berth process of the real-client tests.
+mod common;
+// `run_piped`, shared with the real-client tests.
 #[path = "clients/lab.rs"]
 mod lab;
 
@@ -24,7 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use lab::Berth;
+use common::{BerthProcess, Manifest, OCI_MANIFEST, RegistryClient, sha256};
 
 #[test]
 fn admin_verbs_end_to_end() {
@@ -1000,12 +1001,14 @@ fn skopeo() -> Option<PathBuf> {
 /// A berth server, and the means to reach it from outside the CLI.
 struct Lab {
     // Drop order: the server stops before the directory goes.
-    server: Berth,
+    berth: BerthProcess,
+    /// `127.0.0.1:PORT`.
     host: String,
+    /// `http://HOST`, or `https://HOST` with TLS.
     url: String,
     admin_password: String,
+    /// Drives `berth` and the probes from outside the CLI.
     runtime: tokio::runtime::Runtime,
-    http: reqwest::Client,
     tmp: tempfile::TempDir,
 }
 
@@ -1036,37 +1039,28 @@ impl Lab {
             tmp.disable_cleanup(true);
         }
         let admin_password = format!("{}", uuid::Uuid::new_v4().simple());
-        let env = if tls {
-            vec![("BERTH_HTTP_TLS".to_owned(), "auto".to_owned())]
-        } else {
-            Vec::new()
-        };
-        let server = Berth::start(tmp.path(), Some(&admin_password), &env);
-        let host = server.addr.clone();
-        let scheme = if tls { "https" } else { "http" };
-        let lab = Lab {
-            url: format!("{scheme}://{host}"),
-            host,
-            server,
+        let mut serve = BerthProcess::serve(&tmp.path().join("berth-data"))
+            .admin_password(&admin_password)
+            .env("RUST_LOG", "info,berth=debug")
+            .env("NO_COLOR", "1");
+        if tls {
+            // Probes from outside the CLI do not check the certificate; the
+            // CLI's own checking is what the TLS test is about.
+            serve = serve.env("BERTH_HTTP_TLS", "auto").tls();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let berth = runtime.block_on(serve.start());
+        Lab {
+            host: berth.addr.to_string(),
+            url: berth.url().to_owned(),
+            berth,
             admin_password,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            // Only for probes from outside the CLI; the CLI's own TLS
-            // checking is what the TLS test is about.
-            http: reqwest::Client::builder()
-                .tls_danger_accept_invalid_certs(true)
-                .build()
-                .unwrap(),
+            runtime,
             tmp,
-        };
-        lab.wait_ready();
-        lab
-    }
-
-    fn wait_ready(&self) {
-        self.server.wait_ready(&self.runtime, &self.http, &self.url);
+        }
     }
 
     fn home(&self, who: &str) -> Home {
@@ -1085,31 +1079,28 @@ impl Lab {
         }
     }
 
+    /// A client of berth with Basic `credentials` (`user:secret`).
+    fn client_as(&self, credentials: &str) -> RegistryClient {
+        let (user, secret) = credentials.split_once(':').unwrap();
+        self.berth.with_credentials(user, secret)
+    }
+
     /// Status of `GET path`, with Basic `credentials` (`user:secret`) or
     /// none.
     fn api_status(&self, path: &str, credentials: Option<&str>) -> u16 {
-        self.runtime.block_on(async {
-            let mut request = self.http.get(format!("{}{path}", self.url));
-            if let Some((user, secret)) = credentials.and_then(|c| c.split_once(':')) {
-                request = request.basic_auth(user, Some(secret));
-            }
-            request.send().await.expect(path).status().as_u16()
-        })
+        let client = match credentials {
+            Some(credentials) => self.client_as(credentials),
+            None => self.berth.anonymous(),
+        };
+        self.runtime.block_on(client.get(path)).status().as_u16()
     }
 
     /// Status of `GET /v2/` with Basic `credentials` (`user:secret`).
     fn v2_status(&self, credentials: &str) -> u16 {
-        let (user, secret) = credentials.split_once(':').unwrap();
-        self.runtime.block_on(async {
-            self.http
-                .get(format!("{}/v2/", self.url))
-                .basic_auth(user, Some(secret))
-                .send()
-                .await
-                .expect("GET /v2/")
-                .status()
-                .as_u16()
-        })
+        self.runtime
+            .block_on(self.client_as(credentials).get("/v2/"))
+            .status()
+            .as_u16()
     }
 
     /// Pushes a one-layer image with the distribution API.
@@ -1121,66 +1112,36 @@ impl Lab {
             "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
         }))
         .unwrap();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(&config),
+                "size": config.len(),
+            },
+            "layers": [{
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": sha256(&layer),
+                "size": layer.len(),
+            }],
+        });
+        let client = self.berth.with_credentials("admin", token);
         self.runtime.block_on(async {
+            // Each expects `202` starting the upload and `201` finishing it.
             for blob in [&layer, &config] {
-                let started = self
-                    .http
-                    .post(format!("{}/v2/{repository}/blobs/uploads/", self.url))
-                    .basic_auth("admin", Some(token))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(started.status(), 202, "starting an upload");
-                let location = started.headers()["location"].to_str().unwrap().to_owned();
-                let mut upload = reqwest::Url::parse(&self.url)
-                    .unwrap()
-                    .join(&location)
-                    .unwrap();
-                upload
-                    .query_pairs_mut()
-                    .append_pair("digest", &sha256(blob));
-                let done = self
-                    .http
-                    .put(upload)
-                    .basic_auth("admin", Some(token))
-                    .header("content-type", "application/octet-stream")
-                    .body(blob.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(done.status(), 201, "finishing an upload");
+                client.push_blob(repository, blob).await;
             }
-            let manifest = json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": sha256(&config),
-                    "size": config.len(),
-                },
-                "layers": [{
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256(&layer),
-                    "size": layer.len(),
-                }],
-            });
-            let put = self
-                .http
-                .put(format!("{}/v2/{repository}/manifests/{tag}", self.url))
-                .basic_auth("admin", Some(token))
-                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-                .body(serde_json::to_vec(&manifest).unwrap())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(put.status(), 201, "pushing the manifest");
+            // Expects `201`.
+            client
+                .push_manifest(
+                    repository,
+                    tag,
+                    &Manifest::from_json(OCI_MANIFEST, &manifest),
+                )
+                .await;
         });
     }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    format!("sha256:{}", hex::encode(digest.as_ref()))
 }
 
 impl Home {

@@ -18,6 +18,7 @@
 //!
 //! Run alone: `cargo test --test clients -- --nocapture`.
 
+mod common;
 #[path = "clients/lab.rs"]
 mod lab;
 
@@ -46,7 +47,7 @@ fn real_clients_interoperate() {
         "berth on {} (work dir {}, berth log {})",
         lab.host,
         lab.dir().display(),
-        lab.berth.log.display()
+        lab.berth.log_path().display()
     );
 
     let images = build_images(&lab);

@@ -14,18 +14,19 @@
 //!
 //! Run alone: `cargo test --test clients_access -- --nocapture`.
 
+mod common;
 #[path = "clients/lab.rs"]
 mod lab;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
+use common::{BerthProcess, ServeCommand};
 use lab::*;
 
 /// What a client prints when berth refuses a known caller access (`403
@@ -44,19 +45,23 @@ const PLAIN: &str = "--tls-verify=false";
 
 const CLIENTS: &[&str] = &["podman", "buildah", "skopeo"];
 
-/// A lab whose berth is started with `setup`, or `None` (test skipped) when
+/// A lab whose berth is configured by `configure`, or `None` (test skipped) when
 /// a client is missing and `BERTH_REQUIRE_CLIENTS` is not set.
-fn start_lab(test: &str, tools: &[&str], setup: BerthSetup) -> Option<Lab> {
+fn start_lab(
+    test: &str,
+    tools: &[&str],
+    configure: impl FnOnce(ServeCommand) -> ServeCommand,
+) -> Option<Lab> {
     let missing = missing_tools(tools);
     if !clients_present(test, &missing) {
         return None;
     }
-    let lab = Lab::start("python3".into(), setup);
+    let lab = Lab::start("python3".into(), configure);
     eprintln!(
         "{test}: berth on {} (work dir {}, berth log {})",
         lab.url,
         lab.dir().display(),
-        lab.berth.log.display()
+        lab.berth.log_path().display()
     );
     Some(lab)
 }
@@ -64,7 +69,7 @@ fn start_lab(test: &str, tools: &[&str], setup: BerthSetup) -> Option<Lab> {
 /// A plain-HTTP lab with the admin logged in to the CLI and `projects`
 /// created.
 fn lab_with_projects(test: &str, projects: &[&str]) -> Option<Lab> {
-    let lab = start_lab(test, CLIENTS, BerthSetup::default())?;
+    let lab = start_lab(test, CLIENTS, |serve| serve)?;
     admin_login(&lab);
     for project in projects {
         admin(&lab, &["new-project", project]);
@@ -695,14 +700,9 @@ fn skopeo_with_creds_and_the_auth_file_of_berth_login() {
 
 /// berth with `http.tls: auto`, and a certs directory holding its CA.
 fn tls_auto_lab(test: &str, tools: &[&str]) -> Option<(Lab, PathBuf)> {
-    let lab = start_lab(
-        test,
-        tools,
-        BerthSetup {
-            env: vec![("BERTH_HTTP_TLS".into(), "auto".into())],
-            tls: true,
-        },
-    )?;
+    let lab = start_lab(test, tools, |serve| {
+        serve.env("BERTH_HTTP_TLS", "auto").tls()
+    })?;
     let ca = lab.dir().join("berth-data/tls/ca.crt");
     let certs = lab.mkdir("certs");
     std::fs::copy(&ca, certs.join("ca.crt"))
@@ -819,20 +819,12 @@ fn tls_certificate_files_are_reloaded() {
     let (certificate, key) = (serving.join("tls.crt"), serving.join("tls.key"));
     std::fs::copy(&first.certificate, &certificate).unwrap();
     std::fs::copy(&first.key, &key).unwrap();
-    let Some(lab) = start_lab(
-        "tls reload",
-        &["curl", "skopeo"],
-        BerthSetup {
-            env: vec![
-                (
-                    "BERTH_HTTP_TLS_CERTIFICATE".into(),
-                    certificate.to_str().unwrap().into(),
-                ),
-                ("BERTH_HTTP_TLS_KEY".into(), key.to_str().unwrap().into()),
-            ],
-            tls: true,
-        },
-    ) else {
+    let Some(lab) = start_lab("tls reload", &["curl", "skopeo"], |serve| {
+        serve
+            .env("BERTH_HTTP_TLS_CERTIFICATE", certificate.to_str().unwrap())
+            .env("BERTH_HTTP_TLS_KEY", key.to_str().unwrap())
+            .tls()
+    }) else {
         return;
     };
     let trusts = |ca: &Path| {
@@ -867,7 +859,7 @@ fn tls_certificate_files_are_reloaded() {
         !trusts(&first.ca),
         "{step}: the old certificate is still served"
     );
-    let log = std::fs::read_to_string(&lab.berth.log).unwrap_or_default();
+    let log = lab.berth.log();
     assert!(
         log.contains("TLS certificate reloaded"),
         "{step}: berth's log"
@@ -901,14 +893,10 @@ fn tls_certificate_files_are_reloaded() {
 #[test]
 fn public_host_in_locations_and_token_realm() {
     // Clients reach berth as 127.0.0.1:PORT; its public name is localhost.
-    let Some(lab) = start_lab(
-        "http.host",
-        CLIENTS,
-        BerthSetup {
-            env: vec![("BERTH_HTTP_HOST".into(), "http://localhost:{port}".into())],
-            tls: false,
-        },
-    ) else {
+    let Some(lab) = start_lab("http.host", CLIENTS, |serve| {
+        let public = format!("http://localhost:{}", serve.port());
+        serve.env("BERTH_HTTP_HOST", public)
+    }) else {
         return;
     };
     let port = lab.host.rsplit_once(':').unwrap().1;
@@ -942,7 +930,7 @@ fn public_host_in_locations_and_token_realm() {
     push(&lab, step, &image, "hosted/app:v1", &[PLAIN]);
     let reference = format!("{}/hosted/app:v1", lab.host);
     pull_ok(&lab, step, &reference, &[PLAIN], &image);
-    let log = std::fs::read_to_string(&lab.berth.log).unwrap_or_default();
+    let log = lab.berth.log();
     assert!(
         log.contains("/auth/token"),
         "{step}: no token requests in berth's log"
@@ -959,24 +947,12 @@ fn bad_public_host_is_refused_at_startup() {
         ("https://registry.example.com?x=1", "has a query"),
     ] {
         let data = dir.path().join("data");
-        let mut child = berth_command()
-            .args(["serve", "--data-dir", data.to_str().unwrap(), "--addr"])
-            .arg(free_loopback_addr())
+        let out = BerthProcess::serve(&data)
             .env("BERTH_HTTP_HOST", bad)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting berth");
-        let started = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("berth serve with http.host {bad:?} is still running after 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
+            .run_to_refusal(Duration::from_secs(30))
+            .unwrap_or_else(|| {
+                panic!("berth serve with http.host {bad:?} is still running after 30 s")
+            });
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bad}: berth serve succeeded");
         assert!(

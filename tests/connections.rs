@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,11 @@ const PASSWORD: &str = "connections-test-password";
 async fn serve(env: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, BerthProcess) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
-    let berth =
-        BerthProcess::serve_with_env(&data, Some(PASSWORD), Ipv4Addr::LOCALHOST, &[], env).await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .envs(env)
+        .start()
+        .await;
     (dir, data, berth)
 }
 
@@ -289,7 +291,10 @@ async fn sigterm_lets_an_upload_and_a_download_in_flight_finish() {
     // What was uploaded during the shutdown is there after a restart.
     let data = _data.clone();
     drop(berth);
-    let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
     assert!(berth.blob_bytes("app", &upload_digest).await == upload);
 }
 

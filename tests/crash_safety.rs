@@ -7,7 +7,6 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -29,7 +28,10 @@ fn file_size(path: &Path) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_berth_keeps_what_it_acknowledged_and_the_interrupted_upload_resumes() {
     let (_dir, data) = data_dir();
-    let mut berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let mut berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
     let blob = blob_content("acknowledged", MIB + 3);
     let blob_digest = berth.push_blob("app", &blob).await;
     let image = berth.push_image("app", "v1").await;
@@ -64,7 +66,10 @@ async fn killed_berth_keeps_what_it_acknowledged_and_the_interrupted_upload_resu
         "the interrupted PATCH got an answer: {interrupted:?}"
     );
 
-    let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
 
     // What was acknowledged is intact.
     assert!(berth.blob_bytes("app", &blob_digest).await == blob);
@@ -104,34 +109,15 @@ async fn killed_berth_keeps_what_it_acknowledged_and_the_interrupted_upload_resu
 #[tokio::test]
 async fn plain_http_on_a_public_address_is_refused() {
     let (_dir, data) = data_dir();
-    let addr = format!("0.0.0.0:{}", free_loopback_port());
-    let mut child = berth_command(&[
-        "serve",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--addr",
-        &addr,
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("berth binary starts");
+    let serve = BerthProcess::serve(&data).listen_on(Ipv4Addr::UNSPECIFIED);
+    let addr = format!("0.0.0.0:{}", serve.port());
 
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("berth kept serving plain HTTP on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let output = serve
+        .run_to_refusal(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("berth kept serving plain HTTP on {addr}"));
 
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = output.status;
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!status.success(), "exit status {status}");
     assert!(stderr.contains("plain HTTP"), "stderr: {stderr}");
     assert!(stderr.contains("--insecure-http"), "stderr: {stderr}");
@@ -141,13 +127,12 @@ async fn plain_http_on_a_public_address_is_refused() {
 async fn plain_http_on_a_public_address_is_served_when_asked_for() {
     let (_dir, data) = data_dir();
 
-    let berth = BerthProcess::serve_with(
-        &data,
-        Some(PASSWORD),
-        Ipv4Addr::UNSPECIFIED,
-        &["--insecure-http"],
-    )
-    .await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .listen_on(Ipv4Addr::UNSPECIFIED)
+        .args(&["--insecure-http"])
+        .start()
+        .await;
 
     expect_status(berth.get("/v2/").await, StatusCode::OK).await;
 }
@@ -157,7 +142,7 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
     let (_dir, data) = data_dir();
     let password_file = data.join("admin-password");
 
-    let mut first = BerthProcess::serve(&data, None).await;
+    let mut first = BerthProcess::serve(&data).start().await;
 
     let written = std::fs::read(&password_file).expect("admin-password is written");
     let mode = std::fs::metadata(&password_file)
@@ -182,7 +167,10 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
     first.kill();
 
     // A second start, even with BERTH_ADMIN_PASSWORD set, changes nothing.
-    let second = BerthProcess::serve(&data, Some("another-password")).await;
+    let second = BerthProcess::serve(&data)
+        .admin_password("another-password")
+        .start()
+        .await;
 
     assert_eq!(std::fs::read(&password_file).unwrap(), written);
     let mode = std::fs::metadata(&password_file)
@@ -211,7 +199,10 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
 async fn admin_password_from_the_environment_writes_no_file() {
     let (_dir, data) = data_dir();
 
-    let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
 
     assert!(!data.join("admin-password").exists());
     expect_status(berth.get("/v2/").await, StatusCode::OK).await;
@@ -251,14 +242,11 @@ async fn killed_at_each_step_of_a_blob_commit_storage_and_metadata_agree() {
         berth::crash_points::BLOB_AFTER_UPLOAD_ROW_DELETE,
     ] {
         let (_dir, data) = data_dir();
-        let mut berth = BerthProcess::serve_with_env(
-            &data,
-            Some(PASSWORD),
-            Ipv4Addr::LOCALHOST,
-            &[],
-            &[(berth::crash_points::VARIABLE, point)],
-        )
-        .await;
+        let mut berth = BerthProcess::serve(&data)
+            .admin_password(PASSWORD)
+            .env(berth::crash_points::VARIABLE, point)
+            .start()
+            .await;
         let content = blob_content(point, 3 * MIB);
         let digest = sha256(&content);
         let upload = berth.start_upload("app").await;
@@ -286,7 +274,10 @@ async fn killed_at_each_step_of_a_blob_commit_storage_and_metadata_agree() {
         );
         drop(berth);
 
-        let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+        let berth = BerthProcess::serve(&data)
+            .admin_password(PASSWORD)
+            .start()
+            .await;
         assert_blob_files_match_their_names(&data);
         // Either the blob is in the repository, whole, or it is not at all.
         let head = berth.head_blob("app", &digest).await;
@@ -321,14 +312,11 @@ async fn killed_at_each_step_of_a_blob_commit_storage_and_metadata_agree() {
 async fn killed_inside_the_manifest_transaction_nothing_of_it_is_visible() {
     let point = berth::crash_points::MANIFEST_INSIDE_TRANSACTION;
     let (_dir, data) = data_dir();
-    let mut berth = BerthProcess::serve_with_env(
-        &data,
-        Some(PASSWORD),
-        Ipv4Addr::LOCALHOST,
-        &[],
-        &[(berth::crash_points::VARIABLE, point)],
-    )
-    .await;
+    let mut berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .env(berth::crash_points::VARIABLE, point)
+        .start()
+        .await;
     let config_bytes = image_config("crash in transaction");
     let layer_bytes = blob_content("crash in transaction", 4096);
     berth.push_blob("app", &config_bytes).await;
@@ -357,7 +345,10 @@ async fn killed_inside_the_manifest_transaction_nothing_of_it_is_visible() {
         .expect("berth died inside the transaction");
     drop(berth);
 
-    let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
     for reference in ["v1", manifest.digest().as_str()] {
         let response = berth.get_manifest("app", reference).await;
         assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;

@@ -134,7 +134,10 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_acknowledged_after
         return;
     };
     let data = disk.mount_point.clone();
-    let mut berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let mut berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
 
     // Before the disk fills: an image to pull, a token to revoke later, and
     // an upload that will receive chunks while the disk is full.
@@ -228,7 +231,10 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_acknowledged_after
 
     // Killed and started again, berth still has all of it.
     berth.kill();
-    let berth = BerthProcess::serve(&data, Some(PASSWORD)).await;
+    let berth = BerthProcess::serve(&data)
+        .admin_password(PASSWORD)
+        .start()
+        .await;
     assert_everything_acknowledged_is_there(&berth, &image, &token, &whole, &whole_digest).await;
 }
 

@@ -33,6 +33,7 @@
 //!
 //! Run alone: `cargo test --test readme_tour -- --nocapture`.
 
+mod common;
 #[path = "clients/lab.rs"]
 mod lab;
 
@@ -88,7 +89,7 @@ fn readme_tour_runs() {
         "berth on {} (work dir {}, berth log {})",
         lab.host,
         lab.dir().display(),
-        lab.berth.log.display()
+        lab.berth.log_path().display()
     );
     let state = lab.write(".tour-env", b"");
     let berth_dir = Path::new(env!("CARGO_BIN_EXE_berth"))

@@ -1,25 +1,29 @@
 //! The harness of the real-client tests (`tests/clients.rs`,
-//! `tests/clients_access.rs`; `tests/cli.rs` uses its [`Berth`] and
-//! [`run_piped`]): the real `berth` binary on a free loopback
-//! port, and podman, buildah, skopeo, docker and the `berth` CLI run with
-//! private storage, auth file and home directory, so that nothing leaks
-//! between runs or from the machine's own configuration. Docker gets a
-//! private engine of its own ([`DockerEngine`]).
+//! `tests/clients_access.rs`, `tests/readme_tour.rs`, `tests/api_fuzz.rs`;
+//! `tests/cli.rs` uses its [`run_piped`]): podman, buildah, skopeo, docker
+//! and the `berth` CLI run with private storage, auth file and home
+//! directory, so that nothing leaks between runs or from the machine's own
+//! configuration, against the real `berth` binary, started as every test
+//! starts it, through [`BerthProcess`] (`tests/common/process.rs`). Docker
+//! gets a private engine of its own ([`DockerEngine`]).
+//!
+//! A test crate using it declares `mod common;` too.
 //!
 //! A missing client fails the test when `BERTH_REQUIRE_CLIENTS=1` (as in
-//! CI) and is otherwise reported loudly as skipped ([`report_missing`]).
+//! CI) and is otherwise reported loudly as skipped ([`clients_present`]).
 
 // Each test crate uses its own part of the harness.
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::common::{BerthProcess, ServeCommand, berth_command};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -141,7 +145,7 @@ pub fn build_image(
 }
 
 // ---------------------------------------------------------------------------
-// Harness: tools, the berth process, running commands.
+// Harness: tools, berth, running commands.
 
 /// The tools among `tools` that do not answer `TOOL --version`.
 pub fn missing_tools(tools: &[&str]) -> Vec<String> {
@@ -191,7 +195,7 @@ pub fn clients_present(test: &str, missing: &[String]) -> bool {
 /// environment.
 pub struct Lab {
     // Drop order: the server is stopped before the directory is removed.
-    pub berth: Berth,
+    pub berth: BerthProcess,
     /// `127.0.0.1:PORT`, as clients name the registry.
     pub host: String,
     /// `http://HOST` or `https://HOST`.
@@ -205,44 +209,39 @@ pub struct Lab {
     /// The containers auth file podman, buildah and skopeo use.
     pub auth_file: PathBuf,
     env: Vec<(String, OsString)>,
+    /// Drives [`BerthProcess`] and the harness's own requests
+    /// ([`Lab::http`]) from these synchronous tests.
     runtime: tokio::runtime::Runtime,
-    http: reqwest::Client,
     tmp: tempfile::TempDir,
-}
-
-/// How berth is started for a [`Lab`].
-#[derive(Default)]
-pub struct BerthSetup {
-    /// Extra environment for `berth serve` (`BERTH_HTTP_TLS=auto`, …);
-    /// `{addr}` in a value becomes the `127.0.0.1:PORT` berth listens on,
-    /// `{port}` its port.
-    pub env: Vec<(String, String)>,
-    /// Whether berth serves TLS (so that the harness probes `https://`).
-    pub tls: bool,
 }
 
 impl Lab {
     pub fn new(python: String) -> Lab {
-        Lab::start(python, BerthSetup::default())
+        Lab::start(python, |serve| serve)
     }
 
-    pub fn start(python: String, setup: BerthSetup) -> Lab {
-        Lab::start_inner(python, setup, false)
+    /// A lab whose berth is configured by `configure` (its environment and
+    /// arguments, and [`ServeCommand::tls`] when it serves TLS).
+    pub fn start(python: String, configure: impl FnOnce(ServeCommand) -> ServeCommand) -> Lab {
+        Lab::start_inner(python, configure, false)
     }
 
     /// berth as a newcomer starts it: no `BERTH_ADMIN_PASSWORD`, so berth
     /// makes up the admin's password and keeps it in
     /// `berth-data/admin-password` (read into [`Lab::password`]).
     pub fn with_generated_password(python: String) -> Lab {
-        Lab::start_inner(python, BerthSetup::default(), true)
+        Lab::start_inner(python, |serve| serve, true)
     }
 
-    fn start_inner(python: String, setup: BerthSetup, generated_admin_password: bool) -> Lab {
-        let tmp = tempfile::Builder::new()
+    fn start_inner(
+        python: String,
+        configure: impl FnOnce(ServeCommand) -> ServeCommand,
+        generated_admin_password: bool,
+    ) -> Lab {
+        let mut tmp = tempfile::Builder::new()
             .prefix("berth-clients-")
             .tempdir()
             .expect("temporary directory");
-        let mut tmp = tmp;
         // BERTH_KEEP_CLIENTS_DIR=1 keeps the directory (berth's data and log,
         // the clients' storage) for a look afterwards.
         if std::env::var("BERTH_KEEP_CLIENTS_DIR").is_ok_and(|v| v == "1") {
@@ -288,16 +287,25 @@ impl Lab {
         let auth_file = root.join("auth.json");
         std::fs::write(&auth_file, "{}").unwrap();
 
-        let chosen_password = (!generated_admin_password).then(|| {
-            format!(
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut serve = BerthProcess::serve(&root.join("berth-data"))
+            .env("RUST_LOG", "info,berth=debug")
+            .env("NO_COLOR", "1");
+        if !generated_admin_password {
+            serve = serve.admin_password(&format!(
                 "{}{}",
                 uuid::Uuid::new_v4().simple(),
                 uuid::Uuid::new_v4().simple()
-            )
-        });
-        let berth = Berth::start(&root, chosen_password.as_deref(), &setup.env);
-        let host = berth.addr.clone();
-        let url = format!("{}://{host}", if setup.tls { "https" } else { "http" });
+            ));
+        }
+        let berth = runtime.block_on(configure(serve).start());
+        let host = berth.addr.to_string();
+        let url = berth.url().to_owned();
+        // The one berth chose, or wrote to `berth-data/admin-password`.
+        let password = berth.password().expect("the admin's password").to_owned();
 
         let env: Vec<(String, OsString)> = vec![
             ("CONTAINERS_STORAGE_CONF".into(), storage_conf.into()),
@@ -321,40 +329,18 @@ impl Lab {
             ("BUILDAH_ISOLATION".into(), "chroot".into()),
             ("LC_ALL".into(), "C".into()),
         ];
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        // Probes from outside the clients; checking berth's certificate is
-        // the clients' part.
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .tls_danger_accept_invalid_certs(setup.tls)
-            .build()
-            .unwrap();
-        let lab = Lab {
+        Lab {
             berth,
             host,
             url,
-            password: chosen_password.unwrap_or_default(),
+            password,
             nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             python,
             auth_file,
             env,
             runtime,
-            http,
             tmp,
-        };
-        let mut lab = lab;
-        lab.wait_ready();
-        if generated_admin_password {
-            let file = root.join("berth-data/admin-password");
-            lab.password = std::fs::read_to_string(&file)
-                .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
-                .trim_end()
-                .to_owned();
         }
-        lab
     }
 
     pub fn dir(&self) -> &Path {
@@ -376,19 +362,22 @@ impl Lab {
         path
     }
 
-    pub fn wait_ready(&self) {
-        self.berth.wait_ready(&self.runtime, &self.http, &self.url);
+    /// Waits until berth answers `/readyz`; fails with its log if it has
+    /// exited or does not answer within a minute.
+    pub fn wait_ready(&mut self) {
+        self.runtime.block_on(self.berth.wait_until_ready());
     }
 
     /// `program` (`berth` is the binary under test) with the lab's
     /// environment, then `extra_env` over it.
     pub fn command(&self, program: &str, args: &[&str], extra_env: &[(&str, &OsStr)]) -> Command {
         let mut command = if program == "berth" {
-            berth_command()
+            berth_command(args)
         } else {
-            Command::new(program)
+            let mut command = Command::new(program);
+            command.args(args);
+            command
         };
-        command.args(args);
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -445,10 +434,12 @@ impl Lab {
         headers: &[(&str, &str)],
     ) -> HttpReply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if auth {
-            request = request.basic_auth("admin", Some(&self.password));
-        }
+        let client = if auth {
+            self.berth.client().clone()
+        } else {
+            self.berth.anonymous()
+        };
+        let mut request = client.request(method, path);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -593,105 +584,6 @@ impl Ran {
     }
 }
 
-/// The berth binary, serving until dropped.
-pub struct Berth {
-    child: std::cell::RefCell<Child>,
-    pub addr: String,
-    pub log: PathBuf,
-}
-
-impl Berth {
-    /// `berth serve` with its data in `ROOT/berth-data`, its log in
-    /// `ROOT/berth.log`, the admin's password `password` (`None`: berth
-    /// makes one up and writes it to `ROOT/berth-data/admin-password`), and
-    /// `env`.
-    pub fn start(root: &Path, password: Option<&str>, env: &[(String, String)]) -> Berth {
-        let log = root.join("berth.log");
-        let addr = free_loopback_addr();
-        let mut command = berth_command();
-        let port = addr.rsplit_once(':').map_or("", |(_, port)| port);
-        for (key, value) in env {
-            command.env(key, value.replace("{addr}", &addr).replace("{port}", port));
-        }
-        if let Some(password) = password {
-            command.env("BERTH_ADMIN_PASSWORD", password);
-        }
-        let child = command
-            .args(["serve", "--data-dir"])
-            .arg(root.join("berth-data"))
-            .args(["--addr", &addr])
-            .env("RUST_LOG", "info,berth=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(root.join("berth.stdout")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting berth");
-        Berth {
-            child: std::cell::RefCell::new(child),
-            addr,
-            log,
-        }
-    }
-
-    /// Waits until `URL/readyz` answers 200 (`http` probes); panics with
-    /// berth's log if it exits or is not ready within a minute.
-    pub fn wait_ready(&self, runtime: &tokio::runtime::Runtime, http: &reqwest::Client, url: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let r = runtime.block_on(async {
-                http.get(format!("{url}/readyz"))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-            });
-            if r.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            if let Some(status) = self.exited() {
-                panic!(
-                    "berth exited during start-up ({status}); its log:\n{}",
-                    self.log_tail()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!("berth not ready after 60 s; its log:\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    pub fn exited(&self) -> Option<String> {
-        match self.child.borrow_mut().try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            Ok(None) => None,
-            Err(e) => Some(format!("cannot tell: {e}")),
-        }
-    }
-
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(60);
-        lines[from..].join("\n")
-    }
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        let child = self.child.get_mut();
-        let _ = child.kill();
-        let _ = child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- berth log ({}), last lines ---\n{}",
-                self.log.display(),
-                self.log_tail()
-            );
-        }
-    }
-}
-
 /// Runs `command` to its end, with `stdin` (else nothing) as its input,
 /// collecting its output.
 pub fn run_piped(mut command: Command, stdin: Option<&str>) -> Output {
@@ -711,24 +603,6 @@ pub fn run_piped(mut command: Command, stdin: Option<&str>) -> Output {
         pipe.write_all(text.as_bytes()).unwrap();
     }
     child.wait_with_output().unwrap()
-}
-
-/// The `berth` binary, with nothing from the caller's `BERTH_*`
-/// environment (a database URL, a config file) that could change which
-/// berth is under test or which server the CLI talks to.
-pub fn berth_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("BERTH_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-pub fn free_loopback_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().unwrap().to_string()
 }
 
 /// The digest podman wrote with `--digestfile PATH`.

@@ -1,7 +1,11 @@
 //! The administration API (`/api/v1`, docs/rest-api.md) and the token
-//! service (`/auth/token`) as the tests speak them, on [`RegistryClient`].
+//! service (`/auth/token`) as the tests speak them, on [`RegistryClient`]:
+//! story-level calls (`create_user`, `bind`, `create_token`, …) that check
+//! each step succeeded, and [`Answer`]s, whole answers for a test to judge
+//! (`api_get(…).await.failure(404, "NotFound")`).
 
-use reqwest::{Method, Response, StatusCode};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::assertions::expect_status;
@@ -14,7 +18,107 @@ pub struct ApiToken {
     pub secret: String,
 }
 
+/// An answer read whole: its status, its headers, and its body as JSON
+/// (`null` if there is none; a JSON string if it is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Sends `request` and reads the answer.
+    pub async fn of(request: RequestBuilder) -> Answer {
+        Answer::read(request.send().await.expect("request is sent")).await
+    }
+
+    pub async fn read(response: Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body is read");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts `code`; returns the body.
+    #[track_caller]
+    pub fn ok(&self, code: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), code, "{}", self.body);
+        &self.body
+    }
+
+    /// Asserts `200` with a `Status` of `Success`.
+    #[track_caller]
+    pub fn success(&self) {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert_eq!(self.body["kind"], "Status");
+        assert_eq!(self.body["status"], "Success");
+    }
+
+    /// Asserts an `/api/v1` failure: a `Status` with this code and reason.
+    #[track_caller]
+    pub fn failure(&self, code: u16, reason: &str) {
+        assert_eq!(self.status.as_u16(), code, "{}", self.body);
+        assert_eq!(self.body["kind"], "Status", "{}", self.body);
+        assert_eq!(self.body["apiVersion"], "v1");
+        assert_eq!(self.body["status"], "Failure");
+        assert_eq!(self.body["reason"], reason, "{}", self.body);
+        assert_eq!(self.body["code"], code);
+        assert!(self.body["message"].is_string());
+    }
+
+    /// Asserts a `/v2/` failure: this status and OCI error code.
+    #[track_caller]
+    pub fn oci_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.body["errors"][0]["code"], code, "{}", self.body);
+    }
+
+    /// Asserts a `/v2/` `403 DENIED` saying `message`.
+    #[track_caller]
+    pub fn denied(&self, message: &str) {
+        assert_eq!(self.status, StatusCode::FORBIDDEN, "{}", self.body);
+        assert_eq!(self.body["errors"][0]["code"], "DENIED", "{}", self.body);
+        assert_eq!(self.body["errors"][0]["message"], message, "{}", self.body);
+    }
+}
+
 impl RegistryClient {
+    /// `method path` with a JSON `body`, if any, answered whole.
+    pub async fn api_call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Answer::of(request).await
+    }
+
+    pub async fn api_get(&self, path: &str) -> Answer {
+        self.api_call(Method::GET, path, None).await
+    }
+
+    pub async fn api_post(&self, path: &str, body: Value) -> Answer {
+        self.api_call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn api_put(&self, path: &str, body: Value) -> Answer {
+        self.api_call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn api_delete(&self, path: &str) -> Answer {
+        self.api_call(Method::DELETE, path, None).await
+    }
+
     /// A request to the administration API with a JSON body, if any.
     pub async fn api(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
         let mut builder = self.request(method.clone(), path);

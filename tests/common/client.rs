@@ -106,13 +106,26 @@ impl RegistryClient {
         if !http2 {
             builder = builder.http1_only();
         }
-        let base_url = match self.base_url.strip_prefix("http://") {
-            Some(rest) => format!("https://{rest}"),
-            None => self.base_url.clone(),
-        };
         RegistryClient {
             http: builder.build().expect("TLS client builds"),
-            base_url,
+            base_url: https_url(&self.base_url),
+            ..self.clone()
+        }
+    }
+
+    /// The same registry and credentials over TLS (`https://`), accepting
+    /// any certificate: the harness's own requests to a berth serving TLS,
+    /// where checking the certificate is the part of the client under test.
+    pub fn over_tls_unverified(&self) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tls_danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("TLS client builds");
+        RegistryClient {
+            http,
+            base_url: https_url(&self.base_url),
             ..self.clone()
         }
     }
@@ -462,6 +475,14 @@ fn http_client(local_address: Option<std::net::IpAddr>) -> reqwest::Client {
         .timeout(Duration::from_secs(120))
         .build()
         .expect("HTTP client builds")
+}
+
+/// `base_url` with `https://` for `http://`.
+fn https_url(base_url: &str) -> String {
+    match base_url.strip_prefix("http://") {
+        Some(rest) => format!("https://{rest}"),
+        None => base_url.to_owned(),
+    }
 }
 
 /// A JSON array of strings (`null` counts as empty).

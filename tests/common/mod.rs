@@ -1,15 +1,30 @@
-//! Shared harness of the HTTP integration tests.
+//! The one harness of the integration tests.
 //!
 //! Every test talks to a real berth: the HTTP server on a loopback TCP
-//! socket, the embedded SQLite database and blobs on the filesystem, all in a
-//! temporary data directory of its own.
+//! socket, the embedded SQLite database (or PostgreSQL) and blobs on the
+//! filesystem, all in a temporary data directory of its own. berth is run
+//! in one of two ways, each with one way to start it and one way to
+//! configure it:
 //!
-//! - [`registry`]: berth started in-process ([`TestRegistry`]).
-//! - [`process`]: the real `berth` binary as a child process ([`BerthProcess`]).
+//! - [`registry`]: in-process, [`TestRegistry::start_with`] with a closure
+//!   changing berth's `Config`. Fast; for every test that needs no process
+//!   of its own.
+//! - [`process`]: the real `berth` binary in a child process,
+//!   [`BerthProcess::serve`]`(data_dir)…`[`start`](ServeCommand::start)
+//!   configured by berth's arguments and environment. For what only a
+//!   process shows (SIGKILL, SIGTERM, exit codes, its log, the files a
+//!   first start writes) and for the real clients (`tests/clients/lab.rs`
+//!   runs podman, skopeo, buildah, oras, docker and the CLI against it).
+//!
+//! Both deref to a [`RegistryClient`] logged in as the admin.
+//!
 //! - [`client`]: [`RegistryClient`], which speaks the distribution API in the
-//!   words of the tests (`push_blob`, `send_chunk`, `push_image`, …).
+//!   words of the tests (`push_blob`, `send_chunk`, `push_image`, …), as the
+//!   admin or as any other caller (`with_credentials`, `with_bearer`,
+//!   `anonymous`).
 //! - [`content`]: blobs, digests and manifests to push.
-//! - [`admin`]: the administration API and the token service on the client.
+//! - [`admin`]: the administration API and the token service on the client,
+//!   and [`Answer`], an answer read whole for a test to judge.
 //! - [`assertions`]: status codes, headers and OCI error bodies.
 //! - [`cluster`]: the outside engines of the scale-out tests, started per
 //!   test on loopback: SeaweedFS (`weed mini`, and a cluster of 3 masters,
@@ -20,6 +35,9 @@
 //!   the test with `BERTH_REQUIRE_CLIENTS=1` / `BERTH_REQUIRE_POSTGRES=1`.
 //! - [`stores`]: S3 (Signature V4) and Azure Blob (Shared Key) clients for
 //!   those stores, independent of berth's own storage code.
+//!
+//! A test crate declares `mod common;` (`#[path = "../common/mod.rs"]` from
+//! a directory target such as `tests/access_matrix/`).
 
 // Each test crate uses its own subset of the harness.
 #![allow(dead_code, unused_imports)]

@@ -1,28 +1,41 @@
 //! [`BerthProcess`]: the real `berth` binary, run as `berth serve` in a child
 //! process, for what only a process can show (being killed, exit codes, the
-//! files a first start writes).
+//! files a first start writes, its log) and for the real clients, which
+//! talk to it as they would to any registry.
+//!
+//! One way to start it: [`BerthProcess::serve`] names the data directory
+//! and gives a [`ServeCommand`], configured the way berth itself is (its
+//! command-line arguments and `BERTH_*` environment), whose
+//! [`start`](ServeCommand::start) spawns berth and waits until it is ready
+//! ([`run_to_refusal`](ServeCommand::run_to_refusal) where it must refuse
+//! to start).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 
 use super::client::{ADMIN_USER, RegistryClient};
 use super::registry::read_admin_password_file;
 
-/// How long a starting berth may take to answer `/healthz`.
+/// How long a starting berth may take to answer `/readyz`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many lines of berth's log a failing test shows.
+const LOG_TAIL_LINES: usize = 60;
 
-/// `berth <args>`, with no `BERTH_*` variable inherited from the test
-/// environment, so that only what a test sets applies.
+/// `berth <args>` (the server or the CLI), with no `BERTH_*` variable
+/// inherited from the test environment (a database URL, a config file), so
+/// that only what a test sets applies.
 pub fn berth_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
     command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("BERTH_") {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("BERTH_") {
             command.env_remove(name);
         }
     }
@@ -37,108 +50,196 @@ pub fn free_loopback_port() -> u16 {
         .port()
 }
 
-/// A `berth serve` child process. Derefs to a [`RegistryClient`] logged in
-/// as the admin. Killed when dropped.
-pub struct BerthProcess {
-    child: Child,
-    client: RegistryClient,
-    pub addr: SocketAddr,
-    log_path: PathBuf,
+/// `berth serve` as a test wants it, before it starts: made by
+/// [`BerthProcess::serve`], started by [`ServeCommand::start`].
+#[must_use = "a ServeCommand does nothing until it is started"]
+pub struct ServeCommand {
+    data_dir: PathBuf,
+    listen_ip: Ipv4Addr,
+    port: u16,
+    admin_password: Option<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    tls: bool,
 }
 
-impl BerthProcess {
-    /// Starts `berth serve --data-dir <data_dir> --addr 127.0.0.1:<free port>`
-    /// and waits until it answers; see [`BerthProcess::serve_with`].
-    pub async fn serve(data_dir: &Path, env_password: Option<&str>) -> Self {
-        Self::serve_with(data_dir, env_password, Ipv4Addr::LOCALHOST, &[]).await
+impl ServeCommand {
+    /// `BERTH_ADMIN_PASSWORD`: the admin's password on a first start.
+    /// Without it berth makes one up and writes it to
+    /// `<data dir>/admin-password`.
+    pub fn admin_password(mut self, password: &str) -> Self {
+        self.admin_password = Some(password.to_owned());
+        self
     }
 
-    /// Starts `berth serve --data-dir <data_dir> --addr <ip>:<free port>
-    /// <extra_args>` and waits until it answers on the loopback address.
+    /// Listens on `ip` (with the same port) instead of `127.0.0.1`; the
+    /// harness still reaches it on the loopback address.
+    pub fn listen_on(mut self, ip: Ipv4Addr) -> Self {
+        self.listen_ip = ip;
+        self
+    }
+
+    /// More arguments after `serve --data-dir … --addr …`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// A variable of berth's environment (`BERTH_AUTH_LOCKOUT_…`,
+    /// `RUST_LOG`, …).
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Variables of berth's environment.
+    pub fn envs(self, vars: &[(&str, &str)]) -> Self {
+        vars.iter()
+            .fold(self, |command, (name, value)| command.env(name, *value))
+    }
+
+    /// berth serves TLS (as its environment or arguments say): the harness
+    /// talks to it over `https://`, without checking its certificate (that
+    /// is what the tests of the real clients check).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// The port berth will listen on (chosen when the command was made), for
+    /// configuration that names it, such as `BERTH_HTTP_HOST`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts berth and waits until it answers `/readyz`; fails the test
+    /// with berth's log if it exits first or is not ready within a minute.
     ///
-    /// `env_password` is passed as `BERTH_ADMIN_PASSWORD`; the client logs in
-    /// with the password berth wrote to the data directory if there is one,
-    /// else with that one. berth's stderr goes to `<data_dir>.<port>.log`,
+    /// The returned process's client logs in as the admin: with the
+    /// password berth wrote to the data directory if there is one, else
+    /// with the one given. berth's stderr goes to `<data_dir>.<port>.log`,
     /// next to the data directory (so make that a subdirectory of a
     /// temporary directory).
-    pub async fn serve_with(
-        data_dir: &Path,
-        env_password: Option<&str>,
-        ip: Ipv4Addr,
-        extra_args: &[&str],
-    ) -> Self {
-        Self::serve_with_env(data_dir, env_password, ip, extra_args, &[]).await
-    }
-
-    /// Like [`BerthProcess::serve_with`], with `BERTH_*` variables (or any
-    /// others) set in berth's environment, e.g. lockout limits.
-    pub async fn serve_with_env(
-        data_dir: &Path,
-        env_password: Option<&str>,
-        ip: Ipv4Addr,
-        extra_args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        let port = free_loopback_port();
-        let listen = SocketAddr::from((ip, port));
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let log_path = data_dir.with_extension(format!("{port}.log"));
+    pub async fn start(self) -> BerthProcess {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let log_path = self.data_dir.with_extension(format!("{}.log", self.port));
         let log = std::fs::File::create(&log_path).expect("log file for berth");
-        let listen = listen.to_string();
-        let mut args = vec![
-            "serve",
-            "--data-dir",
-            data_dir.to_str().expect("UTF-8 data dir"),
-            "--addr",
-            &listen,
-        ];
-        args.extend_from_slice(extra_args);
-        let mut command = berth_command(&args);
-        if let Some(password) = env_password {
-            command.env("BERTH_ADMIN_PASSWORD", password);
-        }
-        command.envs(env.iter().copied());
-        let child = command
+        let child = self
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("berth binary starts");
+        // Logged in once berth has bootstrapped its admin.
+        let mut client = RegistryClient::new(format!("http://{addr}"), ADMIN_USER, "");
+        if self.tls {
+            client = client.over_tls_unverified();
+        }
         let mut process = BerthProcess {
             child,
-            // Replaced once berth has bootstrapped its admin.
-            client: RegistryClient::new(format!("http://{addr}"), ADMIN_USER, ""),
+            client,
             addr,
             log_path,
         };
-        process.wait_until_healthy().await;
-        let password_file = data_dir.join(berth::server::ADMIN_PASSWORD_FILE);
+        process.wait_until_ready().await;
+        let password_file = self.data_dir.join(berth::server::ADMIN_PASSWORD_FILE);
         let password = if password_file.exists() {
-            read_admin_password_file(data_dir)
+            read_admin_password_file(&self.data_dir)
         } else {
-            env_password
+            self.admin_password
                 .expect("berth wrote no admin password and none was given")
-                .to_owned()
         };
         process.client = process.client.with_credentials(ADMIN_USER, &password);
         process
     }
 
-    async fn wait_until_healthy(&mut self) {
+    /// Runs berth where it is to refuse to start: waits up to `limit` for
+    /// it to exit, and returns its exit status and output; `None` (once it
+    /// is killed) if it is still running then.
+    pub fn run_to_refusal(self, limit: Duration) -> Option<Output> {
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth binary starts");
+        let started = Instant::now();
+        while child.try_wait().expect("child status").is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(child.wait_with_output().expect("berth's output"))
+    }
+
+    /// `berth serve …` with this configuration.
+    fn command(&self) -> Command {
+        let listen = SocketAddr::from((self.listen_ip, self.port)).to_string();
+        let data_dir = self.data_dir.to_str().expect("UTF-8 data dir");
+        let mut args = vec!["serve", "--data-dir", data_dir, "--addr", &listen];
+        args.extend(self.args.iter().map(String::as_str));
+        let mut command = berth_command(&args);
+        if let Some(password) = &self.admin_password {
+            command.env("BERTH_ADMIN_PASSWORD", password);
+        }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        command
+    }
+}
+
+/// A `berth serve` child process. Derefs to a [`RegistryClient`] logged in
+/// as the admin. Killed when dropped; a failing test shows the end of its
+/// log.
+pub struct BerthProcess {
+    child: Child,
+    client: RegistryClient,
+    /// `127.0.0.1:PORT`, where it is reached.
+    pub addr: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl BerthProcess {
+    /// `berth serve --data-dir <data_dir> --addr 127.0.0.1:<free port>`, to
+    /// be configured and then [started](ServeCommand::start).
+    pub fn serve(data_dir: &Path) -> ServeCommand {
+        ServeCommand {
+            data_dir: data_dir.to_owned(),
+            listen_ip: Ipv4Addr::LOCALHOST,
+            port: free_loopback_port(),
+            admin_password: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            tls: false,
+        }
+    }
+
+    /// Waits until berth answers `/readyz` (its database and storage
+    /// answer); fails the test with its log if it exits first or is not
+    /// ready within a minute.
+    pub async fn wait_until_ready(&mut self) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
                 panic!("berth exited with {status} while starting:\n{}", self.log());
             }
-            let probe = self.client.anonymous().request(Method::GET, "/healthz");
+            let probe = self
+                .client
+                .anonymous()
+                .request(Method::GET, "/readyz")
+                .timeout(PROBE_TIMEOUT);
             if let Ok(response) = probe.send().await
-                && response.status().is_success()
+                && response.status() == StatusCode::OK
             {
                 return;
             }
             assert!(
                 started.elapsed() < STARTUP_TIMEOUT,
-                "berth did not answer on {} within {STARTUP_TIMEOUT:?}:\n{}",
+                "berth was not ready on {} within {STARTUP_TIMEOUT:?}:\n{}",
                 self.addr,
                 self.log()
             );
@@ -148,6 +249,11 @@ impl BerthProcess {
 
     pub fn client(&self) -> &RegistryClient {
         &self.client
+    }
+
+    /// `http://127.0.0.1:PORT`, or `https://…` when it serves TLS.
+    pub fn url(&self) -> &str {
+        self.client.base_url()
     }
 
     /// SIGKILL: no shutdown, no flushing, no cleanup.
@@ -195,9 +301,21 @@ impl BerthProcess {
         kib * 1024
     }
 
+    /// Where berth's stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// What berth wrote to stderr.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The last lines of [`log`](Self::log).
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 }
 
@@ -214,6 +332,13 @@ impl Drop for BerthProcess {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berth log ({}), last lines ---\n{}",
+                self.log_path.display(),
+                self.log_tail()
+            );
         }
     }
 }

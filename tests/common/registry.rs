@@ -1,11 +1,14 @@
 //! [`TestRegistry`]: berth started in-process on `127.0.0.1:0`, with a
-//! temporary data directory of its own.
+//! temporary data directory of its own: the fast way, for every test that
+//! needs no process of its own. One way to start it,
+//! [`TestRegistry::start_with`], configured by changing berth's [`Config`]
+//! ([`TestRegistry::start`] for the defaults).
 
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use berth::config::{Config, HttpConfig};
+use berth::config::{Bootstrap, Config, HttpConfig};
 use berth::server::RunningServer;
 use tempfile::TempDir;
 
@@ -48,7 +51,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     }
 }
 
-/// A running berth and a client logged in as its admin. Derefs to the
+/// A running berth and a client logged in as its admin (anonymous with
+/// `auth.bootstrap: initialize`, which makes no admin). Derefs to the
 /// [`RegistryClient`], so a test reads `registry.push_blob(…)`.
 pub struct TestRegistry {
     client: RegistryClient,
@@ -77,9 +81,16 @@ impl TestRegistry {
             .await
             .expect("berth starts in-process");
         let addr = server.local_addr;
-        let password = admin_password(data_dir.path());
+        let url = format!("http://{addr}");
+        let client = match config.auth.bootstrap {
+            Bootstrap::AdminPassword => {
+                RegistryClient::new(url, ADMIN_USER, &admin_password(data_dir.path()))
+            }
+            // No admin until a client initializes the registry.
+            Bootstrap::Initialize => RegistryClient::new(url, ADMIN_USER, "").anonymous(),
+        };
         TestRegistry {
-            client: RegistryClient::new(format!("http://{addr}"), ADMIN_USER, &password),
+            client,
             server: Some(server),
             config,
             data_dir,
