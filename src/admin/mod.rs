@@ -34,11 +34,10 @@ use std::sync::Arc;
 
 use crate::auth::policy::{GROUP_AUTHENTICATED, PolicySnapshot, Principal};
 use crate::auth::roles::{Verb, Verbs};
-use crate::auth::{AccessControl, Caller, password};
+use crate::auth::{AccessControl, Caller, Challenge, password};
 use crate::metadata::access::{AccessStore, BindingSubject, Namespace, SubjectKind, Token, User};
 use crate::metadata::{MetadataError, Timestamp};
 use crate::wire::SERVICE_ACCOUNT_PREFIX;
-use axum::http::HeaderValue;
 
 /// Everything the administration API can answer besides success. Mapped to
 /// `Status` objects (reason and code) in one place, `api::admin`.
@@ -50,7 +49,7 @@ pub enum AdminError {
     /// No or wrong credentials (401 `Unauthorized`); the HTTP layer adds
     /// the challenge.
     #[error("authentication required")]
-    Unauthorized { challenge: Option<HeaderValue> },
+    Unauthorized { challenge: Option<Challenge> },
     /// Visible but not allowed (403 `Forbidden`).
     #[error("{0}")]
     Forbidden(String),
@@ -232,10 +231,7 @@ impl<'a> Admin<'a> {
         ))
     }
 
-    async fn require_cluster_admin(
-        &self,
-        what: &str,
-    ) -> AdminResult<Arc<PolicySnapshot>> {
+    async fn require_cluster_admin(&self, what: &str) -> AdminResult<Arc<PolicySnapshot>> {
         let policy = self.policy().await?;
         if policy.is_cluster_admin(&self.caller.principal) {
             Ok(policy)
@@ -261,12 +257,7 @@ impl<'a> Admin<'a> {
 
     /// The namespace, if the caller may `verb` in it: 404 without a role,
     /// 403 with a role lacking `verb`.
-    async fn namespace_for(
-        &self,
-        name: &str,
-        verb: Verb,
-        what: &str,
-    ) -> AdminResult<Namespace> {
+    async fn namespace_for(&self, name: &str, verb: Verb, what: &str) -> AdminResult<Namespace> {
         let (namespace, verbs) = self.visible_namespace(name).await?;
         if !verbs.contains(verb) {
             return Err(self.forbidden(&format!("{what} in project \"{name}\"")));

@@ -11,11 +11,7 @@ use crate::metadata::access::{Binding, BindingSubject, SubjectKind};
 impl Admin<'_> {
     /// Checks the caller may read (or change) bindings in `namespace`
     /// (`None`: cluster-wide).
-    async fn binding_scope(
-        &self,
-        namespace: Option<&str>,
-        write: bool,
-    ) -> AdminResult<()> {
+    async fn binding_scope(&self, namespace: Option<&str>, write: bool) -> AdminResult<()> {
         let what = if write {
             "change rolebindings"
         } else {
@@ -39,10 +35,7 @@ impl Admin<'_> {
 
     /// Bindings in `namespace` (`None`: cluster-wide), one per role with
     /// subjects, in the order of [`ROLES`].
-    async fn load_bindings(
-        &self,
-        namespace: Option<&str>,
-    ) -> AdminResult<Vec<RoleBinding>> {
+    async fn load_bindings(&self, namespace: Option<&str>) -> AdminResult<Vec<RoleBinding>> {
         let mut by_role: BTreeMap<(usize, String), Vec<BindingSubject>> = BTreeMap::new();
         for binding in self.store().bindings().await? {
             if binding.namespace.as_deref() != namespace {
@@ -70,11 +63,7 @@ impl Admin<'_> {
             .collect())
     }
 
-    async fn load_binding(
-        &self,
-        namespace: Option<&str>,
-        role: &str,
-    ) -> AdminResult<RoleBinding> {
+    async fn load_binding(&self, namespace: Option<&str>, role: &str) -> AdminResult<RoleBinding> {
         Ok(self
             .load_bindings(namespace)
             .await?

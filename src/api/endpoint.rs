@@ -7,8 +7,8 @@
 
 use axum::http::Method;
 
-use crate::oci::names::RepositoryName;
 use crate::error::RegistryError;
+use crate::oci::names::RepositoryName;
 
 /// What a `/v2/…` path addresses (method not yet considered).
 #[derive(Debug, Clone, PartialEq, Eq)]

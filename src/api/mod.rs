@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod connections;
 pub mod endpoint;
+pub mod errors;
 pub mod observe;
 pub mod ops;
 pub mod range;

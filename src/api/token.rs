@@ -14,10 +14,11 @@ use http_body_util::BodyExt;
 use serde::Serialize;
 
 use super::AppState;
+use super::errors::refuse_authentication;
 use super::observe::RouteLabel;
 use crate::auth::bearer::AccessEntry;
 use crate::auth::scope::parse_scopes;
-use crate::auth::{AuthFailure, Caller};
+use crate::auth::{AuthFailure, Caller, Challenge};
 use crate::error::RegistryError;
 
 /// Largest OAuth form accepted.
@@ -31,18 +32,12 @@ struct TokenResponse {
     issued_at: String,
 }
 
+/// The token service asks for a password with Basic, not for a token.
 fn failure_response(failure: AuthFailure) -> Response {
-    let error = match failure {
-        AuthFailure::BadCredentials => RegistryError::Unauthorized {
-            challenge: HeaderValue::from_static("Basic realm=\"berth token service\""),
-        },
-        AuthFailure::LockedOut(wait) => RegistryError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        },
-        AuthFailure::Store(e) => e.into(),
-        AuthFailure::Bearer(e) => RegistryError::Internal(e.to_string()),
+    let challenge = Challenge::Basic {
+        realm: "berth token service".into(),
     };
-    error.into_response()
+    RegistryError::from(refuse_authentication(failure, challenge)).into_response()
 }
 
 async fn issue(

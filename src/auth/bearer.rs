@@ -16,9 +16,9 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::oci::digest::DigestAlgorithm;
 use crate::metadata::access::{AccessStore, SigningKey};
 use crate::metadata::{MetadataError, now};
+use crate::oci::digest::DigestAlgorithm;
 
 /// One entry of the `access` claim (and of a token request's scopes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

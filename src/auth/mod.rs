@@ -15,6 +15,7 @@
 
 pub mod address;
 pub mod bearer;
+mod challenge;
 pub mod lockout;
 pub mod password;
 pub mod policy;
@@ -32,14 +33,15 @@ use base64::Engine as _;
 
 use self::address::TrustedProxies;
 use self::bearer::{AccessEntry, BearerError, BearerTokens, PasswordStamp};
+pub use self::challenge::Challenge;
 use self::lockout::{Admission, Lockout, LockoutPolicy};
 pub use self::policy::Principal;
 use self::policy::{PolicyCache, PolicySnapshot};
 use self::roles::Verb;
-use crate::oci::digest::sha256_raw;
-use crate::oci::names::RepositoryName;
 use crate::metadata::access::{AccessStore, BindingSubject, Namespace, TokenSubject};
 use crate::metadata::{MetadataError, Timestamp, now};
+use crate::oci::digest::sha256_raw;
+use crate::oci::names::RepositoryName;
 
 /// Who may create a namespace by pushing into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -259,39 +261,28 @@ impl AccessControl {
         self.policy.invalidate();
     }
 
-    /// The `WWW-Authenticate` challenge: the token service at
+    /// The challenge to an unauthenticated request: the token service at
     /// `<base_url>/auth/token`, and the scope the request needed, if known.
-    pub fn challenge(&self, base_url: &str, scope: Option<&str>) -> HeaderValue {
-        self.challenge_with(base_url, scope, None)
+    pub fn challenge(&self, base_url: &str, scope: Option<&str>) -> Challenge {
+        Challenge::Bearer {
+            realm: format!("{}/auth/token", base_url.trim_end_matches('/')),
+            service: self.bearer.service().to_owned(),
+            scope: scope.map(str::to_owned),
+            insufficient_scope: false,
+        }
     }
 
     /// The challenge to a bearer token that does not grant what the request
     /// needs: as [`challenge`](Self::challenge), with
     /// `error="insufficient_scope"` (RFC 6750, the Docker token protocol),
     /// which tells clients to ask the token service for `scope`.
-    pub fn insufficient_scope_challenge(&self, base_url: &str, scope: &str) -> HeaderValue {
-        self.challenge_with(base_url, Some(scope), Some("insufficient_scope"))
-    }
-
-    fn challenge_with(
-        &self,
-        base_url: &str,
-        scope: Option<&str>,
-        error: Option<&str>,
-    ) -> HeaderValue {
-        let mut text = format!(
-            "Bearer realm=\"{}/auth/token\",service=\"{}\"",
-            base_url.trim_end_matches('/'),
-            self.bearer.service()
-        );
-        if let Some(scope) = scope {
-            text.push_str(&format!(",scope=\"{scope}\""));
+    pub fn insufficient_scope_challenge(&self, base_url: &str, scope: &str) -> Challenge {
+        Challenge::Bearer {
+            realm: format!("{}/auth/token", base_url.trim_end_matches('/')),
+            service: self.bearer.service().to_owned(),
+            scope: Some(scope.to_owned()),
+            insufficient_scope: true,
         }
-        if let Some(error) = error {
-            text.push_str(&format!(",error=\"{error}\""));
-        }
-        HeaderValue::try_from(text)
-            .unwrap_or(HeaderValue::from_static("Bearer realm=\"/auth/token\""))
     }
 
     /// The client's address: the peer's, or behind a trusted proxy the one
@@ -566,8 +557,8 @@ impl AccessControl {
             if caller.is_anonymous() {
                 return Err(Denial::Unauthenticated);
             }
-            let reason = (verb == Verb::Push)
-                .then(|| self.push_refusal(&policy, caller, repo.namespace()));
+            let reason =
+                (verb == Verb::Push).then(|| self.push_refusal(&policy, caller, repo.namespace()));
             return Err(Denial::Forbidden { reason });
         }
         if !caller.token_grants("repository", repo.as_str(), verb.as_str()) {
@@ -738,9 +729,7 @@ impl AccessControl {
                     };
                     wanted
                         .into_iter()
-                        .filter(|&verb| {
-                            verbs.contains(verb) || (verb == Verb::Push && creatable)
-                        })
+                        .filter(|&verb| verbs.contains(verb) || (verb == Verb::Push && creatable))
                         .map(|verb| verb.as_str().to_owned())
                         .collect()
                 }

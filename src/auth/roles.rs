@@ -48,7 +48,9 @@ impl Verb {
     /// A token scope's action (`repository:NAME:pull,push`): one of
     /// [`ON_REPOSITORIES`](Self::ON_REPOSITORIES), by its name.
     pub fn parse_repository_action(text: &str) -> Option<Verb> {
-        Verb::ON_REPOSITORIES.into_iter().find(|v| v.as_str() == text)
+        Verb::ON_REPOSITORIES
+            .into_iter()
+            .find(|v| v.as_str() == text)
     }
 
     fn bit(self) -> u8 {

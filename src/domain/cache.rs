@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::oci::names::{Reference, RepositoryName};
 use crate::metadata::StoredManifest;
+use crate::oci::names::{Reference, RepositoryName};
 
 /// Manifest bytes kept at most.
 const BUDGET_BYTES: usize = 8 << 20;
@@ -217,8 +217,8 @@ impl PullCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::digest::DigestAlgorithm;
     use crate::metadata::ManifestMeta;
+    use crate::oci::digest::DigestAlgorithm;
     use bytes::Bytes;
 
     fn manifest(body: &str) -> StoredManifest {

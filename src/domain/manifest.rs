@@ -8,9 +8,9 @@
 use base64::Engine as _;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
-use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::error::RegistryError;
 use crate::metadata::ReferenceKind;
+use crate::oci::digest::{Digest, DigestAlgorithm};
 
 /// Largest manifest accepted; the spec asks registries to take at least 4 MB.
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;

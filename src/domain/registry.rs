@@ -17,15 +17,15 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
-use crate::oci::digest::{Digest, DigestAlgorithm, Hasher};
 use super::manifest::{self, ManifestKind, ParsedManifest};
-use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::crash_points;
 use crate::error::{RegistryError, Result};
 use crate::metadata::{
     ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
     Upload, now,
 };
+use crate::oci::digest::{Digest, DigestAlgorithm, Hasher};
+use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::storage::{BlobStore, UploadWriter, WindowIndex};
 
 /// Knobs of the registry service.

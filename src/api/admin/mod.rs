@@ -35,9 +35,10 @@ use axum::routing::{MethodFilter, MethodRouter};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::errors::{Refusal, refuse_authentication};
 use super::observe::RouteLabel;
 use crate::admin::AdminError;
-use crate::auth::{AuthFailure, Caller};
+use crate::auth::Caller;
 use crate::metadata::MetadataError;
 
 /// Where this API is mounted.
@@ -367,9 +368,11 @@ impl IntoResponse for AdminError {
             AdminError::Unauthorized {
                 challenge: Some(challenge),
             } => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, challenge);
+                if let Ok(value) = HeaderValue::try_from(challenge.to_string()) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
             }
             AdminError::TooManyRequests { retry_after_secs } => {
                 response
@@ -394,29 +397,36 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AdminError> {
         let base_url = app.base_url(&parts.headers);
-        let challenge = || AdminError::Unauthorized {
-            challenge: Some(app.access.challenge(&base_url, None)),
-        };
+        let challenge = || app.access.challenge(&base_url, None);
         let peer = super::peer_ip(&parts.extensions);
         let caller = app
             .access
             .authenticate(&parts.headers, peer)
             .await
-            .map_err(|failure| match failure {
-                AuthFailure::BadCredentials => challenge(),
-                AuthFailure::LockedOut(wait) => AdminError::TooManyRequests {
-                    retry_after_secs: wait.as_secs().max(1),
-                },
-                AuthFailure::Store(e) => AdminError::Store(e),
-                AuthFailure::Bearer(e) => AdminError::Internal(e.to_string()),
-            })?;
+            .map_err(|failure| admin_refusal(refuse_authentication(failure, challenge())))?;
         // A JWT from the token service carries repository scopes only; the
         // administration API wants the principal's own credentials (a
         // password or an opaque token), so that a pull token cannot manage.
         if caller.is_anonymous() || caller.grants.is_some() {
-            return Err(challenge());
+            return Err(AdminError::Unauthorized {
+                challenge: Some(challenge()),
+            });
         }
         Ok(Authenticated(caller))
+    }
+}
+
+/// A failed authentication's answer as the administration API gives it.
+fn admin_refusal(refusal: Refusal) -> AdminError {
+    match refusal {
+        Refusal::Unauthorized(challenge) => AdminError::Unauthorized {
+            challenge: Some(challenge),
+        },
+        Refusal::TooManyRequests { retry_after_secs } => {
+            AdminError::TooManyRequests { retry_after_secs }
+        }
+        Refusal::Store(e) => AdminError::Store(e),
+        Refusal::Internal(e) => AdminError::Internal(e),
     }
 }
 

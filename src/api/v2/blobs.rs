@@ -10,8 +10,8 @@ use crate::api::AppState;
 use crate::api::observe::count_bytes_out;
 use crate::api::range::{ByteRange, parse_range};
 use crate::auth::roles::Verb;
-use crate::oci::names::RepositoryName;
 use crate::error::{RegistryError, Result};
+use crate::oci::names::RepositoryName;
 
 pub(super) async fn get(
     app: &AppState,

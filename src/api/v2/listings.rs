@@ -8,8 +8,8 @@ use super::{V2Request, header_value, next_link, parse_digest};
 use crate::api::AppState;
 use crate::auth::roles::Verb;
 use crate::domain::manifest::OCI_INDEX;
-use crate::oci::names::RepositoryName;
 use crate::error::{RegistryError, Result};
+use crate::oci::names::RepositoryName;
 
 static OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 

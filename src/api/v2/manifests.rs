@@ -9,9 +9,9 @@ use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value};
 use crate::api::AppState;
 use crate::auth::roles::Verb;
 use crate::domain::manifest::{self, MAX_MANIFEST_SIZE};
-use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::error::{RegistryError, Result};
 use crate::metadata::{ManifestMeta, StoredManifest};
+use crate::oci::names::{Reference, RepositoryName, Tag};
 
 static OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 static OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");

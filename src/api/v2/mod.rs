@@ -17,13 +17,14 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::endpoint::Endpoint;
+use super::errors::{DOCKER_DISTRIBUTION_API_VERSION, refuse_authentication};
 use super::observe::RouteLabel;
 use super::sendfile::SendsFromFile;
 use crate::auth::roles::Verb;
 use crate::auth::{AuthFailure, Caller, Denial};
+use crate::error::{RegistryError, Result};
 use crate::oci::digest::Digest;
 use crate::oci::names::RepositoryName;
-use crate::error::{DOCKER_DISTRIBUTION_API_VERSION, RegistryError, Result};
 
 pub(crate) static DOCKER_CONTENT_DIGEST: HeaderName =
     HeaderName::from_static("docker-content-digest");
@@ -60,7 +61,6 @@ impl V2Request {
         let base_url = app.base_url(&self.headers);
         RegistryError::InsufficientScope {
             challenge: app.access.insufficient_scope_challenge(&base_url, scope),
-            scope: scope.to_owned(),
         }
     }
 
@@ -68,12 +68,7 @@ impl V2Request {
     /// challenge for the scope) for anonymous callers, 403 with a challenge
     /// for a bearer token that does not grant what the caller may do, 403
     /// otherwise.
-    pub async fn require(
-        &self,
-        app: &AppState,
-        verb: Verb,
-        name: &RepositoryName,
-    ) -> Result<()> {
+    pub async fn require(&self, app: &AppState, verb: Verb, name: &RepositoryName) -> Result<()> {
         let scope = || crate::auth::scope::scope_for(name.as_str(), verb);
         match app.access.check(&self.caller, verb, name).await {
             Ok(()) => Ok(()),
@@ -110,18 +105,9 @@ fn denied(denial: Denial) -> RegistryError {
     }
 }
 
-/// Maps a failed authentication to the client's answer.
+/// A failed authentication's answer, with the challenge of `/v2/`.
 pub(crate) fn auth_failure(app: &AppState, base_url: &str, failure: AuthFailure) -> RegistryError {
-    match failure {
-        AuthFailure::BadCredentials => RegistryError::Unauthorized {
-            challenge: app.access.challenge(base_url, None),
-        },
-        AuthFailure::LockedOut(wait) => RegistryError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        },
-        AuthFailure::Store(e) => e.into(),
-        AuthFailure::Bearer(e) => RegistryError::Internal(e.to_string()),
-    }
+    refuse_authentication(failure, app.access.challenge(base_url, None)).into()
 }
 
 pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response {

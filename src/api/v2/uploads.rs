@@ -10,14 +10,15 @@ use super::{
     DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, V2Request, header_str, header_value, parse_digest,
 };
 use crate::api::AppState;
+use crate::api::errors::upload_range_header;
 use crate::api::observe::count_bytes_in;
 use crate::api::range::parse_content_range;
 use crate::auth::roles::Verb;
+use crate::domain::registry::{ChunkRange, upload_location};
+use crate::error::{RegistryError, Result};
+use crate::metadata::Upload;
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::RepositoryName;
-use crate::domain::registry::{ChunkRange, upload_location};
-use crate::error::{RegistryError, Result, upload_range_header};
-use crate::metadata::Upload;
 
 /// The request body as a stream of chunks, counted for metrics.
 fn body_stream(body: Body) -> impl Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin {
