@@ -581,6 +581,17 @@ impl AccessControl {
         Ok(self.permits(&policy, caller, verb, repo.namespace()))
     }
 
+    /// Which repositories `caller`'s principal may pull, as a test that
+    /// needs no further lookup (for filtering listings such as the catalog).
+    pub async fn pullable_by(
+        &self,
+        caller: &Caller,
+    ) -> Result<impl Fn(&RepositoryName) -> bool + use<>, MetadataError> {
+        let policy = self.policy.current().await?;
+        let principal = caller.principal.clone();
+        Ok(move |repo: &RepositoryName| policy.allows(&principal, repo.namespace(), Verb::Pull))
+    }
+
     /// The policy's answer: the caller's roles, or for a push into a
     /// namespace that does not exist, whether the caller may create it.
     fn permits(

@@ -4,4 +4,5 @@
 
 pub mod cache;
 pub mod manifest;
+pub mod negotiation;
 pub mod registry;

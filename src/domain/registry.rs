@@ -18,6 +18,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
 use super::manifest::{self, ManifestKind, ParsedManifest};
+use super::negotiation::{Accepted, DEFAULT_PLATFORM, look_for_another};
 use crate::crash_points;
 use crate::error::{RegistryError, Result};
 use crate::metadata::{
@@ -712,14 +713,52 @@ impl Registry {
             .ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))
     }
 
-    /// For a client that cannot take an index: the child for `os/arch`, if
-    /// `index` lists one and it is in the repository.
-    pub async fn platform_manifest(
+    /// The manifest a client accepting `accepted` gets for `reference`
+    /// (see [`super::negotiation`]).
+    pub async fn negotiated_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accepted: &Accepted,
+    ) -> Result<StoredManifest> {
+        let stored = self.manifest(repo, reference).await?;
+        if !look_for_another(reference, accepted, &stored.meta.media_type) {
+            return Ok(stored);
+        }
+        match self
+            .platform_manifest(repo, &stored, DEFAULT_PLATFORM)
+            .await?
+        {
+            Some(child) if accepted.admits(&child.meta.media_type) => Ok(child),
+            _ => Ok(stored),
+        }
+    }
+
+    /// What [`negotiated_manifest`](Self::negotiated_manifest) would return,
+    /// without the bytes when no other manifest need be looked for (HEAD).
+    pub async fn negotiated_manifest_meta(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        accepted: &Accepted,
+    ) -> Result<ManifestMeta> {
+        let meta = self.manifest_meta(repo, reference).await?;
+        if !look_for_another(reference, accepted, &meta.media_type) {
+            return Ok(meta);
+        }
+        Ok(self
+            .negotiated_manifest(repo, reference, accepted)
+            .await?
+            .meta)
+    }
+
+    /// The child of `index` for `(os, architecture)`, if the index lists
+    /// one and it is in the repository.
+    async fn platform_manifest(
         &self,
         repo: &RepositoryName,
         index: &StoredManifest,
-        os: &str,
-        architecture: &str,
+        (os, architecture): (&str, &str),
     ) -> Result<Option<StoredManifest>> {
         let Ok(parsed) = manifest::parse(&index.content, Some(&index.meta.media_type)) else {
             return Ok(None);
@@ -814,8 +853,44 @@ impl Registry {
         })
     }
 
-    pub async fn repositories(&self, after: Option<&str>, limit: u32) -> Result<Page> {
-        Ok(self.metadata.list_repositories(after, limit).await?)
+    /// A page of the catalog: up to `limit` repositories after `after` that
+    /// `visible` lets the caller see, and whether more follow. Repositories
+    /// the caller may not see are skipped, so a page may take several reads
+    /// to fill.
+    pub async fn catalog(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        visible: impl Fn(&RepositoryName) -> bool,
+    ) -> Result<Page> {
+        let mut after = after.map(str::to_owned);
+        let mut items = Vec::new();
+        let mut more = false;
+        while limit > 0 && items.len() < limit as usize {
+            let page = self
+                .metadata
+                .list_repositories(after.as_deref(), limit)
+                .await?;
+            let fetched = page.items.len();
+            for name in page.items {
+                after = Some(name.clone());
+                if items.len() == limit as usize {
+                    more = true;
+                    break;
+                }
+                if name
+                    .parse::<RepositoryName>()
+                    .is_ok_and(|repo| visible(&repo))
+                {
+                    items.push(name);
+                }
+            }
+            more = more || page.more;
+            if !page.more || fetched == 0 {
+                break;
+            }
+        }
+        Ok(Page { items, more })
     }
 }
 

@@ -65,37 +65,12 @@ pub(super) async fn catalog(app: &AppState, request: &V2Request) -> Result<Respo
         return Err(request.unauthorized(app, Some("registry:catalog:*")));
     }
     let n = page_size(request)?.unwrap_or(DEFAULT_CATALOG_PAGE);
-    let mut after = request.query.get("last").map(str::to_owned);
-    let mut repositories = Vec::new();
-    let mut more = false;
-    // Repositories the caller may not see are skipped, so a page may need
-    // several reads to fill.
-    while n > 0 && repositories.len() < n as usize {
-        let page = app.registry.repositories(after.as_deref(), n).await?;
-        let fetched = page.items.len();
-        for name in page.items {
-            after = Some(name.clone());
-            if repositories.len() == n as usize {
-                more = true;
-                break;
-            }
-            let visible = match name.parse::<RepositoryName>() {
-                Ok(repo) => {
-                    app.access
-                        .policy_allows(&request.caller, Verb::Pull, &repo)
-                        .await?
-                }
-                Err(_) => false,
-            };
-            if visible {
-                repositories.push(name);
-            }
-        }
-        more = more || page.more;
-        if !page.more || fetched == 0 {
-            break;
-        }
-    }
+    let visible = app.access.pullable_by(&request.caller).await?;
+    let page = app
+        .registry
+        .catalog(request.query.get("last"), n, visible)
+        .await?;
+    let (repositories, more) = (page.items, page.more);
     let link = match (more, repositories.last()) {
         (true, Some(last)) => Some(next_link("/v2/_catalog", n, last)?),
         _ => None,

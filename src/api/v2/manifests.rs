@@ -1,16 +1,17 @@
 //! Manifest reads, pushes (with `?tag=` parameters) and deletes.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value};
 use crate::api::AppState;
 use crate::auth::roles::Verb;
-use crate::domain::manifest::{self, MAX_MANIFEST_SIZE};
+use crate::domain::manifest::MAX_MANIFEST_SIZE;
+use crate::domain::negotiation::Accepted;
 use crate::error::{RegistryError, Result};
-use crate::metadata::{ManifestMeta, StoredManifest};
+use crate::metadata::ManifestMeta;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 
 static OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
@@ -29,24 +30,6 @@ fn read_reference(reference: &str) -> Result<Reference> {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Media types listed in `Accept` headers, or `None` if any type will do.
-fn accepted_types(headers: &HeaderMap) -> Option<Vec<String>> {
-    let mut types = Vec::new();
-    for value in headers.get_all(header::ACCEPT) {
-        let Ok(text) = value.to_str() else { continue };
-        for item in text.split(',') {
-            let t = manifest::essence(item);
-            if t == "*/*" || t == "application/*" {
-                return None;
-            }
-            if !t.is_empty() {
-                types.push(t.to_owned());
-            }
-        }
-    }
-    (!types.is_empty()).then_some(types)
 }
 
 fn manifest_headers(meta: &ManifestMeta) -> Result<[(HeaderName, axum::http::HeaderValue); 4]> {
@@ -73,52 +56,26 @@ pub(super) async fn get(
 ) -> Result<Response> {
     request.require(app, Verb::Pull, name).await?;
     let reference = read_reference(reference)?;
-    let accepted = accepted_types(&request.headers);
-    // Only a tag can be answered with something other than what it names.
-    let wants_other = |media_type: &str| match (&accepted, &reference) {
-        (Some(accepted), Reference::Tag(_)) => !accepted.iter().any(|t| t == media_type),
-        _ => false,
-    };
-
+    let accepted = Accepted::from_headers(
+        request
+            .headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     if request.method == Method::HEAD {
-        let meta = app.registry.manifest_meta(name, &reference).await?;
-        if !wants_other(&meta.media_type) {
-            return Ok((StatusCode::OK, manifest_headers(&meta)?).into_response());
-        }
+        let meta = app
+            .registry
+            .negotiated_manifest_meta(name, &reference, &accepted)
+            .await?;
+        return Ok((StatusCode::OK, manifest_headers(&meta)?).into_response());
     }
-    let mut stored = app.registry.manifest(name, &reference).await?;
-    if let Some(accepted) = &accepted
-        && wants_other(&stored.meta.media_type)
-    {
-        stored = negotiate(app, name, stored, accepted).await?;
-    }
-    let headers = manifest_headers(&stored.meta)?;
-    let body = if request.method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(stored.content)
-    };
-    Ok((StatusCode::OK, headers, body).into_response())
-}
-
-/// A client that cannot take an index (an old Docker, say) asked by tag for
-/// one: give it the linux/amd64 image the index lists, as registries always
-/// have. Otherwise serve what is stored and let the client decide.
-async fn negotiate(
-    app: &AppState,
-    name: &RepositoryName,
-    stored: StoredManifest,
-    accepted: &[String],
-) -> Result<StoredManifest> {
-    if let Some(child) = app
+    let stored = app
         .registry
-        .platform_manifest(name, &stored, "linux", "amd64")
-        .await?
-        && accepted.contains(&child.meta.media_type)
-    {
-        return Ok(child);
-    }
-    Ok(stored)
+        .negotiated_manifest(name, &reference, &accepted)
+        .await?;
+    let headers = manifest_headers(&stored.meta)?;
+    Ok((StatusCode::OK, headers, Body::from(stored.content)).into_response())
 }
 
 /// `PUT /v2/<name>/manifests/<reference>[?tag=…]`
