@@ -191,28 +191,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let serving = match certificate_files {
         None => {
-            let mut server = axum_server::from_tcp(listener)?
-                .acceptor(api::sendfile::SendfileAcceptor(gate.clone()))
-                .handle(handle.clone());
-            bound_connections(server.http_builder(), &timeouts);
-            let server = server
-                .first_request_timeout(timeouts.request_headers)
-                .accept_error_handler(log_accept_error);
+            let server = axum_server::from_tcp(listener)?
+                .acceptor(api::sendfile::SendfileAcceptor(gate.clone()));
+            let server = bounded(server, &timeouts, &handle);
             tokio::spawn(async move { server.serve(service).await })
         }
         Some(files) => {
             let (rustls, watcher) = tls::load_and_watch(files, shutdown.subscribe())?;
             workers.push(watcher);
-            let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)?
-                .map(|tls| {
-                    tls.handshake_timeout(timeouts.request_headers)
-                        .acceptor(GatedAcceptor(gate.clone()))
-                })
-                .handle(handle.clone());
-            bound_connections(server.http_builder(), &timeouts);
-            let server = server
-                .first_request_timeout(timeouts.request_headers)
-                .accept_error_handler(log_accept_error);
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)?.map(|tls| {
+                tls.handshake_timeout(timeouts.request_headers)
+                    .acceptor(GatedAcceptor(gate.clone()))
+            });
+            let server = bounded(server, &timeouts, &handle);
             tokio::spawn(async move { server.serve(service).await })
         }
     };
@@ -232,14 +223,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Timeouts hyper enforces on each connection. Waiting for the next
+/// The server with its timeouts and shutdown handle. Waiting for the next
 /// request's headers on a kept-alive HTTP/1 connection is bounded by
 /// `idle` (hyper's header timer runs from the moment it waits); HTTP/2 peers
 /// that stop answering pings are dropped.
-fn bound_connections(
-    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+fn bounded<Acceptor>(
+    mut server: axum_server::Server<SocketAddr, Acceptor>,
     timeouts: &crate::config::HttpTimeouts,
-) {
+    handle: &axum_server::Handle<SocketAddr>,
+) -> axum_server::Server<SocketAddr, Acceptor> {
+    let builder = server.http_builder();
     builder
         .http1()
         .header_read_timeout(timeouts.idle)
@@ -248,6 +241,10 @@ fn bound_connections(
         .http2()
         .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
         .keep_alive_timeout(HTTP2_PING_TIMEOUT);
+    server
+        .handle(handle.clone())
+        .first_request_timeout(timeouts.request_headers)
+        .accept_error_handler(log_accept_error)
 }
 
 /// Largest read buffer of an HTTP/1 connection. hyper's default (about

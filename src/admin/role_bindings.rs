@@ -121,16 +121,8 @@ impl Admin<'_> {
         self.binding_scope(namespace, true).await?;
         require_role(role)?;
         let subjects = self.parse_subjects(namespace, subjects)?;
-        for subject in subjects {
-            self.store()
-                .add_binding(&Binding {
-                    namespace: namespace.map(str::to_owned),
-                    role: role.to_owned(),
-                    subject,
-                })
-                .await?;
-        }
-        self.access.policy_changed();
+        self.change_bindings(namespace, role, subjects, Change::Bind)
+            .await?;
         tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "subjects bound");
         self.load_binding(namespace, role).await
     }
@@ -154,16 +146,8 @@ impl Admin<'_> {
         {
             return Err(not_found(binding_resource(namespace), role));
         }
-        for subject in subjects {
-            self.store()
-                .remove_binding(&Binding {
-                    namespace: namespace.map(str::to_owned),
-                    role: role.to_owned(),
-                    subject,
-                })
-                .await?;
-        }
-        self.access.policy_changed();
+        self.change_bindings(namespace, role, subjects, Change::Unbind)
+            .await?;
         tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "subjects unbound");
         self.load_binding(namespace, role).await
     }
@@ -179,17 +163,33 @@ impl Admin<'_> {
         if binding.subjects.is_empty() {
             return Err(not_found(binding_resource(namespace), role));
         }
-        for subject in binding.subjects {
-            self.store()
-                .remove_binding(&Binding {
-                    namespace: namespace.map(str::to_owned),
-                    role: role.to_owned(),
-                    subject,
-                })
-                .await?;
+        self.change_bindings(namespace, role, binding.subjects, Change::Unbind)
+            .await?;
+        tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "binding deleted");
+        Ok(())
+    }
+
+    /// Binds or unbinds each of `subjects` to `role`, then makes the change
+    /// apply to the next request.
+    async fn change_bindings(
+        &self,
+        namespace: Option<&str>,
+        role: &str,
+        subjects: Vec<BindingSubject>,
+        change: Change,
+    ) -> AdminResult<()> {
+        for subject in subjects {
+            let binding = Binding {
+                namespace: namespace.map(str::to_owned),
+                role: role.to_owned(),
+                subject,
+            };
+            match change {
+                Change::Bind => self.store().add_binding(&binding).await?,
+                Change::Unbind => self.store().remove_binding(&binding).await?,
+            };
         }
         self.access.policy_changed();
-        tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "binding deleted");
         Ok(())
     }
 
@@ -225,6 +225,12 @@ impl Admin<'_> {
             groups,
         })
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Bind,
+    Unbind,
 }
 
 fn binding_resource(namespace: Option<&str>) -> &'static str {
