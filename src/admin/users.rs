@@ -64,12 +64,16 @@ impl Admin<'_> {
         if !self.is_self(name) && !policy.is_cluster_admin(&self.caller.principal) {
             return Err(self.forbidden("get users"));
         }
+        self.user_record(&policy, name).await
+    }
+
+    async fn user_record(&self, policy: &PolicySnapshot, name: &str) -> AdminResult<UserInfo> {
         let user = self
             .store()
             .user(name)
             .await?
             .ok_or_else(|| not_found("users", name))?;
-        Ok(user_info(&policy, &user))
+        Ok(user_info(policy, &user))
     }
 
     /// The caller: a user, or a service account shown as a user named
@@ -77,14 +81,7 @@ impl Admin<'_> {
     pub async fn me(&self) -> AdminResult<UserInfo> {
         let policy = self.policy().await?;
         match self.principal()? {
-            Principal::User(name) => {
-                let user = self
-                    .store()
-                    .user(name)
-                    .await?
-                    .ok_or_else(|| not_found("users", name))?;
-                Ok(user_info(&policy, &user))
-            }
+            Principal::User(name) => self.user_record(&policy, name).await,
             Principal::ServiceAccount { namespace, name } => {
                 let account = self.store().service_account(namespace, name).await?;
                 Ok(UserInfo {

@@ -15,14 +15,13 @@
 
 use std::future::Ready;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum_server::accept::Accept;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::sendfile::SendfileStream;
 
 /// Descriptors kept for everything but connections: the database, blob
 /// files being read and written, the listener, logs.
@@ -126,66 +125,15 @@ fn raise_open_file_limit() -> u64 {
 pub struct GatedAcceptor(pub Arc<ConnectionGate>);
 
 impl<S> Accept<TcpStream, S> for GatedAcceptor {
-    type Stream = GatedStream;
+    type Stream = SendfileStream;
     type Service = S;
-    type Future = Ready<io::Result<(GatedStream, S)>>;
+    type Future = Ready<io::Result<(SendfileStream, S)>>;
 
     fn accept(&self, tcp: TcpStream, service: S) -> Self::Future {
-        std::future::ready(self.0.accept(&tcp).map(|permit| {
-            (
-                GatedStream {
-                    tcp,
-                    _permit: permit,
-                },
-                service,
-            )
-        }))
-    }
-}
-
-/// A TCP connection holding its place at the gate.
-#[derive(Debug)]
-pub struct GatedStream {
-    tcp: TcpStream,
-    _permit: ConnectionPermit,
-}
-
-impl AsyncRead for GatedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for GatedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        std::future::ready(
+            self.0
+                .accept(&tcp)
+                .map(|permit| (SendfileStream::without_files(tcp, permit), service)),
+        )
     }
 }

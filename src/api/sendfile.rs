@@ -53,7 +53,7 @@ impl<S> Accept<TcpStream, S> for SendfileAcceptor {
         std::future::ready(Ok((
             SendfileStream {
                 tcp,
-                windows,
+                windows: Some(windows),
                 _permit: permit,
             },
             service,
@@ -61,15 +61,26 @@ impl<S> Accept<TcpStream, S> for SendfileAcceptor {
     }
 }
 
-/// A TCP connection that sends slices of recorded blob windows from their
-/// files.
+/// An accepted TCP connection, holding its place at the connection gate.
+/// On plain HTTP it sends slices of recorded blob windows from their files;
+/// under TLS (no index) it only writes what it is given.
 pub struct SendfileStream {
     tcp: TcpStream,
-    windows: Arc<WindowIndex>,
+    windows: Option<Arc<WindowIndex>>,
     _permit: ConnectionPermit,
 }
 
 impl SendfileStream {
+    /// A connection that writes what it is given (TLS encrypts in the
+    /// process, so nothing can be sent from a file).
+    pub fn without_files(tcp: TcpStream, permit: ConnectionPermit) -> Self {
+        SendfileStream {
+            tcp,
+            windows: None,
+            _permit: permit,
+        }
+    }
+
     /// Writes the leading slices up to the first one lying in a window, or,
     /// when that is the first, sends it from its file: one system call
     /// either way (hyper writes again for the rest).
@@ -78,10 +89,12 @@ impl SendfileStream {
         cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let found = slices
-            .iter()
-            .enumerate()
-            .find_map(|(i, s)| self.windows.locate(s).map(|span| (i, span)));
+        let found = self.windows.as_ref().and_then(|windows| {
+            slices
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| windows.locate(s).map(|span| (i, span)))
+        });
         let (first, span) = match found {
             None => return Pin::new(&mut self.tcp).poll_write_vectored(cx, slices),
             Some((first, span)) => (first, span),

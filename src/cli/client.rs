@@ -283,16 +283,8 @@ impl ApiClient {
         role: &str,
         subjects: &[Subject],
     ) -> Result<(), ClientError> {
-        let path = binding_path(scope, Some(role), Some("add-subjects"));
-        self.send::<Value>(
-            Method::POST,
-            &path,
-            Some(&SubjectsBody {
-                subjects: subjects.to_vec(),
-            }),
-        )
-        .await
-        .map(drop)
+        self.change_subjects(scope, role, "add-subjects", subjects)
+            .await
     }
 
     pub async fn remove_subjects(
@@ -301,16 +293,24 @@ impl ApiClient {
         role: &str,
         subjects: &[Subject],
     ) -> Result<(), ClientError> {
-        let path = binding_path(scope, Some(role), Some("remove-subjects"));
-        self.send::<Value>(
-            Method::POST,
-            &path,
-            Some(&SubjectsBody {
-                subjects: subjects.to_vec(),
-            }),
-        )
-        .await
-        .map(drop)
+        self.change_subjects(scope, role, "remove-subjects", subjects)
+            .await
+    }
+
+    async fn change_subjects(
+        &self,
+        scope: BindingScope<'_>,
+        role: &str,
+        action: &str,
+        subjects: &[Subject],
+    ) -> Result<(), ClientError> {
+        let body = SubjectsBody {
+            subjects: subjects.to_vec(),
+        };
+        let path = binding_path(scope, Some(role), Some(action));
+        self.send::<Value>(Method::POST, &path, Some(&body))
+            .await
+            .map(drop)
     }
 
     pub async fn delete_role_binding(
