@@ -17,6 +17,7 @@ use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
 use crate::domain::registry::{Registry, RegistryOptions};
+use crate::domain::uploads::Uploads;
 use crate::jobs;
 use crate::metadata::access::User;
 use crate::metadata::{AccessStore, DatabaseConfig, MetadataStore, SqlMetadataStore, now};
@@ -117,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         bootstrap_admin(access_store.as_ref(), &config.data_dir).await?;
     }
 
+    let uploads = Arc::new(Uploads::new(metadata.clone(), blobs.clone()));
     let registry = Arc::new(Registry::new(
         metadata.clone(),
         blobs,
@@ -134,6 +136,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .context("loading the keys that sign bearer tokens")?;
     let app = Arc::new(App {
         registry: registry.clone(),
+        uploads: uploads.clone(),
         access: access.clone(),
         public_url: config.http.host.clone(),
         tls: tls_mode != TlsMode::Off,
@@ -150,7 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let mut workers = vec![
         jobs::spawn(
-            jobs::StaleUploads::new(registry.clone(), config.uploads.stale_after),
+            jobs::StaleUploads::new(uploads.clone(), config.uploads.stale_after),
             config.uploads.cleanup_interval,
             shutdown.subscribe(),
         ),

@@ -23,10 +23,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::AccessControl;
 use crate::domain::registry::Registry;
+use crate::domain::uploads::Uploads;
 
 /// Everything a request handler can reach.
 pub struct App {
     pub registry: Arc<Registry>,
+    pub uploads: Arc<Uploads>,
     pub access: Arc<AccessControl>,
     /// `scheme://host[:port]` clients reach berth at, for absolute URLs.
     /// When unset, `Location` headers are relative paths.

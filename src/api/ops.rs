@@ -25,7 +25,7 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    metrics::gauge!("berth_uploads_in_progress").set(app.registry.uploads_in_progress() as f64);
+    metrics::gauge!("berth_uploads_in_progress").set(app.uploads.in_progress() as f64);
     match &app.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

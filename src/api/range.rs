@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use crate::domain::registry::ChunkRange;
+use crate::domain::uploads::ChunkRange;
 
 /// What a blob `Range` header asks for, against a blob of known size.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,18 +7,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::Worker;
-use crate::domain::registry::Registry;
+use crate::domain::uploads::Uploads;
 use crate::metadata::now;
 
 pub struct StaleUploads {
-    registry: Arc<Registry>,
+    uploads: Arc<Uploads>,
     stale_after: Duration,
 }
 
 impl StaleUploads {
-    pub fn new(registry: Arc<Registry>, stale_after: Duration) -> Self {
+    pub fn new(uploads: Arc<Uploads>, stale_after: Duration) -> Self {
         StaleUploads {
-            registry,
+            uploads,
             stale_after,
         }
     }
@@ -32,7 +32,7 @@ impl Worker for StaleUploads {
 
     async fn run_once(&self) -> anyhow::Result<()> {
         let cutoff = now() - i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
-        let removed = self.registry.remove_stale_uploads(cutoff).await?;
+        let removed = self.uploads.remove_stale(cutoff).await?;
         if removed > 0 {
             tracing::info!(removed, "removed abandoned uploads");
         }

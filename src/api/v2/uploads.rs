@@ -14,7 +14,7 @@ use crate::api::errors::upload_range_header;
 use crate::api::observe::count_bytes_in;
 use crate::api::range::parse_content_range;
 use crate::auth::roles::Verb;
-use crate::domain::registry::{ChunkRange, upload_location};
+use crate::domain::uploads::{ChunkRange, upload_location};
 use crate::error::{RegistryError, Result};
 use crate::metadata::Upload;
 use crate::oci::digest::{Digest, DigestAlgorithm};
@@ -114,20 +114,17 @@ pub(super) async fn start(
         return created(app, name, &mount);
     }
 
-    let upload = app.registry.start_upload(name, algorithm).await?;
+    let upload = app.uploads.start(name, algorithm).await?;
     match digest {
         // Single-request upload: the body is the whole blob.
         Some(digest) => {
-            app.registry
-                .finish_upload(&upload, &digest, None, body_stream(body))
+            app.uploads
+                .finish(&upload, &digest, None, body_stream(body))
                 .await?;
             created(app, name, &digest)
         }
         None => {
-            let size = app
-                .registry
-                .append_upload(&upload, None, body_stream(body))
-                .await?;
+            let size = app.uploads.append(&upload, None, body_stream(body)).await?;
             in_progress(app, StatusCode::ACCEPTED, &upload, size)
         }
     }
@@ -174,7 +171,7 @@ async fn find_upload(
     request: &V2Request,
 ) -> Result<Upload> {
     request.require(app, Verb::Push, name).await?;
-    app.registry.upload(name, id).await
+    app.uploads.find(name, id).await
 }
 
 /// `GET <upload>`: how much has been received.
@@ -185,7 +182,7 @@ pub(super) async fn status(
     request: &V2Request,
 ) -> Result<Response> {
     let upload = find_upload(app, name, id, request).await?;
-    let size = app.registry.upload_size(&upload).await?;
+    let size = app.uploads.size(&upload).await?;
     in_progress(app, StatusCode::NO_CONTENT, &upload, size)
 }
 
@@ -200,8 +197,8 @@ pub(super) async fn patch(
     let upload = find_upload(app, name, id, request).await?;
     let range = chunk_range(request)?;
     let size = app
-        .registry
-        .append_upload(&upload, range, body_stream(body))
+        .uploads
+        .append(&upload, range, body_stream(body))
         .await?;
     in_progress(app, StatusCode::ACCEPTED, &upload, size)
 }
@@ -228,8 +225,8 @@ pub(super) async fn put(
     // Completing links the blob into the repository: its namespace must
     // exist (it may have been deleted since the upload started).
     request.prepare_push(app, name).await?;
-    app.registry
-        .finish_upload(&upload, &digest, range, body_stream(body))
+    app.uploads
+        .finish(&upload, &digest, range, body_stream(body))
         .await?;
     created(app, name, &digest)
 }
@@ -242,6 +239,6 @@ pub(super) async fn cancel(
     request: &V2Request,
 ) -> Result<Response> {
     let upload = find_upload(app, name, id, request).await?;
-    app.registry.cancel_upload(&upload).await?;
+    app.uploads.cancel(&upload).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
