@@ -1,8 +1,18 @@
 //! Files berth writes for people to read: secrets (owner only) and
-//! certificates, made durable before berth says where they are.
+//! certificates, made durable before berth says where they are; and what
+//! every writer of files (storage, the embedded database) needs to know of
+//! their errors.
 
 use std::io::Write;
 use std::path::Path;
+
+/// `ENOSPC` or `EDQUOT`: the same write may succeed once space is freed.
+pub fn is_out_of_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
 
 /// Creates or truncates `path` and writes `contents`, readable by the owner
 /// only when `private`, and `fsync`s it.

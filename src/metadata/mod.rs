@@ -70,7 +70,7 @@ fn is_storage_full(e: &sqlx::Error) -> bool {
                 false
             }
         }
-        sqlx::Error::Io(io) => crate::storage::is_out_of_space(io),
+        sqlx::Error::Io(io) => crate::files::is_out_of_space(io),
         _ => false,
     }
 }

@@ -40,7 +40,7 @@ impl StorageError {
         while let Some(error) = cause {
             if error
                 .downcast_ref::<std::io::Error>()
-                .is_some_and(is_out_of_space)
+                .is_some_and(crate::files::is_out_of_space)
             {
                 return true;
             }
@@ -48,14 +48,6 @@ impl StorageError {
         }
         false
     }
-}
-
-/// `ENOSPC` or `EDQUOT`.
-pub fn is_out_of_space(error: &std::io::Error) -> bool {
-    matches!(
-        error.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
