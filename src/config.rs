@@ -41,6 +41,11 @@ pub struct Config {
     pub uploads: UploadsConfig,
     pub validation: ValidationConfig,
     pub log: LogConfig,
+    /// Serve pulls only: every write to `/v2/` is refused (`405
+    /// UNSUPPORTED`, saying the registry is read-only).
+    pub read_only: bool,
+    /// Bounds on the `/v2/` requests served at once.
+    pub requests: RequestsConfig,
 }
 
 impl Default for Config {
@@ -54,6 +59,8 @@ impl Default for Config {
             uploads: UploadsConfig::default(),
             validation: ValidationConfig::default(),
             log: LogConfig::default(),
+            read_only: false,
+            requests: RequestsConfig::default(),
         }
     }
 }
@@ -338,6 +345,37 @@ impl Default for UploadsConfig {
     }
 }
 
+/// `requests.read` bounds `GET` and `HEAD`, `requests.write` every other
+/// method, as the operator's `Config` does.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RequestsConfig {
+    pub read: RequestLimit,
+    pub write: RequestLimit,
+}
+
+/// Past `maxRunning` requests at once, up to `maxInQueue` more wait, each
+/// at most `maxWaitInQueue`; the rest are answered `429` with
+/// `Retry-After`. `maxRunning: 0` (the default) sets no bound.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RequestLimit {
+    pub max_running: u32,
+    pub max_in_queue: u32,
+    #[serde(with = "duration_text")]
+    pub max_wait_in_queue: Duration,
+}
+
+impl Default for RequestLimit {
+    fn default() -> Self {
+        RequestLimit {
+            max_running: 0,
+            max_in_queue: 0,
+            max_wait_in_queue: Duration::from_secs(0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ValidationConfig {
@@ -456,6 +494,23 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "http.maxConnections must be at least 1".into(),
             ));
+        }
+        for (lane, limit) in [
+            ("read", &self.requests.read),
+            ("write", &self.requests.write),
+        ] {
+            if limit.max_in_queue > 0 && limit.max_running == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "requests.{lane}.maxInQueue needs requests.{lane}.maxRunning: \
+                     with no bound on running requests nothing ever waits"
+                )));
+            }
+            if limit.max_in_queue > 0 && limit.max_wait_in_queue.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "requests.{lane}.maxInQueue needs requests.{lane}.maxWaitInQueue \
+                     longer than zero"
+                )));
+            }
         }
         Ok(())
     }

@@ -59,6 +59,9 @@ pub enum RegistryError {
     Unsupported(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A write while the registry runs with `readOnly: true`.
+    #[error("the registry is read-only: pulls are served, pushes and deletes are refused")]
+    ReadOnly,
     #[error("no such endpoint")]
     NotFound,
     #[error("too many requests")]
@@ -72,6 +75,10 @@ pub enum RegistryError {
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// What a client is told when the database is down or unreachable.
+pub const DATABASE_UNREACHABLE_MESSAGE: &str =
+    "the registry's database cannot be reached: nothing was changed; retry shortly";
 
 /// What a client is told when a write is refused for lack of space.
 pub const STORAGE_FULL_MESSAGE: &str =
@@ -111,5 +118,11 @@ impl RegistryError {
             RegistryError::Metadata(MetadataError::StorageFull(_)) => true,
             _ => false,
         }
+    }
+
+    /// A request that failed because the database cannot be reached;
+    /// it may be retried once it is back.
+    pub fn is_database_unreachable(&self) -> bool {
+        matches!(self, RegistryError::Metadata(e) if e.is_unreachable())
     }
 }

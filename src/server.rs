@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::admission::Admission;
 use crate::api::connections::{ConnectionGate, GatedAcceptor};
 use crate::api::{self, App};
 use crate::auth::address::TrustedProxies;
@@ -143,6 +144,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         bootstrap: config.auth.bootstrap,
         metrics: metrics_handle(),
         body_stall: config.http.timeouts.body_stall,
+        read_only: config.read_only,
+        admission: Admission::new(&config.requests),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)

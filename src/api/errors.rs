@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::{AuthFailure, Challenge};
-use crate::error::{RegistryError, STORAGE_FULL_MESSAGE};
+use crate::error::{DATABASE_UNREACHABLE_MESSAGE, RegistryError, STORAGE_FULL_MESSAGE};
 use crate::metadata::MetadataError;
 
 pub static DOCKER_DISTRIBUTION_API_VERSION: HeaderName =
@@ -105,6 +105,12 @@ pub fn describe(error: &RegistryError) -> Described {
             ..row(C::Unavailable, S::INSUFFICIENT_STORAGE)
         };
     }
+    if error.is_database_unreachable() {
+        return Described {
+            message: Cow::Borrowed(DATABASE_UNREACHABLE_MESSAGE),
+            ..row(C::Unavailable, S::SERVICE_UNAVAILABLE)
+        };
+    }
     match error {
         BlobUnknown(_) => row(C::BlobUnknown, S::NOT_FOUND),
         BlobUploadInvalid(_) => row(C::BlobUploadInvalid, S::BAD_REQUEST),
@@ -135,6 +141,12 @@ pub fn describe(error: &RegistryError) -> Described {
         },
         Unsupported(_) => row(C::Unsupported, S::BAD_REQUEST),
         MethodNotAllowed => row(C::Unsupported, S::METHOD_NOT_ALLOWED),
+        // As the reference registry in read-only mode: the write methods
+        // are not allowed, and the message says why.
+        ReadOnly => Described {
+            message: error.to_string().into(),
+            ..row(C::Unsupported, S::METHOD_NOT_ALLOWED)
+        },
         NotFound => row(C::Unsupported, S::NOT_FOUND),
         TooManyRequests { .. } => row(C::Toomanyrequests, S::TOO_MANY_REQUESTS),
         Storage(_) | Metadata(_) | Internal(_) => row(C::Unknown, S::INTERNAL_SERVER_ERROR),
@@ -206,6 +218,8 @@ impl IntoResponse for RegistryError {
         let described = describe(&self);
         if self.is_out_of_space() {
             tracing::warn!(error = %self, "write refused: storage is full");
+        } else if self.is_database_unreachable() {
+            tracing::warn!(error = %self, "request refused: the database cannot be reached");
         } else if described.status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }

@@ -4,6 +4,7 @@
 //! (`/v2/`) or `Status` objects (the administration API, `/api/v1`).
 
 pub mod admin;
+pub mod admission;
 pub mod connections;
 pub mod endpoint;
 pub mod errors;
@@ -41,6 +42,10 @@ pub struct App {
     pub metrics: Option<PrometheusHandle>,
     /// A request body that sends nothing for this long fails.
     pub body_stall: std::time::Duration,
+    /// `readOnly`: writes to `/v2/` are refused.
+    pub read_only: bool,
+    /// `requests.read|write`: how many `/v2/` requests run and wait.
+    pub admission: admission::Admission,
 }
 
 pub type AppState = Arc<App>;

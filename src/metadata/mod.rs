@@ -40,6 +40,30 @@ pub enum MetadataError {
     Corrupt(String),
 }
 
+impl MetadataError {
+    /// The database cannot be reached right now (down, restarting, the
+    /// network between): nothing was done, and the same request may
+    /// succeed once it is back.
+    pub fn is_unreachable(&self) -> bool {
+        let MetadataError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL's connection exceptions (class 08) and its
+            // shutdown and start-up refusals (57P01-57P03).
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for MetadataError {
     fn from(e: sqlx::Error) -> Self {
         if is_storage_full(&e) {

@@ -122,9 +122,12 @@ pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response
         .as_ref()
         .map(|e| e.route(&parts.method))
         .unwrap_or("v2_unknown");
-    let mut response = match handle(&app, parsed, parts, body).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
+    let mut response = match app.admission.admit(&parts.method).await {
+        Ok(admitted) => match handle(&app, parsed, parts, body).await {
+            Ok(response) => response.map(|body| admitted.hold_until_sent(body)),
+            Err(e) => e.into_response(),
+        },
+        Err(busy) => busy.into_response(),
     };
     response.headers_mut().insert(
         DOCKER_DISTRIBUTION_API_VERSION.clone(),
@@ -165,6 +168,9 @@ async fn handle(
         Err(e) => return Err(e),
     };
     use Method as M;
+    if app.read_only && !matches!(request.method, M::GET | M::HEAD) {
+        return Err(RegistryError::ReadOnly);
+    }
     match (&endpoint, &request.method) {
         (Endpoint::Base, &M::GET | &M::HEAD) => base(app, &request),
         (Endpoint::Catalog, &M::GET) => listings::catalog(app, &request).await,
