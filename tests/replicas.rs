@@ -1,0 +1,223 @@
+//! Several berth replicas behind a real load balancer (nginx, round robin),
+//! sharing one PostgreSQL database and one blob store, as users deploy
+//! them: pushes and pulls whose requests land on different replicas, a tag
+//! pushed through several replicas at once, and a replica killed with
+//! SIGKILL during concurrent pushes.
+//!
+//! The blob store here is a filesystem directory the replicas share (one
+//! machine, or a network filesystem); the object-store variant runs the
+//! same flows on SeaweedFS.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+
+const PASSWORD: &str = "replicas-test-password";
+
+struct Replicas {
+    replicas: Vec<BerthProcess>,
+    nginx: Nginx,
+    /// The admin, through the load balancer.
+    client: RegistryClient,
+    _database: PgDatabase,
+    _dir: tempfile::TempDir,
+}
+
+/// `count` replicas started together on one fresh database and one blob
+/// directory, behind nginx.
+async fn replicas(count: usize) -> Option<Replicas> {
+    let database = PgDatabase::create().await?;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let storage = dir.path().join("shared-storage");
+    let starts = (0..count).map(|i| {
+        BerthProcess::serve(&dir.path().join(format!("replica-{i}")))
+            .admin_password(PASSWORD)
+            .env("BERTH_DATABASE_URL", database.url.clone())
+            .env(
+                "BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY",
+                storage.display().to_string(),
+            )
+            .start()
+    });
+    let replicas = futures::future::join_all(starts).await;
+    let addrs: Vec<_> = replicas.iter().map(|r| r.addr).collect();
+    let nginx = Nginx::round_robin(&addrs).await?;
+    let client = RegistryClient::new(nginx.url.clone(), "admin", PASSWORD);
+    Some(Replicas {
+        replicas,
+        nginx,
+        client,
+        _database: database,
+        _dir: dir,
+    })
+}
+
+/// Pushes a small image without failing the test: `Some(digest)` only if
+/// every step was acknowledged.
+async fn try_push_image(client: &RegistryClient, repo: &str, tag: &str) -> Option<String> {
+    let label = format!("{repo}:{tag}");
+    let config_bytes = image_config(&label);
+    let layer_bytes = blob_content(&label, 4096);
+    for content in [&config_bytes, &layer_bytes] {
+        let response = client.post_blob(repo, &sha256(content), content).await;
+        if response.status() != StatusCode::CREATED {
+            return None;
+        }
+    }
+    let config = Descriptor::of(OCI_CONFIG, &config_bytes);
+    let layers = vec![Descriptor::of(OCI_LAYER, &layer_bytes)];
+    let manifest = Manifest::from_json(
+        OCI_MANIFEST,
+        &image_manifest(OCI_MANIFEST, &config, &layers),
+    );
+    let response = client.put_manifest(repo, tag, &manifest).await;
+    (response.status() == StatusCode::CREATED).then(|| sha256(&manifest.bytes))
+}
+
+/// What `replica` answers for `repo:tag`: the digest, with the layer's
+/// bytes checked against their digests.
+async fn pull_from(replica: &BerthProcess, repo: &str, tag: &str) -> String {
+    let response = expect_status(replica.get_manifest(repo, tag).await, StatusCode::OK).await;
+    let digest = header(&response, "docker-content-digest");
+    let manifest: serde_json::Value = response.json().await.expect("manifest JSON");
+    let mut blobs = vec![
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("config")
+            .to_owned(),
+    ];
+    for layer in manifest["layers"].as_array().expect("layers") {
+        blobs.push(layer["digest"].as_str().expect("layer digest").to_owned());
+    }
+    for blob in blobs {
+        let bytes = replica.blob_bytes(repo, &blob).await;
+        assert_eq!(sha256(&bytes), blob, "{repo}:{tag} on {}", replica.addr);
+    }
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_pushed_through_the_load_balancer_is_served_by_every_replica() {
+    let Some(cluster) = replicas(3).await else {
+        return;
+    };
+    let client = &cluster.client;
+    let image = client.push_image("proj/app", "v1").await;
+    // A blob pushed in chunks, each PATCH on the next replica in turn.
+    let big = blob_content("chunked across replicas", 3 << 20);
+    let chunked = client
+        .push_blob_in_chunks("proj/app", &big, 512 << 10)
+        .await;
+
+    for replica in &cluster.replicas {
+        assert_eq!(pull_from(replica, "proj/app", "v1").await, image.digest);
+        assert_eq!(replica.blob_bytes("proj/app", &chunked).await, big);
+        assert_eq!(replica.tags("proj/app").await, ["v1"]);
+    }
+    let catalog: serde_json::Value = client.catalog("").await.json().await.unwrap();
+    assert_eq!(catalog["repositories"], serde_json::json!(["proj/app"]));
+    assert!(
+        cluster.nginx.access_log().lines().count() > 10,
+        "requests went through nginx"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_pushed_through_several_replicas_at_once_ends_with_one_current_digest() {
+    let Some(cluster) = replicas(3).await else {
+        return;
+    };
+    for round in 0..5 {
+        let pushes = cluster.replicas.iter().enumerate().map(|(i, replica)| {
+            let client = replica.client().clone();
+            async move {
+                // Distinct content per replica and round, one tag.
+                let blob_label = format!("round-{round}-replica-{i}");
+                let config_bytes = image_config(&blob_label);
+                client.push_blob("proj/race", &config_bytes).await;
+                let config = Descriptor::of(OCI_CONFIG, &config_bytes);
+                let manifest =
+                    Manifest::from_json(OCI_MANIFEST, &image_manifest(OCI_MANIFEST, &config, &[]));
+                client.push_manifest("proj/race", "latest", &manifest).await
+            }
+        });
+        let pushed = futures::future::join_all(pushes).await;
+        let mut answers = Vec::new();
+        for replica in &cluster.replicas {
+            let response = replica.head_manifest("proj/race", "latest").await;
+            let response = expect_status(response, StatusCode::OK).await;
+            answers.push(header(&response, "docker-content-digest"));
+        }
+        assert!(
+            answers.windows(2).all(|w| w[0] == w[1]),
+            "round {round}: replicas disagree on the tag: {answers:?}"
+        );
+        assert!(
+            pushed.contains(&answers[0]),
+            "round {round}: {answers:?} not in {pushed:?}"
+        );
+        // Every pushed manifest stays reachable by digest.
+        for digest in &pushed {
+            let response = cluster.client.head_manifest("proj/race", digest).await;
+            expect_status(response, StatusCode::OK).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_during_pushes_loses_no_acknowledged_image() {
+    let Some(mut cluster) = replicas(3).await else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let pushers: Vec<_> = (0..4)
+        .map(|worker| {
+            let client = cluster.client.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut attempts = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let tag = format!("w{worker}-{attempts}");
+                    attempts += 1;
+                    if let Some(digest) = try_push_image(&client, "proj/busy", &tag).await {
+                        acknowledged.push((tag, digest));
+                    }
+                }
+                (acknowledged, attempts)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.replicas[1].kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut acknowledged = Vec::new();
+    let mut attempts = 0;
+    for pusher in pushers {
+        let (images, tried) = pusher.await.expect("pusher task");
+        acknowledged.extend(images);
+        attempts += tried;
+    }
+    assert!(
+        acknowledged.len() > 8 && acknowledged.len() < attempts,
+        "{} of {attempts} pushes acknowledged: the test must push both before and \
+         across the kill",
+        acknowledged.len()
+    );
+    for survivor in [&cluster.replicas[0], &cluster.replicas[2]] {
+        for (tag, digest) in &acknowledged {
+            assert_eq!(
+                &pull_from(survivor, "proj/busy", tag).await,
+                digest,
+                "{tag}"
+            );
+        }
+    }
+}
