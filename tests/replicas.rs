@@ -31,6 +31,10 @@ struct Replicas {
 /// `count` replicas started together on one fresh database and one blob
 /// directory, behind nginx.
 async fn replicas(count: usize) -> Option<Replicas> {
+    replicas_with(count, &[]).await
+}
+
+async fn replicas_with(count: usize, env: &[(&str, &str)]) -> Option<Replicas> {
     let database = PgDatabase::create().await?;
     let dir = tempfile::tempdir().expect("temporary directory");
     let storage = dir.path().join("shared-storage");
@@ -42,6 +46,7 @@ async fn replicas(count: usize) -> Option<Replicas> {
                 "BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY",
                 storage.display().to_string(),
             )
+            .envs(env)
             .start()
     });
     let replicas = futures::future::join_all(starts).await;
@@ -219,5 +224,60 @@ async fn a_replica_killed_during_pushes_loses_no_acknowledged_image() {
                 "{tag}"
             );
         }
+    }
+}
+
+/// Password guesses spread over replicas add up to one limit, the lockout
+/// reaches every replica, and an admin's unlock on one frees it on all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_count_across_replicas() {
+    let Some(cluster) = replicas_with(
+        2,
+        &[
+            ("BERTH_AUTH_LOCKOUT_MAX_FAILURES_PER_USER", "4"),
+            ("BERTH_AUTH_LOCKOUT_DURATION", "1h"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let [first, second] = &cluster.replicas[..] else {
+        unreachable!()
+    };
+    first
+        .create_user("alice", Some("alice-right-password"), false)
+        .await;
+    // Two wrong guesses on each replica: four in all, the limit.
+    for replica in [first, second, first, second] {
+        let guess = replica.with_credentials("alice", "wrong-guess");
+        assert_eq!(guess.get("/v2/").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Each replica refuses alice from this address now, right password or
+    // not (the second learns of the last failure within a second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for replica in [first, second] {
+        let right = replica.with_credentials("alice", "alice-right-password");
+        let refused = right.get("/v2/").await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            replica.addr
+        );
+    }
+    // An admin unlocks her on the first; the second follows.
+    first
+        .api_expect(
+            reqwest::Method::POST,
+            "/api/v1/users/alice/unlock",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for replica in [first, second] {
+        let right = replica.with_credentials("alice", "alice-right-password");
+        expect_status(right.get("/v2/").await, StatusCode::OK).await;
     }
 }

@@ -134,7 +134,7 @@ impl Admin<'_> {
         if self.store().user(name).await?.is_none() {
             return Err(not_found("users", name));
         }
-        let was_locked = self.access.unlock(name);
+        let was_locked = self.access.unlock(name).await?;
         tracing::info!(user = name, was_locked, by = %self.caller.principal.name(), "user unlocked");
         Ok(was_locked)
     }

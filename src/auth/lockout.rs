@@ -16,7 +16,10 @@
 //!   bearer token) are never keyed on the user name, which means nothing
 //!   for them: guesses at a name do not stop its service accounts' tokens.
 //!
-//! The state is in memory, per replica.
+//! The counts are kept in memory for the hot path, and shared by replicas
+//! through the database (`AccessControl` writes each failure there and
+//! adopts what other replicas counted, at most a second late): an attacker
+//! spreading guesses over replicas meets the same limits.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,12 +43,57 @@ pub struct LockoutPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
+pub enum Key {
     /// A user name from one address (`None`: address unknown).
     Pair(String, Option<IpAddr>),
     /// A user name from anywhere: never locked, only slowed down.
     User(String),
     Address(IpAddr),
+}
+
+impl Key {
+    /// The key's name in the shared store. User names never contain a
+    /// newline, so it separates the parts.
+    pub fn encode(&self) -> String {
+        match self {
+            Key::Pair(user, Some(address)) => format!("pair\n{user}\n{address}"),
+            Key::Pair(user, None) => format!("pair\n{user}\n-"),
+            Key::User(user) => format!("user\n{user}"),
+            Key::Address(address) => format!("address\n{address}"),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Key> {
+        let mut parts = text.split('\n');
+        let key = match (parts.next()?, parts.next()?, parts.next()) {
+            ("pair", user, Some("-")) => Key::Pair(user.to_owned(), None),
+            ("pair", user, Some(address)) => {
+                Key::Pair(user.to_owned(), Some(address.parse().ok()?))
+            }
+            ("user", user, None) => Key::User(user.to_owned()),
+            ("address", address, None) => Key::Address(address.parse().ok()?),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(key)
+    }
+
+    /// The user name whose failures the key counts.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Key::Pair(user, _) | Key::User(user) => Some(user),
+            Key::Address(_) => None,
+        }
+    }
+}
+
+/// A key's state as the shared store has it: times in milliseconds since
+/// the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedFailures {
+    pub count: u32,
+    pub since: i64,
+    pub locked_until: Option<i64>,
+    pub now: i64,
 }
 
 #[derive(Debug)]
@@ -132,18 +180,7 @@ impl Lockout {
                 f.since.elapsed() < window || f.locked_until.is_some_and(|u| u > now)
             });
         }
-        let mut keys = Vec::with_capacity(3);
-        if let Some(address) = address {
-            keys.push((Key::Address(address), Some(self.policy.per_address)));
-        }
-        if let Some(user) = user {
-            keys.push((
-                Key::Pair(user.to_owned(), address),
-                Some(self.policy.per_user),
-            ));
-            keys.push((Key::User(user.to_owned()), None));
-        }
-        for (key, limit) in keys {
+        for (key, limit) in self.failure_keys(user, address) {
             let entry = failures.entry(key).or_insert(Failures {
                 count: 0,
                 since: now,
@@ -165,10 +202,61 @@ impl Lockout {
         }
     }
 
+    /// What a failed login counts against, with the count that locks each.
+    pub fn failure_keys(
+        &self,
+        user: Option<&str>,
+        address: Option<IpAddr>,
+    ) -> Vec<(Key, Option<u32>)> {
+        let mut keys = Vec::with_capacity(3);
+        if let Some(address) = address {
+            keys.push((Key::Address(address), Some(self.policy.per_address)));
+        }
+        if let Some(user) = user {
+            keys.push((
+                Key::Pair(user.to_owned(), address),
+                Some(self.policy.per_user),
+            ));
+            keys.push((Key::User(user.to_owned()), None));
+        }
+        keys
+    }
+
+    pub fn policy(&self) -> &LockoutPolicy {
+        &self.policy
+    }
+
+    /// Takes a key's state from the shared store (which counts every
+    /// replica's failures) in place of this replica's own.
+    pub fn adopt(&self, key: Key, shared: SharedFailures) {
+        let now = Instant::now();
+        let at = |ms: i64| {
+            let ago = Duration::from_millis(shared.now.saturating_sub(ms).max(0) as u64);
+            let ahead = Duration::from_millis(ms.saturating_sub(shared.now).max(0) as u64);
+            now.checked_sub(ago).unwrap_or(now) + ahead
+        };
+        let locked_until = shared.locked_until.filter(|u| *u > shared.now).map(at);
+        let mut failures = self.failures();
+        if shared.count == 0 && locked_until.is_none() {
+            failures.remove(&key);
+        } else {
+            failures.insert(
+                key,
+                Failures {
+                    count: shared.count,
+                    since: at(shared.since),
+                    locked_until,
+                },
+            );
+        }
+    }
+
     /// A successful password login clears the failures of its name from its
-    /// address (not the address's, nor the name's elsewhere).
-    pub fn record_success(&self, user: &str, address: Option<IpAddr>) {
-        self.failures().remove(&Key::Pair(user.to_owned(), address));
+    /// address (not the address's, nor the name's elsewhere). Returns the
+    /// key if there were any, to clear in the shared store too.
+    pub fn record_success(&self, user: &str, address: Option<IpAddr>) -> Option<Key> {
+        let key = Key::Pair(user.to_owned(), address);
+        self.failures().remove(&key).map(|_| key)
     }
 
     /// Forgets every failure counted against `user` (an admin's unlock).

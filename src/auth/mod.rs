@@ -34,11 +34,14 @@ use base64::Engine as _;
 use self::address::TrustedProxies;
 use self::bearer::{AccessEntry, BearerError, BearerTokens, PasswordStamp};
 pub use self::challenge::Challenge;
-use self::lockout::{Admission, Lockout, LockoutPolicy};
+use self::lockout::{Admission, Key, Lockout, LockoutPolicy, SharedFailures};
 pub use self::policy::Principal;
 use self::policy::{PolicyCache, PolicySnapshot};
 use self::roles::Verb;
-use crate::metadata::access::{AccessStore, BindingSubject, Namespace, TokenSubject};
+use crate::metadata::access::{
+    AccessStore, BindingSubject, FailureCount, LoginFailureKeys, LoginFailures, Namespace,
+    TokenSubject,
+};
 use crate::metadata::{MetadataError, Timestamp, now};
 use crate::oci::digest::sha256_raw;
 use crate::oci::names::RepositoryName;
@@ -183,7 +186,20 @@ pub struct AccessControl {
     /// sha256(Authorization header) → caller. Keyed by a hash so that no
     /// secret is kept in memory in the clear.
     verified: Mutex<HashMap<[u8; 32], Verified>>,
+    lockout_sync: Mutex<LockoutSync>,
 }
+
+/// When this replica last adopted the failed logins other replicas counted.
+struct LockoutSync {
+    next_at: Instant,
+    /// The store's clock at the last look (milliseconds).
+    seen_until: Timestamp,
+    next_cleanup_at: Instant,
+}
+
+/// How often the shared failure counts are read: the longest another
+/// replica's lockout takes to reach this one.
+const LOCKOUT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Credentials as the `Authorization` header presents them.
 enum Presented {
@@ -213,6 +229,15 @@ fn presented(value: &HeaderValue) -> Result<Presented, AuthFailure> {
 }
 
 /// A login refused by the brute-force defence, logged.
+fn shared_failures(row: &LoginFailures, now: Timestamp) -> SharedFailures {
+    SharedFailures {
+        count: row.count,
+        since: row.since,
+        locked_until: row.locked_until,
+        now,
+    }
+}
+
 fn locked_out(user: Option<&str>, address: Option<IpAddr>, wait: Duration) -> AuthFailure {
     tracing::warn!(user = user.unwrap_or(""), address = ?address, outcome = "locked_out", "login");
     AuthFailure::LockedOut(wait)
@@ -231,6 +256,11 @@ impl AccessControl {
             ),
             store,
             lockout: Lockout::new(options.lockout),
+            lockout_sync: Mutex::new(LockoutSync {
+                next_at: Instant::now(),
+                seen_until: 0,
+                next_cleanup_at: Instant::now() + Duration::from_secs(60),
+            }),
             trusted_proxies: options.trusted_proxies,
             auto_create_namespaces: options.auto_create_namespaces,
             verified: Mutex::new(HashMap::new()),
@@ -292,9 +322,81 @@ impl AccessControl {
     }
 
     /// Forgets the failed logins counted against `user` (see
-    /// [`Lockout::unlock`]); returns whether it was locked out or slowed down.
-    pub fn unlock(&self, user: &str) -> bool {
-        self.lockout.unlock(user)
+    /// [`Lockout::unlock`]), on every replica; returns whether it was locked
+    /// out or slowed down.
+    pub async fn unlock(&self, user: &str) -> Result<bool, MetadataError> {
+        let here = self.lockout.unlock(user);
+        let shared = self
+            .store
+            .reset_login_failures(LoginFailureKeys::User(user), now())
+            .await?;
+        Ok(here || shared)
+    }
+
+    /// Adopts what other replicas counted since the last look, at most once
+    /// per [`LOCKOUT_SYNC_INTERVAL`]. A store that does not answer leaves
+    /// this replica's own counts in force.
+    async fn sync_lockouts(&self) {
+        let (since, cleanup) = {
+            let mut sync = self.lockout_sync.lock().unwrap_or_else(|e| e.into_inner());
+            let instant = Instant::now();
+            if instant < sync.next_at {
+                return;
+            }
+            sync.next_at = instant + LOCKOUT_SYNC_INTERVAL;
+            let cleanup = instant >= sync.next_cleanup_at;
+            if cleanup {
+                sync.next_cleanup_at = instant + Duration::from_secs(60);
+            }
+            // A margin for writes that committed late, and for clocks of
+            // replicas that differ a little.
+            (sync.seen_until - 5_000, cleanup)
+        };
+        let at = now();
+        match self.store.login_failures_changed_since(since).await {
+            Ok(rows) => {
+                for row in rows {
+                    if let Some(key) = Key::decode(&row.key) {
+                        self.lockout.adopt(key, shared_failures(&row, at));
+                    }
+                }
+                let mut sync = self.lockout_sync.lock().unwrap_or_else(|e| e.into_inner());
+                sync.seen_until = sync.seen_until.max(at);
+            }
+            Err(e) => tracing::debug!(error = %e, "reading shared login failures"),
+        }
+        if cleanup {
+            let policy = self.lockout.policy();
+            let keep = policy.window.max(policy.duration).as_millis() as i64;
+            if let Err(e) = self.store.remove_login_failures_before(at - keep, at).await {
+                tracing::debug!(error = %e, "removing old login failures");
+            }
+        }
+    }
+
+    /// Counts a failed login in the shared store and adopts the totals, so
+    /// that failures on every replica add up.
+    async fn share_failure(&self, user: Option<&str>, address: Option<IpAddr>) {
+        let policy = *self.lockout.policy();
+        for (key, limit) in self.lockout.failure_keys(user, address) {
+            let encoded = key.encode();
+            let at = now();
+            let counted = self
+                .store
+                .count_login_failure(FailureCount {
+                    key: &encoded,
+                    user: key.user(),
+                    at,
+                    window_ms: policy.window.as_millis() as i64,
+                    limit,
+                    lock_ms: policy.duration.as_millis() as i64,
+                })
+                .await;
+            match counted {
+                Ok(row) => self.lockout.adopt(key, shared_failures(&row, at)),
+                Err(e) => tracing::warn!(error = %e, "counting a failed login in the database"),
+            }
+        }
     }
 
     /// Identifies the caller. No credentials is anonymous; wrong ones are a
@@ -309,6 +411,7 @@ impl AccessControl {
             return Ok(Caller::anonymous());
         };
         let address = self.client_address(headers, peer);
+        self.sync_lockouts().await;
         // The cache is consulted before the header is even parsed: a client
         // sends the same header on every request.
         let key = sha256_raw(authorization.as_bytes());
@@ -346,8 +449,14 @@ impl AccessControl {
         };
         match outcome {
             Ok(verified) => {
-                if let Some(name) = lockout_user {
-                    self.lockout.record_success(name, address);
+                if let Some(name) = lockout_user
+                    && let Some(key) = self.lockout.record_success(name, address)
+                    && let Err(e) = self
+                        .store
+                        .reset_login_failures(LoginFailureKeys::One(&key.encode()), now())
+                        .await
+                {
+                    tracing::warn!(error = %e, "clearing failed logins in the database");
                 }
                 let caller = verified.caller.clone();
                 tracing::info!(subject = %caller.principal.name(), address = ?address, outcome = "success", "login");
@@ -362,6 +471,7 @@ impl AccessControl {
                     !matches!(&presented, Presented::Bearer(t) if !tokens::looks_like_token(t));
                 if guess {
                     self.lockout.record_failure(lockout_user, address);
+                    self.share_failure(lockout_user, address).await;
                 }
                 let user = match &presented {
                     Presented::Basic { user, .. } => user.as_str(),

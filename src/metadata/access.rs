@@ -139,6 +139,38 @@ pub struct SigningKey {
     pub created_at: Timestamp,
 }
 
+/// Which failure counts to reset.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginFailureKeys<'a> {
+    /// Every key counting failures of this user name.
+    User(&'a str),
+    One(&'a str),
+}
+
+/// Failed logins counted under one key, as every replica sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub key: String,
+    pub count: u32,
+    /// When the current window of failures began.
+    pub since: Timestamp,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// How one failed login is counted under a key.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureCount<'a> {
+    pub key: &'a str,
+    /// The user name the key counts for, if any (for unlocking).
+    pub user: Option<&'a str>,
+    pub at: Timestamp,
+    /// Failures older than this (and not locked) start a new window.
+    pub window_ms: i64,
+    /// Failures that lock the key, and for how long.
+    pub limit: Option<u32>,
+    pub lock_ms: i64,
+}
+
 #[async_trait]
 pub trait AccessStore: Send + Sync + 'static {
     /// Changes whenever anything below changes (tokens, bindings, …).
@@ -218,4 +250,20 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<SigningKey>>;
     async fn add_signing_key(&self, key: &SigningKey) -> Result<()>;
     async fn delete_signing_keys_before(&self, before: Timestamp) -> Result<u64>;
+
+    // --- failed logins, shared by replicas
+    /// Counts one failure (a new window if the last one passed), locks the
+    /// key when the count reaches the limit, and returns the key's state.
+    async fn count_login_failure(&self, count: FailureCount<'_>) -> Result<LoginFailures>;
+    /// Keys changed at or after `since` (counted, locked or reset).
+    async fn login_failures_changed_since(&self, since: Timestamp) -> Result<Vec<LoginFailures>>;
+    /// Resets the keys of `user` (all of them) or the one `key`; returns
+    /// whether any was locked.
+    async fn reset_login_failures(
+        &self,
+        which: LoginFailureKeys<'_>,
+        at: Timestamp,
+    ) -> Result<bool>;
+    /// Removes keys unchanged since `before` and not locked at `at`.
+    async fn remove_login_failures_before(&self, before: Timestamp, at: Timestamp) -> Result<u64>;
 }

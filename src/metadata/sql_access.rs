@@ -5,8 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::access::{
-    AccessStore, Binding, BindingSubject, Group, Namespace, ServiceAccount, SigningKey,
-    SubjectKind, Token, TokenSubject, User, UserDeletion,
+    AccessStore, Binding, BindingSubject, FailureCount, Group, LoginFailureKeys, LoginFailures,
+    Namespace, ServiceAccount, SigningKey, SubjectKind, Token, TokenSubject, User, UserDeletion,
 };
 use super::sql::SqlMetadataStore;
 use super::{MetadataError, Result, Timestamp};
@@ -690,6 +690,117 @@ impl AccessStore for SqlMetadataStore {
             .bind(before)
             .execute(self.writer())
             .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn count_login_failure(&self, count: FailureCount<'_>) -> Result<LoginFailures> {
+        // One statement, so that replicas counting the same key at once
+        // neither lose a failure nor both start a new window.
+        let row = sqlx::query(
+            "INSERT INTO login_failures (key, user_name, count, since, locked_until, updated_at)
+             VALUES ($1, $2, 1, $3, NULL, $3)
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN login_failures.since <= $4
+                             AND COALESCE(login_failures.locked_until, 0) <= $3
+                            THEN 1 ELSE login_failures.count + 1 END,
+               locked_until = CASE WHEN login_failures.since <= $4
+                             AND COALESCE(login_failures.locked_until, 0) <= $3
+                            THEN NULL ELSE login_failures.locked_until END,
+               since = CASE WHEN login_failures.since <= $4
+                             AND COALESCE(login_failures.locked_until, 0) <= $3
+                            THEN $3 ELSE login_failures.since END,
+               updated_at = $3
+             RETURNING count, since, locked_until",
+        )
+        .bind(count.key)
+        .bind(count.user)
+        .bind(count.at)
+        .bind(count.at - count.window_ms)
+        .fetch_one(self.writer())
+        .await?;
+        let mut failures = LoginFailures {
+            key: count.key.to_owned(),
+            count: u32::try_from(row.try_get::<i64, _>("count")?).unwrap_or(u32::MAX),
+            since: row.try_get("since")?,
+            locked_until: row.try_get("locked_until")?,
+        };
+        if let Some(limit) = count.limit
+            && failures.count >= limit
+        {
+            let until = count.at + count.lock_ms;
+            sqlx::query(
+                "UPDATE login_failures SET locked_until = $2, updated_at = $3
+                 WHERE key = $1 AND COALESCE(locked_until, 0) < $2",
+            )
+            .bind(count.key)
+            .bind(until)
+            .bind(count.at)
+            .execute(self.writer())
+            .await?;
+            failures.locked_until = Some(failures.locked_until.unwrap_or(0).max(until));
+        }
+        Ok(failures)
+    }
+
+    async fn login_failures_changed_since(&self, since: Timestamp) -> Result<Vec<LoginFailures>> {
+        let rows = sqlx::query(
+            "SELECT key, count, since, locked_until FROM login_failures WHERE updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoginFailures {
+                    key: r.try_get("key")?,
+                    count: u32::try_from(r.try_get::<i64, _>("count")?).unwrap_or(u32::MAX),
+                    since: r.try_get("since")?,
+                    locked_until: r.try_get("locked_until")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reset_login_failures(
+        &self,
+        which: LoginFailureKeys<'_>,
+        at: Timestamp,
+    ) -> Result<bool> {
+        let (locked, reset, value) = match which {
+            LoginFailureKeys::User(user) => (
+                "SELECT COUNT(*) FROM login_failures WHERE user_name = $1 AND locked_until > $2",
+                "UPDATE login_failures SET count = 0, since = $2, locked_until = NULL, updated_at = $2
+                 WHERE user_name = $1 AND (count > 0 OR locked_until IS NOT NULL)",
+                user,
+            ),
+            LoginFailureKeys::One(key) => (
+                "SELECT COUNT(*) FROM login_failures WHERE key = $1 AND locked_until > $2",
+                "UPDATE login_failures SET count = 0, since = $2, locked_until = NULL, updated_at = $2
+                 WHERE key = $1 AND (count > 0 OR locked_until IS NOT NULL)",
+                key,
+            ),
+        };
+        let was_locked: i64 = sqlx::query_scalar(locked)
+            .bind(value)
+            .bind(at)
+            .fetch_one(self.writer())
+            .await?;
+        sqlx::query(reset)
+            .bind(value)
+            .bind(at)
+            .execute(self.writer())
+            .await?;
+        Ok(was_locked > 0)
+    }
+
+    async fn remove_login_failures_before(&self, before: Timestamp, at: Timestamp) -> Result<u64> {
+        let result = sqlx::query(
+            "DELETE FROM login_failures WHERE updated_at < $1 AND COALESCE(locked_until, 0) <= $2",
+        )
+        .bind(before)
+        .bind(at)
+        .execute(self.writer())
+        .await?;
         Ok(result.rows_affected())
     }
 }

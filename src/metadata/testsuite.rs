@@ -137,6 +137,7 @@ engine_tests!(
     a_namespace_takes_its_repositories,
     token_names_are_unique_per_owner,
     the_last_super_user_is_kept,
+    failed_logins_add_up_lock_and_reset,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -1062,4 +1063,112 @@ async fn the_last_super_user_is_kept(store: &dyn AccessStore) {
         UserDeletion::Deleted,
         "no longer super"
     );
+}
+
+async fn failed_logins_add_up_lock_and_reset(store: &dyn AccessStore) {
+    let count = |key: &'static str, at: Timestamp| FailureCount {
+        key,
+        user: Some("alice"),
+        at,
+        window_ms: 1_000,
+        limit: Some(3),
+        lock_ms: 500,
+    };
+    // Failures counted at once (as by several replicas) all add up.
+    let counted =
+        futures::future::join_all((0..2).map(|_| store.count_login_failure(count("pair-a", 100))))
+            .await;
+    let mut counts: Vec<u32> = counted.into_iter().map(|c| c.unwrap().count).collect();
+    counts.sort();
+    assert_eq!(counts, [1, 2]);
+    let third = store
+        .count_login_failure(count("pair-a", 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.count, third.since, third.locked_until),
+        (3, 100, Some(700))
+    );
+    // While locked, failures go on counting in the same window.
+    let fourth = store
+        .count_login_failure(count("pair-a", 600))
+        .await
+        .unwrap();
+    assert_eq!((fourth.count, fourth.since), (4, 100));
+    // Once the window and the lock have passed, a failure starts afresh.
+    let later = store
+        .count_login_failure(count("pair-a", 5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        (later.count, later.since, later.locked_until),
+        (1, 5_000, None)
+    );
+
+    // Other replicas see what changed.
+    store
+        .count_login_failure(FailureCount {
+            key: "address-b",
+            user: None,
+            ..count("x", 6_000)
+        })
+        .await
+        .unwrap();
+    let changed: Vec<String> = store
+        .login_failures_changed_since(5_500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    assert_eq!(changed, ["address-b"]);
+
+    // An unlock resets the user's keys, and says whether any was locked.
+    for at in [7_000, 7_001, 7_002] {
+        store
+            .count_login_failure(count("pair-a", at))
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .reset_login_failures(LoginFailureKeys::User("alice"), 7_100)
+            .await
+            .unwrap()
+    );
+    let reset = store.login_failures_changed_since(7_100).await.unwrap();
+    assert_eq!(reset.len(), 1, "{reset:?}");
+    assert_eq!((reset[0].count, reset[0].locked_until), (0, None));
+    assert!(
+        !store
+            .reset_login_failures(LoginFailureKeys::One("pair-a"), 7_200)
+            .await
+            .unwrap()
+    );
+
+    // Old keys go; locked ones stay.
+    store
+        .count_login_failure(FailureCount {
+            key: "address-c",
+            user: None,
+            limit: Some(1),
+            ..count("x", 8_000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .remove_login_failures_before(8_000, 8_100)
+            .await
+            .unwrap(),
+        2
+    );
+    let left: Vec<String> = store
+        .login_failures_changed_since(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    assert_eq!(left, ["address-c"]);
 }
