@@ -21,6 +21,18 @@ pub mod project;
 pub mod session;
 pub mod version;
 
+/// An environment of `vars` only, for the tests of what reads variables.
+#[cfg(test)]
+pub(crate) fn fake_env<'a>(
+    vars: &'a [(&'a str, &'a str)],
+) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+    move |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| std::ffi::OsString::from(v))
+    }
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -198,20 +198,11 @@ async fn users(
             shown.push(account.clone());
         }
     }
-    let namespace = if cluster {
-        None
-    } else {
-        Some(session.namespace(args.namespace.as_deref())?)
+    let target = Target {
+        cluster,
+        namespace: args.namespace.as_deref(),
     };
-    apply(
-        session,
-        &args.role,
-        namespace.as_deref(),
-        &subjects,
-        &shown,
-        change,
-    )
-    .await
+    apply(session, &args.role, target, &subjects, &shown, change).await
 }
 
 async fn groups(
@@ -221,31 +212,35 @@ async fn groups(
     cluster: bool,
 ) -> anyhow::Result<()> {
     let subjects: Vec<Subject> = args.groups.iter().map(|g| Subject::group(g)).collect();
-    let namespace = if cluster {
-        None
-    } else {
-        Some(session.namespace(args.namespace.as_deref())?)
+    let target = Target {
+        cluster,
+        namespace: args.namespace.as_deref(),
     };
-    apply(
-        session,
-        &args.role,
-        namespace.as_deref(),
-        &subjects,
-        &args.groups,
-        change,
-    )
-    .await
+    apply(session, &args.role, target, &subjects, &args.groups, change).await
+}
+
+/// Where a binding changes: cluster-wide, or in `-n NAMESPACE` (else the
+/// session's current project).
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    cluster: bool,
+    namespace: Option<&'a str>,
 }
 
 async fn apply(
     session: &Session,
     role: &str,
-    namespace: Option<&str>,
+    target: Target<'_>,
     subjects: &[Subject],
     shown: &[String],
     change: Change,
 ) -> anyhow::Result<()> {
-    let scope = match namespace {
+    let namespace = if target.cluster {
+        None
+    } else {
+        Some(session.namespace(target.namespace)?)
+    };
+    let scope = match &namespace {
         Some(ns) => BindingScope::Namespace(ns),
         None => BindingScope::Cluster,
     };
