@@ -41,6 +41,8 @@ pub struct App {
     pub metrics: Option<PrometheusHandle>,
     /// A request body that sends nothing for this long fails.
     pub body_stall: std::time::Duration,
+    /// The background jobs' status, for `/api/v1/jobs`.
+    pub jobs: Arc<crate::jobs::JobBoard>,
 }
 
 pub type AppState = Arc<App>;
