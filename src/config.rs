@@ -39,6 +39,7 @@ pub struct Config {
     pub database: DatabaseSettings,
     pub auth: AuthConfig,
     pub uploads: UploadsConfig,
+    pub jobs: JobsConfig,
     pub validation: ValidationConfig,
     pub log: LogConfig,
     /// Serve pulls only: every write to `/v2/` is refused (`405
@@ -57,6 +58,7 @@ impl Default for Config {
             database: DatabaseSettings::default(),
             auth: AuthConfig::default(),
             uploads: UploadsConfig::default(),
+            jobs: JobsConfig::default(),
             validation: ValidationConfig::default(),
             log: LogConfig::default(),
             read_only: false,
@@ -376,6 +378,39 @@ impl Default for RequestLimit {
     }
 }
 
+/// Background jobs that run once across the replicas (`src/jobs/`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How long a replica running a job holds it without renewing its
+    /// lease (renewed every third of it). A replica that dies mid-run keeps
+    /// its job this long; then another takes it over.
+    #[serde(with = "duration_text")]
+    pub lease: Duration,
+    /// How often each replica looks at a job that is not due by its
+    /// schedule: for a lease running out, or a job made due by hand.
+    #[serde(with = "duration_text")]
+    pub poll_interval: Duration,
+    /// The wait before running a failed job again; doubled after each
+    /// further failure in a row.
+    #[serde(with = "duration_text")]
+    pub retry_backoff: Duration,
+    /// The longest wait after failures.
+    #[serde(with = "duration_text")]
+    pub max_retry_backoff: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(5),
+            retry_backoff: Duration::from_secs(30),
+            max_retry_backoff: Duration::from_secs(3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ValidationConfig {
@@ -489,6 +524,27 @@ impl Config {
                     "{key} must be longer than zero"
                 )));
             }
+        }
+        let jobs = &self.jobs;
+        if jobs.lease < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "jobs.lease must be at least 1s".into(),
+            ));
+        }
+        for (key, value) in [
+            ("jobs.pollInterval", jobs.poll_interval),
+            ("jobs.retryBackoff", jobs.retry_backoff),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be longer than zero"
+                )));
+            }
+        }
+        if jobs.max_retry_backoff < jobs.retry_backoff {
+            return Err(ConfigError::Invalid(
+                "jobs.maxRetryBackoff must be at least jobs.retryBackoff".into(),
+            ));
         }
         if self.http.max_connections == 0 {
             return Err(ConfigError::Invalid(
@@ -685,6 +741,35 @@ mod tests {
             c.auth.auto_create_namespaces,
             AutoCreateNamespaces::Authenticated
         );
+    }
+
+    #[test]
+    fn job_timing() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.jobs.lease, Duration::from_secs(30));
+        assert_eq!(c.jobs.poll_interval, Duration::from_secs(5));
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_JOBS_LEASE", "3s"),
+                ("BERTH_JOBS_POLL_INTERVAL", "200ms"),
+                ("BERTH_JOBS_RETRY_BACKOFF", "1s"),
+                ("BERTH_JOBS_MAX_RETRY_BACKOFF", "10s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.jobs.lease, Duration::from_secs(3));
+        assert_eq!(c.jobs.poll_interval, Duration::from_millis(200));
+        assert_eq!(c.jobs.retry_backoff, Duration::from_secs(1));
+        assert_eq!(c.jobs.max_retry_backoff, Duration::from_secs(10));
+        for (name, value, complaint) in [
+            ("BERTH_JOBS_LEASE", "500ms", "jobs.lease"),
+            ("BERTH_JOBS_POLL_INTERVAL", "0s", "jobs.pollInterval"),
+            ("BERTH_JOBS_MAX_RETRY_BACKOFF", "1s", "jobs.maxRetryBackoff"),
+        ] {
+            let error = Config::load(None, env(&[(name, value)])).unwrap_err();
+            assert!(error.to_string().contains(complaint), "{error}");
+        }
     }
 
     #[test]

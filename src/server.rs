@@ -21,7 +21,9 @@ use crate::domain::registry::{Registry, RegistryOptions};
 use crate::domain::uploads::Uploads;
 use crate::jobs;
 use crate::metadata::access::User;
-use crate::metadata::{AccessStore, DatabaseConfig, MetadataStore, SqlMetadataStore, now};
+use crate::metadata::{
+    AccessStore, DatabaseConfig, JobStore, MetadataStore, SqlMetadataStore, now,
+};
 use crate::storage::BlobStore;
 use crate::tls;
 
@@ -109,6 +111,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .context("opening the metadata database")?,
     );
     let metadata: Arc<dyn MetadataStore> = store.clone();
+    let job_store: Arc<dyn JobStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let storage_root = config.storage_root();
     std::fs::create_dir_all(&storage_root)
@@ -132,9 +135,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let access = Arc::new(AccessControl::new(access_store, access_options(&config)?));
     access
         .bearer()
-        .refresh_keys()
+        .load_keys()
         .await
         .context("loading the keys that sign bearer tokens")?;
+    let replica = jobs::replica_id();
+    tracing::info!(replica = %replica, "replica id (names this process in job leases)");
+    let job_board = Arc::new(jobs::JobBoard::new(job_store));
     let app = Arc::new(App {
         registry: registry.clone(),
         uploads: uploads.clone(),
@@ -146,6 +152,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         body_stall: config.http.timeouts.body_stall,
         read_only: config.read_only,
         admission: Admission::new(&config.requests),
+        jobs: job_board.clone(),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -154,25 +161,28 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
 
-    let mut workers = vec![
-        jobs::spawn(
-            jobs::StaleUploads::new(uploads.clone(), config.uploads.stale_after),
-            config.uploads.cleanup_interval,
-            shutdown.subscribe(),
-        ),
-        jobs::spawn(
-            jobs::KeyRotation::new(access.clone()),
-            (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1)),
-            shutdown.subscribe(),
-        ),
-    ];
+    let mut jobs = jobs::Jobs::new(
+        job_board,
+        replica,
+        job_settings(&config),
+        shutdown.subscribe(),
+    );
+    // Shared state: one replica at a time.
+    jobs.once_across_replicas(
+        jobs::StaleUploads::new(uploads.clone(), config.uploads.stale_after),
+        config.uploads.cleanup_interval,
+    );
+    let key_check = (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1));
+    jobs.once_across_replicas(jobs::KeyRotation::new(access.clone()), key_check);
+    // This process's own upkeep: every replica.
+    jobs.in_every_replica(jobs::KeyReload::new(access.clone()), key_check);
     if let Some(metrics) = &app.metrics {
-        workers.push(jobs::spawn(
+        jobs.in_every_replica(
             jobs::MetricsUpkeep::new(metrics.clone()),
             std::time::Duration::from_secs(5),
-            shutdown.subscribe(),
-        ));
+        );
     }
+    let mut workers = jobs.into_handles();
 
     let certificate_files = match &tls_mode {
         TlsMode::Off => None,
@@ -322,6 +332,15 @@ fn auto_tls_names(config: &Config, local: SocketAddr) -> (Vec<String>, Vec<Strin
         }
     }
     (names, hosts)
+}
+
+fn job_settings(config: &Config) -> jobs::JobSettings {
+    jobs::JobSettings {
+        lease: config.jobs.lease,
+        poll_interval: config.jobs.poll_interval,
+        retry_backoff: config.jobs.retry_backoff,
+        max_retry_backoff: config.jobs.max_retry_backoff,
+    }
 }
 
 fn access_options(config: &Config) -> anyhow::Result<AccessOptions> {

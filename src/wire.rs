@@ -368,6 +368,56 @@ pub struct Group {
     pub extra: Extra,
 }
 
+// --- jobs
+
+/// A background job that runs on one replica at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub status: JobStatus,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where a job stands. Times are RFC 3339, by the database's clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// The replica running it now (`hostname-pid-random`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// When the holder's lease runs out unless renewed; past it, another
+    /// replica takes the job over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expiry_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_completion_time: Option<String>,
+    /// `Succeeded` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The replica that started the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_replica: Option<String>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_time: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// `GET /api/v1/version`: `{"apiVersion":"v1","kind":"Version","version":"0.1.0"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1797,3 +1797,145 @@ async fn the_last_super_user_cannot_be_deleted() {
     assert_eq!(carol.api_get("/api/v1/users").await.status, StatusCode::OK);
     s.shutdown().await;
 }
+
+/// `GET /api/v1/jobs` shows the jobs that run once across replicas (here
+/// the one replica of the embedded database) with their last run and the
+/// next; `POST /api/v1/jobs/{name}/run` makes one due now, and the replica
+/// answering runs it at once. Cluster admins only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_and_run_on_demand_by_cluster_admins() {
+    let registry = TestRegistry::start_with(|c: &mut Config| {
+        c.uploads.stale_after = std::time::Duration::from_secs(1);
+        // Nothing runs by its schedule or a poll during the test: only
+        // the first runs at start, and what the API asks for.
+        c.uploads.cleanup_interval = std::time::Duration::from_secs(3600);
+        c.jobs.poll_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let admin = registry.client();
+
+    // Both jobs ran once at start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let list = loop {
+        let list = admin.api_get("/api/v1/jobs").await.ok(200).clone();
+        let ran = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["status"]["runs"].as_u64() >= Some(1))
+            .count();
+        if ran == 2 {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs did not run: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (list["apiVersion"].as_str(), list["kind"].as_str()),
+        (Some("v1"), Some("JobList"))
+    );
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["signing-key-rotation", "stale-uploads"]);
+    let now = time::OffsetDateTime::now_utc();
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap_or_else(|| panic!("a time: {v}")),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    for job in list["items"].as_array().unwrap() {
+        let status = &job["status"];
+        assert_eq!(job["kind"], "Job", "{job}");
+        assert_eq!(status["lastOutcome"], "Succeeded", "{job}");
+        assert_eq!(status["consecutiveFailures"], 0, "{job}");
+        assert!(status.get("holder").is_none(), "nothing runs now: {job}");
+        assert!(status.get("lastError").is_none(), "{job}");
+        let replica = status["lastReplica"].as_str().unwrap();
+        assert!(
+            replica.contains(&format!("-{}-", std::process::id())),
+            "hostname-pid-random: {replica}"
+        );
+        assert!(parse(&status["lastStartTime"]) <= parse(&status["lastCompletionTime"]));
+        assert!(parse(&status["nextRunTime"]) > now, "{job}");
+    }
+    let stale_uploads = admin
+        .api_get("/api/v1/jobs/stale-uploads")
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(stale_uploads["metadata"]["name"], "stale-uploads");
+    let runs_before = stale_uploads["status"]["runs"].as_u64().unwrap();
+
+    // An abandoned upload stays until the job runs; asked to, it runs now.
+    let upload = registry.start_upload("jobs/app").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        registry.upload_status(&upload.location).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let due = admin
+        .api_post("/api/v1/jobs/stale-uploads/run", json!({}))
+        .await
+        .ok(200)
+        .clone();
+    assert!(parse(&due["status"]["nextRunTime"]) <= time::OffsetDateTime::now_utc());
+    // Its run is recorded; then (not while it runs: an upload in use by a
+    // request is not abandoned) the upload is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let job = admin
+            .api_get("/api/v1/jobs/stale-uploads")
+            .await
+            .ok(200)
+            .clone();
+        if job["status"]["runs"].as_u64() == Some(runs_before + 1) {
+            assert_eq!(job["status"]["lastOutcome"], "Succeeded");
+            assert!(parse(&job["status"]["nextRunTime"]) > time::OffsetDateTime::now_utc());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job was not run: {job}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        registry.upload_status(&upload.location).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    admin
+        .api_get("/api/v1/jobs/no-such-job")
+        .await
+        .failure(404, "NotFound");
+    admin
+        .api_post("/api/v1/jobs/no-such-job/run", json!({}))
+        .await
+        .failure(404, "NotFound");
+
+    // Others: refused.
+    let alice = new_user(admin, "alice", "alice-pw").await;
+    for answer in [
+        alice.api_get("/api/v1/jobs").await,
+        alice.api_get("/api/v1/jobs/stale-uploads").await,
+        alice
+            .api_post("/api/v1/jobs/stale-uploads/run", json!({}))
+            .await,
+    ] {
+        answer.failure(403, "Forbidden");
+    }
+    registry
+        .anonymous()
+        .api_get("/api/v1/jobs")
+        .await
+        .failure(401, "Unauthorized");
+}

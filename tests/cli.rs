@@ -920,6 +920,158 @@ fn version_completion_wide_and_jsonpath() {
         .stderr_has("an unknown format", "jsonpath=TEMPLATE");
 }
 
+/// `berth adm jobs`: the jobs that run once across replicas, as a table,
+/// `-o wide`, JSON and YAML; `adm jobs run NAME`; cluster admins only.
+#[test]
+fn adm_jobs_lists_and_runs_jobs() {
+    let lab = Lab::new();
+    let admin = lab.home("admin");
+    admin
+        .berth_stdin(
+            &["login", &lab.host, "-u", "admin", "--password-stdin"],
+            &format!("{}\n", lab.admin_password),
+        )
+        .ok("login");
+
+    // Both jobs run once at start.
+    let started = Instant::now();
+    let listed = loop {
+        let listed = admin
+            .berth(&["adm", "jobs", "-o", "json"])
+            .ok("adm jobs -o json")
+            .json("adm jobs -o json");
+        let ran = listed["items"].as_array().is_some_and(|items| {
+            items.len() == 2 && items.iter().all(|j| j["status"]["runs"] == 1)
+        });
+        if ran {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{listed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(listed["kind"], "JobList");
+    assert_eq!(names(&listed), ["signing-key-rotation", "stale-uploads"]);
+
+    let table = admin.berth(&["adm", "jobs"]).ok("adm jobs");
+    table.table_row(
+        "adm jobs",
+        &[
+            "NAME", "LAST", "RUN", "OUTCOME", "NEXT", "RUN", "HOLDER", "ERROR",
+        ],
+    );
+    let row = table
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("stale-uploads "))
+        .unwrap_or_else(|| panic!("no row for stale-uploads\n{}", table.describe()))
+        .to_owned();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // stale-uploads, "0s ago" (or a few), Succeeded, "in 59m" (or 60m), <none>
+    assert_eq!(cells.len(), 7, "{row}");
+    assert_eq!(
+        (cells[2], cells[3], cells[6]),
+        ("ago", "Succeeded", "<none>"),
+        "{row}"
+    );
+    assert!(cells[1].ends_with('s'), "{row}");
+    assert_eq!(cells[4], "in", "{row}");
+    assert!(["59m", "60m"].contains(&cells[5]), "{row}");
+
+    let wide = admin
+        .berth(&["adm", "jobs", "-o", "wide"])
+        .ok("adm jobs -o wide");
+    wide.table_row(
+        "adm jobs -o wide",
+        &[
+            "NAME", "LAST", "RUN", "OUTCOME", "NEXT", "RUN", "HOLDER", "ERROR", "FAILURES", "RUNS",
+            "LAST", "REPLICA", "LEASE", "EXPIRES", "STARTED", "FINISHED",
+        ],
+    );
+    let replica = listed["items"][1]["status"]["lastReplica"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        wide.stdout()
+            .lines()
+            .any(|l| l.starts_with("stale-uploads ") && l.contains(&replica)),
+        "{}",
+        wide.describe()
+    );
+    admin
+        .berth(&["adm", "jobs", "-o", "yaml"])
+        .ok("adm jobs -o yaml")
+        .stdout_has("adm jobs -o yaml", "kind: JobList");
+    assert_eq!(
+        admin
+            .berth(&["adm", "jobs", "-o", "name"])
+            .ok("adm jobs -o name")
+            .stdout(),
+        "job/signing-key-rotation\njob/stale-uploads\n"
+    );
+
+    // Run now: it runs again at once, whatever its schedule says.
+    let due = admin
+        .berth(&["adm", "jobs", "run", "stale-uploads"])
+        .ok("adm jobs run");
+    let said = due.line();
+    assert!(
+        said == "job/stale-uploads is due now"
+            || said.starts_with("job/stale-uploads is running now"),
+        "{}",
+        due.describe()
+    );
+    let started = Instant::now();
+    loop {
+        let job = admin
+            .berth(&["adm", "jobs", "-o", "json"])
+            .ok("adm jobs after run")
+            .json("adm jobs after run");
+        if job["items"][1]["status"]["runs"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{job}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    admin
+        .berth(&["adm", "jobs", "run", "no-such-job"])
+        .fails("adm jobs run no-such-job")
+        .stderr_has(
+            "adm jobs run no-such-job",
+            "Error from server (NotFound): jobs \"no-such-job\" not found",
+        );
+
+    // Not for others.
+    admin
+        .berth_stdin(
+            &["create", "user", "carol", "--password-stdin"],
+            "carol-pw-1234\n",
+        )
+        .ok("create user carol");
+    let carol = lab.home("carol");
+    carol
+        .berth_stdin(
+            &["login", &lab.host, "-u", "carol", "--password-stdin"],
+            "carol-pw-1234\n",
+        )
+        .ok("login as carol");
+    for args in [
+        &["adm", "jobs"][..],
+        &["adm", "jobs", "run", "stale-uploads"],
+    ] {
+        carol.berth(args).fails("adm jobs as carol").stderr_has(
+            "adm jobs as carol",
+            "Error from server (Forbidden): User \"carol\" cannot",
+        );
+    }
+}
+
 fn step(what: &str, started: Instant) {
     eprintln!("ok [{:>5.1}s] {what}", started.elapsed().as_secs_f64());
 }

@@ -13,6 +13,7 @@
 
 mod groups;
 mod initialize;
+mod jobs;
 mod names;
 mod projects;
 mod role_bindings;

@@ -46,6 +46,8 @@ pub struct App {
     pub read_only: bool,
     /// `requests.read|write`: how many `/v2/` requests run and wait.
     pub admission: admission::Admission,
+    /// The background jobs' status, for `/api/v1/jobs`.
+    pub jobs: Arc<crate::jobs::JobBoard>,
 }
 
 pub type AppState = Arc<App>;

@@ -155,12 +155,14 @@ impl BearerTokens {
         self.lifetime
     }
 
-    /// Loads the keys from the store, first making a new one if the newest is
-    /// due for rotation, and forgets keys no live token can have used.
-    pub async fn refresh_keys(&self) -> Result<(), BearerError> {
+    /// Makes a new signing key if the newest is due for rotation (or there
+    /// is none), forgets keys no live token can have used, and loads the
+    /// keys. Run by one replica at a time (the `signing-key-rotation` job);
+    /// the others pick the new key up with [`load_keys`](Self::load_keys).
+    pub async fn rotate_keys(&self) -> Result<bool, BearerError> {
         let rotation_ms = i64::try_from(self.rotation.as_millis()).unwrap_or(i64::MAX);
         let lifetime_ms = i64::try_from(self.lifetime.as_millis()).unwrap_or(i64::MAX);
-        let mut keys = self.store.signing_keys().await?;
+        let keys = self.store.signing_keys().await?;
         let due = keys
             .first()
             .is_none_or(|newest| now().saturating_sub(newest.created_at) >= rotation_ms);
@@ -171,6 +173,18 @@ impl BearerTokens {
             let horizon =
                 now().saturating_sub(rotation_ms.saturating_mul(2).saturating_add(lifetime_ms));
             self.store.delete_signing_keys_before(horizon).await?;
+        }
+        self.load_keys().await?;
+        Ok(due)
+    }
+
+    /// Loads the keys from the store: the newest signs, all verify. When
+    /// there is none yet (a registry's first start), makes the first; two
+    /// replicas starting together may each make one, and both verify.
+    pub async fn load_keys(&self) -> Result<(), BearerError> {
+        let mut keys = self.store.signing_keys().await?;
+        if keys.is_empty() {
+            self.store.add_signing_key(&generate_key()?).await?;
             keys = self.store.signing_keys().await?;
         }
         let mut ring = KeyRing {
@@ -204,7 +218,7 @@ impl BearerTokens {
             .signing
             .is_none()
         {
-            self.refresh_keys().await?;
+            self.load_keys().await?;
         }
         let issued = now() / 1000;
         let claims = Claims {
@@ -248,7 +262,7 @@ impl BearerTokens {
             .contains_key(&kid);
         if !known {
             // Perhaps another replica rotated: look again, once.
-            self.refresh_keys().await?;
+            self.load_keys().await?;
         }
         let ring = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let key = ring
@@ -347,7 +361,7 @@ mod tests {
         let (t, store, _dir) = tokens(Duration::from_secs(300), Duration::from_millis(1)).await;
         let before = t.issue("alice", pull("ns/app"), None, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        t.refresh_keys().await.unwrap();
+        assert!(t.rotate_keys().await.unwrap(), "due");
         assert_eq!(store.signing_keys().await.unwrap().len(), 2);
         let after = t.issue("alice", pull("ns/app"), None, None).await.unwrap();
         let kid = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();

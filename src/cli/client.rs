@@ -15,9 +15,10 @@ use serde_json::Value;
 use url::Url;
 
 pub use crate::wire::{
-    AccessReview, Extra, Group, GroupRequest, List, NameMeta, NamedBody, ObjectMeta, Project,
-    ProjectStatus, RoleBinding, RoleRef, SERVICE_ACCOUNT_PREFIX, ServerVersion, ServiceAccount,
-    Status, Subject, SubjectsBody, Token, TokenRequest, TokenSpec, TokenStatus, User, UserRequest,
+    AccessReview, Extra, Group, GroupRequest, Job, JobStatus, List, NameMeta, NamedBody,
+    ObjectMeta, Project, ProjectStatus, RoleBinding, RoleRef, SERVICE_ACCOUNT_PREFIX,
+    ServerVersion, ServiceAccount, Status, Subject, SubjectsBody, Token, TokenRequest, TokenSpec,
+    TokenStatus, User, UserRequest,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -369,6 +370,22 @@ impl ApiClient {
 
     pub async fn delete_group(&self, name: &str) -> Result<Status, ClientError> {
         self.delete(&["groups", name]).await
+    }
+
+    // --- background jobs
+
+    pub async fn list_jobs(&self) -> Result<List<Job>, ClientError> {
+        self.get(&["jobs"]).await
+    }
+
+    pub async fn get_job(&self, name: &str) -> Result<Job, ClientError> {
+        self.get(&["jobs", name]).await
+    }
+
+    /// Makes the job due now.
+    pub async fn run_job(&self, name: &str) -> Result<Job, ClientError> {
+        self.send(Method::POST, &["jobs", name, "run"], None::<&()>)
+            .await
     }
 
     // --- the server

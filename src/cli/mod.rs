@@ -4,7 +4,8 @@
 //! - [`client`]: the API client; [`config`]: the CLI's configuration file;
 //!   [`auth_file`]: the containers `auth.json`; [`output`]: tables, JSON, YAML.
 //! - one module per verb group: [`login`], [`project`], [`get`], [`create`],
-//!   [`delete`], [`policy`], [`version`]; `completion` is here.
+//!   [`delete`], [`policy`] (and `adm`), [`jobs`] (`adm jobs`), [`version`];
+//!   `completion` is here.
 //! - [`jsonpath`]: the templates of `-o jsonpath=…`.
 
 pub mod auth_file;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod get;
+pub mod jobs;
 pub mod jsonpath;
 pub mod login;
 pub mod output;
@@ -74,7 +76,8 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Manage a project's role bindings; who-can.
     Policy(policy::PolicyArgs),
-    /// Cluster administration: cluster-wide role bindings.
+    /// Cluster administration: cluster-wide role bindings, unlocking
+    /// users, background jobs.
     Adm(policy::AdmArgs),
     /// Show the client's version and, when logged in, the server's.
     Version(version::VersionArgs),

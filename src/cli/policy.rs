@@ -1,5 +1,6 @@
 //! `berth policy …` (role bindings of a project, who-can) and
-//! `berth adm policy …` (cluster-wide role bindings).
+//! `berth adm …` (cluster-wide role bindings, unlocking users; `adm jobs`
+//! is in [`super::jobs`]).
 
 use std::io::Write;
 
@@ -49,6 +50,9 @@ pub enum AdmCommand {
     /// Forget a user's failed logins: addresses refused for it may try
     /// again, and its logins are no longer slowed down.
     Unlock(AdmUnlockArgs),
+    /// Background jobs that run on one replica at a time: last run,
+    /// outcome, next run, the replica running them, the last error.
+    Jobs(super::jobs::AdmJobsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -180,6 +184,7 @@ pub async fn adm(args: AdmArgs, globals: &Globals) -> anyhow::Result<()> {
             println!("{}", status.message);
             Ok(())
         }
+        AdmCommand::Jobs(args) => super::jobs::jobs(&session, args).await,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Replaces the key signing bearer tokens when it is due, and picks up keys
-//! other replicas made.
+//! The keys signing bearer tokens: [`KeyRotation`] replaces the key when it
+//! is due (once across the replicas); [`KeyReload`] has each replica pick up
+//! the keys another made.
 
 use std::sync::Arc;
 
@@ -25,7 +26,33 @@ impl Worker for KeyRotation {
     }
 
     async fn run_once(&self) -> anyhow::Result<()> {
-        self.access.bearer().refresh_keys().await?;
+        if self.access.bearer().rotate_keys().await? {
+            tracing::info!("made a new key to sign bearer tokens");
+        }
+        Ok(())
+    }
+}
+
+/// Loads the signing keys into this process: the newest (made by whichever
+/// replica rotated) signs from then on.
+pub struct KeyReload {
+    access: Arc<AccessControl>,
+}
+
+impl KeyReload {
+    pub fn new(access: Arc<AccessControl>) -> Self {
+        KeyReload { access }
+    }
+}
+
+#[async_trait]
+impl Worker for KeyReload {
+    fn name(&self) -> &'static str {
+        "signing-key-reload"
+    }
+
+    async fn run_once(&self) -> anyhow::Result<()> {
+        self.access.bearer().load_keys().await?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Metadata: repositories, manifests and the blobs they reference, tags,
 //! blob-to-repository links and upload sessions ([`MetadataStore`]); users,
 //! groups, namespaces, service accounts, role bindings and tokens
-//! ([`AccessStore`]).
+//! ([`AccessStore`]); background jobs and their leases ([`JobStore`]).
 //!
 //! Each trait has one implementation over SQL that runs on
 //! the embedded SQLite database (the default) and on PostgreSQL (for several
@@ -11,8 +11,10 @@
 //! in a repository only when this store links it there.
 
 pub mod access;
+pub mod jobs;
 mod sql;
 mod sql_access;
+mod sql_jobs;
 #[cfg(test)]
 mod testsuite;
 
@@ -24,6 +26,7 @@ use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 
 pub use access::AccessStore;
+pub use jobs::JobStore;
 pub use sql::{DatabaseConfig, SqlMetadataStore};
 
 #[derive(Debug, thiserror::Error)]

@@ -37,7 +37,7 @@ pub enum DatabaseConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
+pub(super) enum Engine {
     Sqlite,
     Postgres,
 }
@@ -83,6 +83,11 @@ impl SqlMetadataStore {
                 }
             }
         };
+        // Replicas starting together on one PostgreSQL database apply each
+        // migration once: the migrator holds an advisory lock (its default,
+        // `locking`) while it reads and applies them, so the others wait
+        // and then find nothing to do (testsuite:
+        // migrations_run_once_when_replicas_start_together).
         match store.engine {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&store.writer).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&store.writer).await?,
@@ -96,6 +101,10 @@ impl SqlMetadataStore {
 
     pub(super) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    pub(super) fn engine(&self) -> Engine {
+        self.engine
     }
 
     pub async fn close(&self) {

@@ -7,7 +7,7 @@
 //! server fails the suite instead of skipping the PostgreSQL half.
 
 use bytes::Bytes;
-use sqlx::{Connection, Executor};
+use sqlx::{Connection, Executor, Row};
 
 use super::access::*;
 use super::*;
@@ -15,6 +15,8 @@ use crate::oci::digest::DigestAlgorithm;
 
 pub(crate) struct TestDb {
     pub store: SqlMetadataStore,
+    /// Where the store is, for opening another (as another replica would).
+    pub config: DatabaseConfig,
     _dir: Option<tempfile::TempDir>,
     drop_database: Option<(String, String)>,
 }
@@ -22,13 +24,13 @@ pub(crate) struct TestDb {
 impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqlMetadataStore::connect(&DatabaseConfig::Sqlite {
+        let config = DatabaseConfig::Sqlite {
             path: dir.path().join("berth.db"),
-        })
-        .await
-        .unwrap();
+        };
+        let store = SqlMetadataStore::connect(&config).await.unwrap();
         TestDb {
             store,
+            config,
             _dir: Some(dir),
             drop_database: None,
         }
@@ -37,14 +39,14 @@ impl TestDb {
     /// `None` when PostgreSQL is unreachable and not required.
     pub async fn postgres() -> Option<TestDb> {
         let (admin_url, name, url) = empty_postgres_database().await?;
-        let store = SqlMetadataStore::connect(&DatabaseConfig::Postgres {
+        let config = DatabaseConfig::Postgres {
             url,
             max_connections: 4,
-        })
-        .await
-        .unwrap();
+        };
+        let store = SqlMetadataStore::connect(&config).await.unwrap();
         Some(TestDb {
             store,
+            config,
             _dir: None,
             drop_database: Some((admin_url, name)),
         })
@@ -91,8 +93,49 @@ async fn empty_postgres_database() -> Option<(String, String, String)> {
     Some((admin_url, name, url))
 }
 
-/// Runs `$case(&dyn MetadataStore)` once per engine.
+/// Runs `$case(&dyn MetadataStore)` once per engine (`$case(&TestDb)`
+/// after `db:`, for cases that open more stores on the same database).
 macro_rules! engine_tests {
+    ($($case:ident),* $(,)? ; db: $($db_case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$case(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $db_case() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$db_case(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(db) = super::TestDb::postgres().await {
+                        super::$case(&db.store).await;
+                        db.finish().await;
+                    }
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $db_case() {
+                    if let Some(db) = super::TestDb::postgres().await {
+                        super::$db_case(&db).await;
+                        db.finish().await;
+                    }
+                }
+            )*
+        }
+    };
     ($($case:ident),* $(,)?) => {
         mod sqlite {
             $(
@@ -138,6 +181,12 @@ engine_tests!(
     token_names_are_unique_per_owner,
     the_last_super_user_is_kept,
     failed_logins_add_up_lock_and_reset,
+    ;
+    db:
+    a_due_job_is_claimed_by_exactly_one_replica,
+    an_expired_lease_is_taken_over,
+    job_outcomes_and_backoff_are_recorded,
+    jobs_are_made_due_unless_running,
 );
 
 fn repo(name: &str) -> RepositoryName {
@@ -1171,4 +1220,386 @@ async fn failed_logins_add_up_lock_and_reset(store: &dyn AccessStore) {
         .map(|f| f.key)
         .collect();
     assert_eq!(left, ["address-c"]);
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+
+use std::time::Duration;
+
+use super::jobs::{JobOutcome, JobResult, JobStore, MadeDue};
+
+fn succeeded(next_run_in: Duration) -> JobResult {
+    JobResult {
+        outcome: JobOutcome::Succeeded,
+        error: None,
+        next_run_in,
+    }
+}
+
+/// Several replicas, each with its own connections, claim one due job at
+/// the same moment, round after round: exactly one claim wins each round.
+async fn a_due_job_is_claimed_by_exactly_one_replica(db: &TestDb) {
+    const REPLICAS: usize = 4;
+    const CLAIMANTS_PER_REPLICA: usize = 3;
+    const ROUNDS: usize = 20;
+    let mut replicas = vec![std::sync::Arc::new(
+        SqlMetadataStore::connect(&db.config).await.unwrap(),
+    )];
+    for _ in 1..REPLICAS {
+        replicas.push(std::sync::Arc::new(
+            SqlMetadataStore::connect(&db.config).await.unwrap(),
+        ));
+    }
+    // Every replica registers; the job exists once.
+    for replica in &replicas {
+        replica.register_job("gc").await.unwrap();
+    }
+    assert_eq!(db.store.jobs().await.unwrap().len(), 1);
+
+    let mut winners_by_replica = vec![0; REPLICAS];
+    for round in 0..ROUNDS {
+        let barrier =
+            std::sync::Arc::new(tokio::sync::Barrier::new(REPLICAS * CLAIMANTS_PER_REPLICA));
+        let mut claims = Vec::new();
+        for (r, replica) in replicas.iter().enumerate() {
+            for c in 0..CLAIMANTS_PER_REPLICA {
+                let (replica, barrier) = (replica.clone(), barrier.clone());
+                claims.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    let claim = replica
+                        .claim_job("gc", &format!("replica-{r}-{c}"), Duration::from_secs(60))
+                        .await
+                        .unwrap();
+                    (r, claim)
+                }));
+            }
+        }
+        let mut won = Vec::new();
+        for claim in claims {
+            if let (r, Some(claim)) = claim.await.unwrap() {
+                won.push((r, claim));
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: {} claims won", won.len());
+        let (r, claim) = won.pop().unwrap();
+        winners_by_replica[r] += 1;
+        let job = db.store.job("gc").await.unwrap().unwrap();
+        assert!(job.is_running(), "{job:?}");
+        assert!(
+            job.lease_holder
+                .as_deref()
+                .unwrap()
+                .starts_with(&format!("replica-{r}-"))
+        );
+        // Held: nobody else gets it, not even the holder again.
+        assert_eq!(
+            replicas[0]
+                .claim_job("gc", "late", Duration::from_secs(60))
+                .await
+                .unwrap(),
+            None
+        );
+        // Finished with the next run due at once, for the next round.
+        assert!(
+            replicas[r]
+                .finish_job("gc", &claim.lease_id, &succeeded(Duration::ZERO))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let job = db.store.job("gc").await.unwrap().unwrap();
+    assert_eq!(job.runs, ROUNDS as u64);
+    assert_eq!(job.lease_holder, None);
+    eprintln!("claims won per replica over {ROUNDS} rounds: {winners_by_replica:?}");
+    for replica in replicas {
+        replica.close().await;
+    }
+}
+
+/// A replica that stops renewing (it died) loses the job once its lease
+/// runs out, not before; what it does afterwards is refused.
+async fn an_expired_lease_is_taken_over(db: &TestDb) {
+    let other = SqlMetadataStore::connect(&db.config).await.unwrap();
+    let (a, b): (&dyn JobStore, &dyn JobStore) = (&db.store, &other);
+    let lease = Duration::from_millis(600);
+    a.register_job("prune").await.unwrap();
+    let first = a.claim_job("prune", "a", lease).await.unwrap().unwrap();
+    assert_eq!(first.consecutive_failures, 0);
+    assert_eq!(b.claim_job("prune", "b", lease).await.unwrap(), None);
+    // Renewed while it runs: still not B's after the first lease would have
+    // run out.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        a.renew_job_lease("prune", &first.lease_id, lease)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.claim_job("prune", "b", lease).await.unwrap(), None);
+    let held = b.job("prune").await.unwrap().unwrap();
+    assert!(held.is_running() && !held.is_claimable(), "{held:?}");
+    // A dies: no more renewals. Past the lease, B takes over.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let seen = b.job("prune").await.unwrap().unwrap();
+    assert!(!seen.is_running() && seen.is_claimable(), "{seen:?}");
+    assert_eq!(
+        seen.lease_holder.as_deref(),
+        Some("a"),
+        "expired, not cleared"
+    );
+    let second = b.claim_job("prune", "b", lease).await.unwrap().unwrap();
+    assert!(second.started_at >= seen.lease_until.unwrap());
+    let job = b.job("prune").await.unwrap().unwrap();
+    assert_eq!(
+        (job.lease_holder.as_deref(), job.last_replica.as_deref()),
+        (Some("b"), Some("b"))
+    );
+    // A comes back to life: it can neither renew, nor record, nor release.
+    assert!(
+        !a.renew_job_lease("prune", &first.lease_id, lease)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.finish_job("prune", &first.lease_id, &succeeded(Duration::ZERO))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!a.release_job("prune", &first.lease_id).await.unwrap());
+    assert!(b.job("prune").await.unwrap().unwrap().is_running());
+    // B's run is recorded.
+    let run = b
+        .finish_job(
+            "prune",
+            &second.lease_id,
+            &succeeded(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.started_at, second.started_at);
+    assert!(run.finished_at >= run.started_at);
+    let job = a.job("prune").await.unwrap().unwrap();
+    assert_eq!(job.runs, 1);
+    assert_eq!(job.last_outcome, Some(JobOutcome::Succeeded));
+    // A released lease leaves the job due for the next claimant at once.
+    b.make_job_due("prune").await.unwrap();
+    let third = a.claim_job("prune", "a", lease).await.unwrap().unwrap();
+    assert!(a.release_job("prune", &third.lease_id).await.unwrap());
+    let fourth = b.claim_job("prune", "b", lease).await.unwrap().unwrap();
+    assert!(b.release_job("prune", &fourth.lease_id).await.unwrap());
+    assert_eq!(
+        a.job("prune").await.unwrap().unwrap().runs,
+        1,
+        "releases are no runs"
+    );
+    other.close().await;
+}
+
+/// Failures are counted and their error kept, the next run set by the
+/// backoff the runner chose; a success clears both.
+async fn job_outcomes_and_backoff_are_recorded(db: &TestDb) {
+    let store: &dyn JobStore = &db.store;
+    let lease = Duration::from_secs(60);
+    store.register_job("import").await.unwrap();
+    let fresh = store.job("import").await.unwrap().unwrap();
+    assert!(fresh.is_claimable(), "new jobs are due at once: {fresh:?}");
+    assert_eq!((fresh.runs, fresh.last_outcome), (0, None));
+    // Registering again keeps what is there.
+    store.register_job("import").await.unwrap();
+    assert_eq!(store.jobs().await.unwrap().len(), 1);
+
+    let mut expected_failures = 0;
+    for backoff in [Duration::from_secs(30), Duration::from_secs(60)] {
+        let claim = store
+            .claim_job("import", "r1", lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim.consecutive_failures, expected_failures);
+        let run = store
+            .finish_job(
+                "import",
+                &claim.lease_id,
+                &JobResult {
+                    outcome: JobOutcome::Failed,
+                    error: Some("upstream answered 503".into()),
+                    next_run_in: backoff,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        expected_failures += 1;
+        let job = store.job("import").await.unwrap().unwrap();
+        assert_eq!(job.last_outcome, Some(JobOutcome::Failed));
+        assert_eq!(job.last_error.as_deref(), Some("upstream answered 503"));
+        assert_eq!(job.consecutive_failures, expected_failures);
+        assert_eq!(job.lease_holder, None);
+        assert_eq!(job.lease_until, None);
+        assert_eq!(job.last_replica.as_deref(), Some("r1"));
+        assert_eq!(job.last_started_at, Some(claim.started_at));
+        assert_eq!(job.last_finished_at, Some(run.finished_at));
+        let backoff_ms = i64::try_from(backoff.as_millis()).unwrap();
+        assert_eq!(job.next_run_at, run.finished_at + backoff_ms);
+        assert_eq!(run.next_run_at, job.next_run_at);
+        // Not due before the backoff has passed.
+        assert_eq!(store.claim_job("import", "r2", lease).await.unwrap(), None);
+        assert!(!job.is_claimable());
+        assert_eq!(store.make_job_due("import").await.unwrap(), MadeDue::Due);
+    }
+    let claim = store
+        .claim_job("import", "r2", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.consecutive_failures, 2);
+    store
+        .finish_job(
+            "import",
+            &claim.lease_id,
+            &succeeded(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let job = store.job("import").await.unwrap().unwrap();
+    assert_eq!(job.last_outcome, Some(JobOutcome::Succeeded));
+    assert_eq!(job.last_error, None);
+    assert_eq!(job.consecutive_failures, 0);
+    assert_eq!(job.runs, 3);
+    assert_eq!(job.last_replica.as_deref(), Some("r2"));
+    assert!(job.next_run_at >= job.as_of + 3_500_000, "{job:?}");
+}
+
+/// `berth adm jobs run`: due now, unless running; unknown jobs are not
+/// found.
+async fn jobs_are_made_due_unless_running(db: &TestDb) {
+    let store: &dyn JobStore = &db.store;
+    assert_eq!(store.make_job_due("nope").await.unwrap(), MadeDue::NotFound);
+    assert_eq!(store.job("nope").await.unwrap(), None);
+    store.register_job("b-job").await.unwrap();
+    store.register_job("a-job").await.unwrap();
+    let names: Vec<String> = store
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.name)
+        .collect();
+    assert_eq!(names, ["a-job", "b-job"]);
+    let claim = store
+        .claim_job("a-job", "r1", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.make_job_due("a-job").await.unwrap(),
+        MadeDue::Running {
+            holder: "r1".into()
+        }
+    );
+    store
+        .finish_job(
+            "a-job",
+            &claim.lease_id,
+            &succeeded(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!store.job("a-job").await.unwrap().unwrap().is_claimable());
+    assert_eq!(store.make_job_due("a-job").await.unwrap(), MadeDue::Due);
+    let job = store.job("a-job").await.unwrap().unwrap();
+    assert!(
+        job.is_claimable() && job.next_run_at <= job.as_of,
+        "{job:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Migrations
+
+/// Replicas starting together on a fresh PostgreSQL database all come up,
+/// and each migration is applied once: sqlx's migrator holds a PostgreSQL
+/// advisory lock (`pg_advisory_lock`, keyed by the database's name) while
+/// it looks at and applies migrations, so the others wait, then find
+/// nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_run_once_when_replicas_start_together() {
+    const REPLICAS: usize = 8;
+    let Some((admin_url, name, url)) = empty_postgres_database().await else {
+        return;
+    };
+    let config = DatabaseConfig::Postgres {
+        url: url.clone(),
+        max_connections: 2,
+    };
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(REPLICAS));
+    let starts: Vec<_> = (0..REPLICAS)
+        .map(|_| {
+            let (config, barrier) = (config.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                SqlMetadataStore::connect(&config).await
+            })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for start in starts {
+        stores.push(start.await.unwrap().expect("every replica starts"));
+    }
+    let mut connection = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT version, COUNT(*) AS applied, BOOL_AND(success) AS succeeded \
+         FROM _sqlx_migrations GROUP BY version ORDER BY version",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    let applied: Vec<(i64, i64, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("version").unwrap(),
+                r.try_get("applied").unwrap(),
+                r.try_get("succeeded").unwrap(),
+            )
+        })
+        .collect();
+    let migrations: Vec<i64> = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
+    )
+    .unwrap()
+    .map(|e| {
+        let file = e.unwrap().file_name().into_string().unwrap();
+        file.split('_').next().unwrap().parse().unwrap()
+    })
+    .collect::<std::collections::BTreeSet<i64>>()
+    .into_iter()
+    .collect();
+    assert_eq!(
+        applied,
+        migrations.iter().map(|v| (*v, 1, true)).collect::<Vec<_>>(),
+        "(version, times applied, succeeded)"
+    );
+    // Every replica works on the one schema.
+    for (i, store) in stores.iter().enumerate() {
+        store.register_job(&format!("job-{i}")).await.unwrap();
+    }
+    assert_eq!(stores[0].jobs().await.unwrap().len(), REPLICAS);
+    drop(connection);
+    for store in stores {
+        store.close().await;
+    }
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .await;
+    }
 }

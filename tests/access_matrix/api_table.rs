@@ -67,6 +67,9 @@ enum Api {
     GetGroup,
     ReplaceGroup,
     DeleteGroup,
+    ListJobs,
+    GetJob,
+    RunJob,
     Initialize,
     Discovery,
 }
@@ -140,6 +143,9 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(GetGroup, ClusterAdmin, ok(200), missing),
         row(ReplaceGroup, ClusterAdmin, ok(200), missing),
         row(DeleteGroup, ClusterAdmin, ok(200), missing),
+        row(ListJobs, ClusterAdmin, ok(200), None),
+        row(GetJob, ClusterAdmin, ok(200), missing),
+        row(RunJob, ClusterAdmin, ok(200), missing),
         // Open, and refused: this registry made its admin at start.
         row(Initialize, Open, err(400, "BadRequest"), None),
         row(Discovery, Open, ok(200), None),
@@ -410,6 +416,19 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
                 "nogroup".to_owned()
             };
             Req::new(Method::DELETE, api(format!("/groups/{name}")))
+        }
+        ListJobs => Req::new(Method::GET, api("/jobs".into())),
+        GetJob | RunJob => {
+            let job = if existing {
+                "signing-key-rotation"
+            } else {
+                "no-such-job"
+            };
+            if route == GetJob {
+                Req::new(Method::GET, api(format!("/jobs/{job}")))
+            } else {
+                Req::new(Method::POST, api(format!("/jobs/{job}/run")))
+            }
         }
         Initialize => Req::new(Method::POST, api("/user/initialize".into()))
             .json(json!({"username": "intruder", "password": "intruder-pw"})),

@@ -1,7 +1,7 @@
 //! The administration REST API under `/api/v1`, as docs/rest-api.md
 //! specifies it: projects, service accounts, tokens, role bindings, users,
-//! groups, the first-user bootstrap, the server's version and the OpenAPI
-//! description.
+//! groups, background jobs, the first-user bootstrap, the server's version
+//! and the OpenAPI description.
 //!
 //! Handlers are thin: they authenticate the caller ([`Authenticated`]), read
 //! the path and body, call [`crate::admin::Admin`] and shape the
@@ -15,6 +15,7 @@
 mod discovery;
 mod groups;
 mod initialize;
+mod jobs;
 pub(crate) mod objects;
 mod projects;
 mod role_bindings;
@@ -256,6 +257,10 @@ pub(crate) fn routes() -> Vec<Route> {
             "api_groups_delete",
             groups::delete,
         ),
+        // Background jobs.
+        route(M::GET, "/jobs", "api_jobs_list", jobs::list),
+        route(M::GET, "/jobs/{name}", "api_jobs_get", jobs::get),
+        route(M::POST, "/jobs/{name}/run", "api_jobs_run", jobs::run),
         // First user; the API's description.
         route(
             M::POST,

@@ -8,6 +8,7 @@ use crate::admin::{CreatedToken, RoleBinding, SubjectRef, UserInfo, WhoCan, rfc3
 use crate::metadata::access::{
     BindingSubject, Group, Namespace, ServiceAccount, SubjectKind, Token, TokenSubject,
 };
+use crate::metadata::jobs::{JobOutcome, JobStatus};
 use crate::wire::{self, API_VERSION, Extra, ObjectMeta, Subject};
 
 fn meta(name: &str, uid: Option<&str>, created_at: Option<i64>) -> ObjectMeta {
@@ -173,6 +174,36 @@ impl From<Group> for wire::Group {
             kind: "Group".into(),
             metadata: meta(&g.name, Some(&g.uid), Some(g.created_at)),
             users: g.users,
+            extra: Extra::new(),
+        }
+    }
+}
+
+impl From<JobStatus> for wire::Job {
+    fn from(job: JobStatus) -> Self {
+        wire::Job {
+            api_version: API_VERSION.into(),
+            kind: "Job".into(),
+            metadata: meta(&job.name, None, None),
+            status: wire::JobStatus {
+                holder: job.lease_holder,
+                lease_expiry_time: job.lease_until.map(rfc3339),
+                last_start_time: job.last_started_at.map(rfc3339),
+                last_completion_time: job.last_finished_at.map(rfc3339),
+                last_outcome: job.last_outcome.map(|outcome| {
+                    match outcome {
+                        JobOutcome::Succeeded => "Succeeded",
+                        JobOutcome::Failed => "Failed",
+                    }
+                    .to_owned()
+                }),
+                last_error: job.last_error,
+                last_replica: job.last_replica,
+                consecutive_failures: job.consecutive_failures,
+                runs: job.runs,
+                next_run_time: Some(rfc3339(job.next_run_at)),
+                extra: Extra::new(),
+            },
             extra: Extra::new(),
         }
     }
