@@ -100,6 +100,19 @@ pub struct Cli {
     #[arg(long, default_value_t = 4)]
     pub pull_repeat: usize,
 
+    /// GETs of each small blob size per round in small-blobs.
+    #[arg(long, default_value_t = 100)]
+    pub small_blob_repeat: usize,
+
+    /// Random 4 KiB ranges read per round in small-ranges (on one
+    /// connection, then again over --range-connections).
+    #[arg(long, default_value_t = 1000)]
+    pub ranges: usize,
+
+    /// Connections reading ranges at once in small-ranges' second part.
+    #[arg(long, default_value_t = 8)]
+    pub range_connections: usize,
+
     /// Concurrency used to populate the catalog and tags fixtures.
     #[arg(long, default_value_t = 16)]
     pub populate_concurrency: usize,
@@ -132,6 +145,8 @@ pub enum ScenarioName {
     PushChunked,
     Pull,
     PullRange,
+    SmallBlobs,
+    SmallRanges,
     ManifestGet,
     ManifestHead,
     SmallImages,
@@ -166,6 +181,14 @@ impl Cli {
         );
         ensure!(self.list_repeat > 0, "--list-repeat must be at least 1");
         ensure!(self.pull_repeat > 0, "--pull-repeat must be at least 1");
+        ensure!(
+            self.small_blob_repeat > 0 && self.ranges > 0,
+            "--small-blob-repeat and --ranges must be at least 1"
+        );
+        ensure!(
+            self.range_connections > 0,
+            "--range-connections must be positive"
+        );
         let needs_target = self.scenarios.iter().any(|s| *s != ScenarioName::Ceilings);
         if needs_target && self.targets.is_empty() {
             bail!("no --target given (only the ceilings scenario runs without one)");

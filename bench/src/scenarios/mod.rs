@@ -7,6 +7,7 @@ mod listing;
 mod manifests;
 mod memory;
 mod skopeo;
+mod small;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -197,6 +198,12 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     }
     if cli.wants(S::PullRange) {
         sections.push(blobs::pull(ctx, true).await);
+    }
+    if cli.wants(S::SmallBlobs) {
+        sections.push(small::small_blobs(ctx).await);
+    }
+    if cli.wants(S::SmallRanges) {
+        sections.push(small::small_ranges(ctx).await);
     }
     if cli.wants(S::ManifestGet) {
         sections.push(manifests::load(ctx, manifests::Kind::GetByTag).await);
