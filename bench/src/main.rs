@@ -113,6 +113,14 @@ pub struct Cli {
     #[arg(long, default_value_t = 8)]
     pub range_connections: usize,
 
+    /// Requests of the soak scenario (run once per target, not per round).
+    #[arg(long, default_value_t = 100_000)]
+    pub soak_requests: u64,
+
+    /// Concurrent requests of the soak scenario.
+    #[arg(long, default_value_t = 16)]
+    pub soak_concurrency: usize,
+
     /// Concurrency used to populate the catalog and tags fixtures.
     #[arg(long, default_value_t = 16)]
     pub populate_concurrency: usize,
@@ -154,6 +162,7 @@ pub enum ScenarioName {
     Tags,
     SkopeoCopyIn,
     SkopeoCopyOut,
+    Soak,
     Memory,
     Ceilings,
 }
@@ -186,9 +195,10 @@ impl Cli {
             "--small-blob-repeat and --ranges must be at least 1"
         );
         ensure!(
-            self.range_connections > 0,
-            "--range-connections must be positive"
+            self.range_connections > 0 && self.soak_concurrency > 0,
+            "--range-connections and --soak-concurrency must be positive"
         );
+        ensure!(self.soak_requests > 0, "--soak-requests must be at least 1");
         let needs_target = self.scenarios.iter().any(|s| *s != ScenarioName::Ceilings);
         if needs_target && self.targets.is_empty() {
             bail!("no --target given (only the ceilings scenario runs without one)");

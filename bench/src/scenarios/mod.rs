@@ -8,6 +8,7 @@ mod manifests;
 mod memory;
 mod skopeo;
 mod small;
+mod soak;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -222,6 +223,9 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     }
     if cli.wants(S::SkopeoCopyIn) || cli.wants(S::SkopeoCopyOut) {
         sections.extend(skopeo::copy(ctx).await);
+    }
+    if cli.wants(S::Soak) {
+        sections.push(soak::soak(ctx).await);
     }
     if let Some(section) = memory.as_mut() {
         memory::finish(ctx, section).await;
