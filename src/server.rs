@@ -351,12 +351,9 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
         .filter(|p| !p.is_empty());
     let generated = given.is_none();
     let secret = given.unwrap_or_else(|| password::random_secret(18));
-    let hash = {
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || password::hash(&secret))
-            .await?
-            .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
-    };
+    let hash = password::hash_bounded(secret.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("the admin password: {e}"))?;
     let created = store
         .create_user(&User {
             name: ADMIN_USER.into(),
