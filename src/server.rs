@@ -159,6 +159,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1)),
             shutdown.subscribe(),
         ),
+        jobs::spawn(
+            jobs::MemoryTrim,
+            std::time::Duration::from_secs(10),
+            shutdown.subscribe(),
+        ),
     ];
     if let Some(metrics) = &app.metrics {
         workers.push(jobs::spawn(

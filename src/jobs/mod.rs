@@ -2,6 +2,7 @@
 //! interval until shutdown. Pruning, imports and webhooks take this shape too.
 
 mod key_rotation;
+mod memory_trim;
 mod metrics_upkeep;
 mod stale_uploads;
 
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use key_rotation::KeyRotation;
+pub use memory_trim::MemoryTrim;
 pub use metrics_upkeep::MetricsUpkeep;
 pub use stale_uploads::StaleUploads;
 
