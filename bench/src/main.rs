@@ -121,6 +121,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 16)]
     pub soak_concurrency: usize,
 
+    /// Seconds without requests after the soak before its memory is read
+    /// (time for the registry's background work, such as returning freed
+    /// memory to the system).
+    #[arg(long, default_value_t = 15.0)]
+    pub soak_idle: f64,
+
     /// Concurrency used to populate the catalog and tags fixtures.
     #[arg(long, default_value_t = 16)]
     pub populate_concurrency: usize,
@@ -199,6 +205,7 @@ impl Cli {
             "--range-connections and --soak-concurrency must be positive"
         );
         ensure!(self.soak_requests > 0, "--soak-requests must be at least 1");
+        ensure!(self.soak_idle >= 0.0, "invalid --soak-idle");
         let needs_target = self.scenarios.iter().any(|s| *s != ScenarioName::Ceilings);
         if needs_target && self.targets.is_empty() {
             bail!("no --target given (only the ceilings scenario runs without one)");

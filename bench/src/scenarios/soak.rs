@@ -689,10 +689,13 @@ async fn soak_target(ctx: &Ctx, t: usize, section: &mut Section) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let peak = sampler.finish()?;
     let cpu = procfs::cpu_seconds(pid)? - cpu_before;
-    tokio::time::sleep(idle).await;
+    let tally = std::mem::take(&mut *lock(&soak.tally));
+    // Close the other addresses' connections (the pooled client's stay
+    // open, as a client's would), then let the registry settle.
+    drop(soak);
+    tokio::time::sleep(Duration::from_secs_f64(cli.soak_idle)).await;
     let rss_after = procfs::rss_kib(pid)?;
     let anon_after = procfs::rss_anon_kib(pid)?;
-    let tally = std::mem::take(&mut *lock(&soak.tally));
     let requests: u64 = tally.statuses.values().sum::<u64>() + tally.transport_errors;
     let mib = |kib: u64| kib as f64 / 1024.0;
     for sample in [
@@ -750,14 +753,16 @@ pub async fn soak(ctx: &Ctx) -> Section {
         "{} requests to `/v2/` from {} concurrent workers (keep-alive connections of one \
          pooled HTTP/1.1 client), the kind of each drawn at random: {}. Run once per target \
          (not per round), on whatever the registry holds by then. RSS is VmRSS from \
-         /proc/PID/status after {} s without requests before and after the workload, and \
+         /proc/PID/status after {} s without requests before the workload and {} s after it \
+         (the connections from other addresses closed, the client's pooled ones open), and \
          sampled every 10 ms during it (peak); anonymous RSS is RssAnon (heap, not mapped \
          files or code). Every answer is counted by status; a 5xx answer or a failed request \
          fails the scenario. Needs pid= on the target.",
         cli.soak_requests,
         cli.soak_concurrency,
         mix.join("; "),
-        cli.idle_wait
+        cli.idle_wait,
+        cli.soak_idle
     );
     let mut section = Section::new(
         "soak",
