@@ -176,6 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     jobs.once_across_replicas(jobs::KeyRotation::new(access.clone()), key_check);
     // This process's own upkeep: every replica.
     jobs.in_every_replica(jobs::KeyReload::new(access.clone()), key_check);
+    jobs.in_every_replica(jobs::MemoryTrim, std::time::Duration::from_secs(10));
     if let Some(metrics) = &app.metrics {
         jobs.in_every_replica(
             jobs::MetricsUpkeep::new(metrics.clone()),
@@ -376,12 +377,9 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
         .filter(|p| !p.is_empty());
     let generated = given.is_none();
     let secret = given.unwrap_or_else(|| password::random_secret(18));
-    let hash = {
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || password::hash(&secret))
-            .await?
-            .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
-    };
+    let hash = password::hash_bounded(secret.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("the admin password: {e}"))?;
     let created = store
         .create_user(&User {
             name: ADMIN_USER.into(),

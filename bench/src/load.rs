@@ -78,10 +78,10 @@ enum Conn {
     Reqwest(reqwest::Client),
 }
 
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl Conn {
@@ -106,7 +106,13 @@ impl Conn {
 
     /// Sends one request; returns whether the connection had to be reopened
     /// because the server closed it while idle.
-    async fn request(&mut self, spec: &LoadSpec, path: &str) -> Result<(Response, bool)> {
+    async fn request(
+        &mut self,
+        method: &Method,
+        url: &Url,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<(Response, bool)> {
         match self {
             Conn::Hyper { sender, addr } => {
                 let mut reconnected = false;
@@ -115,10 +121,10 @@ impl Conn {
                     reconnected = true;
                 }
                 let mut builder = hyper::Request::builder()
-                    .method(spec.method.clone())
+                    .method(method.clone())
                     .uri(path)
                     .header(HOST, addr.as_str());
-                for (name, value) in &spec.headers {
+                for (name, value) in headers {
                     builder = builder.header(name, value);
                 }
                 let response = sender.send_request(builder.body(Empty::new())?).await?;
@@ -134,8 +140,8 @@ impl Conn {
                 ))
             }
             Conn::Reqwest(client) => {
-                let mut request = client.request(spec.method.clone(), spec.url.clone());
-                for (name, value) in &spec.headers {
+                let mut request = client.request(method.clone(), url.clone());
+                for (name, value) in headers {
                     request = request.header(name, value);
                 }
                 let response = request.send().await?;
@@ -152,6 +158,45 @@ impl Conn {
                 ))
             }
         }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, for scenarios that time requests one
+/// at a time (hyper's client connection for plain HTTP, a single-connection
+/// reqwest client for HTTPS).
+pub struct KeepAlive {
+    conn: Conn,
+    /// Times the server closed the idle connection and it was reopened.
+    pub reconnects: u64,
+}
+
+impl KeepAlive {
+    /// Connects to the host of `url`.
+    pub async fn open(url: &Url) -> Result<KeepAlive> {
+        Ok(KeepAlive {
+            conn: Conn::open(url).await?,
+            reconnects: 0,
+        })
+    }
+
+    /// Sends one request with no body and reads the whole response.
+    pub async fn request(
+        &mut self,
+        method: &Method,
+        url: &Url,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Response> {
+        let path = path_and_query(url);
+        let (response, reconnected) = self.conn.request(method, url, &path, headers).await?;
+        self.reconnects += u64::from(reconnected);
+        Ok(response)
+    }
+}
+
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
     }
 }
 
@@ -211,7 +256,7 @@ struct WorkerResult {
     reconnects: u64,
 }
 
-fn new_histogram() -> Result<Histogram<u64>> {
+pub fn new_histogram() -> Result<Histogram<u64>> {
     // 1 µs .. 60 s at 3 significant digits.
     Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow!("histogram: {e}"))
 }
@@ -222,10 +267,7 @@ async fn worker(spec: Arc<LoadSpec>, barrier: Arc<Barrier>) -> Result<WorkerResu
     let conn = Conn::open(&spec.url).await;
     barrier.wait().await;
     let mut conn = conn?;
-    let path = match spec.url.query() {
-        Some(q) => format!("{}?{q}", spec.url.path()),
-        None => spec.url.path().to_owned(),
-    };
+    let path = path_and_query(&spec.url);
     let started = Instant::now();
     let measure_from = started + spec.warmup;
     let stop_at = measure_from + spec.duration;
@@ -239,7 +281,9 @@ async fn worker(spec: Arc<LoadSpec>, barrier: Arc<Barrier>) -> Result<WorkerResu
         if sent >= stop_at {
             break;
         }
-        let (response, reconnected) = conn.request(&spec, &path).await?;
+        let (response, reconnected) = conn
+            .request(&spec.method, &spec.url, &path, &spec.headers)
+            .await?;
         let done = Instant::now();
         check(&response, &spec.expect)?;
         result.reconnects += u64::from(reconnected);

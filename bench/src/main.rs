@@ -100,6 +100,33 @@ pub struct Cli {
     #[arg(long, default_value_t = 4)]
     pub pull_repeat: usize,
 
+    /// GETs of each small blob size per round in small-blobs.
+    #[arg(long, default_value_t = 100)]
+    pub small_blob_repeat: usize,
+
+    /// Random 4 KiB ranges read per round in small-ranges (on one
+    /// connection, then again over --range-connections).
+    #[arg(long, default_value_t = 1000)]
+    pub ranges: usize,
+
+    /// Connections reading ranges at once in small-ranges' second part.
+    #[arg(long, default_value_t = 8)]
+    pub range_connections: usize,
+
+    /// Requests of the soak scenario (run once per target, not per round).
+    #[arg(long, default_value_t = 100_000)]
+    pub soak_requests: u64,
+
+    /// Concurrent requests of the soak scenario.
+    #[arg(long, default_value_t = 16)]
+    pub soak_concurrency: usize,
+
+    /// Seconds without requests after the soak before its memory is read
+    /// (time for the registry's background work, such as returning freed
+    /// memory to the system).
+    #[arg(long, default_value_t = 15.0)]
+    pub soak_idle: f64,
+
     /// Concurrency used to populate the catalog and tags fixtures.
     #[arg(long, default_value_t = 16)]
     pub populate_concurrency: usize,
@@ -132,6 +159,8 @@ pub enum ScenarioName {
     PushChunked,
     Pull,
     PullRange,
+    SmallBlobs,
+    SmallRanges,
     ManifestGet,
     ManifestHead,
     SmallImages,
@@ -139,6 +168,7 @@ pub enum ScenarioName {
     Tags,
     SkopeoCopyIn,
     SkopeoCopyOut,
+    Soak,
     Memory,
     Ceilings,
 }
@@ -166,6 +196,16 @@ impl Cli {
         );
         ensure!(self.list_repeat > 0, "--list-repeat must be at least 1");
         ensure!(self.pull_repeat > 0, "--pull-repeat must be at least 1");
+        ensure!(
+            self.small_blob_repeat > 0 && self.ranges > 0,
+            "--small-blob-repeat and --ranges must be at least 1"
+        );
+        ensure!(
+            self.range_connections > 0 && self.soak_concurrency > 0,
+            "--range-connections and --soak-concurrency must be positive"
+        );
+        ensure!(self.soak_requests > 0, "--soak-requests must be at least 1");
+        ensure!(self.soak_idle >= 0.0, "invalid --soak-idle");
         let needs_target = self.scenarios.iter().any(|s| *s != ScenarioName::Ceilings);
         if needs_target && self.targets.is_empty() {
             bail!("no --target given (only the ceilings scenario runs without one)");

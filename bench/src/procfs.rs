@@ -12,6 +12,12 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
     status_field_kib(pid, "VmRSS:")
 }
 
+/// Anonymous resident memory (`RssAnon`: heap and stacks, not mapped files
+/// or code), in KiB.
+pub fn rss_anon_kib(pid: u32) -> Result<u64> {
+    status_field_kib(pid, "RssAnon:")
+}
+
 /// Peak resident set size since the process started (`VmHWM`), in KiB.
 pub fn hwm_kib(pid: u32) -> Result<u64> {
     status_field_kib(pid, "VmHWM:")
@@ -99,6 +105,7 @@ mod tests {
     fn reads_own_process() -> Result<()> {
         let pid = std::process::id();
         assert!(rss_kib(pid)? > 0);
+        assert!(rss_anon_kib(pid)? <= rss_kib(pid)?);
         assert!(hwm_kib(pid)? >= rss_kib(pid)? / 2);
         assert!(cpu_seconds(pid)? >= 0.0);
         let sampler = RssSampler::start(pid);

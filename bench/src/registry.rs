@@ -120,6 +120,12 @@ impl Registry {
         &self.spec.name
     }
 
+    /// The HTTP client, for requests sent without this registry's
+    /// credentials (or with deliberately wrong ones).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn auth_description(&self) -> &'static str {
         match self.mode {
             AuthMode::Anonymous => "anonymous",

@@ -183,11 +183,9 @@ fn user_info(policy: &PolicySnapshot, user: &User) -> UserInfo {
 }
 
 async fn hash_password(secret: &str) -> AdminResult<String> {
-    let secret = secret.to_owned();
-    tokio::task::spawn_blocking(move || password::hash(&secret))
+    password::hash_bounded(secret.to_owned())
         .await
-        .map_err(|e| AdminError::Internal(format!("hashing a password: {e}")))?
-        .map_err(|e| AdminError::Internal(format!("hashing a password: {e}")))
+        .map_err(|e| AdminError::Internal(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------

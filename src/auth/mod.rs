@@ -550,8 +550,7 @@ impl AccessControl {
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-        let secret = secret.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
+        let matches = password::verify_bounded(secret.to_owned(), hash)
             .await
             .map_err(|e| AuthFailure::Store(MetadataError::Corrupt(e.to_string())))?;
         match record {

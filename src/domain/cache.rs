@@ -15,11 +15,46 @@ use std::sync::{Arc, Mutex};
 use crate::metadata::StoredManifest;
 use crate::oci::names::{Reference, RepositoryName};
 
-/// Manifest bytes kept at most.
+/// Memory the cached manifests may take, entries and all.
 const BUDGET_BYTES: usize = 8 << 20;
 
-/// Tag-name bytes kept at most, over all repositories.
+/// Memory the cached tag lists may take, over all repositories.
 const TAG_BUDGET_BYTES: usize = 4 << 20;
+
+/// What the allocator adds to each heap block (glibc: 16 bytes on 64-bit).
+const BLOCK_HEADER: usize = 16;
+
+type ManifestKey = (RepositoryName, String);
+
+/// What one cached manifest costs beyond the bytes it holds: the map's slot,
+/// with its share of the empty slots (the map is at most 7/8 full), the
+/// allocator's header of each of its heap blocks (the repository name, the
+/// reference, the digest, the media type, the manifest bytes) and the
+/// manifest bytes' shared header.
+const MANIFEST_ENTRY_OVERHEAD: usize =
+    size_of::<(ManifestKey, StoredManifest)>() * 8 / 7 + 5 * BLOCK_HEADER + 32 + BLOCK_HEADER;
+
+/// What one cached tag list costs beyond its tags: the map's slot (as
+/// above), the repository name's block header and the list's shared
+/// allocation.
+const TAG_ENTRY_OVERHEAD: usize =
+    size_of::<(RepositoryName, CachedTags)>() * 8 / 7 + BLOCK_HEADER + 16 + BLOCK_HEADER;
+
+/// The memory a cached manifest takes: counting its bytes alone let small
+/// manifests take several times the budget.
+fn manifest_entry_bytes(key: &ManifestKey, manifest: &StoredManifest) -> usize {
+    MANIFEST_ENTRY_OVERHEAD
+        + key.0.as_str().len()
+        + key.1.len()
+        + manifest.meta.digest.as_str().len()
+        + manifest.meta.media_type.len()
+        + manifest.content.len()
+}
+
+/// The memory a cached tag list takes.
+fn tag_entry_bytes(repo: &RepositoryName, tags: &CachedTags) -> usize {
+    TAG_ENTRY_OVERHEAD + repo.as_str().len() + tags.bytes()
+}
 
 /// Repositories with more tags than this are listed from the database, page
 /// by page, instead of being held whole.
@@ -35,9 +70,13 @@ pub enum CachedTags {
 }
 
 impl CachedTags {
+    /// The tags' memory: each name's block and its slot in the list.
     fn bytes(&self) -> usize {
         match self {
-            CachedTags::All(tags) => tags.iter().map(|t| t.len() + 24).sum(),
+            CachedTags::All(tags) => tags
+                .iter()
+                .map(|t| t.len() + BLOCK_HEADER + size_of::<String>())
+                .sum(),
             CachedTags::TooMany => 0,
         }
     }
@@ -47,7 +86,7 @@ impl CachedTags {
 struct State {
     /// Bumped by every invalidation.
     generation: u64,
-    manifests: HashMap<(RepositoryName, String), StoredManifest>,
+    manifests: HashMap<ManifestKey, StoredManifest>,
     bytes: usize,
     tags: HashMap<RepositoryName, CachedTags>,
     tag_bytes: usize,
@@ -62,7 +101,7 @@ pub struct PullCache {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket(u64);
 
-fn key(repo: &RepositoryName, reference: &Reference) -> (RepositoryName, String) {
+fn key(repo: &RepositoryName, reference: &Reference) -> ManifestKey {
     (repo.clone(), reference.to_string())
 }
 
@@ -113,24 +152,23 @@ impl PullCache {
         if state.generation != ticket.0 {
             return;
         }
-        let size = manifest.content.len();
+        let key = key(repo, reference);
+        let size = manifest_entry_bytes(&key, manifest);
         if size > BUDGET_BYTES / 4 {
             return;
+        }
+        if let Some(old) = state.manifests.remove(&key) {
+            state.bytes -= manifest_entry_bytes(&key, &old);
         }
         while state.bytes + size > BUDGET_BYTES {
             let Some(victim) = state.manifests.keys().next().cloned() else {
                 break;
             };
             if let Some(evicted) = state.manifests.remove(&victim) {
-                state.bytes -= evicted.content.len();
+                state.bytes -= manifest_entry_bytes(&victim, &evicted);
             }
         }
-        if let Some(old) = state
-            .manifests
-            .insert(key(repo, reference), manifest.clone())
-        {
-            state.bytes -= old.content.len();
-        }
+        state.manifests.insert(key, manifest.clone());
         state.bytes += size;
     }
 
@@ -157,21 +195,23 @@ impl PullCache {
         }
         // A list too big to hold is remembered as such, so that its pages
         // are not each preceded by a read of the whole list.
-        let (tags, size) = match tags.bytes() {
-            size if size > TAG_BUDGET_BYTES / 4 => (CachedTags::TooMany, 0),
-            size => (tags.clone(), size),
+        let tags = match tag_entry_bytes(repo, tags) {
+            size if size > TAG_BUDGET_BYTES / 4 => CachedTags::TooMany,
+            _ => tags.clone(),
         };
+        let size = tag_entry_bytes(repo, &tags);
+        if let Some(old) = state.tags.remove(repo) {
+            state.tag_bytes -= tag_entry_bytes(repo, &old);
+        }
         while state.tag_bytes + size > TAG_BUDGET_BYTES {
             let Some(victim) = state.tags.keys().next().cloned() else {
                 break;
             };
             if let Some(evicted) = state.tags.remove(&victim) {
-                state.tag_bytes -= evicted.bytes();
+                state.tag_bytes -= tag_entry_bytes(&victim, &evicted);
             }
         }
-        if let Some(old) = state.tags.insert(repo.clone(), tags) {
-            state.tag_bytes -= old.bytes();
-        }
+        state.tags.insert(repo.clone(), tags);
         state.tag_bytes += size;
     }
 
@@ -197,16 +237,16 @@ impl PullCache {
         state.tags.retain(|r, tags| {
             let keep = !matches(r);
             if !keep {
-                freed_tags += tags.bytes();
+                freed_tags += tag_entry_bytes(r, tags);
             }
             keep
         });
         state.tag_bytes -= freed_tags;
         let mut freed = 0;
-        state.manifests.retain(|(r, _), m| {
-            let keep = !matches(r);
+        state.manifests.retain(|key, m| {
+            let keep = !matches(&key.0);
             if !keep {
-                freed += m.content.len();
+                freed += manifest_entry_bytes(key, m);
             }
             keep
         });
@@ -277,8 +317,12 @@ mod tests {
         assert_eq!(cache.get(&other, &tag("v1")).unwrap().content, "teammate/a");
         assert!(cache.tags(&other).is_ok());
         let state = cache.state();
-        assert_eq!(state.bytes, "teammate/a".len());
-        assert_eq!(state.tag_bytes, all_tags(&["v1"]).bytes());
+        let key = (other.clone(), "v1".to_owned());
+        assert_eq!(
+            state.bytes,
+            manifest_entry_bytes(&key, &manifest("teammate/a"))
+        );
+        assert_eq!(state.tag_bytes, tag_entry_bytes(&other, &all_tags(&["v1"])));
     }
 
     #[test]
@@ -309,6 +353,54 @@ mod tests {
         }
         assert!(cache.state().bytes <= BUDGET_BYTES);
         assert!(!cache.state().manifests.is_empty());
+    }
+
+    #[test]
+    fn small_entries_count_with_what_holding_them_costs() {
+        // 100,000 one-byte manifests are 100 KB of content, but each entry
+        // holds its key, digest, media type and a slot of the map: the
+        // slots alone must fit in the budget.
+        let cache = PullCache::new(true);
+        let a = repo("ns/a");
+        for i in 0..100_000 {
+            let reference = tag(&format!("t{i}"));
+            let ticket = cache.get(&a, &reference).unwrap_err();
+            cache.put(ticket, &a, &reference, &manifest("x"));
+        }
+        let state = cache.state();
+        let slot = size_of::<(ManifestKey, StoredManifest)>();
+        assert!(
+            state.manifests.len() * slot <= BUDGET_BYTES,
+            "{} entries of {slot} bytes each",
+            state.manifests.len()
+        );
+        assert!(state.bytes <= BUDGET_BYTES);
+        let counted: usize = state
+            .manifests
+            .iter()
+            .map(|(key, m)| manifest_entry_bytes(key, m))
+            .sum();
+        assert_eq!(state.bytes, counted);
+    }
+
+    #[test]
+    fn tag_lists_count_with_what_holding_them_costs() {
+        let cache = PullCache::new(true);
+        for i in 0..200_000 {
+            let r = repo(&format!("ns/r{i}"));
+            let ticket = cache.tags(&r).unwrap_err();
+            cache.put_tags(ticket, &r, &all_tags(&["v"]));
+        }
+        let state = cache.state();
+        let slot = size_of::<(RepositoryName, CachedTags)>();
+        assert!(state.tags.len() * slot <= TAG_BUDGET_BYTES);
+        assert!(state.tag_bytes <= TAG_BUDGET_BYTES);
+        let counted: usize = state
+            .tags
+            .iter()
+            .map(|(r, tags)| tag_entry_bytes(r, tags))
+            .sum();
+        assert_eq!(state.tag_bytes, counted);
     }
 
     fn all_tags(names: &[&str]) -> CachedTags {

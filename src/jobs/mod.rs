@@ -26,6 +26,7 @@
 //! leave things consistent between its steps and pick up where it stopped.
 
 mod key_rotation;
+mod memory_trim;
 mod metrics_upkeep;
 mod stale_uploads;
 
@@ -42,6 +43,7 @@ use crate::metadata::JobStore;
 use crate::metadata::jobs::{JobClaim, JobOutcome, JobResult, JobStatus};
 
 pub use key_rotation::{KeyReload, KeyRotation};
+pub use memory_trim::MemoryTrim;
 pub use metrics_upkeep::MetricsUpkeep;
 pub use stale_uploads::StaleUploads;
 

@@ -1352,6 +1352,15 @@ impl PgServer {
 
     /// SIGKILL: a crash; the next start recovers from the WAL.
     pub fn kill(&mut self) {
+        // A crash takes the whole server down at once: the backends too,
+        // which would otherwise go on answering their connections until
+        // they notice the postmaster is gone. The postmaster is stopped
+        // first so that it does not start new ones meanwhile.
+        if let Some(pid) = self.daemon.pid() {
+            let pid = pid.to_string();
+            let _ = std::process::Command::new("kill").args(["-STOP", &pid]).status();
+            let _ = std::process::Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+        }
         self.daemon.kill();
     }
 

@@ -24,9 +24,9 @@ pub enum PushMode {
 /// The blob the pull scenarios read, pushed once per target.
 #[derive(Clone)]
 pub struct PullBlob {
-    repo: String,
-    spec: BlobSpec,
-    digest: String,
+    pub repo: String,
+    pub spec: BlobSpec,
+    pub digest: String,
 }
 
 /// Server CPU seconds and peak RSS while `work` runs, when a PID is known.
@@ -250,7 +250,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 /// Pushes (untimed) the blob the pull scenarios read, once per target, and
 /// checks a full download against its digest.
-async fn pull_fixture(ctx: &Ctx, t: usize) -> Result<PullBlob> {
+pub async fn pull_fixture(ctx: &Ctx, t: usize) -> Result<PullBlob> {
     if let Some(blob) = ctx.fixtures.pull.get(t) {
         return Ok(blob);
     }

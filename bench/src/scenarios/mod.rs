@@ -7,6 +7,8 @@ mod listing;
 mod manifests;
 mod memory;
 mod skopeo;
+mod small;
+mod soak;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -198,6 +200,12 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     if cli.wants(S::PullRange) {
         sections.push(blobs::pull(ctx, true).await);
     }
+    if cli.wants(S::SmallBlobs) {
+        sections.push(small::small_blobs(ctx).await);
+    }
+    if cli.wants(S::SmallRanges) {
+        sections.push(small::small_ranges(ctx).await);
+    }
     if cli.wants(S::ManifestGet) {
         sections.push(manifests::load(ctx, manifests::Kind::GetByTag).await);
     }
@@ -215,6 +223,9 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     }
     if cli.wants(S::SkopeoCopyIn) || cli.wants(S::SkopeoCopyOut) {
         sections.extend(skopeo::copy(ctx).await);
+    }
+    if cli.wants(S::Soak) {
+        sections.push(soak::soak(ctx).await);
     }
     if let Some(section) = memory.as_mut() {
         memory::finish(ctx, section).await;
