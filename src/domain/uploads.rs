@@ -69,6 +69,16 @@ impl UploadSessions {
 
     fn slot_of(&self, id: &str) -> UploadSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= MAX_UPLOAD_SLOTS && !slots.contains_key(id) {
+            // Slots nobody holds (no request, no write in flight) are only
+            // a cache of hash state, rebuilt from storage when needed:
+            // uploads a client abandoned must not pile up until the
+            // stale-upload job removes them a day later.
+            slots.retain(|_, slot| {
+                Arc::strong_count(&slot.session) > 1 || Arc::strong_count(&slot.writes) > 1
+            });
+            slots.shrink_to(MAX_UPLOAD_SLOTS);
+        }
         slots.entry(id.to_owned()).or_default().clone()
     }
 
@@ -83,6 +93,9 @@ impl UploadSessions {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
     }
 }
+
+/// Upload sessions kept in memory before idle ones are dropped.
+const MAX_UPLOAD_SLOTS: usize = 1024;
 
 /// A request body that sends nothing for this long has its upload's
 /// buffers written out and freed while it waits: hundreds of stalled
@@ -677,6 +690,26 @@ mod tests {
         assert_eq!(f.blobs.blob_size(&digest).await.unwrap(), None);
         // The session follows what storage holds from then on.
         assert_eq!(f.uploads.size(&upload).await.unwrap(), 10);
+    }
+
+    /// Abandoned uploads (a PATCH, then nothing) do not pile up in memory;
+    /// one whose state was dropped is rebuilt from storage and finishes.
+    #[tokio::test]
+    async fn idle_upload_state_is_bounded_and_rebuilt_when_needed() {
+        let f = fixture().await;
+        let first = f.upload_holding(b"first-").await;
+        for _ in 0..MAX_UPLOAD_SLOTS + 200 {
+            f.upload_holding(b"abandoned").await;
+        }
+        let held = f.uploads.in_progress();
+        assert!(held <= MAX_UPLOAD_SLOTS, "{held} upload sessions held");
+        let digest = DigestAlgorithm::Sha256.digest_of(b"first-last");
+        let size = f
+            .uploads
+            .finish(&first, &digest, None, body(b"last"))
+            .await
+            .unwrap();
+        assert_eq!(size, 10);
     }
 
     /// Content fetched from elsewhere is kept only under its true digest.

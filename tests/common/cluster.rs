@@ -1358,8 +1358,12 @@ impl PgServer {
         // first so that it does not start new ones meanwhile.
         if let Some(pid) = self.daemon.pid() {
             let pid = pid.to_string();
-            let _ = std::process::Command::new("kill").args(["-STOP", &pid]).status();
-            let _ = std::process::Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-STOP", &pid])
+                .status();
+            let _ = std::process::Command::new("pkill")
+                .args(["-KILL", "-P", &pid])
+                .status();
         }
         self.daemon.kill();
     }
