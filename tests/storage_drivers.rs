@@ -210,6 +210,7 @@ macro_rules! driver_tests {
 
 driver_tests!(
     a_blob_of_several_parts_reads_whole_and_in_ranges,
+    parts_straddling_the_stores_part_size_keep_their_order,
     one_part_and_no_part_make_blobs,
     a_part_never_recorded_is_left_out,
     an_aborted_part_leaves_nothing_that_counts,
@@ -270,6 +271,23 @@ async fn a_blob_of_several_parts_reads_whole_and_in_ranges(driver: &Driver) {
         object.expect_status(200, "the blob's object");
         assert!(object.body == content, "the object's bytes");
     }
+}
+
+/// Parts longer than an object store's part size (5 MiB here) that start
+/// in the middle of one: the store copies their whole parts itself and
+/// berth streams the pieces around them, which must land in order.
+async fn parts_straddling_the_stores_part_size_keep_their_order(driver: &Driver) {
+    let content = blob_content("straddling", 30 * MIB + 2);
+    let cuts = [2 * MIB, 14 * MIB, 19 * MIB, 29 * MIB + 1];
+    let digest = driver.blob_of_parts("straddling", &content, &cuts).await;
+    let read = driver.read(&digest, 0..content.len() as u64).await;
+    let first_difference = read.iter().zip(&content).position(|(a, b)| a != b);
+    assert_eq!(
+        (read.len(), first_difference),
+        (content.len(), None),
+        "{}: the blob's bytes",
+        driver.name
+    );
 }
 
 /// An upload of one part (a copy by the store) and one of none (the empty

@@ -35,7 +35,8 @@ use crate::oci::digest::Digest;
 /// vanishes, small enough that a slow reader does not pin much memory.
 const READ_CHUNK: usize = 4 << 20;
 
-/// The most one `UploadPartCopy` (or `CopyObject`) may copy.
+/// The most one `Writer::copy_from` (one `UploadPartCopy`, one
+/// `CopyObject`) may copy.
 const MAX_COPY: u64 = 5 << 30;
 
 /// Part size for the backends whose configuration has no `chunkSizeMiB`.
@@ -301,7 +302,7 @@ impl ObjectStore {
                 }
                 many => {
                     let mut writer = self.op.writer_with(&blob).chunk(self.chunk).await?;
-                    match copy_parts(&mut writer, many).await {
+                    match copy_parts(&mut writer, many, self.chunk as u64).await {
                         Ok(()) => {
                             writer.close().await?;
                         }
@@ -354,12 +355,33 @@ impl ObjectStore {
 
 /// Hands each part's bytes to `writer` in order, in ranges the store can
 /// copy in one request.
-async fn copy_parts(writer: &mut opendal::Writer, parts: &[(String, u64)]) -> Result<()> {
+///
+/// A range that starts in the middle of one of the writer's parts is cut
+/// in two: first the bytes that complete that part (streamed), then the
+/// rest in its own call. OpenDAL 0.59's `Writer::copy_from`, given one
+/// range that both completes a buffered part and covers whole parts after
+/// it, sends the store's copies of those whole parts ahead of the buffered
+/// part it has just completed, putting them out of order; a call that
+/// starts on a part boundary first sends what it has buffered.
+async fn copy_parts(
+    writer: &mut opendal::Writer,
+    parts: &[(String, u64)],
+    chunk: u64,
+) -> Result<()> {
+    // Whole parts per call, within the store's limit for one copy.
+    let most = (MAX_COPY / chunk).max(1) * chunk;
+    let mut written: u64 = 0;
     for (key, size) in parts {
         let mut offset = 0;
         while offset < *size {
-            let end = (offset + MAX_COPY).min(*size);
+            let filled = written % chunk;
+            let end = if filled == 0 {
+                (offset + most).min(*size)
+            } else {
+                (offset + chunk - filled).min(*size)
+            };
             writer.copy_from(key, offset..end).await?;
+            written += end - offset;
             offset = end;
         }
     }
