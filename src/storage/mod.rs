@@ -263,9 +263,7 @@ impl BlobStore {
     ) -> Result<BlobStream> {
         match &self.backend {
             Backend::Filesystem(fs) => fs.read_blob(digest, range, index).await,
-            Backend::Object(store) => Ok(BlobStream::Store(Box::new(
-                store.read_blob(digest, range).await?,
-            ))),
+            Backend::Object(store) => Ok(BlobStream::Store(store.read_blob(digest, range).await?)),
         }
     }
 

@@ -210,12 +210,23 @@ impl ObjectStore {
         Ok(reader.into_bytes_stream(range).await?)
     }
 
+    /// The first piece is read before this returns, so that a store that
+    /// cannot be read is an error the client is told of, not a response
+    /// cut short after its headers.
     pub(super) async fn read_blob(
         &self,
         digest: &Digest,
         range: Range<u64>,
-    ) -> Result<FuturesBytesStream> {
-        self.read_range(&paths::blob(digest), range).await
+    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+        let mut stream = self.read_range(&paths::blob(digest), range).await?;
+        let first = match stream.next().await {
+            None => return Ok(futures::stream::empty().boxed()),
+            Some(Ok(first)) => first,
+            Some(Err(e)) => return Err(store_error(e)),
+        };
+        Ok(futures::stream::once(async move { Ok(first) })
+            .chain(stream)
+            .boxed())
     }
 
     pub(super) async fn delete_blob(&self, digest: &Digest) -> Result<()> {
@@ -350,6 +361,16 @@ impl ObjectStore {
         ids.sort();
         ids.dedup();
         Ok(ids)
+    }
+}
+
+/// The OpenDAL error an `io::Error` of a byte stream carries.
+fn store_error(e: std::io::Error) -> StorageError {
+    match e.downcast::<opendal::Error>() {
+        Ok(e) => StorageError::from(e),
+        Err(e) => StorageError::from(
+            opendal::Error::new(ErrorKind::Unexpected, "reading from the store").set_source(e),
+        ),
     }
 }
 
