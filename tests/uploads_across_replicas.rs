@@ -1,6 +1,6 @@
-//! Uploads across replicas: two berth processes: one PostgreSQL database and one S3
-//! bucket (SeaweedFS) between them, configured the way an operator would
-//! (`BERTH_DATABASE_URL`, `BERTH_STORAGE_S3_*`). An upload's chunks
+//! Uploads across replicas: berth processes sharing one PostgreSQL
+//! database and one S3 bucket (SeaweedFS), configured the way an operator
+//! would (`BERTH_DATABASE_URL`, `BERTH_STORAGE_S3_*`). An upload's chunks
 //! alternate between the replicas and it is finished on either; a replica
 //! killed with SIGKILL right after acknowledging a chunk, or in the middle
 //! of one, loses nothing it acknowledged, and the other goes on.

@@ -709,13 +709,6 @@ impl MetadataStore for SqlMetadataStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        // A record of this number left by an upload row deleted meanwhile
-        // cannot exist (rows and parts go together); replace any anyway.
-        sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1 AND number >= $2")
-            .bind(id)
-            .bind(i64::from(part.number))
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(
             "INSERT INTO upload_parts (upload_id, number, token, size) VALUES ($1, $2, $3, $4)",
         )

@@ -498,6 +498,43 @@ mod tests {
         assert_eq!(store.blob_size(&d).await.unwrap(), Some(4));
     }
 
+    /// GCS and Swift are built and configured (not run against a live
+    /// service: nothing here is contacted).
+    #[test]
+    fn gcs_and_swift_stores_are_built_from_their_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyfile = dir.path().join("key.json");
+        std::fs::write(
+            &keyfile,
+            r#"{"type": "service_account", "private_key": "k", "client_email": "a@b"}"#,
+        )
+        .unwrap();
+        let gcs = StorageConfig {
+            gcs: Some(settings::GcsStorage {
+                bucket: "images".into(),
+                keyfile: Some(keyfile),
+                root_directory: Some("berth".into()),
+            }),
+            ..StorageConfig::default()
+        };
+        gcs.validate().unwrap();
+        let store = BlobStore::open(&gcs, dir.path()).unwrap();
+        assert_eq!(store.describe(), "gcs bucket images");
+        let swift = StorageConfig {
+            swift: Some(settings::SwiftStorage {
+                storage_url: "https://swift.example.com/v1/AUTH_a".into(),
+                auth_token: "token".into(),
+                container: "images".into(),
+                temp_url_key: Some("key".into()),
+                root_directory: None,
+            }),
+            ..StorageConfig::default()
+        };
+        swift.validate().unwrap();
+        let store = BlobStore::open(&swift, dir.path()).unwrap();
+        assert!(store.describe().starts_with("swift container images"));
+    }
+
     #[tokio::test]
     async fn empty_upload_commits_to_empty_blob() {
         let dir = tempfile::tempdir().unwrap();
