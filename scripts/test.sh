@@ -12,7 +12,12 @@ cd "$(dirname "$0")/.."
 export BERTH_REQUIRE_POSTGRES=1
 export BERTH_REQUIRE_CLIENTS=1
 export BERTH_REQUIRE_ROOT=1
+# SeaweedFS and Azurite, for the storage driver suite and the replica tests.
+export BERTH_REQUIRE_OBJECT_STORES=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The 6 GiB blob through S3 (tests/object_store_large_blob.rs): minutes, so
+# ignored by the run above and run here by name.
+cargo test --test object_store_large_blob -- --ignored

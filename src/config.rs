@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::auth::AutoCreateNamespaces;
+pub use crate::storage::settings::{
+    AzureStorage, FilesystemStorage, GcsStorage, S3Storage, StorageConfig, SwiftStorage,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -214,19 +217,6 @@ impl TlsConfig {
             )),
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct StorageConfig {
-    pub filesystem: FilesystemStorage,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct FilesystemStorage {
-    /// Root of the blob store; `<dataDir>/storage` when unset.
-    pub root_directory: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -498,7 +488,9 @@ impl Config {
             .into_iter()
             .filter(|(k, _)| k.starts_with("BERTH_"))
             .collect();
-        apply_env(&mut value, "BERTH", &env);
+        let template = serde_json::to_value(Config::env_template())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        apply_env(&mut value, &template, "BERTH", &env);
         let config: Config =
             serde_json::from_value(value).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
@@ -568,16 +560,36 @@ impl Config {
                 )));
             }
         }
+        self.storage.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
-    /// Where blobs live on the filesystem.
+    /// Where blobs live when they live on the filesystem.
     pub fn storage_root(&self) -> PathBuf {
         self.storage
             .filesystem
             .root_directory
             .clone()
             .unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+}
+
+impl Config {
+    /// Every key the environment may set: the defaults, with the sections
+    /// that are absent by default (the object-store backends) present, so
+    /// that `BERTH_STORAGE_S3_BUCKET` has a key to set.
+    fn env_template() -> Config {
+        let mut config = Config::default();
+        config.storage.s3 = Some(S3Storage {
+            // Booleans, though unset by default.
+            force_path_style: Some(false),
+            virtual_hosted_style: Some(false),
+            ..S3Storage::default()
+        });
+        config.storage.azure = Some(AzureStorage::default());
+        config.storage.gcs = Some(GcsStorage::default());
+        config.storage.swift = Some(SwiftStorage::default());
+        config
     }
 }
 
@@ -629,52 +641,85 @@ fn merge(base: &mut Value, overlay: Value) {
     }
 }
 
-/// `dataDir` → `DATA_DIR`.
+/// `dataDir` → `DATA_DIR`, `authURL` → `AUTH_URL`: a word starts at a
+/// capital after a small letter or digit, or at the last capital of a run
+/// followed by a small letter (`tempURLKey` → `TEMP_URL_KEY`).
 fn env_segment(key: &str) -> String {
+    // A unit is one word: `chunkSizeMiB` → `CHUNK_SIZE_MIB`.
+    if let Some(stem) = key.strip_suffix("MiB") {
+        return format!("{}_MIB", env_segment(stem));
+    }
+    let chars: Vec<char> = key.chars().collect();
     let mut out = String::new();
-    for c in key.chars() {
-        if c.is_ascii_uppercase() && !out.is_empty() {
-            out.push('_');
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let previous = chars[i - 1];
+            let next_is_small = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            if previous.is_ascii_lowercase()
+                || previous.is_ascii_digit()
+                || (previous.is_ascii_uppercase() && next_is_small)
+            {
+                out.push('_');
+            }
         }
         out.push(c.to_ascii_uppercase());
     }
     out
 }
 
-/// Sets each leaf of `value` whose variable is in `env`. Booleans and
-/// numbers are parsed; everything else is taken as text.
-fn apply_env(value: &mut Value, prefix: &str, env: &std::collections::HashMap<String, String>) {
-    if let Value::Object(map) = value {
-        for (key, child) in map.iter_mut() {
-            let name = format!("{prefix}_{}", env_segment(key));
+/// Sets each leaf of `value` whose variable is in `env`. `template` has
+/// every key the environment may set (sections absent from `value` are
+/// made when one of their variables is set); booleans and numbers are
+/// parsed as its leaves say, everything else is taken as text.
+fn apply_env(
+    value: &mut Value,
+    template: &Value,
+    prefix: &str,
+    env: &std::collections::HashMap<String, String>,
+) {
+    let (Value::Object(map), Value::Object(keys)) = (value, template) else {
+        return;
+    };
+    for (key, shape) in keys {
+        let name = format!("{prefix}_{}", env_segment(key));
+        if shape.is_object() {
             // A section may also be given whole as a word (`BERTH_HTTP_TLS=auto`).
-            if child.is_object()
-                && let Some(text) = env.get(&name)
-            {
-                *child = Value::String(text.clone());
-            } else if child.is_object() {
-                apply_env(child, &name, env);
-            } else if let Some(text) = env.get(&name) {
-                *child = match child {
-                    Value::Bool(_) => text
-                        .parse::<bool>()
-                        .map(Value::Bool)
-                        .unwrap_or_else(|_| Value::String(text.clone())),
-                    Value::Number(_) => text
-                        .parse::<u64>()
-                        .map(Value::from)
-                        .unwrap_or_else(|_| Value::String(text.clone())),
-                    // Lists are comma-separated: `BERTH_AUTH_SUPER_USERS=alice,bob`.
-                    Value::Array(_) => Value::Array(
-                        text.split(',')
-                            .map(str::trim)
-                            .filter(|item| !item.is_empty())
-                            .map(|item| Value::String(item.to_owned()))
-                            .collect(),
-                    ),
-                    _ => Value::String(text.clone()),
-                };
+            if let Some(text) = env.get(&name) {
+                map.insert(key.clone(), Value::String(text.clone()));
+                continue;
             }
+            let inside = format!("{name}_");
+            if !env.keys().any(|k| k.starts_with(&inside)) {
+                continue;
+            }
+            let child = map
+                .entry(key.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !child.is_object() {
+                *child = Value::Object(Default::default());
+            }
+            apply_env(child, shape, &name, env);
+        } else if let Some(text) = env.get(&name) {
+            let parsed = match shape {
+                Value::Bool(_) => text
+                    .parse::<bool>()
+                    .map(Value::Bool)
+                    .unwrap_or_else(|_| Value::String(text.clone())),
+                Value::Number(_) => text
+                    .parse::<u64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(text.clone())),
+                // Lists are comma-separated: `BERTH_AUTH_SUPER_USERS=alice,bob`.
+                Value::Array(_) => Value::Array(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| Value::String(item.to_owned()))
+                        .collect(),
+                ),
+                _ => Value::String(text.clone()),
+            };
+            map.insert(key.clone(), parsed);
         }
     }
 }
@@ -894,6 +939,64 @@ mod tests {
     }
 
     #[test]
+    fn storage_backends_from_file_and_environment() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_STORAGE_S3_BUCKET", "images"),
+                ("BERTH_STORAGE_S3_REGION_ENDPOINT", "http://127.0.0.1:8333"),
+                ("BERTH_STORAGE_S3_FORCE_PATH_STYLE", "true"),
+                ("BERTH_STORAGE_S3_CHUNK_SIZE_MIB", "16"),
+                ("BERTH_STORAGE_S3_ACCESS_KEY", "AKIA"),
+                ("BERTH_STORAGE_S3_SECRET_KEY", "secret"),
+            ]),
+        )
+        .unwrap();
+        let s3 = c.storage.s3.as_ref().expect("an s3 section");
+        assert_eq!(s3.bucket, "images");
+        assert_eq!(s3.region_endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(s3.force_path_style, Some(true));
+        assert_eq!(s3.chunk_size_mib, 16);
+        assert_eq!(s3.secret_key.as_deref(), Some("secret"));
+        assert!(c.storage.azure.is_none());
+        assert_eq!(c.storage.backend(), crate::storage::settings::Backend::S3);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.yaml");
+        std::fs::write(
+            &path,
+            "storage:\n  azure:\n    accountName: devstoreaccount1\n    container: images\n    \
+             endpoint: http://127.0.0.1:10000/devstoreaccount1\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[("BERTH_STORAGE_AZURE_ACCOUNT_KEY", "a2V5")]),
+        )
+        .unwrap();
+        let azure = c.storage.azure.as_ref().expect("an azure section");
+        assert_eq!(azure.account_key.as_deref(), Some("a2V5"));
+        assert_eq!(azure.container, "images");
+
+        // Checked at load, naming the field.
+        let err = Config::load(None, env(&[("BERTH_STORAGE_S3_CHUNK_SIZE_MIB", "16")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.s3.bucket is required"), "{err}");
+        let err = Config::load(Some(&path), env(&[("BERTH_STORAGE_S3_BUCKET", "images")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one backend"), "{err}");
+        // The filesystem's root stays where it was.
+        let c = Config::load(
+            None,
+            env(&[("BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY", "/srv/blobs")]),
+        )
+        .unwrap();
+        assert_eq!(c.storage_root(), PathBuf::from("/srv/blobs"));
+    }
+
+    #[test]
     fn env_names() {
         assert_eq!(env_segment("dataDir"), "DATA_DIR");
         assert_eq!(
@@ -901,5 +1004,10 @@ mod tests {
             "ALLOW_MISSING_REFERENCES"
         );
         assert_eq!(env_segment("url"), "URL");
+        assert_eq!(env_segment("authURL"), "AUTH_URL");
+        assert_eq!(env_segment("tempURLKey"), "TEMP_URL_KEY");
+        assert_eq!(env_segment("storageURL"), "STORAGE_URL");
+        assert_eq!(env_segment("chunkSizeMiB"), "CHUNK_SIZE_MIB");
+        assert_eq!(env_segment("regionEndpoint"), "REGION_ENDPOINT");
     }
 }

@@ -84,6 +84,14 @@ pub const DATABASE_UNREACHABLE_MESSAGE: &str =
 pub const STORAGE_FULL_MESSAGE: &str =
     "the registry's storage is full: writes are refused until space is freed (pulls still work)";
 
+/// What a client is told when the blob store cannot be reached or keeps
+/// refusing (throttling), after berth's retries.
+pub const STORAGE_UNAVAILABLE_MESSAGE: &str = "the registry's blob storage is not answering or \
+     is refusing requests for now (it may be throttling); try again shortly";
+
+/// How long a client told [`STORAGE_UNAVAILABLE_MESSAGE`] should wait.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<DigestError> for RegistryError {
     fn from(e: DigestError) -> Self {
         RegistryError::DigestInvalid(e.to_string())
@@ -124,5 +132,11 @@ impl RegistryError {
     /// it may be retried once it is back.
     pub fn is_database_unreachable(&self) -> bool {
         matches!(self, RegistryError::Metadata(e) if e.is_unreachable())
+    }
+
+    /// The blob store could not be reached, or kept refusing (throttling),
+    /// through every retry: the request may succeed later as it is.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(self, RegistryError::Storage(e) if e.is_unavailable())
     }
 }

@@ -113,10 +113,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let metadata: Arc<dyn MetadataStore> = store.clone();
     let job_store: Arc<dyn JobStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
-    let storage_root = config.storage_root();
-    std::fs::create_dir_all(&storage_root)
-        .with_context(|| format!("creating storage directory {}", storage_root.display()))?;
-    let blobs = BlobStore::filesystem(&storage_root).context("opening blob storage")?;
+    let blobs =
+        BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
+    match blobs.check().await {
+        Ok(()) => tracing::info!(storage = %blobs.describe(), "blob storage answers"),
+        // Not fatal: /readyz says not ready until it answers.
+        Err(e) => tracing::warn!(
+            storage = %blobs.describe(),
+            error = %e,
+            "blob storage does not answer yet"
+        ),
+    }
 
     if config.auth.bootstrap == Bootstrap::AdminPassword {
         bootstrap_admin(access_store.as_ref(), &config.data_dir).await?;

@@ -14,7 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::{AuthFailure, Challenge};
-use crate::error::{DATABASE_UNREACHABLE_MESSAGE, RegistryError, STORAGE_FULL_MESSAGE};
+use crate::error::{
+    DATABASE_UNREACHABLE_MESSAGE, RegistryError, STORAGE_FULL_MESSAGE, STORAGE_RETRY_AFTER_SECS,
+    STORAGE_UNAVAILABLE_MESSAGE,
+};
 use crate::metadata::MetadataError;
 
 pub static DOCKER_DISTRIBUTION_API_VERSION: HeaderName =
@@ -111,6 +114,12 @@ pub fn describe(error: &RegistryError) -> Described {
             ..row(C::Unavailable, S::SERVICE_UNAVAILABLE)
         };
     }
+    if error.is_storage_unavailable() {
+        return Described {
+            message: Cow::Borrowed(STORAGE_UNAVAILABLE_MESSAGE),
+            ..row(C::Unavailable, S::SERVICE_UNAVAILABLE)
+        };
+    }
     match error {
         BlobUnknown(_) => row(C::BlobUnknown, S::NOT_FOUND),
         BlobUploadInvalid(_) => row(C::BlobUploadInvalid, S::BAD_REQUEST),
@@ -189,6 +198,12 @@ fn extra_headers(error: &RegistryError, headers: &mut HeaderMap) {
         RegistryError::TooManyRequests { retry_after_secs } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
+        error if error.is_storage_unavailable() => {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+            );
+        }
         _ => {}
     }
 }
@@ -220,6 +235,8 @@ impl IntoResponse for RegistryError {
             tracing::warn!(error = %self, "write refused: storage is full");
         } else if self.is_database_unreachable() {
             tracing::warn!(error = %self, "request refused: the database cannot be reached");
+        } else if self.is_storage_unavailable() {
+            tracing::warn!(error = %self, "request refused: blob storage unavailable");
         } else if described.status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }

@@ -1,11 +1,19 @@
 //! Upload sessions: blobs pushed in one or more requests, hashed as the
-//! bytes stream in.
+//! bytes stream in, and continued on whichever replica the next request
+//! reaches.
 //!
-//! The hash state of each upload is kept in memory between requests, so
-//! verifying a finished upload never re-reads it; only after a restart (or
-//! on another replica) is the state rebuilt from what storage holds.
-//! Requests to one upload are serialised by its session lock, and writes a
-//! dropped request left running are fenced off before its size is read.
+//! Each chunk is stored as a numbered part ([`BlobStore::write_part`]).
+//! Once the part is stored, and before the client is answered, the part and
+//! the upload's new state (bytes received, parts, the saved hash state) are
+//! recorded in the upload's row in one step that succeeds only if no other
+//! part was recorded meanwhile. That row is the upload's truth: another
+//! replica resumes the hash from the saved state without reading a byte
+//! back, and a part stored but never recorded (its writer killed, or beaten
+//! to it) does not count. The state is also kept in memory between requests
+//! (the session), used as long as the row says nothing newer. Requests to
+//! one upload in this process are serialised by its session lock, and
+//! writes a dropped request left running are waited for before the next
+//! part starts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,25 +24,28 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::crash_points;
 use crate::error::{RegistryError, Result};
-use crate::metadata::{MetadataStore, Upload, now};
-use crate::oci::digest::{Digest, DigestAlgorithm, Hasher};
+use crate::metadata::{MetadataStore, Upload, UploadPartRecord, now};
+use crate::oci::digest::{Digest, DigestAlgorithm, ResumableHasher};
 use crate::oci::names::RepositoryName;
-use crate::storage::{BlobStore, UploadWriter};
+use crate::storage::{BlobStore, PartWriter, StorageError, UploadPart};
 
-/// In-memory state of an upload between requests.
+/// What this process knows of an upload between requests: its state after
+/// the last part recorded.
 struct UploadState {
-    hasher: Hasher,
+    hasher: ResumableHasher,
     size: u64,
+    parts: u32,
 }
 
 /// What this process knows of an upload.
 #[derive(Default)]
 enum Session {
     /// Nothing yet (first request here, or state dropped after a failure):
-    /// rebuilt from storage on use.
+    /// taken from the upload's row on use.
     #[default]
     Unloaded,
-    Ready(UploadState),
+    /// Boxed: a SHA-512 state is a few hundred bytes.
+    Ready(Box<UploadState>),
     /// Finished, cancelled or removed: requests that waited for the lock
     /// must not touch it.
     Closed,
@@ -123,6 +134,33 @@ pub struct Uploads {
     sessions: UploadSessions,
 }
 
+fn part_record(part: &UploadPart) -> UploadPartRecord {
+    UploadPartRecord {
+        number: part.number,
+        token: part.token.clone(),
+        size: part.size,
+    }
+}
+
+fn stored_part(record: UploadPartRecord) -> UploadPart {
+    UploadPart {
+        number: record.number,
+        token: record.token,
+        size: record.size,
+    }
+}
+
+/// A storage failure while a chunk was written: an upload changed behind
+/// berth's back is the client's to look at (its status says where it is).
+fn write_error(e: StorageError) -> RegistryError {
+    match e {
+        StorageError::UploadChanged(why) => RegistryError::BlobUploadInvalid(format!(
+            "{why}; the chunk was not kept: check the upload's status and go on from there"
+        )),
+        other => other.into(),
+    }
+}
+
 impl Uploads {
     pub fn new(metadata: Arc<dyn MetadataStore>, blobs: BlobStore) -> Self {
         Uploads {
@@ -174,6 +212,9 @@ impl Uploads {
             algorithm,
             created_at: at,
             updated_at: at,
+            size: 0,
+            parts: 0,
+            hash_state: Some(ResumableHasher::new(algorithm).state()),
         };
         self.metadata.create_upload(&upload).await?;
         Ok(upload)
@@ -195,39 +236,43 @@ impl Uploads {
         Ok(guard)
     }
 
-    /// Bytes an upload has received.
+    /// Bytes an upload has received (and recorded).
     pub async fn size(&self, upload: &Upload) -> Result<u64> {
         let mut session = self.lock_session(upload).await?;
         Ok(self.ready(upload, &mut session).await?.size)
     }
 
-    /// The session's state, made to reflect what storage holds: if this
-    /// process has none (or it is stale, e.g. another replica appended),
-    /// the hash is rebuilt from storage.
+    /// The upload's state: the session's, unless the row (`upload`, read
+    /// for this request) has recorded more parts, as when another replica
+    /// took chunks meanwhile; then the hash is resumed from the row's saved
+    /// state. Nothing is read from storage.
     async fn ready<'a>(
         &self,
         upload: &Upload,
         session: &'a mut Session,
     ) -> Result<&'a mut UploadState> {
-        let stored = {
-            // A request dropped midway may have left a write running; what
-            // storage holds is known once it is done.
-            let _no_writes = self.sessions.writes(&upload.id).write_owned().await;
-            self.blobs.upload_size(&upload.id).await?
-        };
-        if !matches!(session, Session::Ready(s) if s.size == stored) {
-            let mut hasher = upload.algorithm.hasher();
-            let mut bytes = self.blobs.read_upload(&upload.id, stored).await?;
-            while let Some(chunk) = bytes.next().await {
-                hasher.update(&chunk.map_err(|e| RegistryError::Internal(e.to_string()))?);
-            }
-            *session = Session::Ready(UploadState {
+        let current = matches!(session, Session::Ready(s) if s.parts >= upload.parts);
+        if !current {
+            let Some(saved) = upload.hash_state.as_deref() else {
+                // Started before uploads were recorded part by part: its
+                // bytes cannot be vouched for. The client starts again.
+                tracing::info!(upload = %upload.id, "discarding an upload from an older berth");
+                self.blobs.delete_upload(&upload.id).await?;
+                self.metadata.delete_upload(&upload.id).await?;
+                *session = Session::Closed;
+                self.sessions.remove(&upload.id);
+                return Err(RegistryError::BlobUploadUnknown);
+            };
+            let hasher = ResumableHasher::resume(upload.algorithm, saved)
+                .map_err(|e| RegistryError::Internal(format!("upload {}: {e}", upload.id)))?;
+            *session = Session::Ready(Box::new(UploadState {
                 hasher,
-                size: stored,
-            });
+                size: upload.size,
+                parts: upload.parts,
+            }));
         }
         match session {
-            Session::Ready(state) => Ok(state),
+            Session::Ready(state) => Ok(&mut **state),
             _ => Err(RegistryError::Internal("upload state vanished".into())),
         }
     }
@@ -248,10 +293,48 @@ impl Uploads {
         let mut session = self.lock_session(upload).await?;
         self.touch(upload).await?;
         let state = self.ready(upload, &mut session).await?;
-        self.append_chunk(upload, state, range, body).await?;
-        let size = state.size;
-        self.touch(upload).await?;
-        Ok(size)
+        let mut hasher = state.hasher.clone();
+        let Some(part) = self
+            .write_chunk(upload, state, range, &mut hasher, body)
+            .await?
+        else {
+            return Ok(state.size);
+        };
+        // Stored; recorded before the client hears of it, so that any
+        // replica continues from here.
+        let size = state.size + part.size;
+        let recorded = self
+            .metadata
+            .record_upload_part(&upload.id, &part_record(&part), size, &hasher.state())
+            .await;
+        match recorded {
+            Ok(true) => {
+                *state = UploadState {
+                    hasher,
+                    size,
+                    parts: part.number,
+                };
+                Ok(size)
+            }
+            Ok(false) => {
+                *session = Session::Unloaded;
+                Err(self.beaten_to_it(upload).await)
+            }
+            Err(e) => {
+                *session = Session::Unloaded;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The answer to a chunk whose part another request recorded first (on
+    /// another replica): where the upload is now, or that it is gone.
+    async fn beaten_to_it(&self, upload: &Upload) -> RegistryError {
+        match self.metadata.upload(&upload.repository, &upload.id).await {
+            Ok(Some(now)) => out_of_order(upload, now.size),
+            Ok(None) => RegistryError::BlobUploadUnknown,
+            Err(e) => e.into(),
+        }
     }
 
     /// Marks the upload as in use, so the stale-upload cleaner leaves it.
@@ -263,15 +346,17 @@ impl Uploads {
         }
     }
 
-    /// Streams `body` onto the upload, or (on any failure) leaves both the
-    /// stored bytes and the hash state as they were.
-    async fn append_chunk<S, E>(
+    /// Checks where the chunk claims to go, then stores `body` as the
+    /// upload's next part, hashing it into `hasher`. `None` for an empty
+    /// body (nothing stored). On failure nothing that counts was stored.
+    async fn write_chunk<S, E>(
         &self,
         upload: &Upload,
-        state: &mut UploadState,
+        state: &UploadState,
         range: Option<ChunkRange>,
-        body: S,
-    ) -> Result<()>
+        hasher: &mut ResumableHasher,
+        mut body: S,
+    ) -> Result<Option<UploadPart>>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -281,70 +366,42 @@ impl Uploads {
         {
             return Err(out_of_order(upload, state.size));
         }
-        // Hashed into a copy, kept only when the whole chunk is stored: a
-        // request dropped midway (an HTTP/2 client resetting its stream)
-        // must leave the session as it was.
-        let mut hasher = state.hasher.clone();
-        match self
-            .stream_into_upload(upload, &mut hasher, body, range)
-            .await
-        {
-            Ok(received) => {
-                state.hasher = hasher;
-                state.size += received;
-                Ok(())
-            }
-            Err((e, wrote)) => {
-                if wrote {
-                    self.blobs.truncate_upload(&upload.id, state.size).await?;
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Hashes and writes the body; returns the bytes received, or the error
-    /// and whether anything may have reached storage.
-    async fn stream_into_upload<S, E>(
-        &self,
-        upload: &Upload,
-        hasher: &mut Hasher,
-        mut body: S,
-        range: Option<ChunkRange>,
-    ) -> std::result::Result<u64, (RegistryError, bool)>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
-    {
-        let mut writer: Option<UploadWriter> = None;
+        // A request dropped midway may have left writes running; the next
+        // part starts once they are done (they would land inside it).
+        drop(self.sessions.writes(&upload.id).write_owned().await);
+        let mut writer: Option<PartWriter> = None;
         let mut received: u64 = 0;
         let outcome = self
-            .pump(upload, hasher, &mut body, range, &mut writer, &mut received)
+            .pump(
+                upload,
+                state,
+                hasher,
+                &mut body,
+                range,
+                &mut writer,
+                &mut received,
+            )
             .await;
         match (outcome, writer) {
-            (Ok(()), Some(w)) => w
-                .close()
-                .await
-                .map(|()| received)
-                .map_err(|e| (e.into(), true)),
-            (Ok(()), None) => Ok(received),
+            (Ok(()), Some(w)) => w.close().await.map(Some).map_err(write_error),
+            (Ok(()), None) => Ok(None),
             (Err(e), Some(w)) => {
-                // Closing waits for writes still in flight, so that the
-                // caller's truncation is the last word on the upload's size.
-                let _ = w.close().await;
-                Err((e, true))
+                w.abort().await;
+                Err(e)
             }
-            (Err(e), None) => Err((e, false)),
+            (Err(e), None) => Err(e),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn pump<S, E>(
         &self,
         upload: &Upload,
-        hasher: &mut Hasher,
+        state: &UploadState,
+        hasher: &mut ResumableHasher,
         body: &mut S,
         range: Option<ChunkRange>,
-        writer: &mut Option<UploadWriter>,
+        writer: &mut Option<PartWriter>,
         received: &mut u64,
     ) -> Result<()>
     where
@@ -364,7 +421,7 @@ impl Uploads {
                         next = body.next() => next,
                         () = &mut quiet => {
                             if let Some(w) = writer.as_mut() {
-                                w.release_buffers().await?;
+                                w.release_buffers().await.map_err(write_error)?;
                             }
                             body.next().await
                         }
@@ -392,11 +449,15 @@ impl Uploads {
             hasher.update(&chunk);
             if writer.is_none() {
                 let fence = self.sessions.writes(&upload.id).read_owned().await;
-                let opened = self.blobs.append_to_upload(&upload.id).await?;
+                let opened = self
+                    .blobs
+                    .write_part(&upload.id, state.parts + 1)
+                    .await
+                    .map_err(write_error)?;
                 *writer = Some(opened.fenced(Arc::new(fence)));
             }
             if let Some(w) = writer.as_mut() {
-                w.write(chunk).await?;
+                w.write(chunk).await.map_err(write_error)?;
             }
         }
         if let Some(range) = range
@@ -412,8 +473,8 @@ impl Uploads {
         Ok(())
     }
 
-    /// Completes an upload: appends the final chunk if any, verifies the
-    /// digest, makes the blob durable and links it into the repository.
+    /// Completes an upload: stores the final chunk if any, verifies the
+    /// digest, makes the blob and links it into the repository.
     pub async fn finish<S, E>(
         &self,
         upload: &Upload,
@@ -428,27 +489,23 @@ impl Uploads {
         let mut session = self.lock_session(upload).await?;
         self.touch(upload).await?;
         let state = self.ready(upload, &mut session).await?;
-        self.append_chunk(upload, state, range, body).await?;
-        let size = state.size;
-        // Storage must hold exactly the bytes hashed. Writes left running by
-        // a dropped request are waited for before each request reads the
-        // upload's size; this also catches any other writer (another
-        // process on the same storage) that would otherwise be committed
-        // under the client's digest.
-        let stored = self.blobs.upload_size(&upload.id).await?;
-        if stored != size {
-            return Err(RegistryError::BlobUploadInvalid(format!(
-                "the upload holds {stored} bytes where {size} were received and \
-                 hashed: something else wrote to it; check its status and go on"
-            )));
-        }
-        let actual = if state.hasher.algorithm() == expected.algorithm() {
-            state.hasher.clone().finish()
+        let mut hasher = state.hasher.clone();
+        // The final chunk's part is not recorded: the blob is made from it
+        // now, or (if anything fails) it never counted and the client can
+        // send it again.
+        let last = self
+            .write_chunk(upload, state, range, &mut hasher, body)
+            .await?;
+        let mut parts = self.recorded_parts(upload, state).await?;
+        parts.extend(last);
+        let size = parts.iter().map(|p| p.size).sum();
+        let actual = if hasher.algorithm() == expected.algorithm() {
+            hasher.finish()
         } else {
             // The client announced no (or another) algorithm at POST; the
             // bytes must be hashed again with the one it names now.
-            let mut hasher = expected.algorithm().hasher();
-            let mut bytes = self.blobs.read_upload(&upload.id, size).await?;
+            let mut hasher = ResumableHasher::new(expected.algorithm());
+            let mut bytes = self.blobs.read_upload(&upload.id, &parts).await?;
             while let Some(chunk) = bytes
                 .try_next()
                 .await
@@ -464,7 +521,10 @@ impl Uploads {
                 "uploaded content has digest {actual}, not {expected}"
             )));
         }
-        self.blobs.commit_upload(&upload.id, expected, size).await?;
+        self.blobs
+            .commit_upload(&upload.id, &parts, expected)
+            .await
+            .map_err(write_error)?;
         self.metadata
             .link_blob(&upload.repository, expected, size)
             .await?;
@@ -476,23 +536,54 @@ impl Uploads {
         Ok(size)
     }
 
+    /// The parts `state` counts, as recorded: the first `state.parts`
+    /// (another replica may have recorded more since; those are not in the
+    /// hash, so they are not in the blob).
+    async fn recorded_parts(
+        &self,
+        upload: &Upload,
+        state: &UploadState,
+    ) -> Result<Vec<UploadPart>> {
+        let mut records = self.metadata.upload_parts(&upload.id).await?;
+        records.truncate(state.parts as usize);
+        let recorded: u64 = records.iter().map(|p| p.size).sum();
+        let numbered = records
+            .iter()
+            .zip(1..)
+            .all(|(record, number)| record.number == number);
+        if records.len() != state.parts as usize || recorded != state.size || !numbered {
+            return Err(RegistryError::Internal(format!(
+                "upload {}: {} parts of {recorded} bytes recorded where its state says {} of {}",
+                upload.id,
+                records.len(),
+                state.parts,
+                state.size
+            )));
+        }
+        Ok(records.into_iter().map(stored_part).collect())
+    }
+
     /// Cancels an upload and frees what it stored.
     pub async fn cancel(&self, upload: &Upload) -> Result<()> {
         let session = self.lock_session(upload).await?;
         self.discard(&upload.id, session).await
     }
 
-    /// Forgets an upload whose session the caller holds.
+    /// Forgets an upload whose session the caller holds: its bytes first,
+    /// so that a failure leaves a row to try again with, never bytes no row
+    /// leads to.
     async fn discard(&self, id: &str, mut session: SessionGuard) -> Result<()> {
-        self.metadata.delete_upload(id).await?;
+        drop(self.sessions.writes(id).write_owned().await);
         self.blobs.delete_upload(id).await?;
+        self.metadata.delete_upload(id).await?;
         *session = Session::Closed;
         self.sessions.remove(id);
         Ok(())
     }
 
     /// Removes uploads nobody touched since `before` (milliseconds), except
-    /// those a request is using right now. Returns how many were removed.
+    /// those a request is using right now, and whatever storage holds of
+    /// uploads that no longer exist. Returns how many uploads were removed.
     pub async fn remove_stale(&self, before: i64) -> Result<usize> {
         let mut removed = 0;
         let stale = self.metadata.stale_uploads(before, 1000).await?;
@@ -505,6 +596,16 @@ impl Uploads {
             }
             self.discard(&upload.id, session).await?;
             removed += 1;
+        }
+        // An upload's row is made before anything is stored for it and
+        // deleted after its bytes: stored bytes without a row are left
+        // over (a replica killed between the two, a part written while the
+        // upload was cancelled).
+        for id in self.blobs.list_upload_ids().await? {
+            if !self.metadata.upload_exists(&id).await? {
+                self.blobs.delete_upload(&id).await?;
+                removed += 1;
+            }
         }
         Ok(removed)
     }
@@ -529,6 +630,7 @@ mod tests {
 
     struct Fixture {
         uploads: Uploads,
+        metadata: Arc<dyn MetadataStore>,
         blobs: BlobStore,
         repo: RepositoryName,
         _dir: tempfile::TempDir,
@@ -542,8 +644,10 @@ mod tests {
         .await
         .unwrap();
         let blobs = BlobStore::filesystem(&dir.path().join("storage")).unwrap();
+        let metadata: Arc<dyn MetadataStore> = Arc::new(metadata);
         Fixture {
-            uploads: Uploads::new(Arc::new(metadata), blobs.clone()),
+            uploads: Uploads::new(metadata.clone(), blobs.clone()),
+            metadata,
             blobs,
             repo: "proj/app".parse().unwrap(),
             _dir: dir,
@@ -604,11 +708,11 @@ mod tests {
         assert_eq!(stored.concat(), b"aaaacccc");
     }
 
-    /// A request dropped while its writes run: the next request waits for
-    /// them, so the size it reports is the size storage keeps, and the
-    /// upload goes on from there.
+    /// A request dropped while its writes run: its chunk was never
+    /// recorded, so the upload is where it was; the next request waits for
+    /// those writes, and what they stored does not count.
     #[tokio::test]
-    async fn writes_left_by_a_dropped_request_are_waited_for() {
+    async fn writes_left_by_a_dropped_request_do_not_count() {
         let f = fixture().await;
         let upload = f.upload_holding(b"aaaa").await;
         let content: Vec<u8> = b"aaaa"
@@ -636,19 +740,18 @@ mod tests {
             _ = asked_for_more => {}
         }
 
-        let reported = f.uploads.size(&upload).await.unwrap();
-        assert_eq!(
-            reported,
-            f.blobs.upload_size(&upload.id).await.unwrap(),
-            "a write landed after the upload's size was reported"
-        );
-        let rest = Bytes::copy_from_slice(&content[reported as usize..]);
+        let upload = f.uploads.find(&f.repo, &upload.id).await.unwrap();
+        assert_eq!(f.uploads.size(&upload).await.unwrap(), 4);
+        let rest = Bytes::copy_from_slice(&content[4..]);
         let digest = DigestAlgorithm::Sha256.digest_of(&content);
         f.uploads
             .finish(
                 &upload,
                 &digest,
-                None,
+                Some(ChunkRange {
+                    start: 4,
+                    end: content.len() as u64 - 1,
+                }),
                 futures::stream::iter([Ok::<_, std::io::Error>(rest)]),
             )
             .await
@@ -665,22 +768,28 @@ mod tests {
     }
 
     /// Bytes that reach the upload behind the registry's back while a
-    /// request streams into it (another process on the same storage) were
-    /// never hashed: committing would name wrong content with the client's
-    /// digest.
+    /// request streams into it (another process on the same storage) would
+    /// sit inside the part: the chunk is refused, and the upload goes on
+    /// from where it was, the stray bytes left out.
     #[tokio::test]
-    async fn a_foreign_write_stops_the_commit() {
+    async fn a_foreign_write_stops_the_chunk() {
         let f = fixture().await;
         let upload = f.upload_holding(b"aaaa").await;
-        let blobs = f.blobs.clone();
-        let id = upload.id.clone();
-        let final_chunk = futures::stream::once(async move {
-            let mut late = blobs.append_to_upload(&id).await.unwrap();
-            late.write(Bytes::from_static(b"zz")).await.unwrap();
-            late.close().await.unwrap();
-            Ok::<_, std::io::Error>(Bytes::from_static(b"cccc"))
-        })
-        .boxed();
+        let file = f
+            ._dir
+            .path()
+            .join("storage")
+            .join(crate::storage::paths::upload(&upload.id));
+        // Half the chunk is in, then the foreign bytes land, then the rest.
+        let foreign = futures::stream::once(async move {
+            let mut late = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&file)
+                .unwrap();
+            std::io::Write::write_all(&mut late, b"zz").unwrap();
+            Ok::<_, std::io::Error>(Bytes::from_static(b"cc"))
+        });
+        let final_chunk = body(b"cc").chain(foreign).boxed();
         let digest = DigestAlgorithm::Sha256.digest_of(b"aaaacccc");
         let refused = f.uploads.finish(&upload, &digest, None, final_chunk).await;
         assert!(
@@ -688,8 +797,56 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(f.blobs.blob_size(&digest).await.unwrap(), None);
-        // The session follows what storage holds from then on.
-        assert_eq!(f.uploads.size(&upload).await.unwrap(), 10);
+        assert_eq!(f.uploads.size(&upload).await.unwrap(), 4);
+        f.uploads
+            .finish(&upload, &digest, None, body(b"cccc"))
+            .await
+            .unwrap();
+        assert_eq!(f.blobs.blob_size(&digest).await.unwrap(), Some(8));
+    }
+
+    /// Another process (a replica) holding the same upload: chunks that
+    /// alternate between the two continue each other's hash from the row,
+    /// and a chunk whose part the other recorded first is refused with
+    /// where the upload is.
+    #[tokio::test]
+    async fn two_services_continue_each_others_upload() {
+        let f = fixture().await;
+        let other = Uploads::new(f.metadata.clone(), f.blobs.clone());
+        let upload = f.upload_holding(b"aaaa").await;
+        let row = other.find(&f.repo, &upload.id).await.unwrap();
+        assert_eq!(row.size, 4);
+        assert_eq!(other.append(&row, None, body(b"bb")).await.unwrap(), 6);
+        // The first still has its session at 4 bytes; the row says 6.
+        let row = f.uploads.find(&f.repo, &upload.id).await.unwrap();
+        assert_eq!(f.uploads.size(&row).await.unwrap(), 6);
+        assert_eq!(f.uploads.append(&row, None, body(b"cc")).await.unwrap(), 8);
+        // A stale view (read before the last chunk) loses the race.
+        let stale = other.find(&f.repo, &upload.id).await.unwrap();
+        assert_eq!(other.append(&stale, None, body(b"dd")).await.unwrap(), 10);
+        let refused = f.uploads.append(&row, None, body(b"ee")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(RegistryError::UploadRangeInvalid { offset: 10, .. })
+            ),
+            "{refused:?}"
+        );
+        let row = f.uploads.find(&f.repo, &upload.id).await.unwrap();
+        let digest = DigestAlgorithm::Sha256.digest_of(b"aaaabbccddff");
+        f.uploads
+            .finish(&row, &digest, None, body(b"ff"))
+            .await
+            .unwrap();
+        let stored: Vec<Bytes> = f
+            .blobs
+            .read_blob(&digest, 0..12, None)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(stored.concat(), b"aaaabbccddff");
     }
 
     /// Abandoned uploads (a PATCH, then nothing) do not pile up in memory;

@@ -172,6 +172,9 @@ pub struct Referrer {
     pub annotations: Option<String>,
 }
 
+/// An upload in progress. `size`, `parts` and `hash_state` are its
+/// authoritative state, changed together as each part is recorded
+/// ([`MetadataStore::record_upload_part`]): any replica continues from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
     pub id: String,
@@ -179,6 +182,23 @@ pub struct Upload {
     pub algorithm: crate::oci::digest::DigestAlgorithm,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Bytes in the recorded parts.
+    pub size: u64,
+    /// Parts recorded (numbered from 1).
+    pub parts: u32,
+    /// The hash of the recorded bytes, saved (see
+    /// `oci::digest::ResumableHasher`); `None` only for rows written before
+    /// uploads were recorded part by part.
+    pub hash_state: Option<Vec<u8>>,
+}
+
+/// A recorded part of an upload: which write of part `number` counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPartRecord {
+    pub number: u32,
+    /// The storage's name for this write of the part.
+    pub token: String,
+    pub size: u64,
 }
 
 /// A page of names in lexical order.
@@ -267,8 +287,24 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     async fn create_upload(&self, upload: &Upload) -> Result<()>;
     async fn upload(&self, repo: &RepositoryName, id: &str) -> Result<Option<Upload>>;
+    /// Whether the upload `id` exists, in any repository.
+    async fn upload_exists(&self, id: &str) -> Result<bool>;
     /// Marks the upload as used now; false if it does not exist.
     async fn touch_upload(&self, id: &str) -> Result<bool>;
+    /// Records `part` as the upload's next part and the upload's state after
+    /// it (`size` bytes, hashed to `hash_state`), in one transaction, if the
+    /// upload has exactly `part.number - 1` parts. False (and nothing
+    /// written) if another part was recorded first or the upload is gone.
+    async fn record_upload_part(
+        &self,
+        id: &str,
+        part: &UploadPartRecord,
+        size: u64,
+        hash_state: &[u8],
+    ) -> Result<bool>;
+    /// The upload's recorded parts, in order.
+    async fn upload_parts(&self, id: &str) -> Result<Vec<UploadPartRecord>>;
+    /// Deletes the upload and its parts' records.
     async fn delete_upload(&self, id: &str) -> Result<bool>;
     /// Uploads not touched since `before`.
     async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>>;

@@ -19,7 +19,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::{
     ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer, Result,
-    StoredManifest, Timestamp, Upload, now,
+    StoredManifest, Timestamp, Upload, UploadPartRecord, now,
 };
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::{Reference, RepositoryName, Tag};
@@ -197,7 +197,20 @@ fn upload_from_row(row: &AnyRow) -> Result<Upload> {
             .map_err(|e| MetadataError::Corrupt(e.to_string()))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        size: get_u64(row, "size")?,
+        parts: get_u32(row, "parts")?,
+        hash_state: row.try_get("hash_state")?,
     })
+}
+
+/// The columns [`upload_from_row`] reads.
+const UPLOAD_COLUMNS: &str =
+    "id, repository, algorithm, created_at, updated_at, size, parts, hash_state";
+
+fn get_u32(row: &AnyRow, column: &str) -> Result<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value)
+        .map_err(|_| MetadataError::Corrupt(format!("{column} {value} is out of range")))
 }
 
 /// Takes one more row than asked for, to know whether another page follows.
@@ -623,27 +636,39 @@ impl MetadataStore for SqlMetadataStore {
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {
         sqlx::query(
-            "INSERT INTO uploads (id, repository, algorithm, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO uploads (id, repository, algorithm, created_at, updated_at, size, parts, hash_state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(upload.id.as_str())
         .bind(upload.repository.as_str())
         .bind(upload.algorithm.as_str())
         .bind(upload.created_at)
         .bind(upload.updated_at)
+        .bind(to_i64(upload.size))
+        .bind(i64::from(upload.parts))
+        .bind(upload.hash_state.clone())
         .execute(&self.writer)
         .await?;
         Ok(())
     }
 
     async fn upload(&self, repo: &RepositoryName, id: &str) -> Result<Option<Upload>> {
-        let row = sqlx::query(
-            "SELECT id, repository, algorithm, created_at, updated_at FROM uploads WHERE id = $1 AND repository = $2",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND repository = $2"
+        )))
         .bind(id)
         .bind(repo.as_str())
         .fetch_optional(&self.reader)
         .await?;
         row.map(|r| upload_from_row(&r)).transpose()
+    }
+
+    async fn upload_exists(&self, id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn touch_upload(&self, id: &str) -> Result<bool> {
@@ -655,19 +680,84 @@ impl MetadataStore for SqlMetadataStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn record_upload_part(
+        &self,
+        id: &str,
+        part: &UploadPartRecord,
+        size: u64,
+        hash_state: &[u8],
+    ) -> Result<bool> {
+        let Some(previous) = part.number.checked_sub(1) else {
+            return Ok(false);
+        };
+        let mut tx = self.writer.begin().await?;
+        // The row's part count is the version: of two replicas recording the
+        // same part, the second matches no row.
+        let updated = sqlx::query(
+            "UPDATE uploads SET size = $2, parts = $3, hash_state = $4, updated_at = $5 \
+             WHERE id = $1 AND parts = $6",
+        )
+        .bind(id)
+        .bind(to_i64(size))
+        .bind(i64::from(part.number))
+        .bind(hash_state.to_vec())
+        .bind(now())
+        .bind(i64::from(previous))
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO upload_parts (upload_id, number, token, size) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(i64::from(part.number))
+        .bind(part.token.as_str())
+        .bind(to_i64(part.size))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn upload_parts(&self, id: &str) -> Result<Vec<UploadPartRecord>> {
+        let rows = sqlx::query(
+            "SELECT number, token, size FROM upload_parts WHERE upload_id = $1 ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UploadPartRecord {
+                    number: get_u32(row, "number")?,
+                    token: row.try_get("token")?,
+                    size: get_u64(row, "size")?,
+                })
+            })
+            .collect()
+    }
+
     async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let result = sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(result.rows_affected() > 0)
     }
 
     async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>> {
-        let rows = sqlx::query(
-            "SELECT id, repository, algorithm, created_at, updated_at FROM uploads \
-             WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2"
+        )))
         .bind(before)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)

@@ -170,6 +170,7 @@ engine_tests!(
     missing_references_are_reported,
     referrers_filter_by_artifact_type,
     uploads_round_trip_and_go_stale,
+    upload_parts_are_recorded_in_turn,
     users_are_unique,
     identical_manifests_are_stored_once,
     policy_version_moves_with_every_change,
@@ -455,8 +456,13 @@ async fn uploads_round_trip_and_go_stale(store: &dyn MetadataStore) {
         algorithm: DigestAlgorithm::Sha512,
         created_at: 1_000,
         updated_at: 1_000,
+        size: 0,
+        parts: 0,
+        hash_state: Some(vec![7; 208]),
     };
     store.create_upload(&upload).await.unwrap();
+    assert!(store.upload_exists("abc").await.unwrap());
+    assert!(!store.upload_exists("abd").await.unwrap());
     assert_eq!(store.upload(&r, "abc").await.unwrap(), Some(upload.clone()));
     // An upload is bound to its repository.
     assert_eq!(store.upload(&repo("u/other"), "abc").await.unwrap(), None);
@@ -470,6 +476,78 @@ async fn uploads_round_trip_and_go_stale(store: &dyn MetadataStore) {
     assert!(!store.delete_upload("abc").await.unwrap());
     assert_eq!(store.upload(&r, "abc").await.unwrap(), None);
     assert!(!store.touch_upload("abc").await.unwrap());
+}
+
+/// Parts are recorded one after the other, each with the upload's state
+/// after it; of two replicas recording the same part, one wins.
+async fn upload_parts_are_recorded_in_turn(store: &dyn MetadataStore) {
+    let r = repo("u/parts");
+    let upload = Upload {
+        id: "up".into(),
+        repository: r.clone(),
+        algorithm: DigestAlgorithm::Sha256,
+        created_at: 1_000,
+        updated_at: 1_000,
+        size: 0,
+        parts: 0,
+        hash_state: Some(vec![0; 104]),
+    };
+    store.create_upload(&upload).await.unwrap();
+    let part = |number: u32, token: &str, size: u64| UploadPartRecord {
+        number,
+        token: token.into(),
+        size,
+    };
+    assert!(store.upload_parts("up").await.unwrap().is_empty());
+    // Part 2 before part 1: refused.
+    assert!(
+        !store
+            .record_upload_part("up", &part(2, "x", 5), 5, &[1; 104])
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_upload_part("up", &part(1, "a", 10), 10, &[1; 104])
+            .await
+            .unwrap()
+    );
+    // Another writer of part 1 comes second: refused, nothing changed.
+    assert!(
+        !store
+            .record_upload_part("up", &part(1, "b", 99), 99, &[9; 104])
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_upload_part("up", &part(2, "c", 7), 17, &[2; 104])
+            .await
+            .unwrap()
+    );
+    let row = store.upload(&r, "up").await.unwrap().unwrap();
+    assert_eq!((row.size, row.parts), (17, 2));
+    assert_eq!(row.hash_state, Some(vec![2; 104]));
+    assert!(row.updated_at > 1_000);
+    assert_eq!(
+        store.upload_parts("up").await.unwrap(),
+        vec![part(1, "a", 10), part(2, "c", 7)]
+    );
+    // Gone: nothing to record, and its parts' records went with it.
+    assert!(store.delete_upload("up").await.unwrap());
+    assert!(store.upload_parts("up").await.unwrap().is_empty());
+    assert!(
+        !store
+            .record_upload_part("up", &part(3, "d", 1), 18, &[3; 104])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_upload_part("up", &part(0, "e", 1), 1, &[3; 104])
+            .await
+            .unwrap()
+    );
 }
 
 async fn users_are_unique(store: &dyn AccessStore) {

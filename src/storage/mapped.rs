@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
-use opendal::{ErrorKind, FuturesBytesStream};
+use opendal::ErrorKind;
 use tokio::task::JoinHandle;
 
 use super::Result;
@@ -50,8 +50,8 @@ const SENT_WINDOW: u64 = 16 << 20;
 /// A blob's bytes as a stream, from whichever path the store reads.
 pub enum BlobStream {
     Mapped(MappedRange),
-    /// Boxed: it is much larger than a mapping cursor.
-    Store(Box<FuturesBytesStream>),
+    /// An object store's bytes.
+    Store(futures::stream::BoxStream<'static, std::io::Result<Bytes>>),
 }
 
 impl Stream for BlobStream {
@@ -60,7 +60,7 @@ impl Stream for BlobStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.get_mut() {
             BlobStream::Mapped(m) => Pin::new(m).poll_next(cx),
-            BlobStream::Store(s) => Pin::new(s.as_mut()).poll_next(cx),
+            BlobStream::Store(s) => s.as_mut().poll_next(cx),
         }
     }
 }

@@ -1,42 +1,79 @@
-//! Blob storage: the bytes of blobs and of uploads in progress, kept in any
-//! object store OpenDAL reaches (the filesystem by default).
+//! Blob storage: the seam between berth and wherever the bytes live.
 //!
-//! Blobs are content-addressed and immutable. An upload is written to its own
-//! object and becomes a blob by [`BlobStore::commit_upload`], which makes the
-//! upload durable (on the filesystem: `fsync`) before it gives it the blob's
-//! name, so a blob path never holds partial data. Which repositories may see a blob is
-//! decided by the metadata store, not here.
+//! [`BlobStore`] is the one interface; nothing above it knows the backend
+//! ([`settings`] chooses it: the filesystem by default, or S3, Azure Blob,
+//! GCS or Swift through OpenDAL). What it offers:
+//!
+//! - **Blobs**, content-addressed and immutable: their size, ranges of their
+//!   bytes, deletion, and (where the store can sign one) a short-lived URL
+//!   that reads one without credentials ([`BlobStore::presign_read`]).
+//! - **Uploads in progress as numbered parts**: [`BlobStore::write_part`]
+//!   stores part `n` and gives back an [`UploadPart`] to record; the parts
+//!   recorded are then committed into a blob ([`BlobStore::commit_upload`])
+//!   or cancelled ([`BlobStore::delete_upload`]). Only recorded parts count:
+//!   which ones those are is the metadata upload row's to say, so that any
+//!   replica can take an upload up where another left it. A part written but
+//!   never recorded (its writer killed, or beaten to it) is ignored and
+//!   removed with the upload.
+//!
+//! Backends (`filesystem`, `object`) keep their own layout (`paths`). The
+//! filesystem appends every part to one file, written directly, and reads
+//! blobs by mapping them (`mapped`), so that a pull can be sent with
+//! `sendfile`; a committed upload is made durable (`fsync`) before it gets
+//! the blob's name, so a blob path never holds partial data. Object stores
+//! keep each part as an object and compose them into the blob at commit.
+//! Which repositories may see a blob is decided by the metadata store, not
+//! here.
 
+mod filesystem;
 mod mapped;
+mod object;
 pub mod paths;
+pub mod settings;
 
 pub use mapped::{BlobStream, FileSpan, WindowIndex};
 
-use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
-use opendal::{ErrorKind, FuturesBytesStream, Operator};
+use opendal::ErrorKind;
 
-use crate::crash_points;
 use crate::oci::digest::Digest;
+use settings::StorageConfig;
 
 #[derive(Debug, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StorageError(#[from] opendal::Error);
+pub enum StorageError {
+    #[error("storage: {0}")]
+    Store(#[from] opendal::Error),
+    /// An upload's stored bytes changed behind the writer's back (another
+    /// process wrote to the same file): the part is not what was received.
+    #[error("storage: {0}")]
+    UploadChanged(String),
+}
 
 impl StorageError {
+    fn store(&self) -> Option<&opendal::Error> {
+        match self {
+            StorageError::Store(e) => Some(e),
+            StorageError::UploadChanged(_) => None,
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
-        self.0.kind() == ErrorKind::NotFound
+        self.store()
+            .is_some_and(|e| e.kind() == ErrorKind::NotFound)
     }
 
     /// The store refused a write for lack of space (a full disk or an
     /// exhausted quota): the same write may succeed once space is freed.
     pub fn is_out_of_space(&self) -> bool {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self.0);
+        let Some(store) = self.store() else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(store);
         while let Some(error) = cause {
             if error
                 .downcast_ref::<std::io::Error>()
@@ -48,282 +85,170 @@ impl StorageError {
         }
         false
     }
+
+    /// The store could not be reached or kept refusing (throttling answers,
+    /// 5xx, connections that fail), even after the retries: the request may
+    /// succeed later, and nothing is wrong with it.
+    pub fn is_unavailable(&self) -> bool {
+        self.store().is_some_and(|e| {
+            e.kind() == ErrorKind::RateLimited || e.is_temporary() || e.is_persistent()
+        })
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-/// Size of the pieces a blob is read in. Large enough that per-read overhead
-/// vanishes, small enough that a slow reader does not pin much memory.
-const READ_CHUNK: usize = 4 << 20;
-/// Buffering before each write to the store, for the same reason.
-const WRITE_CHUNK: usize = 4 << 20;
-
-#[derive(Clone, Debug)]
-pub struct BlobStore {
-    op: Operator,
-    /// The root directory when the store is the local filesystem, for the
-    /// one operation OpenDAL lacks: cutting an upload back after a refused
-    /// chunk.
-    local_root: Option<std::path::PathBuf>,
+/// A part of an upload as stored: what the metadata records for it, and
+/// what [`BlobStore::commit_upload`] is given back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPart {
+    /// 1, 2, …: parts are committed in this order.
+    pub number: u32,
+    /// Tells this write of the part from any other (on the filesystem,
+    /// whose parts are ranges of one file: where it starts).
+    pub token: String,
+    /// Bytes in the part.
+    pub size: u64,
 }
 
-/// Open writer appending to an upload.
-pub struct UploadWriter {
-    inner: Appender,
-}
-
-/// A token an upload writer keeps, and hands to every write it starts.
+/// A token a part writer keeps, and hands to every write it starts.
 /// A write on the filesystem runs on a blocking thread and finishes even if
 /// the request that started it is dropped; the token lives until it does,
 /// so whoever takes the matching write lock knows no write is still running.
 pub type WriteFence = Arc<tokio::sync::OwnedRwLockReadGuard<()>>;
 
-enum Appender {
-    Store(opendal::Writer),
-    /// The local filesystem is written directly: OpenDAL's writer `fsync`s
-    /// on every close, which would make each chunk of a chunked upload wait
-    /// for the disk. Uploads are made durable once, when committed.
-    Local(LocalAppender),
+/// The blob store: the one interface to blob storage (see the module
+/// documentation). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    backend: Backend,
 }
 
-/// Appends to a local upload file, asking the kernel to start writing each
-/// piece to disk as soon as it is written: the disk then works while the
-/// rest of the upload arrives, and the `fsync` at commit has little left.
-///
-/// Received bytes are copied once, into a buffer; a full buffer is written
-/// to the file on a blocking thread while the next one fills. (tokio's
-/// `File` would copy every byte a second time, into a buffer of its own.)
-/// The request's buffers are not kept until written: that would make the
-/// HTTP layer allocate fresh ones for every read, which costs more than the
-/// copy.
-struct LocalAppender {
-    file: Arc<std::fs::File>,
-    /// The buffer being filled.
-    filling: Vec<u8>,
-    /// The previous buffer, being written; it comes back empty for reuse.
-    in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
-    /// Bytes written to the file and not yet handed to writeback.
-    unflushed: u64,
-    fence: Option<WriteFence>,
+#[derive(Clone, Debug)]
+enum Backend {
+    Filesystem(Arc<filesystem::Filesystem>),
+    Object(Arc<object::ObjectStore>),
 }
 
-/// Writeback is started for every this many bytes.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// Size of each of a local upload writer's two buffers. Every chunk of a
-/// chunked upload opens its own writer, so its buffers are allocated (and
-/// their pages faulted in) once per chunk: 4 MiB buffers cost a chunked
-/// 1 GiB push a quarter of its speed (611 against 822 MiB/s at 1 MiB,
-/// measured side by side).
-const LOCAL_WRITE_BUFFER: usize = 1 << 20;
-
-impl LocalAppender {
-    async fn open(path: &Path) -> std::io::Result<Self> {
-        let path = path.to_owned();
-        let file = tokio::task::spawn_blocking(move || {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(LocalAppender {
-            file: Arc::new(file),
-            filling: Vec::with_capacity(LOCAL_WRITE_BUFFER),
-            in_flight: None,
-            unflushed: 0,
-            fence: None,
-        })
-    }
-
-    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
-        if self.filling.capacity() == 0 {
-            // Released while the client was quiet: take a buffer again.
-            self.filling.reserve_exact(LOCAL_WRITE_BUFFER);
-        }
-        while !bytes.is_empty() {
-            let room = LOCAL_WRITE_BUFFER - self.filling.len();
-            let (now, later) = bytes.split_at(room.min(bytes.len()));
-            self.filling.extend_from_slice(now);
-            bytes = later;
-            if self.filling.len() == LOCAL_WRITE_BUFFER {
-                self.hand_over().await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits for the buffer in flight, then sends the filled one to be
-    /// written.
-    async fn hand_over(&mut self) -> std::io::Result<()> {
-        let spare = match self.finish_in_flight().await? {
-            Some(mut returned) => {
-                returned.clear();
-                returned
-            }
-            None => Vec::with_capacity(LOCAL_WRITE_BUFFER),
-        };
-        let full = std::mem::replace(&mut self.filling, spare);
-        self.start_write(full);
-        Ok(())
-    }
-
-    /// Writes what is buffered and gives both buffers back to the
-    /// allocator: an upload whose client has gone quiet holds no memory.
-    async fn release(&mut self) -> std::io::Result<()> {
-        let full = std::mem::take(&mut self.filling);
-        if !full.is_empty() {
-            self.finish_in_flight().await?;
-            self.start_write(full);
-        }
-        self.finish_in_flight().await.map(drop)
-    }
-
-    /// Sends `full` to be written on a blocking thread.
-    fn start_write(&mut self, full: Vec<u8>) {
-        self.unflushed += full.len() as u64;
-        let writeback = self.unflushed >= WRITEBACK_STEP;
-        if writeback {
-            self.unflushed = 0;
-        }
-        let file = self.file.clone();
-        let fence = self.fence.clone();
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            (&*file).write_all(&full)?;
-            if writeback {
-                start_writeback(&file);
-            }
-            drop(fence);
-            Ok(full)
-        }));
-    }
-
-    async fn finish_in_flight(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        match self.in_flight.take() {
-            Some(write) => write.await.map_err(std::io::Error::other)?.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    async fn close(mut self) -> std::io::Result<()> {
-        if !self.filling.is_empty() {
-            self.hand_over().await?;
-        }
-        // Everything is in the file (not yet durable) once the last write
-        // is done.
-        self.finish_in_flight().await.map(drop)
-    }
+/// A part being written: [`PartWriter::close`] gives the [`UploadPart`] to
+/// record, [`PartWriter::abort`] leaves nothing that counts.
+pub struct PartWriter {
+    inner: PartWriterInner,
 }
 
-/// Starts writeback of everything dirty in `file` without waiting for it to
-/// reach the disk. Only a hint: durability comes from the `fsync` at commit,
-/// so a failure here changes nothing but speed.
-fn start_writeback(file: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor belongs to `file`, which is borrowed (so open)
-    // for the whole call; sync_file_range neither keeps nor closes it.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
+enum PartWriterInner {
+    Local(filesystem::LocalPartWriter),
+    Object(object::ObjectPartWriter),
 }
 
-impl UploadWriter {
+impl PartWriter {
     /// Keeps `fence` until this writer and every write it starts are done.
     pub fn fenced(mut self, fence: WriteFence) -> Self {
-        if let Appender::Local(appender) = &mut self.inner {
-            appender.fence = Some(fence);
+        if let PartWriterInner::Local(writer) = &mut self.inner {
+            writer.fence(fence);
         }
-        // Writes through OpenDAL are not fenced; the size check at commit
-        // still keeps unhashed bytes out of a blob.
+        // A part on an object store is an object of its own, under a token
+        // of its own: a late write cannot touch the parts that count.
         self
-    }
-
-    /// Lets go of buffered memory while the writer waits for more: what is
-    /// buffered is written now. Writes may follow as before.
-    pub async fn release_buffers(&mut self) -> Result<()> {
-        match &mut self.inner {
-            Appender::Store(_) => Ok(()),
-            Appender::Local(file) => file.release().await.map_err(io_error),
-        }
     }
 
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
         match &mut self.inner {
-            Appender::Store(writer) => Ok(writer.write(bytes).await?),
-            Appender::Local(file) => file.write(&bytes).await.map_err(io_error),
+            PartWriterInner::Local(w) => w.write(bytes).await,
+            PartWriterInner::Object(w) => w.write(bytes).await,
         }
     }
 
-    /// Ends this writer: everything written is in the upload object (its
-    /// size says so) when this returns. On object stores that is also
-    /// durable; on the filesystem durability comes with
-    /// [`BlobStore::commit_upload`].
-    pub async fn close(self) -> Result<()> {
+    /// Lets go of buffered memory while the writer waits for more, where
+    /// the backend can: what is buffered is written now. Writes may follow
+    /// as before. (An object-store part keeps its buffer: writing it out
+    /// would make a part smaller than the store accepts.)
+    pub async fn release_buffers(&mut self) -> Result<()> {
+        match &mut self.inner {
+            PartWriterInner::Local(w) => w.release_buffers().await,
+            PartWriterInner::Object(_) => Ok(()),
+        }
+    }
+
+    /// Ends the part: everything written is stored when this returns (on an
+    /// object store also durable; on the filesystem durability comes with
+    /// [`BlobStore::commit_upload`]).
+    pub async fn close(self) -> Result<UploadPart> {
         match self.inner {
-            Appender::Store(mut writer) => {
-                writer.close().await?;
-            }
-            Appender::Local(file) => file.close().await.map_err(io_error)?,
+            PartWriterInner::Local(w) => w.close().await,
+            PartWriterInner::Object(w) => w.close().await,
         }
-        Ok(())
     }
 
+    /// Gives the part up; whatever it stored is ignored.
     pub async fn abort(self) {
-        // Best effort: a failed abort leaves an upload object that the
-        // stale-upload cleaner removes later.
-        if let Appender::Store(mut writer) = self.inner {
-            let _ = writer.abort().await;
+        match self.inner {
+            PartWriterInner::Local(w) => w.abort().await,
+            PartWriterInner::Object(w) => w.abort().await,
         }
     }
-}
-
-fn io_error(e: std::io::Error) -> StorageError {
-    StorageError(opendal::Error::new(ErrorKind::Unexpected, "filesystem").set_source(e))
-}
-
-/// `fsync` of a local file or directory, off the async workers.
-async fn sync_local(path: std::path::PathBuf) -> Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
-        .await
-        .map_err(|e| StorageError(opendal::Error::new(ErrorKind::Unexpected, e.to_string())))?
-        .map_err(io_error)
 }
 
 impl BlobStore {
-    pub fn new(op: Operator) -> Self {
-        BlobStore {
-            op,
-            local_root: None,
-        }
-    }
-
     /// The default store: a directory on the local filesystem.
     pub fn filesystem(root: &Path) -> Result<Self> {
-        let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
         Ok(BlobStore {
-            op: Operator::new(builder)?,
-            local_root: Some(root.to_owned()),
+            backend: Backend::Filesystem(Arc::new(filesystem::Filesystem::open(root)?)),
         })
     }
 
+    /// The store `config` chooses (validated by
+    /// [`StorageConfig::validate`]); `default_root` is the filesystem's
+    /// root when the configuration names none. The filesystem's root is
+    /// created if missing; object stores are not contacted yet.
+    pub fn open(config: &StorageConfig, default_root: &Path) -> Result<Self> {
+        let object = match config.backend() {
+            settings::Backend::Filesystem => {
+                let root = config
+                    .filesystem
+                    .root_directory
+                    .clone()
+                    .unwrap_or_else(|| default_root.to_owned());
+                std::fs::create_dir_all(&root).map_err(filesystem::io_error)?;
+                return Self::filesystem(&root);
+            }
+            settings::Backend::S3 => config.s3.as_ref().map(object::ObjectStore::s3),
+            settings::Backend::Azure => config.azure.as_ref().map(object::ObjectStore::azure),
+            settings::Backend::Gcs => config.gcs.as_ref().map(object::ObjectStore::gcs),
+            settings::Backend::Swift => config.swift.as_ref().map(object::ObjectStore::swift),
+        };
+        let store = object.ok_or_else(|| {
+            StorageError::from(opendal::Error::new(
+                ErrorKind::ConfigInvalid,
+                "the storage configuration names no backend",
+            ))
+        })??;
+        Ok(BlobStore {
+            backend: Backend::Object(Arc::new(store)),
+        })
+    }
+
+    /// What and where the store is, for the log.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Filesystem(fs) => format!("filesystem at {}", fs.root().display()),
+            Backend::Object(store) => store.description().to_owned(),
+        }
+    }
+
+    /// One cheap request, for readiness checks.
     pub async fn check(&self) -> Result<()> {
-        Ok(self.op.check().await?)
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.check().await,
+            Backend::Object(store) => store.check().await,
+        }
     }
 
     /// Size of a stored blob, or `None` if it is not stored.
     pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
-        self.size_of(&paths::blob(digest)).await
-    }
-
-    async fn size_of(&self, path: &str) -> Result<Option<u64>> {
-        match self.op.stat(path).await {
-            Ok(meta) => Ok(Some(meta.content_length())),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.blob_size(digest).await,
+            Backend::Object(store) => store.blob_size(digest).await,
         }
     }
 
@@ -336,142 +261,89 @@ impl BlobStore {
         range: Range<u64>,
         index: Option<Arc<WindowIndex>>,
     ) -> Result<BlobStream> {
-        match &self.local_root {
-            Some(root) => Ok(BlobStream::Mapped(
-                mapped::MappedRange::open(root.join(paths::blob(digest)), range, index).await?,
-            )),
-            None => Ok(BlobStream::Store(Box::new(
-                self.read_range(&paths::blob(digest), range).await?,
-            ))),
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.read_blob(digest, range, index).await,
+            Backend::Object(store) => Ok(BlobStream::Store(store.read_blob(digest, range).await?)),
         }
-    }
-
-    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<FuturesBytesStream> {
-        let reader = self
-            .op
-            .reader_with(path)
-            .chunk(READ_CHUNK)
-            .concurrent(2)
-            .await?;
-        Ok(reader.into_bytes_stream(range).await?)
-    }
-
-    /// Opens an upload for appending. The object is created if absent.
-    pub async fn append_to_upload(&self, upload_id: &str) -> Result<UploadWriter> {
-        if let Some(root) = &self.local_root {
-            let appender = LocalAppender::open(&root.join(paths::upload(upload_id)))
-                .await
-                .map_err(io_error)?;
-            return Ok(UploadWriter {
-                inner: Appender::Local(appender),
-            });
-        }
-        let writer = self
-            .op
-            .writer_with(&paths::upload(upload_id))
-            .append(true)
-            .chunk(WRITE_CHUNK)
-            .await?;
-        Ok(UploadWriter {
-            inner: Appender::Store(writer),
-        })
-    }
-
-    /// Bytes received so far by an upload (0 if nothing was written yet).
-    pub async fn upload_size(&self, upload_id: &str) -> Result<u64> {
-        Ok(self.size_of(&paths::upload(upload_id)).await?.unwrap_or(0))
-    }
-
-    /// Cuts an upload back to `size` bytes, undoing a refused chunk.
-    pub async fn truncate_upload(&self, upload_id: &str, size: u64) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Err(opendal::Error::new(
-                ErrorKind::Unsupported,
-                "this store cannot cut an upload back",
-            )
-            .into());
-        };
-        let path = root.join(paths::upload(upload_id));
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            file.set_len(size)?;
-            file.sync_all()
-        })
-        .await
-        .map_err(|e| opendal::Error::new(ErrorKind::Unexpected, e.to_string()))?
-        .map_err(|e| {
-            opendal::Error::new(ErrorKind::Unexpected, format!("truncating upload: {e}"))
-        })?;
-        Ok(())
-    }
-
-    /// Streams what an upload holds; used to rebuild hash state after a
-    /// restart, never on the normal path.
-    pub async fn read_upload(&self, upload_id: &str, size: u64) -> Result<FuturesBytesStream> {
-        self.read_range(&paths::upload(upload_id), 0..size).await
-    }
-
-    /// Turns a finished, verified upload into the blob `digest`.
-    ///
-    /// If the blob is already stored (another client pushed the same content,
-    /// possibly at the same moment) the upload is discarded instead: the bytes
-    /// are identical by construction.
-    pub async fn commit_upload(&self, upload_id: &str, digest: &Digest, size: u64) -> Result<()> {
-        let upload_path = paths::upload(upload_id);
-        let blob_path = paths::blob(digest);
-        if self.size_of(&blob_path).await?.is_some() {
-            self.delete_upload(upload_id).await?;
-            return Ok(());
-        }
-        if size == 0 && self.size_of(&upload_path).await?.is_none() {
-            // An empty upload that never received a write has no object.
-            self.op.write(&blob_path, Bytes::new()).await?;
-            return Ok(());
-        }
-        if let Some(root) = &self.local_root {
-            // Data first, then the name: a blob path must never lead to
-            // bytes that a power cut could still take away.
-            sync_local(root.join(&upload_path)).await?;
-            crash_points::reached(crash_points::BLOB_AFTER_FSYNC);
-            self.op.rename(&upload_path, &blob_path).await?;
-            let blob_dir = root.join(&blob_path);
-            if let Some(dir) = blob_dir.parent() {
-                sync_local(dir.to_owned()).await?;
-            }
-            crash_points::reached(crash_points::BLOB_AFTER_RENAME);
-            return Ok(());
-        }
-        match self.op.rename(&upload_path, &blob_path).await {
-            Ok(()) => Ok(()),
-            // Backends without rename (most object stores) copy instead.
-            Err(e) if e.kind() == ErrorKind::Unsupported => {
-                self.op.copy(&upload_path, &blob_path).await?;
-                self.delete_upload(upload_id).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn delete_upload(&self, upload_id: &str) -> Result<()> {
-        Ok(self.op.delete(&paths::upload(upload_id)).await?)
     }
 
     pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
-        Ok(self.op.delete(&paths::blob(digest)).await?)
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.delete_blob(digest).await,
+            Backend::Object(store) => store.delete_blob(digest).await,
+        }
     }
 
-    /// Ids of every upload object, for reconciling with the metadata store.
-    pub async fn list_upload_ids(&self) -> Result<Vec<String>> {
-        let entries = match self.op.lister("uploads/").await {
-            Ok(lister) => lister.try_collect::<Vec<_>>().await?,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+    /// A URL that reads the blob, without credentials, for `ttl`; `None`
+    /// where the store cannot sign one (the filesystem, Azure without a SAS
+    /// token).
+    pub async fn presign_read(&self, digest: &Digest, ttl: Duration) -> Result<Option<url::Url>> {
+        match &self.backend {
+            Backend::Filesystem(_) => Ok(None),
+            Backend::Object(store) => store.presign_read(digest, ttl).await,
+        }
+    }
+
+    /// Starts writing part `number` of an upload. Nothing a part writer
+    /// stores touches another part's bytes, recorded or not.
+    pub async fn write_part(&self, upload_id: &str, number: u32) -> Result<PartWriter> {
+        let inner = match &self.backend {
+            Backend::Filesystem(fs) => {
+                PartWriterInner::Local(fs.write_part(upload_id, number).await?)
+            }
+            Backend::Object(store) => {
+                PartWriterInner::Object(store.write_part(upload_id, number).await?)
+            }
         };
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.metadata().is_file())
-            .map(|e| e.name().to_owned())
-            .collect())
+        Ok(PartWriter { inner })
+    }
+
+    /// The bytes of an upload's `parts`, in order: to hash them again, never
+    /// on the normal path.
+    pub async fn read_upload(
+        &self,
+        upload_id: &str,
+        parts: &[UploadPart],
+    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.read_upload(upload_id, parts).await,
+            Backend::Object(store) => store.read_upload(upload_id, parts).await,
+        }
+    }
+
+    /// Turns an upload's `parts`, verified to have `digest`, into that blob,
+    /// and removes the upload.
+    ///
+    /// If the blob is already stored (another client pushed the same
+    /// content, possibly at the same moment) the upload is discarded
+    /// instead: the bytes are identical by construction.
+    pub async fn commit_upload(
+        &self,
+        upload_id: &str,
+        parts: &[UploadPart],
+        digest: &Digest,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.commit_upload(upload_id, parts, digest).await,
+            Backend::Object(store) => store.commit_upload(upload_id, parts, digest).await,
+        }
+    }
+
+    /// Removes everything an upload stored, recorded or not.
+    pub async fn delete_upload(&self, upload_id: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.delete_upload(upload_id).await,
+            Backend::Object(store) => store.delete_upload(upload_id).await,
+        }
+    }
+
+    /// Ids of every upload with something stored, for reconciling with the
+    /// metadata store.
+    pub async fn list_upload_ids(&self) -> Result<Vec<String>> {
+        match &self.backend {
+            Backend::Filesystem(fs) => fs.list_upload_ids().await,
+            Backend::Object(store) => store.list_upload_ids().await,
+        }
     }
 }
 
@@ -479,6 +351,8 @@ impl BlobStore {
 mod tests {
     use super::*;
     use crate::oci::digest::DigestAlgorithm;
+    use filesystem::LOCAL_WRITE_BUFFER;
+    use futures::TryStreamExt;
 
     async fn collect(store: &BlobStore, d: &Digest, range: Range<u64>) -> Vec<u8> {
         let stream = store.read_blob(d, range, None).await.unwrap();
@@ -486,23 +360,30 @@ mod tests {
         chunks.concat()
     }
 
+    /// Writes `pieces` as part `number` of `id`.
+    async fn part(store: &BlobStore, id: &str, number: u32, pieces: &[&[u8]]) -> UploadPart {
+        let mut w = store.write_part(id, number).await.unwrap();
+        for piece in pieces {
+            w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        w.close().await.unwrap()
+    }
+
     #[tokio::test]
-    async fn upload_append_commit_read() {
+    async fn upload_parts_commit_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::filesystem(dir.path()).unwrap();
-        let mut w = store.append_to_upload("u1").await.unwrap();
-        w.write(Bytes::from_static(b"hello ")).await.unwrap();
-        w.close().await.unwrap();
-        let mut w = store.append_to_upload("u1").await.unwrap();
-        w.write(Bytes::from_static(b"world")).await.unwrap();
-        w.close().await.unwrap();
-        assert_eq!(store.upload_size("u1").await.unwrap(), 11);
+        let first = part(&store, "u1", 1, &[b"hello "]).await;
+        let second = part(&store, "u1", 2, &[b"world"]).await;
+        assert_eq!((first.size, second.size), (6, 5));
 
         let d = DigestAlgorithm::Sha256.digest_of(b"hello world");
         assert_eq!(store.blob_size(&d).await.unwrap(), None);
-        store.commit_upload("u1", &d, 11).await.unwrap();
+        store
+            .commit_upload("u1", &[first, second], &d)
+            .await
+            .unwrap();
         assert_eq!(store.blob_size(&d).await.unwrap(), Some(11));
-        assert_eq!(store.upload_size("u1").await.unwrap(), 0);
         assert_eq!(collect(&store, &d, 0..11).await, b"hello world");
         assert_eq!(collect(&store, &d, 6..11).await, b"world");
         assert!(store.list_upload_ids().await.unwrap().is_empty());
@@ -524,26 +405,20 @@ mod tests {
             &[LOCAL_WRITE_BUFFER + 1],
         ];
         let mut rest = &data[..];
-        for sizes in writers {
-            let mut w = store.append_to_upload("u").await.unwrap();
+        let mut parts = Vec::new();
+        for (number, sizes) in (1..).zip(writers) {
+            let mut w = store.write_part("u", number).await.unwrap();
             for &size in sizes {
                 let (now, later) = rest.split_at(size);
                 w.write(Bytes::copy_from_slice(now)).await.unwrap();
                 rest = later;
             }
-            w.close().await.unwrap();
-            let written = (data.len() - rest.len()) as u64;
-            assert_eq!(store.upload_size("u").await.unwrap(), written);
+            parts.push(w.close().await.unwrap());
         }
-        let mut w = store.append_to_upload("u").await.unwrap();
-        w.write(Bytes::copy_from_slice(rest)).await.unwrap();
-        w.close().await.unwrap();
+        parts.push(part(&store, "u", 4, &[rest]).await);
 
         let d = DigestAlgorithm::Sha256.digest_of(&data);
-        store
-            .commit_upload("u", &d, data.len() as u64)
-            .await
-            .unwrap();
+        store.commit_upload("u", &parts, &d).await.unwrap();
         assert!(collect(&store, &d, 0..data.len() as u64).await == data);
     }
 
@@ -556,7 +431,8 @@ mod tests {
         let data: Vec<u8> = (0..LOCAL_WRITE_BUFFER * 2 + 99)
             .map(|i| (i % 241) as u8)
             .collect();
-        let mut w = store.append_to_upload("u").await.unwrap();
+        let file = dir.path().join(paths::upload("u"));
+        let mut w = store.write_part("u", 1).await.unwrap();
         let mut written = 0;
         for piece in [10, LOCAL_WRITE_BUFFER + 7, 0, LOCAL_WRITE_BUFFER, 82] {
             w.write(Bytes::copy_from_slice(&data[written..written + piece]))
@@ -564,15 +440,48 @@ mod tests {
                 .unwrap();
             written += piece;
             w.release_buffers().await.unwrap();
-            assert_eq!(store.upload_size("u").await.unwrap(), written as u64);
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), written as u64);
         }
-        w.close().await.unwrap();
+        let only = w.close().await.unwrap();
         let d = DigestAlgorithm::Sha256.digest_of(&data);
-        store
-            .commit_upload("u", &d, data.len() as u64)
+        store.commit_upload("u", &[only], &d).await.unwrap();
+        assert!(collect(&store, &d, 0..data.len() as u64).await == data);
+    }
+
+    /// Bytes of parts never recorded (written, then their writer died or
+    /// lost the race) are left out of the blob, wherever they lie.
+    #[tokio::test]
+    async fn unrecorded_parts_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let first = part(&store, "u", 1, &[b"aaaa"]).await;
+        let _lost = part(&store, "u", 2, &[b"zzzzzz"]).await;
+        let second = part(&store, "u", 2, &[b"bb"]).await;
+        let _lost_again = part(&store, "u", 3, &[b"yy"]).await;
+        let parts = [first, second];
+        let d = DigestAlgorithm::Sha256.digest_of(b"aaaabb");
+        let read: Vec<Bytes> = store
+            .read_upload("u", &parts)
+            .await
+            .unwrap()
+            .try_collect()
             .await
             .unwrap();
-        assert!(collect(&store, &d, 0..data.len() as u64).await == data);
+        assert_eq!(read.concat(), b"aaaabb");
+        store.commit_upload("u", &parts, &d).await.unwrap();
+        assert_eq!(collect(&store, &d, 0..6).await, b"aaaabb");
+        assert!(
+            store.list_upload_ids().await.unwrap().is_empty(),
+            "the upload's file is gone"
+        );
+
+        // Only a tail left over: the file is cut and renamed.
+        let first = part(&store, "v", 1, &[b"cccc"]).await;
+        let _lost = part(&store, "v", 2, &[b"xx"]).await;
+        let d = DigestAlgorithm::Sha256.digest_of(b"cccc");
+        store.commit_upload("v", &[first], &d).await.unwrap();
+        assert_eq!(collect(&store, &d, 0..4).await, b"cccc");
+        assert_eq!(store.blob_size(&d).await.unwrap(), Some(4));
     }
 
     #[tokio::test]
@@ -580,16 +489,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::filesystem(dir.path()).unwrap();
         let d = DigestAlgorithm::Sha256.digest_of(b"same");
-        for id in ["a", "b"] {
-            let mut w = store.append_to_upload(id).await.unwrap();
-            w.write(Bytes::from_static(b"same")).await.unwrap();
-            w.close().await.unwrap();
-        }
+        let a = part(&store, "a", 1, &[b"same"]).await;
+        let b = part(&store, "b", 1, &[b"same"]).await;
         assert_eq!(store.list_upload_ids().await.unwrap().len(), 2);
-        store.commit_upload("a", &d, 4).await.unwrap();
-        store.commit_upload("b", &d, 4).await.unwrap();
+        store.commit_upload("a", &[a], &d).await.unwrap();
+        store.commit_upload("b", &[b], &d).await.unwrap();
         assert!(store.list_upload_ids().await.unwrap().is_empty());
         assert_eq!(store.blob_size(&d).await.unwrap(), Some(4));
+    }
+
+    /// GCS and Swift are built and configured (not run against a live
+    /// service: nothing here is contacted).
+    #[test]
+    fn gcs_and_swift_stores_are_built_from_their_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyfile = dir.path().join("key.json");
+        std::fs::write(
+            &keyfile,
+            r#"{"type": "service_account", "private_key": "k", "client_email": "a@b"}"#,
+        )
+        .unwrap();
+        let gcs = StorageConfig {
+            gcs: Some(settings::GcsStorage {
+                bucket: "images".into(),
+                keyfile: Some(keyfile),
+                root_directory: Some("berth".into()),
+            }),
+            ..StorageConfig::default()
+        };
+        gcs.validate().unwrap();
+        let store = BlobStore::open(&gcs, dir.path()).unwrap();
+        assert_eq!(store.describe(), "gcs bucket images");
+        let swift = StorageConfig {
+            swift: Some(settings::SwiftStorage {
+                storage_url: "https://swift.example.com/v1/AUTH_a".into(),
+                auth_token: "token".into(),
+                container: "images".into(),
+                temp_url_key: Some("key".into()),
+                root_directory: None,
+            }),
+            ..StorageConfig::default()
+        };
+        swift.validate().unwrap();
+        let store = BlobStore::open(&swift, dir.path()).unwrap();
+        assert!(store.describe().starts_with("swift container images"));
     }
 
     #[tokio::test]
@@ -597,7 +540,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::filesystem(dir.path()).unwrap();
         let d = DigestAlgorithm::Sha256.digest_of(b"");
-        store.commit_upload("never-written", &d, 0).await.unwrap();
+        store.commit_upload("never-written", &[], &d).await.unwrap();
         assert_eq!(store.blob_size(&d).await.unwrap(), Some(0));
+        assert_eq!(
+            store
+                .presign_read(&d, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            None
+        );
     }
 }

