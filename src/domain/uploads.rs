@@ -82,7 +82,7 @@ impl UploadSessions {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if slots.len() >= MAX_UPLOAD_SLOTS && !slots.contains_key(id) {
             // Slots nobody holds (no request, no write in flight) are only
-            // a cache of hash state, rebuilt from storage when needed:
+            // a cache of the hash state saved with the upload's row:
             // uploads a client abandoned must not pile up until the
             // stale-upload job removes them a day later.
             slots.retain(|_, slot| {
@@ -850,7 +850,7 @@ mod tests {
     }
 
     /// Abandoned uploads (a PATCH, then nothing) do not pile up in memory;
-    /// one whose state was dropped is rebuilt from storage and finishes.
+    /// one whose state was dropped resumes from its row and finishes.
     #[tokio::test]
     async fn idle_upload_state_is_bounded_and_rebuilt_when_needed() {
         let f = fixture().await;
@@ -860,6 +860,8 @@ mod tests {
         }
         let held = f.uploads.in_progress();
         assert!(held <= MAX_UPLOAD_SLOTS, "{held} upload sessions held");
+        // As each request does, the upload is read again from its row.
+        let first = f.uploads.find(&f.repo, &first.id).await.unwrap();
         let digest = DigestAlgorithm::Sha256.digest_of(b"first-last");
         let size = f
             .uploads
