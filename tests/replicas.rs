@@ -62,28 +62,6 @@ async fn replicas_with(count: usize, env: &[(&str, &str)]) -> Option<Replicas> {
     })
 }
 
-/// Pushes a small image without failing the test: `Some(digest)` only if
-/// every step was acknowledged.
-async fn try_push_image(client: &RegistryClient, repo: &str, tag: &str) -> Option<String> {
-    let label = format!("{repo}:{tag}");
-    let config_bytes = image_config(&label);
-    let layer_bytes = blob_content(&label, 4096);
-    for content in [&config_bytes, &layer_bytes] {
-        let response = client.post_blob(repo, &sha256(content), content).await;
-        if response.status() != StatusCode::CREATED {
-            return None;
-        }
-    }
-    let config = Descriptor::of(OCI_CONFIG, &config_bytes);
-    let layers = vec![Descriptor::of(OCI_LAYER, &layer_bytes)];
-    let manifest = Manifest::from_json(
-        OCI_MANIFEST,
-        &image_manifest(OCI_MANIFEST, &config, &layers),
-    );
-    let response = client.put_manifest(repo, tag, &manifest).await;
-    (response.status() == StatusCode::CREATED).then(|| sha256(&manifest.bytes))
-}
-
 /// What `replica` answers for `repo:tag`: the digest, with the layer's
 /// bytes checked against their digests.
 async fn pull_from(replica: &BerthProcess, repo: &str, tag: &str) -> String {
@@ -190,7 +168,7 @@ async fn a_replica_killed_during_pushes_loses_no_acknowledged_image() {
                 while !stop.load(Ordering::Relaxed) {
                     let tag = format!("w{worker}-{attempts}");
                     attempts += 1;
-                    if let Some(digest) = try_push_image(&client, "proj/busy", &tag).await {
+                    if let Some(digest) = client.try_push_image("proj/busy", &tag).await {
                         acknowledged.push((tag, digest));
                     }
                 }

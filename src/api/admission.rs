@@ -44,14 +44,6 @@ impl Admission {
         }
     }
 
-    /// No bounds at all.
-    pub fn unbounded() -> Self {
-        Admission {
-            read: None,
-            write: None,
-        }
-    }
-
     /// Waits for a place for a request with `method`, or refuses it.
     pub async fn admit(&self, method: &Method) -> Result<Admitted, RegistryError> {
         let lane = if method == Method::GET || method == Method::HEAD {
