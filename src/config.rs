@@ -135,6 +135,11 @@ pub struct HttpTimeouts {
     /// long fails, and its connection is closed.
     #[serde(with = "duration_text")]
     pub body_stall: Duration,
+    /// A response the client reads nothing of for this long (a blob it
+    /// asked for and then left unread) is dropped with its connection, so
+    /// that it gives back its place among `requests.read`.
+    #[serde(with = "duration_text")]
+    pub send_stall: Duration,
 }
 
 impl Default for HttpTimeouts {
@@ -143,6 +148,7 @@ impl Default for HttpTimeouts {
             request_headers: Duration::from_secs(10),
             idle: Duration::from_secs(60),
             body_stall: Duration::from_secs(60),
+            send_stall: Duration::from_secs(60),
         }
     }
 }
@@ -510,6 +516,7 @@ impl Config {
             ("http.timeouts.requestHeaders", timeouts.request_headers),
             ("http.timeouts.idle", timeouts.idle),
             ("http.timeouts.bodyStall", timeouts.body_stall),
+            ("http.timeouts.sendStall", timeouts.send_stall),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Invalid(format!(
@@ -825,6 +832,7 @@ mod tests {
                 ("BERTH_HTTP_TIMEOUTS_REQUEST_HEADERS", "5s"),
                 ("BERTH_HTTP_TIMEOUTS_IDLE", "2m"),
                 ("BERTH_HTTP_TIMEOUTS_BODY_STALL", "90s"),
+                ("BERTH_HTTP_TIMEOUTS_SEND_STALL", "45s"),
                 ("BERTH_HTTP_MAX_CONNECTIONS", "100"),
                 ("BERTH_HTTP_SHUTDOWN_GRACE_PERIOD", "1m"),
             ]),
@@ -833,12 +841,18 @@ mod tests {
         assert_eq!(c.http.timeouts.request_headers, Duration::from_secs(5));
         assert_eq!(c.http.timeouts.idle, Duration::from_secs(120));
         assert_eq!(c.http.timeouts.body_stall, Duration::from_secs(90));
+        assert_eq!(c.http.timeouts.send_stall, Duration::from_secs(45));
         assert_eq!(c.http.max_connections, 100);
         assert_eq!(c.http.shutdown_grace_period, Duration::from_secs(60));
         for (key, value, why) in [
             ("BERTH_HTTP_TIMEOUTS_IDLE", "0s", "http.timeouts.idle"),
             ("BERTH_HTTP_MAX_CONNECTIONS", "0", "http.maxConnections"),
             ("BERTH_HTTP_TIMEOUTS_BODY_STALL", "soon", "bodyStall"),
+            (
+                "BERTH_HTTP_TIMEOUTS_SEND_STALL",
+                "0s",
+                "http.timeouts.sendStall",
+            ),
         ] {
             let err = Config::load(None, env(&[(key, value)]))
                 .expect_err(key)

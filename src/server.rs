@@ -210,7 +210,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
 
     let handle = axum_server::Handle::new();
-    let gate = ConnectionGate::new(config.http.max_connections);
+    let gate = ConnectionGate::new(config.http.max_connections, config.http.timeouts.send_stall);
     let timeouts = config.http.timeouts.clone();
     let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let serving = match certificate_files {

@@ -160,6 +160,63 @@ async fn reads_past_the_bound_are_shed_with_retry_after_and_served_again_when_fr
     expect_status(berth.get_blob("proj/app", &digest).await, StatusCode::OK).await;
 }
 
+/// A client that asks for a blob and reads none of it would keep its place
+/// among `requests.read` for ever; `http.timeouts.sendStall` closes its
+/// connection and the place goes to the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_left_unread_gives_its_place_back_after_the_send_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = BerthProcess::serve(&dir.path().join("data"))
+        .admin_password(PASSWORD)
+        .envs(&[
+            ("BERTH_REQUESTS_READ_MAX_RUNNING", "1"),
+            ("BERTH_REQUESTS_READ_MAX_IN_QUEUE", "1"),
+            ("BERTH_REQUESTS_READ_MAX_WAIT_IN_QUEUE", "20s"),
+            ("BERTH_HTTP_TIMEOUTS_SEND_STALL", "2s"),
+        ])
+        .start()
+        .await;
+    let big = blob_content("big", 64 << 20);
+    let digest = berth.push_blob("proj/app", &big).await;
+    let path = format!("/v2/proj/app/blobs/{digest}");
+
+    let mut unread = start_unread_download(&berth, &path).await;
+    let started = std::time::Instant::now();
+    let queued = berth.send(Method::HEAD, &path).await;
+    assert_eq!(queued.status(), StatusCode::OK);
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(1500) && waited < Duration::from_secs(10),
+        "the queued request waited {waited:?}, not about the 2 s send stall"
+    );
+
+    // The stalled download was cut short, not finished.
+    let mut received = 0usize;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), unread.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("the stalled connection is still open"),
+        }
+    }
+    assert!(received < big.len(), "{received} bytes arrived");
+    let metrics = berth
+        .anonymous()
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let stalls: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("berth_http_send_stalls_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .sum();
+    assert!(stalls >= 1.0, "{metrics}");
+    expect_status(berth.get_blob("proj/app", &digest).await, StatusCode::OK).await;
+}
+
 #[tokio::test]
 async fn request_bounds_that_cannot_work_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();

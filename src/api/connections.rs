@@ -9,6 +9,12 @@
 //! so that files, the database and the blob store always have descriptors
 //! left.
 //!
+//! A client that asks for a blob and then reads nothing keeps its request
+//! running (and its place among `requests.read`) for as long as it likes,
+//! since hyper has no write timeout: a connection whose writes make no
+//! progress for `http.timeouts.sendStall` is closed (see
+//! [`SendfileStream`]).
+//!
 //! `TCP_NODELAY`: a small response (headers, then a small blob or range)
 //! goes out in two writes; with Nagle's algorithm the second waits for the
 //! client's delayed ACK, 40 ms on Linux.
@@ -16,6 +22,7 @@
 use std::future::Ready;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum_server::accept::Accept;
 use tokio::net::TcpStream;
@@ -32,12 +39,15 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 pub struct ConnectionGate {
     permits: Arc<Semaphore>,
     limit: usize,
+    send_stall: Duration,
 }
 
 impl ConnectionGate {
     /// A gate for `configured` connections, or fewer if the open-file limit
-    /// (raised to its hard maximum first) cannot take that many.
-    pub fn new(configured: u32) -> Arc<Self> {
+    /// (raised to its hard maximum first) cannot take that many, whose
+    /// connections are closed when a write makes no progress for
+    /// `send_stall`.
+    pub fn new(configured: u32, send_stall: Duration) -> Arc<Self> {
         let descriptors = raise_open_file_limit();
         let affordable = descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(1);
         let limit = u64::from(configured).min(affordable).max(1) as usize;
@@ -52,6 +62,7 @@ impl ConnectionGate {
         Arc::new(ConnectionGate {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            send_stall,
         })
     }
 
@@ -82,6 +93,10 @@ impl ConnectionGate {
     pub fn accept(&self, tcp: &TcpStream) -> io::Result<ConnectionPermit> {
         tcp.set_nodelay(true)?;
         self.admit()
+    }
+
+    pub fn send_stall(&self) -> Duration {
+        self.send_stall
     }
 }
 
@@ -130,10 +145,9 @@ impl<S> Accept<TcpStream, S> for GatedAcceptor {
     type Future = Ready<io::Result<(SendfileStream, S)>>;
 
     fn accept(&self, tcp: TcpStream, service: S) -> Self::Future {
-        std::future::ready(
-            self.0
-                .accept(&tcp)
-                .map(|permit| (SendfileStream::without_files(tcp, permit), service)),
-        )
+        std::future::ready(self.0.accept(&tcp).map(|permit| {
+            let stream = SendfileStream::without_files(tcp, permit, self.0.send_stall());
+            (stream, service)
+        }))
     }
 }

@@ -8,6 +8,10 @@
 //! from the page cache and the process copies nothing. Everything else
 //! (headers, manifests, errors) is written as usual.
 //!
+//! Every connection, plain or TLS, is one of these streams, and each bounds
+//! how long a write may wait for the client: past `http.timeouts.sendStall`
+//! without progress the write fails and hyper closes the connection.
+//!
 //! Only HTTP/1 responses take this path: TLS encrypts in the process, and
 //! HTTP/2 cuts a body into small frames of its own.
 
@@ -17,12 +21,14 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::middleware::AddExtension;
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tower::Layer;
 
 use super::connections::{ConnectionGate, ConnectionPermit};
@@ -50,14 +56,9 @@ impl<S> Accept<TcpStream, S> for SendfileAcceptor {
         };
         let windows = Arc::new(WindowIndex::default());
         let service = Extension(SendsFromFile(windows.clone())).layer(service);
-        std::future::ready(Ok((
-            SendfileStream {
-                tcp,
-                windows: Some(windows),
-                _permit: permit,
-            },
-            service,
-        )))
+        let mut stream = SendfileStream::without_files(tcp, permit, self.0.send_stall());
+        stream.windows = Some(windows);
+        std::future::ready(Ok((stream, service)))
     }
 }
 
@@ -68,16 +69,62 @@ pub struct SendfileStream {
     tcp: TcpStream,
     windows: Option<Arc<WindowIndex>>,
     _permit: ConnectionPermit,
+    send_stall: Duration,
+    /// Armed when a write finds the socket full, disarmed by progress. The
+    /// timer is kept and reset rather than made anew: a fast download
+    /// fills the socket thousands of times a second.
+    stall_timer: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
 }
 
 impl SendfileStream {
     /// A connection that writes what it is given (TLS encrypts in the
     /// process, so nothing can be sent from a file).
-    pub fn without_files(tcp: TcpStream, permit: ConnectionPermit) -> Self {
+    pub fn without_files(tcp: TcpStream, permit: ConnectionPermit, send_stall: Duration) -> Self {
         SendfileStream {
             tcp,
             windows: None,
             _permit: permit,
+            send_stall,
+            stall_timer: None,
+            stalled: false,
+        }
+    }
+
+    /// Passes on a write's outcome, failing it once the socket has taken
+    /// nothing for `send_stall`.
+    fn bound_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = false;
+            return outcome;
+        }
+        if !self.stalled {
+            let deadline = Instant::now() + self.send_stall;
+            match &mut self.stall_timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.stall_timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.stalled = true;
+        }
+        let Some(timer) = self.stall_timer.as_mut() else {
+            return Poll::Pending;
+        };
+        match std::future::Future::poll(timer.as_mut(), cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                metrics::counter!("berth_http_send_stalls_total").increment(1);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the client read nothing for {:?} (http.timeouts.sendStall)",
+                        self.send_stall
+                    ),
+                )))
+            }
         }
     }
 
@@ -156,7 +203,9 @@ impl AsyncWrite for SendfileStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, &[IoSlice::new(buf)])
+        let this = self.get_mut();
+        let outcome = this.poll_send(cx, &[IoSlice::new(buf)]);
+        this.bound_stall(cx, outcome)
     }
 
     fn poll_write_vectored(
@@ -164,7 +213,9 @@ impl AsyncWrite for SendfileStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, bufs)
+        let this = self.get_mut();
+        let outcome = this.poll_send(cx, bufs);
+        this.bound_stall(cx, outcome)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -172,7 +223,9 @@ impl AsyncWrite for SendfileStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.tcp).poll_flush(cx);
+        this.bound_stall(cx, outcome)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
