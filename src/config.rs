@@ -48,6 +48,12 @@ pub struct Config {
     /// Serve pulls only: every write to `/v2/` is refused (`405
     /// UNSUPPORTED`, saying the registry is read-only).
     pub read_only: bool,
+    /// With an object store that signs URLs (S3; Swift with a
+    /// `tempURLKey`), blob GETs answer `307` to a short-lived signed URL, so
+    /// that pulls do not pass through berth; `true` streams them through
+    /// berth instead (clients that cannot reach the store). No effect on
+    /// the filesystem.
+    pub disable_redirect: bool,
     /// Bounds on the `/v2/` requests served at once.
     pub requests: RequestsConfig,
 }
@@ -65,6 +71,7 @@ impl Default for Config {
             validation: ValidationConfig::default(),
             log: LogConfig::default(),
             read_only: false,
+            disable_redirect: false,
             requests: RequestsConfig::default(),
         }
     }

@@ -158,6 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics: metrics_handle(),
         body_stall: config.http.timeouts.body_stall,
         read_only: config.read_only,
+        redirect_blob_reads: !config.disable_redirect,
         admission: Admission::new(&config.requests),
         jobs: job_board.clone(),
     });

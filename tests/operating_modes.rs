@@ -211,7 +211,7 @@ async fn a_download_left_unread_gives_its_place_back_after_the_send_stall() {
     let stalls: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("berth_http_send_stalls_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(stalls >= 1.0, "{metrics}");
     expect_status(berth.get_blob("proj/app", &digest).await, StatusCode::OK).await;

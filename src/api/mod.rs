@@ -44,6 +44,9 @@ pub struct App {
     pub body_stall: std::time::Duration,
     /// `readOnly`: writes to `/v2/` are refused.
     pub read_only: bool,
+    /// Blob GETs are redirected to the store where it signs URLs (not
+    /// `disableRedirect`).
+    pub redirect_blob_reads: bool,
     /// `requests.read|write`: how many `/v2/` requests run and wait.
     pub admission: admission::Admission,
     /// The background jobs' status, for `/api/v1/jobs`.
@@ -96,8 +99,7 @@ pub fn router(app: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            request_body::guard_request_bodies,
+            observe::observe,
         ))
-        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(app)
 }

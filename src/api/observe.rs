@@ -1,14 +1,17 @@
 //! Per-request observation: a request id (taken from `X-Request-Id` or made
 //! up), a tracing span carrying it, a log line per request, and Prometheus
-//! counters and latencies by route and status.
+//! counters and latencies by route and status; and the guard on request
+//! bodies (`api::request_body`).
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header::HeaderName};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use super::AppState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -31,8 +34,9 @@ pub fn count_bytes_sent_from_file(n: usize) {
     metrics::counter!("berth_http_bytes_sent_from_file_total").increment(n as u64);
 }
 
-pub async fn observe(mut request: Request, next: Next) -> Response {
+pub async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let mut request = super::request_body::guard(request, app.body_stall);
     let request_id = request
         .headers()
         .get(&REQUEST_ID)

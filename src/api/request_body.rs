@@ -22,30 +22,27 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
-use super::AppState;
 
 /// Most bytes of an unread body read and thrown away.
 pub const DRAIN_LIMIT: usize = 64 << 20;
 /// Longest a connection is kept for the rest of an unread body.
 pub const DRAIN_TIME: Duration = Duration::from_secs(10);
 
-/// Middleware: every request body is guarded.
-pub async fn guard_request_bodies(
-    State(app): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let stall = app.body_stall;
-    next.run(request.map(|body| Body::new(GuardedBody::new(body, stall))))
-        .await
+/// Guards `request`'s body, if it has one; [`super::observe::observe`]
+/// calls it on every request (one middleware instead of two: each layer
+/// costs every request a boxed future).
+pub fn guard(request: Request, stall: Duration) -> Request {
+    // Most requests (GET, HEAD, DELETE) have no body: nothing to guard.
+    if request.body().is_end_stream() {
+        return request;
+    }
+    request.map(|body| Body::new(GuardedBody::new(body, stall)))
 }
 
 /// Why a guarded body failed.
@@ -58,8 +55,10 @@ pub struct BodyStalled(Duration);
 struct GuardedBody {
     body: Option<Body>,
     stall: Duration,
-    /// When the body counts as stalled unless a frame arrives first.
-    deadline: Pin<Box<Sleep>>,
+    /// When the body counts as stalled unless a frame arrives first; set
+    /// the first time the body has nothing to give (a body that arrives
+    /// whole never needs a timer).
+    deadline: Option<Pin<Box<Sleep>>>,
     /// Set once it stalled: draining it would only wait again.
     stalled: bool,
 }
@@ -69,7 +68,7 @@ impl GuardedBody {
         GuardedBody {
             body: Some(body),
             stall,
-            deadline: Box::pin(tokio::time::sleep(stall)),
+            deadline: None,
             stalled: false,
         }
     }
@@ -91,11 +90,17 @@ impl HttpBody for GuardedBody {
             Poll::Ready(frame) => {
                 // The clock restarts whenever the client makes progress,
                 // not only when the handler asks for more.
-                let next = Instant::now() + this.stall;
-                this.deadline.as_mut().reset(next);
+                if let Some(deadline) = this.deadline.as_mut() {
+                    deadline.as_mut().reset(Instant::now() + this.stall);
+                }
                 Poll::Ready(frame)
             }
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+            Poll::Pending => match this
+                .deadline
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(this.stall)))
+                .as_mut()
+                .poll(cx)
+            {
                 Poll::Ready(()) => {
                     this.stalled = true;
                     tracing::info!(stall = ?this.stall, "request body stalled; closing");

@@ -23,6 +23,11 @@ use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::storage::{BlobStore, WindowIndex};
 
+/// How long a signed blob URL handed to a client stays valid: long enough
+/// for a large layer on a slow link to start, short enough that a leaked
+/// URL soon stops working (it is only handed to someone allowed to pull).
+const BLOB_READ_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
 /// Knobs of the registry service.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
@@ -100,6 +105,20 @@ impl Registry {
         index: Option<Arc<WindowIndex>>,
     ) -> Result<crate::storage::BlobStream> {
         Ok(self.blobs.read_blob(digest, range, index).await?)
+    }
+
+    /// A URL the client can read the blob from directly, without
+    /// credentials, where the blob store signs one. Reads through berth
+    /// remain possible whatever this answers: a store that fails to sign is
+    /// logged and read through berth.
+    pub async fn blob_read_url(&self, digest: &Digest) -> Option<url::Url> {
+        match self.blobs.presign_read(digest, BLOB_READ_URL_LIFETIME).await {
+            Ok(url) => url,
+            Err(e) => {
+                tracing::warn!(%digest, error = %e, "the blob store did not sign a read URL; serving the blob through berth");
+                None
+            }
+        }
     }
 
     /// Removes the blob from the repository. Its bytes stay until garbage

@@ -33,6 +33,23 @@ pub(super) async fn get(
         ByteRange::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
         ByteRange::Unsatisfiable => return Err(RegistryError::RangeNotSatisfiable { size }),
     };
+    if request.method == Method::GET
+        && app.redirect_blob_reads
+        && !bytes.is_empty()
+        && let Some(url) = app.registry.blob_read_url(&digest).await
+    {
+        // The client sends its Range header again to the store.
+        metrics::counter!("berth_blob_redirects_total").increment(1);
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, header_value(url.as_str())?)
+            .header(
+                DOCKER_CONTENT_DIGEST.clone(),
+                header_value(digest.as_str())?,
+            )
+            .body(Body::empty())
+            .map_err(|e| RegistryError::Internal(e.to_string()));
+    }
     let mut builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
