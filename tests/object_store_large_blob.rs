@@ -78,6 +78,9 @@ async fn a_6_gib_blob_goes_through_s3_with_bounded_memory() {
             ("BERTH_STORAGE_S3_ACCESS_KEY", &mini.access_key),
             ("BERTH_STORAGE_S3_SECRET_KEY", &mini.secret_key),
             ("BERTH_STORAGE_S3_CHUNK_SIZE_MIB", "10"),
+            // The pull streams through berth, whose memory is measured
+            // (redirected pulls: tests/redirects.rs).
+            ("BERTH_DISABLE_REDIRECT", "true"),
         ])
         .start()
         .await;

@@ -50,7 +50,13 @@ fn without_redirects() -> reqwest::Client {
 }
 
 async fn blob_redirects(berth: &BerthProcess) -> f64 {
-    let text = berth.anonymous().get("/metrics").await.text().await.unwrap();
+    let text = berth
+        .anonymous()
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .filter(|l| l.starts_with("berth_blob_redirects_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -99,9 +105,7 @@ async fn blob_gets_redirect_to_a_signed_url_unless_disabled() {
     // A client that follows redirects (and drops its credentials on the
     // way, as they must) reads the blob and its ranges through berth's URL.
     assert!(berth.blob_bytes("proj/app", &digest).await == content);
-    let range = berth
-        .get_blob_range("proj/app", &digest, "bytes=5-9")
-        .await;
+    let range = berth.get_blob_range("proj/app", &digest, "bytes=5-9").await;
     assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
     assert!(range.bytes().await.unwrap() == content[5..10]);
     assert!(blob_redirects(&berth).await >= 3.0);
@@ -115,7 +119,11 @@ async fn blob_gets_redirect_to_a_signed_url_unless_disabled() {
     let anonymous = raw.get(berth.client().url(&path)).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let other = raw
-        .get(berth.client().url(&format!("/v2/proj/other/blobs/{digest}")))
+        .get(
+            berth
+                .client()
+                .url(&format!("/v2/proj/other/blobs/{digest}")),
+        )
         .basic_auth("admin", Some(PASSWORD))
         .send()
         .await

@@ -154,7 +154,13 @@ async fn berth_behind_a_throttle() -> Option<(SeaweedMini, Throttle, TestRegistr
         chunk_size_mib: 5,
         ..S3Storage::default()
     };
-    let registry = TestRegistry::start_with(|config| config.storage.s3 = Some(s3)).await;
+    // Reads stream through berth (no redirect), so that its retries are
+    // what the client's pulls see.
+    let registry = TestRegistry::start_with(|config| {
+        config.storage.s3 = Some(s3);
+        config.disable_redirect = true;
+    })
+    .await;
     Some((mini, throttle, registry))
 }
 

@@ -28,7 +28,6 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
-
 /// Most bytes of an unread body read and thrown away.
 pub const DRAIN_LIMIT: usize = 64 << 20;
 /// Longest a connection is kept for the rest of an unread body.

@@ -112,7 +112,11 @@ impl Registry {
     /// remain possible whatever this answers: a store that fails to sign is
     /// logged and read through berth.
     pub async fn blob_read_url(&self, digest: &Digest) -> Option<url::Url> {
-        match self.blobs.presign_read(digest, BLOB_READ_URL_LIFETIME).await {
+        match self
+            .blobs
+            .presign_read(digest, BLOB_READ_URL_LIFETIME)
+            .await
+        {
             Ok(url) => url,
             Err(e) => {
                 tracing::warn!(%digest, error = %e, "the blob store did not sign a read URL; serving the blob through berth");
