@@ -19,7 +19,7 @@ mod sql_access;
 mod sql_jobs;
 mod sql_secrets;
 #[cfg(test)]
-mod testsuite;
+pub(crate) mod testsuite;
 
 use async_trait::async_trait;
 use bytes::Bytes;

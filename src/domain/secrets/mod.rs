@@ -18,6 +18,8 @@
 pub mod cipher;
 pub mod docker_config;
 pub mod matching;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
