@@ -45,6 +45,16 @@ impl Seen {
     #[track_caller]
     fn holds_no_credential(&self) {
         let forbidden = forbidden_strings();
+        // The search finds what it looks for: both forms are in the file.
+        let file = auth_json();
+        assert!(file.contains(&forbidden[1]) && file.contains(&forbidden[5]));
+        // berth logged at debug level, so there was much to search.
+        assert!(
+            self.0
+                .iter()
+                .any(|(what, text)| what.contains("log") && text.contains(" DEBUG ")),
+            "no debug lines in berth's log"
+        );
         for (what, text) in &self.0 {
             for needle in &forbidden {
                 assert!(
