@@ -56,6 +56,8 @@ pub struct Config {
     pub disable_redirect: bool,
     /// Bounds on the `/v2/` requests served at once.
     pub requests: RequestsConfig,
+    /// The keys that encrypt pull secrets.
+    pub secrets: SecretsConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             read_only: false,
             disable_redirect: false,
             requests: RequestsConfig::default(),
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -452,6 +455,63 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `secrets`: the keys that encrypt pull secrets at rest (AES-256-GCM), each
+/// the base64 of 32 random bytes (`openssl rand -base64 32`). Every replica
+/// needs the same keys: give `encryptionKey` to each (from the environment,
+/// `BERTH_SECRETS_ENCRYPTION_KEY`), or point `keyFile` at one shared file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Encrypts new secrets and decrypts those written under it. Unset: the
+    /// key in `keyFile`.
+    pub encryption_key: Option<KeyText>,
+    /// Keys that decrypt secrets written before a rotation; each start
+    /// re-encrypts those under the current key. A list, or one text of
+    /// keys separated by commas.
+    #[serde(deserialize_with = "keys_text")]
+    pub previous_keys: Vec<KeyText>,
+    /// A file holding the key (base64), made (mode 0600) on the first start
+    /// when neither it nor `encryptionKey` exists. Default
+    /// `<dataDir>/secrets.key`. With `encryptionKey` set, a key found here
+    /// still decrypts.
+    pub key_file: Option<PathBuf>,
+}
+
+/// A key as configured: never shown by `Debug`, so that no log line or
+/// error can hold it.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct KeyText(pub String);
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(…)")
+    }
+}
+
+/// A list of keys, or one text of them separated by commas. Either shape is
+/// accepted so that no type error quotes a key back.
+fn keys_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<KeyText>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Keys {
+        One(String),
+        Many(Vec<String>),
+    }
+    let keys = match Keys::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("secrets.previousKeys: a list of keys"))?
+    {
+        Keys::One(text) => text.split(',').map(str::to_owned).collect(),
+        Keys::Many(list) => list,
+    };
+    Ok(keys
+        .into_iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .map(KeyText)
+        .collect())
 }
 
 /// Durations written as `90s`, `15m`, `24h`.
@@ -1015,6 +1075,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.storage_root(), PathBuf::from("/srv/blobs"));
+    }
+
+    // --- pull secrets' keys
+
+    #[test]
+    fn secret_keys_from_the_environment_and_files_are_never_shown() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_SECRETS_ENCRYPTION_KEY", "Y3VycmVudC1zM2NyM3Q="),
+                ("BERTH_SECRETS_PREVIOUS_KEYS", "b2xkLXMzY3IzdA==, b2xkZXI="),
+                ("BERTH_SECRETS_KEY_FILE", "/etc/berth/secrets.key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.secrets.encryption_key,
+            Some(KeyText("Y3VycmVudC1zM2NyM3Q=".into()))
+        );
+        assert_eq!(
+            c.secrets.previous_keys,
+            vec![
+                KeyText("b2xkLXMzY3IzdA==".into()),
+                KeyText("b2xkZXI=".into())
+            ]
+        );
+        assert_eq!(
+            c.secrets.key_file,
+            Some(PathBuf::from("/etc/berth/secrets.key"))
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("Y3VycmVudC1") && !shown.contains("b2xk"),
+            "{shown}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.yaml");
+        std::fs::write(&path, "secrets:\n  previousKeys: b2xkLXMzY3IzdA==\n").unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(
+            c.secrets.previous_keys,
+            vec![KeyText("b2xkLXMzY3IzdA==".into())]
+        );
+        // A wrong shape is refused without the key being quoted back.
+        std::fs::write(&path, "secrets:\n  previousKeys: {k: b2xkLXMzY3IzdA==}\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("previousKeys") && !err.contains("b2xk"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,11 +18,12 @@ use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
 use crate::domain::registry::{Registry, RegistryOptions};
+use crate::domain::secrets::{KeySettings, PullSecrets, load_keys};
 use crate::domain::uploads::Uploads;
 use crate::jobs;
 use crate::metadata::access::User;
 use crate::metadata::{
-    AccessStore, DatabaseConfig, JobStore, MetadataStore, SqlMetadataStore, now,
+    AccessStore, DatabaseConfig, JobStore, MetadataStore, SecretStore, SqlMetadataStore, now,
 };
 use crate::storage::BlobStore;
 use crate::tls;
@@ -112,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     );
     let metadata: Arc<dyn MetadataStore> = store.clone();
     let job_store: Arc<dyn JobStore> = store.clone();
+    let secret_store: Arc<dyn SecretStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let blobs =
         BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
@@ -145,6 +147,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .load_keys()
         .await
         .context("loading the keys that sign bearer tokens")?;
+    let secrets = Arc::new(open_pull_secrets(&config, secret_store).await?);
     let replica = jobs::replica_id();
     tracing::info!(replica = %replica, "replica id (names this process in job leases)");
     let job_board = Arc::new(jobs::JobBoard::new(job_store));
@@ -161,6 +164,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         redirect_blob_reads: !config.disable_redirect,
         admission: Admission::new(&config.requests),
         jobs: job_board.clone(),
+        secrets,
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -415,6 +419,71 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
         );
     }
     Ok(())
+}
+
+/// The pull secrets, under the keys `secrets` configures (a key file is
+/// made on the first start), and the pass that re-encrypts under the
+/// current key what an earlier key sealed. Several replicas may run the
+/// pass at once: a secret is rewritten only if it is still as read. A
+/// secret that cannot be decrypted is reported here, by name and key id,
+/// and left as it is.
+async fn open_pull_secrets(
+    config: &Config,
+    store: Arc<dyn SecretStore>,
+) -> anyhow::Result<PullSecrets> {
+    let settings = KeySettings {
+        encryption_key: config.secrets.encryption_key.as_ref().map(|k| k.0.clone()),
+        previous_keys: config
+            .secrets
+            .previous_keys
+            .iter()
+            .map(|k| k.0.clone())
+            .collect(),
+        key_file: config.secrets.key_file.clone(),
+    };
+    let loaded = load_keys(&settings, &config.data_dir)
+        .context("loading the keys that encrypt pull secrets")?;
+    if let Some(file) = &loaded.created_file {
+        if config.database.url.is_some() {
+            tracing::warn!(
+                file = %file.display(),
+                key_id = %loaded.keys.current_id(),
+                "made a key of this replica's own to encrypt pull secrets; replicas sharing \
+                 the database need the same key: set secrets.encryptionKey, or secrets.keyFile \
+                 on storage they share (README: Pull secrets: keys and rotation)"
+            );
+        } else {
+            tracing::info!(
+                file = %file.display(),
+                key_id = %loaded.keys.current_id(),
+                "made the key that encrypts pull secrets"
+            );
+        }
+    }
+    tracing::info!(
+        key_id = %loaded.keys.current_id(),
+        previous = ?loaded.keys.previous_ids(),
+        "pull secrets are encrypted under key"
+    );
+    let secrets = PullSecrets::new(store, loaded.keys);
+    match secrets.reencrypt().await {
+        Ok(done) => {
+            if done.resealed > 0 {
+                tracing::info!(
+                    resealed = done.resealed,
+                    key_id = %secrets.keys().current_id(),
+                    "re-encrypted pull secrets under the current key"
+                );
+            }
+            for failure in &done.failed {
+                tracing::error!(error = %failure, "a pull secret cannot be re-encrypted");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "re-encrypting pull secrets failed; retried at the next start")
+        }
+    }
+    Ok(secrets)
 }
 
 async fn shutdown_signal() {

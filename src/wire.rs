@@ -431,6 +431,75 @@ pub struct ServerVersion {
     pub extra: Extra,
 }
 
+// --- pull secrets
+
+/// A pull secret: `kubernetes.io/dockerconfigjson`. Never holds a password,
+/// `auth` string or token: berth has no answer that does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(rename = "type", default)]
+    pub secret_type: String,
+    /// The servers it has credentials for, with their user names; only
+    /// for callers who may manage the project's secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registries: Option<Vec<SecretRegistry>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One server of a [`Secret`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRegistry {
+    pub server: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `{"metadata":{"name":"regcreds"},"type":"kubernetes.io/dockerconfigjson",
+/// "data":{".dockerconfigjson":"<base64 of an auth.json>"}}`, or the
+/// auth.json's text under `stringData`. `data` and `stringData` are kept
+/// as JSON values so that a malformed one is reported by the service
+/// without its content being quoted back.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecretRequest {
+    pub metadata: NameMeta,
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret_type: Option<String>,
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub string_data: Option<Value>,
+}
+
+/// Shows which fields are present, never what `data` or `stringData` hold.
+impl std::fmt::Debug for SecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRequest")
+            .field("metadata", &self.metadata)
+            .field("secret_type", &self.secret_type)
+            .field("data", &self.data.as_ref().map(|_| "…"))
+            .field("string_data", &self.string_data.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
 // --- request bodies
 
 /// For `Option` fields (with `#[serde(default)]`): absent is `None`, a

@@ -14,7 +14,11 @@ const RULES: &[(&str, &[&str])] = &[
     ("storage", &["oci", "crash_points", "files"]),
     ("metadata", &["oci", "crash_points", "files"]),
     ("auth", &["metadata", "oci", "files"]),
-    ("admin", &["auth", "metadata", "oci", "wire", "files"]),
+    // The pull secrets' service (sealing, matching) is in the domain.
+    (
+        "admin",
+        &["auth", "domain", "metadata", "oci", "wire", "files"],
+    ),
     ("error", &["auth", "metadata", "storage", "oci"]),
     (
         "domain",

@@ -17,6 +17,7 @@ mod jobs;
 mod names;
 mod projects;
 mod role_bindings;
+mod secrets;
 mod service_accounts;
 mod subjects;
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use names::{
     MAX_OBJECT_NAME, MAX_PASSWORD, MAX_PROJECT_NAME, parse_expires_in, require_role,
     valid_object_name, valid_project_name,
 };
+pub use secrets::{NewSecret, SecretView};
 pub use subjects::{SubjectRef, parse_subject};
 
 use std::sync::Arc;

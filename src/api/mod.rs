@@ -51,6 +51,8 @@ pub struct App {
     pub admission: admission::Admission,
     /// The background jobs' status, for `/api/v1/jobs`.
     pub jobs: Arc<crate::jobs::JobBoard>,
+    /// Pull secrets, for `/api/v1/namespaces/{ns}/secrets` and imports.
+    pub secrets: Arc<crate::domain::secrets::PullSecrets>,
 }
 
 pub type AppState = Arc<App>;

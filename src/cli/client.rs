@@ -20,6 +20,7 @@ pub use crate::wire::{
     ServerVersion, ServiceAccount, Status, Subject, SubjectsBody, Token, TokenRequest, TokenSpec,
     TokenStatus, User, UserRequest,
 };
+pub use crate::wire::{Secret, SecretRegistry, SecretRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -385,6 +386,34 @@ impl ApiClient {
     /// Makes the job due now.
     pub async fn run_job(&self, name: &str) -> Result<Job, ClientError> {
         self.send(Method::POST, &["jobs", name, "run"], None::<&()>)
+            .await
+    }
+
+    // --- pull secrets
+
+    pub async fn list_secrets(&self, namespace: &str) -> Result<List<Secret>, ClientError> {
+        self.get(&["namespaces", namespace, "secrets"]).await
+    }
+
+    pub async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret, ClientError> {
+        self.get(&["namespaces", namespace, "secrets", name]).await
+    }
+
+    pub async fn create_secret(
+        &self,
+        namespace: &str,
+        request: &SecretRequest,
+    ) -> Result<Secret, ClientError> {
+        self.send(
+            Method::POST,
+            &["namespaces", namespace, "secrets"],
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn delete_secret(&self, namespace: &str, name: &str) -> Result<Status, ClientError> {
+        self.delete(&["namespaces", namespace, "secrets", name])
             .await
     }
 

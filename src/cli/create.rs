@@ -1,4 +1,4 @@
-//! `berth create user|group|serviceaccount|token`.
+//! `berth create user|group|serviceaccount|token|secret`.
 
 use anyhow::{Context, bail};
 
@@ -24,6 +24,8 @@ pub enum CreateCommand {
     ServiceAccount(CreateServiceAccountArgs),
     /// Create a token and print it (only it, for `$(berth create token …)`).
     Token(CreateTokenArgs),
+    /// Create a pull secret in a project: docker-registry or generic.
+    Secret(super::secrets::CreateSecretArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +133,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
             let account = client.create_service_account(&ns, &args.name).await?;
             print_created(&account, args.output.as_ref())
         }
+        CreateCommand::Secret(args) => super::secrets::create(args, &session).await,
         CreateCommand::Token(args) => {
             let request = TokenRequest::new(args.name.as_deref(), args.duration.as_deref());
             let token = match token_owner(args.subject.as_deref(), args.namespace.as_deref())? {

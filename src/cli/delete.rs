@@ -10,7 +10,7 @@ use super::session::{Globals, Session};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Types: token, serviceaccount (sa), user, group, project, rolebinding, \
-clusterrolebinding. `delete token NAME` revokes one of your own tokens (cluster \
+clusterrolebinding, secret. `delete token NAME` revokes one of your own tokens (cluster \
 admins: any user token, `--user USER` saying whose when several users have a token of \
 that name); with -n, a service-account token of that project. \
 Deleting a service account or user also revokes its tokens; deleting a project \
@@ -42,7 +42,7 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
     let session = Session::load(globals)?;
     let client = session.client()?;
     let namespace = match resource {
-        Resource::ServiceAccounts | Resource::RoleBindings => {
+        Resource::ServiceAccounts | Resource::RoleBindings | Resource::Secrets => {
             session.namespace(args.namespace.as_deref())?
         }
         _ => args.namespace.clone().unwrap_or_default(),
@@ -59,6 +59,7 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
         Resource::Users => Target::User,
         Resource::Groups => Target::Group,
         Resource::Projects => Target::Project,
+        Resource::Secrets => Target::Secret(&namespace),
     };
     let mut failed = false;
     for name in &names {
@@ -88,6 +89,7 @@ enum Target<'a> {
     User,
     Group,
     Project,
+    Secret(&'a str),
 }
 
 async fn delete_one(
@@ -113,5 +115,6 @@ async fn delete_one(
         Target::User => client.delete_user(name).await,
         Target::Group => client.delete_group(name).await,
         Target::Project => client.delete_project(name).await,
+        Target::Secret(ns) => client.delete_secret(ns, name).await,
     }
 }

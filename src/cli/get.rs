@@ -23,6 +23,7 @@ pub enum Resource {
     ClusterRoleBindings,
     Users,
     Groups,
+    Secrets,
 }
 
 impl Resource {
@@ -43,6 +44,8 @@ impl Resource {
         ("user", Resource::Users),
         ("groups", Resource::Groups),
         ("group", Resource::Groups),
+        ("secrets", Resource::Secrets),
+        ("secret", Resource::Secrets),
     ];
 
     /// Singular lower-case kind, as in messages.
@@ -55,6 +58,7 @@ impl Resource {
             Resource::ClusterRoleBindings => "clusterrolebinding",
             Resource::Users => "user",
             Resource::Groups => "group",
+            Resource::Secrets => "secret",
         }
     }
 }
@@ -71,7 +75,8 @@ impl FromStr for Resource {
             .ok_or_else(|| {
                 format!(
                     "the server doesn't have a resource type \"{text}\" (known: projects, \
-                     serviceaccounts (sa), tokens, rolebindings, clusterrolebindings, users, groups)"
+                     serviceaccounts (sa), tokens, rolebindings, clusterrolebindings, users, groups, \
+                     secrets)"
                 )
             })
     }
@@ -89,11 +94,13 @@ pub fn parse_resource_arg(text: &str) -> Result<(Resource, Option<String>), Stri
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Resources: projects, serviceaccounts (sa), tokens, rolebindings (rb), \
-clusterrolebindings, users, groups.
+clusterrolebindings, users, groups, secrets.
 
 `get tokens` without -n lists your own tokens (cluster admins: every user \
 token); with -n, the service-account tokens of that project. Secrets are \
-never shown: they are printed once, by `berth create token`.")]
+never shown: they are printed once, by `berth create token`. Pull secrets \
+show their servers and user names (-o wide, -o yaml) to who manages the \
+project, never a password.")]
 pub struct GetArgs {
     /// What to list: TYPE, or TYPE/NAME.
     pub resource: String,
@@ -185,6 +192,13 @@ pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
             Some(name) => print_one(&client.get_group(&name).await?, format),
             None => print_list(&client.list_groups().await?, format, None),
         },
+        Resource::Secrets => {
+            let ns = session.namespace(args.namespace.as_deref())?;
+            match name {
+                Some(name) => print_one(&client.get_secret(&ns, &name).await?, format),
+                None => print_list(&client.list_secrets(&ns).await?, format, Some(&ns)),
+            }
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod login;
 pub mod output;
 pub mod policy;
 pub mod project;
+pub mod secrets;
 pub mod session;
 pub mod version;
 
@@ -76,6 +77,9 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Manage a project's role bindings; who-can.
     Policy(policy::PolicyArgs),
+    /// Link pull secrets to a service account (accepted; nothing more is
+    /// needed).
+    Secrets(secrets::SecretsArgs),
     /// Cluster administration: cluster-wide role bindings, unlocking
     /// users, background jobs.
     Adm(policy::AdmArgs),
@@ -178,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(args, &globals()?).await,
         Command::Delete(args) => delete::run(args, &globals()?).await,
         Command::Policy(args) => policy::policy(args, &globals()?).await,
+        Command::Secrets(args) => secrets::secrets(args, &globals()?).await,
         Command::Adm(args) => policy::adm(args, &globals()?).await,
         Command::Version(args) => version::version(args, &globals()?).await,
         Command::Completion(args) => {

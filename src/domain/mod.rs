@@ -6,4 +6,5 @@ pub mod cache;
 pub mod manifest;
 pub mod negotiation;
 pub mod registry;
+pub mod secrets;
 pub mod uploads;

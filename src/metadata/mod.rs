@@ -1,7 +1,8 @@
 //! Metadata: repositories, manifests and the blobs they reference, tags,
 //! blob-to-repository links and upload sessions ([`MetadataStore`]); users,
 //! groups, namespaces, service accounts, role bindings and tokens
-//! ([`AccessStore`]); background jobs and their leases ([`JobStore`]).
+//! ([`AccessStore`]); background jobs and their leases ([`JobStore`]); pull
+//! secrets, sealed ([`SecretStore`]).
 //!
 //! Each trait has one implementation over SQL that runs on
 //! the embedded SQLite database (the default) and on PostgreSQL (for several
@@ -12,11 +13,13 @@
 
 pub mod access;
 pub mod jobs;
+pub mod secrets;
 mod sql;
 mod sql_access;
 mod sql_jobs;
+mod sql_secrets;
 #[cfg(test)]
-mod testsuite;
+pub(crate) mod testsuite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,6 +30,7 @@ use crate::oci::names::{Reference, RepositoryName, Tag};
 
 pub use access::AccessStore;
 pub use jobs::JobStore;
+pub use secrets::SecretStore;
 pub use sql::{DatabaseConfig, SqlMetadataStore};
 
 #[derive(Debug, thiserror::Error)]

@@ -1681,3 +1681,115 @@ async fn migrations_run_once_when_replicas_start_together() {
             .await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Pull secrets' rows (the domain's service over them is tested, on both
+// engines, in `domain::secrets::tests`).
+
+mod pull_secrets {
+    use super::TestDb;
+    use super::namespace;
+    use crate::metadata::Timestamp;
+    use crate::metadata::access::AccessStore;
+    use crate::metadata::secrets::{SecretStore, StoredSecret};
+
+    engine_tests!(
+        ;
+        db:
+        secret_rows_are_kept_per_namespace,
+    );
+
+    fn row(ns: &str, name: &str, key_id: &str, created_at: Timestamp) -> StoredSecret {
+        StoredSecret {
+            namespace: ns.into(),
+            name: name.into(),
+            uid: format!("uid-{ns}-{name}"),
+            secret_type: "kubernetes.io/dockerconfigjson".into(),
+            registries: r#"[{"server":"quay.io","username":"u"}]"#.into(),
+            key_id: key_id.into(),
+            sealed: vec![1, 2, 3, 0, 255],
+            created_at,
+        }
+    }
+
+    async fn secret_rows_are_kept_per_namespace(db: &TestDb) {
+        let store = &db.store;
+        for ns in ["proj", "other"] {
+            store.create_namespace(&namespace(ns)).await.unwrap();
+        }
+        assert!(
+            store
+                .create_secret(&row("proj", "b", "k1", 1))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .create_secret(&row("proj", "a", "k2", 2))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .create_secret(&row("other", "a", "k1", 3))
+                .await
+                .unwrap()
+        );
+        // A name is taken per namespace; the first row stays as it was.
+        let mut again = row("proj", "a", "k9", 4);
+        again.uid = "another".into();
+        assert!(!store.create_secret(&again).await.unwrap());
+        assert_eq!(
+            store.secret("proj", "a").await.unwrap(),
+            Some(row("proj", "a", "k2", 2))
+        );
+        // A namespace that does not exist holds nothing.
+        assert!(
+            store
+                .create_secret(&row("nowhere", "a", "k1", 5))
+                .await
+                .is_err()
+        );
+        let names = |list: Vec<StoredSecret>| {
+            list.into_iter()
+                .map(|s| format!("{}/{}", s.namespace, s.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(store.secrets("proj").await.unwrap()),
+            ["proj/a", "proj/b"]
+        );
+        assert_eq!(
+            names(store.secrets("nowhere").await.unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(store.secrets_not_under_key("k1").await.unwrap()),
+            ["proj/a"]
+        );
+        // Re-sealing is conditional on the key and the uid.
+        let a = store.secret("proj", "a").await.unwrap().unwrap();
+        assert!(!store.reseal_secret(&a, "k1", "k3", &[9]).await.unwrap());
+        let mut stale = a.clone();
+        stale.uid = "not-this-one".into();
+        assert!(!store.reseal_secret(&stale, "k2", "k3", &[9]).await.unwrap());
+        assert!(store.reseal_secret(&a, "k2", "k3", &[9, 9]).await.unwrap());
+        assert!(!store.reseal_secret(&a, "k2", "k3", &[7]).await.unwrap());
+        let resealed = store.secret("proj", "a").await.unwrap().unwrap();
+        assert_eq!(
+            (resealed.key_id.as_str(), resealed.sealed.as_slice()),
+            ("k3", &[9u8, 9][..])
+        );
+        // Deleting one, then the namespace with the rest.
+        assert!(store.delete_secret("proj", "b").await.unwrap());
+        assert!(!store.delete_secret("proj", "b").await.unwrap());
+        assert!(store.delete_namespace("proj").await.unwrap());
+        assert_eq!(
+            names(store.secrets("proj").await.unwrap()),
+            Vec::<String>::new()
+        );
+        store.create_namespace(&namespace("proj")).await.unwrap();
+        assert_eq!(store.secret("proj", "a").await.unwrap(), None);
+        assert_eq!(names(store.secrets("other").await.unwrap()), ["other/a"]);
+    }
+}

@@ -67,6 +67,10 @@ enum Api {
     GetGroup,
     ReplaceGroup,
     DeleteGroup,
+    ListSecrets,
+    CreateSecret,
+    GetSecret,
+    DeleteSecret,
     ListJobs,
     GetJob,
     RunJob,
@@ -143,6 +147,11 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(GetGroup, ClusterAdmin, ok(200), missing),
         row(ReplaceGroup, ClusterAdmin, ok(200), missing),
         row(DeleteGroup, ClusterAdmin, ok(200), missing),
+        // Pull secrets: viewers list and read names, admins manage them.
+        row(ListSecrets, Namespace(Some(View)), ok(200), missing),
+        row(CreateSecret, Namespace(Some(Admin)), ok(201), missing),
+        row(GetSecret, Namespace(Some(View)), ok(200), missing),
+        row(DeleteSecret, Namespace(Some(Admin)), ok(200), missing),
         row(ListJobs, ClusterAdmin, ok(200), None),
         row(GetJob, ClusterAdmin, ok(200), missing),
         row(RunJob, ClusterAdmin, ok(200), missing),
@@ -417,6 +426,28 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
             };
             Req::new(Method::DELETE, api(format!("/groups/{name}")))
         }
+        ListSecrets => Req::new(Method::GET, api(format!("/namespaces/{ns}/secrets"))),
+        CreateSecret => Req::new(Method::POST, api(format!("/namespaces/{ns}/secrets")))
+            .json(secret_body(&format!("secret-{k}"))),
+        GetSecret | DeleteSecret => {
+            let name = format!("secret-cell-{k}");
+            if existing {
+                admin
+                    .api_expect(
+                        Method::POST,
+                        &format!("/api/v1/namespaces/{NS}/secrets"),
+                        Some(&secret_body(&name)),
+                        StatusCode::CREATED,
+                    )
+                    .await;
+            }
+            let method = if route == GetSecret {
+                Method::GET
+            } else {
+                Method::DELETE
+            };
+            Req::new(method, api(format!("/namespaces/{ns}/secrets/{name}")))
+        }
         ListJobs => Req::new(Method::GET, api("/jobs".into())),
         GetJob | RunJob => {
             let job = if existing {
@@ -434,6 +465,19 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
             .json(json!({"username": "intruder", "password": "intruder-pw"})),
         Discovery => Req::new(Method::GET, api("/discovery".into())),
     }
+}
+
+/// A pull secret for `registry.example.com`, as `create secret
+/// docker-registry` sends it.
+fn secret_body(name: &str) -> serde_json::Value {
+    use base64::Engine;
+    let config = json!({"auths": {"registry.example.com": {
+        "username": "puller", "password": "pw-of-the-upstream"}}});
+    json!({
+        "metadata": {"name": name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config.to_string())},
+    })
 }
 
 /// Puts back what a cell may have removed from the shared fixture.

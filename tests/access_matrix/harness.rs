@@ -629,7 +629,7 @@ impl Fixture {
 
 /// The metadata rows a refused write must leave alone, as one text per row:
 /// `(table, expression)`.
-const WRITTEN_ROWS: [(&str, &str); 15] = [
+const WRITTEN_ROWS: [(&str, &str); 16] = [
     ("repositories", "name"),
     ("tags", "repository_id || ' ' || name || ' ' || digest"),
     ("repository_manifests", "repository_id || ' ' || digest"),
@@ -656,6 +656,10 @@ const WRITTEN_ROWS: [(&str, &str); 15] = [
         "uid || ' ' || name || ' ' || coalesce(expires_at, '')",
     ),
     ("policy_version", "version"),
+    (
+        "pull_secrets",
+        "namespace || ' ' || name || ' ' || uid || ' ' || key_id",
+    ),
 ];
 
 /// A snapshot of [`WRITTEN_ROWS`] and of the storage's files.

@@ -19,6 +19,7 @@ mod jobs;
 pub(crate) mod objects;
 mod projects;
 mod role_bindings;
+mod secrets;
 mod service_accounts;
 mod tokens;
 mod users;
@@ -256,6 +257,31 @@ pub(crate) fn routes() -> Vec<Route> {
             "/groups/{name}",
             "api_groups_delete",
             groups::delete,
+        ),
+        // Pull secrets.
+        route(
+            M::GET,
+            "/namespaces/{ns}/secrets",
+            "api_secrets_list",
+            secrets::list,
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/secrets",
+            "api_secrets_create",
+            secrets::create,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/secrets/{name}",
+            "api_secrets_get",
+            secrets::get,
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/secrets/{name}",
+            "api_secrets_delete",
+            secrets::delete,
         ),
         // Background jobs.
         route(M::GET, "/jobs", "api_jobs_list", jobs::list),
