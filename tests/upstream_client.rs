@@ -621,9 +621,9 @@ async fn a_manifest_over_4_mib_is_refused_without_reading_it_all() {
 
     // Without a length, and without end: refused once 4 MiB have come.
     let endless = LocalUpstream::start(axum::Router::new().fallback(|| async {
-        let chunks = futures::stream::repeat_with(|| {
-            Ok::<_, std::io::Error>(Bytes::from_static(&[b' '; 64 * 1024]))
-        });
+        static SPACES: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        let chunks =
+            futures::stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from_static(&SPACES)));
         ([(CONTENT_TYPE, OCI_MANIFEST)], Body::from_stream(chunks))
     }))
     .await;

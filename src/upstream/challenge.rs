@@ -30,17 +30,12 @@ pub fn parse_challenges(header: &str) -> Vec<UpstreamChallenge> {
             .unwrap_or(rest.len());
         let token = &rest[..token_len];
         let after = rest[token_len..].trim_start();
-        if let Some(value_text) = after.strip_prefix('=')
-            && current.is_some()
-        {
+        if let Some(value_text) = after.strip_prefix('=') {
             let (value, remaining) = read_value(value_text.trim_start());
+            // A parameter before any scheme is skipped.
             if let Some((_, params)) = current.as_mut() {
                 params.push((token.to_ascii_lowercase(), value));
             }
-            rest = remaining;
-        } else if after.starts_with('=') {
-            // A parameter before any scheme: skip it.
-            let (_, remaining) = read_value(after[1..].trim_start());
             rest = remaining;
         } else {
             if let Some(done) = current.take() {

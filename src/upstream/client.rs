@@ -1190,8 +1190,15 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
         }
         cause = current.source();
     }
+    // Not every layer between reqwest and rustls keeps the error's type;
+    // its message still says what happened.
     let text = innermost(error);
     let lowered = text.to_ascii_lowercase();
+    if lowered.contains("invalidcontenttype") || lowered.contains("corrupt message") {
+        return Some(format!(
+            "{text} (the upstream seems to speak plain HTTP, not HTTPS)"
+        ));
+    }
     (lowered.contains("certificate") || lowered.contains("unknownissuer")).then_some(text)
 }
 

@@ -67,7 +67,7 @@ impl TestCa {
         };
         params.subject_alt_names = vec![
             SanType::IpAddress(Ipv4Addr::LOCALHOST.into()),
-            SanType::DnsName("localhost".try_into().expect("DNS name")),
+            SanType::DnsName("localhost".to_owned().try_into().expect("DNS name")),
         ];
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
