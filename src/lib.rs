@@ -11,6 +11,8 @@
 //! - [`auth`]: who is calling and what they may do.
 //! - [`jobs`]: background work (abandoned upload cleanup).
 //! - [`error`]: the one error type and its OCI error codes.
+//! - [`upstream`]: berth as a client of other registries (imports,
+//!   pull-through).
 //! - [`files`]: secrets and certificates written to disk for people.
 //! - [`config`], [`server`], [`tls`], [`cli`]: configuration, assembly, TLS,
 //!   command line.
@@ -36,4 +38,5 @@ pub mod oci;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod upstream;
 pub mod wire;

@@ -11,6 +11,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("wire", &[]),
     ("crash_points", &[]),
     ("files", &[]),
+    ("upstream", &["oci"]),
     ("storage", &["oci", "crash_points", "files"]),
     ("metadata", &["oci", "crash_points", "files"]),
     ("auth", &["metadata", "oci", "files"]),

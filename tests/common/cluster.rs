@@ -75,7 +75,7 @@ fn skip_or_fail<T>(what: &str, require_var: &str, hint: &str) -> Option<T> {
     None
 }
 
-fn tool_missing<T>(what: &str) -> Option<T> {
+pub(super) fn tool_missing<T>(what: &str) -> Option<T> {
     skip_or_fail(
         what,
         "BERTH_REQUIRE_CLIENTS",
@@ -109,7 +109,7 @@ fn runs(program: &Path, flag: &str) -> bool {
 }
 
 /// `$variable` if set, else the first of `candidates` that runs.
-fn find_tool(variable: &str, candidates: &[PathBuf], flag: &str) -> Option<PathBuf> {
+pub(super) fn find_tool(variable: &str, candidates: &[PathBuf], flag: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(variable) {
         return Some(PathBuf::from(path));
     }
@@ -200,7 +200,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `program args` in `cwd`, its output in `log_dir/name.log`.
-    fn spawn(
+    pub(super) fn spawn(
         name: &str,
         program: &Path,
         args: Vec<OsString>,
@@ -330,7 +330,11 @@ impl Drop for Daemon {
 
 /// Polls `probe` every 100 ms until it gives `Some`, for at most
 /// [`READY_TIMEOUT`]; panics with what is known and the daemons' logs.
-async fn wait_until<T, F, Fut>(what: &str, daemons: &mut [&mut Daemon], mut probe: F) -> T
+pub(super) async fn wait_until<T, F, Fut>(
+    what: &str,
+    daemons: &mut [&mut Daemon],
+    mut probe: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -355,7 +359,7 @@ where
     }
 }
 
-fn temp_dir(prefix: &str) -> tempfile::TempDir {
+pub(super) fn temp_dir(prefix: &str) -> tempfile::TempDir {
     let mut dir = tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
@@ -372,7 +376,7 @@ fn args(list: &[String]) -> Vec<OsString> {
 }
 
 /// A random lower-case hex string of `len` characters.
-fn random_hex(len: usize) -> String {
+pub(super) fn random_hex(len: usize) -> String {
     let mut out = uuid::Uuid::new_v4().simple().to_string();
     while out.len() < len {
         out.push_str(&uuid::Uuid::new_v4().simple().to_string());

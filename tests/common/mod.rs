@@ -33,6 +33,10 @@
 //!   machine's PostgreSQL, and a PostgreSQL server of the test's own to kill
 //!   and restart. Each is skipped loudly when its tool is missing, or fails
 //!   the test with `BERTH_REQUIRE_CLIENTS=1` / `BERTH_REQUIRE_POSTGRES=1`.
+//! - [`upstreams`]: registries for berth to import from, started per test:
+//!   the reference registry (`docker-registry`) with htpasswd behind a
+//!   self-signed CA's certificate, and [`LocalUpstream`], a small HTTP
+//!   server a test scripts (429s, wrong bytes, endless bodies).
 //! - [`stores`]: S3 (Signature V4) and Azure Blob (Shared Key) clients for
 //!   those stores, independent of berth's own storage code.
 //!
@@ -50,6 +54,7 @@ pub mod content;
 pub mod process;
 pub mod registry;
 pub mod stores;
+pub mod upstreams;
 
 pub use admin::*;
 pub use assertions::*;
@@ -59,5 +64,6 @@ pub use content::*;
 pub use process::*;
 pub use registry::*;
 pub use stores::*;
+pub use upstreams::*;
 
 pub use reqwest::{Method, StatusCode};
