@@ -1427,7 +1427,13 @@ async fn an_expired_lease_is_taken_over(db: &TestDb) {
         Some("a"),
         "expired, not cleared"
     );
-    let second = b.claim_job("prune", "b", lease).await.unwrap().unwrap();
+    // B's own lease is long: what follows checks that A's late calls are
+    // refused, and must not race B's lease on a busy machine.
+    let second = b
+        .claim_job("prune", "b", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(second.started_at >= seen.lease_until.unwrap());
     let job = b.job("prune").await.unwrap().unwrap();
     assert_eq!(
