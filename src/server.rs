@@ -17,12 +17,13 @@ use crate::auth::address::TrustedProxies;
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
+use crate::domain::image_streams::ImageStreams;
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::domain::uploads::Uploads;
 use crate::jobs;
 use crate::metadata::access::User;
 use crate::metadata::{
-    AccessStore, DatabaseConfig, JobStore, MetadataStore, SqlMetadataStore, now,
+    AccessStore, DatabaseConfig, ImageStreamStore, JobStore, MetadataStore, SqlMetadataStore, now,
 };
 use crate::storage::BlobStore;
 use crate::tls;
@@ -112,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     );
     let metadata: Arc<dyn MetadataStore> = store.clone();
     let job_store: Arc<dyn JobStore> = store.clone();
+    let stream_store: Arc<dyn ImageStreamStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let blobs =
         BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
@@ -160,6 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         read_only: config.read_only,
         admission: Admission::new(&config.requests),
         jobs: job_board.clone(),
+        image_streams: Arc::new(ImageStreams::new(registry.clone(), stream_store)),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)

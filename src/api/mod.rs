@@ -48,6 +48,8 @@ pub struct App {
     pub admission: admission::Admission,
     /// The background jobs' status, for `/api/v1/jobs`.
     pub jobs: Arc<crate::jobs::JobBoard>,
+    /// Image streams: tag history, tagging, rollback (`/api/v1/…/imagestreams`).
+    pub image_streams: Arc<crate::domain::image_streams::ImageStreams>,
 }
 
 pub type AppState = Arc<App>;

@@ -1,4 +1,4 @@
-//! `berth create user|group|serviceaccount|token`.
+//! `berth create user|group|serviceaccount|token|imagestream`.
 
 use anyhow::{Context, bail};
 
@@ -24,6 +24,9 @@ pub enum CreateCommand {
     ServiceAccount(CreateServiceAccountArgs),
     /// Create a token and print it (only it, for `$(berth create token …)`).
     Token(CreateTokenArgs),
+    /// Create an empty image stream (pushes and `berth tag` make them too).
+    #[command(name = "imagestream", visible_alias = "is")]
+    ImageStream(super::image_streams::CreateImageStreamArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +134,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
             let account = client.create_service_account(&ns, &args.name).await?;
             print_created(&account, args.output.as_ref())
         }
+        CreateCommand::ImageStream(args) => super::image_streams::create(args, &session).await,
         CreateCommand::Token(args) => {
             let request = TokenRequest::new(args.name.as_deref(), args.duration.as_deref());
             let token = match token_owner(args.subject.as_deref(), args.namespace.as_deref())? {

@@ -10,7 +10,7 @@ use super::session::{Globals, Session};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Types: token, serviceaccount (sa), user, group, project, rolebinding, \
-clusterrolebinding. `delete token NAME` revokes one of your own tokens (cluster \
+clusterrolebinding, imagestream (is), imagestreamtag (istag, NAME:TAG). `delete token NAME` revokes one of your own tokens (cluster \
 admins: any user token, `--user USER` saying whose when several users have a token of \
 that name); with -n, a service-account token of that project. \
 Deleting a service account or user also revokes its tokens; deleting a project \
@@ -42,9 +42,10 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
     let session = Session::load(globals)?;
     let client = session.client()?;
     let namespace = match resource {
-        Resource::ServiceAccounts | Resource::RoleBindings => {
-            session.namespace(args.namespace.as_deref())?
-        }
+        Resource::ServiceAccounts
+        | Resource::RoleBindings
+        | Resource::ImageStreams
+        | Resource::ImageStreamTags => session.namespace(args.namespace.as_deref())?,
         _ => args.namespace.clone().unwrap_or_default(),
     };
     let target = match resource {
@@ -59,6 +60,12 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
         Resource::Users => Target::User,
         Resource::Groups => Target::Group,
         Resource::Projects => Target::Project,
+        Resource::ImageStreams => Target::ImageStream(&namespace),
+        Resource::ImageStreamTags => Target::ImageStreamTag(&namespace),
+        Resource::ImageStreamImages => bail!(
+            "images are not deleted one by one: delete the tags that use them \
+             (berth delete istag NAME:TAG), or the manifest with skopeo delete"
+        ),
     };
     let mut failed = false;
     for name in &names {
@@ -88,6 +95,8 @@ enum Target<'a> {
     User,
     Group,
     Project,
+    ImageStream(&'a str),
+    ImageStreamTag(&'a str),
 }
 
 async fn delete_one(
@@ -113,5 +122,7 @@ async fn delete_one(
         Target::User => client.delete_user(name).await,
         Target::Group => client.delete_group(name).await,
         Target::Project => client.delete_project(name).await,
+        Target::ImageStream(ns) => client.delete_image_stream(ns, name).await,
+        Target::ImageStreamTag(ns) => client.delete_image_stream_tag(ns, name).await,
     }
 }

@@ -629,7 +629,7 @@ impl Fixture {
 
 /// The metadata rows a refused write must leave alone, as one text per row:
 /// `(table, expression)`.
-const WRITTEN_ROWS: [(&str, &str); 15] = [
+const WRITTEN_ROWS: [(&str, &str); 19] = [
     ("repositories", "name"),
     ("tags", "repository_id || ' ' || name || ' ' || digest"),
     ("repository_manifests", "repository_id || ' ' || digest"),
@@ -656,6 +656,22 @@ const WRITTEN_ROWS: [(&str, &str); 15] = [
         "uid || ' ' || name || ' ' || coalesce(expires_at, '')",
     ),
     ("policy_version", "version"),
+    (
+        "image_streams",
+        "repository_id || ' ' || generation || ' ' || lookup_local",
+    ),
+    (
+        "image_stream_spec_tags",
+        "repository_id || ' ' || name || ' ' || generation",
+    ),
+    (
+        "tag_revisions",
+        "repository_id || ' ' || tag || ' ' || generation || ' ' || digest",
+    ),
+    (
+        "tag_conditions",
+        "repository_id || ' ' || tag || ' ' || condition_type || ' ' || status",
+    ),
 ];
 
 /// A snapshot of [`WRITTEN_ROWS`] and of the storage's files.
