@@ -648,7 +648,9 @@ async fn the_cli_speaks_image_streams() {
         "Tags:             2",
         &format!("  * {host}/myproj/app@{}", a.digest),
         &format!("    {host}/myproj/app@{}", b.digest),
-        "by admin from 127.0.0.1 (rollback of generation 1, generation 4)",
+        // Generation 4 went to the spec tag `berth tag` recorded.
+        "by admin from 127.0.0.1 (rollback of generation 1, generation 5)",
+        "Generation:       5",
         &format!("(tag of myproj/app@{}, generation 3)", b.digest),
         "(push, generation 1)",
         &format!("  tagged from myproj/app@{} (ImageStreamImage)", b.digest),
