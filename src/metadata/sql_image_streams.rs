@@ -309,11 +309,7 @@ async fn link_image(
             let child_digest: String = child.try_get("child_digest")?;
             let kind: String = child.try_get("kind")?;
             match kind.as_str() {
-                "manifest" => {
-                    if seen.insert(child_digest.clone()) {
-                        pending.push(child_digest);
-                    }
-                }
+                "manifest" if seen.insert(child_digest.clone()) => pending.push(child_digest),
                 "config" | "layer" => {
                     sqlx::query(
                         "INSERT INTO repository_blobs (repository_id, digest, created_at) \

@@ -1872,7 +1872,11 @@ mod stream_cases {
         );
         assert!(
             store
-                .missing_in_repository(&target, &[config.clone()], &[image.digest.clone()])
+                .missing_in_repository(
+                    &target,
+                    std::slice::from_ref(&config),
+                    std::slice::from_ref(&image.digest),
+                )
                 .await
                 .unwrap()
                 .is_empty()
