@@ -17,13 +17,15 @@ use crate::auth::address::TrustedProxies;
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
+use crate::domain::image_streams::ImageStreams;
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::domain::secrets::{KeySettings, PullSecrets, load_keys};
 use crate::domain::uploads::Uploads;
 use crate::jobs;
 use crate::metadata::access::User;
 use crate::metadata::{
-    AccessStore, DatabaseConfig, JobStore, MetadataStore, SecretStore, SqlMetadataStore, now,
+    AccessStore, DatabaseConfig, ImageStreamStore, JobStore, MetadataStore, SecretStore,
+    SqlMetadataStore, now,
 };
 use crate::storage::BlobStore;
 use crate::tls;
@@ -114,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let metadata: Arc<dyn MetadataStore> = store.clone();
     let job_store: Arc<dyn JobStore> = store.clone();
     let secret_store: Arc<dyn SecretStore> = store.clone();
+    let stream_store: Arc<dyn ImageStreamStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let blobs =
         BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
@@ -165,6 +168,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admission: Admission::new(&config.requests),
         jobs: job_board.clone(),
         secrets,
+        image_streams: Arc::new(ImageStreams::new(registry.clone(), stream_store)),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)

@@ -418,6 +418,390 @@ pub struct JobStatus {
     pub extra: Extra,
 }
 
+// --- image streams (OpenShift's image.openshift.io/v1 field names)
+
+/// `apiVersion` of image streams and the objects that view them.
+pub const IMAGE_API_VERSION: &str = "image.openshift.io/v1";
+
+/// A repository as an image stream: its spec (what was asked of its tags)
+/// and its status (every tag's history, newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStream {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    /// `metadata.generation` is in `metadata.extra`.
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ImageStreamSpec,
+    #[serde(default)]
+    pub status: ImageStreamStatus,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ImageStream {
+    /// `metadata.generation`.
+    pub fn generation(&self) -> Option<i64> {
+        self.metadata
+            .extra
+            .get("generation")
+            .and_then(Value::as_i64)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStreamSpec {
+    #[serde(default)]
+    pub lookup_policy: ImageLookupPolicy,
+    #[serde(default)]
+    pub tags: Vec<TagReference>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageLookupPolicy {
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// A spec tag: where a tag takes its image from, and how.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagReference {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ObjectReference>,
+    #[serde(default)]
+    pub reference: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    #[serde(default)]
+    pub import_policy: TagImportPolicy,
+    #[serde(default)]
+    pub reference_policy: TagReferencePolicy,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `{"kind":"ImageStreamImage","name":"app@sha256:…","namespace":"ns"}`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectReference {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagImportPolicy {
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub scheduled: bool,
+    /// `Legacy` or `PreserveOriginal`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub import_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TagReferencePolicy {
+    /// `Source` or `Local`.
+    #[serde(rename = "type", default)]
+    pub policy_type: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStreamStatus {
+    /// Where the stream is pulled from: `HOST/NS/NAME`.
+    #[serde(default)]
+    pub docker_image_repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_docker_image_repository: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<NamedTagEventList>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A tag's history (newest first) and conditions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedTagEventList {
+    pub tag: String,
+    #[serde(default)]
+    pub items: Vec<TagEvent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<TagEventCondition>,
+}
+
+/// A revision of a tag. `createdBy`, `clientAddress`, `cause` (`Push`,
+/// `Tag`, `Rollback`, `Import`) and `source` are berth's: who made it,
+/// from where, why, and from what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagEvent {
+    #[serde(default)]
+    pub created: String,
+    #[serde(default)]
+    pub docker_image_reference: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagEventCondition {
+    #[serde(rename = "type", default)]
+    pub condition_type: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub generation: i64,
+}
+
+/// A tag of a stream with the image it points at now (`NAME:TAG`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStreamTag {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagReference>,
+    #[serde(default)]
+    pub generation: i64,
+    #[serde(default)]
+    pub lookup_policy: ImageLookupPolicy,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<TagEventCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// An image of a stream by digest (`NAME@sha256:…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStreamImage {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub image: Image,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// An image: a manifest by digest, with its config's and layers' facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    /// `name` is the digest; `creationTimestamp` the config's `created`.
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub docker_image_reference: String,
+    #[serde(default)]
+    pub docker_image_manifest_media_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_image_metadata: Option<DockerImageMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_image_metadata_version: Option<String>,
+    #[serde(default)]
+    pub docker_image_layers: Vec<ImageLayer>,
+    /// For an index: its manifests, with their platforms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docker_image_manifests: Vec<ImageManifest>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What the image config says, in OpenShift's `DockerImage` spelling
+/// (`Id` is the config's digest).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DockerImageMetadata {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(rename = "apiVersion", default)]
+    pub api_version: String,
+    #[serde(rename = "Id", default)]
+    pub id: String,
+    #[serde(rename = "Created", default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(rename = "Os", default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(
+        rename = "Architecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub architecture: Option<String>,
+    #[serde(rename = "Variant", default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(rename = "Size", default)]
+    pub size: u64,
+    #[serde(rename = "Config", default)]
+    pub config: DockerImageConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DockerImageConfig {
+    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A layer: `name` is its digest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageLayer {
+    pub name: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub media_type: String,
+}
+
+/// A child manifest of an index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    pub digest: String,
+    #[serde(default)]
+    pub media_type: String,
+    #[serde(default)]
+    pub manifest_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// `{"local":true}`: `spec.lookupPolicy` of a stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LookupPolicyRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImageStreamSpecRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lookup_policy: Option<LookupPolicyRequest>,
+}
+
+/// `{"metadata":{"name":"app"},"spec":{"lookupPolicy":{"local":true}}}`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageStreamRequest {
+    pub metadata: NameMeta,
+    pub spec: ImageStreamSpecRequest,
+}
+
+/// The tag to set, as `PUT …/imagestreamtags/NAME:TAG` takes it:
+/// `{"tag":{"from":{"kind":"ImageStreamImage","name":"app@sha256:…"},
+/// "referencePolicy":{"type":"Local"},"importPolicy":{"scheduled":true}},
+/// "alias":false}`. `alias` (berth's) makes a tag follow an
+/// `ImageStreamTag` source of its own stream instead of taking its image
+/// once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageStreamTagRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tag: Option<TagReferenceRequest>,
+    pub alias: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TagReferenceRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub from: Option<ObjectReference>,
+    pub reference: bool,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reference_policy: Option<TagReferencePolicy>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub import_policy: Option<TagImportPolicy>,
+}
+
+/// `{"generation":3}`: roll a tag back to its revision of generation 3.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RollbackRequest {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generation: Option<i64>,
+}
+
 /// `GET /api/v1/version`: `{"apiVersion":"v1","kind":"Version","version":"0.1.0"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -12,6 +12,7 @@
 //! [`AccessControl::policy_changed`] so the very next request sees it.
 
 mod groups;
+mod image_streams;
 mod initialize;
 mod jobs;
 mod names;

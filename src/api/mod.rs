@@ -53,6 +53,8 @@ pub struct App {
     pub jobs: Arc<crate::jobs::JobBoard>,
     /// Pull secrets, for `/api/v1/namespaces/{ns}/secrets` and imports.
     pub secrets: Arc<crate::domain::secrets::PullSecrets>,
+    /// Image streams: tag history, tagging, rollback (`/api/v1/…/imagestreams`).
+    pub image_streams: Arc<crate::domain::image_streams::ImageStreams>,
 }
 
 pub type AppState = Arc<App>;

@@ -20,6 +20,11 @@ pub use crate::wire::{
     ServerVersion, ServiceAccount, Status, Subject, SubjectsBody, Token, TokenRequest, TokenSpec,
     TokenStatus, User, UserRequest,
 };
+pub use crate::wire::{
+    ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest, ImageStreamTag,
+    ImageStreamTagRequest, LookupPolicyRequest, ObjectReference, RollbackRequest, TagImportPolicy,
+    TagReferencePolicy, TagReferenceRequest,
+};
 pub use crate::wire::{Secret, SecretRegistry, SecretRequest};
 
 #[derive(Debug, thiserror::Error)]
@@ -412,8 +417,135 @@ impl ApiClient {
         .await
     }
 
+    // --- image streams
+
+    /// A project's image streams, or (`None`) those of every project the
+    /// caller may read.
+    pub async fn list_image_streams(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<List<ImageStream>, ClientError> {
+        match namespace {
+            Some(ns) => self.get(&["namespaces", ns, "imagestreams"]).await,
+            None => self.get(&["imagestreams"]).await,
+        }
+    }
+
+    pub async fn get_image_stream(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ImageStream, ClientError> {
+        self.get(&["namespaces", namespace, "imagestreams", name])
+            .await
+    }
+
+    pub async fn create_image_stream(
+        &self,
+        namespace: &str,
+        request: &ImageStreamRequest,
+    ) -> Result<ImageStream, ClientError> {
+        self.send(
+            Method::POST,
+            &["namespaces", namespace, "imagestreams"],
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn delete_image_stream(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Status, ClientError> {
+        self.delete(&["namespaces", namespace, "imagestreams", name])
+            .await
+    }
+
+    pub async fn set_image_lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        local: bool,
+    ) -> Result<ImageStream, ClientError> {
+        let body = LookupPolicyRequest { local: Some(local) };
+        self.send(
+            Method::PUT,
+            &[
+                "namespaces",
+                namespace,
+                "imagestreams",
+                name,
+                "lookup-policy",
+            ],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `NAME:TAG`.
+    pub async fn get_image_stream_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ImageStreamTag, ClientError> {
+        self.get(&["namespaces", namespace, "imagestreamtags", name])
+            .await
+    }
+
+    /// Sets `NAME:TAG` as `request` says (`berth tag`).
+    pub async fn set_image_stream_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: &ImageStreamTagRequest,
+    ) -> Result<ImageStreamTag, ClientError> {
+        self.send(
+            Method::PUT,
+            &["namespaces", namespace, "imagestreamtags", name],
+            Some(request),
+        )
+        .await
+    }
+
     pub async fn delete_secret(&self, namespace: &str, name: &str) -> Result<Status, ClientError> {
         self.delete(&["namespaces", namespace, "secrets", name])
+            .await
+    }
+
+    pub async fn delete_image_stream_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Status, ClientError> {
+        self.delete(&["namespaces", namespace, "imagestreamtags", name])
+            .await
+    }
+
+    pub async fn rollback_image_stream_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+        generation: i64,
+    ) -> Result<ImageStreamTag, ClientError> {
+        let body = RollbackRequest {
+            generation: Some(generation),
+        };
+        self.send(
+            Method::POST,
+            &["namespaces", namespace, "imagestreamtags", name, "rollback"],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `NAME@DIGEST`.
+    pub async fn get_image_stream_image(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ImageStreamImage, ClientError> {
+        self.get(&["namespaces", namespace, "imagestreamimages", name])
             .await
     }
 

@@ -1,4 +1,5 @@
 //! `berth create user|group|serviceaccount|token|secret`.
+//! `berth create user|group|serviceaccount|token|imagestream`.
 
 use anyhow::{Context, bail};
 
@@ -26,6 +27,9 @@ pub enum CreateCommand {
     Token(CreateTokenArgs),
     /// Create a pull secret in a project: docker-registry or generic.
     Secret(super::secrets::CreateSecretArgs),
+    /// Create an empty image stream (pushes and `berth tag` make them too).
+    #[command(name = "imagestream", visible_alias = "is")]
+    ImageStream(super::image_streams::CreateImageStreamArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +138,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
             print_created(&account, args.output.as_ref())
         }
         CreateCommand::Secret(args) => super::secrets::create(args, &session).await,
+        CreateCommand::ImageStream(args) => super::image_streams::create(args, &session).await,
         CreateCommand::Token(args) => {
             let request = TokenRequest::new(args.name.as_deref(), args.duration.as_deref());
             let token = match token_owner(args.subject.as_deref(), args.namespace.as_deref())? {

@@ -10,7 +10,7 @@ use super::session::{Globals, Session};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Types: token, serviceaccount (sa), user, group, project, rolebinding, \
-clusterrolebinding, secret. `delete token NAME` revokes one of your own tokens (cluster \
+clusterrolebinding, secret, imagestream (is), imagestreamtag (istag, NAME:TAG). `delete token NAME` revokes one of your own tokens (cluster \
 admins: any user token, `--user USER` saying whose when several users have a token of \
 that name); with -n, a service-account token of that project. \
 Deleting a service account or user also revokes its tokens; deleting a project \
@@ -42,9 +42,11 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
     let session = Session::load(globals)?;
     let client = session.client()?;
     let namespace = match resource {
-        Resource::ServiceAccounts | Resource::RoleBindings | Resource::Secrets => {
-            session.namespace(args.namespace.as_deref())?
-        }
+        Resource::ServiceAccounts
+        | Resource::RoleBindings
+        | Resource::Secrets
+        | Resource::ImageStreams
+        | Resource::ImageStreamTags => session.namespace(args.namespace.as_deref())?,
         _ => args.namespace.clone().unwrap_or_default(),
     };
     let target = match resource {
@@ -60,6 +62,12 @@ pub async fn run(args: DeleteArgs, globals: &Globals) -> anyhow::Result<()> {
         Resource::Groups => Target::Group,
         Resource::Projects => Target::Project,
         Resource::Secrets => Target::Secret(&namespace),
+        Resource::ImageStreams => Target::ImageStream(&namespace),
+        Resource::ImageStreamTags => Target::ImageStreamTag(&namespace),
+        Resource::ImageStreamImages => bail!(
+            "images are not deleted one by one: delete the tags that use them \
+             (berth delete istag NAME:TAG), or the manifest with skopeo delete"
+        ),
     };
     let mut failed = false;
     for name in &names {
@@ -90,6 +98,8 @@ enum Target<'a> {
     Group,
     Project,
     Secret(&'a str),
+    ImageStream(&'a str),
+    ImageStreamTag(&'a str),
 }
 
 async fn delete_one(
@@ -116,5 +126,7 @@ async fn delete_one(
         Target::Group => client.delete_group(name).await,
         Target::Project => client.delete_project(name).await,
         Target::Secret(ns) => client.delete_secret(ns, name).await,
+        Target::ImageStream(ns) => client.delete_image_stream(ns, name).await,
+        Target::ImageStreamTag(ns) => client.delete_image_stream_tag(ns, name).await,
     }
 }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::client::{
     BindingScope, ClientError, Group, Project, RoleBinding, ServiceAccount, Token, User,
 };
+use super::image_streams::{self, StreamResource};
 use super::output::{
     OutputFormat, Printable, age, expires, joined, kind_or, print_list, print_one, timestamp_cell,
 };
@@ -24,6 +25,9 @@ pub enum Resource {
     Users,
     Groups,
     Secrets,
+    ImageStreams,
+    ImageStreamTags,
+    ImageStreamImages,
 }
 
 impl Resource {
@@ -46,6 +50,15 @@ impl Resource {
         ("group", Resource::Groups),
         ("secrets", Resource::Secrets),
         ("secret", Resource::Secrets),
+        ("imagestreams", Resource::ImageStreams),
+        ("imagestream", Resource::ImageStreams),
+        ("is", Resource::ImageStreams),
+        ("imagestreamtags", Resource::ImageStreamTags),
+        ("imagestreamtag", Resource::ImageStreamTags),
+        ("istag", Resource::ImageStreamTags),
+        ("imagestreamimages", Resource::ImageStreamImages),
+        ("imagestreamimage", Resource::ImageStreamImages),
+        ("isimage", Resource::ImageStreamImages),
     ];
 
     /// Singular lower-case kind, as in messages.
@@ -59,6 +72,9 @@ impl Resource {
             Resource::Users => "user",
             Resource::Groups => "group",
             Resource::Secrets => "secret",
+            Resource::ImageStreams => "imagestream",
+            Resource::ImageStreamTags => "imagestreamtag",
+            Resource::ImageStreamImages => "imagestreamimage",
         }
     }
 }
@@ -76,7 +92,7 @@ impl FromStr for Resource {
                 format!(
                     "the server doesn't have a resource type \"{text}\" (known: projects, \
                      serviceaccounts (sa), tokens, rolebindings, clusterrolebindings, users, groups, \
-                     secrets)"
+                     secrets, imagestreams (is), imagestreamtags (istag), imagestreamimages (isimage))"
                 )
             })
     }
@@ -94,7 +110,8 @@ pub fn parse_resource_arg(text: &str) -> Result<(Resource, Option<String>), Stri
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Resources: projects, serviceaccounts (sa), tokens, rolebindings (rb), \
-clusterrolebindings, users, groups, secrets.
+clusterrolebindings, users, groups, secrets, imagestreams (is), imagestreamtags (istag: \
+NAME:TAG), imagestreamimages (isimage: NAME@sha256:…).
 
 `get tokens` without -n lists your own tokens (cluster admins: every user \
 token); with -n, the service-account tokens of that project. Secrets are \
@@ -114,6 +131,9 @@ pub struct GetArgs {
     /// jsonpath='{.items[*].metadata.name}').
     #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
+    /// Image streams of every project you may read.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
 }
 
 pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
@@ -198,6 +218,23 @@ pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
                 Some(name) => print_one(&client.get_secret(&ns, &name).await?, format),
                 None => print_list(&client.list_secrets(&ns).await?, format, Some(&ns)),
             }
+        }
+        Resource::ImageStreams | Resource::ImageStreamTags | Resource::ImageStreamImages => {
+            let what = match resource {
+                Resource::ImageStreams => StreamResource::Streams,
+                Resource::ImageStreamTags => StreamResource::Tags,
+                _ => StreamResource::Images,
+            };
+            image_streams::get(
+                &client,
+                &session,
+                what,
+                name.as_deref(),
+                args.namespace.as_deref(),
+                args.all_namespaces,
+                format,
+            )
+            .await
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   [`auth_file`]: the containers `auth.json`; [`output`]: tables, JSON, YAML.
 //! - one module per verb group: [`login`], [`project`], [`get`], [`create`],
 //!   [`delete`], [`policy`] (and `adm`), [`jobs`] (`adm jobs`), [`version`];
+//!   [`image_streams`]: `describe is`, `tag`, `rollback`, `set image-lookup`
+//!   and the image stream kinds of `get`, `create` and `delete`;
 //!   `completion` is here.
 //! - [`jsonpath`]: the templates of `-o jsonpath=…`.
 
@@ -14,6 +16,7 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod get;
+pub mod image_streams;
 pub mod jobs;
 pub mod jsonpath;
 pub mod login;
@@ -69,12 +72,22 @@ pub enum Command {
     NewProject(project::NewProjectArgs),
     /// Show or switch the current project.
     Project(project::ProjectArgs),
-    /// List objects: projects, serviceaccounts, tokens, rolebindings, users, groups.
+    /// List objects: projects, serviceaccounts, tokens, rolebindings, users,
+    /// groups, imagestreams (is), imagestreamtags (istag), imagestreamimages (isimage).
     Get(get::GetArgs),
-    /// Create a user, group, service account or token.
+    /// Create a user, group, service account, token or image stream.
     Create(create::CreateArgs),
-    /// Delete tokens, service accounts, users, groups, projects, role bindings.
+    /// Delete tokens, service accounts, users, groups, projects, role
+    /// bindings, image streams and image stream tags.
     Delete(delete::DeleteArgs),
+    /// Show an image stream in detail: every tag, its history and conditions.
+    Describe(image_streams::DescribeArgs),
+    /// Tag an image into image streams: SOURCE DEST...
+    Tag(image_streams::TagArgs),
+    /// Roll an image stream tag back to an earlier revision.
+    Rollback(image_streams::RollbackArgs),
+    /// Change objects: set image-lookup.
+    Set(image_streams::SetArgs),
     /// Manage a project's role bindings; who-can.
     Policy(policy::PolicyArgs),
     /// Link pull secrets to a service account (accepted; nothing more is
@@ -181,6 +194,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => get::run(args, &globals()?).await,
         Command::Create(args) => create::run(args, &globals()?).await,
         Command::Delete(args) => delete::run(args, &globals()?).await,
+        Command::Describe(args) => image_streams::describe(args, &globals()?).await,
+        Command::Tag(args) => image_streams::tag(args, &globals()?).await,
+        Command::Rollback(args) => image_streams::rollback(args, &globals()?).await,
+        Command::Set(args) => image_streams::set(args, &globals()?).await,
         Command::Policy(args) => policy::policy(args, &globals()?).await,
         Command::Secrets(args) => secrets::secrets(args, &globals()?).await,
         Command::Adm(args) => policy::adm(args, &globals()?).await,

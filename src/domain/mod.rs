@@ -1,8 +1,10 @@
 //! The registry's domain: manifests (validation, content negotiation), the
 //! pull cache, and the services that implement push and pull on top of the
-//! stores: uploads make blobs, the registry does everything else.
+//! stores: uploads make blobs, the registry does everything else, and
+//! image streams keep each tag's history.
 
 pub mod cache;
+pub mod image_streams;
 pub mod manifest;
 pub mod negotiation;
 pub mod registry;

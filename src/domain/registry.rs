@@ -16,6 +16,7 @@ use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::negotiation::{Accepted, DEFAULT_PLATFORM, look_for_another};
 use crate::error::{RegistryError, Result};
+use crate::metadata::image_streams::RevisionOrigin;
 use crate::metadata::{
     ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
 };
@@ -88,6 +89,12 @@ impl Registry {
     /// metadata store deleted with their project.
     pub fn forget_namespace(&self, namespace: &str) {
         self.cache.invalidate_namespace(namespace);
+    }
+
+    /// Forgets what is cached of `repo`, whose tags changed elsewhere than
+    /// through this service (image stream tag moves, a deleted stream).
+    pub fn forget_repository(&self, repo: &RepositoryName) {
+        self.cache.invalidate(repo);
     }
 
     // ----- blobs
@@ -232,14 +239,16 @@ impl Registry {
     }
 
     /// Stores a validated manifest in `repo` and points its tags at it, in
-    /// one transaction.
+    /// one transaction that also records, for each tag that moves, a
+    /// revision in its image stream history made by `origin`.
     pub async fn store_manifest(
         &self,
         repo: &RepositoryName,
         valid: ValidManifest,
+        origin: &RevisionOrigin,
     ) -> Result<PushedManifest> {
         self.metadata
-            .put_manifest(repo, &valid.new, &valid.pushed.tags)
+            .put_manifest_from(repo, &valid.new, &valid.pushed.tags, origin)
             .await?;
         self.cache.invalidate(repo);
         Ok(valid.pushed)

@@ -12,10 +12,12 @@
 //! in a repository only when this store links it there.
 
 pub mod access;
+pub mod image_streams;
 pub mod jobs;
 pub mod secrets;
 mod sql;
 mod sql_access;
+mod sql_image_streams;
 mod sql_jobs;
 mod sql_secrets;
 #[cfg(test)]
@@ -29,6 +31,7 @@ use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 
 pub use access::AccessStore;
+pub use image_streams::ImageStreamStore;
 pub use jobs::JobStore;
 pub use secrets::SecretStore;
 pub use sql::{DatabaseConfig, SqlMetadataStore};
@@ -257,6 +260,19 @@ pub trait MetadataStore: Send + Sync + 'static {
         repo: &RepositoryName,
         manifest: &NewManifest,
         tags: &[Tag],
+    ) -> Result<()> {
+        let origin = image_streams::RevisionOrigin::unknown_push();
+        self.put_manifest_from(repo, manifest, tags, &origin).await
+    }
+    /// [`put_manifest`](Self::put_manifest), recording a revision by
+    /// `origin` in the history of each tag that moves (and of the tags
+    /// following it), in the same transaction.
+    async fn put_manifest_from(
+        &self,
+        repo: &RepositoryName,
+        manifest: &NewManifest,
+        tags: &[Tag],
+        origin: &image_streams::RevisionOrigin,
     ) -> Result<()>;
     /// The manifest `reference` names in `repo`, with its bytes.
     async fn manifest(
@@ -270,7 +286,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<ManifestMeta>>;
-    /// Removes the manifest from `repo` with every tag pointing at it.
+    /// Removes the manifest from `repo` with every tag pointing at it (and
+    /// those tags' histories).
     async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
     async fn referrers(
         &self,
@@ -285,6 +302,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Option<Page>>;
+    /// Deletes the tag with its history.
     async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
 
     // --- uploads

@@ -17,6 +17,10 @@ use bytes::Bytes;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
+use super::image_streams::RevisionOrigin;
+use super::sql_image_streams::{
+    NewRevision, forget_tag, forget_tags_pointing_at, insert_stream_row, point_tags,
+};
 use super::{
     ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer, Result,
     StoredManifest, Timestamp, Upload, UploadPartRecord, now,
@@ -171,7 +175,7 @@ fn get_u64(row: &AnyRow, column: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| MetadataError::Corrupt(format!("negative {column}: {v}")))
 }
 
-fn parse<T: FromStr>(row: &AnyRow, column: &str) -> Result<T>
+pub(super) fn parse<T: FromStr>(row: &AnyRow, column: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -228,23 +232,31 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-async fn ensure_repository(
+/// The repository's id, making it (and its image stream) if it is new.
+pub(super) async fn ensure_repository(
     conn: &mut sqlx::AnyConnection,
     repo: &RepositoryName,
     at: Timestamp,
 ) -> Result<i64> {
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
     .bind(repo.as_str())
     .bind(at)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected()
+        > 0;
     let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
         .bind(repo.as_str())
         .fetch_one(&mut *conn)
         .await?;
-    Ok(row.try_get("id")?)
+    let id = row.try_get("id")?;
+    if inserted {
+        // Every repository is an image stream.
+        insert_stream_row(conn, id, 0, false, at).await?;
+    }
+    Ok(id)
 }
 
 const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM tags t \
@@ -414,11 +426,12 @@ impl MetadataStore for SqlMetadataStore {
         Ok(missing)
     }
 
-    async fn put_manifest(
+    async fn put_manifest_from(
         &self,
         repo: &RepositoryName,
         manifest: &NewManifest,
         tags: &[Tag],
+        origin: &RevisionOrigin,
     ) -> Result<()> {
         let at = now();
         let mut tx = self.writer.begin().await?;
@@ -462,18 +475,13 @@ impl MetadataStore for SqlMetadataStore {
         .execute(&mut *tx)
         .await?;
         crate::crash_points::reached(crate::crash_points::MANIFEST_INSIDE_TRANSACTION);
-        for tag in tags {
-            sqlx::query(
-                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            )
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .bind(manifest.digest.as_str())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let revision = NewRevision {
+            digest: &manifest.digest,
+            docker_image_reference: None,
+            origin,
+            at,
+        };
+        point_tags(&mut tx, repo_id, repo, tags, &revision).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -529,6 +537,7 @@ impl MetadataStore for SqlMetadataStore {
             return Ok(false);
         };
         let repo_id: i64 = row.try_get("id")?;
+        forget_tags_pointing_at(&mut tx, repo_id, digest).await?;
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest.as_str())
@@ -623,15 +632,23 @@ impl MetadataStore for SqlMetadataStore {
     }
 
     async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
-        let result = sqlx::query(
-            "DELETE FROM tags WHERE name = $2 AND repository_id = \
-             (SELECT id FROM repositories WHERE name = $1)",
-        )
-        .bind(repo.as_str())
-        .bind(tag.as_str())
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(repo.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let (deleted, _) = forget_tag(&mut tx, row.try_get("id")?, tag.as_str()).await?;
+        if !deleted {
+            // A tag with a spec and no image is not one `/v2/` knows: a
+            // refusal changes nothing.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {

@@ -1799,3 +1799,542 @@ mod pull_secrets {
         assert_eq!(names(store.secrets("other").await.unwrap()), ["other/a"]);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Image streams (migration 0009): every repository is a stream whose tags
+// keep a history of revisions, written with the tag's row.
+
+mod stream_cases {
+    use super::*;
+    use crate::metadata::image_streams::*;
+
+    engine_tests!(
+        ;
+        db:
+        pushes_record_revisions_and_tags_roll_back,
+        tagging_from_another_repository_links_the_image,
+        aliases_follow_their_source_tag,
+        streams_are_listed_by_namespace_and_go_with_it,
+        tag_conditions_keep_their_transition_time,
+        concurrent_pushes_to_one_tag_leave_tag_and_history_agreeing,
+    );
+
+    fn by(who: &str, cause: RevisionCause) -> RevisionOrigin {
+        RevisionOrigin {
+            cause,
+            by: Some(who.into()),
+            address: Some("192.0.2.7".into()),
+            source: None,
+        }
+    }
+
+    /// (generation, digest) of `tag`'s history, newest first.
+    async fn history(
+        store: &SqlMetadataStore,
+        repo: &RepositoryName,
+        t: &str,
+    ) -> Vec<(i64, Digest)> {
+        store
+            .stream(repo)
+            .await
+            .unwrap()
+            .unwrap()
+            .history_of(t)
+            .map(|r| (r.generation, r.digest.clone()))
+            .collect()
+    }
+
+    async fn tagged(store: &SqlMetadataStore, repo: &RepositoryName, t: &str) -> Option<Digest> {
+        store
+            .manifest_meta(repo, &Reference::Tag(tag(t)))
+            .await
+            .unwrap()
+            .map(|m| m.digest)
+    }
+
+    async fn pushes_record_revisions_and_tags_roll_back(db: &TestDb) {
+        let store = &db.store;
+        let app = repo("ns/app");
+        let (m1, m2) = (manifest("one", None, None), manifest("two", None, None));
+        store
+            .put_manifest_from(&app, &m1, &[tag("v1")], &by("alice", RevisionCause::Push))
+            .await
+            .unwrap();
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        assert_eq!(stream.generation, 1);
+        let first = stream.history_of("v1").next().unwrap();
+        assert_eq!(
+            (first.generation, &first.digest, first.origin.by.as_deref()),
+            (1, &m1.digest, Some("alice"))
+        );
+        assert_eq!(first.origin.address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(first.origin.cause, RevisionCause::Push);
+        // The same digest again: no revision.
+        store
+            .put_manifest_from(&app, &m1, &[tag("v1")], &by("bob", RevisionCause::Push))
+            .await
+            .unwrap();
+        assert_eq!(
+            history(store, &app, "v1").await,
+            vec![(1, m1.digest.clone())]
+        );
+        // Another digest: prepended, and what pulls get.
+        store.put_manifest(&app, &m2, &[tag("v1")]).await.unwrap();
+        assert_eq!(
+            history(store, &app, "v1").await,
+            vec![(2, m2.digest.clone()), (1, m1.digest.clone())]
+        );
+        assert_eq!(tagged(store, &app, "v1").await, Some(m2.digest.clone()));
+        // Rolling back is a revision too.
+        let back = TagTarget {
+            digest: m1.digest.clone(),
+            docker_image_reference: None,
+            from_repository: None,
+        };
+        let moved = store
+            .move_tag(
+                &app,
+                &tag("v1"),
+                &back,
+                &by("carol", RevisionCause::Rollback),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            moved,
+            TagMove::Moved {
+                generation: 3,
+                followers: vec![]
+            }
+        );
+        assert_eq!(tagged(store, &app, "v1").await, Some(m1.digest.clone()));
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        let newest = stream.history_of("v1").next().unwrap();
+        assert_eq!(newest.origin.cause, RevisionCause::Rollback);
+        assert_eq!(stream.generation, 3);
+        // Moving it where it is records nothing; an image the repository
+        // does not hold is refused and changes nothing.
+        assert_eq!(
+            store
+                .move_tag(&app, &tag("v1"), &back, &by("carol", RevisionCause::Tag))
+                .await
+                .unwrap(),
+            TagMove::Unchanged
+        );
+        let unknown = TagTarget {
+            digest: digest("never pushed"),
+            docker_image_reference: None,
+            from_repository: None,
+        };
+        assert_eq!(
+            store
+                .move_tag(&app, &tag("v2"), &unknown, &by("carol", RevisionCause::Tag))
+                .await
+                .unwrap(),
+            TagMove::ImageUnknown
+        );
+        assert_eq!(tagged(store, &app, "v2").await, None);
+        assert_eq!(store.stream(&app).await.unwrap().unwrap().generation, 3);
+        // Deleting the tag over /v2/ takes its history; deleting a manifest
+        // takes the history of the tags that pointed at it.
+        store.put_manifest(&app, &m2, &[tag("v2")]).await.unwrap();
+        assert!(store.delete_tag(&app, &tag("v1")).await.unwrap());
+        assert!(history(store, &app, "v1").await.is_empty());
+        assert!(store.delete_manifest(&app, &m2.digest).await.unwrap());
+        assert!(history(store, &app, "v2").await.is_empty());
+        assert!(
+            store
+                .stream(&app)
+                .await
+                .unwrap()
+                .unwrap()
+                .history
+                .is_empty()
+        );
+    }
+
+    async fn tagging_from_another_repository_links_the_image(db: &TestDb) {
+        let store = &db.store;
+        let (source, target) = (repo("shared/base"), repo("team/app"));
+        let config = digest("base config");
+        store.link_blob(&source, &config, 12).await.unwrap();
+        let image = manifest("base image", None, None);
+        let mut image = image;
+        image.references = vec![(config.clone(), ReferenceKind::Config)];
+        store
+            .put_manifest(&source, &image, &[tag("1.0")])
+            .await
+            .unwrap();
+        let target_tag = TagTarget {
+            digest: image.digest.clone(),
+            docker_image_reference: None,
+            from_repository: Some(source.clone()),
+        };
+        let moved = store
+            .move_tag(
+                &target,
+                &tag("base"),
+                &target_tag,
+                &by("alice", RevisionCause::Tag),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(moved, TagMove::Moved { .. }), "{moved:?}");
+        assert_eq!(
+            tagged(store, &target, "base").await,
+            Some(image.digest.clone())
+        );
+        assert_eq!(
+            store.repository_blob(&target, &config).await.unwrap(),
+            Some(12)
+        );
+        assert!(
+            store
+                .missing_in_repository(
+                    &target,
+                    std::slice::from_ref(&config),
+                    std::slice::from_ref(&image.digest),
+                )
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A source that does not hold the image links nothing and tags nothing.
+        let elsewhere = TagTarget {
+            digest: image.digest.clone(),
+            docker_image_reference: None,
+            from_repository: Some(repo("shared/other")),
+        };
+        assert_eq!(
+            store
+                .move_tag(
+                    &repo("team/x"),
+                    &tag("t"),
+                    &elsewhere,
+                    &by("a", RevisionCause::Tag)
+                )
+                .await
+                .unwrap(),
+            TagMove::ImageUnknown
+        );
+        assert!(!store.repository_exists(&repo("team/x")).await.unwrap());
+    }
+
+    async fn aliases_follow_their_source_tag(db: &TestDb) {
+        let store = &db.store;
+        let app = repo("ns/app");
+        let (m1, m2) = (manifest("a1", None, None), manifest("a2", None, None));
+        store
+            .put_manifest(&app, &m1, &[tag("latest")])
+            .await
+            .unwrap();
+        let generation = store
+            .set_spec_tag(
+                &app,
+                &SpecTag {
+                    name: "current".into(),
+                    from: Some(TagSource {
+                        kind: "ImageStreamTag".into(),
+                        namespace: Some("ns".into()),
+                        name: "app:latest".into(),
+                    }),
+                    reference: false,
+                    reference_policy: "Source".into(),
+                    import_scheduled: false,
+                    import_insecure: false,
+                    import_mode: "PreserveOriginal".into(),
+                    generation: 0,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(generation, 2);
+        store
+            .put_manifest_from(&app, &m2, &[tag("latest")], &by("bob", RevisionCause::Push))
+            .await
+            .unwrap();
+        assert_eq!(
+            tagged(store, &app, "current").await,
+            Some(m2.digest.clone())
+        );
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        let followed = stream.history_of("current").next().unwrap();
+        assert_eq!(followed.origin.cause, RevisionCause::Tag);
+        assert_eq!(followed.origin.source.as_deref(), Some("ns/app:latest"));
+        assert_eq!(stream.spec_tag("current").unwrap().generation, 2);
+        // Two tags following each other end; each moves once.
+        let mut loop_spec = stream.spec_tag("current").unwrap().clone();
+        loop_spec.name = "latest".into();
+        loop_spec.from.as_mut().unwrap().name = "app:current".into();
+        store.set_spec_tag(&app, &loop_spec).await.unwrap();
+        store
+            .put_manifest(&app, &m1, &[tag("latest")])
+            .await
+            .unwrap();
+        assert_eq!(
+            tagged(store, &app, "current").await,
+            Some(m1.digest.clone())
+        );
+        assert_eq!(history(store, &app, "latest").await.len(), 3);
+    }
+
+    async fn streams_are_listed_by_namespace_and_go_with_it(db: &TestDb) {
+        let store = &db.store;
+        assert!(store.create_stream(&repo("a_b/empty"), true).await.unwrap());
+        assert!(
+            !store
+                .create_stream(&repo("a_b/empty"), false)
+                .await
+                .unwrap()
+        );
+        let m = manifest("listed", None, None);
+        for name in ["a_b/app", "a_b/team/app", "axb/app", "a_b"] {
+            store
+                .put_manifest(&repo(name), &m, &[tag("1")])
+                .await
+                .unwrap();
+        }
+        let names = |streams: Vec<StoredStream>| {
+            streams
+                .into_iter()
+                .map(|s| s.repository.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(store.streams(Some("a_b")).await.unwrap()),
+            ["a_b/app", "a_b/empty", "a_b/team/app"]
+        );
+        assert_eq!(
+            names(store.streams(None).await.unwrap()),
+            ["a_b/app", "a_b/empty", "a_b/team/app", "axb/app"]
+        );
+        let empty = store.stream(&repo("a_b/empty")).await.unwrap().unwrap();
+        assert!(empty.lookup_local && empty.history.is_empty());
+        assert_eq!(empty.generation, 1);
+        assert!(
+            store
+                .set_lookup_policy(&repo("a_b/empty"), false)
+                .await
+                .unwrap()
+        );
+        let empty = store.stream(&repo("a_b/empty")).await.unwrap().unwrap();
+        assert!(!empty.lookup_local);
+        assert_eq!(empty.generation, 2);
+        assert!(
+            !store
+                .set_lookup_policy(&repo("a_b/none"), true)
+                .await
+                .unwrap()
+        );
+        // A stream deleted takes its repository with it.
+        assert!(store.delete_stream(&repo("a_b/team/app")).await.unwrap());
+        assert!(!store.delete_stream(&repo("a_b/team/app")).await.unwrap());
+        assert!(
+            !store
+                .repository_exists(&repo("a_b/team/app"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(tagged(store, &repo("a_b/team/app"), "1").await, None);
+        // A tag deleted with delete_stream_tag takes its spec too.
+        assert!(
+            store
+                .delete_stream_tag(&repo("a_b/app"), "1")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_stream_tag(&repo("a_b/app"), "1")
+                .await
+                .unwrap()
+        );
+        assert_eq!(tagged(store, &repo("a_b/app"), "1").await, None);
+        // The project deleted takes its streams.
+        store.create_namespace(&namespace("a_b")).await.unwrap();
+        assert!(store.delete_namespace("a_b").await.unwrap());
+        assert!(store.streams(Some("a_b")).await.unwrap().is_empty());
+        assert_eq!(names(store.streams(None).await.unwrap()), ["axb/app"]);
+    }
+
+    async fn tag_conditions_keep_their_transition_time(db: &TestDb) {
+        let store = &db.store;
+        let app = repo("ns/imported");
+        assert!(store.create_stream(&app, false).await.unwrap());
+        let failed = |at: i64, message: &str| TagCondition {
+            tag: "1.0".into(),
+            condition_type: "ImportSuccess".into(),
+            status: "False".into(),
+            reason: Some("Unreachable".into()),
+            message: Some(message.into()),
+            last_transition_at: at,
+            generation: 1,
+        };
+        assert!(
+            store
+                .set_tag_condition(&app, &failed(100, "first"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .set_tag_condition(&app, &failed(200, "again"))
+                .await
+                .unwrap()
+        );
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        assert_eq!(stream.conditions.len(), 1);
+        assert_eq!(stream.conditions[0].last_transition_at, 100);
+        assert_eq!(stream.conditions[0].message.as_deref(), Some("again"));
+        let mut recovered = failed(300, "ok");
+        recovered.status = "True".into();
+        assert!(store.set_tag_condition(&app, &recovered).await.unwrap());
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        assert_eq!(stream.conditions[0].last_transition_at, 300);
+        assert!(
+            !store
+                .set_tag_condition(&repo("ns/none"), &recovered)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Replicas pushing different images to one tag at once: every push
+    /// that moved the tag has its own generation, and the tag's row ends
+    /// at the newest revision's image.
+    async fn concurrent_pushes_to_one_tag_leave_tag_and_history_agreeing(db: &TestDb) {
+        const REPLICAS: usize = 3;
+        const PUSHES: usize = 8;
+        let app = repo("ns/race");
+        let mut replicas = Vec::new();
+        for _ in 0..REPLICAS {
+            replicas.push(std::sync::Arc::new(
+                SqlMetadataStore::connect(&db.config).await.unwrap(),
+            ));
+        }
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(REPLICAS * PUSHES));
+        let mut pushes = Vec::new();
+        for (r, replica) in replicas.iter().enumerate() {
+            for p in 0..PUSHES {
+                let (replica, barrier, app) = (replica.clone(), barrier.clone(), app.clone());
+                pushes.push(tokio::spawn(async move {
+                    let m = manifest(&format!("race {r} {p}"), None, None);
+                    barrier.wait().await;
+                    replica
+                        .put_manifest_from(
+                            &app,
+                            &m,
+                            &[tag("t"), tag("u")],
+                            &by("x", RevisionCause::Push),
+                        )
+                        .await
+                        .unwrap();
+                }));
+            }
+        }
+        for push in pushes {
+            push.await.unwrap();
+        }
+        let stream = db.store.stream(&app).await.unwrap().unwrap();
+        for t in ["t", "u"] {
+            let revisions: Vec<_> = stream.history_of(t).collect();
+            assert_eq!(revisions.len(), REPLICAS * PUSHES, "{t}");
+            let mut generations: Vec<i64> = revisions.iter().map(|r| r.generation).collect();
+            generations.dedup();
+            assert_eq!(generations.len(), REPLICAS * PUSHES, "{t}: {generations:?}");
+            assert_eq!(
+                tagged(&db.store, &app, t).await,
+                Some(revisions[0].digest.clone())
+            );
+        }
+        assert_eq!(stream.generation, (2 * REPLICAS * PUSHES) as i64);
+        for replica in replicas {
+            replica.close().await;
+        }
+    }
+}
+
+/// Migration 0009 makes every repository a stream and every tag's current
+/// image its first revision.
+async fn streams_from_migration_0009(url: &str, engine: &str, config: DatabaseConfig) {
+    let pool = migrate_to_before(url, engine, 9).await;
+    let d = digest("old image");
+    sqlx::query("INSERT INTO repositories (id, name, created_at) VALUES (7, 'old/app', 5)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO manifests (digest, media_type, size, content, created_at) \
+         VALUES ($1, 'application/vnd.oci.image.manifest.v1+json', 2, $2, 5)",
+    )
+    .bind(d.as_str())
+    .bind(b"{}".to_vec())
+    .execute(&pool)
+    .await
+    .unwrap();
+    for statement in [
+        "INSERT INTO repository_manifests (repository_id, digest, created_at) VALUES (7, $1, 5)",
+        "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (7, 'v1', $1, 6)",
+    ] {
+        sqlx::query(statement)
+            .bind(d.as_str())
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    pool.close().await;
+    let store = SqlMetadataStore::connect(&config).await.unwrap();
+    let stream = image_streams::ImageStreamStore::stream(&store, &repo("old/app"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stream.generation, 1);
+    let revision = stream.history_of("v1").next().unwrap();
+    assert_eq!(
+        (revision.generation, &revision.digest, revision.created_at),
+        (1, &d, 6)
+    );
+    // The next push moves on from there.
+    let m = manifest("new image", None, None);
+    store
+        .put_manifest(&repo("old/app"), &m, &[tag("v1")])
+        .await
+        .unwrap();
+    let stream = image_streams::ImageStreamStore::stream(&store, &repo("old/app"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stream.history_of("v1").next().unwrap().generation, 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn migration_0009_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    streams_from_migration_0009(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+}
+
+#[tokio::test]
+async fn migration_0009_on_postgres() {
+    let Some((admin_url, name, url)) = empty_postgres_database().await else {
+        return;
+    };
+    streams_from_migration_0009(
+        &url,
+        "postgres",
+        DatabaseConfig::Postgres {
+            url: url.clone(),
+            max_connections: 2,
+        },
+    )
+    .await;
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .await;
+    }
+}

@@ -24,6 +24,10 @@ enum Rule {
     Namespace(Option<Verb>),
     /// Cluster admins; for anyone else the object does not exist (404).
     HiddenUnlessClusterAdmin,
+    /// A role in the namespace with all these verbs (image streams:
+    /// tagging takes view and push, deleting view and delete). A role
+    /// lacking one: 403; no role, or no such namespace: 404.
+    NamespaceAll(&'static [Verb]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +80,17 @@ enum Api {
     RunJob,
     Initialize,
     Discovery,
+    ListAllImageStreams,
+    ListImageStreams,
+    CreateImageStream,
+    GetImageStream,
+    DeleteImageStream,
+    SetImageLookup,
+    GetImageStreamTag,
+    SetImageStreamTag,
+    DeleteImageStreamTag,
+    RollbackImageStreamTag,
+    GetImageStreamImage,
 }
 
 /// Every `/api/v1` route. Targets: for namespaced routes [`NS`] and
@@ -158,8 +173,50 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         // Open, and refused: this registry made its admin at start.
         row(Initialize, Open, err(400, "BadRequest"), None),
         row(Discovery, Open, ok(200), None),
+        // Image streams: registry-viewer reads, registry-editor tags and
+        // deletes, system:image-puller and -pusher do neither.
+        row(ListAllImageStreams, Authenticated, ok(200), None),
+        row(
+            ListImageStreams,
+            NamespaceAll(READ_STREAMS),
+            ok(200),
+            missing,
+        ),
+        row(CreateImageStream, NamespaceAll(TAG), ok(201), missing),
+        row(GetImageStream, NamespaceAll(READ_STREAMS), ok(200), missing),
+        row(
+            DeleteImageStream,
+            NamespaceAll(DELETE_STREAMS),
+            ok(200),
+            missing,
+        ),
+        row(SetImageLookup, NamespaceAll(TAG), ok(200), missing),
+        row(
+            GetImageStreamTag,
+            NamespaceAll(READ_STREAMS),
+            ok(200),
+            missing,
+        ),
+        row(SetImageStreamTag, NamespaceAll(TAG), ok(201), missing),
+        row(
+            DeleteImageStreamTag,
+            NamespaceAll(DELETE_STREAMS),
+            ok(200),
+            missing,
+        ),
+        row(RollbackImageStreamTag, NamespaceAll(TAG), ok(200), missing),
+        row(
+            GetImageStreamImage,
+            NamespaceAll(READ_STREAMS),
+            ok(200),
+            missing,
+        ),
     ]
 }
+
+const READ_STREAMS: &[Verb] = &[Verb::View];
+const TAG: &[Verb] = &[Verb::View, Verb::Push];
+const DELETE_STREAMS: &[Verb] = &[Verb::View, Verb::Delete];
 
 fn api_expect(row: &Row<Api, Rule>, caller: &Caller, target: Target) -> Exp {
     let allowed_answer = row.answer(target);
@@ -182,6 +239,9 @@ fn api_expect(row: &Row<Api, Rule>, caller: &Caller, target: Target) -> Exp {
         Rule::Namespace(_) if target == Target::Absent || caller.verbs.is_empty() => not_found,
         Rule::Namespace(Some(verb)) if !caller.verbs.contains(&verb) => forbidden,
         Rule::Namespace(_) => allowed_answer,
+        Rule::NamespaceAll(_) if target == Target::Absent || caller.verbs.is_empty() => not_found,
+        Rule::NamespaceAll(verbs) if !verbs.iter().all(|v| caller.verbs.contains(v)) => forbidden,
+        Rule::NamespaceAll(_) => allowed_answer,
     }
 }
 
@@ -464,6 +524,78 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
         Initialize => Req::new(Method::POST, api("/user/initialize".into()))
             .json(json!({"username": "intruder", "password": "intruder-pw"})),
         Discovery => Req::new(Method::GET, api("/discovery".into())),
+        ListAllImageStreams => Req::new(Method::GET, api("/imagestreams".into())),
+        ListImageStreams => Req::new(Method::GET, api(format!("/namespaces/{ns}/imagestreams"))),
+        CreateImageStream => Req::new(Method::POST, api(format!("/namespaces/{ns}/imagestreams")))
+            .json(json!({"metadata": {"name": format!("made-{k}")}})),
+        GetImageStream => Req::new(
+            Method::GET,
+            api(format!("/namespaces/{ns}/imagestreams/app")),
+        ),
+        DeleteImageStream => {
+            let name = format!("doomed-{k}");
+            if existing {
+                admin
+                    .api_expect(
+                        Method::POST,
+                        &format!("/api/v1/namespaces/{NS}/imagestreams"),
+                        Some(&json!({"metadata": {"name": name}})),
+                        StatusCode::CREATED,
+                    )
+                    .await;
+            }
+            Req::new(
+                Method::DELETE,
+                api(format!("/namespaces/{ns}/imagestreams/{name}")),
+            )
+        }
+        SetImageLookup => Req::new(
+            Method::PUT,
+            api(format!("/namespaces/{ns}/imagestreams/app/lookup-policy")),
+        )
+        .json(json!({"local": true})),
+        GetImageStreamTag => Req::new(
+            Method::GET,
+            api(format!("/namespaces/{ns}/imagestreamtags/app:latest")),
+        ),
+        SetImageStreamTag => Req::new(
+            Method::PUT,
+            api(format!("/namespaces/{ns}/imagestreamtags/app:cell-{k}")),
+        )
+        .json(json!({"tag": {"from": {"kind": "ImageStreamTag", "name": "app:latest"}}})),
+        DeleteImageStreamTag => {
+            let tag = format!("doomed-{k}");
+            if existing {
+                admin
+                    .api_expect(
+                        Method::PUT,
+                        &format!("/api/v1/namespaces/{NS}/imagestreamtags/app:{tag}"),
+                        Some(&json!({"tag": {"from": {"kind": "ImageStreamTag", "name": "app:latest"}}})),
+                        StatusCode::CREATED,
+                    )
+                    .await;
+            }
+            Req::new(
+                Method::DELETE,
+                api(format!("/namespaces/{ns}/imagestreamtags/app:{tag}")),
+            )
+        }
+        // Generation 1 is the image `latest` points at: allowed, it
+        // records nothing (as a push of the same image would not).
+        RollbackImageStreamTag => Req::new(
+            Method::POST,
+            api(format!(
+                "/namespaces/{ns}/imagestreamtags/app:latest/rollback"
+            )),
+        )
+        .json(json!({"generation": 1})),
+        GetImageStreamImage => Req::new(
+            Method::GET,
+            api(format!(
+                "/namespaces/{ns}/imagestreamimages/app@{}",
+                fx.image.digest
+            )),
+        ),
     }
 }
 

@@ -629,7 +629,7 @@ impl Fixture {
 
 /// The metadata rows a refused write must leave alone, as one text per row:
 /// `(table, expression)`.
-const WRITTEN_ROWS: [(&str, &str); 16] = [
+const WRITTEN_ROWS: [(&str, &str); 20] = [
     ("repositories", "name"),
     ("tags", "repository_id || ' ' || name || ' ' || digest"),
     ("repository_manifests", "repository_id || ' ' || digest"),
@@ -659,6 +659,22 @@ const WRITTEN_ROWS: [(&str, &str); 16] = [
     (
         "pull_secrets",
         "namespace || ' ' || name || ' ' || uid || ' ' || key_id",
+    ),
+    (
+        "image_streams",
+        "repository_id || ' ' || generation || ' ' || lookup_local",
+    ),
+    (
+        "image_stream_spec_tags",
+        "repository_id || ' ' || name || ' ' || generation",
+    ),
+    (
+        "tag_revisions",
+        "repository_id || ' ' || tag || ' ' || generation || ' ' || digest",
+    ),
+    (
+        "tag_conditions",
+        "repository_id || ' ' || tag || ' ' || condition_type || ' ' || status",
     ),
 ];
 

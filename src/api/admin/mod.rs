@@ -1,6 +1,6 @@
 //! The administration REST API under `/api/v1`, as docs/rest-api.md
 //! specifies it: projects, service accounts, tokens, role bindings, users,
-//! groups, background jobs, the first-user bootstrap, the server's version
+//! groups, image streams, background jobs, the first-user bootstrap, the server's version
 //! and the OpenAPI description.
 //!
 //! Handlers are thin: they authenticate the caller ([`Authenticated`]), read
@@ -14,6 +14,7 @@
 
 mod discovery;
 mod groups;
+mod image_streams;
 mod initialize;
 mod jobs;
 pub(crate) mod objects;
@@ -282,6 +283,73 @@ pub(crate) fn routes() -> Vec<Route> {
             "/namespaces/{ns}/secrets/{name}",
             "api_secrets_delete",
             secrets::delete,
+        ),
+        // Image streams, their tags and images.
+        route(
+            M::GET,
+            "/imagestreams",
+            "api_imagestreams_list_all",
+            image_streams::list_all,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/imagestreams",
+            "api_imagestreams_list",
+            image_streams::list,
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/imagestreams",
+            "api_imagestreams_create",
+            image_streams::create,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/imagestreams/{name}",
+            "api_imagestreams_get",
+            image_streams::get,
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/imagestreams/{name}",
+            "api_imagestreams_delete",
+            image_streams::delete,
+        ),
+        route(
+            M::PUT,
+            "/namespaces/{ns}/imagestreams/{name}/lookup-policy",
+            "api_imagestreams_lookup_policy",
+            image_streams::set_lookup_policy,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/imagestreamtags/{name}",
+            "api_imagestreamtags_get",
+            image_streams::get_tag,
+        ),
+        route(
+            M::PUT,
+            "/namespaces/{ns}/imagestreamtags/{name}",
+            "api_imagestreamtags_put",
+            image_streams::put_tag,
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/imagestreamtags/{name}",
+            "api_imagestreamtags_delete",
+            image_streams::delete_tag,
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/imagestreamtags/{name}/rollback",
+            "api_imagestreamtags_rollback",
+            image_streams::rollback,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/imagestreamimages/{name}",
+            "api_imagestreamimages_get",
+            image_streams::get_image,
         ),
         // Background jobs.
         route(M::GET, "/jobs", "api_jobs_list", jobs::list),

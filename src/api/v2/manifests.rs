@@ -12,6 +12,7 @@ use crate::domain::manifest::MAX_MANIFEST_SIZE;
 use crate::domain::negotiation::Accepted;
 use crate::error::{RegistryError, Result};
 use crate::metadata::ManifestMeta;
+use crate::metadata::image_streams::{RevisionCause, RevisionOrigin};
 use crate::oci::names::{Reference, RepositoryName, Tag};
 
 static OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
@@ -131,7 +132,13 @@ pub(super) async fn put(
         .await?;
     // Storing it is the first write of a push made of this manifest alone.
     request.prepare_push(app, name).await?;
-    let pushed = app.registry.store_manifest(name, valid).await?;
+    let origin = RevisionOrigin {
+        cause: RevisionCause::Push,
+        by: (!request.caller.is_anonymous()).then(|| request.caller.principal.name()),
+        address: request.client_address.map(|a| a.to_string()),
+        source: None,
+    };
+    let pushed = app.registry.store_manifest(name, valid, &origin).await?;
 
     let mut response = (
         StatusCode::CREATED,

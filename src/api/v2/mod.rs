@@ -37,6 +37,9 @@ pub(crate) struct V2Request {
     pub headers: HeaderMap,
     pub query: Query,
     pub caller: Caller,
+    /// The client's address (`X-Forwarded-For` from trusted proxies), for
+    /// the image stream history of pushes.
+    pub client_address: Option<std::net::IpAddr>,
     /// Set when the response body can be sent from blob files
     /// ([`crate::api::sendfile`]): HTTP/1 on a plain TCP connection.
     pub sends_from_file: Option<SendsFromFile>,
@@ -153,7 +156,9 @@ async fn handle(
         Version::HTTP_10 | Version::HTTP_11 => parts.extensions.get::<SendsFromFile>().cloned(),
         _ => None,
     };
+    let client_address = app.access.client_address(&parts.headers, peer);
     let request = V2Request {
+        client_address,
         method: parts.method,
         query: Query::parse(parts.uri.query()),
         headers: parts.headers,

@@ -1,0 +1,721 @@
+//! [`ImageStreamStore`] over SQL (both engines, like `sql.rs`), and the
+//! step every tag move shares, [`point_tags`], which pushes run inside
+//! their own transaction.
+//!
+//! Revisions of one stream are ordered by its row in `image_streams`: a
+//! write that records revisions first takes that row (`UPDATE … SET
+//! generation = generation … RETURNING`), which on PostgreSQL holds its row
+//! lock until commit, so concurrent pushes and tag moves of one stream take
+//! their generations one after the other and never deadlock on each other's
+//! tag rows. On SQLite the single writer serializes them anyway.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use super::image_streams::{
+    ImageStreamStore, Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream, TagCondition,
+    TagMove, TagSource, TagTarget,
+};
+use super::sql::{SqlMetadataStore, ensure_repository, parse};
+use super::{MetadataError, Result, Timestamp, now};
+use crate::oci::digest::Digest;
+use crate::oci::names::{RepositoryName, Tag};
+
+/// How many tags one move may carry along through `--alias` chains: the
+/// chains are short in practice, and this bounds a loop of aliases.
+const MAX_FOLLOWING_TAGS: usize = 64;
+
+/// The stream's name within its namespace (`team/app` of `ns/team/app`);
+/// `None` for a repository of one component.
+pub(super) fn stream_name(repo: &RepositoryName) -> Option<&str> {
+    repo.as_str().split_once('/').map(|(_, rest)| rest)
+}
+
+/// The stream row of a repository made now: generation 0 when a push makes
+/// it (its first revision is generation 1).
+pub(super) async fn insert_stream_row(
+    conn: &mut AnyConnection,
+    repo_id: i64,
+    generation: i64,
+    lookup_local: bool,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO image_streams (repository_id, uid, generation, lookup_local, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository_id) DO NOTHING",
+    )
+    .bind(repo_id)
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(generation)
+    .bind(i64::from(lookup_local))
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the stream's row for the rest of the transaction and returns its
+/// generation (making the row if a repository older than it lacks one).
+async fn lock_stream(conn: &mut AnyConnection, repo_id: i64, at: Timestamp) -> Result<i64> {
+    for _ in 0..2 {
+        let row = sqlx::query(
+            "UPDATE image_streams SET generation = generation WHERE repository_id = $1 \
+             RETURNING generation",
+        )
+        .bind(repo_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            return Ok(row.try_get("generation")?);
+        }
+        insert_stream_row(conn, repo_id, 0, false, at).await?;
+    }
+    Err(MetadataError::Corrupt(format!(
+        "the image stream row of repository {repo_id} cannot be made"
+    )))
+}
+
+async fn set_generation(conn: &mut AnyConnection, repo_id: i64, generation: i64) -> Result<()> {
+    sqlx::query("UPDATE image_streams SET generation = $2 WHERE repository_id = $1")
+        .bind(repo_id)
+        .bind(generation)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The image tags are pointed at, and the revisions that records.
+pub(super) struct NewRevision<'a> {
+    pub digest: &'a Digest,
+    pub docker_image_reference: Option<&'a str>,
+    pub origin: &'a RevisionOrigin,
+    pub at: Timestamp,
+}
+
+/// Points each of `tags` at the revision's image and records a revision
+/// for each tag that moved, then for each tag following a moved one
+/// (`--alias`), inside the caller's transaction. A tag already at the
+/// image records nothing. Returns the tags that moved with their
+/// revisions' generations.
+pub(super) async fn point_tags(
+    conn: &mut AnyConnection,
+    repo_id: i64,
+    repo: &RepositoryName,
+    tags: &[Tag],
+    revision: &NewRevision<'_>,
+) -> Result<Vec<(String, i64)>> {
+    let NewRevision {
+        digest,
+        docker_image_reference,
+        origin,
+        at,
+    } = *revision;
+    if tags.is_empty() {
+        return Ok(Vec::new());
+    }
+    let start = lock_stream(conn, repo_id, at).await?;
+    let mut generation = start;
+    let mut moved = Vec::new();
+    let mut seen = HashSet::new();
+    let mut pending: VecDeque<(String, RevisionOrigin)> = tags
+        .iter()
+        .map(|t| (t.as_str().to_owned(), origin.clone()))
+        .collect();
+    while let Some((tag, origin)) = pending.pop_front() {
+        if !seen.insert(tag.clone()) || seen.len() > MAX_FOLLOWING_TAGS {
+            continue;
+        }
+        let current = sqlx::query("SELECT digest FROM tags WHERE repository_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = current
+            && row.try_get::<String, _>("digest")? == digest.as_str()
+        {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(repo_id)
+        .bind(tag.as_str())
+        .bind(digest.as_str())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        generation += 1;
+        sqlx::query(
+            "INSERT INTO tag_revisions (repository_id, tag, generation, digest, docker_image_reference, \
+             created_at, created_by, client_address, cause, source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(repo_id)
+        .bind(tag.as_str())
+        .bind(generation)
+        .bind(digest.as_str())
+        .bind(docker_image_reference)
+        .bind(at)
+        .bind(origin.by.as_deref())
+        .bind(origin.address.as_deref())
+        .bind(origin.cause.as_str())
+        .bind(origin.source.as_deref())
+        .execute(&mut *conn)
+        .await?;
+        moved.push((tag.clone(), generation));
+        let Some(stream) = stream_name(repo) else {
+            continue;
+        };
+        let followers = sqlx::query(
+            "SELECT name FROM image_stream_spec_tags WHERE repository_id = $1 \
+             AND from_kind = 'ImageStreamTag' AND from_name = $2 \
+             AND (from_namespace IS NULL OR from_namespace = $3) ORDER BY name",
+        )
+        .bind(repo_id)
+        .bind(format!("{stream}:{tag}"))
+        .bind(repo.namespace())
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in followers {
+            let follower: String = row.try_get("name")?;
+            pending.push_back((
+                follower,
+                RevisionOrigin {
+                    cause: RevisionCause::Tag,
+                    by: origin.by.clone(),
+                    address: origin.address.clone(),
+                    source: Some(format!("{}/{stream}:{tag}", repo.namespace())),
+                },
+            ));
+        }
+    }
+    if generation != start {
+        set_generation(conn, repo_id, generation).await?;
+    }
+    Ok(moved)
+}
+
+/// Deletes, inside the caller's transaction, the history, conditions and
+/// spec tags of the tags of `repo_id` pointing at `digest` (before those
+/// tags' rows go with the manifest).
+pub(super) async fn forget_tags_pointing_at(
+    conn: &mut AnyConnection,
+    repo_id: i64,
+    digest: &Digest,
+) -> Result<()> {
+    for table in ["tag_revisions", "tag_conditions"] {
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE repository_id = $1 AND tag IN \
+             (SELECT name FROM tags WHERE repository_id = $1 AND digest = $2)"
+        )))
+        .bind(repo_id)
+        .bind(digest.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "DELETE FROM image_stream_spec_tags WHERE repository_id = $1 AND name IN \
+         (SELECT name FROM tags WHERE repository_id = $1 AND digest = $2)",
+    )
+    .bind(repo_id)
+    .bind(digest.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a tag's row, history, conditions and spec tag inside the
+/// caller's transaction. Whether the tag's row existed, and whether
+/// anything did.
+pub(super) async fn forget_tag(
+    conn: &mut AnyConnection,
+    repo_id: i64,
+    tag: &str,
+) -> Result<(bool, bool)> {
+    let row_deleted = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
+        .bind(repo_id)
+        .bind(tag)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    let mut any = row_deleted;
+    for statement in [
+        "DELETE FROM tag_revisions WHERE repository_id = $1 AND tag = $2",
+        "DELETE FROM tag_conditions WHERE repository_id = $1 AND tag = $2",
+        "DELETE FROM image_stream_spec_tags WHERE repository_id = $1 AND name = $2",
+    ] {
+        any |= sqlx::query(statement)
+            .bind(repo_id)
+            .bind(tag)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            > 0;
+    }
+    Ok((row_deleted, any))
+}
+
+/// Links `digest` of `source`, its child manifests and their blobs into
+/// `repo_id`, inside the caller's transaction. False (nothing linked) if
+/// `source` does not hold the manifest.
+async fn link_image(
+    conn: &mut AnyConnection,
+    source: &RepositoryName,
+    repo_id: i64,
+    digest: &Digest,
+    at: Timestamp,
+) -> Result<bool> {
+    let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        .bind(source.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let source_id: i64 = row.try_get("id")?;
+    if source_id == repo_id {
+        return holds_manifest(conn, repo_id, digest).await;
+    }
+    if !holds_manifest(conn, source_id, digest).await? {
+        return Ok(false);
+    }
+    let mut pending = vec![digest.as_str().to_owned()];
+    let mut seen: HashSet<String> = pending.iter().cloned().collect();
+    while let Some(manifest) = pending.pop() {
+        sqlx::query(
+            "INSERT INTO repository_manifests (repository_id, digest, created_at) \
+             SELECT $1, rm.digest, $3 FROM repository_manifests rm \
+             WHERE rm.repository_id = $4 AND rm.digest = $2 \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(manifest.as_str())
+        .bind(at)
+        .bind(source_id)
+        .execute(&mut *conn)
+        .await?;
+        let children = sqlx::query(
+            "SELECT child_digest, kind FROM manifest_references WHERE manifest_digest = $1",
+        )
+        .bind(manifest.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        for child in children {
+            let child_digest: String = child.try_get("child_digest")?;
+            let kind: String = child.try_get("kind")?;
+            match kind.as_str() {
+                "manifest" if seen.insert(child_digest.clone()) => pending.push(child_digest),
+                "config" | "layer" => {
+                    sqlx::query(
+                        "INSERT INTO repository_blobs (repository_id, digest, created_at) \
+                         SELECT $1, rb.digest, $3 FROM repository_blobs rb \
+                         WHERE rb.repository_id = $4 AND rb.digest = $2 \
+                         ON CONFLICT (repository_id, digest) DO NOTHING",
+                    )
+                    .bind(repo_id)
+                    .bind(child_digest.as_str())
+                    .bind(at)
+                    .bind(source_id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(true)
+}
+
+async fn holds_manifest(conn: &mut AnyConnection, repo_id: i64, digest: &Digest) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM repository_manifests WHERE repository_id = $1 AND digest = $2",
+    )
+    .bind(repo_id)
+    .bind(digest.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
+}
+
+async fn repository_id(conn: &mut AnyConnection, repo: &RepositoryName) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        .bind(repo.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| r.try_get("id").map_err(MetadataError::from))
+        .transpose()
+}
+
+fn flag(row: &AnyRow, column: &str) -> Result<bool> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+fn spec_tag_from_row(row: &AnyRow) -> Result<SpecTag> {
+    let kind: Option<String> = row.try_get("from_kind")?;
+    let from = match kind {
+        Some(kind) => Some(TagSource {
+            kind,
+            namespace: row.try_get("from_namespace")?,
+            name: row
+                .try_get::<Option<String>, _>("from_name")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(SpecTag {
+        name: row.try_get("name")?,
+        from,
+        reference: flag(row, "reference")?,
+        reference_policy: row.try_get("reference_policy")?,
+        import_scheduled: flag(row, "import_scheduled")?,
+        import_insecure: flag(row, "import_insecure")?,
+        import_mode: row.try_get("import_mode")?,
+        generation: row.try_get("generation")?,
+    })
+}
+
+fn revision_from_row(row: &AnyRow) -> Result<Revision> {
+    let cause: String = row.try_get("cause")?;
+    Ok(Revision {
+        tag: row.try_get("tag")?,
+        generation: row.try_get("generation")?,
+        digest: parse(row, "digest")?,
+        docker_image_reference: row.try_get("docker_image_reference")?,
+        created_at: row.try_get("created_at")?,
+        origin: RevisionOrigin {
+            cause: RevisionCause::parse(&cause)
+                .ok_or_else(|| MetadataError::Corrupt(format!("revision cause {cause:?}")))?,
+            by: row.try_get("created_by")?,
+            address: row.try_get("client_address")?,
+            source: row.try_get("source")?,
+        },
+    })
+}
+
+fn condition_from_row(row: &AnyRow) -> Result<TagCondition> {
+    Ok(TagCondition {
+        tag: row.try_get("tag")?,
+        condition_type: row.try_get("condition_type")?,
+        status: row.try_get("status")?,
+        reason: row.try_get("reason")?,
+        message: row.try_get("message")?,
+        last_transition_at: row.try_get("last_transition_at")?,
+        generation: row.try_get("generation")?,
+    })
+}
+
+/// `LIKE` pattern text for `text` itself (`_` and `%` are wildcards).
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const STREAM_COLUMNS: &str =
+    "r.name AS repository, s.uid, s.generation, s.lookup_local, s.created_at";
+const SPEC_COLUMNS: &str = "r.name AS repository, t.name, t.from_kind, t.from_namespace, t.from_name, \
+     t.reference, t.reference_policy, t.import_scheduled, t.import_insecure, t.import_mode, t.generation";
+const REVISION_COLUMNS: &str = "r.name AS repository, t.tag, t.generation, t.digest, \
+     t.docker_image_reference, t.created_at, t.created_by, t.client_address, t.cause, t.source";
+const CONDITION_COLUMNS: &str = "r.name AS repository, t.tag, t.condition_type, t.status, \
+     t.reason, t.message, t.last_transition_at, t.generation";
+
+impl SqlMetadataStore {
+    /// The streams whose repository names match `pattern` (`LIKE`, `\`
+    /// escapes), with their tags, history and conditions: four queries
+    /// whatever their number.
+    async fn load_streams(&self, pattern: &str) -> Result<Vec<StoredStream>> {
+        let mut streams: BTreeMap<String, StoredStream> = BTreeMap::new();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {STREAM_COLUMNS} FROM image_streams s \
+             JOIN repositories r ON r.id = s.repository_id \
+             WHERE r.name LIKE $1 ESCAPE '\\' ORDER BY r.name"
+        )))
+        .bind(pattern)
+        .fetch_all(self.reader())
+        .await?;
+        for row in rows {
+            let name: String = row.try_get("repository")?;
+            streams.insert(
+                name,
+                StoredStream {
+                    repository: parse(&row, "repository")?,
+                    uid: row.try_get("uid")?,
+                    generation: row.try_get("generation")?,
+                    lookup_local: flag(&row, "lookup_local")?,
+                    created_at: row.try_get("created_at")?,
+                    spec_tags: Vec::new(),
+                    history: Vec::new(),
+                    conditions: Vec::new(),
+                },
+            );
+        }
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let children = |table: &str, columns: &str, order: &str| {
+            format!(
+                "SELECT {columns} FROM {table} t JOIN repositories r ON r.id = t.repository_id \
+                 WHERE r.name LIKE $1 ESCAPE '\\' ORDER BY r.name, {order}"
+            )
+        };
+        let spec = sqlx::query(AssertSqlSafe(children(
+            "image_stream_spec_tags",
+            SPEC_COLUMNS,
+            "t.name",
+        )))
+        .bind(pattern)
+        .fetch_all(self.reader())
+        .await?;
+        for row in spec {
+            let name: String = row.try_get("repository")?;
+            if let Some(stream) = streams.get_mut(&name) {
+                stream.spec_tags.push(spec_tag_from_row(&row)?);
+            }
+        }
+        let history = sqlx::query(AssertSqlSafe(children(
+            "tag_revisions",
+            REVISION_COLUMNS,
+            "t.tag, t.generation DESC",
+        )))
+        .bind(pattern)
+        .fetch_all(self.reader())
+        .await?;
+        for row in history {
+            let name: String = row.try_get("repository")?;
+            if let Some(stream) = streams.get_mut(&name) {
+                stream.history.push(revision_from_row(&row)?);
+            }
+        }
+        let conditions = sqlx::query(AssertSqlSafe(children(
+            "tag_conditions",
+            CONDITION_COLUMNS,
+            "t.tag, t.condition_type",
+        )))
+        .bind(pattern)
+        .fetch_all(self.reader())
+        .await?;
+        for row in conditions {
+            let name: String = row.try_get("repository")?;
+            if let Some(stream) = streams.get_mut(&name) {
+                stream.conditions.push(condition_from_row(&row)?);
+            }
+        }
+        Ok(streams.into_values().collect())
+    }
+}
+
+#[async_trait]
+impl ImageStreamStore for SqlMetadataStore {
+    async fn create_stream(&self, repo: &RepositoryName, lookup_local: bool) -> Result<bool> {
+        let at = now();
+        let mut tx = self.writer().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(repo.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if !inserted {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let repo_id = repository_id(&mut tx, repo)
+            .await?
+            .ok_or_else(|| MetadataError::Corrupt(format!("repository {repo} vanished")))?;
+        insert_stream_row(&mut tx, repo_id, 1, lookup_local, at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn stream(&self, repo: &RepositoryName) -> Result<Option<StoredStream>> {
+        let pattern = escape_like(repo.as_str());
+        Ok(self.load_streams(&pattern).await?.into_iter().next())
+    }
+
+    async fn streams(&self, namespace: Option<&str>) -> Result<Vec<StoredStream>> {
+        let pattern = match namespace {
+            Some(ns) => format!("{}/%", escape_like(ns)),
+            None => "%/%".to_owned(),
+        };
+        self.load_streams(&pattern).await
+    }
+
+    async fn delete_stream(&self, repo: &RepositoryName) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(false);
+        };
+        // The foreign keys cascade; said here too, so that nothing depends
+        // on the engine enforcing them.
+        for table in [
+            "tag_conditions",
+            "tag_revisions",
+            "image_stream_spec_tags",
+            "image_streams",
+            "tags",
+            "repository_manifests",
+            "repository_blobs",
+        ] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE repository_id = $1"
+            )))
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_lookup_policy(&self, repo: &RepositoryName, local: bool) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(false);
+        };
+        let generation = lock_stream(&mut tx, repo_id, now()).await?;
+        sqlx::query(
+            "UPDATE image_streams SET lookup_local = $2, generation = $3 WHERE repository_id = $1",
+        )
+        .bind(repo_id)
+        .bind(i64::from(local))
+        .bind(generation + 1)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn move_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        target: &TagTarget,
+        origin: &RevisionOrigin,
+    ) -> Result<TagMove> {
+        let at = now();
+        let mut tx = self.writer().begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo, at).await?;
+        let source = target.from_repository.as_ref().unwrap_or(repo);
+        if !link_image(&mut tx, source, repo_id, &target.digest, at).await? {
+            tx.rollback().await?;
+            return Ok(TagMove::ImageUnknown);
+        }
+        let revision = NewRevision {
+            digest: &target.digest,
+            docker_image_reference: target.docker_image_reference.as_deref(),
+            origin,
+            at,
+        };
+        let moved =
+            point_tags(&mut tx, repo_id, repo, std::slice::from_ref(tag), &revision).await?;
+        tx.commit().await?;
+        let mut moved = moved.into_iter();
+        Ok(match moved.next() {
+            Some((_, generation)) => TagMove::Moved {
+                generation,
+                followers: moved.collect(),
+            },
+            None => TagMove::Unchanged,
+        })
+    }
+
+    async fn set_spec_tag(&self, repo: &RepositoryName, spec: &SpecTag) -> Result<i64> {
+        let at = now();
+        let mut tx = self.writer().begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo, at).await?;
+        let generation = lock_stream(&mut tx, repo_id, at).await? + 1;
+        let from = spec.from.as_ref();
+        sqlx::query(
+            "INSERT INTO image_stream_spec_tags (repository_id, name, from_kind, from_namespace, \
+             from_name, reference, reference_policy, import_scheduled, import_insecure, import_mode, generation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET from_kind = excluded.from_kind, \
+             from_namespace = excluded.from_namespace, from_name = excluded.from_name, \
+             reference = excluded.reference, reference_policy = excluded.reference_policy, \
+             import_scheduled = excluded.import_scheduled, import_insecure = excluded.import_insecure, \
+             import_mode = excluded.import_mode, generation = excluded.generation",
+        )
+        .bind(repo_id)
+        .bind(spec.name.as_str())
+        .bind(from.map(|f| f.kind.as_str()))
+        .bind(from.and_then(|f| f.namespace.as_deref()))
+        .bind(from.map(|f| f.name.as_str()))
+        .bind(i64::from(spec.reference))
+        .bind(spec.reference_policy.as_str())
+        .bind(i64::from(spec.import_scheduled))
+        .bind(i64::from(spec.import_insecure))
+        .bind(spec.import_mode.as_str())
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        set_generation(&mut tx, repo_id, generation).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn delete_stream_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(false);
+        };
+        let generation = lock_stream(&mut tx, repo_id, now()).await?;
+        let (_, any) = forget_tag(&mut tx, repo_id, tag).await?;
+        if !any {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        set_generation(&mut tx, repo_id, generation + 1).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_tag_condition(
+        &self,
+        repo: &RepositoryName,
+        condition: &TagCondition,
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO tag_conditions (repository_id, tag, condition_type, status, reason, message, \
+             last_transition_at, generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (repository_id, tag, condition_type) DO UPDATE SET \
+             last_transition_at = CASE WHEN tag_conditions.status = excluded.status \
+               THEN tag_conditions.last_transition_at ELSE excluded.last_transition_at END, \
+             status = excluded.status, reason = excluded.reason, message = excluded.message, \
+             generation = excluded.generation",
+        )
+        .bind(repo_id)
+        .bind(condition.tag.as_str())
+        .bind(condition.condition_type.as_str())
+        .bind(condition.status.as_str())
+        .bind(condition.reason.as_deref())
+        .bind(condition.message.as_deref())
+        .bind(condition.last_transition_at)
+        .bind(condition.generation)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
