@@ -809,6 +809,14 @@ mod tests {
             .collect()
     }
 
+    /// A configuration file holding `yaml`, in a new temporary directory.
+    fn config_file(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        (dir, path)
+    }
+
     #[test]
     fn defaults_need_no_file() {
         let c = Config::load(None, Vec::new()).unwrap();
@@ -819,13 +827,9 @@ mod tests {
 
     #[test]
     fn file_then_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("berth.yaml");
-        std::fs::write(
-            &path,
+        let (_dir, path) = config_file(
             "dataDir: /srv/berth\nhttp:\n  addr: 0.0.0.0:5001\n  insecureHttp: true\nuploads:\n  staleAfter: 2h\n",
-        )
-        .unwrap();
+        );
         let c = Config::load(
             Some(&path),
             env(&[
@@ -933,9 +937,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.yaml");
-        std::fs::write(&path, "htp:\n  addr: 1.2.3.4:5\n").unwrap();
+        let (_dir, path) = config_file("htp:\n  addr: 1.2.3.4:5\n");
         let err = Config::load(Some(&path), Vec::new()).unwrap_err();
         assert!(err.to_string().contains("htp"), "{err}");
         let err = Config::load(None, env(&[("BERTH_HTTP_INSECURE_HTTP", "maybe")])).unwrap_err();
@@ -950,9 +952,7 @@ mod tests {
 
     #[test]
     fn tls_forms() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tls.yaml");
-        std::fs::write(&path, "http:\n  tls: auto\n").unwrap();
+        let (_dir, path) = config_file("http:\n  tls: auto\n");
         let c = Config::load(Some(&path), Vec::new()).unwrap();
         assert_eq!(c.http.tls.mode().unwrap(), TlsMode::Auto);
         std::fs::write(
@@ -1042,14 +1042,10 @@ mod tests {
         assert!(c.storage.azure.is_none());
         assert_eq!(c.storage.backend(), crate::storage::settings::Backend::S3);
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("berth.yaml");
-        std::fs::write(
-            &path,
+        let (_dir, path) = config_file(
             "storage:\n  azure:\n    accountName: devstoreaccount1\n    container: images\n    \
              endpoint: http://127.0.0.1:10000/devstoreaccount1\n",
-        )
-        .unwrap();
+        );
         let c = Config::load(
             Some(&path),
             env(&[("BERTH_STORAGE_AZURE_ACCOUNT_KEY", "a2V5")]),

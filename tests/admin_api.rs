@@ -1365,27 +1365,10 @@ async fn initialize_creates_the_first_super_user_once() {
 /// when PostgreSQL is unreachable, unless `BERTH_REQUIRE_POSTGRES=1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_racing_to_initialize_make_at_most_one_user() {
-    use sqlx::Connection as _;
-    use sqlx::Executor as _;
-    let admin_url = std::env::var("BERTH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let required = std::env::var("BERTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    sqlx::any::install_default_drivers();
-    let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
-        Ok(c) => c,
-        Err(e) if !required => {
-            eprintln!("skipping: PostgreSQL unreachable at {admin_url}: {e}");
-            return;
-        }
-        Err(e) => panic!("PostgreSQL required but unreachable at {admin_url}: {e}"),
+    let Some(database) = PgDatabase::create().await else {
+        return;
     };
-    let name = format!("berth_api_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
+    let url = database.url.clone();
 
     let configure = |c: &mut Config| {
         c.auth.bootstrap = Bootstrap::Initialize;
@@ -1437,11 +1420,6 @@ async fn replicas_racing_to_initialize_make_at_most_one_user() {
     }
     a.shutdown().await;
     b.shutdown().await;
-    let _ = admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,38 @@ async fn assert_challenged(response: reqwest::Response, method: &Method) {
     }
 }
 
+/// `GET /v2/` as `user` with `password` is refused with a challenge.
+async fn assert_base_challenges(registry: &RegistryClient, user: &str, password: &str) {
+    let response = registry.with_credentials(user, password).get("/v2/").await;
+    assert_challenged(response, &Method::GET).await;
+}
+
+/// Each of `requests`, sent by `caller` (`who`, for the messages), is
+/// refused with a challenge.
+async fn assert_each_challenged(
+    caller: &RegistryClient,
+    requests: Vec<(Method, String)>,
+    who: &str,
+) {
+    for (method, path) in requests {
+        let response = caller.send(method.clone(), &path).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} {who}"
+        );
+        assert_challenged(response, &method).await;
+    }
+}
+
+/// A registry holding the image `app:latest`, with an upload open in `app`.
+async fn registry_with_content() -> (TestRegistry, PushedImage, Upload) {
+    let registry = TestRegistry::start().await;
+    let image = registry.push_image("app", "latest").await;
+    let upload = registry.start_upload("app").await;
+    (registry, image, upload)
+}
+
 /// One request of every kind the API has, on content that exists.
 fn every_endpoint(repo: &str, image: &PushedImage, upload: &Upload) -> Vec<(Method, String)> {
     let layer = &image.layers[0].digest;
@@ -68,26 +100,14 @@ async fn base_endpoint_challenges_a_client_without_credentials() {
 async fn base_endpoint_rejects_a_wrong_password() {
     let registry = TestRegistry::start().await;
     let wrong = format!("{}-but-wrong", registry.password().unwrap());
-
-    let response = registry
-        .with_credentials(ADMIN_USER, &wrong)
-        .get("/v2/")
-        .await;
-
-    assert_challenged(response, &Method::GET).await;
+    assert_base_challenges(&registry, ADMIN_USER, &wrong).await;
 }
 
 #[tokio::test]
 async fn base_endpoint_rejects_an_unknown_user() {
     let registry = TestRegistry::start().await;
     let password = registry.password().unwrap().to_owned();
-
-    let response = registry
-        .with_credentials("nobody", &password)
-        .get("/v2/")
-        .await;
-
-    assert_challenged(response, &Method::GET).await;
+    assert_base_challenges(&registry, "nobody", &password).await;
 }
 
 #[tokio::test]
@@ -120,20 +140,9 @@ async fn base_endpoint_accepts_the_admin_password() {
 
 #[tokio::test]
 async fn every_endpoint_challenges_anonymous_clients_and_changes_nothing() {
-    let registry = TestRegistry::start().await;
-    let image = registry.push_image("app", "latest").await;
-    let upload = registry.start_upload("app").await;
-    let anonymous = registry.anonymous();
-
-    for (method, path) in every_endpoint("app", &image, &upload) {
-        let response = anonymous.send(method.clone(), &path).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNAUTHORIZED,
-            "{method} {path} without credentials"
-        );
-        assert_challenged(response, &method).await;
-    }
+    let (registry, image, upload) = registry_with_content().await;
+    let requests = every_endpoint("app", &image, &upload);
+    assert_each_challenged(&registry.anonymous(), requests, "without credentials").await;
 
     // None of the refused writes and deletes happened.
     expect_status(registry.get_manifest("app", "latest").await, StatusCode::OK).await;
@@ -152,9 +161,7 @@ async fn every_endpoint_challenges_anonymous_clients_and_changes_nothing() {
 
 #[tokio::test]
 async fn endpoints_reject_a_wrong_password() {
-    let registry = TestRegistry::start().await;
-    let image = registry.push_image("app", "latest").await;
-    let upload = registry.start_upload("app").await;
+    let (registry, image, upload) = registry_with_content().await;
     let impostor = registry.with_credentials(ADMIN_USER, "not-the-password");
     // One request per kind of endpoint: few enough failed logins that no
     // lockout policy kicks in.
@@ -173,15 +180,7 @@ async fn endpoints_reject_a_wrong_password() {
         (Method::GET, format!("/v2/app/referrers/{}", image.digest)),
     ];
 
-    for (method, path) in sample {
-        let response = impostor.send(method.clone(), &path).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNAUTHORIZED,
-            "{method} {path} with a wrong password"
-        );
-        assert_challenged(response, &method).await;
-    }
+    assert_each_challenged(&impostor, sample.into(), "with a wrong password").await;
     expect_status(registry.get_manifest("app", "latest").await, StatusCode::OK).await;
 }
 
@@ -190,6 +189,13 @@ async fn a_bearer_token_lacking_a_scope_its_holder_may_have_is_told_to_fetch_one
     let registry = TestRegistry::start().await;
     registry.push_image("ns/app", "v1").await;
     let base = registry.base_url().to_owned();
+    // The challenge for a push to ns/app, with `more` at its end.
+    let push_challenge = |more: &str| {
+        format!(
+            "Bearer realm=\"{base}/auth/token\",service=\"berth\",\
+             scope=\"repository:ns/app:pull,push\"{more}"
+        )
+    };
     let pull_only = registry
         .bearer_token(&["repository:ns/app:pull".to_owned()])
         .await
@@ -202,10 +208,7 @@ async fn a_bearer_token_lacking_a_scope_its_holder_may_have_is_told_to_fetch_one
     assert_header(
         &response,
         "www-authenticate",
-        &format!(
-            "Bearer realm=\"{base}/auth/token\",service=\"berth\",\
-             scope=\"repository:ns/app:pull,push\",error=\"insufficient_scope\""
-        ),
+        &push_challenge(",error=\"insufficient_scope\""),
     );
     assert_error(response, StatusCode::FORBIDDEN, "DENIED").await;
     // The token that scope gets works.
@@ -224,13 +227,6 @@ async fn a_bearer_token_lacking_a_scope_its_holder_may_have_is_told_to_fetch_one
 
     // Without a token: the plain challenge.
     let response = registry.anonymous().post_upload("ns/app", "").await;
-    assert_header(
-        &response,
-        "www-authenticate",
-        &format!(
-            "Bearer realm=\"{base}/auth/token\",service=\"berth\",\
-             scope=\"repository:ns/app:pull,push\""
-        ),
-    );
+    assert_header(&response, "www-authenticate", &push_challenge(""));
     assert_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
 }

@@ -59,12 +59,7 @@ async fn monolithic_post_then_put() {
     let upload = registry.start_upload("app").await;
 
     let response = registry
-        .request(
-            Method::PUT,
-            &with_query(&upload.location, &format!("digest={digest}")),
-        )
-        .header("content-type", "application/octet-stream")
-        .body(content.clone())
+        .monolithic_put(&upload.location, &digest, &content)
         .send()
         .await
         .unwrap();

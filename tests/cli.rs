@@ -25,7 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use common::{BerthProcess, Manifest, OCI_MANIFEST, RegistryClient, sha256};
+use common::{BerthProcess, Manifest, OCI_MANIFEST, RegistryClient, kept_temp_dir, sha256};
 
 #[test]
 fn admin_verbs_end_to_end() {
@@ -1183,13 +1183,7 @@ impl Lab {
     }
 
     fn start(tls: bool) -> Lab {
-        let mut tmp = tempfile::Builder::new()
-            .prefix("berth-cli-")
-            .tempdir()
-            .expect("temporary directory");
-        if std::env::var("BERTH_KEEP_CLI_DIR").is_ok_and(|v| v == "1") {
-            tmp.disable_cleanup(true);
-        }
+        let tmp = kept_temp_dir("berth-cli-", "BERTH_KEEP_CLI_DIR");
         let admin_password = format!("{}", uuid::Uuid::new_v4().simple());
         let mut serve = BerthProcess::serve(&tmp.path().join("berth-data"))
             .admin_password(&admin_password)

@@ -258,14 +258,7 @@ async fn start_upstream(name: &'static str) -> (SocketAddr, Upstream) {
         .route("/whoami", get(whoami))
         .route("/upload", put(upload))
         .with_state(upstream.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, upstream)
+    (serve_on_loopback(app).await, upstream)
 }
 
 async fn whoami_through(client: &reqwest::Client, nginx: &Nginx) -> reqwest::Response {

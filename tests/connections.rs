@@ -40,20 +40,6 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
     }
 }
 
-async fn metric(berth: &BerthProcess, name: &str) -> f64 {
-    let text = berth
-        .anonymous()
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_bounded_and_closed_and_do_not_lock_others_out() {
     let (_dir, _data, berth) = serve(&[
@@ -96,7 +82,7 @@ async fn silent_connections_are_bounded_and_closed_and_do_not_lock_others_out() 
         "no log line says the limit was reached:\n{}",
         berth.log()
     );
-    assert!(metric(&berth, "berth_http_connections_refused_total").await >= 10.0);
+    assert!(berth.metric("berth_http_connections_refused_total").await >= 10.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,11 +155,7 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
     let mut first = BerthProcess::serve(&data).start().await;
 
     let written = std::fs::read(&password_file).expect("admin-password is written");
-    let mode = std::fs::metadata(&password_file)
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    assert_owner_only(&password_file);
     let password = String::from_utf8(written.clone())
         .unwrap()
         .trim()
@@ -167,13 +163,7 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
     assert!(password.len() >= 12, "a short password: {password:?}");
     assert_eq!(first.password(), Some(password.as_str()));
     expect_status(first.get("/v2/").await, StatusCode::OK).await;
-    let impostor = first.with_credentials(ADMIN_USER, "not-it");
-    assert_error(
-        impostor.get("/v2/").await,
-        StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
-    )
-    .await;
+    assert_admin_password_refused(&first, "not-it").await;
     first.kill();
 
     // A second start, even with BERTH_ADMIN_PASSWORD set, changes nothing.
@@ -183,11 +173,7 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
         .await;
 
     assert_eq!(std::fs::read(&password_file).unwrap(), written);
-    let mode = std::fs::metadata(&password_file)
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    assert_owner_only(&password_file);
     expect_status(
         second
             .with_credentials(ADMIN_USER, &password)
@@ -196,9 +182,29 @@ async fn first_start_writes_a_private_admin_password_that_later_starts_keep() {
         StatusCode::OK,
     )
     .await;
-    let other = second.with_credentials(ADMIN_USER, "another-password");
+    assert_admin_password_refused(&second, "another-password").await;
+}
+
+/// berth serving `data` (as the tests' admin), set to crash at `point`.
+async fn serve_crashing_at(data: &Path, point: &str) -> BerthProcess {
+    BerthProcess::serve(data)
+        .admin_password(PASSWORD)
+        .env(berth::crash_points::VARIABLE, point)
+        .start()
+        .await
+}
+
+/// Only its owner may read or write the file at `path`.
+fn assert_owner_only(path: &Path) {
+    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+}
+
+/// `/v2/` refuses the admin user with `password`.
+async fn assert_admin_password_refused(berth: &BerthProcess, password: &str) {
+    let caller = berth.with_credentials(ADMIN_USER, password);
     assert_error(
-        other.get("/v2/").await,
+        caller.get("/v2/").await,
         StatusCode::UNAUTHORIZED,
         "UNAUTHORIZED",
     )
@@ -252,21 +258,12 @@ async fn killed_at_each_step_of_a_blob_commit_storage_and_metadata_agree() {
         berth::crash_points::BLOB_AFTER_UPLOAD_ROW_DELETE,
     ] {
         let (_dir, data) = data_dir();
-        let mut berth = BerthProcess::serve(&data)
-            .admin_password(PASSWORD)
-            .env(berth::crash_points::VARIABLE, point)
-            .start()
-            .await;
+        let mut berth = serve_crashing_at(&data, point).await;
         let content = blob_content(point, 3 * MIB);
         let digest = sha256(&content);
         let upload = berth.start_upload("app").await;
         let response = berth
-            .request(
-                Method::PUT,
-                &with_query(&upload.location, &format!("digest={digest}")),
-            )
-            .header("content-type", "application/octet-stream")
-            .body(content.clone())
+            .monolithic_put(&upload.location, &digest, &content)
             .send()
             .await;
         assert!(
@@ -322,11 +319,7 @@ async fn killed_at_each_step_of_a_blob_commit_storage_and_metadata_agree() {
 async fn killed_inside_the_manifest_transaction_nothing_of_it_is_visible() {
     let point = berth::crash_points::MANIFEST_INSIDE_TRANSACTION;
     let (_dir, data) = data_dir();
-    let mut berth = BerthProcess::serve(&data)
-        .admin_password(PASSWORD)
-        .env(berth::crash_points::VARIABLE, point)
-        .start()
-        .await;
+    let mut berth = serve_crashing_at(&data, point).await;
     let config_bytes = image_config("crash in transaction");
     let layer_bytes = blob_content("crash in transaction", 4096);
     berth.push_blob("app", &config_bytes).await;

@@ -35,6 +35,20 @@ async fn push_tags(registry: &RegistryClient, repo: &str, tags: &[&str]) {
     }
 }
 
+/// A page of `app`'s tags, for `query`: the tags and the `Link`, if any.
+async fn app_tags_page(registry: &RegistryClient, query: &str) -> (Vec<String>, Option<String>) {
+    page(registry.list_tags("app", query).await, "tags").await
+}
+
+/// A registry holding `v1` of an image in each of [`REPOSITORIES`].
+async fn registry_with_every_repository() -> TestRegistry {
+    let registry = TestRegistry::start().await;
+    for repo in REPOSITORIES {
+        registry.push_image(repo, "v1").await;
+    }
+    registry
+}
+
 /// The body's list under `key` and the `Link` header, if any.
 async fn page(response: reqwest::Response, key: &str) -> (Vec<String>, Option<String>) {
     let response = expect_status(response, StatusCode::OK).await;
@@ -87,7 +101,7 @@ async fn tags_are_listed_in_lexical_order() {
     let registry = TestRegistry::start().await;
     push_tags(&registry, "app", &TAGS).await;
 
-    let (tags, link) = page(registry.list_tags("app", "").await, "tags").await;
+    let (tags, link) = app_tags_page(&registry, "").await;
 
     assert_eq!(tags, sorted(&TAGS));
     assert!(link.is_none(), "unexpected Link {link:?}");
@@ -111,7 +125,7 @@ async fn tags_page_by_n_with_a_link_to_the_next_page() {
     push_tags(&registry, "app", &TAGS).await;
     let expected = sorted(&TAGS);
 
-    let (first, link) = page(registry.list_tags("app", "?n=2").await, "tags").await;
+    let (first, link) = app_tags_page(&registry, "?n=2").await;
 
     assert_eq!(first, expected[..2]);
     let link = link.expect("a Link to the next page");
@@ -133,12 +147,12 @@ async fn tag_list_follows_every_change() {
     let first = registry.push_image("app", "v1").await;
     registry.push_manifest("app", "v2", &first.manifest).await;
     assert_eq!(registry.tags("app").await, ["v1", "v2"]);
-    let (page_one, _) = page(registry.list_tags("app", "?n=1").await, "tags").await;
+    let (page_one, _) = app_tags_page(&registry, "?n=1").await;
     assert_eq!(page_one, ["v1"]);
 
     let second = registry.push_image("app", "v3").await;
     assert_eq!(registry.tags("app").await, ["v1", "v2", "v3"]);
-    let (after_v1, link) = page(registry.list_tags("app", "?n=1&last=v1").await, "tags").await;
+    let (after_v1, link) = app_tags_page(&registry, "?n=1&last=v1").await;
     assert_eq!(after_v1, ["v2"]);
     assert!(link.is_some(), "v3 follows v2");
 
@@ -158,7 +172,7 @@ async fn tag_list_follows_every_change() {
     )
     .await;
     assert_eq!(registry.tags("app").await, Vec::<String>::new());
-    let (none, link) = page(registry.list_tags("app", "?n=5").await, "tags").await;
+    let (none, link) = app_tags_page(&registry, "?n=5").await;
     assert!(none.is_empty() && link.is_none(), "{none:?} {link:?}");
 }
 
@@ -168,28 +182,16 @@ async fn tags_after_last() {
     push_tags(&registry, "app", &TAGS).await;
     let expected = sorted(&TAGS);
 
-    let (tags, _) = page(
-        registry
-            .list_tags("app", &format!("?n=3&last={}", expected[2]))
-            .await,
-        "tags",
-    )
-    .await;
+    let (tags, _) = app_tags_page(&registry, &format!("?n=3&last={}", expected[2])).await;
     assert_eq!(tags, expected[3..6]);
 
     // `last` alone: everything after it.
-    let (tags, link) = page(
-        registry
-            .list_tags("app", &format!("?last={}", expected[4]))
-            .await,
-        "tags",
-    )
-    .await;
+    let (tags, link) = app_tags_page(&registry, &format!("?last={}", expected[4])).await;
     assert_eq!(tags, expected[5..]);
     assert!(link.is_none());
 
     // A `last` that is not a tag still orders: everything after it.
-    let (tags, _) = page(registry.list_tags("app", "?last=b").await, "tags").await;
+    let (tags, _) = app_tags_page(&registry, "?last=b").await;
     let after_b: Vec<String> = expected
         .iter()
         .filter(|t| t.as_str() > "b")
@@ -205,7 +207,7 @@ async fn last_page_has_no_link() {
     let expected = sorted(&TAGS);
 
     for n in [TAGS.len(), TAGS.len() + 5] {
-        let (tags, link) = page(registry.list_tags("app", &format!("?n={n}")).await, "tags").await;
+        let (tags, link) = app_tags_page(&registry, &format!("?n={n}")).await;
         assert_eq!(tags, expected, "n={n}");
         assert!(link.is_none(), "n={n}: unexpected Link {link:?}");
     }
@@ -216,7 +218,7 @@ async fn n_zero_lists_no_tags_and_no_link() {
     let registry = TestRegistry::start().await;
     push_tags(&registry, "app", &TAGS).await;
 
-    let (tags, link) = page(registry.list_tags("app", "?n=0").await, "tags").await;
+    let (tags, link) = app_tags_page(&registry, "?n=0").await;
 
     assert!(tags.is_empty(), "{tags:?}");
     assert!(link.is_none(), "unexpected Link {link:?}");
@@ -275,10 +277,7 @@ const REPOSITORIES: [&str; 6] = ["web", "app", "team/app", "team-b/app", "alpha"
 
 #[tokio::test]
 async fn catalog_lists_repositories_in_lexical_order() {
-    let registry = TestRegistry::start().await;
-    for repo in REPOSITORIES {
-        registry.push_image(repo, "v1").await;
-    }
+    let registry = registry_with_every_repository().await;
 
     let (repositories, link) = page(registry.catalog("").await, "repositories").await;
 
@@ -288,10 +287,7 @@ async fn catalog_lists_repositories_in_lexical_order() {
 
 #[tokio::test]
 async fn catalog_pages_with_links() {
-    let registry = TestRegistry::start().await;
-    for repo in REPOSITORIES {
-        registry.push_image(repo, "v1").await;
-    }
+    let registry = registry_with_every_repository().await;
     let expected = sorted(&REPOSITORIES);
 
     let (first, link) = page(registry.catalog("?n=4").await, "repositories").await;
@@ -312,10 +308,7 @@ async fn catalog_pages_with_links() {
 
 #[tokio::test]
 async fn catalog_after_last_and_with_n_zero() {
-    let registry = TestRegistry::start().await;
-    for repo in REPOSITORIES {
-        registry.push_image(repo, "v1").await;
-    }
+    let registry = registry_with_every_repository().await;
     let expected = sorted(&REPOSITORIES);
 
     let (after, _) = page(

@@ -116,22 +116,54 @@ async fn start_unread_download(berth: &BerthProcess, path: &str) -> TcpStream {
     stream
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_past_the_bound_are_shed_with_retry_after_and_served_again_when_freed() {
+/// berth serving one read at a time with room for one more in the queue,
+/// and the blob it holds for them to read.
+struct OneReadAtATime {
+    _dir: tempfile::TempDir,
+    berth: BerthProcess,
+    big: Vec<u8>,
+    digest: String,
+    /// The blob's `/v2/` path.
+    path: String,
+}
+
+/// [`OneReadAtATime`], where a queued read waits at most `queue_wait`,
+/// with the settings `more` too.
+async fn one_read_at_a_time(queue_wait: &str, more: &[(&str, &str)]) -> OneReadAtATime {
     let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        ("BERTH_REQUESTS_READ_MAX_RUNNING", "1"),
+        ("BERTH_REQUESTS_READ_MAX_IN_QUEUE", "1"),
+        ("BERTH_REQUESTS_READ_MAX_WAIT_IN_QUEUE", queue_wait),
+    ];
+    env.extend_from_slice(more);
     let berth = BerthProcess::serve(&dir.path().join("data"))
         .admin_password(PASSWORD)
-        .envs(&[
-            ("BERTH_REQUESTS_READ_MAX_RUNNING", "1"),
-            ("BERTH_REQUESTS_READ_MAX_IN_QUEUE", "1"),
-            ("BERTH_REQUESTS_READ_MAX_WAIT_IN_QUEUE", "2s"),
-        ])
+        .envs(&env)
         .start()
         .await;
     // Large enough that the socket's buffers cannot hold it all.
     let big = blob_content("big", 64 << 20);
     let digest = berth.push_blob("proj/app", &big).await;
     let path = format!("/v2/proj/app/blobs/{digest}");
+    OneReadAtATime {
+        _dir: dir,
+        berth,
+        big,
+        digest,
+        path,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_past_the_bound_are_shed_with_retry_after_and_served_again_when_freed() {
+    let OneReadAtATime {
+        _dir,
+        berth,
+        digest,
+        path,
+        ..
+    } = one_read_at_a_time("2s", &[]).await;
 
     let unread = start_unread_download(&berth, &path).await;
     // One more waits in the queue, and gets the place when it is freed...
@@ -165,20 +197,13 @@ async fn reads_past_the_bound_are_shed_with_retry_after_and_served_again_when_fr
 /// connection and the place goes to the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_left_unread_gives_its_place_back_after_the_send_stall() {
-    let dir = tempfile::tempdir().unwrap();
-    let berth = BerthProcess::serve(&dir.path().join("data"))
-        .admin_password(PASSWORD)
-        .envs(&[
-            ("BERTH_REQUESTS_READ_MAX_RUNNING", "1"),
-            ("BERTH_REQUESTS_READ_MAX_IN_QUEUE", "1"),
-            ("BERTH_REQUESTS_READ_MAX_WAIT_IN_QUEUE", "20s"),
-            ("BERTH_HTTP_TIMEOUTS_SEND_STALL", "2s"),
-        ])
-        .start()
-        .await;
-    let big = blob_content("big", 64 << 20);
-    let digest = berth.push_blob("proj/app", &big).await;
-    let path = format!("/v2/proj/app/blobs/{digest}");
+    let OneReadAtATime {
+        _dir,
+        berth,
+        big,
+        digest,
+        path,
+    } = one_read_at_a_time("20s", &[("BERTH_HTTP_TIMEOUTS_SEND_STALL", "2s")]).await;
 
     let mut unread = start_unread_download(&berth, &path).await;
     let started = std::time::Instant::now();
@@ -201,18 +226,8 @@ async fn a_download_left_unread_gives_its_place_back_after_the_send_stall() {
         }
     }
     assert!(received < big.len(), "{received} bytes arrived");
-    let metrics = berth
-        .anonymous()
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let stalls: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("berth_http_send_stalls_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let metrics = berth.metrics_text().await;
+    let stalls = metric_sum(&metrics, "berth_http_send_stalls_total");
     assert!(stalls >= 1.0, "{metrics}");
     expect_status(berth.get_blob("proj/app", &digest).await, StatusCode::OK).await;
 }

@@ -38,6 +38,29 @@ async fn push_referrer(
     manifest
 }
 
+/// [`push_referrer`] of an artifact of `artifact_type`.
+async fn push_artifact(
+    registry: &RegistryClient,
+    repo: &str,
+    subject: &Descriptor,
+    payload: &str,
+    artifact_type: &str,
+) -> Manifest {
+    let fields = json!({ "artifactType": artifact_type });
+    push_referrer(registry, repo, subject, payload, fields).await
+}
+
+/// A registry holding the image `app:v1`, and an SBOM and a signature
+/// about it.
+async fn image_with_sbom_and_signature() -> (TestRegistry, PushedImage, [Manifest; 2]) {
+    let registry = TestRegistry::start().await;
+    let image = registry.push_image("app", "v1").await;
+    let subject = image.descriptor();
+    let sbom = push_artifact(&registry, "app", &subject, "sbom", SBOM).await;
+    let signature = push_artifact(&registry, "app", &subject, "signature", SIGNATURE).await;
+    (registry, image, [sbom, signature])
+}
+
 /// The `manifests` of a referrers response (checked to be an OCI index).
 async fn referrer_list(response: reqwest::Response) -> Vec<Value> {
     let response = expect_status(response, StatusCode::OK).await;
@@ -105,25 +128,7 @@ async fn referrers_of_a_subject_that_was_never_pushed() {
 
 #[tokio::test]
 async fn referrers_of_a_pushed_image() {
-    let registry = TestRegistry::start().await;
-    let image = registry.push_image("app", "v1").await;
-    let subject = image.descriptor();
-    let sbom = push_referrer(
-        &registry,
-        "app",
-        &subject,
-        "sbom",
-        json!({ "artifactType": SBOM }),
-    )
-    .await;
-    let signature = push_referrer(
-        &registry,
-        "app",
-        &subject,
-        "signature",
-        json!({ "artifactType": SIGNATURE }),
-    )
-    .await;
+    let (registry, image, [sbom, signature]) = image_with_sbom_and_signature().await;
 
     let response = registry.referrers("app", &image.digest, "").await;
 
@@ -137,25 +142,7 @@ async fn referrers_of_a_pushed_image() {
 
 #[tokio::test]
 async fn referrers_filtered_by_artifact_type() {
-    let registry = TestRegistry::start().await;
-    let image = registry.push_image("app", "v1").await;
-    let subject = image.descriptor();
-    let sbom = push_referrer(
-        &registry,
-        "app",
-        &subject,
-        "sbom",
-        json!({ "artifactType": SBOM }),
-    )
-    .await;
-    push_referrer(
-        &registry,
-        "app",
-        &subject,
-        "signature",
-        json!({ "artifactType": SIGNATURE }),
-    )
-    .await;
+    let (registry, image, [sbom, _]) = image_with_sbom_and_signature().await;
 
     let response = registry
         .referrers("app", &image.digest, &artifact_type_filter(SBOM))
@@ -226,14 +213,7 @@ async fn index_referrer_without_artifact_type_lists_none() {
 async fn referrers_stay_in_their_repository() {
     let registry = TestRegistry::start().await;
     let subject = Descriptor::of(OCI_MANIFEST, b"shared subject");
-    push_referrer(
-        &registry,
-        "one",
-        &subject,
-        "sbom",
-        json!({ "artifactType": SBOM }),
-    )
-    .await;
+    push_artifact(&registry, "one", &subject, "sbom", SBOM).await;
 
     let listed = referrer_list(registry.referrers("two", &subject.digest, "").await).await;
 
@@ -244,14 +224,7 @@ async fn referrers_stay_in_their_repository() {
 async fn deleted_referrer_is_no_longer_listed() {
     let registry = TestRegistry::start().await;
     let image = registry.push_image("app", "v1").await;
-    let sbom = push_referrer(
-        &registry,
-        "app",
-        &image.descriptor(),
-        "sbom",
-        json!({ "artifactType": SBOM }),
-    )
-    .await;
+    let sbom = push_artifact(&registry, "app", &image.descriptor(), "sbom", SBOM).await;
 
     expect_status(
         registry.delete_manifest("app", &sbom.digest()).await,

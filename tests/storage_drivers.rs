@@ -21,6 +21,16 @@ use bytes::Bytes;
 use common::*;
 use futures::TryStreamExt;
 
+/// The object store `config` names (of kind `name`), checked as berth
+/// checks it at start.
+fn object_store(name: &str, config: &StorageConfig) -> BlobStore {
+    config
+        .validate()
+        .unwrap_or_else(|e| panic!("a valid {name} configuration: {e}"));
+    BlobStore::open(config, std::path::Path::new("/nonexistent"))
+        .unwrap_or_else(|e| panic!("{name} store: {e}"))
+}
+
 /// A store under test, with what keeps its engine running.
 struct Driver {
     name: &'static str,
@@ -69,12 +79,9 @@ impl Driver {
             }),
             ..StorageConfig::default()
         };
-        config.validate().expect("a valid s3 configuration");
-        let store =
-            BlobStore::open(&config, std::path::Path::new("/nonexistent")).expect("s3 store");
         Some(Driver {
             name: "s3",
-            store,
+            store: object_store("s3", &config),
             presigns: true,
             s3: Some((mini.s3.clone(), mini.bucket.clone())),
             _engine: Engine::Seaweed(mini),
@@ -94,12 +101,9 @@ impl Driver {
             }),
             ..StorageConfig::default()
         };
-        config.validate().expect("a valid azure configuration");
-        let store =
-            BlobStore::open(&config, std::path::Path::new("/nonexistent")).expect("azure store");
         Some(Driver {
             name: "azure",
-            store,
+            store: object_store("azure", &config),
             // OpenDAL signs Azure URLs only with a SAS token configured.
             presigns: false,
             s3: None,
@@ -175,31 +179,17 @@ impl Driver {
 
 macro_rules! driver_tests {
     ($($case:ident),* $(,)?) => {
-        mod filesystem {
+        driver_tests!(@on filesystem: $($case),*);
+        driver_tests!(@on s3: $($case),*);
+        driver_tests!(@on azure: $($case),*);
+    };
+    // The cases as a module named after the driver, run on it.
+    (@on $driver:ident: $($case:ident),*) => {
+        mod $driver {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    if let Some(driver) = super::Driver::filesystem().await {
-                        super::$case(&driver).await;
-                    }
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(driver) = super::Driver::s3().await {
-                        super::$case(&driver).await;
-                    }
-                }
-            )*
-        }
-        mod azure {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(driver) = super::Driver::azure().await {
+                    if let Some(driver) = super::Driver::$driver().await {
                         super::$case(&driver).await;
                     }
                 }

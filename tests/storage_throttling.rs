@@ -61,14 +61,7 @@ impl Throttle {
         let app = axum::Router::new()
             .fallback(relay)
             .with_state(throttle.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port for the proxy");
-        let addr = listener.local_addr().expect("its address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        (throttle, addr)
+        (throttle, serve_on_loopback(app).await)
     }
 
     fn set(&self, mode: u8) {

@@ -12,7 +12,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 
 const PASSWORD: &str = "replica-test-password";
@@ -56,35 +55,24 @@ impl Shared {
         let listing = self
             .mini
             .s3
-            .send(
-                reqwest::Method::GET,
+            .list(
+                "ListMultipartUploads",
                 &self.mini.bucket,
-                "",
                 &[("uploads", "")],
-                Bytes::new(),
             )
-            .await
-            .expect("ListMultipartUploads");
-        listing.expect_status(200, "ListMultipartUploads");
+            .await;
         listing.text().matches("<UploadId>").count()
     }
 
     /// Keys the bucket holds under `prefix`, read with the test's own S3
     /// client.
     async fn keys(&self, prefix: &str) -> Vec<String> {
+        let query = [("list-type", "2"), ("prefix", prefix)];
         let listing = self
             .mini
             .s3
-            .send(
-                reqwest::Method::GET,
-                &self.mini.bucket,
-                "",
-                &[("list-type", "2"), ("prefix", prefix)],
-                Bytes::new(),
-            )
-            .await
-            .expect("ListObjectsV2");
-        listing.expect_status(200, "ListObjectsV2");
+            .list("ListObjectsV2", &self.mini.bucket, &query)
+            .await;
         listing
             .text()
             .split("<Key>")

@@ -71,8 +71,8 @@ fn rate(buf: &[u8], total: usize, hash: &dyn Fn(&[u8], usize) -> Vec<u8>) -> (Ra
     (rate, digest)
 }
 
-fn aws_lc(buf: &[u8], updates: usize) -> Vec<u8> {
-    let mut ctx = lc::Context::new(&lc::SHA256);
+fn aws_lc(algorithm: &'static lc::Algorithm, buf: &[u8], updates: usize) -> Vec<u8> {
+    let mut ctx = lc::Context::new(algorithm);
     for _ in 0..updates {
         ctx.update(buf);
     }
@@ -88,9 +88,8 @@ fn sha2_010(buf: &[u8], updates: usize) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-fn sha2_011(buf: &[u8], updates: usize) -> Vec<u8> {
-    use sha2_next::Digest as _;
-    let mut hasher = sha2_next::Sha256::new();
+fn sha2_011<H: sha2_next::Digest>(buf: &[u8], updates: usize) -> Vec<u8> {
+    let mut hasher = H::new();
     for _ in 0..updates {
         hasher.update(buf);
     }
@@ -99,55 +98,23 @@ fn sha2_011(buf: &[u8], updates: usize) -> Vec<u8> {
 
 /// As a replica would do it: after each chunk the state goes out as bytes
 /// (to the database) and the next chunk starts from those bytes.
-fn sha2_011_resumed_each_update(buf: &[u8], updates: usize) -> Vec<u8> {
-    use sha2_next::Digest as _;
-    let mut saved: Vec<u8> = sha2_next::Sha256::new().serialize().to_vec();
+fn sha2_011_resumed_each_update<H: sha2_next::Digest + SerializableState>(
+    buf: &[u8],
+    updates: usize,
+) -> Vec<u8> {
+    let mut saved: Vec<u8> = H::new().serialize().to_vec();
     for _ in 0..updates {
-        let mut hasher = restore(&saved);
+        let mut hasher = restore::<H>(&saved);
         hasher.update(buf);
         saved = hasher.serialize().to_vec();
     }
-    restore(&saved).finalize().to_vec()
+    restore::<H>(&saved).finalize().to_vec()
 }
 
-fn restore(bytes: &[u8]) -> sha2_next::Sha256 {
-    let state = SerializedState::<sha2_next::Sha256>::try_from(bytes)
-        .expect("a serialized SHA-256 state is 104 bytes");
-    sha2_next::Sha256::deserialize(&state).expect("a state this program serialized")
-}
-
-fn aws_lc_512(buf: &[u8], updates: usize) -> Vec<u8> {
-    let mut ctx = lc::Context::new(&lc::SHA512);
-    for _ in 0..updates {
-        ctx.update(buf);
-    }
-    ctx.finish().as_ref().to_vec()
-}
-
-fn sha2_011_512(buf: &[u8], updates: usize) -> Vec<u8> {
-    use sha2_next::Digest as _;
-    let mut hasher = sha2_next::Sha512::new();
-    for _ in 0..updates {
-        hasher.update(buf);
-    }
-    hasher.finalize().to_vec()
-}
-
-fn sha2_011_512_resumed_each_update(buf: &[u8], updates: usize) -> Vec<u8> {
-    use sha2_next::Digest as _;
-    let mut saved: Vec<u8> = sha2_next::Sha512::new().serialize().to_vec();
-    for _ in 0..updates {
-        let mut hasher = restore_512(&saved);
-        hasher.update(buf);
-        saved = hasher.serialize().to_vec();
-    }
-    restore_512(&saved).finalize().to_vec()
-}
-
-fn restore_512(bytes: &[u8]) -> sha2_next::Sha512 {
-    let state =
-        SerializedState::<sha2_next::Sha512>::try_from(bytes).expect("a serialized SHA-512 state");
-    sha2_next::Sha512::deserialize(&state).expect("a state this program serialized")
+fn restore<H: SerializableState>(bytes: &[u8]) -> H {
+    let state = SerializedState::<H>::try_from(bytes)
+        .expect("a serialized state of this hash (SHA-256's is 104 bytes)");
+    H::deserialize(&state).expect("a state this program serialized")
 }
 
 type Case = (&'static str, fn(&[u8], usize) -> Vec<u8>);
@@ -204,36 +171,38 @@ fn main() {
     let buf = random_bytes(UPDATE, 0x5EED_0001);
 
     let sha256_cases: [Case; 4] = [
-        ("aws-lc-rs 1.19 digest::Context", aws_lc),
+        ("aws-lc-rs 1.19 digest::Context", |buf, updates| {
+            aws_lc(&lc::SHA256, buf, updates)
+        }),
         ("sha2 0.10.9 Sha256", sha2_010),
-        ("sha2 0.11.1 Sha256", sha2_011),
+        ("sha2 0.11.1 Sha256", sha2_011::<sha2_next::Sha256>),
         (
             "sha2 0.11.1 Sha256, state serialized+restored per update",
-            sha2_011_resumed_each_update,
+            sha2_011_resumed_each_update::<sha2_next::Sha256>,
         ),
     ];
-    measure(
-        "SHA-256 over 1 GiB in 1 MiB updates",
-        &sha256_cases,
-        &buf,
-        TOTAL,
-        rounds,
-    );
     let sha512_cases: [Case; 3] = [
-        ("aws-lc-rs 1.19 digest::Context (SHA-512)", aws_lc_512),
-        ("sha2 0.11.1 Sha512", sha2_011_512),
+        (
+            "aws-lc-rs 1.19 digest::Context (SHA-512)",
+            |buf, updates| aws_lc(&lc::SHA512, buf, updates),
+        ),
+        ("sha2 0.11.1 Sha512", sha2_011::<sha2_next::Sha512>),
         (
             "sha2 0.11.1 Sha512, state serialized+restored per update",
-            sha2_011_512_resumed_each_update,
+            sha2_011_resumed_each_update::<sha2_next::Sha512>,
         ),
     ];
-    measure(
-        "SHA-512 over 256 MiB in 1 MiB updates",
-        &sha512_cases,
-        &buf,
-        TOTAL / 4,
-        rounds,
-    );
+    let runs: [(&str, &[Case], usize); 2] = [
+        ("SHA-256 over 1 GiB in 1 MiB updates", &sha256_cases, TOTAL),
+        (
+            "SHA-512 over 256 MiB in 1 MiB updates",
+            &sha512_cases,
+            TOTAL / 4,
+        ),
+    ];
+    for (title, cases, total) in runs {
+        measure(title, cases, &buf, total, rounds);
+    }
 
     // Resuming at awkward boundaries: the serialized state carries the
     // partial block, so chunks need not be multiples of 64 bytes.
@@ -245,12 +214,12 @@ fn main() {
         use sha2_next::Digest as _;
         let mut saved = sha2_next::Sha256::new().serialize().to_vec();
         for piece in data.chunks(chunk) {
-            let mut hasher = restore(&saved);
+            let mut hasher = restore::<sha2_next::Sha256>(&saved);
             hasher.update(piece);
             saved = hasher.serialize().to_vec();
         }
         state_len = saved.len();
-        let resumed = restore(&saved).finalize();
+        let resumed = restore::<sha2_next::Sha256>(&saved).finalize();
         assert_eq!(
             resumed.as_slice(),
             expected.as_ref(),
@@ -282,12 +251,12 @@ fn main() {
         let expected = lc::digest(&lc::SHA512, &data);
         let mut saved = sha2_next::Sha512::new().serialize().to_vec();
         for piece in data.chunks(MIB + 77) {
-            let mut hasher = restore_512(&saved);
+            let mut hasher = restore::<sha2_next::Sha512>(&saved);
             hasher.update(piece);
             saved = hasher.serialize().to_vec();
         }
         assert_eq!(
-            restore_512(&saved).finalize().as_slice(),
+            restore::<sha2_next::Sha512>(&saved).finalize().as_slice(),
             expected.as_ref(),
             "SHA-512 resumed at every 1 MiB + 77 bytes"
         );

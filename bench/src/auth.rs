@@ -122,24 +122,17 @@ mod tests {
 
     #[test]
     fn scopes() {
-        assert_eq!(
-            scope_for_path("/v2/a/b/manifests/latest").as_deref(),
-            Some("repository:a/b:pull,push")
-        );
-        assert_eq!(
-            scope_for_path("/v2/x/blobs/uploads/123").as_deref(),
-            Some("repository:x:pull,push")
-        );
-        // A repository whose name contains an API word still resolves correctly.
-        assert_eq!(
-            scope_for_path("/v2/tags/manifests/v1").as_deref(),
-            Some("repository:tags:pull,push")
-        );
-        assert_eq!(
-            scope_for_path("/v2/_catalog?n=100").as_deref(),
-            Some("registry:catalog:*")
-        );
-        assert_eq!(scope_for_path("/v2/"), None);
+        let cases = [
+            ("/v2/a/b/manifests/latest", Some("repository:a/b:pull,push")),
+            ("/v2/x/blobs/uploads/123", Some("repository:x:pull,push")),
+            // A repository whose name contains an API word still resolves correctly.
+            ("/v2/tags/manifests/v1", Some("repository:tags:pull,push")),
+            ("/v2/_catalog?n=100", Some("registry:catalog:*")),
+            ("/v2/", None),
+        ];
+        for (path, scope) in cases {
+            assert_eq!(scope_for_path(path).as_deref(), scope, "{path}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use base64::Engine;
 use bytes::Bytes;
 use reqwest::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, WWW_AUTHENTICATE,
+    AUTHORIZATION, AsHeaderName, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
+    WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
@@ -316,6 +317,18 @@ impl Registry {
         expect_status(response, expected).await
     }
 
+    /// `call` for a request that is only its method and URL: no headers of
+    /// its own, no body.
+    pub async fn call_bare(
+        &self,
+        method: Method,
+        url: Url,
+        expected: &[StatusCode],
+    ) -> Result<Response> {
+        self.call(method, url, HeaderMap::new(), Payload::Empty, expected)
+            .await
+    }
+
     /// Starts an upload session and returns its Location.
     pub async fn start_upload(&self, repo: &str) -> Result<Url> {
         let url = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
@@ -347,11 +360,9 @@ impl Registry {
         let digest = sha256_of(blob);
         let head_url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
         let head = self
-            .call(
+            .call_bare(
                 Method::HEAD,
                 head_url,
-                HeaderMap::new(),
-                Payload::Empty,
                 &[StatusCode::OK, StatusCode::NOT_FOUND],
             )
             .await?;
@@ -456,12 +467,13 @@ impl Registry {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Ok(response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned))
+        Ok(header_text(response.headers(), "docker-content-digest").map(str::to_owned))
     }
+}
+
+/// The header's value, if it is there and is text.
+pub fn header_text(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
+    headers.get(name)?.to_str().ok()
 }
 
 pub fn content_length(len: u64) -> HeaderMap {
@@ -564,10 +576,7 @@ mod tests {
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let counter = counter.clone();
                     async move {
-                        let auth = req
-                            .headers()
-                            .get(AUTHORIZATION)
-                            .and_then(|v| v.to_str().ok())
+                        let auth = header_text(req.headers(), AUTHORIZATION)
                             .unwrap_or("")
                             .to_owned();
                         let uri =
@@ -622,26 +631,33 @@ mod tests {
         Ok((format!("http://{addr}"), token_requests))
     }
 
-    #[tokio::test]
-    async fn token_flow_caches_per_scope() -> Result<()> {
+    /// A [`Registry`] connected, with the right password, to a new
+    /// [`fake_token_registry`], and that registry's count of token requests.
+    async fn connected_to_fake() -> Result<(Registry, Arc<AtomicUsize>)> {
         let (url, token_requests) = fake_token_registry().await?;
         let spec: TargetSpec = format!("name=fake,url={url},user=user,password=pass").parse()?;
-        let registry = Registry::connect(spec).await?;
+        Ok((Registry::connect(spec).await?, token_requests))
+    }
+
+    /// GETs `url` `times` times, each answered 200.
+    async fn get_ok_times(registry: &Registry, url: &Url, times: usize) -> Result<()> {
+        for _ in 0..times {
+            let r = registry
+                .send(Method::GET, url.clone(), HeaderMap::new(), Payload::Empty)
+                .await?;
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn token_flow_caches_per_scope() -> Result<()> {
+        let (registry, token_requests) = connected_to_fake().await?;
         assert_eq!(registry.auth_description(), "Docker token (Bearer)");
         let after_connect = token_requests.load(Ordering::SeqCst);
 
         let manifest = registry.url("v2/some/repo/manifests/latest")?;
-        for _ in 0..3 {
-            let r = registry
-                .send(
-                    Method::GET,
-                    manifest.clone(),
-                    HeaderMap::new(),
-                    Payload::Empty,
-                )
-                .await?;
-            assert_eq!(r.status(), StatusCode::OK);
-        }
+        get_ok_times(&registry, &manifest, 3).await?;
         // One token for the new scope, then served from the cache.
         assert_eq!(token_requests.load(Ordering::SeqCst), after_connect + 1);
 
@@ -656,22 +672,10 @@ mod tests {
 
     #[tokio::test]
     async fn token_flow_follows_challenge_scope() -> Result<()> {
-        let (url, token_requests) = fake_token_registry().await?;
-        let spec: TargetSpec = format!("name=fake,url={url},user=user,password=pass").parse()?;
-        let registry = Registry::connect(spec).await?;
+        let (registry, token_requests) = connected_to_fake().await?;
         let before = token_requests.load(Ordering::SeqCst);
         let manifest = registry.url("v2/narrow/x/manifests/latest")?;
-        for _ in 0..2 {
-            let r = registry
-                .send(
-                    Method::GET,
-                    manifest.clone(),
-                    HeaderMap::new(),
-                    Payload::Empty,
-                )
-                .await?;
-            assert_eq!(r.status(), StatusCode::OK);
-        }
+        get_ok_times(&registry, &manifest, 2).await?;
         // The path's own scope is refused, the challenge's scope is fetched
         // once and then reused.
         assert_eq!(token_requests.load(Ordering::SeqCst), before + 2);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::bearer::PasswordStamp;
 use super::roles::{CLUSTER_ADMIN, Verb, Verbs, verbs_of};
 use crate::metadata::MetadataError;
-use crate::metadata::access::{AccessStore, BindingSubject, SubjectKind};
+use crate::metadata::access::{AccessStore, Binding, BindingSubject, SubjectKind};
 
 /// How stale a replica's view of another replica's policy change may be.
 pub const VERSION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -171,18 +171,24 @@ impl PolicySnapshot {
             let Some(verbs) = verbs_of(&binding.role) else {
                 continue;
             };
-            if binding.namespace.is_none() && binding.role == CLUSTER_ADMIN {
-                snapshot.cluster_admins.insert(binding.subject.clone());
-            }
-            let table = match &binding.namespace {
-                None => &mut snapshot.cluster,
-                Some(ns) => snapshot.namespaced.entry(ns.clone()).or_default(),
-            };
-            let entry = table.entry(binding.subject).or_default();
-            *entry = entry.union(verbs);
+            snapshot.grant(binding, verbs);
         }
         snapshot.namespaces = namespaces.into_iter().map(|n| n.name).collect();
         Ok(snapshot)
+    }
+
+    /// Gives `binding`'s subject the `verbs` of its role, in its namespace
+    /// or cluster-wide.
+    fn grant(&mut self, binding: Binding, verbs: Verbs) {
+        if binding.namespace.is_none() && binding.role == CLUSTER_ADMIN {
+            self.cluster_admins.insert(binding.subject.clone());
+        }
+        let table = match &binding.namespace {
+            None => &mut self.cluster,
+            Some(ns) => self.namespaced.entry(ns.clone()).or_default(),
+        };
+        let entry = table.entry(binding.subject).or_default();
+        *entry = entry.union(verbs);
     }
 
     /// The binding subjects `principal` matches: itself and its groups.
@@ -353,7 +359,6 @@ impl PolicyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::access::Binding;
 
     fn snapshot(
         bindings: &[(Option<&str>, &str, BindingSubject)],
@@ -373,15 +378,7 @@ mod tests {
                 subject: subject.clone(),
             };
             let verbs = verbs_of(&b.role).unwrap();
-            if b.namespace.is_none() && b.role == CLUSTER_ADMIN {
-                s.cluster_admins.insert(b.subject.clone());
-            }
-            let table = match &b.namespace {
-                None => &mut s.cluster,
-                Some(ns) => s.namespaced.entry(ns.clone()).or_default(),
-            };
-            let e = table.entry(b.subject).or_default();
-            *e = e.union(verbs);
+            s.grant(b, verbs);
         }
         s
     }

@@ -670,6 +670,19 @@ mod tests {
             assert_eq!(size, first.len() as u64);
             upload
         }
+
+        /// The blob's bytes in `range`, as storage gives them.
+        async fn stored(&self, digest: &Digest, range: std::ops::Range<u64>) -> Vec<u8> {
+            let chunks: Vec<Bytes> = self
+                .blobs
+                .read_blob(digest, range, None)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            chunks.concat()
+        }
     }
 
     fn body(bytes: &'static [u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
@@ -697,15 +710,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(size, 8);
-        let stored: Vec<Bytes> = f
-            .blobs
-            .read_blob(&digest, 0..8, None)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(stored.concat(), b"aaaacccc");
+        let stored = f.stored(&digest, 0..8).await;
+        assert_eq!(stored, b"aaaacccc");
     }
 
     /// A request dropped while its writes run: its chunk was never
@@ -756,15 +762,8 @@ mod tests {
             )
             .await
             .unwrap();
-        let stored: Vec<Bytes> = f
-            .blobs
-            .read_blob(&digest, 0..content.len() as u64, None)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert!(stored.concat() == content, "stored content differs");
+        let stored = f.stored(&digest, 0..content.len() as u64).await;
+        assert!(stored == content, "stored content differs");
     }
 
     /// Bytes that reach the upload behind the registry's back while a
@@ -838,15 +837,8 @@ mod tests {
             .finish(&row, &digest, None, body(b"ff"))
             .await
             .unwrap();
-        let stored: Vec<Bytes> = f
-            .blobs
-            .read_blob(&digest, 0..12, None)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(stored.concat(), b"aaaabbccddff");
+        let stored = f.stored(&digest, 0..12).await;
+        assert_eq!(stored, b"aaaabbccddff");
     }
 
     /// Abandoned uploads (a PATCH, then nothing) do not pile up in memory;

@@ -360,6 +360,25 @@ mod tests {
         chunks.concat()
     }
 
+    /// A store on the filesystem, in a new temporary directory.
+    fn filesystem_store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::filesystem(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    /// `len` bytes of a pattern that repeats every `period` bytes.
+    fn patterned(len: usize, period: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % period) as u8).collect()
+    }
+
+    /// Committing `parts` of upload `id` makes the blob of `data`, all of it.
+    async fn assert_commits_to(store: &BlobStore, id: &str, parts: &[UploadPart], data: &[u8]) {
+        let d = DigestAlgorithm::Sha256.digest_of(data);
+        store.commit_upload(id, parts, &d).await.unwrap();
+        assert!(collect(store, &d, 0..data.len() as u64).await == data);
+    }
+
     /// Writes `pieces` as part `number` of `id`.
     async fn part(store: &BlobStore, id: &str, number: u32, pieces: &[&[u8]]) -> UploadPart {
         let mut w = store.write_part(id, number).await.unwrap();
@@ -371,8 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn upload_parts_commit_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let (_dir, store) = filesystem_store();
         let first = part(&store, "u1", 1, &[b"hello "]).await;
         let second = part(&store, "u1", 2, &[b"world"]).await;
         assert_eq!((first.size, second.size), (6, 5));
@@ -394,11 +412,8 @@ mod tests {
     /// writers in turn, as a chunked upload opens one per chunk.
     #[tokio::test]
     async fn local_writes_keep_every_byte_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::filesystem(dir.path()).unwrap();
-        let data: Vec<u8> = (0..LOCAL_WRITE_BUFFER * 5 + 777)
-            .map(|i| (i % 253) as u8)
-            .collect();
+        let (_dir, store) = filesystem_store();
+        let data = patterned(LOCAL_WRITE_BUFFER * 5 + 777, 253);
         let writers: [&[usize]; 3] = [
             &[1, LOCAL_WRITE_BUFFER - 2, 3],
             &[LOCAL_WRITE_BUFFER, LOCAL_WRITE_BUFFER * 2 + 5],
@@ -416,21 +431,15 @@ mod tests {
             parts.push(w.close().await.unwrap());
         }
         parts.push(part(&store, "u", 4, &[rest]).await);
-
-        let d = DigestAlgorithm::Sha256.digest_of(&data);
-        store.commit_upload("u", &parts, &d).await.unwrap();
-        assert!(collect(&store, &d, 0..data.len() as u64).await == data);
+        assert_commits_to(&store, "u", &parts, &data).await;
     }
 
     /// A writer that let go of its buffers while its client was quiet has
     /// written what it held, and goes on writing in order.
     #[tokio::test]
     async fn released_buffers_lose_no_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::filesystem(dir.path()).unwrap();
-        let data: Vec<u8> = (0..LOCAL_WRITE_BUFFER * 2 + 99)
-            .map(|i| (i % 241) as u8)
-            .collect();
+        let (dir, store) = filesystem_store();
+        let data = patterned(LOCAL_WRITE_BUFFER * 2 + 99, 241);
         let file = dir.path().join(paths::upload("u"));
         let mut w = store.write_part("u", 1).await.unwrap();
         let mut written = 0;
@@ -443,17 +452,14 @@ mod tests {
             assert_eq!(std::fs::metadata(&file).unwrap().len(), written as u64);
         }
         let only = w.close().await.unwrap();
-        let d = DigestAlgorithm::Sha256.digest_of(&data);
-        store.commit_upload("u", &[only], &d).await.unwrap();
-        assert!(collect(&store, &d, 0..data.len() as u64).await == data);
+        assert_commits_to(&store, "u", &[only], &data).await;
     }
 
     /// Bytes of parts never recorded (written, then their writer died or
     /// lost the race) are left out of the blob, wherever they lie.
     #[tokio::test]
     async fn unrecorded_parts_are_left_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let (_dir, store) = filesystem_store();
         let first = part(&store, "u", 1, &[b"aaaa"]).await;
         let _lost = part(&store, "u", 2, &[b"zzzzzz"]).await;
         let second = part(&store, "u", 2, &[b"bb"]).await;
@@ -486,8 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn committing_existing_blob_discards_upload() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let (_dir, store) = filesystem_store();
         let d = DigestAlgorithm::Sha256.digest_of(b"same");
         let a = part(&store, "a", 1, &[b"same"]).await;
         let b = part(&store, "b", 1, &[b"same"]).await;
@@ -537,8 +542,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_upload_commits_to_empty_blob() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::filesystem(dir.path()).unwrap();
+        let (_dir, store) = filesystem_store();
         let d = DigestAlgorithm::Sha256.digest_of(b"");
         store.commit_upload("never-written", &[], &d).await.unwrap();
         assert_eq!(store.blob_size(&d).await.unwrap(), Some(0));

@@ -82,14 +82,15 @@ fn root_of(root: &Option<String>) -> String {
 }
 
 impl ObjectStore {
-    fn new(op: Operator, chunk: usize, description: String) -> Self {
+    /// The store `builder` configures, writing in parts of `chunk` bytes.
+    fn new(builder: impl opendal::Builder, chunk: usize, description: String) -> Result<Self> {
         // The HTTP client OpenDAL's services send their requests with.
         opendal::install_default();
-        ObjectStore {
-            op: op.layer(retry_layer()),
+        Ok(ObjectStore {
+            op: Operator::new(builder)?.layer(retry_layer()),
             chunk,
             description,
-        }
+        })
     }
 
     pub(super) fn s3(config: &S3Storage) -> Result<Self> {
@@ -120,11 +121,7 @@ impl ObjectStore {
             config.bucket,
             config.region_endpoint.as_deref().unwrap_or("AWS")
         );
-        Ok(Self::new(
-            Operator::new(builder)?,
-            config.chunk_size(),
-            description,
-        ))
+        Self::new(builder, config.chunk_size(), description)
     }
 
     pub(super) fn azure(config: &AzureStorage) -> Result<Self> {
@@ -138,11 +135,7 @@ impl ObjectStore {
             builder = builder.account_key(key.trim());
         }
         let description = format!("azure container {} at {endpoint}", config.container);
-        Ok(Self::new(
-            Operator::new(builder)?,
-            DEFAULT_CHUNK,
-            description,
-        ))
+        Self::new(builder, DEFAULT_CHUNK, description)
     }
 
     pub(super) fn gcs(config: &GcsStorage) -> Result<Self> {
@@ -153,11 +146,7 @@ impl ObjectStore {
             builder = builder.credential_path(&keyfile.to_string_lossy());
         }
         let description = format!("gcs bucket {}", config.bucket);
-        Ok(Self::new(
-            Operator::new(builder)?,
-            DEFAULT_CHUNK,
-            description,
-        ))
+        Self::new(builder, DEFAULT_CHUNK, description)
     }
 
     pub(super) fn swift(config: &SwiftStorage) -> Result<Self> {
@@ -173,11 +162,7 @@ impl ObjectStore {
             "swift container {} at {}",
             config.container, config.storage_url
         );
-        Ok(Self::new(
-            Operator::new(builder)?,
-            DEFAULT_CHUNK,
-            description,
-        ))
+        Self::new(builder, DEFAULT_CHUNK, description)
     }
 
     pub(super) fn description(&self) -> &str {

@@ -165,19 +165,14 @@ async fn guesses_lock_out_their_address_never_the_user_elsewhere() {
         .with_credentials("bot", &bot_token.secret)
         .connecting_from(bot_address);
     expect_status(bot.get("/v2/").await, StatusCode::OK).await;
+    let guesser = admin
+        .with_credentials("bot", "guess-4-wrong")
+        .connecting_from(bot_address);
     for _ in 0..PER_USER {
-        let response = admin
-            .with_credentials("bot", "guess-4-wrong")
-            .connecting_from(bot_address)
-            .get("/v2/")
-            .await;
+        let response = guesser.get("/v2/").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let guessed_bot = admin
-        .with_credentials("bot", "guess-4-wrong")
-        .connecting_from(bot_address)
-        .get("/v2/")
-        .await;
+    let guessed_bot = guesser.get("/v2/").await;
     assert_eq!(guessed_bot.status(), StatusCode::TOO_MANY_REQUESTS);
     for client in [
         bot.clone(),

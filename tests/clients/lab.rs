@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{BerthProcess, ServeCommand, berth_command};
+use crate::common::{BerthProcess, ServeCommand, berth_command, kept_temp_dir};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -125,16 +125,10 @@ pub fn build_image(
     } else {
         DOCKER_CONFIG
     };
-    assert_eq!(
-        manifest["config"]["mediaType"].as_str(),
-        Some(expected_config),
-        "{step}: buildah commit --format {format} made: {manifest}"
-    );
-    assert_eq!(
-        manifest["config"]["digest"].as_str(),
-        Some(format!("sha256:{id}").as_str()),
-        "{step}: config digest is the image id"
-    );
+    // The image id is the config's digest.
+    let config_digest = format!("sha256:{id}");
+    let step = format!("{step} (--format {format})");
+    assert_config(&manifest, expected_config, &config_digest, &step);
     BuiltImage {
         local,
         id,
@@ -148,6 +142,20 @@ pub fn build_image(
 // Harness: tools, berth, running commands.
 
 /// The tools among `tools` that do not answer `TOOL --version`.
+/// The `manifest`'s config is of `media_type`, with `digest`.
+pub fn assert_config(manifest: &Value, media_type: &str, digest: &str, step: &str) {
+    assert_eq!(
+        manifest["config"]["mediaType"].as_str(),
+        Some(media_type),
+        "{step}: config mediaType in {manifest}"
+    );
+    assert_eq!(
+        manifest["config"]["digest"].as_str(),
+        Some(digest),
+        "{step}: config digest"
+    );
+}
+
 pub fn missing_tools(tools: &[&str]) -> Vec<String> {
     tools
         .iter()
@@ -238,15 +246,9 @@ impl Lab {
         configure: impl FnOnce(ServeCommand) -> ServeCommand,
         generated_admin_password: bool,
     ) -> Lab {
-        let mut tmp = tempfile::Builder::new()
-            .prefix("berth-clients-")
-            .tempdir()
-            .expect("temporary directory");
         // BERTH_KEEP_CLIENTS_DIR=1 keeps the directory (berth's data and log,
         // the clients' storage) for a look afterwards.
-        if std::env::var("BERTH_KEEP_CLIENTS_DIR").is_ok_and(|v| v == "1") {
-            tmp.disable_cleanup(true);
-        }
+        let tmp = kept_temp_dir("berth-clients-", "BERTH_KEEP_CLIENTS_DIR");
         let root = tmp.path().to_owned();
         for dir in [
             "home",

@@ -182,20 +182,28 @@ impl RegistryClient {
     /// Binds `subject` (`{"kind":…,"name":…}`) to `role` in `namespace`, or
     /// cluster-wide when `namespace` is `None`.
     pub async fn bind(&self, namespace: Option<&str>, role: &str, subject: &Value) {
-        let path = match namespace {
-            Some(ns) => format!("/api/v1/namespaces/{ns}/rolebindings/{role}/add-subjects"),
-            None => format!("/api/v1/clusterrolebindings/{role}/add-subjects"),
-        };
-        let body = json!({"subjects": [subject]});
-        self.api_expect(Method::POST, &path, Some(&body), StatusCode::OK)
+        self.change_subjects(namespace, role, "add-subjects", subject)
             .await;
     }
 
     /// Unbinds `subject` from `role` in `namespace` (cluster-wide: `None`).
     pub async fn unbind(&self, namespace: Option<&str>, role: &str, subject: &Value) {
+        self.change_subjects(namespace, role, "remove-subjects", subject)
+            .await;
+    }
+
+    /// `POST` of `subject` to the binding of `role`'s `action`
+    /// (`add-subjects`, `remove-subjects`), expecting `200 OK`.
+    async fn change_subjects(
+        &self,
+        namespace: Option<&str>,
+        role: &str,
+        action: &str,
+        subject: &Value,
+    ) {
         let path = match namespace {
-            Some(ns) => format!("/api/v1/namespaces/{ns}/rolebindings/{role}/remove-subjects"),
-            None => format!("/api/v1/clusterrolebindings/{role}/remove-subjects"),
+            Some(ns) => format!("/api/v1/namespaces/{ns}/rolebindings/{role}/{action}"),
+            None => format!("/api/v1/clusterrolebindings/{role}/{action}"),
         };
         let body = json!({"subjects": [subject]});
         self.api_expect(Method::POST, &path, Some(&body), StatusCode::OK)

@@ -226,6 +226,21 @@ impl RegistryClient {
         self.send(Method::GET, path).await
     }
 
+    /// `GET /metrics`, anonymously: the Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        self.anonymous()
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics are read")
+    }
+
+    /// The sum of `name`'s samples in `/metrics` (see [`metric_sum`]).
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric_sum(&self.metrics_text().await, name)
+    }
+
     // ----- blob uploads
 
     /// `POST /v2/<repo>/blobs/uploads/<query>` with an empty body.
@@ -301,15 +316,27 @@ impl RegistryClient {
         self.get(location).await
     }
 
-    /// `PUT <upload>?digest=` without a body: completes the upload.
-    pub async fn finish_upload(&self, location: &str, digest: &str) -> Response {
+    /// The closing `PUT <upload>?digest=`, to be given a body or not.
+    pub fn closing_put(&self, location: &str, digest: &str) -> RequestBuilder {
         self.request(
             Method::PUT,
             &with_query(location, &format!("digest={digest}")),
         )
-        .send()
-        .await
-        .expect("closing PUT is sent")
+    }
+
+    /// The monolithic `PUT <upload>?digest=` carrying the whole blob.
+    pub fn monolithic_put(&self, location: &str, digest: &str, content: &[u8]) -> RequestBuilder {
+        self.closing_put(location, digest)
+            .header("content-type", "application/octet-stream")
+            .body(content.to_vec())
+    }
+
+    /// `PUT <upload>?digest=` without a body: completes the upload.
+    pub async fn finish_upload(&self, location: &str, digest: &str) -> Response {
+        self.closing_put(location, digest)
+            .send()
+            .await
+            .expect("closing PUT is sent")
     }
 
     /// `PUT <upload>?digest=` carrying the last chunk, which starts at `offset`.
@@ -321,16 +348,13 @@ impl RegistryClient {
         chunk: &[u8],
     ) -> Response {
         let last = offset + chunk.len() as u64 - 1;
-        self.request(
-            Method::PUT,
-            &with_query(location, &format!("digest={digest}")),
-        )
-        .header("content-type", "application/octet-stream")
-        .header("content-range", format!("{offset}-{last}"))
-        .body(chunk.to_vec())
-        .send()
-        .await
-        .expect("closing PUT is sent")
+        self.closing_put(location, digest)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{offset}-{last}"))
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .expect("closing PUT is sent")
     }
 
     pub async fn cancel_upload(&self, location: &str) -> Response {
@@ -342,12 +366,7 @@ impl RegistryClient {
         let digest = sha256(content);
         let upload = self.start_upload(repo).await;
         let response = self
-            .request(
-                Method::PUT,
-                &with_query(&upload.location, &format!("digest={digest}")),
-            )
-            .header("content-type", "application/octet-stream")
-            .body(content.to_vec())
+            .monolithic_put(&upload.location, &digest, content)
             .send()
             .await
             .expect("monolithic PUT is sent");
@@ -525,6 +544,15 @@ fn https_url(base_url: &str) -> String {
         Some(rest) => format!("https://{rest}"),
         None => base_url.to_owned(),
     }
+}
+
+/// The sum of the samples in Prometheus `text` whose line starts with
+/// `name` (every label set of a metric).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A JSON array of strings (`null` counts as empty).

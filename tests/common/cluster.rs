@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::process::kept_temp_dir;
 use super::stores::{AzureBlobClient, S3Client};
 
 /// The region the S3 clients sign for; SeaweedFS accepts any.
@@ -360,15 +361,8 @@ where
 }
 
 pub(super) fn temp_dir(prefix: &str) -> tempfile::TempDir {
-    let mut dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("temporary directory");
     // BERTH_KEEP_CLUSTER_DIR=1 keeps data and logs for a look afterwards.
-    if std::env::var("BERTH_KEEP_CLUSTER_DIR").is_ok_and(|v| v == "1") {
-        dir.disable_cleanup(true);
-    }
-    dir
+    kept_temp_dir(prefix, "BERTH_KEEP_CLUSTER_DIR")
 }
 
 fn args(list: &[String]) -> Vec<OsString> {

@@ -42,12 +42,38 @@ pub fn berth_command(args: &[&str]) -> Command {
     command
 }
 
+/// A new temporary directory named `prefix…`, left in place after the test
+/// when the variable `keep` is `1` (for a look at what it holds).
+pub fn kept_temp_dir(prefix: &str, keep: &str) -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temporary directory");
+    if std::env::var(keep).is_ok_and(|v| v == "1") {
+        dir.disable_cleanup(true);
+    }
+    dir
+}
+
 /// A port nobody listens on right now.
 pub fn free_loopback_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port()
+}
+
+/// Serves `app` on a free loopback port, in the background on the test's
+/// runtime; returns the address.
+pub async fn serve_on_loopback(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
 }
 
 /// `berth serve` as a test wants it, before it starts: made by

@@ -141,21 +141,51 @@ impl S3Client {
     }
 
     pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes) -> StoreResponse {
-        self.send(Method::PUT, bucket, key, &[], body)
+        self.answered("PutObject", Method::PUT, bucket, key, &[], body)
             .await
-            .unwrap_or_else(|e| panic!("PutObject {bucket}/{key}: {e}"))
     }
 
     pub async fn get_object(&self, bucket: &str, key: &str) -> StoreResponse {
-        self.send(Method::GET, bucket, key, &[], Bytes::new())
+        self.answered("GetObject", Method::GET, bucket, key, &[], Bytes::new())
             .await
-            .unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e}"))
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResponse {
-        self.send(Method::DELETE, bucket, key, &[], Bytes::new())
+        self.answered(
+            "DeleteObject",
+            Method::DELETE,
+            bucket,
+            key,
+            &[],
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// A listing of the bucket (`ListObjectsV2`, `ListMultipartUploads`, …
+    /// as `query` says, named `what`), which must answer `200 OK`.
+    pub async fn list(&self, what: &str, bucket: &str, query: &[(&str, &str)]) -> StoreResponse {
+        let listing = self
+            .answered(what, Method::GET, bucket, "", query, Bytes::new())
+            .await;
+        listing.expect_status(200, what);
+        listing
+    }
+
+    /// [`send`](Self::send), which must get an answer (`what` names the
+    /// operation for the panic).
+    async fn answered(
+        &self,
+        what: &str,
+        method: Method,
+        bucket: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        body: Bytes,
+    ) -> StoreResponse {
+        self.send(method, bucket, key, query, body)
             .await
-            .unwrap_or_else(|e| panic!("DeleteObject {bucket}/{key}: {e}"))
+            .unwrap_or_else(|e| panic!("{what} {bucket}/{key}: {e}"))
     }
 
     /// Any request: `key` may be empty (a bucket request); `query` pairs are

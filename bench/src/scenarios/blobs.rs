@@ -2,16 +2,16 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, ensure};
 use aws_lc_rs::digest;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE};
 use reqwest::{Method, StatusCode};
 
-use super::{Ctx, MIB, run_rounds, setup_each};
+use super::{Ctx, MIB, measure_on_setup, run_rounds, setup_each};
 use crate::data::{self, BlobSpec, sha256_string};
 use crate::procfs::{self, RssSampler};
 use crate::registry::{
-    Payload, Registry, check_digest_header, check_reported_digest, content_length,
+    Payload, Registry, check_digest_header, check_reported_digest, content_length, header_text,
 };
 use crate::report::{Sample, Section};
 
@@ -207,11 +207,7 @@ async fn push_chunked(
             .await
             .with_context(|| format!("PATCH of bytes {offset}-{end}"))?;
         // The registry must acknowledge everything received so far.
-        let range = response
-            .headers()
-            .get(RANGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("<none>");
+        let range = header_text(response.headers(), RANGE).unwrap_or("<none>");
         ensure!(
             range == format!("0-{end}") || range == format!("bytes=0-{end}"),
             "after PATCH of bytes {offset}-{end} the registry reported Range {range}"
@@ -227,13 +223,7 @@ async fn push_chunked(
 async fn verify_blob_size(registry: &Registry, repo: &str, digest: &str, size: u64) -> Result<()> {
     let url = registry.url(&format!("v2/{repo}/blobs/{digest}"))?;
     let response = registry
-        .call(
-            Method::HEAD,
-            url,
-            HeaderMap::new(),
-            Payload::Empty,
-            &[StatusCode::OK],
-        )
+        .call_bare(Method::HEAD, url, &[StatusCode::OK])
         .await
         .context("HEAD of the pushed blob")?;
     let length = header_u64(response.headers(), CONTENT_LENGTH.as_str());
@@ -310,13 +300,7 @@ async fn get_blob(
         return Ok((answer.bytes, answer.digest));
     }
     let mut response = registry
-        .call(
-            Method::GET,
-            url,
-            HeaderMap::new(),
-            Payload::Empty,
-            &[StatusCode::OK],
-        )
+        .call_bare(Method::GET, url, &[StatusCode::OK])
         .await?;
     check_blob_headers(response.headers(), blob)?;
     let mut ctx = hash.then(|| digest::Context::new(&digest::SHA256));
@@ -369,10 +353,7 @@ async fn get_ranges(
             )
             .await
             .with_context(|| format!("GET of bytes {offset}-{end}"))?;
-        let content_range = response
-            .headers()
-            .get(CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
+        let content_range = header_text(response.headers(), CONTENT_RANGE)
             .unwrap_or("<none>")
             .to_owned();
         ensure!(
@@ -441,15 +422,12 @@ pub async fn pull(ctx: &Ctx, ranged: bool) -> Section {
         Ok(blob)
     })
     .await;
-    run_rounds(
+    measure_on_setup(
         ctx,
         &mut section,
-        async |_| Ok(()),
-        async |t, _, _| {
-            let blob = fixtures[t]
-                .as_ref()
-                .ok_or_else(|| anyhow!("no pull fixture"))?;
-            let registry = &ctx.targets[t];
+        &fixtures,
+        "no pull fixture",
+        async |t, registry, blob| {
             let watch = ServerWatch::start(ctx, t, false)?;
             let pulls = if ranged { 1 } else { ctx.cli.pull_repeat };
             let started = Instant::now();

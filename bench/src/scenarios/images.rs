@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::{Ctx, for_each_concurrent, run_rounds};
 use crate::data::{self, Image};
-use crate::registry::{Payload, Registry};
+use crate::registry::Registry;
 use crate::report::{Sample, Section};
 
 /// Payload of each image's single layer; with the tar framing the layer is
@@ -94,13 +93,7 @@ pub async fn small_images(ctx: &Ctx) -> Section {
 pub async fn list_tags(registry: &Registry, repo: &str) -> Result<HashSet<String>> {
     let url = registry.url(&format!("v2/{repo}/tags/list"))?;
     let response = registry
-        .call(
-            Method::GET,
-            url,
-            HeaderMap::new(),
-            Payload::Empty,
-            &[StatusCode::OK],
-        )
+        .call_bare(Method::GET, url, &[StatusCode::OK])
         .await?;
     let list: TagList = response.json().await.context("tags/list is not JSON")?;
     Ok(list.tags.unwrap_or_default().into_iter().collect())

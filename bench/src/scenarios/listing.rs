@@ -4,15 +4,15 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use reqwest::header::{HeaderMap, LINK};
+use reqwest::header::LINK;
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 
 use super::images::{TagList, list_tags};
-use super::{Ctx, for_each_concurrent, run_rounds, setup_each};
+use super::{Ctx, for_each_concurrent, measure_on_setup, setup_each};
 use crate::auth::next_link;
 use crate::data::{self, Image};
-use crate::registry::{Payload, Registry};
+use crate::registry::{Registry, header_text};
 use crate::report::{Sample, Section};
 
 /// Stop following `Link` after this many pages: a registry that loops must
@@ -46,19 +46,9 @@ async fn paged<T: for<'de> Deserialize<'de>>(
     };
     for page in 1..=MAX_PAGES {
         let response = registry
-            .call(
-                Method::GET,
-                url.clone(),
-                HeaderMap::new(),
-                Payload::Empty,
-                &[StatusCode::OK],
-            )
+            .call_bare(Method::GET, url.clone(), &[StatusCode::OK])
             .await?;
-        let next = response
-            .headers()
-            .get(LINK)
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link);
+        let next = header_text(response.headers(), LINK).and_then(next_link);
         let body: T = response
             .json()
             .await
@@ -190,14 +180,14 @@ pub async fn catalog(ctx: &Ctx) -> Section {
     })
     .await;
     let mut pages_seen = Vec::new();
-    run_rounds(
+    measure_on_setup(
         ctx,
         &mut section,
-        async |_| Ok(()),
-        async |t, _, _| {
-            ensure!(setup[t].is_some(), "catalog setup failed");
+        &setup,
+        "catalog setup failed",
+        async |t, registry, _| {
             let started = Instant::now();
-            let pass = catalog_pass(&ctx.targets[t], PAGE).await?;
+            let pass = catalog_pass(registry, PAGE).await?;
             let secs = started.elapsed().as_secs_f64();
             verify_names(&pass.names, &expected)?;
             pages_seen.push((t, pass));
@@ -251,13 +241,12 @@ pub async fn tags(ctx: &Ctx) -> Section {
     })
     .await;
     let mut pages_seen = Vec::new();
-    run_rounds(
+    measure_on_setup(
         ctx,
         &mut section,
-        async |_| Ok(()),
-        async |t, _, _| {
-            ensure!(setup[t].is_some(), "tags setup failed");
-            let registry = &ctx.targets[t];
+        &setup,
+        "tags setup failed",
+        async |t, registry, _| {
             let full_url = registry.url(&format!("v2/{repo}/tags/list"))?;
             let paged_url = registry.url(&format!("v2/{repo}/tags/list?n={PAGE}"))?;
             let mut full_total = 0.0;

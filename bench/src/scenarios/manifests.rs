@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, ensure};
+use anyhow::{Result, ensure};
 use bytes::Bytes;
 use hyper::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue};
 
-use super::{Ctx, run_rounds, setup_each};
+use super::{Ctx, measure_on_setup, setup_each};
 use crate::auth::scope_for_path;
 use crate::data::{self, Image, MANIFEST_ACCEPT};
 use crate::load::{self, Expectation, LoadSpec};
@@ -85,15 +85,12 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
     );
     let mut section = Section::new(id, title, description, ctx.columns());
     let fixtures = setup_each(ctx, &mut section, async |t| fixture(ctx, t).await).await;
-    run_rounds(
+    measure_on_setup(
         ctx,
         &mut section,
-        async |_| Ok(()),
-        async |t, _, _| {
-            let image = fixtures[t]
-                .as_ref()
-                .ok_or_else(|| anyhow!("no manifest fixture"))?;
-            let registry = &ctx.targets[t];
+        &fixtures,
+        "no manifest fixture",
+        async |_, registry, image| {
             let (method, reference, expect) = match kind {
                 Kind::GetByTag => (
                     hyper::Method::GET,

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::ValueEnum;
 
 use crate::registry::Registry;
@@ -157,6 +157,29 @@ pub async fn run_rounds<I>(
             }
         }
     }
+}
+
+/// [`run_rounds`] for a scenario whose data [`setup_each`] made once per
+/// target before timing: nothing is prepared per round, and `measure` gets
+/// the target's index, the target and what its setup left (`missing` is the
+/// error of a target whose setup failed).
+pub async fn measure_on_setup<S>(
+    ctx: &Ctx,
+    section: &mut Section,
+    setups: &[Option<S>],
+    missing: &str,
+    mut measure: impl AsyncFnMut(usize, &Registry, &S) -> Result<Vec<Sample>>,
+) {
+    run_rounds(
+        ctx,
+        section,
+        async |_| Ok(()),
+        async |t, _, _| {
+            let setup = setups[t].as_ref().ok_or_else(|| anyhow!("{missing}"))?;
+            measure(t, &ctx.targets[t], setup).await
+        },
+    )
+    .await;
 }
 
 /// Runs one setup step per target (untimed), marking failures in the section.

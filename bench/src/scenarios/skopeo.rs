@@ -4,14 +4,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::Ctx;
 use crate::ScenarioName;
 use crate::data::{self, Image, OCI_MANIFEST, sha256_of, tar_size};
-use crate::registry::{Payload, Registry};
+use crate::registry::Registry;
 use crate::report::{Sample, Section};
 
 const TAG: &str = "bench";
@@ -118,41 +117,52 @@ fn creds(registry: &Registry) -> Option<String> {
 }
 
 async fn copy_in(ctx: &Ctx, registry: &Registry, src: &Path, repo: &str) -> Result<f64> {
-    let mut args = vec![
-        "copy".to_owned(),
-        "--quiet".into(),
-        "--preserve-digests".into(),
-    ];
-    args.push(format!(
-        "--dest-tls-verify={}",
-        registry.spec.url.scheme() == "https"
-    ));
-    if let Some(c) = creds(registry) {
-        args.extend(["--dest-creds".to_owned(), c]);
-    }
-    args.push(format!("oci:{}:{TAG}", src.display()));
-    args.push(format!("docker://{}/{repo}:{TAG}", registry.host_port()));
-    let started = Instant::now();
-    skopeo(ctx, &args).await?;
-    Ok(started.elapsed().as_secs_f64())
+    let from = format!("oci:{}:{TAG}", src.display());
+    let to = format!("docker://{}/{repo}:{TAG}", registry.host_port());
+    timed_copy(ctx, registry, "dest", &[], from, to).await
 }
 
 async fn copy_out(ctx: &Ctx, registry: &Registry, repo: &str, dest: &Path) -> Result<f64> {
-    let mut args = vec![
-        "copy".to_owned(),
-        "--quiet".into(),
-        "--preserve-digests".into(),
-        "--dest-oci-accept-uncompressed-layers".into(),
-    ];
+    let from = format!("docker://{}/{repo}:{TAG}", registry.host_port());
+    let to = format!("oci:{}:{TAG}", dest.display());
+    let options = ["--dest-oci-accept-uncompressed-layers"];
+    timed_copy(ctx, registry, "src", &options, from, to).await
+}
+
+/// Logs one round's copy time on target `t` and records it in `section`.
+fn record_copy_time(section: &mut Section, round: usize, t: usize, registry: &Registry, secs: f64) {
+    eprintln!(
+        "[{}] round {} {}: {secs:.2} s",
+        section.id,
+        round + 1,
+        registry.name()
+    );
+    section.record(t, Sample::lower("copy time", "s", secs));
+}
+
+/// `skopeo copy` from `from` to `to`, the registry being its `side`
+/// (`src` or `dest`) for TLS and credentials; returns the seconds it took.
+async fn timed_copy(
+    ctx: &Ctx,
+    registry: &Registry,
+    side: &str,
+    options: &[&str],
+    from: String,
+    to: String,
+) -> Result<f64> {
+    let mut args: Vec<String> = ["copy", "--quiet", "--preserve-digests"]
+        .iter()
+        .chain(options)
+        .map(|a| a.to_string())
+        .collect();
     args.push(format!(
-        "--src-tls-verify={}",
+        "--{side}-tls-verify={}",
         registry.spec.url.scheme() == "https"
     ));
     if let Some(c) = creds(registry) {
-        args.extend(["--src-creds".to_owned(), c]);
+        args.extend([format!("--{side}-creds"), c]);
     }
-    args.push(format!("docker://{}/{repo}:{TAG}", registry.host_port()));
-    args.push(format!("oci:{}:{TAG}", dest.display()));
+    args.extend([from, to]);
     let started = Instant::now();
     skopeo(ctx, &args).await?;
     Ok(started.elapsed().as_secs_f64())
@@ -169,13 +179,7 @@ async fn verify_pushed(registry: &Registry, repo: &str, image: &Image) -> Result
     for blob in image.blobs() {
         let url = registry.url(&format!("v2/{repo}/blobs/{}", sha256_of(blob)))?;
         registry
-            .call(
-                Method::HEAD,
-                url,
-                HeaderMap::new(),
-                Payload::Empty,
-                &[StatusCode::OK],
-            )
+            .call_bare(Method::HEAD, url, &[StatusCode::OK])
             .await
             .context("blob missing after copy-in")?;
     }
@@ -265,14 +269,7 @@ pub async fn copy(ctx: &Ctx) -> Vec<Section> {
             }
             .await;
             match pushed {
-                Ok(secs) => {
-                    eprintln!(
-                        "[skopeo-copy-in] round {} {}: {secs:.2} s",
-                        round + 1,
-                        registry.name()
-                    );
-                    section_in.record(t, Sample::lower("copy time", "s", secs));
-                }
+                Ok(secs) => record_copy_time(&mut section_in, round, t, registry, secs),
                 Err(e) => {
                     eprintln!("[skopeo-copy-in] {} FAILED: {e:#}", registry.name());
                     section_in.fail(t, &e);
@@ -295,14 +292,7 @@ pub async fn copy(ctx: &Ctx) -> Vec<Section> {
             .await;
             remove_dir(&out);
             match pulled {
-                Ok(secs) => {
-                    eprintln!(
-                        "[skopeo-copy-out] round {} {}: {secs:.2} s",
-                        round + 1,
-                        registry.name()
-                    );
-                    section_out.record(t, Sample::lower("copy time", "s", secs));
-                }
+                Ok(secs) => record_copy_time(&mut section_out, round, t, registry, secs),
                 Err(e) => {
                     eprintln!("[skopeo-copy-out] {} FAILED: {e:#}", registry.name());
                     section_out.fail(t, &e);

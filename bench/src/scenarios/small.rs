@@ -17,12 +17,12 @@ use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, HeaderName, HeaderValue, RANGE};
 
 use super::blobs::{PullBlob, pull_fixture};
-use super::{Ctx, run_rounds, setup_each};
+use super::{Ctx, measure_on_setup, run_rounds, setup_each};
 use crate::auth::scope_for_path;
 use crate::data::{self, BlobSpec, GEN_CHUNK, Prng, sha256_of};
 use crate::load::{self, KeepAlive, Response};
 use crate::procfs;
-use crate::registry::Registry;
+use crate::registry::{Registry, header_text};
 use crate::report::{Sample, Section};
 
 /// The small blob sizes, in bytes, with their labels: a config or a
@@ -163,15 +163,12 @@ pub async fn small_blobs(ctx: &Ctx) -> Section {
         })
     })
     .await;
-    run_rounds(
+    measure_on_setup(
         ctx,
         &mut section,
-        async |_| Ok(()),
-        async |t, _, _| {
-            let fixture = fixtures[t]
-                .as_ref()
-                .ok_or_else(|| anyhow!("no small blobs were pushed"))?;
-            let registry = &ctx.targets[t];
+        &fixtures,
+        "no small blobs were pushed",
+        async |_, registry, fixture| {
             let headers = auth_headers(registry, &fixture.repo).await?;
             let urls: Vec<Vec<Url>> = fixture
                 .blobs
@@ -282,11 +279,7 @@ fn check_piece(response: &Response, piece: &Piece, size: u64) -> Result<()> {
         piece.start,
         response.status
     );
-    let content_range = response
-        .headers
-        .get(CONTENT_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("<none>");
+    let content_range = header_text(&response.headers, CONTENT_RANGE).unwrap_or("<none>");
     ensure!(
         content_range == format!("bytes {}-{end}/{size}", piece.start),
         "asked for bytes {}-{end}, got Content-Range {content_range}",
