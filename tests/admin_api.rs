@@ -240,6 +240,22 @@ async fn projects_are_visible_only_to_those_with_a_role() {
     s.api_post("/api/v1/projects", json!({}))
         .await
         .failure(422, "Invalid");
+    // Bodies are objects: an array (which serde would take for an object
+    // whose fields are all optional), a string, a number or null is refused
+    // and creates nothing.
+    let tokens_before = s.api_get("/api/v1/tokens").await.ok(200)["items"].clone();
+    for bad in [json!([]), json!(["x"]), json!("x"), json!(1), json!(null)] {
+        s.api_post("/api/v1/tokens", bad.clone())
+            .await
+            .failure(422, "Invalid");
+        s.api_post("/api/v1/projects", bad)
+            .await
+            .failure(422, "Invalid");
+    }
+    assert_eq!(
+        s.api_get("/api/v1/tokens").await.ok(200)["items"],
+        tokens_before
+    );
 
     // Admin sees it; alice has no role: she sees nothing, and 404s.
     let list = s.api_get("/api/v1/projects").await;

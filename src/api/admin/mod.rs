@@ -569,10 +569,17 @@ where
         let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
             .await
             .map_err(|e| AdminError::BadRequest(format!("reading the request body: {e}")))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
+        let text: &[u8] = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => b"{}",
+            // Every body of this API is an object; serde would otherwise
+            // take `[]` for an object whose fields are all optional.
+            Some(b'{') => &bytes,
+            Some(_) if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() => {
+                return Err(AdminError::Invalid(
+                    "the body: a JSON object is expected".into(),
+                ));
+            }
+            Some(_) => &bytes,
         };
         let mut deserializer = serde_json::Deserializer::from_slice(text);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
