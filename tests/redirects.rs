@@ -49,19 +49,7 @@ fn without_redirects() -> reqwest::Client {
         .unwrap()
 }
 
-async fn blob_redirects(berth: &BerthProcess) -> f64 {
-    let text = berth
-        .anonymous()
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("berth_blob_redirects_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+const REDIRECTS: &str = "berth_blob_redirects_total";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blob_gets_redirect_to_a_signed_url_unless_disabled() {
@@ -108,7 +96,7 @@ async fn blob_gets_redirect_to_a_signed_url_unless_disabled() {
     let range = berth.get_blob_range("proj/app", &digest, "bytes=5-9").await;
     assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
     assert!(range.bytes().await.unwrap() == content[5..10]);
-    assert!(blob_redirects(&berth).await >= 3.0);
+    assert!(berth.metric(REDIRECTS).await >= 3.0);
 
     // HEAD is answered by berth.
     let head = berth.head_blob("proj/app", &digest).await;
@@ -163,7 +151,7 @@ async fn blob_gets_redirect_to_a_signed_url_unless_disabled() {
         .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     assert!(answer.bytes().await.unwrap() == content);
-    assert_eq!(blob_redirects(&streaming).await, 0.0);
+    assert_eq!(streaming.metric(REDIRECTS).await, 0.0);
 }
 
 /// skopeo and podman pull an image whose blobs berth redirects to the
@@ -208,13 +196,8 @@ fn real_clients_follow_the_redirect() {
         ],
     );
     let before = lab.http("GET", "/metrics", false, &[]);
-    let redirects = |reply: &HttpReply| -> f64 {
-        String::from_utf8_lossy(&reply.body)
-            .lines()
-            .filter(|l| l.starts_with("berth_blob_redirects_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let redirects =
+        |reply: &HttpReply| -> f64 { metric_sum(&String::from_utf8_lossy(&reply.body), REDIRECTS) };
 
     // skopeo copies the image out through the redirects, checking each
     // blob's digest as it goes.
