@@ -1,7 +1,8 @@
 //! Image streams in the metadata ([`ImageStreamStore`]): every repository
 //! is one (OpenShift's `image.openshift.io/v1` ImageStream), with its spec
 //! tags, each tag's history of revisions (newest first) and each tag's
-//! conditions. Kept in migration 0009's tables on both engines.
+//! conditions. Kept in migration 0009's tables on both engines, with the
+//! import schedule of migration 0011.
 //!
 //! A tag's row in `tags` (what pulls read) and its newest revision are
 //! written in one transaction, by pushes ([`super::MetadataStore::put_manifest_from`])
@@ -166,6 +167,18 @@ pub struct TagTarget {
     pub from_repository: Option<RepositoryName>,
 }
 
+/// A spec tag whose import check is due ([`ImageStreamStore::due_imports`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueImport {
+    pub repository: RepositoryName,
+    /// Its `from` is a `DockerImage`.
+    pub spec: SpecTag,
+    /// When the check fell due.
+    pub due_at: Timestamp,
+    /// Checks of this spec tag that failed in a row, before this one.
+    pub failures: u32,
+}
+
 /// What [`ImageStreamStore::move_tag`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagMove {
@@ -207,7 +220,10 @@ pub trait ImageStreamStore: Send + Sync + 'static {
     /// Records a spec tag (replacing one of the same name), making the
     /// stream if needed; returns the stream's new generation. This records
     /// what is asked only: a `DockerImage` source is imported by the
-    /// importer, which then calls [`move_tag`](Self::move_tag).
+    /// importer, which then calls [`move_tag`](Self::move_tag). Recording
+    /// one makes its import check due now, with no failures counted (see
+    /// [`due_imports`](Self::due_imports)); any other source, or none,
+    /// leaves the tag with no check due.
     async fn set_spec_tag(&self, repo: &RepositoryName, spec: &SpecTag) -> Result<i64>;
     /// Deletes a tag: its row, spec tag, history and conditions. False if
     /// none of them existed.
@@ -219,5 +235,20 @@ pub trait ImageStreamStore: Send + Sync + 'static {
         &self,
         repo: &RepositoryName,
         condition: &TagCondition,
+    ) -> Result<bool>;
+    /// The spec tags with a `DockerImage` source whose import check is due
+    /// at `now` (due at or before it), the longest due first, at most
+    /// `limit` of them.
+    async fn due_imports(&self, now: Timestamp, limit: u32) -> Result<Vec<DueImport>>;
+    /// Sets when `tag`'s next import check is due (`None`: none is) and how
+    /// many checks in a row have failed. Bookkeeping of the scheduler, not
+    /// a change of the spec: the stream's generation stays. False if the
+    /// stream has no spec tag `tag`.
+    async fn set_import_schedule(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        due_at: Option<Timestamp>,
+        failures: u32,
     ) -> Result<bool>;
 }

@@ -16,13 +16,16 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::image_streams::{
-    ImageStreamStore, Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream, TagCondition,
-    TagMove, TagSource, TagTarget,
+    DueImport, ImageStreamStore, Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream,
+    TagCondition, TagMove, TagSource, TagTarget,
 };
 use super::sql::{SqlMetadataStore, ensure_repository, parse};
 use super::{MetadataError, Result, Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
+
+/// The source kind whose spec tags the scheduler imports.
+const DOCKER_IMAGE: &str = "DockerImage";
 
 /// How many tags one move may carry along through `--alias` chains: the
 /// chains are short in practice, and this bounds a loop of aliases.
@@ -643,15 +646,20 @@ impl ImageStreamStore for SqlMetadataStore {
         let repo_id = ensure_repository(&mut tx, repo, at).await?;
         let generation = lock_stream(&mut tx, repo_id, at).await? + 1;
         let from = spec.from.as_ref();
+        // A source recorded anew is checked at once, whatever the schedule
+        // of the one it replaces.
+        let import_due_at = from.is_some_and(|f| f.kind == DOCKER_IMAGE).then_some(at);
         sqlx::query(
             "INSERT INTO image_stream_spec_tags (repository_id, name, from_kind, from_namespace, \
-             from_name, reference, reference_policy, import_scheduled, import_insecure, import_mode, generation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             from_name, reference, reference_policy, import_scheduled, import_insecure, import_mode, generation, \
+             import_due_at, import_failures) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0) \
              ON CONFLICT (repository_id, name) DO UPDATE SET from_kind = excluded.from_kind, \
              from_namespace = excluded.from_namespace, from_name = excluded.from_name, \
              reference = excluded.reference, reference_policy = excluded.reference_policy, \
              import_scheduled = excluded.import_scheduled, import_insecure = excluded.import_insecure, \
-             import_mode = excluded.import_mode, generation = excluded.generation",
+             import_mode = excluded.import_mode, generation = excluded.generation, \
+             import_due_at = excluded.import_due_at, import_failures = 0",
         )
         .bind(repo_id)
         .bind(spec.name.as_str())
@@ -664,6 +672,7 @@ impl ImageStreamStore for SqlMetadataStore {
         .bind(i64::from(spec.import_insecure))
         .bind(spec.import_mode.as_str())
         .bind(generation)
+        .bind(import_due_at)
         .execute(&mut *tx)
         .await?;
         set_generation(&mut tx, repo_id, generation).await?;
@@ -717,5 +726,55 @@ impl ImageStreamStore for SqlMetadataStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn due_imports(&self, now: Timestamp, limit: u32) -> Result<Vec<DueImport>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SPEC_COLUMNS}, t.import_due_at, t.import_failures \
+             FROM image_stream_spec_tags t JOIN repositories r ON r.id = t.repository_id \
+             WHERE t.from_kind = $1 AND t.import_due_at <= $2 \
+             ORDER BY t.import_due_at, r.name, t.name LIMIT $3"
+        )))
+        .bind(DOCKER_IMAGE)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let failures: i64 = row.try_get("import_failures")?;
+                Ok(DueImport {
+                    repository: parse(row, "repository")?,
+                    spec: spec_tag_from_row(row)?,
+                    due_at: row.try_get("import_due_at")?,
+                    failures: u32::try_from(failures).map_err(|_| {
+                        MetadataError::Corrupt(format!("import_failures {failures}"))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_import_schedule(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        due_at: Option<Timestamp>,
+        failures: u32,
+    ) -> Result<bool> {
+        // Neither the spec tag's generation nor the stream's moves: the
+        // schedule is not part of what was asked of the tag.
+        Ok(sqlx::query(
+            "UPDATE image_stream_spec_tags SET import_due_at = $3, import_failures = $4 \
+             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+        )
+        .bind(repo.as_str())
+        .bind(tag)
+        .bind(due_at)
+        .bind(i64::from(failures))
+        .execute(self.writer())
+        .await?
+        .rows_affected()
+            > 0)
     }
 }

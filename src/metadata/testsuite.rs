@@ -1817,6 +1817,9 @@ mod stream_cases {
         streams_are_listed_by_namespace_and_go_with_it,
         tag_conditions_keep_their_transition_time,
         concurrent_pushes_to_one_tag_leave_tag_and_history_agreeing,
+        recorded_docker_image_tags_are_due_until_scheduled,
+        due_imports_come_oldest_first_up_to_the_limit,
+        deleted_streams_and_tags_leave_no_import_due,
     );
 
     fn by(who: &str, cause: RevisionCause) -> RevisionOrigin {
@@ -2199,6 +2202,246 @@ mod stream_cases {
         );
     }
 
+    /// A spec tag taking its image from `kind` `name` (`None`: no source).
+    fn spec(tag: &str, source: Option<(&str, &str)>) -> SpecTag {
+        SpecTag {
+            name: tag.into(),
+            from: source.map(|(kind, name)| TagSource {
+                kind: kind.into(),
+                namespace: None,
+                name: name.into(),
+            }),
+            reference: false,
+            reference_policy: "Source".into(),
+            import_scheduled: true,
+            import_insecure: false,
+            import_mode: "Legacy".into(),
+            generation: 0,
+        }
+    }
+
+    /// (repository, tag, due at, failures) of what is due at `at`.
+    async fn due(
+        store: &SqlMetadataStore,
+        at: Timestamp,
+        limit: u32,
+    ) -> Vec<(String, String, Timestamp, u32)> {
+        store
+            .due_imports(at, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.repository.to_string(), d.spec.name, d.due_at, d.failures))
+            .collect()
+    }
+
+    async fn recorded_docker_image_tags_are_due_until_scheduled(db: &TestDb) {
+        let store = &db.store;
+        let app = repo("ns/app");
+        let before = now();
+        store
+            .set_spec_tag(
+                &app,
+                &spec("up", Some(("DockerImage", "quay.io/org/app:1"))),
+            )
+            .await
+            .unwrap();
+        let after = now();
+        store
+            .set_spec_tag(&app, &spec("alias", Some(("ImageStreamTag", "app:up"))))
+            .await
+            .unwrap();
+        store.set_spec_tag(&app, &spec("bare", None)).await.unwrap();
+        let due_now = store.due_imports(now(), 10).await.unwrap();
+        assert_eq!(due_now.len(), 1, "{due_now:?}");
+        let first = &due_now[0];
+        assert_eq!(first.repository, app);
+        assert!(
+            (before..=after).contains(&first.due_at),
+            "{before} <= {} <= {after}",
+            first.due_at
+        );
+        assert_eq!(first.failures, 0);
+        // The spec tag is the one the stream shows, field for field.
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        assert_eq!(Some(&first.spec), stream.spec_tag("up"));
+        assert_eq!(stream.generation, 3);
+        // Not due before it was recorded.
+        assert!(due(store, before - 1, 10).await.is_empty());
+
+        // Scheduled later, after failures: out until then, and the stream
+        // and spec tag keep their generations.
+        let later = after + 60_000;
+        assert!(
+            store
+                .set_import_schedule(&app, "up", Some(later), 2)
+                .await
+                .unwrap()
+        );
+        assert!(due(store, now(), 10).await.is_empty());
+        assert_eq!(
+            due(store, later, 10).await,
+            [("ns/app".to_owned(), "up".to_owned(), later, 2)]
+        );
+        let unchanged = store.stream(&app).await.unwrap().unwrap();
+        assert_eq!(unchanged.generation, stream.generation);
+        assert_eq!(unchanged.spec_tags, stream.spec_tags);
+        // No check at all.
+        assert!(
+            store
+                .set_import_schedule(&app, "up", None, 0)
+                .await
+                .unwrap()
+        );
+        assert!(due(store, Timestamp::MAX, 10).await.is_empty());
+        // Tags and streams without that spec tag.
+        for (r, t) in [("ns/app", "nope"), ("ns/none", "up"), ("ns/app", "v1")] {
+            assert!(
+                !store
+                    .set_import_schedule(&repo(r), t, Some(1), 0)
+                    .await
+                    .unwrap(),
+                "{r}:{t}"
+            );
+        }
+        assert!(due(store, Timestamp::MAX, 10).await.is_empty());
+        assert_eq!(store.stream(&app).await.unwrap().unwrap().generation, 3);
+        // A schedule for a tag whose source is not imported does not make
+        // it due: only DockerImage sources are.
+        assert!(
+            store
+                .set_import_schedule(&app, "alias", Some(1), 0)
+                .await
+                .unwrap()
+        );
+        assert!(due(store, Timestamp::MAX, 10).await.is_empty());
+
+        // Recorded again: due again at once, the failures forgotten.
+        store
+            .set_import_schedule(&app, "up", Some(later), 5)
+            .await
+            .unwrap();
+        let again_before = now();
+        store
+            .set_spec_tag(
+                &app,
+                &spec("up", Some(("DockerImage", "quay.io/org/app:2"))),
+            )
+            .await
+            .unwrap();
+        let again = store.due_imports(now(), 10).await.unwrap();
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert!(again[0].due_at >= again_before && again[0].due_at < later);
+        assert_eq!(again[0].failures, 0);
+        assert_eq!(
+            again[0].spec.from.as_ref().unwrap().name,
+            "quay.io/org/app:2"
+        );
+        assert_eq!(again[0].spec.generation, 4);
+        // Recorded with another kind of source: no longer due.
+        store
+            .set_spec_tag(&app, &spec("up", Some(("ImageStreamTag", "app:bare"))))
+            .await
+            .unwrap();
+        assert!(due(store, Timestamp::MAX, 10).await.is_empty());
+    }
+
+    async fn due_imports_come_oldest_first_up_to_the_limit(db: &TestDb) {
+        let store = &db.store;
+        let source = Some(("DockerImage", "registry.example/x:1"));
+        // Recorded in an order that neither the due times nor the names
+        // follow.
+        let schedule = [
+            ("b/app", "t1", 300),
+            ("a/app", "t2", 100),
+            ("c/app", "t0", 200),
+            ("a/app", "t1", 200),
+            ("a/app", "t3", 400),
+        ];
+        for (r, t, at) in schedule {
+            store
+                .set_spec_tag(&repo(r), &spec(t, source))
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .set_import_schedule(&repo(r), t, Some(at), (at / 100) as u32)
+                    .await
+                    .unwrap()
+            );
+        }
+        let row =
+            |r: &str, t: &str, at: Timestamp| (r.to_owned(), t.to_owned(), at, (at / 100) as u32);
+        let all = [
+            row("a/app", "t2", 100),
+            row("a/app", "t1", 200),
+            row("c/app", "t0", 200),
+            row("b/app", "t1", 300),
+            row("a/app", "t3", 400),
+        ];
+        assert_eq!(due(store, 1000, 10).await, all);
+        assert_eq!(due(store, 1000, 2).await, all[..2]);
+        // Due at `now` itself counts; after it does not.
+        assert_eq!(due(store, 300, 10).await, all[..4]);
+        assert_eq!(due(store, 299, 10).await, all[..3]);
+        assert!(due(store, 99, 10).await.is_empty());
+        assert!(due(store, 1000, 0).await.is_empty());
+    }
+
+    async fn deleted_streams_and_tags_leave_no_import_due(db: &TestDb) {
+        let store = &db.store;
+        let source = Some(("DockerImage", "registry.example/x:1"));
+        for (r, t) in [
+            ("ns/a", "1"),
+            ("ns/a", "2"),
+            ("ns/b", "1"),
+            ("other/c", "1"),
+        ] {
+            store
+                .set_spec_tag(&repo(r), &spec(t, source))
+                .await
+                .unwrap();
+        }
+        let names = |due: Vec<(String, String, Timestamp, u32)>| {
+            let mut names: Vec<String> = due
+                .into_iter()
+                .map(|(r, t, _, _)| format!("{r}:{t}"))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(due(store, Timestamp::MAX, 10).await),
+            ["ns/a:1", "ns/a:2", "ns/b:1", "other/c:1"]
+        );
+        assert!(store.delete_stream_tag(&repo("ns/a"), "2").await.unwrap());
+        assert_eq!(
+            names(due(store, Timestamp::MAX, 10).await),
+            ["ns/a:1", "ns/b:1", "other/c:1"]
+        );
+        assert!(store.delete_stream(&repo("ns/b")).await.unwrap());
+        assert_eq!(
+            names(due(store, Timestamp::MAX, 10).await),
+            ["ns/a:1", "other/c:1"]
+        );
+        store.create_namespace(&namespace("other")).await.unwrap();
+        assert!(store.delete_namespace("other").await.unwrap());
+        assert_eq!(names(due(store, Timestamp::MAX, 10).await), ["ns/a:1"]);
+        // Nothing is left to schedule for the deleted ones.
+        assert!(
+            !store
+                .set_import_schedule(&repo("ns/b"), "1", Some(1), 0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_import_schedule(&repo("ns/a"), "2", Some(1), 0)
+                .await
+                .unwrap()
+        );
+    }
+
     /// Replicas pushing different images to one tag at once: every push
     /// that moved the tag has its own generation, and the tag's row ends
     /// at the newest revision's image.
@@ -2306,6 +2549,88 @@ async fn streams_from_migration_0009(url: &str, engine: &str, config: DatabaseCo
         .unwrap();
     assert_eq!(stream.history_of("v1").next().unwrap().generation, 2);
     store.close().await;
+}
+
+/// Migration 0011 makes the spec tags with a DockerImage source already
+/// recorded due at once, and no others.
+async fn imports_due_after_migration_0011(url: &str, engine: &str, config: DatabaseConfig) {
+    use image_streams::ImageStreamStore as _;
+    let pool = migrate_to_before(url, engine, 11).await;
+    sqlx::query("INSERT INTO repositories (id, name, created_at) VALUES (7, 'old/app', 5)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO image_streams (repository_id, uid, generation, lookup_local, created_at) \
+         VALUES (7, 'u', 4, 0, 5)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (name, kind, from) in [
+        ("up", Some("DockerImage"), Some("quay.io/org/app:1")),
+        ("alias", Some("ImageStreamTag"), Some("app:up")),
+        ("bare", None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO image_stream_spec_tags (repository_id, name, from_kind, from_namespace, \
+             from_name, reference, reference_policy, import_scheduled, import_insecure, \
+             import_mode, generation) VALUES (7, $1, $2, NULL, $3, 0, 'Source', 1, 0, 'Legacy', 3)",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(from)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let store = SqlMetadataStore::connect(&config).await.unwrap();
+    let due = store.due_imports(0, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(
+        (due[0].repository.as_str(), due[0].due_at, due[0].failures),
+        ("old/app", 0, 0)
+    );
+    assert_eq!(due[0].spec.name, "up");
+    assert_eq!(due[0].spec.generation, 3);
+    // The others have no check due, however late.
+    assert_eq!(
+        store.due_imports(Timestamp::MAX, 10).await.unwrap().len(),
+        1
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn migration_0011_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    imports_due_after_migration_0011(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+}
+
+#[tokio::test]
+async fn migration_0011_on_postgres() {
+    let Some((admin_url, name, url)) = empty_postgres_database().await else {
+        return;
+    };
+    imports_due_after_migration_0011(
+        &url,
+        "postgres",
+        DatabaseConfig::Postgres {
+            url: url.clone(),
+            max_connections: 2,
+        },
+    )
+    .await;
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .await;
+    }
 }
 
 #[tokio::test]
