@@ -236,6 +236,15 @@ pub trait ImageStreamStore: Send + Sync + 'static {
         repo: &RepositoryName,
         condition: &TagCondition,
     ) -> Result<bool>;
+    /// Deletes `tag`'s condition of `condition_type` (a successful import
+    /// clears the condition an earlier failure set). False if there was
+    /// none.
+    async fn clear_tag_condition(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        condition_type: &str,
+    ) -> Result<bool>;
     /// The spec tags with a `DockerImage` source whose import check is due
     /// at `now` (due at or before it), the longest due first, at most
     /// `limit` of them.

@@ -728,6 +728,25 @@ impl ImageStreamStore for SqlMetadataStore {
         Ok(true)
     }
 
+    async fn clear_tag_condition(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        condition_type: &str,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "DELETE FROM tag_conditions WHERE repository_id = \
+             (SELECT id FROM repositories WHERE name = $1) AND tag = $2 AND condition_type = $3",
+        )
+        .bind(repo.as_str())
+        .bind(tag)
+        .bind(condition_type)
+        .execute(self.writer())
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
     async fn due_imports(&self, now: Timestamp, limit: u32) -> Result<Vec<DueImport>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {SPEC_COLUMNS}, t.import_due_at, t.import_failures \

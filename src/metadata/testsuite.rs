@@ -1820,6 +1820,7 @@ mod stream_cases {
         recorded_docker_image_tags_are_due_until_scheduled,
         due_imports_come_oldest_first_up_to_the_limit,
         deleted_streams_and_tags_leave_no_import_due,
+        clearing_a_condition_deletes_only_that_one,
     );
 
     fn by(who: &str, cause: RevisionCause) -> RevisionOrigin {
@@ -2439,6 +2440,74 @@ mod stream_cases {
                 .set_import_schedule(&repo("ns/a"), "2", Some(1), 0)
                 .await
                 .unwrap()
+        );
+    }
+
+    async fn clearing_a_condition_deletes_only_that_one(db: &TestDb) {
+        let store = &db.store;
+        let app = repo("ns/imported");
+        assert!(store.create_stream(&app, false).await.unwrap());
+        let condition = |t: &str, kind: &str| TagCondition {
+            tag: t.into(),
+            condition_type: kind.into(),
+            status: "False".into(),
+            reason: Some("Unreachable".into()),
+            message: None,
+            last_transition_at: 100,
+            generation: 1,
+        };
+        for (t, kind) in [
+            ("1.0", "ImportSuccess"),
+            ("1.0", "Other"),
+            ("2.0", "ImportSuccess"),
+        ] {
+            assert!(
+                store
+                    .set_tag_condition(&app, &condition(t, kind))
+                    .await
+                    .unwrap()
+            );
+        }
+        // The same tag and type in another stream stays too.
+        let other = repo("ns/other");
+        assert!(store.create_stream(&other, false).await.unwrap());
+        assert!(
+            store
+                .set_tag_condition(&other, &condition("1.0", "ImportSuccess"))
+                .await
+                .unwrap()
+        );
+        let conditions = |stream: StoredStream| {
+            stream
+                .conditions
+                .into_iter()
+                .map(|c| format!("{}/{}", c.tag, c.condition_type))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            store
+                .clear_tag_condition(&app, "1.0", "ImportSuccess")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .clear_tag_condition(&app, "1.0", "ImportSuccess")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .clear_tag_condition(&repo("ns/none"), "1.0", "Other")
+                .await
+                .unwrap()
+        );
+        let stream = store.stream(&app).await.unwrap().unwrap();
+        assert_eq!(stream.generation, 1);
+        assert_eq!(conditions(stream), ["1.0/Other", "2.0/ImportSuccess"]);
+        assert_eq!(
+            conditions(store.stream(&other).await.unwrap().unwrap()),
+            ["1.0/ImportSuccess"]
         );
     }
 
