@@ -2,6 +2,10 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // The migrations are embedded (sqlx::migrate!): a changed or new one
+    // must rebuild the library, which "rerun-if-changed=build.rs" alone
+    // would prevent.
+    println!("cargo:rerun-if-changed=migrations");
     // Packed relative relocations (DT_RELR): the table the dynamic loader
     // reads on every start shrinks from about 1 MiB to 12 KiB, and with it
     // the memory an idle server keeps resident. GNU ld 2.38 and glibc 2.36

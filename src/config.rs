@@ -58,6 +58,9 @@ pub struct Config {
     pub requests: RequestsConfig,
     /// The keys that encrypt pull secrets.
     pub secrets: SecretsConfig,
+    /// Imports from other registries (`berth import-image`, scheduled
+    /// re-imports), with the field names of OpenShift's `imagePolicyConfig`.
+    pub image_policy: ImagePolicyConfig,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             disable_redirect: false,
             requests: RequestsConfig::default(),
             secrets: SecretsConfig::default(),
+            image_policy: ImagePolicyConfig::default(),
         }
     }
 }
@@ -417,6 +421,35 @@ impl Default for JobsConfig {
     }
 }
 
+/// `imagePolicy`: how berth imports from other registries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ImagePolicyConfig {
+    /// A tag imported with `--scheduled` is checked again this often, at
+    /// least (checks are spread over the interval). Seconds.
+    pub scheduled_image_import_minimum_interval_seconds: u64,
+    /// `berth import-image --all` imports at most this many tags, the
+    /// newest first; the answer says how many were left out.
+    pub max_images_bulk_imported_per_repository: usize,
+    /// Scheduled checks in flight at once against one upstream host.
+    pub max_scheduled_image_imports_per_host: usize,
+    /// PEM files of CA certificates trusted for upstream registries,
+    /// besides the system's roots.
+    #[serde(rename = "additionalTrustedCA")]
+    pub additional_trusted_ca: Vec<PathBuf>,
+}
+
+impl Default for ImagePolicyConfig {
+    fn default() -> Self {
+        ImagePolicyConfig {
+            scheduled_image_import_minimum_interval_seconds: 900,
+            max_images_bulk_imported_per_repository: 50,
+            max_scheduled_image_imports_per_host: 2,
+            additional_trusted_ca: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ValidationConfig {
@@ -589,6 +622,25 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "{key} must be longer than zero"
                 )));
+            }
+        }
+        let policy = &self.image_policy;
+        for (key, value) in [
+            (
+                "imagePolicy.scheduledImageImportMinimumIntervalSeconds",
+                policy.scheduled_image_import_minimum_interval_seconds as usize,
+            ),
+            (
+                "imagePolicy.maxImagesBulkImportedPerRepository",
+                policy.max_images_bulk_imported_per_repository,
+            ),
+            (
+                "imagePolicy.maxScheduledImageImportsPerHost",
+                policy.max_scheduled_image_imports_per_host,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
             }
         }
         let jobs = &self.jobs;

@@ -18,6 +18,7 @@ use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
 use crate::domain::image_streams::ImageStreams;
+use crate::domain::imports::{ImportSettings, Importer};
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::domain::secrets::{KeySettings, PullSecrets, load_keys};
 use crate::domain::uploads::Uploads;
@@ -29,6 +30,7 @@ use crate::metadata::{
 };
 use crate::storage::BlobStore;
 use crate::tls;
+use crate::upstream::{UpstreamClient, UpstreamSettings};
 
 /// Name of the super user created on first start.
 pub const ADMIN_USER: &str = "admin";
@@ -154,6 +156,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let replica = jobs::replica_id();
     tracing::info!(replica = %replica, "replica id (names this process in job leases)");
     let job_board = Arc::new(jobs::JobBoard::new(job_store));
+    let image_streams = Arc::new(ImageStreams::new(registry.clone(), stream_store));
+    let upstream = UpstreamClient::new(UpstreamSettings {
+        ca_files: config.image_policy.additional_trusted_ca.clone(),
+        ..UpstreamSettings::default()
+    })
+    .context("setting up the client of upstream registries (imagePolicy.additionalTrustedCA)")?;
+    let importer = Arc::new(Importer::new(
+        registry.clone(),
+        image_streams.clone(),
+        secrets.clone(),
+        upstream,
+        import_settings(&config),
+    ));
     let app = Arc::new(App {
         registry: registry.clone(),
         uploads: uploads.clone(),
@@ -168,7 +183,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admission: Admission::new(&config.requests),
         jobs: job_board.clone(),
         secrets,
-        image_streams: Arc::new(ImageStreams::new(registry.clone(), stream_store)),
+        image_streams,
+        importer: importer.clone(),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -190,6 +206,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     );
     let key_check = (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1));
     jobs.once_across_replicas(jobs::KeyRotation::new(access.clone()), key_check);
+    jobs.once_across_replicas(
+        jobs::ScheduledImports::new(
+            importer,
+            config.image_policy.max_scheduled_image_imports_per_host,
+        ),
+        jobs::ScheduledImports::poll_interval(&import_settings(&config)),
+    );
     // This process's own upkeep: every replica.
     jobs.in_every_replica(jobs::KeyReload::new(access.clone()), key_check);
     jobs.in_every_replica(jobs::MemoryTrim, std::time::Duration::from_secs(10));
@@ -431,6 +454,16 @@ async fn bootstrap_admin(store: &dyn AccessStore, data_dir: &Path) -> anyhow::Re
 /// pass at once: a secret is rewritten only if it is still as read. A
 /// secret that cannot be decrypted is reported here, by name and key id,
 /// and left as it is.
+fn import_settings(config: &Config) -> ImportSettings {
+    let policy = &config.image_policy;
+    ImportSettings {
+        max_bulk_tags: policy.max_images_bulk_imported_per_repository,
+        scheduled_interval: std::time::Duration::from_secs(
+            policy.scheduled_image_import_minimum_interval_seconds,
+        ),
+    }
+}
+
 async fn open_pull_secrets(
     config: &Config,
     store: Arc<dyn SecretStore>,

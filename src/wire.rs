@@ -803,6 +803,111 @@ pub struct RollbackRequest {
 }
 
 /// `GET /api/v1/version`: `{"apiVersion":"v1","kind":"Version","version":"0.1.0"}`.
+/// `POST …/imagestreamimports`: OpenShift's ImageStreamImport, what
+/// `berth import-image` sends and gets back. `spec.import` false only looks
+/// (fetches and checks, records nothing). `spec.images` names upstream
+/// images, each for one tag (`to.name`); `spec.repository` a whole upstream
+/// repository, each of its tags (up to the configured cap, newest first)
+/// for a tag of the same name. The answer's `status` says for each tag
+/// whether it was imported (`status.images`, `status.repository.images`),
+/// and holds the stream as it is now (`status.import`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImageStreamImport {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    pub metadata: NameMeta,
+    pub spec: ImageStreamImportSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ImageStreamImportStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImageStreamImportSpec {
+    pub import: bool,
+    pub images: Vec<ImageImportSpec>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository: Option<RepositoryImportSpec>,
+}
+
+/// One upstream image (`from`, kind `DockerImage`) for the tag `to.name`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImageImportSpec {
+    pub from: ObjectReference,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub to: Option<LocalObjectReference>,
+    pub import_policy: TagImportPolicy,
+    pub reference_policy: TagReferencePolicy,
+}
+
+/// Every tag of the upstream repository `from` (kind `DockerImage`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RepositoryImportSpec {
+    pub from: ObjectReference,
+    pub import_policy: TagImportPolicy,
+    pub reference_policy: TagReferencePolicy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocalObjectReference {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImageStreamImportStatus {
+    /// The stream after the import (absent when only looking).
+    #[serde(rename = "import", skip_serializing_if = "Option::is_none")]
+    pub stream: Option<ImageStream>,
+    pub images: Vec<ImageImportStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryImportStatus>,
+}
+
+/// How one tag's import went: `status.status` is `Success` or `Failure`
+/// (with `reason` and `message`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImageImportStatus {
+    pub tag: String,
+    pub status: ImportStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RepositoryImportStatus {
+    pub status: ImportStatus,
+    pub images: Vec<ImageImportStatus>,
+    /// Upstream tags left out by `imagePolicy.maxImagesBulkImportedPerRepository`.
+    pub additional_tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportStatus {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerVersion {

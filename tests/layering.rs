@@ -23,11 +23,20 @@ const RULES: &[(&str, &[&str])] = &[
     ("error", &["auth", "metadata", "storage", "oci"]),
     (
         "domain",
-        &["error", "metadata", "storage", "oci", "crash_points"],
+        &[
+            "error",
+            "metadata",
+            "storage",
+            "upstream",
+            "oci",
+            "crash_points",
+        ],
     ),
     (
         "jobs",
-        &["auth", "domain", "error", "metadata", "storage", "oci"],
+        &[
+            "auth", "domain", "error", "metadata", "storage", "upstream", "oci",
+        ],
     ),
 ];
 

@@ -55,6 +55,8 @@ pub struct App {
     pub secrets: Arc<crate::domain::secrets::PullSecrets>,
     /// Image streams: tag history, tagging, rollback (`/api/v1/…/imagestreams`).
     pub image_streams: Arc<crate::domain::image_streams::ImageStreams>,
+    /// Imports from other registries (`/api/v1/…/imagestreamimports`).
+    pub importer: Arc<crate::domain::imports::Importer>,
 }
 
 pub type AppState = Arc<App>;

@@ -494,6 +494,19 @@ impl ApiClient {
     }
 
     /// Sets `NAME:TAG` as `request` says (`berth tag`).
+    pub async fn import_image(
+        &self,
+        namespace: &str,
+        request: &crate::wire::ImageStreamImport,
+    ) -> Result<crate::wire::ImageStreamImport, ClientError> {
+        self.send(
+            Method::POST,
+            &["namespaces", namespace, "imagestreamimports"],
+            Some(request),
+        )
+        .await
+    }
+
     pub async fn set_image_stream_tag(
         &self,
         namespace: &str,

@@ -533,7 +533,7 @@ pub async fn tag(args: TagArgs, globals: &Globals) -> anyhow::Result<()> {
 }
 
 /// `Source`/`Local` from `source`/`local`; the server checks the value.
-fn capitalized(text: &str) -> String {
+pub(super) fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first

@@ -17,6 +17,7 @@ pub mod create;
 pub mod delete;
 pub mod get;
 pub mod image_streams;
+pub mod imports;
 pub mod jobs;
 pub mod jsonpath;
 pub mod login;
@@ -86,6 +87,8 @@ pub enum Command {
     Tag(image_streams::TagArgs),
     /// Roll an image stream tag back to an earlier revision.
     Rollback(image_streams::RollbackArgs),
+    /// Import images of another registry into an image stream.
+    ImportImage(imports::ImportImageArgs),
     /// Change objects: set image-lookup.
     Set(image_streams::SetArgs),
     /// Manage a project's role bindings; who-can.
@@ -197,6 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Describe(args) => image_streams::describe(args, &globals()?).await,
         Command::Tag(args) => image_streams::tag(args, &globals()?).await,
         Command::Rollback(args) => image_streams::rollback(args, &globals()?).await,
+        Command::ImportImage(args) => imports::import_image(args, &globals()?).await,
         Command::Set(args) => image_streams::set(args, &globals()?).await,
         Command::Policy(args) => policy::policy(args, &globals()?).await,
         Command::Secrets(args) => secrets::secrets(args, &globals()?).await,

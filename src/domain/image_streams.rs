@@ -21,10 +21,10 @@ use serde_json::Value;
 use super::manifest::{self, ManifestKind};
 use super::registry::Registry;
 use crate::metadata::image_streams::{
-    ImageStreamStore, RevisionCause, RevisionOrigin, SpecTag, StoredStream, TagCondition, TagMove,
-    TagSource, TagTarget,
+    DueImport, ImageStreamStore, RevisionCause, RevisionOrigin, SpecTag, StoredStream,
+    TagCondition, TagMove, TagSource, TagTarget,
 };
-use crate::metadata::{MetadataError, now};
+use crate::metadata::{MetadataError, Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::storage::StorageError;
@@ -51,6 +51,9 @@ pub enum StreamError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Recording an imported manifest failed.
+    #[error(transparent)]
+    Registry(#[from] crate::error::RegistryError),
 }
 
 pub type StreamResult<T> = Result<T, StreamError>;
@@ -479,6 +482,40 @@ impl ImageStreams {
         Ok(())
     }
 
+    /// Removes a condition of `tag` (the failure of an import that has
+    /// now succeeded). Nothing if it has none.
+    pub async fn clear_condition(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        condition_type: &str,
+    ) -> StreamResult<()> {
+        self.store
+            .clear_tag_condition(repo, tag, condition_type)
+            .await?;
+        Ok(())
+    }
+
+    /// When the importer checks `tag` next (`None`: not unless asked), and
+    /// how many checks in a row have failed.
+    pub async fn set_import_schedule(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        due_at: Option<Timestamp>,
+        failures: u32,
+    ) -> StreamResult<()> {
+        self.store
+            .set_import_schedule(repo, tag, due_at, failures)
+            .await?;
+        Ok(())
+    }
+
+    /// Spec tags whose import check is due by `at`, the longest due first.
+    pub async fn due_imports(&self, at: Timestamp, limit: u32) -> StreamResult<Vec<DueImport>> {
+        Ok(self.store.due_imports(at, limit).await?)
+    }
+
     /// Deletes a tag with its history. The images stay in the stream.
     pub async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> StreamResult<()> {
         let deleted = self.store.delete_stream_tag(repo, tag).await?;
@@ -636,7 +673,8 @@ fn descriptor(value: &Value) -> ImageLayer {
 }
 
 /// What the manifest's JSON says (it was validated when pushed).
-fn describe_manifest(digest: &Digest, media_type: &str, content: &[u8]) -> ImageDescription {
+/// An image as its manifest alone describes it (no config read).
+pub fn describe_manifest(digest: &Digest, media_type: &str, content: &[u8]) -> ImageDescription {
     let value: Value = serde_json::from_slice(content).unwrap_or(Value::Null);
     let mut image = ImageDescription {
         digest: digest.clone(),

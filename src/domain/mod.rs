@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod image_streams;
+pub mod imports;
 pub mod manifest;
 pub mod negotiation;
 pub mod registry;

@@ -183,6 +183,49 @@ impl Registry {
         content: Bytes,
         extra_tags: Vec<Tag>,
     ) -> Result<ValidManifest> {
+        let check_references = !self.options.allow_missing_references;
+        self.validate(
+            repo,
+            reference,
+            content_type,
+            content,
+            extra_tags,
+            check_references,
+        )
+        .await
+    }
+
+    /// Checks a manifest imported from another registry, by its digest, as
+    /// a push is checked but for its blobs: an import copies none (they are
+    /// fetched when pulled), so they need not be here.
+    pub async fn validate_imported_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        media_type: &str,
+        content: Bytes,
+    ) -> Result<ValidManifest> {
+        let reference = Reference::Digest(digest.clone());
+        self.validate(
+            repo,
+            &reference,
+            Some(media_type),
+            content,
+            Vec::new(),
+            false,
+        )
+        .await
+    }
+
+    async fn validate(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Bytes,
+        extra_tags: Vec<Tag>,
+        check_references: bool,
+    ) -> Result<ValidManifest> {
         if content.len() > manifest::MAX_MANIFEST_SIZE {
             return Err(RegistryError::ManifestTooLarge {
                 limit: manifest::MAX_MANIFEST_SIZE,
@@ -206,7 +249,7 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(&content, content_type)?;
-        if !self.options.allow_missing_references {
+        if check_references {
             self.check_references(repo, &parsed).await?;
         }
         let new = NewManifest {

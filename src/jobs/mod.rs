@@ -28,6 +28,7 @@
 mod key_rotation;
 mod memory_trim;
 mod metrics_upkeep;
+mod scheduled_imports;
 mod stale_uploads;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use crate::metadata::jobs::{JobClaim, JobOutcome, JobResult, JobStatus};
 pub use key_rotation::{KeyReload, KeyRotation};
 pub use memory_trim::MemoryTrim;
 pub use metrics_upkeep::MetricsUpkeep;
+pub use scheduled_imports::ScheduledImports;
 pub use stale_uploads::StaleUploads;
 
 #[async_trait]

@@ -91,6 +91,7 @@ enum Api {
     DeleteImageStreamTag,
     RollbackImageStreamTag,
     GetImageStreamImage,
+    ImportImageStream,
 }
 
 /// Every `/api/v1` route. Targets: for namespaced routes [`NS`] and
@@ -211,6 +212,7 @@ fn api_table() -> Vec<Row<Api, Rule>> {
             ok(200),
             missing,
         ),
+        row(ImportImageStream, NamespaceAll(TAG), ok(201), missing),
     ]
 }
 
@@ -589,6 +591,17 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
             )),
         )
         .json(json!({"generation": 1})),
+        // Only looks (records nothing), at an upstream that refuses the
+        // connection at once: allowed, the answer says the tag failed.
+        ImportImageStream => Req::new(
+            Method::POST,
+            api(format!("/namespaces/{ns}/imagestreamimports")),
+        )
+        .json(
+            json!({"metadata": {"name": "app"}, "spec": {"import": false, "images": [{
+            "from": {"kind": "DockerImage", "name": "127.0.0.1:9/lib/none:1"},
+            "importPolicy": {"insecure": true}}]}}),
+        ),
         GetImageStreamImage => Req::new(
             Method::GET,
             api(format!(

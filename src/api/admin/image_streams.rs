@@ -18,8 +18,11 @@ use super::{Authenticated, JsonBody, Params};
 use crate::admin::{Admin, AdminError, rfc3339};
 use crate::api::AppState;
 use crate::domain::image_streams::{
-    IMAGE_STREAM_IMAGE, IMAGE_STREAM_TAG, ImageDescription, StreamError, TagRequest, Tagged,
-    repository_of, split_stream_image, split_stream_tag,
+    DOCKER_IMAGE, IMAGE_STREAM_IMAGE, IMAGE_STREAM_TAG, ImageDescription, StreamError, TagRequest,
+    Tagged, repository_of, split_stream_image, split_stream_tag,
+};
+use crate::domain::imports::{
+    ImageImport, ImportFailure, ImportPolicy, ImportRequest, RepositoryImport, TagImport,
 };
 use crate::metadata::image_streams::{
     Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream, TagCondition, TagSource,
@@ -27,7 +30,7 @@ use crate::metadata::image_streams::{
 use crate::oci::names::RepositoryName;
 use crate::wire::{
     self, Extra, IMAGE_API_VERSION, ImageStreamRequest, ImageStreamTagRequest, List,
-    LookupPolicyRequest, ObjectMeta, RollbackRequest, Status,
+    LookupPolicyRequest, NameMeta, ObjectMeta, RollbackRequest, Status,
 };
 
 impl From<StreamError> for AdminError {
@@ -38,6 +41,7 @@ impl From<StreamError> for AdminError {
             StreamError::Invalid(m) => AdminError::Invalid(m),
             StreamError::Metadata(e) => AdminError::Store(e),
             StreamError::Storage(e) => AdminError::Internal(e.to_string()),
+            StreamError::Registry(e) => AdminError::Internal(e.to_string()),
         }
     }
 }
@@ -340,10 +344,7 @@ pub(super) async fn create(
     Admin::new(&app.access, &caller)
         .may_tag(&ns, "create imagestreams")
         .await?;
-    let name = body
-        .metadata
-        .name
-        .ok_or_else(|| AdminError::Invalid("metadata.name: required".into()))?;
+    let name = required_name(body.metadata.name)?;
     let repo = repository_of(&ns, &name)?;
     let local = body
         .spec
@@ -603,4 +604,178 @@ pub(super) async fn get_image(
         extra: Extra::new(),
     })
     .into_response())
+}
+
+// --- imports
+
+/// `POST …/imagestreamimports`: `berth import-image`.
+pub(super) async fn import(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Params(ns): Params<String>,
+    headers: HeaderMap,
+    address: ClientAddress,
+    JsonBody(body): JsonBody<wire::ImageStreamImport>,
+) -> Result<Response, AdminError> {
+    Admin::new(&app.access, &caller)
+        .may_tag(&ns, "create imagestreamimports")
+        .await?;
+    let name = required_name(body.metadata.name)?;
+    let repo = repository_of(&ns, &name)?;
+    let spec = body.spec;
+    if spec.images.is_empty() && spec.repository.is_none() {
+        return Err(AdminError::Invalid(
+            "spec: name spec.images or spec.repository to import".into(),
+        ));
+    }
+    let mut images = Vec::with_capacity(spec.images.len());
+    for (n, image) in spec.images.iter().enumerate() {
+        let from = docker_image(&image.from, &format!("spec.images[{n}].from"))?;
+        let tag = image
+            .to
+            .as_ref()
+            .map(|to| to.name.as_str())
+            .filter(|name| !name.is_empty())
+            .unwrap_or(crate::upstream::reference::DEFAULT_TAG);
+        let tag = tag
+            .parse()
+            .map_err(|e| AdminError::Invalid(format!("spec.images[{n}].to.name: {e}")))?;
+        images.push(ImageImport {
+            tag,
+            from,
+            policy: import_policy(&image.import_policy, &image.reference_policy),
+        });
+    }
+    let repository = match &spec.repository {
+        Some(repository) => Some(RepositoryImport {
+            from: docker_image(&repository.from, "spec.repository.from")?,
+            policy: import_policy(&repository.import_policy, &repository.reference_policy),
+        }),
+        None => None,
+    };
+    let request = ImportRequest {
+        repo: repo.clone(),
+        images,
+        repository,
+        record: spec.import,
+    };
+    let outcome = app
+        .importer
+        .import(&request, &origin(&caller, address, RevisionCause::Import))
+        .await?;
+    let failed = outcome
+        .images
+        .iter()
+        .chain(outcome.repository.iter().flat_map(|r| r.images.iter()))
+        .filter(|i| i.result.is_err())
+        .count();
+    tracing::info!(stream = %repo, record = spec.import, failed, by = %caller.principal.name(), "image stream import");
+    let (host, public) = registry_host(&app, &headers);
+    // A stream exists unless nothing was recorded (only looking, or an
+    // upstream repository whose tags could not be listed).
+    let stream = match app.image_streams.get(&repo).await {
+        Ok(stream) if spec.import => Some(image_stream(&stream, &host, public)),
+        Ok(_) | Err(StreamError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let repository = outcome
+        .repository
+        .map(|listing| wire::RepositoryImportStatus {
+            status: match &listing.failure {
+                Some(failure) => failure_status(failure),
+                None => success_status(),
+            },
+            images: listing.images.iter().map(import_status).collect(),
+            additional_tags: listing.left_out,
+        });
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::ImageStreamImport {
+            api_version: IMAGE_API_VERSION.into(),
+            kind: "ImageStreamImport".into(),
+            metadata: NameMeta::named(&name),
+            spec: wire::ImageStreamImportSpec {
+                import: spec.import,
+                images: spec.images,
+                repository: spec.repository,
+            },
+            status: Some(wire::ImageStreamImportStatus {
+                stream,
+                images: outcome.images.iter().map(import_status).collect(),
+                repository,
+            }),
+        }),
+    )
+        .into_response())
+}
+
+fn required_name(name: Option<String>) -> Result<String, AdminError> {
+    name.ok_or_else(|| AdminError::Invalid("metadata.name: required".into()))
+}
+
+/// An import's `from`: a `DockerImage` reference.
+fn docker_image(from: &wire::ObjectReference, field: &str) -> Result<String, AdminError> {
+    if !from.kind.is_empty() && from.kind != DOCKER_IMAGE {
+        return Err(AdminError::Invalid(format!(
+            "{field}.kind {:?} is invalid: imports are from DockerImage references",
+            from.kind
+        )));
+    }
+    if from.name.is_empty() {
+        return Err(AdminError::Invalid(format!("{field}.name: required")));
+    }
+    Ok(from.name.clone())
+}
+
+fn import_policy(
+    import: &wire::TagImportPolicy,
+    reference: &wire::TagReferencePolicy,
+) -> ImportPolicy {
+    let defaults = ImportPolicy::default();
+    ImportPolicy {
+        scheduled: import.scheduled,
+        insecure: import.insecure,
+        reference_policy: Some(reference.policy_type.clone())
+            .filter(|p| !p.is_empty())
+            .unwrap_or(defaults.reference_policy),
+        import_mode: import
+            .import_mode
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(defaults.import_mode),
+    }
+}
+
+fn success_status() -> wire::ImportStatus {
+    wire::ImportStatus {
+        status: "Success".into(),
+        reason: None,
+        message: None,
+    }
+}
+
+fn failure_status(failure: &ImportFailure) -> wire::ImportStatus {
+    wire::ImportStatus {
+        status: "Failure".into(),
+        reason: Some(failure.reason.clone()),
+        message: Some(failure.message.clone()),
+    }
+}
+
+fn import_status(import: &TagImport) -> wire::ImageImportStatus {
+    match &import.result {
+        Ok(imported) => wire::ImageImportStatus {
+            tag: import.tag.as_str().to_owned(),
+            status: success_status(),
+            image: Some(image(
+                &imported.description,
+                imported.docker_image_reference.clone(),
+            )),
+        },
+        Err(failure) => wire::ImageImportStatus {
+            tag: import.tag.as_str().to_owned(),
+            status: failure_status(failure),
+            image: None,
+        },
+    }
 }

@@ -351,6 +351,12 @@ pub(crate) fn routes() -> Vec<Route> {
             "api_imagestreamimages_get",
             image_streams::get_image,
         ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/imagestreamimports",
+            "api_imagestreamimports_create",
+            image_streams::import,
+        ),
         // Background jobs.
         route(M::GET, "/jobs", "api_jobs_list", jobs::list),
         route(M::GET, "/jobs/{name}", "api_jobs_get", jobs::get),
