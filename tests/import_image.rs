@@ -641,8 +641,13 @@ fn insecure_upstreams_and_token_authentication() {
     runtime.block_on(up.push_image("lib/app", "1.0"));
     let app_digest = runtime.block_on(upstream_digest(&up, "lib/app", "1.0"));
     let host = upstream.host.clone();
-    // No trusted CA configured.
-    let lab = Lab::new("python3".into());
+    // No trusted CA configured; scheduled checks every second.
+    let lab = Lab::start("python3".into(), |serve| {
+        serve.env(
+            "BERTH_IMAGE_POLICY_SCHEDULED_IMAGE_IMPORT_MINIMUM_INTERVAL_SECONDS",
+            "1",
+        )
+    });
     login(&lab);
     berth(&lab, "new-project", &["new-project", "team"]);
     docker_registry_secret(
@@ -728,14 +733,36 @@ fn insecure_upstreams_and_token_authentication() {
             "--from",
             &from_berth,
             "--insecure",
+            "--scheduled",
             "-n",
             "team",
         ],
     );
     assert_eq!(
         history(&stream_json(&lab, "team", "copy"), "v1"),
-        vec![pushed.digest]
+        vec![pushed.digest.clone()]
     );
+    // A new push upstream: the scheduled check records it as a revision.
+    let repushed = runtime.block_on(async {
+        let next = second_client.push_image("src/app", "v2").await;
+        second_client
+            .push_manifest("src/app", "v1", &next.manifest)
+            .await;
+        next
+    });
+    assert_ne!(repushed.digest, pushed.digest);
+    let started = std::time::Instant::now();
+    loop {
+        let seen = history(&stream_json(&lab, "team", "copy"), "v1");
+        if seen == [repushed.digest.clone(), pushed.digest.clone()] {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the new upstream push was not imported: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 
     // The reference registry with token authentication.
     let issuer = runtime.block_on(TokenIssuer::start("tokenuser"));
