@@ -31,6 +31,8 @@ const INTERVAL_SECONDS: u64 = 1;
 enum Upstream {
     Serves(Vec<u8>),
     RateLimits,
+    /// Bytes with a `Docker-Content-Digest` that is not theirs.
+    Lies(Vec<u8>),
 }
 
 /// A valid image manifest, different for each `n` (its blobs need not
@@ -75,6 +77,14 @@ impl ScriptedUpstream {
                             Upstream::Serves(bytes) => {
                                 ([("content-type", OCI_MANIFEST)], bytes).into_response()
                             }
+                            Upstream::Lies(bytes) => (
+                                [
+                                    ("content-type", OCI_MANIFEST.to_owned()),
+                                    ("docker-content-digest", sha256(b"other bytes")),
+                                ],
+                                bytes,
+                            )
+                                .into_response(),
                             Upstream::RateLimits => (
                                 StatusCode::TOO_MANY_REQUESTS,
                                 [("retry-after", "1")],
@@ -200,6 +210,26 @@ async fn story(replicas: &[&BerthProcess]) {
     let first = sha256(&manifest(1));
     assert_eq!(history(&stream(admin).await), vec![first.clone()]);
 
+    // `berth tag --source=docker` records a tag the job imports at once.
+    let answer = admin
+        .api_call(
+            Method::PUT,
+            "/api/v1/namespaces/team/imagestreamtags/app:pending",
+            Some(
+                json!({"tag": {"from": {"kind": "DockerImage", "name": from},
+                                "importPolicy": {"insecure": true}}}),
+            ),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    wait_for(admin, "the tagged external image imported", |s| {
+        s["status"]["tags"]
+            .as_array()
+            .and_then(|tags| tags.iter().find(|t| t["tag"] == "pending"))
+            .is_some_and(|t| t["items"][0]["image"] == first.as_str())
+    })
+    .await;
+
     // A new image upstream becomes a revision.
     *state.lock().unwrap() = Upstream::Serves(manifest(2));
     let second = sha256(&manifest(2));
@@ -277,4 +307,46 @@ async fn scheduled_reimport_on_postgres_with_two_replicas() {
     let first = start_berth(&tmp.path().join("replica-1"), Some(&database)).await;
     let second = start_berth(&tmp.path().join("replica-2"), Some(&database)).await;
     story(&[&first, &second]).await;
+}
+
+/// Imported manifests are checked as pushes are: one over 4 MiB, or whose
+/// bytes are not the digest the upstream claims, is refused, and the tag's
+/// condition says why; nothing is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_and_mislabelled_manifests_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let berth = start_berth(&tmp.path().join("data"), None).await;
+    let admin = berth.client();
+    admin.create_project("team").await;
+    let mut oversized: Value = serde_json::from_slice(&manifest(1)).unwrap();
+    oversized["annotations"] = json!({"padding": "x".repeat(4 << 20)});
+    for (upstream_says, reason) in [
+        (
+            Upstream::Serves(oversized.to_string().into_bytes()),
+            "TooLarge",
+        ),
+        (Upstream::Lies(manifest(2)), "DigestMismatch"),
+    ] {
+        let upstream = ScriptedUpstream::start(Arc::new(Mutex::new(upstream_says))).await;
+        let answer = admin
+            .api_call(
+                Method::POST,
+                "/api/v1/namespaces/team/imagestreamimports",
+                Some(
+                    json!({"metadata": {"name": "app"}, "spec": {"import": true, "images": [{
+                    "from": {"kind": "DockerImage", "name": format!("{}/lib/app:1", upstream.host)},
+                    "to": {"name": "1"},
+                    "importPolicy": {"insecure": true}}]}}),
+                ),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let status = &answer.body["status"]["images"][0]["status"];
+        assert_eq!(status["status"], "Failure", "{}", answer.body);
+        assert_eq!(status["reason"], reason, "{}", answer.body);
+        let current = stream(admin).await;
+        assert_eq!(condition_reason(&current).as_deref(), Some(reason));
+        assert!(history(&current).is_empty(), "{current}");
+        upstream.stop().await;
+    }
 }
