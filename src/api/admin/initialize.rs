@@ -3,10 +3,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::JsonBody;
+use super::objects::no_store;
 use crate::admin::{self, AdminError};
 use crate::api::AppState;
 use crate::config::Bootstrap;
@@ -25,14 +25,13 @@ pub(super) async fn initialize(
         body.access_token,
     )
     .await?;
-    let mut response = Json(InitializeResponse {
-        username: done.user.name,
-        email: done.user.email,
-        access_token: done.token.map(|t| t.secret),
-    })
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    // The answer may hold the new user's token.
+    Ok(no_store(
+        Json(InitializeResponse {
+            username: done.user.name,
+            email: done.user.email,
+            access_token: done.token.map(|t| t.secret),
+        })
+        .into_response(),
+    ))
 }

@@ -1,15 +1,110 @@
 //! Records of the administration service as the API's objects: the
 //! conversions into the shapes of [`crate::wire`], which the server writes and
-//! the CLI reads.
+//! the CLI reads; and the answers that carry them ([`ok`], [`created`],
+//! [`listed`], [`deleted`]), with [`Call`], what a handler starts from, so
+//! that each handler says only what it asks of the service.
 
 use std::collections::BTreeMap;
 
-use crate::admin::{CreatedToken, RoleBinding, SubjectRef, UserInfo, WhoCan, rfc3339};
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::Authenticated;
+use crate::admin::{
+    Admin, AdminError, CreatedToken, RoleBinding, SubjectRef, UserInfo, WhoCan, rfc3339,
+};
+use crate::api::AppState;
+use crate::auth::Caller;
 use crate::metadata::access::{
     BindingSubject, Group, Namespace, ServiceAccount, SubjectKind, Token, TokenSubject,
 };
 use crate::metadata::jobs::{JobOutcome, JobStatus};
-use crate::wire::{self, API_VERSION, Extra, ObjectMeta, Subject};
+use crate::wire::{self, API_VERSION, Extra, List, ObjectMeta, Status, Subject};
+
+// --- answers: the one place where a handler's result becomes a response.
+
+/// What a handler of the administration API returns.
+pub(super) type Answer = Result<Response, AdminError>;
+
+/// The application and the authenticated caller, which every handler but
+/// the bootstrap's starts from. Extracted first, as [`Authenticated`] is,
+/// so that an anonymous caller is `401` before the path or body is read.
+pub(super) struct Call {
+    pub app: AppState,
+    pub caller: Caller,
+}
+
+impl Call {
+    /// The administration service, acting for the caller.
+    pub fn admin(&self) -> Admin<'_> {
+        Admin::new(&self.app.access, &self.caller)
+    }
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AdminError> {
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, app).await?;
+        Ok(Call {
+            app: app.clone(),
+            caller,
+        })
+    }
+}
+
+/// `200` with `record` as the API's object `W`.
+pub(super) fn ok<W: Serialize>(record: impl Into<W>) -> Answer {
+    Ok(Json(record.into()).into_response())
+}
+
+/// `201` with the object just created.
+pub(super) fn created<W: Serialize>(record: impl Into<W>) -> Answer {
+    Ok((StatusCode::CREATED, Json(record.into())).into_response())
+}
+
+/// `200` with a `<kind>List` of the records as objects `W`.
+pub(super) fn listed<W: Serialize + From<T>, T>(kind: &str, records: Vec<T>) -> Answer {
+    let items = records.into_iter().map(W::from).collect();
+    Ok(Json(List::<W>::of(kind, items)).into_response())
+}
+
+/// `200` with the `Status` of a deletion of `kind` `name`.
+pub(super) fn deleted(kind: &str, name: &str) -> Answer {
+    Ok(Json(Status::deleted(kind, name)).into_response())
+}
+
+/// `200` with a `Status` that says `message` about `kind` `name`.
+pub(super) fn done(kind: &str, name: &str, message: String) -> Answer {
+    Ok(Json(Status {
+        message,
+        ..Status::deleted(kind, name)
+    })
+    .into_response())
+}
+
+/// An answer that holds a secret, which no cache may keep.
+pub(super) fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The value of the query parameter `key`, if given.
+pub(super) fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+// --- records as objects
 
 fn meta(name: &str, uid: Option<&str>, created_at: Option<i64>) -> ObjectMeta {
     ObjectMeta {

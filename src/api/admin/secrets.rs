@@ -4,15 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
-use super::{Authenticated, JsonBody, Params};
-use crate::admin::{Admin, AdminError, NewSecret, SecretView, rfc3339};
-use crate::api::AppState;
-use crate::wire::{self, API_VERSION, Extra, List, ObjectMeta, SecretRequest, Status};
+use super::objects::{Answer, Call, created, deleted, listed, ok};
+use super::{JsonBody, Params};
+use crate::admin::{NewSecret, SecretView, rfc3339};
+use crate::wire::{self, API_VERSION, Extra, ObjectMeta, Secret, SecretRequest};
 
 impl From<SecretView> for wire::Secret {
     fn from(view: SecretView) -> wire::Secret {
@@ -46,54 +41,38 @@ impl From<SecretView> for wire::Secret {
     }
 }
 
-pub(super) async fn list(
-    State(app): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Params(ns): Params<String>,
-) -> Result<Response, AdminError> {
-    let secrets = Admin::new(&app.access, &caller)
-        .secrets(&app.secrets, &ns)
-        .await?;
-    let items = secrets.into_iter().map(wire::Secret::from).collect();
-    Ok(Json(List::<wire::Secret>::of("Secret", items)).into_response())
+pub(super) async fn list(call: Call, Params(ns): Params<String>) -> Answer {
+    listed::<Secret, _>(
+        "Secret",
+        call.admin().secrets(&call.app.secrets, &ns).await?,
+    )
 }
 
 pub(super) async fn create(
-    State(app): State<AppState>,
-    Authenticated(caller): Authenticated,
+    call: Call,
     Params(ns): Params<String>,
     JsonBody(body): JsonBody<SecretRequest>,
-) -> Result<Response, AdminError> {
+) -> Answer {
     let request = NewSecret {
         name: body.metadata.name.as_deref(),
         secret_type: body.secret_type.as_deref(),
         data: body.data.as_ref(),
         string_data: body.string_data.as_ref(),
     };
-    let secret = Admin::new(&app.access, &caller)
-        .create_secret(&app.secrets, &ns, request)
-        .await?;
-    Ok((StatusCode::CREATED, Json(wire::Secret::from(secret))).into_response())
+    created::<Secret>(
+        call.admin()
+            .create_secret(&call.app.secrets, &ns, request)
+            .await?,
+    )
 }
 
-pub(super) async fn get(
-    State(app): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Params((ns, name)): Params<(String, String)>,
-) -> Result<Response, AdminError> {
-    let secret = Admin::new(&app.access, &caller)
-        .secret(&app.secrets, &ns, &name)
-        .await?;
-    Ok(Json(wire::Secret::from(secret)).into_response())
+pub(super) async fn get(call: Call, Params((ns, name)): Params<(String, String)>) -> Answer {
+    ok::<Secret>(call.admin().secret(&call.app.secrets, &ns, &name).await?)
 }
 
-pub(super) async fn delete(
-    State(app): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Params((ns, name)): Params<(String, String)>,
-) -> Result<Response, AdminError> {
-    Admin::new(&app.access, &caller)
-        .delete_secret(&app.secrets, &ns, &name)
+pub(super) async fn delete(call: Call, Params((ns, name)): Params<(String, String)>) -> Answer {
+    call.admin()
+        .delete_secret(&call.app.secrets, &ns, &name)
         .await?;
-    Ok(Json(Status::deleted("secrets", &name)).into_response())
+    deleted("secrets", &name)
 }
