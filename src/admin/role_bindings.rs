@@ -81,19 +81,35 @@ impl Admin<'_> {
         self.load_bindings(namespace).await
     }
 
+    /// Checks the caller may read (or change) the binding of `role` in
+    /// `namespace`, and that `role` is a role.
+    async fn role_scope(
+        &self,
+        namespace: Option<&str>,
+        role: &str,
+        write: bool,
+    ) -> AdminResult<()> {
+        self.binding_scope(namespace, write).await?;
+        require_role(role)
+    }
+
+    /// The binding of `role`; not found when nobody is bound to it.
+    async fn bound(&self, namespace: Option<&str>, role: &str) -> AdminResult<RoleBinding> {
+        let binding = self.load_binding(namespace, role).await?;
+        if binding.subjects.is_empty() {
+            return Err(not_found(binding_resource(namespace), role));
+        }
+        Ok(binding)
+    }
+
     /// One role's binding; not found when nobody is bound to it.
     pub async fn role_binding(
         &self,
         namespace: Option<&str>,
         role: &str,
     ) -> AdminResult<RoleBinding> {
-        self.binding_scope(namespace, false).await?;
-        require_role(role)?;
-        let binding = self.load_binding(namespace, role).await?;
-        if binding.subjects.is_empty() {
-            return Err(not_found(binding_resource(namespace), role));
-        }
-        Ok(binding)
+        self.role_scope(namespace, role, false).await?;
+        self.bound(namespace, role).await
     }
 
     fn parse_subjects(
@@ -118,13 +134,8 @@ impl Admin<'_> {
         role: &str,
         subjects: &[SubjectRef],
     ) -> AdminResult<RoleBinding> {
-        self.binding_scope(namespace, true).await?;
-        require_role(role)?;
-        let subjects = self.parse_subjects(namespace, subjects)?;
-        self.change_bindings(namespace, role, subjects, Change::Bind)
-            .await?;
-        tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "subjects bound");
-        self.load_binding(namespace, role).await
+        self.change_subjects(namespace, role, subjects, Change::Bind)
+            .await
     }
 
     /// Unbinds `subjects` (those not bound are ignored); answers what is
@@ -135,20 +146,31 @@ impl Admin<'_> {
         role: &str,
         subjects: &[SubjectRef],
     ) -> AdminResult<RoleBinding> {
-        self.binding_scope(namespace, true).await?;
-        require_role(role)?;
+        self.change_subjects(namespace, role, subjects, Change::Unbind)
+            .await
+    }
+
+    /// Binds or unbinds `subjects`; unbinding from a binding that has no
+    /// subject is not found.
+    async fn change_subjects(
+        &self,
+        namespace: Option<&str>,
+        role: &str,
+        subjects: &[SubjectRef],
+        change: Change,
+    ) -> AdminResult<RoleBinding> {
+        self.role_scope(namespace, role, true).await?;
         let subjects = self.parse_subjects(namespace, subjects)?;
-        if self
-            .load_binding(namespace, role)
-            .await?
-            .subjects
-            .is_empty()
-        {
-            return Err(not_found(binding_resource(namespace), role));
-        }
-        self.change_bindings(namespace, role, subjects, Change::Unbind)
+        let done = match change {
+            Change::Bind => "subjects bound",
+            Change::Unbind => {
+                self.bound(namespace, role).await?;
+                "subjects unbound"
+            }
+        };
+        self.change_bindings(namespace, role, subjects, change)
             .await?;
-        tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "subjects unbound");
+        tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "{done}");
         self.load_binding(namespace, role).await
     }
 
@@ -157,12 +179,8 @@ impl Admin<'_> {
         namespace: Option<&str>,
         role: &str,
     ) -> AdminResult<()> {
-        self.binding_scope(namespace, true).await?;
-        require_role(role)?;
-        let binding = self.load_binding(namespace, role).await?;
-        if binding.subjects.is_empty() {
-            return Err(not_found(binding_resource(namespace), role));
-        }
+        self.role_scope(namespace, role, true).await?;
+        let binding = self.bound(namespace, role).await?;
         self.change_bindings(namespace, role, binding.subjects, Change::Unbind)
             .await?;
         tracing::info!(namespace = ?namespace, role, by = %self.caller.principal.name(), "binding deleted");
