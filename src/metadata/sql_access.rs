@@ -11,6 +11,9 @@ use super::access::{
 use super::sql::SqlMetadataStore;
 use super::{MetadataError, Result, Timestamp};
 
+/// A statement with its values bound.
+type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 const BUMP_POLICY: &str = "UPDATE policy_version SET version = version + 1 WHERE id = 1";
 
 async fn bump(conn: &mut AnyConnection) -> Result<()> {
@@ -133,6 +136,35 @@ async fn delete_user_in(conn: &mut AnyConnection, name: &str) -> Result<bool> {
         > 0)
 }
 
+/// Adds the group `name`, with no members, unless it exists; returns
+/// whether it did.
+async fn insert_group(conn: &mut AnyConnection, name: &str) -> Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO groups (name, uid, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(super::now())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Adds `users` to the group `name` (those in it already stay).
+async fn insert_members(conn: &mut AnyConnection, name: &str, users: &[String]) -> Result<()> {
+    for user in users {
+        sqlx::query(
+            "INSERT INTO group_members (group_name, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(user.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 impl SqlMetadataStore {
     async fn group_members(&self, name: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(
@@ -147,15 +179,11 @@ impl SqlMetadataStore {
             .collect::<std::result::Result<_, _>>()?)
     }
 
-    /// Runs `statement` with `binds` in a transaction that bumps the policy
-    /// version; returns whether a row was affected.
-    async fn policy_write(&self, statement: &'static str, binds: &[&str]) -> Result<bool> {
+    /// Runs `statement` in a transaction that bumps the policy version when
+    /// a row was affected; returns whether one was.
+    async fn policy_write(&self, statement: Statement<'_>) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let mut query = sqlx::query(statement);
-        for b in binds {
-            query = query.bind(*b);
-        }
-        let changed = query.execute(&mut *tx).await?.rows_affected() > 0;
+        let changed = statement.execute(&mut *tx).await?.rows_affected() > 0;
         if changed {
             bump(&mut tx).await?;
         }
@@ -193,46 +221,32 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn create_user(&self, user: &User) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO users (name, uid, password_hash, email, super_user, created_at, \
-             credential_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+        self.policy_write(
+            sqlx::query(
+                "INSERT INTO users (name, uid, password_hash, email, super_user, created_at, \
+                 credential_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(user.name.as_str())
+            .bind(user.uid.as_str())
+            .bind(user.password_hash.as_deref())
+            .bind(user.email.as_deref())
+            .bind(i64::from(user.super_user))
+            .bind(user.created_at)
+            .bind(user.credential_epoch)
         )
-        .bind(user.name.as_str())
-        .bind(user.uid.as_str())
-        .bind(user.password_hash.as_deref())
-        .bind(user.email.as_deref())
-        .bind(i64::from(user.super_user))
-        .bind(user.created_at)
-        .bind(user.credential_epoch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if created {
-            bump(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(created)
+        .await
     }
 
     async fn set_password(&self, name: &str, password_hash: Option<&str>) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
-        let changed = sqlx::query(
-            "UPDATE users SET password_hash = $2, credential_epoch = credential_epoch + 1 \
-             WHERE name = $1",
+        self.policy_write(
+            sqlx::query(
+                "UPDATE users SET password_hash = $2, credential_epoch = credential_epoch + 1 \
+                 WHERE name = $1",
+            )
+            .bind(name)
+            .bind(password_hash),
         )
-        .bind(name)
-        .bind(password_hash)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if changed {
-            bump(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+        .await
     }
 
     async fn delete_user(&self, name: &str) -> Result<bool> {
@@ -324,26 +338,9 @@ impl AccessStore for SqlMetadataStore {
 
     async fn create_group(&self, name: &str, users: &[String]) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO groups (name, uid, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(super::now())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
+        let created = insert_group(&mut tx, name).await?;
         if created {
-            for user in users {
-                sqlx::query(
-                    "INSERT INTO group_members (group_name, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(name)
-                .bind(user.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_members(&mut tx, name, users).await?;
             bump(&mut tx).await?;
         }
         tx.commit().await?;
@@ -352,27 +349,12 @@ impl AccessStore for SqlMetadataStore {
 
     async fn put_group(&self, name: &str, users: &[String]) -> Result<Group> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO groups (name, uid, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(super::now())
-        .execute(&mut *tx)
-        .await?;
+        insert_group(&mut tx, name).await?;
         sqlx::query("DELETE FROM group_members WHERE group_name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        for user in users {
-            sqlx::query(
-                "INSERT INTO group_members (group_name, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(name)
-            .bind(user.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_members(&mut tx, name, users).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
         self.group(name)
@@ -381,7 +363,7 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn delete_group(&self, name: &str) -> Result<bool> {
-        self.policy_write("DELETE FROM groups WHERE name = $1", &[name])
+        self.policy_write(sqlx::query("DELETE FROM groups WHERE name = $1").bind(name))
             .await
     }
 
@@ -403,24 +385,17 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn create_namespace(&self, namespace: &Namespace) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO namespaces (name, uid, created_by, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO NOTHING",
+        self.policy_write(
+            sqlx::query(
+                "INSERT INTO namespaces (name, uid, created_by, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(namespace.name.as_str())
+            .bind(namespace.uid.as_str())
+            .bind(namespace.created_by.as_deref())
+            .bind(namespace.created_at)
         )
-        .bind(namespace.name.as_str())
-        .bind(namespace.uid.as_str())
-        .bind(namespace.created_by.as_deref())
-        .bind(namespace.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if created {
-            bump(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(created)
+        .await
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<bool> {
@@ -485,24 +460,17 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO service_accounts (namespace, name, uid, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (namespace, name) DO NOTHING",
+        self.policy_write(
+            sqlx::query(
+                "INSERT INTO service_accounts (namespace, name, uid, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (namespace, name) DO NOTHING",
+            )
+            .bind(account.namespace.as_str())
+            .bind(account.name.as_str())
+            .bind(account.uid.as_str())
+            .bind(account.created_at)
         )
-        .bind(account.namespace.as_str())
-        .bind(account.name.as_str())
-        .bind(account.uid.as_str())
-        .bind(account.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if created {
-            bump(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(created)
+        .await
     }
 
     async fn delete_service_account(&self, namespace: &str, name: &str) -> Result<bool> {
@@ -538,67 +506,53 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn add_binding(&self, binding: &Binding) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
-        let added = sqlx::query(
-            "INSERT INTO role_bindings (namespace, role, subject_kind, subject_name, subject_namespace, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        self.policy_write(
+            sqlx::query(
+                "INSERT INTO role_bindings (namespace, role, subject_kind, subject_name, subject_namespace, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(binding.namespace.as_deref().unwrap_or(""))
+            .bind(binding.role.as_str())
+            .bind(binding.subject.kind.as_str())
+            .bind(binding.subject.name.as_str())
+            .bind(binding.subject.namespace.as_str())
+            .bind(super::now())
         )
-        .bind(binding.namespace.as_deref().unwrap_or(""))
-        .bind(binding.role.as_str())
-        .bind(binding.subject.kind.as_str())
-        .bind(binding.subject.name.as_str())
-        .bind(binding.subject.namespace.as_str())
-        .bind(super::now())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if added {
-            bump(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(added)
+        .await
     }
 
     async fn remove_binding(&self, binding: &Binding) -> Result<bool> {
         self.policy_write(
-            "DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject_kind = $3 \
-             AND subject_name = $4 AND subject_namespace = $5",
-            &[
-                binding.namespace.as_deref().unwrap_or(""),
-                binding.role.as_str(),
-                binding.subject.kind.as_str(),
-                binding.subject.name.as_str(),
-                binding.subject.namespace.as_str(),
-            ],
+            sqlx::query(
+                "DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject_kind = $3 \
+                 AND subject_name = $4 AND subject_namespace = $5",
+            )
+            .bind(binding.namespace.as_deref().unwrap_or(""))
+            .bind(binding.role.as_str())
+            .bind(binding.subject.kind.as_str())
+            .bind(binding.subject.name.as_str())
+            .bind(binding.subject.namespace.as_str()),
         )
         .await
     }
 
     async fn create_token(&self, token: &Token, secret_hash: &str) -> Result<bool> {
         let (kind, name, namespace) = token_subject_columns(&token.subject);
-        let mut tx = self.writer().begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO tokens (uid, name, namespace, secret_hash, subject_kind, subject_name, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        self.policy_write(
+            sqlx::query(
+                "INSERT INTO tokens (uid, name, namespace, secret_hash, subject_kind, subject_name, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(token.uid.as_str())
+            .bind(token.name.as_str())
+            .bind(namespace)
+            .bind(secret_hash)
+            .bind(kind)
+            .bind(name)
+            .bind(token.created_at)
+            .bind(token.expires_at)
         )
-        .bind(token.uid.as_str())
-        .bind(token.name.as_str())
-        .bind(namespace)
-        .bind(secret_hash)
-        .bind(kind)
-        .bind(name)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if created {
-            bump(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(created)
+        .await
     }
 
     async fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Token>> {
@@ -652,7 +606,7 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn delete_token(&self, uid: &str) -> Result<bool> {
-        self.policy_write("DELETE FROM tokens WHERE uid = $1", &[uid])
+        self.policy_write(sqlx::query("DELETE FROM tokens WHERE uid = $1").bind(uid))
             .await
     }
 
