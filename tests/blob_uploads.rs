@@ -23,6 +23,57 @@ async fn assert_blob_is(registry: &RegistryClient, repo: &str, digest: &str, con
     assert!(stored == content, "content of blob {digest} differs");
 }
 
+/// The `201 Created` of a push of `content`, and the blob stored with it.
+async fn assert_stored(
+    registry: &RegistryClient,
+    response: reqwest::Response,
+    repo: &str,
+    digest: &str,
+    content: &[u8],
+) {
+    assert_blob_created(response, repo, digest).await;
+    assert_blob_is(registry, repo, digest, content).await;
+}
+
+/// `repo` has no blob `digest`.
+async fn assert_no_blob(registry: &RegistryClient, repo: &str, digest: &str) {
+    expect_status(
+        registry.head_blob(repo, digest).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+/// A registry, and the content of a blob to push to it (`len` bytes made
+/// from `label`) with its sha256 digest.
+async fn blob_of(label: &str, len: usize) -> (TestRegistry, Vec<u8>, String) {
+    let registry = TestRegistry::start().await;
+    let content = blob_content(label, len);
+    let digest = sha256(&content);
+    (registry, content, digest)
+}
+
+/// As [`blob_of`], with an upload begun in `app`.
+async fn upload_of(label: &str, len: usize) -> (TestRegistry, Vec<u8>, String, Upload) {
+    let (registry, content, digest) = blob_of(label, len).await;
+    let upload = registry.start_upload("app").await;
+    (registry, content, digest, upload)
+}
+
+/// Sends a chunk that the upload takes (`202 Accepted`).
+async fn accept_chunk(
+    client: &RegistryClient,
+    location: &str,
+    offset: u64,
+    chunk: &[u8],
+) -> reqwest::Response {
+    expect_status(
+        client.send_chunk(location, offset, chunk).await,
+        StatusCode::ACCEPTED,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn post_opens_an_upload_session() {
     let registry = TestRegistry::start().await;
@@ -53,10 +104,7 @@ async fn each_session_has_its_own_id() {
 
 #[tokio::test]
 async fn monolithic_post_then_put() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("monolithic", 10_000);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+    let (registry, content, digest, upload) = upload_of("monolithic", 10_000).await;
 
     let response = registry
         .monolithic_put(&upload.location, &digest, &content)
@@ -64,8 +112,7 @@ async fn monolithic_post_then_put() {
         .await
         .unwrap();
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
     // The session is closed.
     let status = registry.upload_status(&upload.location).await;
     assert_error(status, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
@@ -73,16 +120,20 @@ async fn monolithic_post_then_put() {
     assert_error(again, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
-#[tokio::test]
-async fn single_post_with_digest() {
+/// A blob pushed in one `POST` with its digest, by `digest_of`.
+async fn single_post(label: &str, len: usize, digest_of: fn(&[u8]) -> String) {
     let registry = TestRegistry::start().await;
-    let content = blob_content("single post", 5_000);
-    let digest = sha256(&content);
+    let content = blob_content(label, len);
+    let digest = digest_of(&content);
 
     let response = registry.post_blob("app", &digest, &content).await;
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn single_post_with_digest() {
+    single_post("single post", 5_000, sha256).await;
 }
 
 #[tokio::test]
@@ -95,20 +146,13 @@ async fn single_post_with_a_wrong_digest_stores_nothing() {
 
     assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     for digest in [claimed, sha256(&content)] {
-        expect_status(
-            registry.head_blob("app", &digest).await,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        assert_no_blob(&registry, "app", &digest).await;
     }
 }
 
 #[tokio::test]
 async fn streamed_patch_without_content_range() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("streamed", 3 * MIB + 17);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+    let (registry, content, digest, upload) = upload_of("streamed", 3 * MIB + 17).await;
 
     let response = registry
         .stream_to_upload(&upload.location, chunked_body(&content, 64 * 1024))
@@ -119,16 +163,12 @@ async fn streamed_patch_without_content_range() {
     assert_header(&response, "docker-upload-uuid", &upload.uuid);
     let location = header(&response, "location");
     let response = registry.finish_upload(&location, &digest).await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
 async fn several_streamed_patches_append() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("streamed twice", 300_000);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+    let (registry, content, digest, upload) = upload_of("streamed twice", 300_000).await;
     let (first, second) = content.split_at(123_456);
 
     for part in [first, second] {
@@ -141,8 +181,7 @@ async fn several_streamed_patches_append() {
     let status = registry.upload_status(&upload.location).await;
     assert_upload_range(&status, content.len() as u64);
     let response = registry.finish_upload(&upload.location, &digest).await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 /// An HTTP/2 client that gives up on a request resets its stream. hyper
@@ -158,11 +197,7 @@ async fn an_abandoned_http2_patch_leaves_an_upload_to_go_on_with() {
     let digest = sha256(&content);
     let upload = h2.start_upload("app").await;
     let first = 100_000;
-    expect_status(
-        h2.send_chunk(&upload.location, 0, &content[..first]).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&h2, &upload.location, 0, &content[..first]).await;
 
     // Part of the rest, then nothing more, until the client gives up.
     let part = Bytes::copy_from_slice(&content[first..first + 50_000]);
@@ -186,16 +221,12 @@ async fn an_abandoned_http2_patch_leaves_an_upload_to_go_on_with() {
     let response = h2
         .finish_upload_with_chunk(&upload.location, &digest, offset as u64, &content[offset..])
         .await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
 async fn chunked_patches_with_content_range() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("chunked", 250_000);
-    let digest = sha256(&content);
-    let mut upload = registry.start_upload("app").await;
+    let (registry, content, digest, mut upload) = upload_of("chunked", 250_000).await;
 
     let mut offset = 0;
     for chunk in content.chunks(100_000) {
@@ -208,16 +239,12 @@ async fn chunked_patches_with_content_range() {
     }
 
     let response = registry.finish_upload(&upload.location, &digest).await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
 async fn final_chunk_in_the_closing_put() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("final chunk in put", 150_000);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+    let (registry, content, digest, upload) = upload_of("final chunk in put", 150_000).await;
     let (head, tail) = content.split_at(100_000);
     let response = registry.send_chunk(&upload.location, 0, head).await;
     expect_status(response, StatusCode::ACCEPTED).await;
@@ -226,23 +253,18 @@ async fn final_chunk_in_the_closing_put() {
         .finish_upload_with_chunk(&upload.location, &digest, head.len() as u64, tail)
         .await;
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
 async fn whole_blob_as_the_only_chunk_of_the_put() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("only chunk in put", 4_096);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+    let (registry, content, digest, upload) = upload_of("only chunk in put", 4_096).await;
 
     let response = registry
         .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
         .await;
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
@@ -250,11 +272,7 @@ async fn upload_status_reports_what_was_received() {
     let registry = TestRegistry::start().await;
     let upload = registry.start_upload("app").await;
     let chunk = blob_content("status", 1_000);
-    expect_status(
-        registry.send_chunk(&upload.location, 0, &chunk).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &chunk).await;
 
     let response = registry.upload_status(&upload.location).await;
 
@@ -269,11 +287,7 @@ async fn cancelled_upload_is_gone() {
     let registry = TestRegistry::start().await;
     let upload = registry.start_upload("app").await;
     let chunk = blob_content("cancelled", 1_000);
-    expect_status(
-        registry.send_chunk(&upload.location, 0, &chunk).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &chunk).await;
 
     let response = registry.cancel_upload(&upload.location).await;
 
@@ -292,17 +306,8 @@ async fn cancelled_upload_is_gone() {
 
 #[tokio::test]
 async fn out_of_order_chunk_is_refused_and_the_upload_stays_usable() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("out of order", 30_000);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
-    expect_status(
-        registry
-            .send_chunk(&upload.location, 0, &content[..10_000])
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    let (registry, content, digest, upload) = upload_of("out of order", 30_000).await;
+    accept_chunk(&registry, &upload.location, 0, &content[..10_000]).await;
 
     // A gap, an overlap, and a chunk that starts over.
     for offset in [15_000, 5_000, 0] {
@@ -337,18 +342,17 @@ async fn out_of_order_chunk_is_refused_and_the_upload_stays_usable() {
     let status = registry.upload_status(&upload.location).await;
     let status = expect_status(status, StatusCode::NO_CONTENT).await;
     assert_upload_range(&status, 10_000);
-    expect_status(
-        registry
-            .send_chunk(&upload.location, 10_000, &content[10_000..20_000])
-            .await,
-        StatusCode::ACCEPTED,
+    accept_chunk(
+        &registry,
+        &upload.location,
+        10_000,
+        &content[10_000..20_000],
     )
     .await;
     let response = registry
         .finish_upload_with_chunk(&upload.location, &digest, 20_000, &content[20_000..])
         .await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
@@ -357,21 +361,13 @@ async fn wrong_digest_is_refused_and_nothing_is_stored() {
     let content = blob_content("wrong digest", 2_000);
     let claimed = sha256(b"other content");
     let upload = registry.start_upload("app").await;
-    expect_status(
-        registry.send_chunk(&upload.location, 0, &content).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &content).await;
 
     let response = registry.finish_upload(&upload.location, &claimed).await;
 
     assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     for digest in [claimed, sha256(&content)] {
-        expect_status(
-            registry.head_blob("app", &digest).await,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        assert_no_blob(&registry, "app", &digest).await;
     }
 }
 
@@ -392,11 +388,7 @@ async fn malformed_digests_are_refused() {
 
     for digest in &malformed {
         let upload = registry.start_upload("app").await;
-        expect_status(
-            registry.send_chunk(&upload.location, 0, &content).await,
-            StatusCode::ACCEPTED,
-        )
-        .await;
+        accept_chunk(&registry, &upload.location, 0, &content).await;
         let response = registry.finish_upload(&upload.location, digest).await;
         assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 
@@ -412,11 +404,7 @@ async fn unsupported_digest_algorithms_are_refused() {
     let md5 = "md5:9e107d9d372bb6826bd81d3542a419d6";
 
     let upload = registry.start_upload("app").await;
-    expect_status(
-        registry.send_chunk(&upload.location, 0, &content).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &content).await;
     let response = registry.finish_upload(&upload.location, md5).await;
     assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 
@@ -432,11 +420,7 @@ async fn closing_put_needs_a_digest_and_the_upload_survives_without_one() {
     let registry = TestRegistry::start().await;
     let content = blob_content("no digest", 1_000);
     let upload = registry.start_upload("app").await;
-    expect_status(
-        registry.send_chunk(&upload.location, 0, &content).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &content).await;
 
     let response = registry.send(Method::PUT, &upload.location).await;
 
@@ -448,17 +432,8 @@ async fn closing_put_needs_a_digest_and_the_upload_survives_without_one() {
 
 #[tokio::test]
 async fn chunk_length_must_match_its_content_range() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("size mismatch", 20_000);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
-    expect_status(
-        registry
-            .send_chunk(&upload.location, 0, &content[..5_000])
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    let (registry, content, digest, upload) = upload_of("size mismatch", 20_000).await;
+    accept_chunk(&registry, &upload.location, 0, &content[..5_000]).await;
 
     // Shorter, then longer, than the range says.
     let short = registry
@@ -481,16 +456,9 @@ async fn chunk_length_must_match_its_content_range() {
     // Neither left anything behind.
     let status = registry.upload_status(&upload.location).await;
     assert_upload_range(&status, 5_000);
-    expect_status(
-        registry
-            .send_chunk(&upload.location, 5_000, &content[5_000..])
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 5_000, &content[5_000..]).await;
     let response = registry.finish_upload(&upload.location, &digest).await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
@@ -512,43 +480,17 @@ async fn malformed_content_range_is_refused() {
     assert_upload_range(&response, 100);
 }
 
-#[tokio::test]
-async fn large_chunk_longer_than_its_content_range_leaves_nothing_behind() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("large size mismatch", 12 * MIB);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+/// A 12 MiB blob's chunk that claims `0-{last}` but carries its first
+/// `sent` bytes is refused, leaves the upload empty, and the blob can then
+/// be pushed whole.
+async fn mismatched_large_chunk_leaves_nothing_behind(label: &str, last: usize, sent: usize) {
+    let (registry, content, digest, upload) = upload_of(label, 12 * MIB).await;
 
-    // The range promises 6 MiB; the body carries 12 MiB.
-    let last = 6 * MIB - 1;
-    let response = registry
-        .send_chunk_claiming(&upload.location, &format!("0-{last}"), content.clone())
-        .await;
-
-    assert_error(response, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
-    let status = registry.upload_status(&upload.location).await;
-    assert_upload_range(&status, 0);
-    let response = registry
-        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
-        .await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
-}
-
-#[tokio::test]
-async fn large_chunk_shorter_than_its_content_range_leaves_nothing_behind() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("large short chunk", 12 * MIB);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
-
-    // The range promises 12 MiB; the body carries 9 MiB.
-    let last = content.len() - 1;
     let response = registry
         .send_chunk_claiming(
             &upload.location,
             &format!("0-{last}"),
-            content[..9 * MIB].to_vec(),
+            content[..sent].to_vec(),
         )
         .await;
 
@@ -558,8 +500,20 @@ async fn large_chunk_shorter_than_its_content_range_leaves_nothing_behind() {
     let response = registry
         .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
         .await;
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
+}
+
+#[tokio::test]
+async fn large_chunk_longer_than_its_content_range_leaves_nothing_behind() {
+    // The range promises 6 MiB; the body carries 12 MiB.
+    mismatched_large_chunk_leaves_nothing_behind("large size mismatch", 6 * MIB - 1, 12 * MIB)
+        .await;
+}
+
+#[tokio::test]
+async fn large_chunk_shorter_than_its_content_range_leaves_nothing_behind() {
+    // The range promises 12 MiB; the body carries 9 MiB.
+    mismatched_large_chunk_leaves_nothing_behind("large short chunk", 12 * MIB - 1, 9 * MIB).await;
 }
 
 #[tokio::test]
@@ -583,10 +537,7 @@ async fn unknown_upload_id_is_404() {
 
 #[tokio::test]
 async fn upload_id_belongs_to_its_repository() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("bound upload", 1_000);
-    let digest = sha256(&content);
-    let upload = registry.start_upload("app").await;
+    let (registry, content, digest, upload) = upload_of("bound upload", 1_000).await;
     registry.start_upload("other").await;
     let elsewhere = format!("/v2/other/blobs/uploads/{}", upload.uuid);
 
@@ -602,11 +553,7 @@ async fn upload_id_belongs_to_its_repository() {
     for response in responses {
         assert_error(response, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     }
-    expect_status(
-        registry.head_blob("other", &digest).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    assert_no_blob(&registry, "other", &digest).await;
     let status = registry.upload_status(&upload.location).await;
     let status = expect_status(status, StatusCode::NO_CONTENT).await;
     assert_upload_range(&status, 0);
@@ -624,20 +571,13 @@ async fn sha512_blob_announced_with_digest_algorithm() {
     let upload = registry
         .start_upload_with("app", "?digest-algorithm=sha512")
         .await;
-    expect_status(
-        registry
-            .send_chunk(&upload.location, 0, &content[..40_000])
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &content[..40_000]).await;
 
     let response = registry
         .finish_upload_with_chunk(&upload.location, &digest, 40_000, &content[40_000..])
         .await;
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
     let head = registry.head_blob("app", &digest).await;
     assert_header(&head, "docker-content-digest", &digest);
 }
@@ -648,40 +588,22 @@ async fn sha512_blob_without_digest_algorithm() {
     let content = blob_content("sha512 unannounced", 70_000);
     let digest = sha512(&content);
     let upload = registry.start_upload("app").await;
-    expect_status(
-        registry.send_chunk(&upload.location, 0, &content).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    accept_chunk(&registry, &upload.location, 0, &content).await;
 
     let response = registry.finish_upload(&upload.location, &digest).await;
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
-    expect_status(
-        registry.head_blob("app", &sha256(&content)).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
+    assert_no_blob(&registry, "app", &sha256(&content)).await;
 }
 
 #[tokio::test]
 async fn sha512_blob_in_a_single_post() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("sha512 single post", 9_000);
-    let digest = sha512(&content);
-
-    let response = registry.post_blob("app", &digest, &content).await;
-
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    single_post("sha512 single post", 9_000, sha512).await;
 }
 
 #[tokio::test]
 async fn sha256_digest_for_an_upload_announced_as_sha512() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("announced sha512, closed sha256", 3_000);
-    let digest = sha256(&content);
+    let (registry, content, digest) = blob_of("announced sha512, closed sha256", 3_000).await;
     let upload = registry
         .start_upload_with("app", "?digest-algorithm=sha512")
         .await;
@@ -690,8 +612,7 @@ async fn sha256_digest_for_an_upload_announced_as_sha512() {
         .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
         .await;
 
-    assert_blob_created(response, "app", &digest).await;
-    assert_blob_is(&registry, "app", &digest, &content).await;
+    assert_stored(&registry, response, "app", &digest, &content).await;
 }
 
 #[tokio::test]
@@ -723,10 +644,7 @@ async fn empty_blob_by_single_post() {
 
 #[tokio::test]
 async fn multi_mib_blob_in_uneven_chunks() {
-    let registry = TestRegistry::start().await;
-    let content = blob_content("multi MiB", 9 * MIB + 12_345);
-    let digest = sha256(&content);
-    let mut upload = registry.start_upload("app").await;
+    let (registry, content, digest, mut upload) = upload_of("multi MiB", 9 * MIB + 12_345).await;
     let sizes = [MIB, 3 * MIB + 7, 5, 2 * MIB - 5, 3 * MIB];
 
     let mut offset = 0;
