@@ -746,17 +746,10 @@ fn snippet(body: &[u8]) -> String {
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let fail = |detail: String| ClientError::CertificateAuthority {
+    crate::tls::read_ca_certificates(path).map_err(|detail| ClientError::CertificateAuthority {
         path: path.to_owned(),
         detail,
-    };
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certificates =
-        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
-    if certificates.is_empty() {
-        return Err(fail("no PEM certificate in it".into()));
-    }
-    Ok(certificates)
+    })
 }
 
 #[cfg(test)]

@@ -1204,17 +1204,10 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
 
 /// Reads the PEM certificates of one CA file.
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, UpstreamError> {
-    let fail = |detail: String| UpstreamError::CaFile {
+    crate::tls::read_ca_certificates(path).map_err(|detail| UpstreamError::CaFile {
         path: path.to_owned(),
         detail,
-    };
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certificates =
-        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
-    if certificates.is_empty() {
-        return Err(fail("no PEM certificate in it".into()));
-    }
-    Ok(certificates)
+    })
 }
 
 #[cfg(test)]
