@@ -72,20 +72,13 @@ impl Admin<'_> {
         name: Option<&str>,
         expires_in: Option<&str>,
     ) -> AdminResult<CreatedToken> {
-        match self.principal()? {
-            Principal::User(user) => {
-                issue_token(
-                    self.access,
-                    TokenSubject::User(user.clone()),
-                    name,
-                    expires_in,
-                )
-                .await
-            }
-            _ => Err(self.forbidden(
+        let Principal::User(user) = self.principal()? else {
+            return Err(self.forbidden(
                 "create tokens for itself; a service account's tokens are made by its project's admins",
-            )),
-        }
+            ));
+        };
+        let subject = TokenSubject::User(user.clone());
+        issue_token(self.access, subject, name, expires_in).await
     }
 
     /// A token for another user (cluster admins): how a user without a
@@ -101,13 +94,8 @@ impl Admin<'_> {
         if self.store().user(user).await?.is_none() {
             return Err(not_found("users", user));
         }
-        issue_token(
-            self.access,
-            TokenSubject::User(user.to_owned()),
-            name,
-            expires_in,
-        )
-        .await
+        let subject = TokenSubject::User(user.to_owned());
+        issue_token(self.access, subject, name, expires_in).await
     }
 
     /// The caller's tokens; cluster admins see every user's.

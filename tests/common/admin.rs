@@ -96,11 +96,7 @@ impl Answer {
 impl RegistryClient {
     /// `method path` with a JSON `body`, if any, answered whole.
     pub async fn api_call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        Answer::of(request).await
+        Answer::read(self.api(method, path, body.as_ref()).await).await
     }
 
     pub async fn api_get(&self, path: &str) -> Answer {
@@ -143,15 +139,15 @@ impl RegistryClient {
         response.json().await.expect("API answer is JSON")
     }
 
+    /// `POST path` of `body`, expecting `201 Created`; returns the object.
+    pub async fn api_create(&self, path: &str, body: Value) -> Value {
+        self.api_expect(Method::POST, path, Some(&body), StatusCode::CREATED)
+            .await
+    }
+
     pub async fn create_project(&self, name: &str) {
         let body = json!({"metadata": {"name": name}});
-        self.api_expect(
-            Method::POST,
-            "/api/v1/projects",
-            Some(&body),
-            StatusCode::CREATED,
-        )
-        .await;
+        self.api_create("/api/v1/projects", body).await;
     }
 
     pub async fn create_user(&self, name: &str, password: Option<&str>, super_user: bool) {
@@ -159,24 +155,13 @@ impl RegistryClient {
         if let Some(password) = password {
             body["password"] = json!(password);
         }
-        self.api_expect(
-            Method::POST,
-            "/api/v1/users",
-            Some(&body),
-            StatusCode::CREATED,
-        )
-        .await;
+        self.api_create("/api/v1/users", body).await;
     }
 
     pub async fn create_service_account(&self, namespace: &str, name: &str) {
         let body = json!({"metadata": {"name": name}});
-        self.api_expect(
-            Method::POST,
-            &format!("/api/v1/namespaces/{namespace}/serviceaccounts"),
-            Some(&body),
-            StatusCode::CREATED,
-        )
-        .await;
+        let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
+        self.api_create(&path, body).await;
     }
 
     /// Binds `subject` (`{"kind":…,"name":…}`) to `role` in `namespace`, or
@@ -217,9 +202,7 @@ impl RegistryClient {
             Some(e) => json!({"spec": {"expiresIn": e}}),
             None => json!({}),
         };
-        let token = self
-            .api_expect(Method::POST, path, Some(&body), StatusCode::CREATED)
-            .await;
+        let token = self.api_create(path, body).await;
         ApiToken {
             name: token["metadata"]["name"]
                 .as_str()
