@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use super::client::{GroupRequest, NameMeta, SERVICE_ACCOUNT_PREFIX, TokenRequest, UserRequest};
 use super::login::read_secret_from_stdin;
 use super::output::{OutputFormat, print_created, print_one};
-use super::session::{Globals, Session};
+use super::session::{Globals, InProject, Session};
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
@@ -61,11 +61,8 @@ pub struct CreateGroupArgs {
 #[derive(Debug, clap::Args)]
 pub struct CreateServiceAccountArgs {
     pub name: String,
-    /// The project (default: the current one).
-    #[arg(short, long)]
-    pub namespace: Option<String>,
-    #[arg(short, long, value_name = "FORMAT")]
-    pub output: Option<OutputFormat>,
+    #[command(flatten)]
+    pub project: InProject,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,9 +130,9 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
             print_created(&group, args.output.as_ref())
         }
         CreateCommand::ServiceAccount(args) => {
-            let ns = session.namespace(args.namespace.as_deref())?;
+            let ns = session.namespace(args.project.namespace.as_deref())?;
             let account = client.create_service_account(&ns, &args.name).await?;
-            print_created(&account, args.output.as_ref())
+            print_created(&account, args.project.output.as_ref())
         }
         CreateCommand::Secret(args) => super::secrets::create(args, &session).await,
         CreateCommand::ImageStream(args) => super::image_streams::create(args, &session).await,

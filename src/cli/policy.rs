@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use super::client::{AccessReview, BindingScope, Subject};
 use super::output::{OutputFormat, write_structured};
-use super::session::{Globals, Session};
+use super::session::{Globals, InProject, Session};
 
 const ROLES_HELP: &str = "\
 Roles: system:image-puller, system:image-pusher, system:image-builder, \
@@ -133,11 +133,8 @@ pub struct WhoCanArgs {
     #[arg(value_enum)]
     pub verb: AccessVerb,
     pub repository: Option<String>,
-    /// The project (default: the current one).
-    #[arg(short, long)]
-    pub namespace: Option<String>,
-    #[arg(short, long, value_name = "FORMAT")]
-    pub output: Option<OutputFormat>,
+    #[command(flatten)]
+    pub project: InProject,
 }
 
 /// Add or remove.
@@ -280,7 +277,7 @@ async fn who_can(session: &Session, args: WhoCanArgs) -> anyhow::Result<()> {
                 if ns.is_empty() || name.is_empty() {
                     bail!("{repository:?} is not of the form NAMESPACE/NAME");
                 }
-                if let Some(given) = &args.namespace
+                if let Some(given) = &args.project.namespace
                     && given != ns
                 {
                     bail!("{repository:?} is in project {ns:?}, but -n says {given:?}");
@@ -288,19 +285,19 @@ async fn who_can(session: &Session, args: WhoCanArgs) -> anyhow::Result<()> {
                 (ns.to_owned(), Some(repository.clone()))
             }
             None => {
-                let ns = session.namespace(args.namespace.as_deref())?;
+                let ns = session.namespace(args.project.namespace.as_deref())?;
                 let resource = format!("{ns}/{repository}");
                 (ns, Some(resource))
             }
         },
-        None => (session.namespace(args.namespace.as_deref())?, None),
+        None => (session.namespace(args.project.namespace.as_deref())?, None),
     };
     let review = session
         .client()?
         .who_can(&namespace, args.verb.as_str())
         .await?;
     let mut out = std::io::stdout().lock();
-    match &args.output {
+    match &args.project.output {
         Some(OutputFormat::Name) => {
             writeln!(out, "resourceaccessreviewresponse/{namespace}")?;
         }

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use super::client::{NameMeta, Secret, SecretRequest};
 use super::login::read_secret_from_stdin;
-use super::output::{OutputFormat, Printable, age, joined, kind_or, print_created, timestamp_cell};
-use super::session::{Globals, Session};
+use super::output::{Printable, age, joined, kind_or, print_created, timestamp_cell};
+use super::session::{Globals, InProject, Session};
 use crate::domain::secrets::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, docker_config_for};
 
 /// The service accounts every OpenShift project has.
@@ -55,11 +55,8 @@ pub struct DockerRegistryArgs {
     pub docker_password_stdin: bool,
     #[arg(long)]
     pub docker_email: Option<String>,
-    /// The project (default: the current one).
-    #[arg(short, long)]
-    pub namespace: Option<String>,
-    #[arg(short, long, value_name = "FORMAT")]
-    pub output: Option<OutputFormat>,
+    #[command(flatten)]
+    pub project: InProject,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,16 +73,13 @@ pub struct GenericSecretArgs {
     /// kubernetes.io/dockerconfigjson, the one type berth keeps.
     #[arg(long = "type", value_name = "TYPE")]
     pub secret_type: Option<String>,
-    /// The project (default: the current one).
-    #[arg(short, long)]
-    pub namespace: Option<String>,
-    #[arg(short, long, value_name = "FORMAT")]
-    pub output: Option<OutputFormat>,
+    #[command(flatten)]
+    pub project: InProject,
 }
 
 pub async fn create(args: CreateSecretArgs, session: &Session) -> anyhow::Result<()> {
     let client = session.client()?;
-    let (name, namespace, output, secret_type, config) = match args.kind {
+    let (name, project, secret_type, config) = match args.kind {
         CreateSecretCommand::DockerRegistry(args) => {
             let password = match (args.docker_password, args.docker_password_stdin) {
                 (Some(password), _) => password,
@@ -102,7 +96,7 @@ pub async fn create(args: CreateSecretArgs, session: &Session) -> anyhow::Result
                 args.docker_email.as_deref(),
             );
             let kind = Some(DOCKER_CONFIG_JSON_TYPE.to_owned());
-            (args.name, args.namespace, args.output, kind, config)
+            (args.name, args.project, kind, config)
         }
         CreateSecretCommand::Generic(args) => {
             let (key, path) = match args.from_file.split_once('=') {
@@ -116,16 +110,10 @@ pub async fn create(args: CreateSecretArgs, session: &Session) -> anyhow::Result
                 );
             }
             let config = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-            (
-                args.name,
-                args.namespace,
-                args.output,
-                args.secret_type,
-                config,
-            )
+            (args.name, args.project, args.secret_type, config)
         }
     };
-    let namespace = session.namespace(namespace.as_deref())?;
+    let namespace = session.namespace(project.namespace.as_deref())?;
     let request = SecretRequest {
         metadata: NameMeta::named(&name),
         secret_type,
@@ -136,7 +124,7 @@ pub async fn create(args: CreateSecretArgs, session: &Session) -> anyhow::Result
         string_data: None,
     };
     let secret = client.create_secret(&namespace, &request).await?;
-    print_created(&secret, output.as_ref())
+    print_created(&secret, project.output.as_ref())
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,6 +7,18 @@ use anyhow::{Context, bail};
 
 use super::client::{ApiClient, Credentials, TlsOptions};
 use super::config::{CliConfig, ServerEntry};
+use super::output::OutputFormat;
+
+/// `-n` and `-o`: the project a command acts in, and how it prints what it
+/// made or found.
+#[derive(Debug, clap::Args)]
+pub struct InProject {
+    /// The project (default: the current one).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(short, long, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
 
 /// Global options and the environment, as the verbs see them.
 #[derive(Debug, Clone)]
