@@ -27,13 +27,15 @@ async fn push_image_blobs(
     )
 }
 
+/// The OCI image manifest of `config` and `layers`.
+fn oci_manifest_of(config: &Descriptor, layers: &[Descriptor]) -> Manifest {
+    Manifest::from_json(OCI_MANIFEST, &image_manifest(OCI_MANIFEST, config, layers))
+}
+
 /// An OCI image whose blobs are pushed to `repo` (the manifest is not).
 async fn oci_image(registry: &RegistryClient, repo: &str, label: &str) -> Manifest {
     let (config, layer) = push_image_blobs(registry, repo, label, OCI_CONFIG, OCI_LAYER).await;
-    Manifest::from_json(
-        OCI_MANIFEST,
-        &image_manifest(OCI_MANIFEST, &config, &[layer]),
-    )
+    oci_manifest_of(&config, &[layer])
 }
 
 /// `reference` in `repo` serves exactly `manifest`, by GET and by HEAD.
@@ -45,27 +47,39 @@ async fn assert_manifest_served(
 ) {
     let digest = manifest.digest();
     let length = manifest.bytes.len().to_string();
-    let response = registry.get_manifest(repo, reference).await;
-    let response = expect_status(response, StatusCode::OK).await;
-    assert_header(&response, "content-type", &manifest.media_type);
-    assert_header(&response, "content-length", &length);
-    assert_header(&response, "docker-content-digest", &digest);
-    let body = response.bytes().await.unwrap();
+    let mut bodies = Vec::new();
+    // GET and HEAD say the same of it; only GET sends it.
+    for head in [false, true] {
+        let response = if head {
+            registry.head_manifest(repo, reference).await
+        } else {
+            registry.get_manifest(repo, reference).await
+        };
+        let response = expect_status(response, StatusCode::OK).await;
+        assert_header(&response, "content-type", &manifest.media_type);
+        assert_header(&response, "content-length", &length);
+        assert_header(&response, "docker-content-digest", &digest);
+        bodies.push(response.bytes().await.unwrap());
+    }
     assert!(
-        body == manifest.bytes,
+        bodies[0] == manifest.bytes,
         "{repo}:{reference} served other bytes: {}",
-        String::from_utf8_lossy(&body)
+        String::from_utf8_lossy(&bodies[0])
     );
+    assert!(bodies[1].is_empty(), "HEAD has a body");
+}
 
-    let response = registry.head_manifest(repo, reference).await;
-    let response = expect_status(response, StatusCode::OK).await;
-    assert_header(&response, "content-type", &manifest.media_type);
-    assert_header(&response, "content-length", &length);
-    assert_header(&response, "docker-content-digest", &digest);
-    assert!(
-        response.bytes().await.unwrap().is_empty(),
-        "HEAD has a body"
-    );
+/// The `201 Created` of a push of `manifest` to `reference`, which then
+/// serves it.
+async fn assert_manifest_pushed(
+    registry: &RegistryClient,
+    response: reqwest::Response,
+    repo: &str,
+    reference: &str,
+    manifest: &Manifest,
+) {
+    assert_manifest_created(response, repo, manifest).await;
+    assert_manifest_served(registry, repo, reference, manifest).await;
 }
 
 /// The `201 Created` of a manifest push.
@@ -78,6 +92,12 @@ async fn assert_manifest_created(response: reqwest::Response, repo: &str, manife
         &format!("/v2/{repo}/manifests/{digest}"),
     );
     assert_header(&response, "docker-content-digest", &digest);
+}
+
+/// `repo` has no manifest `reference`.
+async fn assert_no_manifest(registry: &RegistryClient, repo: &str, reference: &str) {
+    let response = registry.get_manifest(repo, reference).await;
+    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
 }
 
 /// Tags named by `OCI-Tag` headers (comma-separated, possibly repeated).
@@ -99,8 +119,7 @@ async fn push_by_tag_then_pull_by_tag_and_digest() {
 
     let response = registry.put_manifest("app", "v1", &manifest).await;
 
-    assert_manifest_created(response, "app", &manifest).await;
-    assert_manifest_served(&registry, "app", "v1", &manifest).await;
+    assert_manifest_pushed(&registry, response, "app", "v1", &manifest).await;
     assert_manifest_served(&registry, "app", &manifest.digest(), &manifest).await;
     assert_eq!(registry.tags("app").await, vec!["v1"]);
 }
@@ -113,8 +132,7 @@ async fn push_by_digest_creates_no_tag() {
 
     let response = registry.put_manifest("app", &digest, &manifest).await;
 
-    assert_manifest_created(response, "app", &manifest).await;
-    assert_manifest_served(&registry, "app", &digest, &manifest).await;
+    assert_manifest_pushed(&registry, response, "app", &digest, &manifest).await;
     assert!(registry.tags("app").await.is_empty());
 }
 
@@ -176,8 +194,7 @@ async fn media_type_may_be_left_out_of_the_body() {
 
     let response = registry.put_manifest("app", "v1", &manifest).await;
 
-    assert_manifest_created(response, "app", &manifest).await;
-    assert_manifest_served(&registry, "app", "v1", &manifest).await;
+    assert_manifest_pushed(&registry, response, "app", "v1", &manifest).await;
 }
 
 #[tokio::test]
@@ -258,8 +275,7 @@ async fn docker_schema2_manifest_and_manifest_list() {
         let response = registry
             .put_manifest("app", &format!("v1-{arch}"), &manifest)
             .await;
-        assert_manifest_created(response, "app", &manifest).await;
-        assert_manifest_served(&registry, "app", &format!("v1-{arch}"), &manifest).await;
+        assert_manifest_pushed(&registry, response, "app", &format!("v1-{arch}"), &manifest).await;
         children.push(manifest.descriptor().with_platform("linux", arch));
     }
     let list = Manifest::from_json(
@@ -269,8 +285,7 @@ async fn docker_schema2_manifest_and_manifest_list() {
 
     let response = registry.put_manifest("app", "v1", &list).await;
 
-    assert_manifest_created(response, "app", &list).await;
-    assert_manifest_served(&registry, "app", "v1", &list).await;
+    assert_manifest_pushed(&registry, response, "app", "v1", &list).await;
 }
 
 #[tokio::test]
@@ -286,8 +301,7 @@ async fn oci_index_with_its_children_present() {
 
     let response = registry.put_manifest("app", "multi", &index).await;
 
-    assert_manifest_created(response, "app", &index).await;
-    assert_manifest_served(&registry, "app", "multi", &index).await;
+    assert_manifest_pushed(&registry, response, "app", "multi", &index).await;
 }
 
 #[tokio::test]
@@ -309,8 +323,7 @@ async fn index_with_a_missing_child_is_refused() {
     let response = registry.put_manifest("app", "multi", &index).await;
 
     assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
-    let response = registry.get_manifest("app", "multi").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "app", "multi").await;
 }
 
 #[tokio::test]
@@ -344,8 +357,7 @@ async fn image_with_a_missing_layer_or_config_is_refused() {
         let response = registry.put_manifest("app", "broken", &manifest).await;
         assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
     }
-    let response = registry.get_manifest("app", "broken").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "app", "broken").await;
 }
 
 #[tokio::test]
@@ -353,10 +365,7 @@ async fn layers_must_be_in_the_same_repository() {
     let registry = TestRegistry::start().await;
     let (config, layer) =
         push_image_blobs(&registry, "elsewhere", "x", OCI_CONFIG, OCI_LAYER).await;
-    let manifest = Manifest::from_json(
-        OCI_MANIFEST,
-        &image_manifest(OCI_MANIFEST, &config, &[layer]),
-    );
+    let manifest = oci_manifest_of(&config, &[layer]);
 
     let response = registry.put_manifest("app", "v1", &manifest).await;
 
@@ -373,10 +382,7 @@ async fn deleted_layer_can_no_longer_be_referenced() {
         StatusCode::ACCEPTED,
     )
     .await;
-    let manifest = Manifest::from_json(
-        OCI_MANIFEST,
-        &image_manifest(OCI_MANIFEST, &config, &[layer]),
-    );
+    let manifest = oci_manifest_of(&config, &[layer]);
 
     let response = registry.put_manifest("app", "v1", &manifest).await;
 
@@ -389,15 +395,11 @@ async fn non_distributable_layer_need_not_be_pushed() {
     let (config, layer) =
         push_image_blobs(&registry, "app", "windows", OCI_CONFIG, OCI_LAYER).await;
     let foreign = Descriptor::of(OCI_NONDISTRIBUTABLE_LAYER, b"licensed base layer");
-    let manifest = Manifest::from_json(
-        OCI_MANIFEST,
-        &image_manifest(OCI_MANIFEST, &config, &[foreign, layer]),
-    );
+    let manifest = oci_manifest_of(&config, &[foreign, layer]);
 
     let response = registry.put_manifest("app", "v1", &manifest).await;
 
-    assert_manifest_created(response, "app", &manifest).await;
-    assert_manifest_served(&registry, "app", "v1", &manifest).await;
+    assert_manifest_pushed(&registry, response, "app", "v1", &manifest).await;
 }
 
 #[tokio::test]
@@ -410,8 +412,7 @@ async fn digest_mismatch_is_refused() {
 
     assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     for reference in [other_digest, manifest.digest()] {
-        let response = registry.get_manifest("app", &reference).await;
-        assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        assert_no_manifest(&registry, "app", &reference).await;
     }
 }
 
@@ -473,8 +474,7 @@ async fn invalid_manifests_are_refused() {
             "{what}: {codes:?}"
         );
     }
-    let response = registry.get_manifest("app", "invalid").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "app", "invalid").await;
 }
 
 #[tokio::test]
@@ -518,8 +518,7 @@ async fn manifest_of_4_mib_is_accepted() {
 
     let response = registry.put_manifest("app", "big", &manifest).await;
 
-    assert_manifest_created(response, "app", &manifest).await;
-    assert_manifest_served(&registry, "app", "big", &manifest).await;
+    assert_manifest_pushed(&registry, response, "app", "big", &manifest).await;
 }
 
 #[tokio::test]
@@ -530,8 +529,7 @@ async fn manifest_over_4_mib_with_content_length_is_413() {
     let response = registry.put_manifest("app", "too-big", &manifest).await;
 
     assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID").await;
-    let response = registry.get_manifest("app", "too-big").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "app", "too-big").await;
 }
 
 /// A client that sends its whole request before reading the answer, as
@@ -610,8 +608,7 @@ async fn manifest_over_4_mib_streamed_without_length_is_413() {
         .unwrap();
 
     assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID").await;
-    let response = registry.get_manifest("app", "too-big").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "app", "too-big").await;
 }
 
 #[tokio::test]
@@ -621,13 +618,11 @@ async fn unknown_manifest_is_404() {
     let unknown_digest = sha256(b"no such manifest");
 
     for reference in ["no-such-tag", unknown_digest.as_str()] {
-        let response = registry.get_manifest("app", reference).await;
-        assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        assert_no_manifest(&registry, "app", reference).await;
         let response = registry.head_manifest("app", reference).await;
         expect_status(response, StatusCode::NOT_FOUND).await;
     }
-    let response = registry.get_manifest("no/such/repo", "latest").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "no/such/repo", "latest").await;
 }
 
 #[tokio::test]
@@ -669,8 +664,7 @@ async fn custom_fields_and_embedded_data_are_kept_byte_for_byte() {
 
     let response = registry.put_manifest("app", "custom", &manifest).await;
 
-    assert_manifest_created(response, "app", &manifest).await;
-    assert_manifest_served(&registry, "app", "custom", &manifest).await;
+    assert_manifest_pushed(&registry, response, "app", "custom", &manifest).await;
     assert_manifest_served(&registry, "app", &manifest.digest(), &manifest).await;
 }
 
@@ -715,8 +709,7 @@ async fn deleting_a_tag_keeps_the_manifest() {
     let response = registry.delete_manifest("app", "v1").await;
 
     expect_status(response, StatusCode::ACCEPTED).await;
-    let response = registry.get_manifest("app", "v1").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "app", "v1").await;
     assert_manifest_served(&registry, "app", &image.digest, &image.manifest).await;
     assert_manifest_served(&registry, "app", "stable", &image.manifest).await;
     assert_eq!(registry.tags("app").await, vec!["stable"]);
@@ -735,8 +728,7 @@ async fn deleting_a_manifest_by_digest_removes_its_tags() {
 
     expect_status(response, StatusCode::ACCEPTED).await;
     for reference in [image.digest.as_str(), "v1", "stable"] {
-        let response = registry.get_manifest("app", reference).await;
-        assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        assert_no_manifest(&registry, "app", reference).await;
     }
     assert_eq!(registry.tags("app").await, vec!["other"]);
     assert_manifest_served(&registry, "app", "other", &other.manifest).await;
@@ -755,8 +747,7 @@ async fn deleting_a_manifest_leaves_other_repositories_alone() {
     let response = registry.delete_manifest("one", &image.digest).await;
 
     expect_status(response, StatusCode::ACCEPTED).await;
-    let response = registry.get_manifest("one", "v1").await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "one", "v1").await;
     assert_manifest_served(&registry, "two", "v1", &image.manifest).await;
     assert_manifest_served(&registry, "two", &image.digest, &image.manifest).await;
 }
@@ -769,8 +760,7 @@ async fn tags_belong_to_their_repository() {
 
     assert_manifest_served(&registry, "one", "latest", &one.manifest).await;
     assert_manifest_served(&registry, "two", "latest", &two.manifest).await;
-    let response = registry.get_manifest("two", &one.digest).await;
-    assert_error(response, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_no_manifest(&registry, "two", &one.digest).await;
 }
 
 #[tokio::test]

@@ -169,6 +169,15 @@ async fn api(
     answer
 }
 
+/// The secrets of the project `team`, and the one made from an auth.json.
+const TEAM_SECRETS: &str = "/api/v1/namespaces/team/secrets";
+const REGTOKEN: &str = "/api/v1/namespaces/team/secrets/regtoken";
+
+/// [`api`] `GET path`.
+async fn seen_get(seen: &mut Seen, client: &RegistryClient, path: &str) -> common::Answer {
+    api(seen, client, reqwest::Method::GET, path, None).await
+}
+
 fn engine_env(database: Option<&PgDatabase>) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("RUST_LOG", "debug".to_owned()),
@@ -233,14 +242,7 @@ async fn pull_secrets_on_the_embedded_database() {
     let (_, wrong_key) = SecretKey::generate().unwrap();
     std::fs::write(&key_file, format!("{wrong_key}\n")).unwrap();
     let berth = start(&data_dir, &env).await;
-    let answer = api(
-        &mut seen,
-        &berth,
-        reqwest::Method::GET,
-        "/api/v1/namespaces/team/secrets/regtoken",
-        None,
-    )
-    .await;
+    let answer = seen_get(&mut seen, &berth, REGTOKEN).await;
     answer.failure(409, "Conflict");
     let message = answer.body["message"].as_str().unwrap();
     assert!(
@@ -250,14 +252,7 @@ async fn pull_secrets_on_the_embedded_database() {
         "{message}"
     );
     // Listing needs no key.
-    let list = api(
-        &mut seen,
-        &berth,
-        reqwest::Method::GET,
-        "/api/v1/namespaces/team/secrets",
-        None,
-    )
-    .await;
+    let list = seen_get(&mut seen, &berth, TEAM_SECRETS).await;
     assert_eq!(list.ok(200)["items"][0]["metadata"]["name"], "regtoken");
     let log = berth.log();
     assert!(
@@ -276,14 +271,7 @@ async fn pull_secrets_on_the_embedded_database() {
     rotated_env.push(("BERTH_SECRETS_ENCRYPTION_KEY", new_key.clone()));
     rotated_env.push(("BERTH_SECRETS_PREVIOUS_KEYS", first_key.trim().to_owned()));
     let berth = start(&data_dir, &rotated_env).await;
-    let answer = api(
-        &mut seen,
-        &berth,
-        reqwest::Method::GET,
-        "/api/v1/namespaces/team/secrets/regtoken",
-        None,
-    )
-    .await;
+    let answer = seen_get(&mut seen, &berth, REGTOKEN).await;
     assert_eq!(answer.ok(200)["registries"][0]["server"], "quay.io");
     let log = berth.log();
     assert!(
@@ -297,14 +285,7 @@ async fn pull_secrets_on_the_embedded_database() {
     let mut new_only = env.clone();
     new_only.push(("BERTH_SECRETS_ENCRYPTION_KEY", new_key));
     let berth = start(&data_dir, &new_only).await;
-    let answer = api(
-        &mut seen,
-        &berth,
-        reqwest::Method::GET,
-        "/api/v1/namespaces/team/secrets/regtoken",
-        None,
-    )
-    .await;
+    let answer = seen_get(&mut seen, &berth, REGTOKEN).await;
     answer.ok(200);
     seen.add("berth's last log", berth.log());
     drop(berth);
@@ -327,14 +308,7 @@ async fn pull_secrets_on_postgres_with_two_replicas() {
 
     // Another replica with the same key reads what the first wrote.
     let second = start(&tmp.path().join("replica-2"), &env).await;
-    let answer = api(
-        &mut seen,
-        &second,
-        reqwest::Method::GET,
-        "/api/v1/namespaces/team/secrets/regtoken",
-        None,
-    )
-    .await;
+    let answer = seen_get(&mut seen, &second, REGTOKEN).await;
     let servers: Vec<&str> = answer.ok(200)["registries"]
         .as_array()
         .unwrap()
@@ -348,14 +322,7 @@ async fn pull_secrets_on_postgres_with_two_replicas() {
     let (_, other) = SecretKey::generate().unwrap();
     stranger_env.push(("BERTH_SECRETS_ENCRYPTION_KEY", other));
     let stranger = start(&tmp.path().join("replica-3"), &stranger_env).await;
-    let answer = api(
-        &mut seen,
-        &stranger,
-        reqwest::Method::GET,
-        "/api/v1/namespaces/team/secrets/regtoken",
-        None,
-    )
-    .await;
+    let answer = seen_get(&mut seen, &stranger, REGTOKEN).await;
     answer.failure(409, "Conflict");
     let id = SecretKey::parse(&key).unwrap().id().to_owned();
     assert!(
@@ -674,7 +641,7 @@ async fn exercise(berth: &BerthProcess, root: &Path, seen: &mut Seen) {
     assert!(error.contains("--for"), "{error}");
 
     // The API, as each role sees it.
-    let base = "/api/v1/namespaces/team/secrets";
+    let base = TEAM_SECRETS;
     let as_user = |user: &str| berth.with_credentials(user, &format!("{user}-pw"));
     for viewer in ["viewer", "editor"] {
         let client = as_user(viewer);
