@@ -141,10 +141,7 @@ impl Printable for Job {
 mod tests {
     use super::*;
     use crate::cli::client::{JobStatus, ObjectMeta};
-
-    fn at(text: &str) -> OffsetDateTime {
-        OffsetDateTime::parse(text, &Rfc3339).unwrap()
-    }
+    use crate::cli::output::datetime;
 
     #[test]
     fn rows_say_when_and_how_it_ran() {
@@ -164,7 +161,7 @@ mod tests {
             },
             extra: Default::default(),
         };
-        let now = at("2026-11-22T10:00:00Z");
+        let now = datetime("2026-11-22T10:00:00Z");
         assert_eq!(
             job.row(now),
             [

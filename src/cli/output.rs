@@ -151,34 +151,24 @@ pub fn short_duration(seconds: i64) -> String {
     const HOUR: i64 = 60 * MINUTE;
     const DAY: i64 = 24 * HOUR;
     const YEAR: i64 = 365 * DAY;
+    // `5h`, or `5h3m`: whole `units`, then the whole `smaller` units left,
+    // if any.
+    let two = |s: i64, (unit, u): (i64, &str), (smaller, v): (i64, &str)| {
+        let rest = (s % unit) / smaller;
+        if rest == 0 {
+            format!("{}{u}", s / unit)
+        } else {
+            format!("{}{u}{rest}{v}", s / unit)
+        }
+    };
+    let (second, minute, hour, day) = ((1, "s"), (MINUTE, "m"), (HOUR, "h"), (DAY, "d"));
     match seconds {
         s if s < 2 * MINUTE => format!("{s}s"),
-        s if s < 10 * MINUTE => {
-            let (m, s) = (s / MINUTE, s % MINUTE);
-            if s == 0 {
-                format!("{m}m")
-            } else {
-                format!("{m}m{s}s")
-            }
-        }
+        s if s < 10 * MINUTE => two(s, minute, second),
         s if s < 3 * HOUR => format!("{}m", s / MINUTE),
-        s if s < 8 * HOUR => {
-            let (h, m) = (s / HOUR, (s % HOUR) / MINUTE);
-            if m == 0 {
-                format!("{h}h")
-            } else {
-                format!("{h}h{m}m")
-            }
-        }
+        s if s < 8 * HOUR => two(s, hour, minute),
         s if s < 2 * DAY => format!("{}h", s / HOUR),
-        s if s < 8 * DAY => {
-            let (d, h) = (s / DAY, (s % DAY) / HOUR);
-            if h == 0 {
-                format!("{d}d")
-            } else {
-                format!("{d}d{h}h")
-            }
-        }
+        s if s < 8 * DAY => two(s, day, hour),
         s if s < 2 * YEAR => format!("{}d", s / DAY),
         s => format!("{}y", s / YEAR),
     }
@@ -313,13 +303,15 @@ pub fn timestamp_cell(timestamp: Option<&str>) -> String {
     timestamp.unwrap_or("<none>").to_owned()
 }
 
+/// The time an RFC 3339 text says, for the tests of what prints times.
+#[cfg(test)]
+pub(crate) fn datetime(text: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(text, &Rfc3339).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn datetime(text: &str) -> OffsetDateTime {
-        OffsetDateTime::parse(text, &Rfc3339).unwrap()
-    }
 
     #[test]
     fn tables_align_and_do_not_pad_the_last_column() {
