@@ -2,7 +2,6 @@
 //! background jobs that run on one replica at a time.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::client::Job;
 use super::output::{OutputFormat, Printable, age, kind_or, print_list, print_one, timestamp_cell};
@@ -65,18 +64,7 @@ pub async fn jobs(session: &Session, args: AdmJobsArgs) -> anyhow::Result<()> {
 
 /// `in 5m`, `due` when the time has come, `<none>` when unknown.
 fn next_run(timestamp: Option<&str>, now: OffsetDateTime) -> String {
-    let Some(text) = timestamp else {
-        return "<none>".into();
-    };
-    let Ok(then) = OffsetDateTime::parse(text, &Rfc3339) else {
-        return text.to_owned();
-    };
-    let seconds = (then - now).whole_seconds();
-    if seconds <= 0 {
-        "due".into()
-    } else {
-        format!("in {}", super::output::short_duration(seconds))
-    }
+    super::output::until(timestamp, now, "<none>", "due")
 }
 
 impl Printable for Job {

@@ -177,15 +177,22 @@ pub fn short_duration(seconds: i64) -> String {
 /// When `timestamp` (RFC 3339) comes, relative to now: `in 23h`, or
 /// `expired`; `never` when there is none.
 pub fn expires(timestamp: Option<&str>, now: OffsetDateTime) -> String {
+    until(timestamp, now, "never", "expired")
+}
+
+/// When `timestamp` (RFC 3339) comes, relative to now: `in 23h`; `past`
+/// once it has come, `none` when there is no timestamp, the text itself
+/// when it is not RFC 3339.
+pub fn until(timestamp: Option<&str>, now: OffsetDateTime, none: &str, past: &str) -> String {
     let Some(text) = timestamp else {
-        return "never".into();
+        return none.into();
     };
     let Ok(then) = OffsetDateTime::parse(text, &Rfc3339) else {
         return text.to_owned();
     };
     let seconds = (then - now).whole_seconds();
     if seconds <= 0 {
-        "expired".into()
+        past.into()
     } else {
         format!("in {}", short_duration(seconds))
     }
