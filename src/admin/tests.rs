@@ -105,6 +105,11 @@ fn subject(kind: &str, name: &str, namespace: Option<&str>) -> SubjectRef {
     }
 }
 
+/// A user as a binding names it.
+fn user_ref(name: &str) -> SubjectRef {
+    subject("User", name, None)
+}
+
 #[test]
 fn subjects_are_validated() {
     let sa = |ns: &str, n: &str| BindingSubject {
@@ -113,16 +118,12 @@ fn subjects_are_validated() {
         namespace: ns.into(),
     };
     assert_eq!(
-        parse_subject(&subject("User", "alice", None), Some("p")).unwrap(),
+        parse_subject(&user_ref("alice"), Some("p")).unwrap(),
         crate::auth::policy::user_subject("alice")
     );
     // A user named like a service account is that service account.
     assert_eq!(
-        parse_subject(
-            &subject("User", "system:serviceaccount:ns:builder", None),
-            None
-        )
-        .unwrap(),
+        parse_subject(&user_ref("system:serviceaccount:ns:builder"), None).unwrap(),
         sa("ns", "builder")
     );
     // Service accounts default to the binding's namespace.
@@ -150,10 +151,10 @@ fn subjects_are_validated() {
     for bad in [
         subject("Group", "system:masters", None),
         subject("Group", "Devs", None),
-        subject("User", "system:anonymous", None),
-        subject("User", "", None),
+        user_ref("system:anonymous"),
+        user_ref(""),
         subject("Robot", "x", None),
-        subject("User", "system:serviceaccount:ns", None),
+        user_ref("system:serviceaccount:ns"),
     ] {
         assert!(
             matches!(parse_subject(&bad, Some("p")), Err(AdminError::Invalid(_))),
@@ -258,7 +259,7 @@ async fn namespaces_are_hidden_without_a_role_and_forbidden_without_the_verb() {
     ));
 
     // A puller sees the project but not its service accounts.
-    let alice_subject = [subject("User", "alice", None)];
+    let alice_subject = [user_ref("alice")];
     as_admin
         .add_subjects(Some("p"), "system:image-puller", &alice_subject)
         .await
@@ -372,11 +373,7 @@ async fn bindings_add_remove_delete_and_who_can() {
     as_admin.create_project(Some("shared")).await.unwrap();
     assert!(matches!(
         as_admin
-            .add_subjects(
-                Some("shared"),
-                "system:image-nothing",
-                &[subject("User", "x", None)]
-            )
+            .add_subjects(Some("shared"), "system:image-nothing", &[user_ref("x")])
             .await,
         Err(AdminError::Invalid(_))
     ));
@@ -398,8 +395,8 @@ async fn bindings_add_remove_delete_and_who_can() {
             "system:image-puller",
             &[
                 subject("Group", "system:serviceaccounts:myapp", None),
-                subject("User", "system:serviceaccount:ci:builder", None),
-                subject("User", "carol", None),
+                user_ref("system:serviceaccount:ci:builder"),
+                user_ref("carol"),
             ],
         )
         .await
@@ -437,10 +434,7 @@ async fn bindings_add_remove_delete_and_who_can() {
         .remove_subjects(
             Some("shared"),
             "system:image-puller",
-            &[
-                subject("User", "carol", None),
-                subject("User", "nobody", None),
-            ],
+            &[user_ref("carol"), user_ref("nobody")],
         )
         .await
         .unwrap();
@@ -470,7 +464,7 @@ async fn bindings_add_remove_delete_and_who_can() {
         Err(AdminError::Forbidden(_))
     ));
     let b = as_admin
-        .add_subjects(None, "cluster-admin", &[subject("User", "dave", None)])
+        .add_subjects(None, "cluster-admin", &[user_ref("dave")])
         .await
         .unwrap();
     assert_eq!(b.namespace, None);
