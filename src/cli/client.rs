@@ -27,6 +27,9 @@ pub use crate::wire::{
 };
 pub use crate::wire::{Secret, SecretRegistry, SecretRequest};
 
+/// What a call of the API answers.
+pub type ApiResult<T> = Result<T, ClientError>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error `Status`. Displayed as `oc` does.
@@ -109,11 +112,7 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client for `server` (`scheme://host[:port]`).
-    pub fn new(
-        server: &str,
-        tls: &TlsOptions,
-        credentials: Credentials,
-    ) -> Result<ApiClient, ClientError> {
+    pub fn new(server: &str, tls: &TlsOptions, credentials: Credentials) -> ApiResult<ApiClient> {
         let server = Url::parse(server)
             .map_err(|e| ClientError::InvalidServer(format!("{server:?}: {e}")))?;
         let mut builder = reqwest::Client::builder()
@@ -139,29 +138,26 @@ impl ApiClient {
 
     // --- projects
 
-    pub async fn list_projects(&self) -> Result<List<Project>, ClientError> {
+    pub async fn list_projects(&self) -> ApiResult<List<Project>> {
         self.get(&["projects"]).await
     }
 
-    pub async fn get_project(&self, name: &str) -> Result<Project, ClientError> {
+    pub async fn get_project(&self, name: &str) -> ApiResult<Project> {
         self.get(&["projects", name]).await
     }
 
-    pub async fn create_project(&self, name: &str) -> Result<Project, ClientError> {
+    pub async fn create_project(&self, name: &str) -> ApiResult<Project> {
         self.send(Method::POST, &["projects"], Some(&NamedBody::named(name)))
             .await
     }
 
-    pub async fn delete_project(&self, name: &str) -> Result<Status, ClientError> {
+    pub async fn delete_project(&self, name: &str) -> ApiResult<Status> {
         self.delete(&["projects", name]).await
     }
 
     // --- service accounts
 
-    pub async fn list_service_accounts(
-        &self,
-        namespace: &str,
-    ) -> Result<List<ServiceAccount>, ClientError> {
+    pub async fn list_service_accounts(&self, namespace: &str) -> ApiResult<List<ServiceAccount>> {
         self.get(&["namespaces", namespace, "serviceaccounts"])
             .await
     }
@@ -170,7 +166,7 @@ impl ApiClient {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<ServiceAccount, ClientError> {
+    ) -> ApiResult<ServiceAccount> {
         self.get(&["namespaces", namespace, "serviceaccounts", name])
             .await
     }
@@ -179,7 +175,7 @@ impl ApiClient {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<ServiceAccount, ClientError> {
+    ) -> ApiResult<ServiceAccount> {
         self.send(
             Method::POST,
             &["namespaces", namespace, "serviceaccounts"],
@@ -188,11 +184,7 @@ impl ApiClient {
         .await
     }
 
-    pub async fn delete_service_account(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Status, ClientError> {
+    pub async fn delete_service_account(&self, namespace: &str, name: &str) -> ApiResult<Status> {
         self.delete(&["namespaces", namespace, "serviceaccounts", name])
             .await
     }
@@ -200,16 +192,12 @@ impl ApiClient {
     // --- tokens
 
     /// A token for the caller (a user): what login does.
-    pub async fn create_token(&self, request: &TokenRequest) -> Result<Token, ClientError> {
+    pub async fn create_token(&self, request: &TokenRequest) -> ApiResult<Token> {
         self.send(Method::POST, &["tokens"], Some(request)).await
     }
 
     /// A token for another user (cluster admins).
-    pub async fn create_user_token(
-        &self,
-        user: &str,
-        request: &TokenRequest,
-    ) -> Result<Token, ClientError> {
+    pub async fn create_user_token(&self, user: &str, request: &TokenRequest) -> ApiResult<Token> {
         self.send(Method::POST, &["users", user, "tokens"], Some(request))
             .await
     }
@@ -219,7 +207,7 @@ impl ApiClient {
         namespace: &str,
         account: &str,
         request: &TokenRequest,
-    ) -> Result<Token, ClientError> {
+    ) -> ApiResult<Token> {
         self.send(
             Method::POST,
             &[
@@ -235,32 +223,28 @@ impl ApiClient {
     }
 
     /// The caller's own tokens (cluster admins: every user token).
-    pub async fn list_tokens(&self) -> Result<List<Token>, ClientError> {
+    pub async fn list_tokens(&self) -> ApiResult<List<Token>> {
         self.get(&["tokens"]).await
     }
 
     /// A project's service-account tokens.
-    pub async fn list_namespace_tokens(&self, namespace: &str) -> Result<List<Token>, ClientError> {
+    pub async fn list_namespace_tokens(&self, namespace: &str) -> ApiResult<List<Token>> {
         self.get(&["namespaces", namespace, "tokens"]).await
     }
 
-    pub async fn delete_token(&self, name: &str) -> Result<Status, ClientError> {
+    pub async fn delete_token(&self, name: &str) -> ApiResult<Status> {
         self.delete(&["tokens", name]).await
     }
 
     /// Revokes `user`'s token `name` (cluster admins; token names are
     /// unique per user only).
-    pub async fn delete_user_token(&self, user: &str, name: &str) -> Result<Status, ClientError> {
+    pub async fn delete_user_token(&self, user: &str, name: &str) -> ApiResult<Status> {
         let mut url = self.url(&["tokens", name]);
         url.query_pairs_mut().append_pair("user", user);
         self.execute(self.http.delete(url)).await
     }
 
-    pub async fn delete_namespace_token(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Status, ClientError> {
+    pub async fn delete_namespace_token(&self, namespace: &str, name: &str) -> ApiResult<Status> {
         self.delete(&["namespaces", namespace, "tokens", name])
             .await
     }
@@ -270,7 +254,7 @@ impl ApiClient {
     pub async fn list_role_bindings(
         &self,
         scope: BindingScope<'_>,
-    ) -> Result<List<RoleBinding>, ClientError> {
+    ) -> ApiResult<List<RoleBinding>> {
         self.get(&binding_path(scope, None, None)).await
     }
 
@@ -278,7 +262,7 @@ impl ApiClient {
         &self,
         scope: BindingScope<'_>,
         role: &str,
-    ) -> Result<RoleBinding, ClientError> {
+    ) -> ApiResult<RoleBinding> {
         self.get(&binding_path(scope, Some(role), None)).await
     }
 
@@ -289,7 +273,7 @@ impl ApiClient {
         scope: BindingScope<'_>,
         role: &str,
         subjects: &[Subject],
-    ) -> Result<(), ClientError> {
+    ) -> ApiResult<()> {
         self.change_subjects(scope, role, "add-subjects", subjects)
             .await
     }
@@ -299,7 +283,7 @@ impl ApiClient {
         scope: BindingScope<'_>,
         role: &str,
         subjects: &[Subject],
-    ) -> Result<(), ClientError> {
+    ) -> ApiResult<()> {
         self.change_subjects(scope, role, "remove-subjects", subjects)
             .await
     }
@@ -310,7 +294,7 @@ impl ApiClient {
         role: &str,
         action: &str,
         subjects: &[Subject],
-    ) -> Result<(), ClientError> {
+    ) -> ApiResult<()> {
         let body = SubjectsBody {
             subjects: subjects.to_vec(),
         };
@@ -324,11 +308,11 @@ impl ApiClient {
         &self,
         scope: BindingScope<'_>,
         role: &str,
-    ) -> Result<Status, ClientError> {
+    ) -> ApiResult<Status> {
         self.delete(&binding_path(scope, Some(role), None)).await
     }
 
-    pub async fn who_can(&self, namespace: &str, verb: &str) -> Result<AccessReview, ClientError> {
+    pub async fn who_can(&self, namespace: &str, verb: &str) -> ApiResult<AccessReview> {
         let mut url = self.url(&["namespaces", namespace, "whocan"]);
         url.query_pairs_mut().append_pair("verb", verb);
         self.execute(self.http.get(url)).await
@@ -336,71 +320,71 @@ impl ApiClient {
 
     // --- users and groups
 
-    pub async fn whoami(&self) -> Result<User, ClientError> {
+    pub async fn whoami(&self) -> ApiResult<User> {
         self.get(&["users", "~"]).await
     }
 
-    pub async fn list_users(&self) -> Result<List<User>, ClientError> {
+    pub async fn list_users(&self) -> ApiResult<List<User>> {
         self.get(&["users"]).await
     }
 
-    pub async fn get_user(&self, name: &str) -> Result<User, ClientError> {
+    pub async fn get_user(&self, name: &str) -> ApiResult<User> {
         self.get(&["users", name]).await
     }
 
-    pub async fn create_user(&self, user: &UserRequest) -> Result<User, ClientError> {
+    pub async fn create_user(&self, user: &UserRequest) -> ApiResult<User> {
         self.send(Method::POST, &["users"], Some(user)).await
     }
 
-    pub async fn delete_user(&self, name: &str) -> Result<Status, ClientError> {
+    pub async fn delete_user(&self, name: &str) -> ApiResult<Status> {
         self.delete(&["users", name]).await
     }
 
     /// Forgets the failed logins counted against a user.
-    pub async fn unlock_user(&self, name: &str) -> Result<Status, ClientError> {
+    pub async fn unlock_user(&self, name: &str) -> ApiResult<Status> {
         self.send(Method::POST, &["users", name, "unlock"], None::<&()>)
             .await
     }
 
-    pub async fn list_groups(&self) -> Result<List<Group>, ClientError> {
+    pub async fn list_groups(&self) -> ApiResult<List<Group>> {
         self.get(&["groups"]).await
     }
 
-    pub async fn get_group(&self, name: &str) -> Result<Group, ClientError> {
+    pub async fn get_group(&self, name: &str) -> ApiResult<Group> {
         self.get(&["groups", name]).await
     }
 
-    pub async fn create_group(&self, group: &GroupRequest) -> Result<Group, ClientError> {
+    pub async fn create_group(&self, group: &GroupRequest) -> ApiResult<Group> {
         self.send(Method::POST, &["groups"], Some(group)).await
     }
 
-    pub async fn delete_group(&self, name: &str) -> Result<Status, ClientError> {
+    pub async fn delete_group(&self, name: &str) -> ApiResult<Status> {
         self.delete(&["groups", name]).await
     }
 
     // --- background jobs
 
-    pub async fn list_jobs(&self) -> Result<List<Job>, ClientError> {
+    pub async fn list_jobs(&self) -> ApiResult<List<Job>> {
         self.get(&["jobs"]).await
     }
 
-    pub async fn get_job(&self, name: &str) -> Result<Job, ClientError> {
+    pub async fn get_job(&self, name: &str) -> ApiResult<Job> {
         self.get(&["jobs", name]).await
     }
 
     /// Makes the job due now.
-    pub async fn run_job(&self, name: &str) -> Result<Job, ClientError> {
+    pub async fn run_job(&self, name: &str) -> ApiResult<Job> {
         self.send(Method::POST, &["jobs", name, "run"], None::<&()>)
             .await
     }
 
     // --- pull secrets
 
-    pub async fn list_secrets(&self, namespace: &str) -> Result<List<Secret>, ClientError> {
+    pub async fn list_secrets(&self, namespace: &str) -> ApiResult<List<Secret>> {
         self.get(&["namespaces", namespace, "secrets"]).await
     }
 
-    pub async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret, ClientError> {
+    pub async fn get_secret(&self, namespace: &str, name: &str) -> ApiResult<Secret> {
         self.get(&["namespaces", namespace, "secrets", name]).await
     }
 
@@ -408,7 +392,7 @@ impl ApiClient {
         &self,
         namespace: &str,
         request: &SecretRequest,
-    ) -> Result<Secret, ClientError> {
+    ) -> ApiResult<Secret> {
         self.send(
             Method::POST,
             &["namespaces", namespace, "secrets"],
@@ -424,18 +408,14 @@ impl ApiClient {
     pub async fn list_image_streams(
         &self,
         namespace: Option<&str>,
-    ) -> Result<List<ImageStream>, ClientError> {
+    ) -> ApiResult<List<ImageStream>> {
         match namespace {
             Some(ns) => self.get(&["namespaces", ns, "imagestreams"]).await,
             None => self.get(&["imagestreams"]).await,
         }
     }
 
-    pub async fn get_image_stream(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<ImageStream, ClientError> {
+    pub async fn get_image_stream(&self, namespace: &str, name: &str) -> ApiResult<ImageStream> {
         self.get(&["namespaces", namespace, "imagestreams", name])
             .await
     }
@@ -444,7 +424,7 @@ impl ApiClient {
         &self,
         namespace: &str,
         request: &ImageStreamRequest,
-    ) -> Result<ImageStream, ClientError> {
+    ) -> ApiResult<ImageStream> {
         self.send(
             Method::POST,
             &["namespaces", namespace, "imagestreams"],
@@ -453,11 +433,7 @@ impl ApiClient {
         .await
     }
 
-    pub async fn delete_image_stream(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Status, ClientError> {
+    pub async fn delete_image_stream(&self, namespace: &str, name: &str) -> ApiResult<Status> {
         self.delete(&["namespaces", namespace, "imagestreams", name])
             .await
     }
@@ -467,7 +443,7 @@ impl ApiClient {
         namespace: &str,
         name: &str,
         local: bool,
-    ) -> Result<ImageStream, ClientError> {
+    ) -> ApiResult<ImageStream> {
         let body = LookupPolicyRequest { local: Some(local) };
         self.send(
             Method::PUT,
@@ -488,7 +464,7 @@ impl ApiClient {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<ImageStreamTag, ClientError> {
+    ) -> ApiResult<ImageStreamTag> {
         self.get(&["namespaces", namespace, "imagestreamtags", name])
             .await
     }
@@ -512,7 +488,7 @@ impl ApiClient {
         namespace: &str,
         name: &str,
         request: &ImageStreamTagRequest,
-    ) -> Result<ImageStreamTag, ClientError> {
+    ) -> ApiResult<ImageStreamTag> {
         self.send(
             Method::PUT,
             &["namespaces", namespace, "imagestreamtags", name],
@@ -521,16 +497,12 @@ impl ApiClient {
         .await
     }
 
-    pub async fn delete_secret(&self, namespace: &str, name: &str) -> Result<Status, ClientError> {
+    pub async fn delete_secret(&self, namespace: &str, name: &str) -> ApiResult<Status> {
         self.delete(&["namespaces", namespace, "secrets", name])
             .await
     }
 
-    pub async fn delete_image_stream_tag(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Status, ClientError> {
+    pub async fn delete_image_stream_tag(&self, namespace: &str, name: &str) -> ApiResult<Status> {
         self.delete(&["namespaces", namespace, "imagestreamtags", name])
             .await
     }
@@ -540,7 +512,7 @@ impl ApiClient {
         namespace: &str,
         name: &str,
         generation: i64,
-    ) -> Result<ImageStreamTag, ClientError> {
+    ) -> ApiResult<ImageStreamTag> {
         let body = RollbackRequest {
             generation: Some(generation),
         };
@@ -557,14 +529,14 @@ impl ApiClient {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<ImageStreamImage, ClientError> {
+    ) -> ApiResult<ImageStreamImage> {
         self.get(&["namespaces", namespace, "imagestreamimages", name])
             .await
     }
 
     // --- the server
 
-    pub async fn server_version(&self) -> Result<ServerVersion, ClientError> {
+    pub async fn server_version(&self) -> ApiResult<ServerVersion> {
         self.get(&["version"]).await
     }
 
@@ -579,11 +551,11 @@ impl ApiClient {
         url
     }
 
-    async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ClientError> {
+    async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> ApiResult<T> {
         self.execute(self.http.get(self.url(segments))).await
     }
 
-    async fn delete(&self, segments: &[&str]) -> Result<Status, ClientError> {
+    async fn delete(&self, segments: &[&str]) -> ApiResult<Status> {
         self.execute(self.http.delete(self.url(segments))).await
     }
 
@@ -592,7 +564,7 @@ impl ApiClient {
         method: Method,
         segments: &[&str],
         body: Option<&(impl Serialize + ?Sized)>,
-    ) -> Result<T, ClientError> {
+    ) -> ApiResult<T> {
         let mut request = self.http.request(method, self.url(segments));
         if let Some(body) = body {
             request = request.json(body);
@@ -600,10 +572,7 @@ impl ApiClient {
         self.execute(request).await
     }
 
-    async fn execute<T: DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<T, ClientError> {
+    async fn execute<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> ApiResult<T> {
         let request = match &self.credentials {
             Credentials::Token(token) => request.bearer_auth(token),
             Credentials::Password { user, password } => request.basic_auth(user, Some(password)),
