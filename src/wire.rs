@@ -248,26 +248,22 @@ impl Subject {
         {
             return Subject::service_account(namespace, account);
         }
-        Subject {
-            kind: "User".into(),
-            name: name.to_owned(),
-            namespace: None,
-        }
+        Subject::of("User", name, None)
     }
 
     pub fn group(name: &str) -> Subject {
-        Subject {
-            kind: "Group".into(),
-            name: name.to_owned(),
-            namespace: None,
-        }
+        Subject::of("Group", name, None)
     }
 
     pub fn service_account(namespace: &str, name: &str) -> Subject {
+        Subject::of("ServiceAccount", name, Some(namespace))
+    }
+
+    fn of(kind: &str, name: &str, namespace: Option<&str>) -> Subject {
         Subject {
-            kind: "ServiceAccount".into(),
+            kind: kind.to_owned(),
             name: name.to_owned(),
-            namespace: Some(namespace.to_owned()),
+            namespace: namespace.map(str::to_owned),
         }
     }
 }
