@@ -35,6 +35,20 @@ async fn assert_stored(
     assert_blob_is(registry, repo, digest, content).await;
 }
 
+/// The whole of `content` in the closing `PUT` of `upload` (in `app`),
+/// which stores it.
+async fn assert_stored_by_closing_put(
+    registry: &RegistryClient,
+    upload: &Upload,
+    digest: &str,
+    content: &[u8],
+) {
+    let response = registry
+        .finish_upload_with_chunk(&upload.location, digest, 0, content)
+        .await;
+    assert_stored(registry, response, "app", digest, content).await;
+}
+
 /// `repo` has no blob `digest`.
 async fn assert_no_blob(registry: &RegistryClient, repo: &str, digest: &str) {
     expect_status(
@@ -58,6 +72,28 @@ async fn upload_of(label: &str, len: usize) -> (TestRegistry, Vec<u8>, String, U
     let (registry, content, digest) = blob_of(label, len).await;
     let upload = registry.start_upload("app").await;
     (registry, content, digest, upload)
+}
+
+/// A registry with an upload in `app` that has taken one chunk, 1,000
+/// bytes made from `label`.
+async fn upload_holding(label: &str) -> (TestRegistry, Upload, Vec<u8>) {
+    let registry = TestRegistry::start().await;
+    let upload = registry.start_upload("app").await;
+    let chunk = blob_content(label, 1_000);
+    accept_chunk(&registry, &upload.location, 0, &chunk).await;
+    (registry, upload, chunk)
+}
+
+/// `digest` is refused (`400 DIGEST_INVALID`) by the closing `PUT` of an
+/// upload of `content` into `app`, and by a single `POST` of it.
+async fn assert_digest_refused(registry: &RegistryClient, digest: &str, content: &[u8]) {
+    let upload = registry.start_upload("app").await;
+    accept_chunk(registry, &upload.location, 0, content).await;
+    let response = registry.finish_upload(&upload.location, digest).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+
+    let response = registry.post_blob("app", digest, content).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
 /// Sends a chunk that the upload takes (`202 Accepted`).
@@ -260,19 +296,12 @@ async fn final_chunk_in_the_closing_put() {
 async fn whole_blob_as_the_only_chunk_of_the_put() {
     let (registry, content, digest, upload) = upload_of("only chunk in put", 4_096).await;
 
-    let response = registry
-        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
-        .await;
-
-    assert_stored(&registry, response, "app", &digest, &content).await;
+    assert_stored_by_closing_put(&registry, &upload, &digest, &content).await;
 }
 
 #[tokio::test]
 async fn upload_status_reports_what_was_received() {
-    let registry = TestRegistry::start().await;
-    let upload = registry.start_upload("app").await;
-    let chunk = blob_content("status", 1_000);
-    accept_chunk(&registry, &upload.location, 0, &chunk).await;
+    let (registry, upload, _) = upload_holding("status").await;
 
     let response = registry.upload_status(&upload.location).await;
 
@@ -284,10 +313,7 @@ async fn upload_status_reports_what_was_received() {
 
 #[tokio::test]
 async fn cancelled_upload_is_gone() {
-    let registry = TestRegistry::start().await;
-    let upload = registry.start_upload("app").await;
-    let chunk = blob_content("cancelled", 1_000);
-    accept_chunk(&registry, &upload.location, 0, &chunk).await;
+    let (registry, upload, chunk) = upload_holding("cancelled").await;
 
     let response = registry.cancel_upload(&upload.location).await;
 
@@ -387,13 +413,7 @@ async fn malformed_digests_are_refused() {
     ];
 
     for digest in &malformed {
-        let upload = registry.start_upload("app").await;
-        accept_chunk(&registry, &upload.location, 0, &content).await;
-        let response = registry.finish_upload(&upload.location, digest).await;
-        assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
-
-        let response = registry.post_blob("app", digest, &content).await;
-        assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+        assert_digest_refused(&registry, digest, &content).await;
     }
 }
 
@@ -403,14 +423,7 @@ async fn unsupported_digest_algorithms_are_refused() {
     let content = blob_content("md5", 100);
     let md5 = "md5:9e107d9d372bb6826bd81d3542a419d6";
 
-    let upload = registry.start_upload("app").await;
-    accept_chunk(&registry, &upload.location, 0, &content).await;
-    let response = registry.finish_upload(&upload.location, md5).await;
-    assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
-
-    let response = registry.post_blob("app", md5, &content).await;
-    assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
-
+    assert_digest_refused(&registry, md5, &content).await;
     let response = registry.post_upload("app", "?digest-algorithm=md5").await;
     assert_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
@@ -436,22 +449,13 @@ async fn chunk_length_must_match_its_content_range() {
     accept_chunk(&registry, &upload.location, 0, &content[..5_000]).await;
 
     // Shorter, then longer, than the range says.
-    let short = registry
-        .send_chunk_claiming(
-            &upload.location,
-            "5000-9999",
-            content[5_000..9_000].to_vec(),
-        )
-        .await;
-    assert_error(short, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
-    let long = registry
-        .send_chunk_claiming(
-            &upload.location,
-            "5000-9999",
-            content[5_000..12_000].to_vec(),
-        )
-        .await;
-    assert_error(long, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    for end in [9_000, 12_000] {
+        let chunk = content[5_000..end].to_vec();
+        let response = registry
+            .send_chunk_claiming(&upload.location, "5000-9999", chunk)
+            .await;
+        assert_error(response, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    }
 
     // Neither left anything behind.
     let status = registry.upload_status(&upload.location).await;
@@ -497,10 +501,7 @@ async fn mismatched_large_chunk_leaves_nothing_behind(label: &str, last: usize, 
     assert_error(response, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
     let status = registry.upload_status(&upload.location).await;
     assert_upload_range(&status, 0);
-    let response = registry
-        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
-        .await;
-    assert_stored(&registry, response, "app", &digest, &content).await;
+    assert_stored_by_closing_put(&registry, &upload, &digest, &content).await;
 }
 
 #[tokio::test]
@@ -608,11 +609,7 @@ async fn sha256_digest_for_an_upload_announced_as_sha512() {
         .start_upload_with("app", "?digest-algorithm=sha512")
         .await;
 
-    let response = registry
-        .finish_upload_with_chunk(&upload.location, &digest, 0, &content)
-        .await;
-
-    assert_stored(&registry, response, "app", &digest, &content).await;
+    assert_stored_by_closing_put(&registry, &upload, &digest, &content).await;
 }
 
 #[tokio::test]
