@@ -32,9 +32,30 @@ fn oci_manifest_of(config: &Descriptor, layers: &[Descriptor]) -> Manifest {
     Manifest::from_json(OCI_MANIFEST, &image_manifest(OCI_MANIFEST, config, layers))
 }
 
+/// [`push_image_blobs`] of an OCI image.
+async fn push_oci_blobs(
+    registry: &RegistryClient,
+    repo: &str,
+    label: &str,
+) -> (Descriptor, Descriptor) {
+    push_image_blobs(registry, repo, label, OCI_CONFIG, OCI_LAYER).await
+}
+
+/// A push of `manifest` to `repo:reference` is refused: it names a blob
+/// that `repo` does not hold.
+async fn assert_blobs_unknown(
+    registry: &RegistryClient,
+    repo: &str,
+    reference: &str,
+    manifest: &Manifest,
+) {
+    let response = registry.put_manifest(repo, reference, manifest).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+}
+
 /// An OCI image whose blobs are pushed to `repo` (the manifest is not).
 async fn oci_image(registry: &RegistryClient, repo: &str, label: &str) -> Manifest {
-    let (config, layer) = push_image_blobs(registry, repo, label, OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(registry, repo, label).await;
     oci_manifest_of(&config, &[layer])
 }
 
@@ -186,8 +207,7 @@ async fn content_type_parameters_are_ignored_and_a_missing_one_is_read_from_the_
 #[tokio::test]
 async fn media_type_may_be_left_out_of_the_body() {
     let registry = TestRegistry::start().await;
-    let (config, layer) =
-        push_image_blobs(&registry, "app", "no media type", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "app", "no media type").await;
     let mut value = image_manifest(OCI_MANIFEST, &config, &[layer]);
     value.as_object_mut().unwrap().remove("mediaType");
     let manifest = Manifest::from_json(OCI_MANIFEST, &value);
@@ -320,9 +340,7 @@ async fn index_with_a_missing_child_is_refused() {
         ),
     );
 
-    let response = registry.put_manifest("app", "multi", &index).await;
-
-    assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+    assert_blobs_unknown(&registry, "app", "multi", &index).await;
     assert_no_manifest(&registry, "app", "multi").await;
 }
 
@@ -335,16 +353,13 @@ async fn index_child_must_be_in_the_same_repository() {
         &index_manifest(OCI_INDEX, vec![image.descriptor().json()]),
     );
 
-    let response = registry.put_manifest("app", "multi", &index).await;
-
-    assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+    assert_blobs_unknown(&registry, "app", "multi", &index).await;
 }
 
 #[tokio::test]
 async fn image_with_a_missing_layer_or_config_is_refused() {
     let registry = TestRegistry::start().await;
-    let (config, layer) =
-        push_image_blobs(&registry, "app", "present", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "app", "present").await;
     let missing_layer = Descriptor::of(OCI_LAYER, b"layer never pushed");
     let missing_config = Descriptor::of(OCI_CONFIG, b"{\"never\":\"pushed\"}");
     let refused = [
@@ -354,8 +369,7 @@ async fn image_with_a_missing_layer_or_config_is_refused() {
 
     for manifest in refused {
         let manifest = Manifest::from_json(OCI_MANIFEST, &manifest);
-        let response = registry.put_manifest("app", "broken", &manifest).await;
-        assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+        assert_blobs_unknown(&registry, "app", "broken", &manifest).await;
     }
     assert_no_manifest(&registry, "app", "broken").await;
 }
@@ -363,20 +377,16 @@ async fn image_with_a_missing_layer_or_config_is_refused() {
 #[tokio::test]
 async fn layers_must_be_in_the_same_repository() {
     let registry = TestRegistry::start().await;
-    let (config, layer) =
-        push_image_blobs(&registry, "elsewhere", "x", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "elsewhere", "x").await;
     let manifest = oci_manifest_of(&config, &[layer]);
 
-    let response = registry.put_manifest("app", "v1", &manifest).await;
-
-    assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+    assert_blobs_unknown(&registry, "app", "v1", &manifest).await;
 }
 
 #[tokio::test]
 async fn deleted_layer_can_no_longer_be_referenced() {
     let registry = TestRegistry::start().await;
-    let (config, layer) =
-        push_image_blobs(&registry, "app", "deleted layer", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "app", "deleted layer").await;
     expect_status(
         registry.delete_blob("app", &layer.digest).await,
         StatusCode::ACCEPTED,
@@ -384,16 +394,13 @@ async fn deleted_layer_can_no_longer_be_referenced() {
     .await;
     let manifest = oci_manifest_of(&config, &[layer]);
 
-    let response = registry.put_manifest("app", "v1", &manifest).await;
-
-    assert_error(response, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+    assert_blobs_unknown(&registry, "app", "v1", &manifest).await;
 }
 
 #[tokio::test]
 async fn non_distributable_layer_need_not_be_pushed() {
     let registry = TestRegistry::start().await;
-    let (config, layer) =
-        push_image_blobs(&registry, "app", "windows", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "app", "windows").await;
     let foreign = Descriptor::of(OCI_NONDISTRIBUTABLE_LAYER, b"licensed base layer");
     let manifest = oci_manifest_of(&config, &[foreign, layer]);
 
@@ -419,8 +426,7 @@ async fn digest_mismatch_is_refused() {
 #[tokio::test]
 async fn invalid_manifests_are_refused() {
     let registry = TestRegistry::start().await;
-    let (config, layer) =
-        push_image_blobs(&registry, "app", "valid parts", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "app", "valid parts").await;
     let valid = image_manifest(OCI_MANIFEST, &config, std::slice::from_ref(&layer));
     let with = |key: &str, value: serde_json::Value| {
         let mut manifest = valid.clone();
@@ -501,7 +507,7 @@ async fn docker_schema1_manifests_are_refused() {
 
 /// An image manifest of exactly `size` bytes (padded with an annotation).
 async fn manifest_of_size(registry: &RegistryClient, repo: &str, size: usize) -> Manifest {
-    let (config, layer) = push_image_blobs(registry, repo, "big", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(registry, repo, "big").await;
     let mut value = image_manifest(OCI_MANIFEST, &config, &[layer]);
     value["annotations"] = json!({ "padding": "" });
     let overhead = serde_json::to_vec(&value).unwrap().len();
@@ -672,8 +678,7 @@ async fn custom_fields_and_embedded_data_are_kept_byte_for_byte() {
 async fn manifest_with_a_subject_gets_oci_subject() {
     let registry = TestRegistry::start().await;
     let image = registry.push_image("app", "v1").await;
-    let (config, layer) =
-        push_image_blobs(&registry, "app", "signature", OCI_CONFIG, OCI_LAYER).await;
+    let (config, layer) = push_oci_blobs(&registry, "app", "signature").await;
     let mut value = image_manifest(OCI_MANIFEST, &config, &[layer]);
     value["subject"] = image.descriptor().json();
     let referrer = Manifest::from_json(OCI_MANIFEST, &value);
