@@ -90,15 +90,14 @@ async fn assert_manifest_served(
     assert!(bodies[1].is_empty(), "HEAD has a body");
 }
 
-/// The `201 Created` of a push of `manifest` to `reference`, which then
-/// serves it.
+/// Pushes `manifest` to `repo:reference`: `201 Created`, and then served.
 async fn assert_manifest_pushed(
     registry: &RegistryClient,
-    response: reqwest::Response,
     repo: &str,
     reference: &str,
     manifest: &Manifest,
 ) {
+    let response = registry.put_manifest(repo, reference, manifest).await;
     assert_manifest_created(response, repo, manifest).await;
     assert_manifest_served(registry, repo, reference, manifest).await;
 }
@@ -138,9 +137,7 @@ async fn push_by_tag_then_pull_by_tag_and_digest() {
     let registry = TestRegistry::start().await;
     let manifest = oci_image(&registry, "app", "v1").await;
 
-    let response = registry.put_manifest("app", "v1", &manifest).await;
-
-    assert_manifest_pushed(&registry, response, "app", "v1", &manifest).await;
+    assert_manifest_pushed(&registry, "app", "v1", &manifest).await;
     assert_manifest_served(&registry, "app", &manifest.digest(), &manifest).await;
     assert_eq!(registry.tags("app").await, vec!["v1"]);
 }
@@ -151,9 +148,7 @@ async fn push_by_digest_creates_no_tag() {
     let manifest = oci_image(&registry, "app", "untagged").await;
     let digest = manifest.digest();
 
-    let response = registry.put_manifest("app", &digest, &manifest).await;
-
-    assert_manifest_pushed(&registry, response, "app", &digest, &manifest).await;
+    assert_manifest_pushed(&registry, "app", &digest, &manifest).await;
     assert!(registry.tags("app").await.is_empty());
 }
 
@@ -212,9 +207,7 @@ async fn media_type_may_be_left_out_of_the_body() {
     value.as_object_mut().unwrap().remove("mediaType");
     let manifest = Manifest::from_json(OCI_MANIFEST, &value);
 
-    let response = registry.put_manifest("app", "v1", &manifest).await;
-
-    assert_manifest_pushed(&registry, response, "app", "v1", &manifest).await;
+    assert_manifest_pushed(&registry, "app", "v1", &manifest).await;
 }
 
 #[tokio::test]
@@ -292,10 +285,7 @@ async fn docker_schema2_manifest_and_manifest_list() {
             DOCKER_MANIFEST,
             &image_manifest(DOCKER_MANIFEST, &config, &[layer]),
         );
-        let response = registry
-            .put_manifest("app", &format!("v1-{arch}"), &manifest)
-            .await;
-        assert_manifest_pushed(&registry, response, "app", &format!("v1-{arch}"), &manifest).await;
+        assert_manifest_pushed(&registry, "app", &format!("v1-{arch}"), &manifest).await;
         children.push(manifest.descriptor().with_platform("linux", arch));
     }
     let list = Manifest::from_json(
@@ -303,9 +293,7 @@ async fn docker_schema2_manifest_and_manifest_list() {
         &index_manifest(DOCKER_MANIFEST_LIST, children),
     );
 
-    let response = registry.put_manifest("app", "v1", &list).await;
-
-    assert_manifest_pushed(&registry, response, "app", "v1", &list).await;
+    assert_manifest_pushed(&registry, "app", "v1", &list).await;
 }
 
 #[tokio::test]
@@ -319,9 +307,7 @@ async fn oci_index_with_its_children_present() {
     }
     let index = Manifest::from_json(OCI_INDEX, &index_manifest(OCI_INDEX, children));
 
-    let response = registry.put_manifest("app", "multi", &index).await;
-
-    assert_manifest_pushed(&registry, response, "app", "multi", &index).await;
+    assert_manifest_pushed(&registry, "app", "multi", &index).await;
 }
 
 #[tokio::test]
@@ -404,9 +390,7 @@ async fn non_distributable_layer_need_not_be_pushed() {
     let foreign = Descriptor::of(OCI_NONDISTRIBUTABLE_LAYER, b"licensed base layer");
     let manifest = oci_manifest_of(&config, &[foreign, layer]);
 
-    let response = registry.put_manifest("app", "v1", &manifest).await;
-
-    assert_manifest_pushed(&registry, response, "app", "v1", &manifest).await;
+    assert_manifest_pushed(&registry, "app", "v1", &manifest).await;
 }
 
 #[tokio::test]
@@ -522,9 +506,7 @@ async fn manifest_of_4_mib_is_accepted() {
     let registry = TestRegistry::start().await;
     let manifest = manifest_of_size(&registry, "app", MANIFEST_LIMIT).await;
 
-    let response = registry.put_manifest("app", "big", &manifest).await;
-
-    assert_manifest_pushed(&registry, response, "app", "big", &manifest).await;
+    assert_manifest_pushed(&registry, "app", "big", &manifest).await;
 }
 
 #[tokio::test]
@@ -668,9 +650,7 @@ async fn custom_fields_and_embedded_data_are_kept_byte_for_byte() {
     );
     let manifest = Manifest::raw(OCI_MANIFEST, text.into_bytes());
 
-    let response = registry.put_manifest("app", "custom", &manifest).await;
-
-    assert_manifest_pushed(&registry, response, "app", "custom", &manifest).await;
+    assert_manifest_pushed(&registry, "app", "custom", &manifest).await;
     assert_manifest_served(&registry, "app", &manifest.digest(), &manifest).await;
 }
 
