@@ -73,10 +73,13 @@ for _ in $(seq 100); do curl -fs "http://$upstream/v2/" >/dev/null && break; sle
 
 # One small image, under $tags tags, each manifest different (an annotation).
 push_blob() {
-    local digest
+    local digest location
     digest="sha256:$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)"
-    curl -fs -X POST -H 'Content-Type: application/octet-stream' --data-binary "$1" \
-        "http://$upstream/v2/lib/app/blobs/uploads/?digest=$digest" -o /dev/null
+    location=$(curl -fsS -X POST -o /dev/null -w '%header{location}' \
+        "http://$upstream/v2/lib/app/blobs/uploads/")
+    [[ $location == http* ]] || location="http://$upstream$location"
+    if [[ $location == *\?* ]]; then location="$location&digest=$digest"; else location="$location?digest=$digest"; fi
+    curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$1" "$location" -o /dev/null
     echo "$digest"
 }
 config='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'

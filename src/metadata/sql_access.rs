@@ -101,7 +101,7 @@ fn token_subject_columns(subject: &TokenSubject) -> (&'static str, &str, &str) {
 const IN_NAMESPACE: &str = "name = $1 OR name LIKE $2 ESCAPE '\\'";
 
 /// `text` matching itself only in a LIKE pattern with `ESCAPE '\'`.
-fn escape_like(text: &str) -> String {
+pub(super) fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '\\' | '%' | '_') {

@@ -20,6 +20,7 @@ use super::image_streams::{
     TagCondition, TagMove, TagSource, TagTarget,
 };
 use super::sql::{SqlMetadataStore, ensure_repository, parse};
+use super::sql_access::escape_like;
 use super::{MetadataError, Result, Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
@@ -410,18 +411,6 @@ fn condition_from_row(row: &AnyRow) -> Result<TagCondition> {
         last_transition_at: row.try_get("last_transition_at")?,
         generation: row.try_get("generation")?,
     })
-}
-
-/// `LIKE` pattern text for `text` itself (`_` and `%` are wildcards).
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 const STREAM_COLUMNS: &str =
