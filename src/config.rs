@@ -877,6 +877,27 @@ mod tests {
         assert_eq!(c.storage_root(), PathBuf::from("./berth-data/storage"));
     }
 
+    /// The example in README.md's "Configuration" is a configuration
+    /// berth takes: every key it shows exists, spelled as shown.
+    #[test]
+    fn readme_example_parses() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Configuration").expect("the section")..];
+        let start = section.find("```yaml\n").expect("the example") + "```yaml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("its end")];
+        let config: Config = serde_saphyr::from_str(example).expect("README's example parses");
+        assert_eq!(
+            config
+                .image_policy
+                .scheduled_image_import_minimum_interval_seconds,
+            900
+        );
+        assert_eq!(
+            config.image_policy.additional_trusted_ca,
+            vec![PathBuf::from("/etc/berth/upstream-ca.pem")]
+        );
+    }
+
     #[test]
     fn file_then_environment() {
         let (_dir, path) = config_file(

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::Worker;
+use crate::domain::image_streams::Tagged;
 use crate::domain::imports::{ImportSettings, Importer};
 use crate::metadata::image_streams::DueImport;
 use crate::upstream::UpstreamReference;
@@ -67,11 +68,7 @@ impl ScheduledImports {
             checked[n] = true;
             let imported = outcome?;
             let label = match &imported.result {
-                Ok(image)
-                    if image.tagged.as_ref().is_some_and(|t| {
-                        matches!(t, crate::domain::image_streams::Tagged::Moved { .. })
-                    }) =>
-                {
+                Ok(image) if matches!(image.tagged, Some(Tagged::Moved { .. })) => {
                     tracing::info!(stream = %due[n].repository, tag = %imported.tag, from = %imported.from, digest = %image.digest, "scheduled import: new image");
                     "imported"
                 }
