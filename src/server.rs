@@ -17,6 +17,7 @@ use crate::auth::address::TrustedProxies;
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
+use crate::domain::cache::Coherence;
 use crate::domain::image_streams::ImageStreams;
 use crate::domain::imports::{ImportSettings, Importer};
 use crate::domain::registry::{Registry, RegistryOptions};
@@ -142,8 +143,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         blobs,
         RegistryOptions {
             allow_missing_references: config.validation.manifests.allow_missing_references,
-            // With PostgreSQL other replicas change manifests too.
-            cache_pulls: config.database.url.is_none(),
+            // With PostgreSQL other replicas change manifests too: the
+            // cache serves while the database's notifications of their
+            // changes keep reaching this replica (started below).
+            cache_pulls: match config.database.url {
+                None => Coherence::Local,
+                Some(_) => Coherence::Shared,
+            },
         },
     ));
     let access = Arc::new(AccessControl::new(access_store, access_options(&config)?));
@@ -223,6 +229,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         );
     }
     let mut workers = jobs.into_handles();
+    if let Some(url) = &config.database.url {
+        workers.push(tokio::spawn(crate::metadata::changes::follow(
+            url.clone(),
+            format!("berth changes {}", std::process::id()),
+            registry.change_sink(),
+            shutdown.subscribe(),
+        )));
+    }
 
     let certificate_files = match &tls_mode {
         TlsMode::Off => None,

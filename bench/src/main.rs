@@ -163,6 +163,7 @@ pub enum ScenarioName {
     SmallRanges,
     ManifestGet,
     ManifestHead,
+    ManifestHeadTag,
     SmallImages,
     Catalog,
     Tags,

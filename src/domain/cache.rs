@@ -1,5 +1,4 @@
-//! A cache of what pulls read (manifests and tag lists), for registries whose
-//! metadata no other process changes (the embedded database).
+//! A cache of what pulls read (manifests and tag lists).
 //!
 //! Manifest reads are the bulk of registry traffic and each costs a database
 //! round trip; with the cache, a repeated `GET`/`HEAD` of a manifest, or a
@@ -8,11 +7,26 @@
 //! repository. A generation counter closes the race between a read that
 //! started before a write and finishes after it: what such a read found is
 //! not cached.
+//!
+//! On the embedded database this process makes every write
+//! ([`Coherence::Local`]). On PostgreSQL other replicas write too
+//! ([`Coherence::Shared`]): their writes reach the cache through
+//! [`crate::metadata::changes`] (the database notifies every listening
+//! replica as a write commits), and the cache serves only while that
+//! listener has caught up with the database within [`STALENESS_BOUND`]. So
+//! a change acknowledged by any replica is never served stale by another
+//! more than [`STALENESS_BOUND`] later (typically a few milliseconds later),
+//! and while the listener is disconnected the cache holds nothing and every
+//! pull reads the database. Entries also expire after [`SHARED_TTL`], in
+//! case a change reaches the database some way its triggers do not see.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::metadata::StoredManifest;
+use crate::metadata::changes::{ChangeSink, HEARTBEAT};
 use crate::oci::names::{Reference, RepositoryName};
 
 /// Memory the cached manifests may take, entries and all.
@@ -24,21 +38,38 @@ const TAG_BUDGET_BYTES: usize = 4 << 20;
 /// What the allocator adds to each heap block (glibc: 16 bytes on 64-bit).
 const BLOCK_HEADER: usize = 16;
 
+/// How far behind the database a shared cache may be and still serve: the
+/// listener confirms it has caught up every [`HEARTBEAT`], so this allows
+/// four heartbeats to be late before the cache steps aside.
+pub const STALENESS_BOUND: Duration = HEARTBEAT.saturating_mul(5);
+
+/// How long a shared cache keeps an entry, whatever it is told.
+pub const SHARED_TTL: Duration = Duration::from_secs(10);
+
 type ManifestKey = (RepositoryName, String);
+
+/// A cached value and when it was read from the database.
+#[derive(Debug, Clone)]
+struct Entry<T> {
+    value: T,
+    read_at: Instant,
+}
 
 /// What one cached manifest costs beyond the bytes it holds: the map's slot,
 /// with its share of the empty slots (the map is at most 7/8 full), the
 /// allocator's header of each of its heap blocks (the repository name, the
 /// reference, the digest, the media type, the manifest bytes) and the
 /// manifest bytes' shared header.
-const MANIFEST_ENTRY_OVERHEAD: usize =
-    size_of::<(ManifestKey, StoredManifest)>() * 8 / 7 + 5 * BLOCK_HEADER + 32 + BLOCK_HEADER;
+const MANIFEST_ENTRY_OVERHEAD: usize = size_of::<(ManifestKey, Entry<StoredManifest>)>() * 8 / 7
+    + 5 * BLOCK_HEADER
+    + 32
+    + BLOCK_HEADER;
 
 /// What one cached tag list costs beyond its tags: the map's slot (as
 /// above), the repository name's block header and the list's shared
 /// allocation.
 const TAG_ENTRY_OVERHEAD: usize =
-    size_of::<(RepositoryName, CachedTags)>() * 8 / 7 + BLOCK_HEADER + 16 + BLOCK_HEADER;
+    size_of::<(RepositoryName, Entry<CachedTags>)>() * 8 / 7 + BLOCK_HEADER + 16 + BLOCK_HEADER;
 
 /// The memory a cached manifest takes: counting its bytes alone let small
 /// manifests take several times the budget.
@@ -86,15 +117,30 @@ impl CachedTags {
 struct State {
     /// Bumped by every invalidation.
     generation: u64,
-    manifests: HashMap<ManifestKey, StoredManifest>,
+    manifests: HashMap<ManifestKey, Entry<StoredManifest>>,
     bytes: usize,
-    tags: HashMap<RepositoryName, CachedTags>,
+    tags: HashMap<RepositoryName, Entry<CachedTags>>,
     tag_bytes: usize,
 }
 
+/// Who else changes what the cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coherence {
+    /// Nothing is cached.
+    Off,
+    /// Only this process: it forgets what it changes as it writes.
+    Local,
+    /// Other processes too; their changes arrive as a [`ChangeSink`].
+    Shared,
+}
+
 pub struct PullCache {
-    enabled: bool,
+    coherence: Coherence,
     state: Mutex<State>,
+    /// When the change listener last caught up (nanoseconds after `origin`
+    /// plus one; 0: it has not since it was last lost). Shared only.
+    caught_up: AtomicU64,
+    origin: Instant,
 }
 
 /// Where a read started, to decide whether its result may be cached.
@@ -106,15 +152,38 @@ fn key(repo: &RepositoryName, reference: &Reference) -> ManifestKey {
 }
 
 impl PullCache {
-    pub fn new(enabled: bool) -> Self {
+    pub fn new(coherence: Coherence) -> Self {
         PullCache {
-            enabled,
+            coherence,
             state: Mutex::new(State::default()),
+            caught_up: AtomicU64::new(0),
+            origin: Instant::now(),
         }
     }
 
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.coherence != Coherence::Off
+    }
+
+    /// Whether what is held may be served now: always for a local cache; for
+    /// a shared one, while the listener caught up within [`STALENESS_BOUND`].
+    fn current(&self) -> bool {
+        match self.coherence {
+            Coherence::Off => false,
+            Coherence::Local => true,
+            Coherence::Shared => match self.caught_up.load(Ordering::Acquire) {
+                0 => false,
+                at => {
+                    let age = self.origin.elapsed().as_nanos() as u64;
+                    age.saturating_sub(at - 1) <= STALENESS_BOUND.as_nanos() as u64
+                }
+            },
+        }
+    }
+
+    /// Whether an entry read at `read_at` is still young enough.
+    fn young(&self, read_at: Instant) -> bool {
+        self.coherence != Coherence::Shared || read_at.elapsed() < SHARED_TTL
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -126,13 +195,14 @@ impl PullCache {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<StoredManifest, Ticket> {
-        if !self.enabled {
+        if !self.enabled() {
             return Err(Ticket(0));
         }
+        let current = self.current();
         let state = self.state();
         match state.manifests.get(&key(repo, reference)) {
-            Some(found) => Ok(found.clone()),
-            None => Err(Ticket(state.generation)),
+            Some(found) if current && self.young(found.read_at) => Ok(found.value.clone()),
+            _ => Err(Ticket(state.generation)),
         }
     }
 
@@ -145,9 +215,10 @@ impl PullCache {
         reference: &Reference,
         manifest: &StoredManifest,
     ) {
-        if !self.enabled {
+        if !self.current() {
             return;
         }
+        let read_at = Instant::now();
         let mut state = self.state();
         if state.generation != ticket.0 {
             return;
@@ -158,37 +229,43 @@ impl PullCache {
             return;
         }
         if let Some(old) = state.manifests.remove(&key) {
-            state.bytes -= manifest_entry_bytes(&key, &old);
+            state.bytes -= manifest_entry_bytes(&key, &old.value);
         }
         while state.bytes + size > BUDGET_BYTES {
             let Some(victim) = state.manifests.keys().next().cloned() else {
                 break;
             };
             if let Some(evicted) = state.manifests.remove(&victim) {
-                state.bytes -= manifest_entry_bytes(&victim, &evicted);
+                state.bytes -= manifest_entry_bytes(&victim, &evicted.value);
             }
         }
-        state.manifests.insert(key, manifest.clone());
+        let entry = Entry {
+            value: manifest.clone(),
+            read_at,
+        };
+        state.manifests.insert(key, entry);
         state.bytes += size;
     }
 
     pub fn tags(&self, repo: &RepositoryName) -> Result<CachedTags, Ticket> {
-        if !self.enabled {
+        if !self.enabled() {
             return Err(Ticket(0));
         }
+        let current = self.current();
         let state = self.state();
         match state.tags.get(repo) {
-            Some(found) => Ok(found.clone()),
-            None => Err(Ticket(state.generation)),
+            Some(found) if current && self.young(found.read_at) => Ok(found.value.clone()),
+            _ => Err(Ticket(state.generation)),
         }
     }
 
     /// Keeps the tag list a read that began at `ticket` found, unless
     /// anything was invalidated meanwhile.
     pub fn put_tags(&self, ticket: Ticket, repo: &RepositoryName, tags: &CachedTags) {
-        if !self.enabled {
+        if !self.current() {
             return;
         }
+        let read_at = Instant::now();
         let mut state = self.state();
         if state.generation != ticket.0 {
             return;
@@ -201,17 +278,21 @@ impl PullCache {
         };
         let size = tag_entry_bytes(repo, &tags);
         if let Some(old) = state.tags.remove(repo) {
-            state.tag_bytes -= tag_entry_bytes(repo, &old);
+            state.tag_bytes -= tag_entry_bytes(repo, &old.value);
         }
         while state.tag_bytes + size > TAG_BUDGET_BYTES {
             let Some(victim) = state.tags.keys().next().cloned() else {
                 break;
             };
             if let Some(evicted) = state.tags.remove(&victim) {
-                state.tag_bytes -= tag_entry_bytes(&victim, &evicted);
+                state.tag_bytes -= tag_entry_bytes(&victim, &evicted.value);
             }
         }
-        state.tags.insert(repo.clone(), tags);
+        let entry = Entry {
+            value: tags,
+            read_at,
+        };
+        state.tags.insert(repo.clone(), entry);
         state.tag_bytes += size;
     }
 
@@ -228,7 +309,7 @@ impl PullCache {
     }
 
     fn invalidate_matching(&self, matches: impl Fn(&RepositoryName) -> bool) {
-        if !self.enabled {
+        if !self.enabled() {
             return;
         }
         let mut state = self.state();
@@ -237,7 +318,7 @@ impl PullCache {
         state.tags.retain(|r, tags| {
             let keep = !matches(r);
             if !keep {
-                freed_tags += tag_entry_bytes(r, tags);
+                freed_tags += tag_entry_bytes(r, &tags.value);
             }
             keep
         });
@@ -246,11 +327,40 @@ impl PullCache {
         state.manifests.retain(|key, m| {
             let keep = !matches(&key.0);
             if !keep {
-                freed += manifest_entry_bytes(key, m);
+                freed += manifest_entry_bytes(key, &m.value);
             }
             keep
         });
         state.bytes -= freed;
+    }
+
+    /// Forgets everything, and reads that began before are not kept.
+    fn invalidate_all(&self) {
+        let mut state = self.state();
+        let generation = state.generation + 1;
+        *state = State {
+            generation,
+            ..State::default()
+        };
+    }
+}
+
+impl ChangeSink for PullCache {
+    fn changed(&self, repository: &str) {
+        // A name that does not parse names nothing cached.
+        if let Ok(repo) = repository.parse::<RepositoryName>() {
+            self.invalidate(&repo);
+        }
+    }
+
+    fn lost(&self) {
+        self.caught_up.store(0, Ordering::Release);
+        self.invalidate_all();
+    }
+
+    fn caught_up(&self, as_of: Instant) {
+        let at = as_of.saturating_duration_since(self.origin).as_nanos() as u64 + 1;
+        self.caught_up.fetch_max(at, Ordering::AcqRel);
     }
 }
 
@@ -282,7 +392,7 @@ mod tests {
 
     #[test]
     fn caches_until_the_repository_changes() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let (a, b) = (repo("ns/a"), repo("ns/b"));
         let ticket = cache.get(&a, &tag("v1")).unwrap_err();
         cache.put(ticket, &a, &tag("v1"), &manifest("one"));
@@ -296,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_namespace_is_forgotten_whole() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let (a, deep, solo, other) = (
             repo("team/a"),
             repo("team/x/y"),
@@ -327,7 +437,7 @@ mod tests {
 
     #[test]
     fn a_read_overtaken_by_a_write_is_not_cached() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let a = repo("ns/a");
         let ticket = cache.get(&a, &tag("v1")).unwrap_err();
         // A push moves the tag while the read is at the database.
@@ -338,7 +448,7 @@ mod tests {
 
     #[test]
     fn stays_within_its_budget() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let big = "x".repeat(BUDGET_BYTES / 5);
         for i in 0..20 {
             let ticket = cache
@@ -360,7 +470,7 @@ mod tests {
         // 100,000 one-byte manifests are 100 KB of content, but each entry
         // holds its key, digest, media type and a slot of the map: the
         // slots alone must fit in the budget.
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let a = repo("ns/a");
         for i in 0..100_000 {
             let reference = tag(&format!("t{i}"));
@@ -368,7 +478,7 @@ mod tests {
             cache.put(ticket, &a, &reference, &manifest("x"));
         }
         let state = cache.state();
-        let slot = size_of::<(ManifestKey, StoredManifest)>();
+        let slot = size_of::<(ManifestKey, Entry<StoredManifest>)>();
         assert!(
             state.manifests.len() * slot <= BUDGET_BYTES,
             "{} entries of {slot} bytes each",
@@ -378,27 +488,27 @@ mod tests {
         let counted: usize = state
             .manifests
             .iter()
-            .map(|(key, m)| manifest_entry_bytes(key, m))
+            .map(|(key, m)| manifest_entry_bytes(key, &m.value))
             .sum();
         assert_eq!(state.bytes, counted);
     }
 
     #[test]
     fn tag_lists_count_with_what_holding_them_costs() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         for i in 0..200_000 {
             let r = repo(&format!("ns/r{i}"));
             let ticket = cache.tags(&r).unwrap_err();
             cache.put_tags(ticket, &r, &all_tags(&["v"]));
         }
         let state = cache.state();
-        let slot = size_of::<(RepositoryName, CachedTags)>();
+        let slot = size_of::<(RepositoryName, Entry<CachedTags>)>();
         assert!(state.tags.len() * slot <= TAG_BUDGET_BYTES);
         assert!(state.tag_bytes <= TAG_BUDGET_BYTES);
         let counted: usize = state
             .tags
             .iter()
-            .map(|(r, tags)| tag_entry_bytes(r, tags))
+            .map(|(r, tags)| tag_entry_bytes(r, &tags.value))
             .sum();
         assert_eq!(state.tag_bytes, counted);
     }
@@ -409,7 +519,7 @@ mod tests {
 
     #[test]
     fn tag_lists_are_forgotten_with_their_repository() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let (a, b) = (repo("ns/a"), repo("ns/b"));
         let ticket = cache.tags(&a).unwrap_err();
         cache.put_tags(ticket, &a, &all_tags(&["v1", "v2"]));
@@ -428,7 +538,7 @@ mod tests {
 
     #[test]
     fn a_tag_list_too_big_to_hold_is_remembered_as_such() {
-        let cache = PullCache::new(true);
+        let cache = PullCache::new(Coherence::Local);
         let a = repo("ns/a");
         let long = "t".repeat(120);
         let names: Vec<String> = (0..MAX_CACHED_TAGS).map(|i| format!("{long}{i}")).collect();
@@ -438,9 +548,67 @@ mod tests {
         assert!(cache.state().tag_bytes <= TAG_BUDGET_BYTES);
     }
 
+    fn cached(cache: &PullCache, r: &RepositoryName, t: &str, body: &str) {
+        let ticket = cache.get(r, &tag(t)).unwrap_err();
+        cache.put(ticket, r, &tag(t), &manifest(body));
+    }
+
+    #[test]
+    fn a_shared_cache_serves_only_while_its_listener_has_caught_up() {
+        let cache = PullCache::new(Coherence::Shared);
+        let a = repo("ns/a");
+        // Not caught up yet: nothing is kept.
+        cached(&cache, &a, "v1", "one");
+        assert!(cache.get(&a, &tag("v1")).is_err());
+        cache.caught_up(Instant::now());
+        cached(&cache, &a, "v1", "one");
+        assert_eq!(cache.get(&a, &tag("v1")).unwrap().content, "one");
+        // The listener falls behind: the entry is held but not served.
+        std::thread::sleep(STALENESS_BOUND + Duration::from_millis(50));
+        assert!(cache.get(&a, &tag("v1")).is_err());
+        cache.caught_up(Instant::now());
+        assert_eq!(cache.get(&a, &tag("v1")).unwrap().content, "one");
+    }
+
+    #[test]
+    fn a_shared_cache_forgets_what_it_is_told_changed() {
+        let cache = PullCache::new(Coherence::Shared);
+        cache.caught_up(Instant::now());
+        let (a, b) = (repo("ns/a"), repo("ns/b"));
+        cached(&cache, &a, "v1", "one");
+        cached(&cache, &b, "v1", "bee");
+        cache.changed("ns/a");
+        assert!(cache.get(&a, &tag("v1")).is_err());
+        assert_eq!(cache.get(&b, &tag("v1")).unwrap().content, "bee");
+        cache.changed("not a name!");
+        assert_eq!(cache.get(&b, &tag("v1")).unwrap().content, "bee");
+    }
+
+    #[test]
+    fn a_lost_listener_empties_a_shared_cache_until_it_catches_up_again() {
+        let cache = PullCache::new(Coherence::Shared);
+        cache.caught_up(Instant::now());
+        let a = repo("ns/a");
+        cached(&cache, &a, "v1", "one");
+        let ticket = cache.tags(&a).unwrap_err();
+        cache.put_tags(ticket, &a, &all_tags(&["v1"]));
+        // A read that began before the loss finishes after it.
+        let overtaken = cache.get(&a, &tag("v2")).unwrap_err();
+        cache.lost();
+        cache.put(overtaken, &a, &tag("v2"), &manifest("stale"));
+        assert!(cache.get(&a, &tag("v1")).is_err());
+        assert!(cache.tags(&a).is_err());
+        cache.caught_up(Instant::now());
+        assert!(cache.get(&a, &tag("v1")).is_err(), "forgotten, not hidden");
+        assert!(cache.get(&a, &tag("v2")).is_err());
+        assert!(cache.tags(&a).is_err());
+        let state = cache.state();
+        assert_eq!((state.bytes, state.tag_bytes), (0, 0));
+    }
+
     #[test]
     fn disabled_cache_keeps_nothing() {
-        let cache = PullCache::new(false);
+        let cache = PullCache::new(Coherence::Off);
         let ticket = cache.get(&repo("a"), &tag("v")).unwrap_err();
         cache.put(ticket, &repo("a"), &tag("v"), &manifest("m"));
         assert!(cache.get(&repo("a"), &tag("v")).is_err());

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::cache::{CachedTags, MAX_CACHED_TAGS, PullCache};
+use super::cache::{CachedTags, Coherence, MAX_CACHED_TAGS, PullCache};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::negotiation::{Accepted, DEFAULT_PLATFORM, look_for_another};
 use crate::error::{RegistryError, Result};
+use crate::metadata::changes::ChangeSink;
 use crate::metadata::image_streams::RevisionOrigin;
 use crate::metadata::{
     ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
@@ -30,15 +31,17 @@ use crate::storage::{BlobStore, WindowIndex};
 const BLOB_READ_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 /// Knobs of the registry service.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// Accept manifests whose layers or child manifests are not in the
     /// repository ("sparse" manifests, e.g. an index mirrored without all
     /// its platforms). Off by default: such images cannot be pulled whole.
     pub allow_missing_references: bool,
-    /// Keep manifests and tag lists read by pulls in memory. Only sound when
-    /// no other process changes the metadata (the embedded database).
-    pub cache_pulls: bool,
+    /// Keep manifests and tag lists read by pulls in memory, and how the
+    /// cache learns of changes (see [`super::cache`]). With
+    /// [`Coherence::Shared`] nothing is served from it until
+    /// [`Registry::change_sink`] is fed by a change listener.
+    pub cache_pulls: Coherence,
 }
 
 /// A finished manifest push.
@@ -59,7 +62,7 @@ pub struct ValidManifest {
 pub struct Registry {
     metadata: Arc<dyn MetadataStore>,
     blobs: BlobStore,
-    cache: PullCache,
+    cache: Arc<PullCache>,
     options: RegistryOptions,
 }
 
@@ -72,7 +75,7 @@ impl Registry {
         Registry {
             metadata,
             blobs,
-            cache: PullCache::new(options.cache_pulls),
+            cache: Arc::new(PullCache::new(options.cache_pulls)),
             options,
         }
     }
@@ -83,6 +86,11 @@ impl Registry {
 
     pub fn blob_store(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// Where changes other processes made are told, for the pull cache.
+    pub fn change_sink(&self) -> Arc<dyn ChangeSink> {
+        self.cache.clone()
     }
 
     /// Forgets what is cached of `namespace`'s repositories, which the

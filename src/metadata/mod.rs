@@ -12,6 +12,7 @@
 //! in a repository only when this store links it there.
 
 pub mod access;
+pub mod changes;
 pub mod image_streams;
 pub mod jobs;
 pub mod secrets;

@@ -1214,6 +1214,14 @@ impl PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// The database this one was created from, for what cannot be done
+    /// connected to the database itself (`ALTER DATABASE … ALLOW_CONNECTIONS`).
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+}
+
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         // Drop runs outside any runtime (or inside one that must not be

@@ -1,4 +1,5 @@
-//! Manifest GET by tag and HEAD by digest under concurrent keep-alive load.
+//! Manifest GET by tag, HEAD by digest and HEAD by tag under concurrent
+//! keep-alive load.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use crate::report::{Sample, Section};
 pub enum Kind {
     GetByTag,
     HeadByDigest,
+    /// What `docker pull IMAGE:TAG` asks first.
+    HeadByTag,
 }
 
 /// The small image both manifest scenarios request, pushed once per target.
@@ -72,6 +75,13 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
             "`HEAD /v2/<repo>/manifests/<digest>`; every response must be 200 with the \
              manifest's Content-Length and, if sent, its Docker-Content-Digest",
         ),
+        Kind::HeadByTag => (
+            "manifest-head-tag",
+            "manifest HEAD by tag under load",
+            "`HEAD /v2/<repo>/manifests/<tag>` with the Accept header of a container runtime \
+             (what `docker pull` asks first); every response must be 200 with the manifest's \
+             Content-Length and, if sent, its Docker-Content-Digest",
+        ),
     };
     let description = format!(
         "{what}. {} tasks each hold exactly one keep-alive HTTP/1.1 connection (hyper's \
@@ -102,9 +112,13 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                         digest: Some(image.digest.clone()),
                     },
                 ),
-                Kind::HeadByDigest => (
+                Kind::HeadByDigest | Kind::HeadByTag => (
                     hyper::Method::HEAD,
-                    &image.digest,
+                    if kind == Kind::HeadByTag {
+                        &image.tag
+                    } else {
+                        &image.digest
+                    },
                     Expectation {
                         status: StatusCode::OK,
                         body: None,

@@ -235,6 +235,9 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     if cli.wants(S::ManifestHead) {
         sections.push(manifests::load(ctx, manifests::Kind::HeadByDigest).await);
     }
+    if cli.wants(S::ManifestHeadTag) {
+        sections.push(manifests::load(ctx, manifests::Kind::HeadByTag).await);
+    }
     if cli.wants(S::SmallImages) {
         sections.push(images::small_images(ctx).await);
     }

@@ -1,0 +1,3 @@
+-- Nothing on SQLite: the embedded database has one berth process, which
+-- forgets what it cached as it writes. (On PostgreSQL this migration adds
+-- the triggers that tell the other replicas.)
