@@ -1,7 +1,8 @@
 //! Files berth writes for people to read: secrets (owner only) and
-//! certificates, made durable before berth says where they are; and what
-//! every writer of files (storage, the embedded database) needs to know of
-//! their errors.
+//! certificates, made durable before berth says where they are; the CA
+//! files its clients (the CLI, the upstream client) trust; and what every
+//! writer of files (storage, the embedded database) needs to know of their
+//! errors.
 
 use std::io::Write;
 use std::path::Path;
@@ -27,4 +28,16 @@ pub fn write_synced(path: &Path, contents: &[u8], private: bool) -> std::io::Res
     let mut file = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
+}
+
+/// The PEM certificates of a CA file that a client trusts besides the
+/// system's; the error says why there are none, for the caller to name the
+/// file.
+pub fn read_ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
+    if certificates.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(certificates)
 }

@@ -226,18 +226,6 @@ fn trust_instructions_as(ca: &Path, registry_hosts: &[String], root: bool) -> St
     text
 }
 
-/// The PEM certificates of a CA file that a client trusts besides the
-/// system's; the error says why there are none, for the caller to name the
-/// file.
-pub fn read_ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
-    if certificates.is_empty() {
-        return Err("no PEM certificate in it".into());
-    }
-    Ok(certificates)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("wire", &[]),
     ("crash_points", &[]),
     ("files", &[]),
-    ("upstream", &["oci"]),
+    ("upstream", &["oci", "files"]),
     ("storage", &["oci", "crash_points", "files"]),
     ("metadata", &["oci", "crash_points", "files"]),
     ("auth", &["metadata", "oci", "files"]),

@@ -715,7 +715,7 @@ fn snippet(body: &[u8]) -> String {
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    crate::tls::read_ca_certificates(path).map_err(|detail| ClientError::CertificateAuthority {
+    crate::files::read_ca_certificates(path).map_err(|detail| ClientError::CertificateAuthority {
         path: path.to_owned(),
         detail,
     })

@@ -1204,7 +1204,7 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
 
 /// Reads the PEM certificates of one CA file.
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, UpstreamError> {
-    crate::tls::read_ca_certificates(path).map_err(|detail| UpstreamError::CaFile {
+    crate::files::read_ca_certificates(path).map_err(|detail| UpstreamError::CaFile {
         path: path.to_owned(),
         detail,
     })
