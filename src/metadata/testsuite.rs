@@ -1038,6 +1038,35 @@ async fn migrate_to_before(url: &str, engine: &str, version: i64) -> sqlx::AnyPo
     pool
 }
 
+/// A migration's story (`story(url, engine, config)`: the database
+/// migrated to just before it, rows written, then berth opened on it) on
+/// a fresh SQLite file.
+async fn migration_story_on_sqlite(story: impl AsyncFnOnce(&str, &str, DatabaseConfig)) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    story(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+}
+
+/// The same on a fresh PostgreSQL database, dropped afterwards.
+async fn migration_story_on_postgres(story: impl AsyncFnOnce(&str, &str, DatabaseConfig)) {
+    let Some((admin_url, name, url)) = empty_postgres_database().await else {
+        return;
+    };
+    let config = DatabaseConfig::Postgres {
+        url: url.clone(),
+        max_connections: 2,
+    };
+    story(&url, "postgres", config).await;
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .await;
+    }
+}
+
 /// Migration 0005 (token names per owner) keeps every token, and on SQLite
 /// rebuilds the table with its indexes.
 async fn tokens_survive_migration_0005(url: &str, engine: &str, config: DatabaseConfig) {
@@ -1110,33 +1139,12 @@ async fn tokens_survive_migration_0005(url: &str, engine: &str, config: Database
 
 #[tokio::test]
 async fn migration_0005_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("berth.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    tokens_survive_migration_0005(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+    migration_story_on_sqlite(tokens_survive_migration_0005).await;
 }
 
 #[tokio::test]
 async fn migration_0005_on_postgres() {
-    let Some((admin_url, name, url)) = empty_postgres_database().await else {
-        return;
-    };
-    tokens_survive_migration_0005(
-        &url,
-        "postgres",
-        DatabaseConfig::Postgres {
-            url: url.clone(),
-            max_connections: 2,
-        },
-    )
-    .await;
-    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .await;
-    }
+    migration_story_on_postgres(tokens_survive_migration_0005).await;
 }
 
 async fn the_last_super_user_is_kept(store: &dyn AccessStore) {
@@ -2673,62 +2681,20 @@ async fn imports_due_after_migration_0011(url: &str, engine: &str, config: Datab
 
 #[tokio::test]
 async fn migration_0011_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("berth.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    imports_due_after_migration_0011(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+    migration_story_on_sqlite(imports_due_after_migration_0011).await;
 }
 
 #[tokio::test]
 async fn migration_0011_on_postgres() {
-    let Some((admin_url, name, url)) = empty_postgres_database().await else {
-        return;
-    };
-    imports_due_after_migration_0011(
-        &url,
-        "postgres",
-        DatabaseConfig::Postgres {
-            url: url.clone(),
-            max_connections: 2,
-        },
-    )
-    .await;
-    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .await;
-    }
+    migration_story_on_postgres(imports_due_after_migration_0011).await;
 }
 
 #[tokio::test]
 async fn migration_0009_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("berth.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    streams_from_migration_0009(&url, "sqlite", DatabaseConfig::Sqlite { path }).await;
+    migration_story_on_sqlite(streams_from_migration_0009).await;
 }
 
 #[tokio::test]
 async fn migration_0009_on_postgres() {
-    let Some((admin_url, name, url)) = empty_postgres_database().await else {
-        return;
-    };
-    streams_from_migration_0009(
-        &url,
-        "postgres",
-        DatabaseConfig::Postgres {
-            url: url.clone(),
-            max_connections: 2,
-        },
-    )
-    .await;
-    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .await;
-    }
+    migration_story_on_postgres(streams_from_migration_0009).await;
 }
