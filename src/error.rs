@@ -66,6 +66,24 @@ pub enum RegistryError {
     NotFound,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// Pull-through: the upstream the blob comes from does not have it (it
+    /// was deleted or garbage-collected there), or the tag does not let
+    /// berth fetch it. The message names the upstream.
+    #[error("{message}")]
+    UpstreamBlobUnknown { digest: Digest, message: String },
+    /// Pull-through: the upstream a proxy namespace caches has no such
+    /// manifest or tag.
+    #[error("{message}")]
+    UpstreamManifestUnknown { message: String },
+    /// Pull-through: the upstream could not be used (down, stalled,
+    /// refused berth's credentials, rate-limiting, or sent bytes that did
+    /// not match their digest). Nothing was stored.
+    #[error("{message}")]
+    UpstreamUnavailable {
+        message: String,
+        retry_after_secs: Option<u64>,
+        rate_limited: bool,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

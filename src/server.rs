@@ -20,11 +20,14 @@ use crate::config::{Bootstrap, Config, TlsMode};
 use crate::domain::cache::Coherence;
 use crate::domain::image_streams::ImageStreams;
 use crate::domain::imports::{ImportSettings, Importer};
+use crate::domain::proxies::{self, Proxies};
+use crate::domain::pull_through::{PullThrough, PullThroughParts};
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::domain::secrets::{KeySettings, PullSecrets, load_keys};
 use crate::domain::uploads::Uploads;
 use crate::jobs;
 use crate::metadata::access::User;
+use crate::metadata::proxies::ProxyStore;
 use crate::metadata::{
     AccessStore, DatabaseConfig, ImageStreamStore, JobStore, MetadataStore, SecretStore,
     SqlMetadataStore, now,
@@ -120,6 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let job_store: Arc<dyn JobStore> = store.clone();
     let secret_store: Arc<dyn SecretStore> = store.clone();
     let stream_store: Arc<dyn ImageStreamStore> = store.clone();
+    let proxy_store: Arc<dyn ProxyStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let blobs =
         BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
@@ -172,9 +176,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         registry.clone(),
         image_streams.clone(),
         secrets.clone(),
-        upstream,
+        upstream.clone(),
         import_settings(&config),
     ));
+    let proxies = Arc::new(
+        Proxies::load(proxy_store)
+            .await
+            .context("reading the proxy namespaces")?,
+    );
+    let pull_through = Arc::new(PullThrough::new(PullThroughParts {
+        registry: registry.clone(),
+        uploads: uploads.clone(),
+        streams: image_streams.clone(),
+        secrets: secrets.clone(),
+        importer: importer.clone(),
+        proxies: proxies.clone(),
+        upstream,
+        spool_dir: config.data_dir.join("pull-through"),
+    }));
     let app = Arc::new(App {
         registry: registry.clone(),
         uploads: uploads.clone(),
@@ -191,6 +210,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         secrets,
         image_streams,
         importer: importer.clone(),
+        pull_through,
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -222,6 +242,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     // This process's own upkeep: every replica.
     jobs.in_every_replica(jobs::KeyReload::new(access.clone()), key_check);
     jobs.in_every_replica(jobs::MemoryTrim, std::time::Duration::from_secs(10));
+    jobs.in_every_replica(jobs::ProxyReload::new(proxies), proxies::RELOAD_INTERVAL);
     if let Some(metrics) = &app.metrics {
         jobs.in_every_replica(
             jobs::MetricsUpkeep::new(metrics.clone()),

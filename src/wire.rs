@@ -568,6 +568,18 @@ pub struct TagEvent {
     pub cause: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Of the blobs the image needs, how many berth stores (imports with
+    /// reference policy Local fetch the rest when pulled). Only in a
+    /// single stream's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs_stored: Option<BlobsStored>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobsStored {
+    pub stored: u64,
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1179,4 +1191,46 @@ mod tests {
             serde_json::json!({"metadata": {}, "spec": {"expiresIn": "24h"}})
         );
     }
+}
+
+// --- proxy namespaces
+
+/// A namespace caching an upstream registry (`/api/v1/proxies`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proxy {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ProxySpec,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxySpec {
+    /// `https://host[:port]` of the upstream registry.
+    #[serde(default)]
+    pub upstream: String,
+    /// The namespace's pull secret to reach the upstream with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// How long a tag is served before it is checked upstream (`24h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Plain HTTP or an unverified certificate accepted.
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What `POST /api/v1/proxies` takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyRequest {
+    pub metadata: NameMeta,
+    pub spec: ProxySpec,
 }

@@ -17,6 +17,7 @@ mod initialize;
 mod jobs;
 mod names;
 mod projects;
+mod proxies;
 mod role_bindings;
 mod secrets;
 mod service_accounts;

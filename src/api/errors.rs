@@ -158,6 +158,23 @@ pub fn describe(error: &RegistryError) -> Described {
         },
         NotFound => row(C::Unsupported, S::NOT_FOUND),
         TooManyRequests { .. } => row(C::Toomanyrequests, S::TOO_MANY_REQUESTS),
+        // Pull-through failures say which upstream and what it did.
+        UpstreamBlobUnknown { .. } => Described {
+            message: error.to_string().into(),
+            ..row(C::BlobUnknown, S::NOT_FOUND)
+        },
+        UpstreamManifestUnknown { .. } => Described {
+            message: error.to_string().into(),
+            ..row(C::ManifestUnknown, S::NOT_FOUND)
+        },
+        UpstreamUnavailable { rate_limited, .. } => Described {
+            message: error.to_string().into(),
+            ..if *rate_limited {
+                row(C::Toomanyrequests, S::TOO_MANY_REQUESTS)
+            } else {
+                row(C::Unavailable, S::SERVICE_UNAVAILABLE)
+            }
+        },
         Storage(_) | Metadata(_) | Internal(_) => row(C::Unknown, S::INTERNAL_SERVER_ERROR),
     }
 }
@@ -168,7 +185,7 @@ fn detail(error: &RegistryError) -> Option<serde_json::Value> {
     use RegistryError::*;
     match error {
         Storage(_) | Metadata(_) | Internal(_) => None,
-        BlobUnknown(d) | ManifestBlobUnknown(d) => {
+        BlobUnknown(d) | ManifestBlobUnknown(d) | UpstreamBlobUnknown { digest: d, .. } => {
             Some(serde_json::json!({ "digest": d.as_str() }))
         }
         Unauthorized { .. } | Denied | DeniedBecause(_) | InsufficientScope { .. } => None,
@@ -195,7 +212,11 @@ fn extra_headers(error: &RegistryError, headers: &mut HeaderMap) {
                 headers.insert(header::CONTENT_RANGE, v);
             }
         }
-        RegistryError::TooManyRequests { retry_after_secs } => {
+        RegistryError::TooManyRequests { retry_after_secs }
+        | RegistryError::UpstreamUnavailable {
+            retry_after_secs: Some(retry_after_secs),
+            ..
+        } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         error if error.is_storage_unavailable() => {

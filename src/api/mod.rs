@@ -57,6 +57,8 @@ pub struct App {
     pub image_streams: Arc<crate::domain::image_streams::ImageStreams>,
     /// Imports from other registries (`/api/v1/…/imagestreamimports`).
     pub importer: Arc<crate::domain::imports::Importer>,
+    /// Blobs of `Local` imports fetched from their upstream when pulled.
+    pub pull_through: Arc<crate::domain::pull_through::PullThrough>,
 }
 
 pub type AppState = Arc<App>;

@@ -25,7 +25,7 @@ pub use crate::wire::{
     ImageStreamTagRequest, LookupPolicyRequest, ObjectReference, RollbackRequest, TagImportPolicy,
     TagReferencePolicy, TagReferenceRequest,
 };
-pub use crate::wire::{Secret, SecretRegistry, SecretRequest};
+pub use crate::wire::{Proxy, ProxyRequest, ProxySpec, Secret, SecretRegistry, SecretRequest};
 
 /// What a call of the API answers.
 pub type ApiResult<T> = Result<T, ClientError>;
@@ -153,6 +153,24 @@ impl ApiClient {
 
     pub async fn delete_project(&self, name: &str) -> ApiResult<Status> {
         self.delete(&["projects", name]).await
+    }
+
+    // --- proxy namespaces
+
+    pub async fn list_proxies(&self) -> ApiResult<List<Proxy>> {
+        self.get(&["proxies"]).await
+    }
+
+    pub async fn get_proxy(&self, name: &str) -> ApiResult<Proxy> {
+        self.get(&["proxies", name]).await
+    }
+
+    pub async fn create_proxy(&self, request: &ProxyRequest) -> ApiResult<Proxy> {
+        self.send(Method::POST, &["proxies"], Some(request)).await
+    }
+
+    pub async fn delete_proxy(&self, name: &str) -> ApiResult<Status> {
+        self.delete(&["proxies", name]).await
     }
 
     // --- service accounts

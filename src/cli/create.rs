@@ -1,5 +1,4 @@
-//! `berth create user|group|serviceaccount|token|secret`.
-//! `berth create user|group|serviceaccount|token|imagestream`.
+//! `berth create user|group|serviceaccount|token|secret|imagestream|proxy`.
 
 use anyhow::{Context, bail};
 
@@ -30,6 +29,9 @@ pub enum CreateCommand {
     /// Create an empty image stream (pushes and `berth tag` make them too).
     #[command(name = "imagestream", visible_alias = "is")]
     ImageStream(super::image_streams::CreateImageStreamArgs),
+    /// Create a project that caches an upstream registry (a pull-through
+    /// cache): pulls fetch from the upstream, pushes are refused.
+    Proxy(super::proxies::CreateProxyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +138,7 @@ pub async fn run(args: CreateArgs, globals: &Globals) -> anyhow::Result<()> {
         }
         CreateCommand::Secret(args) => super::secrets::create(args, &session).await,
         CreateCommand::ImageStream(args) => super::image_streams::create(args, &session).await,
+        CreateCommand::Proxy(args) => super::proxies::create(args, &session).await,
         CreateCommand::Token(args) => {
             let request = TokenRequest::new(args.name.as_deref(), args.duration.as_deref());
             let token = match token_owner(args.subject.as_deref(), args.namespace.as_deref())? {

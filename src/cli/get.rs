@@ -25,6 +25,7 @@ pub enum Resource {
     Users,
     Groups,
     Secrets,
+    Proxies,
     ImageStreams,
     ImageStreamTags,
     ImageStreamImages,
@@ -50,6 +51,8 @@ impl Resource {
         ("group", Resource::Groups),
         ("secrets", Resource::Secrets),
         ("secret", Resource::Secrets),
+        ("proxies", Resource::Proxies),
+        ("proxy", Resource::Proxies),
         ("imagestreams", Resource::ImageStreams),
         ("imagestream", Resource::ImageStreams),
         ("is", Resource::ImageStreams),
@@ -72,6 +75,7 @@ impl Resource {
             Resource::Users => "user",
             Resource::Groups => "group",
             Resource::Secrets => "secret",
+            Resource::Proxies => "proxy",
             Resource::ImageStreams => "imagestream",
             Resource::ImageStreamTags => "imagestreamtag",
             Resource::ImageStreamImages => "imagestreamimage",
@@ -92,7 +96,7 @@ impl FromStr for Resource {
                 format!(
                     "the server doesn't have a resource type \"{text}\" (known: projects, \
                      serviceaccounts (sa), tokens, rolebindings, clusterrolebindings, users, groups, \
-                     secrets, imagestreams (is), imagestreamtags (istag), imagestreamimages (isimage))"
+                     secrets, proxies, imagestreams (is), imagestreamtags (istag), imagestreamimages (isimage))"
                 )
             })
     }
@@ -110,7 +114,7 @@ pub fn parse_resource_arg(text: &str) -> Result<(Resource, Option<String>), Stri
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Resources: projects, serviceaccounts (sa), tokens, rolebindings (rb), \
-clusterrolebindings, users, groups, secrets, imagestreams (is), imagestreamtags (istag: \
+clusterrolebindings, users, groups, secrets, proxies, imagestreams (is), imagestreamtags (istag: \
 NAME:TAG), imagestreamimages (isimage: NAME@sha256:…).
 
 `get tokens` without -n lists your own tokens (cluster admins: every user \
@@ -219,6 +223,10 @@ pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
                 None => print_list(&client.list_secrets(&ns).await?, format, Some(&ns)),
             }
         }
+        Resource::Proxies => match name {
+            Some(name) => print_one(&client.get_proxy(&name).await?, format),
+            None => print_list(&client.list_proxies().await?, format, None),
+        },
         Resource::ImageStreams | Resource::ImageStreamTags | Resource::ImageStreamImages => {
             let what = match resource {
                 Resource::ImageStreams => StreamResource::Streams,

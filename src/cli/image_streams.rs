@@ -375,6 +375,17 @@ pub fn describe_stream(stream: &ImageStream, now: OffsetDateTime) -> String {
                 }
             }
             let _ = writeln!(out, "{how}");
+            if let Some(blobs) = &item.blobs_stored {
+                let _ = if blobs.stored == blobs.total {
+                    writeln!(out, "      blobs: all {} stored in berth", blobs.total)
+                } else {
+                    writeln!(
+                        out,
+                        "      blobs: {} of {} stored in berth (the others are fetched from the upstream when pulled)",
+                        blobs.stored, blobs.total
+                    )
+                };
+            }
         }
         for condition in &status.conditions {
             let _ = writeln!(

@@ -24,6 +24,7 @@ pub mod login;
 pub mod output;
 pub mod policy;
 pub mod project;
+pub mod proxies;
 pub mod secrets;
 pub mod session;
 pub mod version;
@@ -76,7 +77,8 @@ pub enum Command {
     /// List objects: projects, serviceaccounts, tokens, rolebindings, users,
     /// groups, imagestreams (is), imagestreamtags (istag), imagestreamimages (isimage).
     Get(get::GetArgs),
-    /// Create a user, group, service account, token or image stream.
+    /// Create a user, group, service account, token, pull secret, image
+    /// stream or proxy namespace.
     Create(create::CreateArgs),
     /// Delete tokens, service accounts, users, groups, projects, role
     /// bindings, image streams and image stream tags.

@@ -33,8 +33,7 @@ use crate::metadata::{Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
 use crate::upstream::{
-    UpstreamAccess, UpstreamClient, UpstreamCredentials, UpstreamError, UpstreamManifest,
-    UpstreamReference,
+    UpstreamAccess, UpstreamClient, UpstreamError, UpstreamManifest, UpstreamReference,
 };
 
 /// The condition an import sets on a tag it could not import.
@@ -72,6 +71,9 @@ pub struct ImportPolicy {
     pub reference_policy: String,
     /// `PreserveOriginal` or `Legacy`.
     pub import_mode: String,
+    /// The namespace's pull secret to use (a proxy namespace's); `None`:
+    /// the one matching the upstream, if any. Not recorded.
+    pub secret: Option<String>,
 }
 
 impl Default for ImportPolicy {
@@ -81,6 +83,7 @@ impl Default for ImportPolicy {
             insecure: false,
             reference_policy: "Source".into(),
             import_mode: "PreserveOriginal".into(),
+            secret: None,
         }
     }
 }
@@ -92,6 +95,7 @@ impl ImportPolicy {
             insecure: spec.import_insecure,
             reference_policy: spec.reference_policy.clone(),
             import_mode: spec.import_mode.clone(),
+            secret: None,
         }
     }
 }
@@ -313,6 +317,55 @@ impl Importer {
         })
     }
 
+    /// Stores the upstream image `from` names (by digest) in `repo` without
+    /// tagging it: a proxy namespace's pull by digest.
+    pub async fn import_untagged(
+        &self,
+        repo: &RepositoryName,
+        from: &str,
+        policy: &ImportPolicy,
+    ) -> Result<Result<ImportedImage, ImportFailure>, StreamError> {
+        let fetched = match self.fetch(repo, from, policy).await {
+            Ok(fetched) => fetched,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let origin = RevisionOrigin {
+            cause: RevisionCause::Import,
+            by: None,
+            address: None,
+            source: Some(from.to_owned()),
+        };
+        for manifest in fetched.manifests {
+            self.registry
+                .store_manifest(repo, manifest, &origin)
+                .await?;
+        }
+        Ok(Ok(fetched.image))
+    }
+
+    /// The digest the upstream's tag `from` names now, by a `HEAD` (which
+    /// registries such as Docker Hub do not count against pull limits);
+    /// `None` if the upstream does not say.
+    pub async fn upstream_digest(
+        &self,
+        namespace: &str,
+        from: &str,
+        policy: &ImportPolicy,
+    ) -> Result<Option<Digest>, ImportFailure> {
+        let reference: UpstreamReference =
+            from.parse()
+                .map_err(|e: crate::upstream::reference::ReferenceError| {
+                    ImportFailure::new("InvalidReference", e.to_string())
+                })?;
+        let access = self.access(namespace, &reference, policy).await?;
+        let head = self
+            .upstream
+            .manifest_head(&reference, &access)
+            .await
+            .map_err(|e| ImportFailure::from_upstream(&e))?;
+        Ok(head.digest)
+    }
+
     /// Tags whose check is due now, the longest due first.
     pub async fn due(&self, limit: u32) -> Result<Vec<DueImport>, StreamError> {
         self.streams.due_imports(now(), limit).await
@@ -438,7 +491,7 @@ impl Importer {
         failures: u32,
         generation: i64,
     ) -> Result<Result<ImportedImage, ImportFailure>, StreamError> {
-        let fetched = self.fetch(repo, image).await;
+        let fetched = self.fetch(repo, &image.from, &image.policy).await;
         let imported = match fetched {
             Ok(fetched) if record => self.record(repo, image, fetched, origin).await,
             Ok(fetched) => Ok(Ok(fetched.image)),
@@ -456,18 +509,15 @@ impl Importer {
     async fn fetch(
         &self,
         repo: &RepositoryName,
-        image: &ImageImport,
+        from: &str,
+        policy: &ImportPolicy,
     ) -> Result<Fetched, ImportFailure> {
         let reference: UpstreamReference =
-            image
-                .from
-                .parse()
+            from.parse()
                 .map_err(|e: crate::upstream::reference::ReferenceError| {
                     ImportFailure::new("InvalidReference", e.to_string())
                 })?;
-        let access = self
-            .access(repo.namespace(), &reference, &image.policy)
-            .await?;
+        let access = self.access(repo.namespace(), &reference, policy).await?;
         let upstream = |e: UpstreamError| ImportFailure::from_upstream(&e);
         let top = self
             .upstream
@@ -481,7 +531,7 @@ impl Importer {
                 .child_manifests(&reference, &top, &access)
                 .await
                 .map_err(upstream)?;
-            if image.policy.import_mode == "Legacy" {
+            if policy.import_mode == "Legacy" {
                 let child = legacy_platform(&top, children, &reference)?;
                 manifests.push(child.clone());
                 child
@@ -542,18 +592,15 @@ impl Importer {
         reference: &UpstreamReference,
         policy: &ImportPolicy,
     ) -> Result<UpstreamAccess, ImportFailure> {
-        let credentials = self
-            .secrets
-            .credentials_for_reference(namespace, &reference.repository_path())
+        self.secrets
+            .upstream_access(
+                namespace,
+                policy.secret.as_deref(),
+                &reference.repository_path(),
+                policy.insecure,
+            )
             .await
-            .map_err(|e| ImportFailure::new("SecretUnusable", e.to_string()))?;
-        let access = match credentials {
-            Some(c) => {
-                UpstreamAccess::with_credentials(UpstreamCredentials::new(c.username, c.password))
-            }
-            None => UpstreamAccess::anonymous(),
-        };
-        Ok(access.insecure(policy.insecure))
+            .map_err(|e| ImportFailure::new("SecretUnusable", e.to_string()))
     }
 
     async fn record(

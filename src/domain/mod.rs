@@ -8,6 +8,8 @@ pub mod image_streams;
 pub mod imports;
 pub mod manifest;
 pub mod negotiation;
+pub mod proxies;
+pub mod pull_through;
 pub mod registry;
 pub mod secrets;
 pub mod uploads;

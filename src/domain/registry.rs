@@ -419,6 +419,49 @@ impl Registry {
             .await?)
     }
 
+    /// How many of the blobs an image needs (an index's: its children's)
+    /// `repo` stores, of how many: whether pulling it needs its upstream.
+    /// `None` if the repository does not have the manifest.
+    pub async fn blobs_stored(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<(usize, usize)>> {
+        let Some(top) = self
+            .metadata
+            .manifest(repo, &Reference::Digest(digest.clone()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut needed = Vec::new();
+        let mut manifests = vec![top];
+        while let Some(stored) = manifests.pop() {
+            let Ok(parsed) = manifest::parse(&stored.content, Some(&stored.meta.media_type)) else {
+                continue;
+            };
+            needed.extend(parsed.required_blobs());
+            for child in parsed.required_manifests() {
+                // An index one level deep, as images are.
+                if manifests.len() < 1024
+                    && let Some(found) = self
+                        .metadata
+                        .manifest(repo, &Reference::Digest(child))
+                        .await?
+                {
+                    manifests.push(found);
+                }
+            }
+        }
+        needed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        needed.dedup();
+        let missing = self
+            .metadata
+            .missing_in_repository(repo, &needed, &[])
+            .await?;
+        Ok(Some((needed.len() - missing.len(), needed.len())))
+    }
+
     /// Deletes a tag, or a manifest (with every tag pointing at it).
     pub async fn delete_manifest(
         &self,

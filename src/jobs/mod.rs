@@ -28,6 +28,7 @@
 mod key_rotation;
 mod memory_trim;
 mod metrics_upkeep;
+mod proxy_reload;
 mod scheduled_imports;
 mod stale_uploads;
 
@@ -46,6 +47,7 @@ use crate::metadata::jobs::{JobClaim, JobOutcome, JobResult, JobStatus};
 pub use key_rotation::{KeyReload, KeyRotation};
 pub use memory_trim::MemoryTrim;
 pub use metrics_upkeep::MetricsUpkeep;
+pub use proxy_reload::ProxyReload;
 pub use scheduled_imports::ScheduledImports;
 pub use stale_uploads::StaleUploads;
 

@@ -15,11 +15,13 @@ pub mod access;
 pub mod changes;
 pub mod image_streams;
 pub mod jobs;
+pub mod proxies;
 pub mod secrets;
 mod sql;
 mod sql_access;
 mod sql_image_streams;
 mod sql_jobs;
+mod sql_proxies;
 mod sql_secrets;
 #[cfg(test)]
 pub(crate) mod testsuite;
@@ -250,6 +252,14 @@ pub trait MetadataStore: Send + Sync + 'static {
         repo: &RepositoryName,
         blobs: &[Digest],
         manifests: &[Digest],
+    ) -> Result<Vec<Digest>>;
+    /// Manifests in `repo` that reference any of `children` (as config,
+    /// layer or child manifest): which images of the repository a blob or
+    /// manifest belongs to.
+    async fn manifests_referencing(
+        &self,
+        repo: &RepositoryName,
+        children: &[Digest],
     ) -> Result<Vec<Digest>>;
 
     // --- manifests and tags

@@ -426,6 +426,36 @@ impl MetadataStore for SqlMetadataStore {
         Ok(missing)
     }
 
+    async fn manifests_referencing(
+        &self,
+        repo: &RepositoryName,
+        children: &[Digest],
+    ) -> Result<Vec<Digest>> {
+        if children.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT mr.manifest_digest FROM manifest_references mr \
+             JOIN repository_manifests rm ON rm.digest = mr.manifest_digest \
+             JOIN repositories r ON r.id = rm.repository_id \
+             WHERE r.name = $1 AND mr.kind <> 'subject' AND mr.child_digest IN ({}) \
+             ORDER BY mr.manifest_digest",
+            placeholders(2, children.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(repo.as_str());
+        for d in children {
+            query = query.bind(d.as_str());
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("manifest_digest")?;
+                text.parse::<Digest>()
+                    .map_err(|e| MetadataError::Corrupt(format!("manifest reference {text}: {e}")))
+            })
+            .collect()
+    }
+
     async fn put_manifest_from(
         &self,
         repo: &RepositoryName,

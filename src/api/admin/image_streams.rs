@@ -109,6 +109,7 @@ fn tag_event(revision: &Revision, repo: &RepositoryName, host: &str) -> wire::Ta
         client_address: revision.origin.address.clone(),
         cause: Some(revision.origin.cause.as_str().to_owned()),
         source: revision.origin.source.clone(),
+        blobs_stored: None,
     }
 }
 
@@ -372,7 +373,40 @@ pub(super) async fn get(
     let repo = existing_stream(&ns, &name)?;
     let stream = app.image_streams.get(&repo).await?;
     let (host, public) = registry_host(&app, &headers);
-    Ok(Json(image_stream(&stream, &host, public)).into_response())
+    let mut answer = image_stream(&stream, &host, public);
+    count_stored_blobs(&app, &repo, &mut answer).await?;
+    Ok(Json(answer).into_response())
+}
+
+/// Says for each revision how many of its image's blobs berth stores.
+async fn count_stored_blobs(
+    app: &AppState,
+    repo: &RepositoryName,
+    stream: &mut wire::ImageStream,
+) -> Result<(), AdminError> {
+    let mut counted: std::collections::HashMap<String, Option<wire::BlobsStored>> =
+        std::collections::HashMap::new();
+    for tag in stream.status.tags.iter_mut() {
+        for item in tag.items.iter_mut() {
+            if !counted.contains_key(&item.image) {
+                let stored = match item.image.parse::<crate::oci::digest::Digest>() {
+                    Ok(digest) => app
+                        .registry
+                        .blobs_stored(repo, &digest)
+                        .await
+                        .map_err(|e| AdminError::Internal(e.to_string()))?
+                        .map(|(stored, total)| wire::BlobsStored {
+                            stored: stored as u64,
+                            total: total as u64,
+                        }),
+                    Err(_) => None,
+                };
+                counted.insert(item.image.clone(), stored);
+            }
+            item.blobs_stored = counted.get(&item.image).cloned().flatten();
+        }
+    }
+    Ok(())
 }
 
 /// A stream name that cannot exist is one that does not.
@@ -743,6 +777,7 @@ fn import_policy(
             .clone()
             .filter(|m| !m.is_empty())
             .unwrap_or(defaults.import_mode),
+        secret: None,
     }
 }
 

@@ -19,6 +19,7 @@ mod initialize;
 mod jobs;
 pub(crate) mod objects;
 mod projects;
+mod proxies;
 mod role_bindings;
 mod secrets;
 mod service_accounts;
@@ -258,6 +259,16 @@ pub(crate) fn routes() -> Vec<Route> {
             "/groups/{name}",
             "api_groups_delete",
             groups::delete,
+        ),
+        // Proxy namespaces.
+        route(M::GET, "/proxies", "api_proxies_list", proxies::list),
+        route(M::POST, "/proxies", "api_proxies_create", proxies::create),
+        route(M::GET, "/proxies/{name}", "api_proxies_get", proxies::get),
+        route(
+            M::DELETE,
+            "/proxies/{name}",
+            "api_proxies_delete",
+            proxies::delete,
         ),
         // Pull secrets.
         route(

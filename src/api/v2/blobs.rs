@@ -10,7 +10,9 @@ use crate::api::AppState;
 use crate::api::observe::count_bytes_out;
 use crate::api::range::{ByteRange, parse_range};
 use crate::auth::roles::Verb;
+use crate::domain::pull_through::{FillReader, PulledBlob};
 use crate::error::{RegistryError, Result};
+use crate::oci::digest::Digest;
 use crate::oci::names::RepositoryName;
 
 pub(super) async fn get(
@@ -21,11 +23,14 @@ pub(super) async fn get(
 ) -> Result<Response> {
     request.require(app, Verb::Pull, name).await?;
     let digest = parse_digest(digest)?;
-    let size = app
-        .registry
-        .blob_size(name, &digest)
-        .await?
-        .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+    let size = match app.registry.blob_size(name, &digest).await? {
+        Some(size) => size,
+        None => match app.pull_through.blob(name, &digest).await? {
+            None => return Err(RegistryError::BlobUnknown(digest)),
+            Some(PulledBlob::Linked(size)) => size,
+            Some(PulledBlob::Filling(fill)) => return from_fill(fill, &digest, request).await,
+        },
+    };
 
     let range = parse_range(header_str(&request.headers, &header::RANGE), size);
     let (status, bytes) = match range {
@@ -50,6 +55,56 @@ pub(super) async fn get(
             .body(Body::empty())
             .map_err(|e| RegistryError::Internal(e.to_string()));
     }
+    let builder = blob_headers(status, &digest, &bytes, size)?;
+    let body = if request.method == Method::HEAD || bytes.is_empty() {
+        Body::empty()
+    } else {
+        let index = request.sends_from_file.as_ref().map(|s| s.0.clone());
+        let stream = app.registry.read_blob(&digest, bytes, index).await?;
+        Body::from_stream(stream.inspect(|chunk| {
+            if let Ok(c) = chunk {
+                count_bytes_out(c.len());
+            }
+        }))
+    };
+    builder
+        .body(body)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+/// A blob being fetched from its upstream (pull-through): answered once
+/// the upstream said its size, its bytes streamed as they arrive. Never
+/// redirected: the store does not hold it yet.
+async fn from_fill(mut fill: FillReader, digest: &Digest, request: &V2Request) -> Result<Response> {
+    let size = fill.size().await?;
+    let range = parse_range(header_str(&request.headers, &header::RANGE), size);
+    let (status, bytes) = match range {
+        ByteRange::Whole => (StatusCode::OK, 0..size),
+        ByteRange::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
+        ByteRange::Unsatisfiable => return Err(RegistryError::RangeNotSatisfiable { size }),
+    };
+    let builder = blob_headers(status, digest, &bytes, size)?;
+    let body = if request.method == Method::HEAD || bytes.is_empty() {
+        Body::empty()
+    } else {
+        Body::from_stream(fill.read(bytes).inspect(|chunk| {
+            if let Ok(c) = chunk {
+                count_bytes_out(c.len());
+            }
+        }))
+    };
+    builder
+        .body(body)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+/// The headers of a blob's (or a range of it) answer.
+fn blob_headers(
+    status: StatusCode,
+    digest: &Digest,
+    bytes: &std::ops::Range<u64>,
+    size: u64,
+) -> Result<axum::http::response::Builder> {
     let mut builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -67,20 +122,7 @@ pub(super) async fn get(
             header_value(&format!("bytes {}-{}/{size}", bytes.start, bytes.end - 1))?,
         );
     }
-    let body = if request.method == Method::HEAD || bytes.is_empty() {
-        Body::empty()
-    } else {
-        let index = request.sends_from_file.as_ref().map(|s| s.0.clone());
-        let stream = app.registry.read_blob(&digest, bytes, index).await?;
-        Body::from_stream(stream.inspect(|chunk| {
-            if let Ok(c) = chunk {
-                count_bytes_out(c.len());
-            }
-        }))
-    };
-    builder
-        .body(body)
-        .map_err(|e| RegistryError::Internal(e.to_string()))
+    Ok(builder)
 }
 
 pub(super) async fn delete(

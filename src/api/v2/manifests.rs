@@ -64,6 +64,7 @@ pub(super) async fn get(
             .iter()
             .filter_map(|v| v.to_str().ok()),
     );
+    app.pull_through.refresh_proxied(name, &reference).await?;
     if request.method == Method::HEAD {
         let meta = app
             .registry

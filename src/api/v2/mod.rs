@@ -85,7 +85,10 @@ impl V2Request {
     /// does not exist yet (see [`crate::auth::AccessControl::prepare_push`]).
     pub async fn prepare_push(&self, app: &AppState, name: &RepositoryName) -> Result<()> {
         match app.access.prepare_push(&self.caller, name).await {
-            Ok(()) => Ok(()),
+            Ok(()) => match app.pull_through.refuses_pushes(name) {
+                Some(reason) => Err(RegistryError::DeniedBecause(reason)),
+                None => Ok(()),
+            },
             Err(Denial::Unauthenticated | Denial::InsufficientScope) => {
                 let scope = crate::auth::scope::scope_for(name.as_str(), Verb::Push);
                 Err(self.unauthorized(app, Some(&scope)))

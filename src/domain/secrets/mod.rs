@@ -274,7 +274,21 @@ impl PullSecrets {
         namespace: &str,
         upstream: &UpstreamRepository,
     ) -> SecretResult<Option<UpstreamCredentials>> {
-        let rows = self.store.secrets(namespace).await?;
+        self.credentials_among(namespace, None, upstream).await
+    }
+
+    /// [`credentials_for`](Self::credentials_for), looking only in the
+    /// secret named `only` when there is one.
+    async fn credentials_among(
+        &self,
+        namespace: &str,
+        only: Option<&str>,
+        upstream: &UpstreamRepository,
+    ) -> SecretResult<Option<UpstreamCredentials>> {
+        let mut rows = self.store.secrets(namespace).await?;
+        if let Some(name) = only {
+            rows.retain(|row| row.name == name);
+        }
         let mut servers: Vec<(usize, RegistrySummary)> = Vec::new();
         for (index, row) in rows.iter().enumerate() {
             servers.extend(summaries(row)?.into_iter().map(|s| (index, s)));
@@ -314,6 +328,26 @@ impl PullSecrets {
     ) -> SecretResult<Option<UpstreamCredentials>> {
         let upstream: UpstreamRepository = reference.parse()?;
         self.credentials_for(namespace, &upstream).await
+    }
+
+    /// How `namespace` reaches the upstream repository `repository_path`
+    /// (`host[:port]/path`): with the credentials of its pull secret for it
+    /// (of the secret named `secret`, when one is named), if it has one,
+    /// else anonymously; `insecure` as the tag asks.
+    pub async fn upstream_access(
+        &self,
+        namespace: &str,
+        secret: Option<&str>,
+        repository_path: &str,
+        insecure: bool,
+    ) -> SecretResult<crate::upstream::UpstreamAccess> {
+        use crate::upstream::{UpstreamAccess, UpstreamCredentials as Login};
+        let upstream: UpstreamRepository = repository_path.parse()?;
+        let access = match self.credentials_among(namespace, secret, &upstream).await? {
+            Some(c) => UpstreamAccess::with_credentials(Login::new(c.username, c.password)),
+            None => UpstreamAccess::anonymous(),
+        };
+        Ok(access.insecure(insecure))
     }
 
     /// Seals every secret not under the current key under it (after a key
