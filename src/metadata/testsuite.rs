@@ -179,6 +179,8 @@ engine_tests!(
     tokens_are_found_by_secret_hash_and_revoked_by_name,
     signing_keys_rotate,
     a_namespace_takes_its_repositories,
+    manifests_referencing_a_blob_are_found_per_repository,
+    proxy_namespaces_are_kept_and_go_with_their_namespace,
     token_names_are_unique_per_owner,
     the_last_super_user_is_kept,
     failed_logins_add_up_lock_and_reset,
@@ -399,6 +401,81 @@ async fn missing_references_are_reported(store: &dyn MetadataStore) {
         .await
         .unwrap();
     assert_eq!(missing, vec![have]);
+}
+
+/// Which images of a repository need a blob (pull-through asks before
+/// fetching anything): only manifests in that repository, one level up
+/// at a time, never through a subject.
+async fn manifests_referencing_a_blob_are_found_per_repository(store: &dyn MetadataStore) {
+    let (r, other) = (repo("pt/app"), repo("pt/other"));
+    let layer = digest("pt layer");
+    let mut image = manifest("pt image", None, None);
+    image.references.push((layer.clone(), ReferenceKind::Layer));
+    let mut index = manifest("pt index", None, None);
+    index.references = vec![(image.digest.clone(), ReferenceKind::Manifest)];
+    let referrer = manifest("pt signature", Some(image.digest.clone()), Some("sig"));
+    for m in [&image, &index, &referrer] {
+        store.put_manifest(&r, m, &[]).await.unwrap();
+    }
+    let found = store
+        .manifests_referencing(&r, std::slice::from_ref(&layer))
+        .await
+        .unwrap();
+    assert_eq!(found, vec![image.digest.clone()]);
+    let parents = store
+        .manifests_referencing(&r, std::slice::from_ref(&image.digest))
+        .await
+        .unwrap();
+    assert_eq!(parents, vec![index.digest.clone()], "a subject is no parent");
+    let config = store
+        .manifests_referencing(&r, &[digest("config"), layer.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        {
+            let mut both = vec![image.digest.clone(), referrer.digest.clone()];
+            both.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            both
+        },
+        "the image and the signature name the config; the index does not"
+    );
+    assert!(
+        store
+            .manifests_referencing(&other, std::slice::from_ref(&layer))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.manifests_referencing(&r, &[]).await.unwrap().is_empty());
+}
+
+async fn proxy_namespaces_are_kept_and_go_with_their_namespace(store: &SqlMetadataStore) {
+    use super::proxies::{ProxyStore, StoredProxy};
+    store.create_namespace(&namespace("hub")).await.unwrap();
+    let mut proxy = StoredProxy {
+        namespace: "hub".into(),
+        upstream: "registry-1.docker.io".into(),
+        secret: Some("dockerhub".into()),
+        ttl_seconds: 86_400,
+        insecure: false,
+        created_by: Some("admin".into()),
+        created_at: now(),
+    };
+    store.put_proxy(&proxy).await.unwrap();
+    assert_eq!(store.proxies().await.unwrap(), vec![proxy.clone()]);
+    proxy.upstream = "quay.io".into();
+    proxy.secret = None;
+    proxy.insecure = true;
+    store.put_proxy(&proxy).await.unwrap();
+    assert_eq!(store.proxies().await.unwrap(), vec![proxy.clone()]);
+    // Only for a namespace that exists.
+    let mut stray = proxy.clone();
+    stray.namespace = "nowhere".into();
+    assert!(store.put_proxy(&stray).await.is_err());
+    assert!(store.delete_namespace("hub").await.unwrap());
+    assert!(store.proxies().await.unwrap().is_empty());
+    assert!(!store.delete_proxy("hub").await.unwrap());
 }
 
 async fn referrers_filter_by_artifact_type(store: &dyn MetadataStore) {
