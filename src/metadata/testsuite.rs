@@ -426,7 +426,11 @@ async fn manifests_referencing_a_blob_are_found_per_repository(store: &dyn Metad
         .manifests_referencing(&r, std::slice::from_ref(&image.digest))
         .await
         .unwrap();
-    assert_eq!(parents, vec![index.digest.clone()], "a subject is no parent");
+    assert_eq!(
+        parents,
+        vec![index.digest.clone()],
+        "a subject is no parent"
+    );
     let config = store
         .manifests_referencing(&r, &[digest("config"), layer.clone()])
         .await
@@ -447,7 +451,13 @@ async fn manifests_referencing_a_blob_are_found_per_repository(store: &dyn Metad
             .unwrap()
             .is_empty()
     );
-    assert!(store.manifests_referencing(&r, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .manifests_referencing(&r, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn proxy_namespaces_are_kept_and_go_with_their_namespace(store: &SqlMetadataStore) {
