@@ -834,3 +834,36 @@ async fn a_proxy_namespace_caches_an_upstream_registry() {
         .unwrap();
     assert_eq!(response.status(), 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_that_goes_away_does_not_stop_the_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = ScriptedUpstream::start().await;
+    let berth = start_berth(dir.path(), &[]).await;
+    let admin = berth.client();
+    admin.create_project("team").await;
+    let image = UpstreamImage::new("abandoned", 16 * MIB);
+    upstream.add("1", &image);
+    import(admin, &upstream, &["1"], "Local").await;
+    upstream.set_pace(Some(Duration::from_millis(50)));
+    // One client reads the first piece and hangs up.
+    let mut response = admin
+        .request(Method::GET, &format!("/v2/team/app/blobs/{}", image.layer_digest()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().expect("a first piece");
+    assert_eq!(first[..], image.layer[..first.len()]);
+    drop(response);
+    // The download goes on to the end and is stored: the next pull is
+    // served by berth, without asking the upstream again.
+    eventually("the abandoned download stored", || async {
+        let stream = stream(admin).await;
+        (blobs_stored(&stream, "1")["stored"] == 1).then_some(())
+    })
+    .await;
+    upstream.set_pace(None);
+    pull_blob(admin, "team/app", &image.layer).await;
+    assert_eq!(upstream.blob_gets(&image.layer_digest()), 1);
+}

@@ -315,6 +315,13 @@ impl PullThrough {
         &self.proxies
     }
 
+    /// Counts a blob served from what a proxy namespace cached.
+    pub fn served_locally(&self, repo: &RepositoryName) {
+        if self.proxies.get(repo.namespace()).is_some() {
+            count_proxy("hit");
+        }
+    }
+
     /// Why a push into `repo` is refused, if its namespace is a proxy.
     pub fn refuses_pushes(&self, repo: &RepositoryName) -> Option<String> {
         self.proxies.get(repo.namespace()).map(|proxy| {
@@ -377,7 +384,8 @@ impl PullThrough {
         }
         let from = format!("{}/{path}:{tag}", proxy.upstream);
         let host = proxy.upstream.api_host().to_owned();
-        let outcome = match self.backoff.remaining(&host) {
+        let backing_off = self.backoff.remaining(&host);
+        let outcome = match backing_off {
             Some(wait) => Err(ImportFailure {
                 reason: "UpstreamUnavailable".into(),
                 message: format!(
@@ -399,11 +407,13 @@ impl PullThrough {
                 Ok(())
             }
             Err(failure) => {
-                if failure.transient {
+                // A failure of the upstream itself (not of waiting for it)
+                // lengthens the wait.
+                if failure.transient && backing_off.is_none() {
                     self.backoff.failed(&host, failure.retry_after);
+                    metrics::counter!("berth_pull_through_upstream_errors_total", "host" => host.clone(), "reason" => "manifest")
+                        .increment(1);
                 }
-                metrics::counter!("berth_pull_through_upstream_errors_total", "host" => host.clone(), "reason" => "manifest")
-                    .increment(1);
                 if local.is_some() {
                     tracing::warn!(repository = %repo, tag = %tag, upstream = %from, error = %failure.message, "upstream failed; serving the cached tag");
                     count_proxy("stale");

@@ -24,7 +24,10 @@ pub(super) async fn get(
     request.require(app, Verb::Pull, name).await?;
     let digest = parse_digest(digest)?;
     let size = match app.registry.blob_size(name, &digest).await? {
-        Some(size) => size,
+        Some(size) => {
+            app.pull_through.served_locally(name);
+            size
+        }
         None => match app.pull_through.blob(name, &digest).await? {
             None => return Err(RegistryError::BlobUnknown(digest)),
             Some(PulledBlob::Linked(size)) => size,

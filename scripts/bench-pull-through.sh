@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Benchmarks pull-through: an image of 4 layers of 64 MiB (random bytes,
+# incompressible) in the reference registry (Debian's docker-registry, on
+# loopback, plain HTTP), imported into berth with --reference-policy local.
+# Every pull is `skopeo copy docker://… dir:…` (a real client, writing the
+# image to disk), rounds alternating:
+#
+#   first pull   through berth (a fresh berth each round: nothing cached)
+#                beside the same pull straight from the upstream;
+#   second pull  through berth of the now cached image, beside a pull of an
+#                image of the same size pushed to berth;
+#   20 at once   20 concurrent first pulls through a fresh berth: the time
+#                until all are done, and how often the upstream sent each
+#                blob (its access log).
+#
+# Medians and ratios are printed as a Markdown table.
+#
+# Usage: scripts/bench-pull-through.sh [--rounds N] [--no-build]
+#   --rounds N   rounds of each (default 5)
+#   --no-build   use target/release/berth as built
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+rounds=5
+build=true
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --rounds) rounds=$2; shift 2 ;;
+        --no-build) build=false; shift ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+log() { echo "bench-pull-through.sh: $*" >&2; }
+
+for tool in skopeo docker-registry curl jq python3; do
+    if ! command -v "$tool" >/dev/null; then
+        log "$tool is missing: run scripts/install-deps.sh"
+        exit 1
+    fi
+done
+if $build; then
+    log "building berth (release)"
+    cargo build --release --bin berth >&2
+fi
+berth_bin="${CARGO_TARGET_DIR:-target}/release/berth"
+
+work=$(mktemp -d /tmp/berth-bench-pull-through.XXXXXX)
+pids=()
+berth_pid=
+cleanup() {
+    for pid in "${pids[@]}" $berth_pid; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# --- the upstream: the reference registry, plain HTTP, anonymous ----------
+upstream_port=$(free_port)
+upstream="127.0.0.1:$upstream_port"
+cat >"$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $upstream
+EOF
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$upstream/v2/" >/dev/null && break; sleep 0.1; done
+
+# push_image REGISTRY REPO TAG [CURL_AUTH...]: 4 random 64 MiB layers and a
+# config, pushed whole (one PUT each), then the manifest.
+push_image() {
+    local registry=$1 repo=$2 tag=$3; shift 3
+    local layers=() sizes=()
+    for n in 1 2 3 4; do
+        local file="$work/layer-$n"
+        head -c $((64 << 20)) /dev/urandom >"$file"
+        local digest="sha256:$(sha256sum "$file" | cut -d' ' -f1)"
+        local location
+        location=$(curl -fsS "$@" -X POST -o /dev/null -w '%header{location}' \
+            "http://$registry/v2/$repo/blobs/uploads/")
+        [[ $location == http* ]] || location="http://$registry$location"
+        if [[ $location == *\?* ]]; then location="$location&digest=$digest"; else location="$location?digest=$digest"; fi
+        curl -fsS "$@" -X PUT -H 'Content-Type: application/octet-stream' \
+            --data-binary "@$file" "$location" -o /dev/null
+        layers+=("$digest"); sizes+=("$(stat -c %s "$file")")
+        rm -f "$file"
+    done
+    local config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"$(date -u +%FT%TZ)\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},\"n\":\"$RANDOM$RANDOM\"}"
+    local config_digest="sha256:$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)"
+    local location
+    location=$(curl -fsS "$@" -X POST -o /dev/null -w '%header{location}' "http://$registry/v2/$repo/blobs/uploads/")
+    [[ $location == http* ]] || location="http://$registry$location"
+    if [[ $location == *\?* ]]; then location="$location&digest=$config_digest"; else location="$location?digest=$config_digest"; fi
+    curl -fsS "$@" -X PUT --data-binary "$config" "$location" -o /dev/null
+    local manifest
+    manifest=$(jq -cn --arg c "$config_digest" --argjson cs ${#config} \
+        --arg l1 "${layers[0]}" --arg l2 "${layers[1]}" --arg l3 "${layers[2]}" --arg l4 "${layers[3]}" \
+        --argjson s1 "${sizes[0]}" --argjson s2 "${sizes[1]}" --argjson s3 "${sizes[2]}" --argjson s4 "${sizes[3]}" \
+        '{schemaVersion:2, mediaType:"application/vnd.oci.image.manifest.v1+json",
+          config:{mediaType:"application/vnd.oci.image.config.v1+json",digest:$c,size:$cs},
+          layers:[{mediaType:"application/vnd.oci.image.layer.v1.tar",digest:$l1,size:$s1},
+                  {mediaType:"application/vnd.oci.image.layer.v1.tar",digest:$l2,size:$s2},
+                  {mediaType:"application/vnd.oci.image.layer.v1.tar",digest:$l3,size:$s3},
+                  {mediaType:"application/vnd.oci.image.layer.v1.tar",digest:$l4,size:$s4}]}')
+    curl -fsS "$@" -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "$manifest" "http://$registry/v2/$repo/manifests/$tag" -o /dev/null
+}
+push_image "$upstream" lib/big 1
+log "upstream $upstream holds lib/big:1 (4 x 64 MiB layers)"
+
+# --- berth, fresh for each round --------------------------------------------
+password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" REGISTRY_AUTH_FILE="$work/auth.json"
+mkdir -p "$HOME"
+berth_addr=
+start_berth() {
+    [[ -n $berth_pid ]] && { kill "$berth_pid"; wait "$berth_pid" 2>/dev/null || true; }
+    rm -rf "$work/berth"
+    local port; port=$(free_port)
+    berth_addr="127.0.0.1:$port"
+    BERTH_ADMIN_PASSWORD=$password "$berth_bin" serve --data-dir "$work/berth" --addr "$berth_addr" \
+        >"$work/berth.log" 2>&1 &
+    berth_pid=$!
+    for _ in $(seq 100); do curl -fs "http://$berth_addr/readyz" >/dev/null && break; sleep 0.1; done
+    echo "$password" | "$berth_bin" login "$berth_addr" -u admin --password-stdin >/dev/null
+    "$berth_bin" new-project bench >/dev/null
+    "$berth_bin" import-image big:1 --from "$upstream/lib/big:1" --insecure --confirm \
+        --reference-policy local -n bench >/dev/null
+}
+
+# pull SOURCE: skopeo copy to a fresh directory.
+pull() {
+    local into="$work/pulled-$RANDOM$RANDOM"
+    skopeo copy -q --src-tls-verify=false --src-creds "admin:$password" \
+        "docker://$1" "dir:$into" >/dev/null
+    rm -rf "$into"
+}
+upstream_blob_gets() { grep -c '"GET /v2/lib/big/blobs/' "$work/registry.log" || true; }
+
+first=(); direct=(); second=(); pushed=(); crowd=(); crowd_gets=()
+for round in $(seq 1 "$rounds"); do
+    start_berth
+    t=$(now); pull "$upstream/lib/big:1"; direct+=("$(elapsed "$t")")
+    t=$(now); pull "$berth_addr/bench/big:1"; first+=("$(elapsed "$t")")
+    t=$(now); pull "$berth_addr/bench/big:1"; second+=("$(elapsed "$t")")
+    # The same size, pushed (this berth is fresh: each round pushes it).
+    push_image "$berth_addr" bench/pushed 1 -u "admin:$password"
+    t=$(now); pull "$berth_addr/bench/pushed:1"; pushed+=("$(elapsed "$t")")
+
+    start_berth
+    before=$(upstream_blob_gets)
+    t=$(now)
+    crowd_pids=()
+    for _ in $(seq 20); do pull "$berth_addr/bench/big:1" & crowd_pids+=($!); done
+    for pid in "${crowd_pids[@]}"; do wait "$pid"; done
+    crowd+=("$(elapsed "$t")")
+    crowd_gets+=("$(($(upstream_blob_gets) - before))")
+    log "round $round: direct ${direct[-1]} s, first ${first[-1]} s, second ${second[-1]} s, pushed ${pushed[-1]} s, 20 at once ${crowd[-1]} s (${crowd_gets[-1]} upstream blob GETs for 5 blobs)"
+done
+
+d=$(median "${direct[@]}"); f=$(median "${first[@]}"); s=$(median "${second[@]}")
+p=$(median "${pushed[@]}"); c=$(median "${crowd[@]}"); g=$(median "${crowd_gets[@]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+cat <<EOF
+| 4 x 64 MiB image, \`skopeo copy docker://… dir:\` (loopback) | median | against | ratio |
+|---|---|---|---|
+| first pull through berth (fetched from the upstream while served) | $(printf '%.2f' "$f") s | straight from the upstream: $(printf '%.2f' "$d") s | $(ratio "$f" "$d")× |
+| second pull through berth (cached) | $(printf '%.2f' "$s") s | an image pushed to berth: $(printf '%.2f' "$p") s | $(ratio "$s" "$p")× |
+| 20 concurrent first pulls | $(printf '%.2f' "$c") s | upstream blob GETs for the 5 blobs: $g | $(awk -v g="$g" 'BEGIN {printf "%.1f", g / 5}') per blob |
+
+$rounds rounds each, alternating; $(nproc) cores, $(date -u +%Y-%m-%d).
+EOF
