@@ -848,7 +848,10 @@ async fn a_pull_that_goes_away_does_not_stop_the_download() {
     upstream.set_pace(Some(Duration::from_millis(50)));
     // One client reads the first piece and hangs up.
     let mut response = admin
-        .request(Method::GET, &format!("/v2/team/app/blobs/{}", image.layer_digest()))
+        .request(
+            Method::GET,
+            &format!("/v2/team/app/blobs/{}", image.layer_digest()),
+        )
         .send()
         .await
         .unwrap();
