@@ -286,6 +286,25 @@ fn answer(state: &Shared, method: &HttpMethod, path: &str) -> Response {
         .into_response()
 }
 
+/// A scripted upstream and a berth (embedded default) with project `team`.
+struct Setup {
+    dir: tempfile::TempDir,
+    upstream: ScriptedUpstream,
+    berth: BerthProcess,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = ScriptedUpstream::start().await;
+    let berth = start_berth(dir.path(), &[]).await;
+    berth.client().create_project("team").await;
+    Setup {
+        dir,
+        upstream,
+        berth,
+    }
+}
+
 async fn start_berth(data_dir: &std::path::Path, env: &[(&str, String)]) -> BerthProcess {
     let mut serve = BerthProcess::serve(data_dir).admin_password(ADMIN_PASSWORD);
     for (name, value) in env {
@@ -318,17 +337,32 @@ async fn import(client: &RegistryClient, upstream: &ScriptedUpstream, tags: &[&s
     assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
+/// `METHOD /v2/REPO/blobs/DIGEST` through berth.
+async fn blob_request(
+    client: &RegistryClient,
+    method: Method,
+    repo: &str,
+    digest: &str,
+) -> reqwest::Response {
+    client
+        .request(method, &format!("/v2/{repo}/blobs/{digest}"))
+        .send()
+        .await
+        .expect("blob request answered")
+}
+
+/// The error a blob `GET` through berth answers: status, code, message.
+async fn blob_error(client: &RegistryClient, repo: &str, digest: &str) -> (u16, String, String) {
+    error_of(blob_request(client, Method::GET, repo, digest).await).await
+}
+
 /// A blob `GET` through berth: the status, and the body if it all came.
 async fn get_blob(
     client: &RegistryClient,
     repo: &str,
     digest: &str,
 ) -> (u16, Result<Vec<u8>, String>) {
-    let response = client
-        .request(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
-        .send()
-        .await
-        .expect("blob GET answered");
+    let response = blob_request(client, Method::GET, repo, digest).await;
     let status = response.status().as_u16();
     let body = response
         .bytes()
@@ -336,6 +370,14 @@ async fn get_blob(
         .map(|b| b.to_vec())
         .map_err(|e| e.to_string());
     (status, body)
+}
+
+async fn start_upload(client: &RegistryClient, repo: &str) -> reqwest::Response {
+    client
+        .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("upload POST answered")
 }
 
 /// A blob `GET` through berth that must give exactly `expected`.
@@ -442,11 +484,12 @@ async fn concurrent_first_pulls(replicas: &[&BerthProcess], upstream: &ScriptedU
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_local_import_is_fetched_once_then_served_from_berth() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = ScriptedUpstream::start().await;
-    let berth = start_berth(dir.path(), &[]).await;
+    let Setup {
+        dir: _dir,
+        upstream,
+        berth,
+    } = setup().await;
     let admin = berth.client();
-    admin.create_project("team").await;
 
     concurrent_first_pulls(&[&berth], &upstream).await;
 
@@ -465,14 +508,7 @@ async fn a_local_import_is_fetched_once_then_served_from_berth() {
     assert_eq!(manifest.status(), 200);
     assert_eq!(manifest.bytes().await.unwrap(), small.manifest.bytes);
     // HEAD of an uncached blob answers its size (and starts the fetch).
-    let head = admin
-        .request(
-            Method::HEAD,
-            &format!("/v2/team/app/blobs/{}", small.layer_digest()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let head = blob_request(admin, Method::HEAD, "team/app", &small.layer_digest()).await;
     assert_eq!(head.status(), 200);
     assert_eq!(
         head.headers()["content-length"].to_str().unwrap(),
@@ -508,15 +544,7 @@ async fn a_local_import_is_fetched_once_then_served_from_berth() {
     let sourced = UpstreamImage::new("sourced", 1000);
     upstream.add("s", &sourced);
     import(admin, &upstream, &["s"], "Source").await;
-    let response = admin
-        .request(
-            Method::GET,
-            &format!("/v2/team/app/blobs/{}", sourced.layer_digest()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let (status, code, message) = error_of(response).await;
+    let (status, code, message) = blob_error(admin, "team/app", &sourced.layer_digest()).await;
     assert_eq!((status, code.as_str()), (404, "BLOB_UNKNOWN"), "{message}");
     assert!(message.contains("reference policy Source"), "{message}");
     assert_eq!(upstream.blob_gets(&sourced.layer_digest()), 0);
@@ -567,11 +595,12 @@ async fn two_replicas_download_a_blob_at_most_once_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upstream_failures_are_told_clearly_and_cached_images_still_pull() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut upstream = ScriptedUpstream::start().await;
-    let berth = start_berth(dir.path(), &[]).await;
+    let Setup {
+        dir: _dir,
+        mut upstream,
+        berth,
+    } = setup().await;
     let admin = berth.client();
-    admin.create_project("team").await;
     let cached = UpstreamImage::new("cached", 2 * MIB);
     let uncached = UpstreamImage::new("uncached", 2 * MIB);
     upstream.add("cached", &cached);
@@ -583,28 +612,13 @@ async fn upstream_failures_are_told_clearly_and_cached_images_still_pull() {
     // The upstream forgot a blob (garbage-collected there): 404
     // BLOB_UNKNOWN naming the upstream, not a 500.
     upstream.set_mode(Mode::Forgot);
-    let response = admin
-        .request(
-            Method::GET,
-            &format!("/v2/team/app/blobs/{}", uncached.layer_digest()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let (status, code, message) = error_of(response).await;
+    let (status, code, message) = blob_error(admin, "team/app", &uncached.layer_digest()).await;
     assert_eq!((status, code.as_str()), (404, "BLOB_UNKNOWN"), "{message}");
     assert!(message.contains(&upstream.host()), "{message}");
 
     // Rate-limited: 429 with the upstream's Retry-After.
     upstream.set_mode(Mode::RateLimits);
-    let response = admin
-        .request(
-            Method::GET,
-            &format!("/v2/team/app/blobs/{}", uncached.layer_digest()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = blob_request(admin, Method::GET, "team/app", &uncached.layer_digest()).await;
     let retry_after = response
         .headers()
         .get("retry-after")
@@ -632,15 +646,7 @@ async fn upstream_failures_are_told_clearly_and_cached_images_still_pull() {
     pull_blob(admin, "team/app", &cached.config).await;
     // Wait out the rate limit's back-off, then find the upstream down.
     let message = eventually("the upstream reported down", || async {
-        let response = admin
-            .request(
-                Method::GET,
-                &format!("/v2/team/app/blobs/{}", uncached.layer_digest()),
-            )
-            .send()
-            .await
-            .unwrap();
-        let (status, code, message) = error_of(response).await;
+        let (status, code, message) = blob_error(admin, "team/app", &uncached.layer_digest()).await;
         assert_eq!((status, code.as_str()), (503, "UNAVAILABLE"), "{message}");
         message.contains("unreachable").then_some(message)
     })
@@ -671,11 +677,12 @@ async fn upstream_failures_are_told_clearly_and_cached_images_still_pull() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_corrupt_upstream_blob_is_refused_and_not_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = ScriptedUpstream::start().await;
-    let berth = start_berth(dir.path(), &[]).await;
+    let Setup {
+        dir,
+        upstream,
+        berth,
+    } = setup().await;
     let admin = berth.client();
-    admin.create_project("team").await;
     let image = UpstreamImage::new("corrupt", 3 * MIB);
     upstream.add("1", &image);
     import(admin, &upstream, &["1"], "Local").await;
@@ -814,12 +821,7 @@ async fn a_proxy_namespace_caches_an_upstream_registry() {
     upstream.start_again().await;
 
     // Pushes are refused, saying why.
-    let response = admin
-        .request(Method::POST, "/v2/hub/mine/blobs/uploads/")
-        .send()
-        .await
-        .unwrap();
-    let (status, code, message) = error_of(response).await;
+    let (status, code, message) = error_of(start_upload(admin, "hub/mine").await).await;
     assert_eq!((status, code.as_str()), (403, "DENIED"), "{message}");
     assert!(message.contains("pull-through cache"), "{message}");
 
@@ -827,34 +829,23 @@ async fn a_proxy_namespace_caches_an_upstream_registry() {
     let list = admin.api_get("/api/v1/proxies").await;
     assert_eq!(list.ok(200)["items"][0]["metadata"]["name"], "hub");
     admin.api_delete("/api/v1/proxies/hub").await.ok(200);
-    let response = admin
-        .request(Method::POST, "/v2/hub/mine/blobs/uploads/")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    assert_eq!(start_upload(admin, "hub/mine").await.status(), 202);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pull_that_goes_away_does_not_stop_the_download() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = ScriptedUpstream::start().await;
-    let berth = start_berth(dir.path(), &[]).await;
+    let Setup {
+        dir: _dir,
+        upstream,
+        berth,
+    } = setup().await;
     let admin = berth.client();
-    admin.create_project("team").await;
     let image = UpstreamImage::new("abandoned", 16 * MIB);
     upstream.add("1", &image);
     import(admin, &upstream, &["1"], "Local").await;
     upstream.set_pace(Some(Duration::from_millis(50)));
     // One client reads the first piece and hangs up.
-    let mut response = admin
-        .request(
-            Method::GET,
-            &format!("/v2/team/app/blobs/{}", image.layer_digest()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let mut response = blob_request(admin, Method::GET, "team/app", &image.layer_digest()).await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().expect("a first piece");
     assert_eq!(first[..], image.layer[..first.len()]);
