@@ -222,13 +222,7 @@ async fn a_store_that_keeps_refusing_is_answered_503_not_500() {
             .await,
     ];
     for response in answers {
-        let url = response.url().clone();
-        assert_eq!(response.status().as_u16(), 503, "{url}");
-        assert_header(&response, "retry-after", "5");
-        let body: serde_json::Value = response.json().await.expect("an OCI error body");
-        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{url}: {body}");
-        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("storage"), "{url}: {message}");
+        assert_storage_unavailable(response).await;
     }
     // Each answer came after the retries, which back off for seconds.
     assert!(
@@ -300,12 +294,7 @@ async fn a_store_that_stops_answering_fails_requests_within_the_timeout() {
             took >= REQUEST_TIMEOUT && took < bound + Duration::from_secs(5),
             "{url}: answered after {took:?}; the bound is {bound:?}"
         );
-        assert_eq!(response.status().as_u16(), 503, "{url}");
-        assert_header(&response, "retry-after", "5");
-        let body: serde_json::Value = response.json().await.expect("an OCI error body");
-        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{url}: {body}");
-        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("storage"), "{url}: {message}");
+        assert_storage_unavailable(response).await;
     }
     let (ready, took) = ready;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -339,4 +328,15 @@ async fn timed<T>(request: impl Future<Output = T>) -> (T, Duration) {
     let started = Instant::now();
     let answer = request.await;
     (answer, started.elapsed())
+}
+
+/// `503 UNAVAILABLE` with `Retry-After`, saying the storage is the trouble.
+async fn assert_storage_unavailable(response: reqwest::Response) {
+    let url = response.url().clone();
+    assert_eq!(response.status().as_u16(), 503, "{url}");
+    assert_header(&response, "retry-after", "5");
+    let body: serde_json::Value = response.json().await.expect("an OCI error body");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{url}: {body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("storage"), "{url}: {message}");
 }
