@@ -2,13 +2,20 @@
 # Benchmarks berth's deployments side by side in one run: the embedded
 # default (filesystem + embedded database), one replica on PostgreSQL, and
 # three replicas on PostgreSQL behind nginx (round robin, docs/nginx-berth.conf),
-# the replicas sharing one blob directory. Writes the report to
-# docs/benchmarks-replicas.md unless --output says otherwise.
+# the replicas sharing one blob directory; then the same on SeaweedFS (S3,
+# one `weed mini` process) + PostgreSQL, with blob reads redirected to the
+# store (the default) and streamed through berth (disableRedirect). Writes
+# the report to docs/benchmarks-replicas.md unless --output says otherwise.
 #
 # Usage: scripts/bench-replicas.sh [options] [berth-bench options...]
 #   --output FILE           report path (default docs/benchmarks-replicas.md)
-#   --postgres URL          server to create the benchmark database on
+#   --postgres URL          server to create the benchmark databases on
 #                           (default postgres://postgres@127.0.0.1:5432/postgres)
+#   --no-s3                 the filesystem deployments only
+#   --only-s3               the SeaweedFS deployments only (and the embedded default)
+#   --replica-env NAME=VALUE  a variable for every replica (not the embedded
+#                           default), e.g. BERTH_REQUESTS_READ_MAX_RUNNING=8 with
+#                           --scenarios manifest-get-shed; repeatable
 #   --no-build              use the binaries already built
 #   --keep-data             keep the temporary directories
 # Everything else goes to berth-bench (default here: --rounds 3
@@ -22,15 +29,21 @@ output=docs/benchmarks-replicas.md
 postgres=${BERTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 build=true
 keep_data=false
+filesystem=true
+s3=true
+replica_env=()
 bench_args=()
 command_line="scripts/bench-replicas.sh $*"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --output) output=$2; shift 2 ;;
         --postgres) postgres=$2; shift 2 ;;
+        --no-s3) s3=false; shift ;;
+        --only-s3) filesystem=false; shift ;;
+        --replica-env) replica_env+=("$2"); shift 2 ;;
         --no-build) build=false; shift ;;
         --keep-data) keep_data=true; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) bench_args+=("$1"); shift ;;
     esac
 done
@@ -53,6 +66,15 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if $s3; then
+    # SeaweedFS's `weed`, where scripts/install-deps.sh puts it (PyPI).
+    weed_bin=${BERTH_WEED:-$(command -v weed ||
+        echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/weed")}
+    [[ -x $weed_bin ]] || {
+        log "SeaweedFS's weed is missing (scripts/install-deps.sh installs it), or pass --no-s3"
+        exit 1
+    }
+fi
 
 target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
 if $build; then
@@ -67,21 +89,30 @@ done
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 work=$(mktemp -d /tmp/berth-bench-replicas.XXXXXX)
-database=berth_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+run_id=$(random_hex 6)
+databases=()
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    psql -q "$postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    for database in "${databases[@]}"; do
+        psql -q "$postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    done
     if $keep_data; then log "data kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-psql -q "$postgres" -c "CREATE DATABASE $database" >/dev/null
-database_url=${postgres%/*}/$database
+# A fresh database for one deployment; sets database_url.
+new_database() { # name
+    local database=berth_bench_${run_id}_$1
+    psql -q "$postgres" -c "CREATE DATABASE $database" >/dev/null
+    databases+=("$database")
+    database_url=${postgres%/*}/$database
+}
 password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
 
 wait_ready() { # name port pid
@@ -104,54 +135,136 @@ start_berth() { # name port [env...]
     wait_ready "$name" "$port" "$started_pid"
 }
 
+# nginx with the configuration README shows, as the tests use it, in front
+# of the replicas listening on PORTS; sets lb_port.
+start_nginx() { # name ports...
+    local name=$1 dir=$work/$1 servers=
+    shift
+    lb_port=$(free_port)
+    mkdir -p "$dir/logs"
+    for port in "$@"; do servers+="server 127.0.0.1:$port max_fails=1 fail_timeout=5s; "; done
+    sed -e "s|@UPSTREAM_SERVERS@|$servers|" \
+        -e "s|@LISTEN@|127.0.0.1:$lb_port|" \
+        -e "s|@NEXT_UPSTREAM@|off|" docs/nginx-berth.conf >"$dir/berth.conf"
+    printf '%s\n' \
+        "worker_processes 2;" \
+        "pid $dir/nginx.pid;" \
+        "error_log $dir/logs/error.log warn;" \
+        "events { worker_connections 4096; }" \
+        "http {" \
+        "    access_log off;" \
+        "    client_body_temp_path $dir/body;" \
+        "    proxy_temp_path $dir/proxy;" \
+        "    include $dir/berth.conf;" \
+        "}" >"$dir/nginx.conf"
+    "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>"$work/$name.log" &
+    pids+=("$!")
+    for _ in $(seq 1 100); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$lb_port/readyz" || true) == 200 ]] && return 0
+        sleep 0.1
+    done
+    log "$name does not answer; its log:"; tail -n 30 "$work/$name.log" >&2; exit 1
+}
+
+# Three replicas PREFIX-0..2 with the variables ENV, behind nginx; sets
+# replica_ports, replica_pids and lb_port.
+start_replicas() { # prefix env...
+    local prefix=$1 port
+    shift
+    replica_ports=()
+    replica_pids=()
+    for i in 0 1 2; do
+        port=$(free_port)
+        start_berth "$prefix-$i" "$port" "$@" ${replica_env[@]+"${replica_env[@]}"}
+        replica_ports+=("$port")
+        replica_pids+=("$started_pid")
+    done
+    start_nginx "$prefix-nginx" "${replica_ports[@]}"
+}
+
+targets=()
+add_target() { # name url [pid]
+    local spec="name=$1,url=$2,user=admin,password=$password"
+    [[ -z ${3:-} ]] || spec+=",pid=$3"
+    targets+=(--target "$spec")
+}
+
 embedded_port=$(free_port)
 start_berth embedded "$embedded_port"
-embedded_pid=$started_pid
+add_target embedded "http://127.0.0.1:$embedded_port" "$started_pid"
 
-shared=(BERTH_DATABASE_URL="$database_url" BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY="$work/shared-blobs")
-replica_ports=()
-replica_pids=()
-for i in 0 1 2; do
-    port=$(free_port)
-    start_berth "replica-$i" "$port" "${shared[@]}"
-    replica_ports+=("$port")
-    replica_pids+=("$started_pid")
-done
+if $filesystem; then
+    new_database fs
+    start_replicas replica BERTH_DATABASE_URL="$database_url" \
+        BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY="$work/shared-blobs"
+    add_target one-replica-pg "http://127.0.0.1:${replica_ports[0]}" "${replica_pids[0]}"
+    add_target three-replicas-nginx "http://127.0.0.1:$lb_port"
+fi
 
-# nginx with the configuration README shows, as the tests use it.
-lb_port=$(free_port)
-mkdir -p "$work/nginx/logs"
-servers=$(for p in "${replica_ports[@]}"; do printf 'server 127.0.0.1:%s max_fails=1 fail_timeout=5s;\n' "$p"; done)
-sed -e "s|@UPSTREAM_SERVERS@|$(echo "$servers" | tr '\n' ' ')|" \
-    -e "s|@LISTEN@|127.0.0.1:$lb_port|" \
-    -e "s|@NEXT_UPSTREAM@|off|" docs/nginx-berth.conf >"$work/nginx/berth.conf"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    include $work/nginx/berth.conf;
-}
-EOF
-"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx.log" &
-nginx_pid=$!
-pids+=("$nginx_pid")
-for _ in $(seq 1 100); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$lb_port/readyz" || true) == 200 ]] && break
-    sleep 0.1
-done
+if $s3; then
+    # SeaweedFS in one process, every port given so that nothing falls back
+    # to a fixed default another program may hold, and one identity with
+    # full access.
+    s3_access=bench$(random_hex 6)
+    s3_secret=$(random_hex 20)
+    mkdir -p "$work/seaweed/data"
+    printf '{"identities": [{"name": "bench", "credentials": [{"accessKey": "%s", "secretKey": "%s"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}\n' \
+        "$s3_access" "$s3_secret" >"$work/seaweed/s3.json"
+    ports=()
+    for _ in $(seq 1 10); do ports+=("$(free_port)"); done
+    (cd "$work/seaweed" && TMPDIR=$work/seaweed exec "$weed_bin" mini -dir="$work/seaweed/data" \
+        -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -master.telemetry=false \
+        -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
+        -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
+        -filer.localSocket="$work/seaweed/filer.sock" \
+        -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -s3.port.iceberg=0 -s3.port.lance=0 \
+        -s3.localSocket="$work/seaweed/s3.sock" -s3.config="$work/seaweed/s3.json" \
+        -webdav=false -admin.ui=false -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" \
+        >"$work/seaweed.log" 2>&1) &
+    pids+=("$!")
+    s3_endpoint=http://127.0.0.1:${ports[6]}
+    s3_curl() {
+        curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+            --user "$s3_access:$s3_secret" "$@" || true
+    }
+    # A bucket for one deployment, proven to take writes (SeaweedFS grows a
+    # bucket's first volumes on its first write); sets bucket.
+    new_bucket() { # name
+        bucket=berth-bench-$run_id-$1
+        for _ in $(seq 1 300); do
+            s3_curl -X PUT "$s3_endpoint/$bucket" >/dev/null
+            if [[ $(s3_curl -X PUT --data-binary probe "$s3_endpoint/$bucket/.probe") == 200 ]]; then
+                s3_curl -X DELETE "$s3_endpoint/$bucket/.probe" >/dev/null
+                return 0
+            fi
+            sleep 0.2
+        done
+        log "SeaweedFS: bucket $bucket takes no writes; its log:"
+        tail -n 30 "$work/seaweed.log" >&2
+        exit 1
+    }
+    for variant in redirect stream; do
+        new_database "s3_$variant"
+        new_bucket "$variant"
+        env=(BERTH_DATABASE_URL="$database_url" BERTH_STORAGE_S3_BUCKET="$bucket"
+            BERTH_STORAGE_S3_REGION_ENDPOINT="$s3_endpoint"
+            BERTH_STORAGE_S3_ACCESS_KEY="$s3_access" BERTH_STORAGE_S3_SECRET_KEY="$s3_secret")
+        suffix=
+        if [[ $variant == stream ]]; then
+            env+=(BERTH_DISABLE_REDIRECT=true)
+            suffix=-stream
+        fi
+        start_replicas "s3-$variant" "${env[@]}"
+        add_target "s3-one-replica$suffix" "http://127.0.0.1:${replica_ports[0]}" "${replica_pids[0]}"
+        add_target "s3-three-nginx$suffix" "http://127.0.0.1:$lb_port"
+    done
+fi
 
 mkdir -p "$work/scratch"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
-"$bench_bin" \
-    --target "name=embedded,url=http://127.0.0.1:$embedded_port,user=admin,password=$password,pid=$embedded_pid" \
-    --target "name=one-replica-pg,url=http://127.0.0.1:${replica_ports[0]},user=admin,password=$password,pid=${replica_pids[0]}" \
-    --target "name=three-replicas-nginx,url=http://127.0.0.1:$lb_port,user=admin,password=$password" \
+"$bench_bin" "${targets[@]}" \
     --scratch-dir "$work/scratch" \
     --output "$work/report.md" \
     "${bench_args[@]}" || status=$?
@@ -165,14 +278,20 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "- CPU: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "- Load average before: $load_before; after: $load_after"
     echo "- Command: \`$command_line\`"
+    [[ ${#replica_env[@]} -eq 0 ]] || echo "- Every replica (not \`embedded\`) with: ${replica_env[*]}"
     echo
     echo "Targets: \`embedded\` is berth on its defaults (filesystem + embedded"
     echo "database); \`one-replica-pg\` one replica of three on PostgreSQL, reached"
     echo "directly; \`three-replicas-nginx\` all three behind nginx (round robin,"
     echo "docs/nginx-berth.conf), so consecutive requests of one push (chunks"
-    echo "included) land on different replicas. The replicas share one blob"
-    echo "directory. Everything runs on this one machine: nginx, three replicas,"
-    echo "PostgreSQL and the load generator share its cores."
+    echo "included) land on different replicas. Those replicas share one blob"
+    echo "directory. \`s3-one-replica\` and \`s3-three-nginx\` are the same on"
+    echo "SeaweedFS (S3, one \`weed mini\` process) with a database of their own:"
+    echo "blob reads are answered 307 to a signed URL, which the client follows to"
+    echo "SeaweedFS. The \`-stream\` targets are three more such replicas (another"
+    echo "database and bucket) with \`disableRedirect: true\`: they stream blob reads"
+    echo "from SeaweedFS themselves. Everything runs on this one machine: nginx, the"
+    echo "replicas, SeaweedFS, PostgreSQL and the load generator share its cores."
     echo
     sed -n '/^## /,$p' "$work/report.md"
 } >"$output"

@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::duration_text;
+
 pub use crate::auth::AutoCreateNamespaces;
 pub use crate::storage::settings::{
     AzureStorage, FilesystemStorage, GcsStorage, S3Storage, StorageConfig, SwiftStorage,
@@ -545,26 +547,6 @@ fn keys_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<KeyText>, D::
         .filter(|k| !k.is_empty())
         .map(KeyText)
         .collect())
-}
-
-/// Durations written as `90s`, `15m`, `24h`.
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration such as 30s, 5m or 24h ({e})"
-            ))
-        })
-    }
 }
 
 impl Config {
@@ -1103,9 +1085,12 @@ mod tests {
                 ("BERTH_STORAGE_S3_CHUNK_SIZE_MIB", "16"),
                 ("BERTH_STORAGE_S3_ACCESS_KEY", "AKIA"),
                 ("BERTH_STORAGE_S3_SECRET_KEY", "secret"),
+                ("BERTH_STORAGE_TIMEOUTS_REQUEST", "5s"),
             ]),
         )
         .unwrap();
+        assert_eq!(c.storage.timeouts.request, Duration::from_secs(5));
+        assert_eq!(c.storage.timeouts.copy, Duration::from_secs(600));
         let s3 = c.storage.s3.as_ref().expect("an s3 section");
         assert_eq!(s3.bucket, "images");
         assert_eq!(s3.region_endpoint.as_deref(), Some("http://127.0.0.1:8333"));

@@ -107,8 +107,9 @@ pub const STORAGE_FULL_MESSAGE: &str =
 pub const STORAGE_UNAVAILABLE_MESSAGE: &str = "the registry's blob storage is not answering or \
      is refusing requests for now (it may be throttling); try again shortly";
 
-/// How long a client told [`STORAGE_UNAVAILABLE_MESSAGE`] should wait.
-pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+/// How long a client told [`STORAGE_UNAVAILABLE_MESSAGE`] or
+/// [`DATABASE_UNREACHABLE_MESSAGE`] should wait (`Retry-After`).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 impl From<DigestError> for RegistryError {
     fn from(e: DigestError) -> Self {

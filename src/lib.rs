@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod crash_points;
 pub mod domain;
+pub mod duration_text;
 pub mod error;
 pub mod files;
 pub mod jobs;

@@ -11,8 +11,12 @@ const RULES: &[(&str, &[&str])] = &[
     ("wire", &[]),
     ("crash_points", &[]),
     ("files", &[]),
+    ("duration_text", &[]),
     ("upstream", &["oci", "files"]),
-    ("storage", &["oci", "crash_points", "files"]),
+    (
+        "storage",
+        &["oci", "crash_points", "files", "duration_text"],
+    ),
     ("metadata", &["oci", "crash_points", "files"]),
     ("auth", &["metadata", "oci", "files"]),
     // The pull secrets' service (sealing, matching) is in the domain.

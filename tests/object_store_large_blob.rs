@@ -72,11 +72,8 @@ async fn a_6_gib_blob_goes_through_s3_with_bounded_memory() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let berth = BerthProcess::serve(&dir.path().join("data"))
         .admin_password("large-blob-password")
+        .envs(&mini.berth_env())
         .envs(&[
-            ("BERTH_STORAGE_S3_BUCKET", &mini.bucket),
-            ("BERTH_STORAGE_S3_REGION_ENDPOINT", &mini.endpoint),
-            ("BERTH_STORAGE_S3_ACCESS_KEY", &mini.access_key),
-            ("BERTH_STORAGE_S3_SECRET_KEY", &mini.secret_key),
             ("BERTH_STORAGE_S3_CHUNK_SIZE_MIB", "10"),
             // The pull streams through berth, whose memory is measured
             // (redirected pulls: tests/redirects.rs).

@@ -269,6 +269,7 @@ async fn a_lost_database_fails_requests_cleanly_and_berth_recovers_by_itself() {
         "took {:?}",
         started.elapsed()
     );
+    assert_header(&refused, "retry-after", "5");
     assert_eq!(
         error_codes(refused, StatusCode::SERVICE_UNAVAILABLE).await,
         ["UNAVAILABLE"]

@@ -17,25 +17,14 @@ use reqwest::{Method, StatusCode};
 
 const PASSWORD: &str = "redirect-test-password";
 
-fn s3_env(mini: &SeaweedMini) -> Vec<(&'static str, String)> {
-    vec![
-        ("BERTH_STORAGE_S3_BUCKET", mini.bucket.clone()),
-        ("BERTH_STORAGE_S3_REGION_ENDPOINT", mini.endpoint.clone()),
-        ("BERTH_STORAGE_S3_ACCESS_KEY", mini.access_key.clone()),
-        ("BERTH_STORAGE_S3_SECRET_KEY", mini.secret_key.clone()),
-    ]
-}
-
 async fn serve_on(
     mini: &SeaweedMini,
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> BerthProcess {
-    let env = s3_env(mini);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     BerthProcess::serve(dir)
         .admin_password(PASSWORD)
-        .envs(&env)
+        .envs(&mini.berth_env())
         .envs(extra)
         .start()
         .await
@@ -167,11 +156,7 @@ fn real_clients_follow_the_redirect() {
     if !clients_present("real_clients_follow_the_redirect", &missing) {
         return;
     }
-    let env = s3_env(&mini);
-    let lab = Lab::start("python3".into(), |serve| {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        serve.envs(&env)
-    });
+    let lab = Lab::start("python3".into(), |serve| serve.envs(&mini.berth_env()));
     let context = lab.mkdir("context");
     let content = format!("redirected {}\n", lab.nonce).into_bytes();
     let built = build_image(
@@ -181,20 +166,9 @@ fn real_clients_follow_the_redirect() {
         "oci",
         vec![("/redirected.txt".into(), content.clone())],
     );
-    let creds = format!("admin:{}", lab.password);
+    let creds = lab.admin_creds();
     let reference = format!("{}/proj/redirected:v1", lab.host);
-    lab.ok(
-        "podman push",
-        "podman",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--creds",
-            &creds,
-            &built.local,
-            &reference,
-        ],
-    );
+    lab.podman_push_as_admin("podman push", &built.local, &reference);
     let before = lab.http("GET", "/metrics", false, &[]);
     let redirects =
         |reply: &HttpReply| -> f64 { metric_sum(&String::from_utf8_lossy(&reply.body), REDIRECTS) };

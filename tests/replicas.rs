@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -19,69 +17,48 @@ use reqwest::StatusCode;
 
 const PASSWORD: &str = "replicas-test-password";
 
-struct Replicas {
-    replicas: Vec<BerthProcess>,
-    nginx: Nginx,
-    /// The admin, through the load balancer.
-    client: RegistryClient,
+/// Replicas on a shared database and blob directory, and what they share.
+struct Cluster {
+    set: Replicas,
     _database: PgDatabase,
     _dir: tempfile::TempDir,
 }
 
+impl std::ops::Deref for Cluster {
+    type Target = Replicas;
+
+    fn deref(&self) -> &Replicas {
+        &self.set
+    }
+}
+
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Replicas {
+        &mut self.set
+    }
+}
+
 /// `count` replicas started together on one fresh database and one blob
 /// directory, behind nginx.
-async fn replicas(count: usize) -> Option<Replicas> {
+async fn replicas(count: usize) -> Option<Cluster> {
     replicas_with(count, &[]).await
 }
 
-async fn replicas_with(count: usize, env: &[(&str, &str)]) -> Option<Replicas> {
+async fn replicas_with(count: usize, env: &[(&str, &str)]) -> Option<Cluster> {
     let database = PgDatabase::create().await?;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let storage = dir.path().join("shared-storage");
-    let starts = (0..count).map(|i| {
-        BerthProcess::serve(&dir.path().join(format!("replica-{i}")))
-            .admin_password(PASSWORD)
-            .env("BERTH_DATABASE_URL", database.url.clone())
-            .env(
-                "BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY",
-                storage.display().to_string(),
-            )
-            .envs(env)
-            .start()
-    });
-    let replicas = futures::future::join_all(starts).await;
-    let addrs: Vec<_> = replicas.iter().map(|r| r.addr).collect();
-    let nginx = Nginx::round_robin(&addrs).await?;
-    let client = RegistryClient::new(nginx.url.clone(), "admin", PASSWORD);
-    Some(Replicas {
-        replicas,
-        nginx,
-        client,
+    let storage = dir.path().join("shared-storage").display().to_string();
+    let mut shared = vec![
+        ("BERTH_DATABASE_URL", database.url.as_str()),
+        ("BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY", storage.as_str()),
+    ];
+    shared.extend_from_slice(env);
+    let replicas = Replicas::start(dir.path(), count, PASSWORD, &shared).await?;
+    Some(Cluster {
+        set: replicas,
         _database: database,
         _dir: dir,
     })
-}
-
-/// What `replica` answers for `repo:tag`: the digest, with the layer's
-/// bytes checked against their digests.
-async fn pull_from(replica: &BerthProcess, repo: &str, tag: &str) -> String {
-    let response = expect_status(replica.get_manifest(repo, tag).await, StatusCode::OK).await;
-    let digest = header(&response, "docker-content-digest");
-    let manifest: serde_json::Value = response.json().await.expect("manifest JSON");
-    let mut blobs = vec![
-        manifest["config"]["digest"]
-            .as_str()
-            .expect("config")
-            .to_owned(),
-    ];
-    for layer in manifest["layers"].as_array().expect("layers") {
-        blobs.push(layer["digest"].as_str().expect("layer digest").to_owned());
-    }
-    for blob in blobs {
-        let bytes = replica.blob_bytes(repo, &blob).await;
-        assert_eq!(sha256(&bytes), blob, "{repo}:{tag} on {}", replica.addr);
-    }
-    digest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,42 +134,19 @@ async fn a_replica_killed_during_pushes_loses_no_acknowledged_image() {
     let Some(mut cluster) = replicas(3).await else {
         return;
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let pushers: Vec<_> = (0..4)
-        .map(|worker| {
-            let client = cluster.client.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut acknowledged = Vec::new();
-                let mut attempts = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let tag = format!("w{worker}-{attempts}");
-                    attempts += 1;
-                    if let Some(digest) = client.try_push_image("proj/busy", &tag).await {
-                        acknowledged.push((tag, digest));
-                    }
-                }
-                (acknowledged, attempts)
-            })
-        })
-        .collect();
+    let traffic = Traffic::start(&cluster.client, "proj/busy", 4, 0, Duration::from_secs(60));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.replicas[1].kill();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    stop.store(true, Ordering::Relaxed);
+    let report = traffic.stop().await;
 
-    let mut acknowledged = Vec::new();
-    let mut attempts = 0;
-    for pusher in pushers {
-        let (images, tried) = pusher.await.expect("pusher task");
-        acknowledged.extend(images);
-        attempts += tried;
-    }
+    let acknowledged = report.acknowledged;
     assert!(
-        acknowledged.len() > 8 && acknowledged.len() < attempts,
-        "{} of {attempts} pushes acknowledged: the test must push both before and \
+        acknowledged.len() > 8 && acknowledged.len() < report.push_attempts,
+        "{} of {} pushes acknowledged: the test must push both before and \
          across the kill",
-        acknowledged.len()
+        acknowledged.len(),
+        report.push_attempts
     );
     for survivor in [&cluster.replicas[0], &cluster.replicas[2]] {
         for (tag, digest) in &acknowledged {

@@ -1,11 +1,13 @@
 //! An object store that throttles: S3's `503 SlowDown` answers are retried
 //! by berth with backoff and never reach the client; a store that keeps
 //! refusing is answered `503 UNAVAILABLE` with a message saying so and a
-//! `Retry-After`, never `500`.
+//! `Retry-After`, never `500`. A store that accepts connections and then
+//! never answers fails requests the same way, within `storage.timeouts`.
 //!
 //! Between berth and SeaweedFS sits a small HTTP proxy of the test's own
-//! that passes requests through untouched (signatures included) or answers
-//! some of them with S3's throttling error, as S3 does under load.
+//! that passes requests through untouched (signatures included), answers
+//! some of them with S3's throttling error, as S3 does under load, or
+//! takes them and never answers.
 //! A missing SeaweedFS skips these loudly, or fails them with
 //! `BERTH_REQUIRE_OBJECT_STORES=1`.
 
@@ -30,6 +32,9 @@ const PASS: u8 = 0;
 const EVERY_OTHER: u8 = 1;
 /// Every request is refused.
 const ALL: u8 = 2;
+/// Every request is taken (the connection accepted, the request read) and
+/// never answered, as a store that hangs does.
+const STALL: u8 = 3;
 
 const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
      <Message>Please reduce your request rate.</Message><RequestId>test</RequestId></Error>";
@@ -89,6 +94,11 @@ async fn relay(State(throttle): State<Throttle>, request: Request) -> Response {
             }
         }
         ALL => true,
+        STALL => {
+            throttle.refused.fetch_add(1, Ordering::SeqCst);
+            // Held until berth gives up and drops the connection.
+            return std::future::pending().await;
+        }
         _ => false,
     };
     if refuse {
@@ -137,6 +147,12 @@ async fn relay(State(throttle): State<Throttle>, request: Request) -> Response {
 
 /// berth on an S3 bucket reached through the throttling proxy.
 async fn berth_behind_a_throttle() -> Option<(SeaweedMini, Throttle, TestRegistry)> {
+    berth_behind_a_throttle_with(|_| {}).await
+}
+
+async fn berth_behind_a_throttle_with(
+    configure: impl FnOnce(&mut berth::config::Config),
+) -> Option<(SeaweedMini, Throttle, TestRegistry)> {
     let mini = SeaweedMini::start().await?;
     let (throttle, addr) = Throttle::start(&mini.endpoint).await;
     let s3 = S3Storage {
@@ -152,6 +168,7 @@ async fn berth_behind_a_throttle() -> Option<(SeaweedMini, Throttle, TestRegistr
     let registry = TestRegistry::start_with(|config| {
         config.storage.s3 = Some(s3);
         config.disable_redirect = true;
+        configure(config);
     })
     .await;
     Some((mini, throttle, registry))
@@ -205,13 +222,7 @@ async fn a_store_that_keeps_refusing_is_answered_503_not_500() {
             .await,
     ];
     for response in answers {
-        let url = response.url().clone();
-        assert_eq!(response.status().as_u16(), 503, "{url}");
-        assert_header(&response, "retry-after", "5");
-        let body: serde_json::Value = response.json().await.expect("an OCI error body");
-        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{url}: {body}");
-        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("storage"), "{url}: {message}");
+        assert_storage_unavailable(response).await;
     }
     // Each answer came after the retries, which back off for seconds.
     assert!(
@@ -237,4 +248,95 @@ async fn a_store_that_keeps_refusing_is_answered_503_not_500() {
         .await
         .expect("the blob's bytes");
     assert_eq!(pulled.concat(), b"accepted");
+}
+
+/// The store accepts every connection and never answers: each request to it
+/// times out after `storage.timeouts.request`, is retried like any other
+/// temporary failure, and the client gets `503 UNAVAILABLE` within the
+/// bound that makes (six attempts and their backoff), never a hang or a
+/// `500`; `/readyz` says not ready at once. Once the store answers again,
+/// so does berth, with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_fails_requests_within_the_timeout() {
+    const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+    let Some((_mini, throttle, registry)) = berth_behind_a_throttle_with(|config| {
+        config.storage.timeouts.request = REQUEST_TIMEOUT;
+    })
+    .await
+    else {
+        return;
+    };
+    let content = blob_content("before the stall", 3 * MIB);
+    let digest = registry.push_blob("team/app", &content).await;
+    let upload = registry.start_upload("team/app").await;
+    assert_eq!(
+        registry.anonymous().get("/readyz").await.status(),
+        StatusCode::OK
+    );
+    throttle.set(STALL);
+
+    // Six attempts of 1 s each, and the backoff between them (0.2 s
+    // doubling to 3.2 s, each with up to 0.2 s of jitter): at most 13.2 s.
+    let bound = 6 * REQUEST_TIMEOUT + Duration::from_millis(7200);
+    // A read, a chunk, a whole blob and the readiness probe, at once.
+    let chunk = blob_content("a chunk", MIB);
+    let new = sha256(b"new");
+    let anonymous = registry.anonymous();
+    let (read, appended, posted, ready) = tokio::join!(
+        timed(registry.get_blob("team/app", &digest)),
+        timed(registry.send_chunk(&upload.location, 0, &chunk)),
+        timed(registry.post_blob("team/app", &new, b"new")),
+        timed(anonymous.get("/readyz")),
+    );
+    for (response, took) in [read, appended, posted] {
+        let url = response.url().clone();
+        assert!(
+            took >= REQUEST_TIMEOUT && took < bound + Duration::from_secs(5),
+            "{url}: answered after {took:?}; the bound is {bound:?}"
+        );
+        assert_storage_unavailable(response).await;
+    }
+    let (ready, took) = ready;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        took < REQUEST_TIMEOUT + Duration::from_secs(2),
+        "/readyz took {took:?}: one attempt, bounded by the request timeout"
+    );
+    assert!(
+        throttle.refused.load(Ordering::SeqCst) >= 3 * 6,
+        "every attempt reached the stalled store"
+    );
+
+    // The store answers again: so does berth, with what it had.
+    throttle.set(PASS);
+    assert_eq!(
+        registry.anonymous().get("/readyz").await.status(),
+        StatusCode::OK
+    );
+    assert!(registry.blob_bytes("team/app", &digest).await == content);
+    let response = registry.send_chunk(&upload.location, 0, &chunk).await;
+    expect_status(response, StatusCode::ACCEPTED).await;
+    let response = registry
+        .finish_upload(&upload.location, &sha256(&chunk))
+        .await;
+    expect_status(response, StatusCode::CREATED).await;
+    assert!(registry.blob_bytes("team/app", &sha256(&chunk)).await == chunk);
+}
+
+/// What `request` answered, and how long it took.
+async fn timed<T>(request: impl Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let answer = request.await;
+    (answer, started.elapsed())
+}
+
+/// `503 UNAVAILABLE` with `Retry-After`, saying the storage is the trouble.
+async fn assert_storage_unavailable(response: reqwest::Response) {
+    let url = response.url().clone();
+    assert_eq!(response.status().as_u16(), 503, "{url}");
+    assert_header(&response, "retry-after", "5");
+    let body: serde_json::Value = response.json().await.expect("an OCI error body");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{url}: {body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("storage"), "{url}: {message}");
 }

@@ -38,12 +38,9 @@ impl Shared {
     async fn replica(&self, name: &str) -> BerthProcess {
         BerthProcess::serve(&self.dir.path().join(name))
             .admin_password(PASSWORD)
+            .envs(&self.mini.berth_env())
             .envs(&[
-                ("BERTH_DATABASE_URL", &self.database.url),
-                ("BERTH_STORAGE_S3_BUCKET", &self.mini.bucket),
-                ("BERTH_STORAGE_S3_REGION_ENDPOINT", &self.mini.endpoint),
-                ("BERTH_STORAGE_S3_ACCESS_KEY", &self.mini.access_key),
-                ("BERTH_STORAGE_S3_SECRET_KEY", &self.mini.secret_key),
+                ("BERTH_DATABASE_URL", self.database.url.as_str()),
                 ("BERTH_STORAGE_S3_CHUNK_SIZE_MIB", "5"),
             ])
             .start()

@@ -47,6 +47,17 @@ pub struct Expectation {
     pub content_length: Option<u64>,
     /// Required Docker-Content-Digest, when the server sends one.
     pub digest: Option<String>,
+    /// A `429` is accepted too, and counted apart, if it is a registry
+    /// shedding load as it should: `Retry-After` and an OCI error body
+    /// with the code `TOOMANYREQUESTS`.
+    pub shed: bool,
+}
+
+/// What a checked response was.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Served,
+    Shed,
 }
 
 pub struct LoadResult {
@@ -58,6 +69,10 @@ pub struct LoadResult {
     pub client_cores: f64,
     pub server_cores: Option<f64>,
     pub reconnects: u64,
+    /// Requests answered `429` (only with [`Expectation::shed`]), and how
+    /// long those answers took.
+    pub shed: u64,
+    pub shed_latency: Histogram<u64>,
 }
 
 impl LoadResult {
@@ -67,6 +82,14 @@ impl LoadResult {
 
     pub fn percentile_ms(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn shed_per_second(&self) -> f64 {
+        self.shed as f64 / self.seconds
+    }
+
+    pub fn shed_percentile_ms(&self, q: f64) -> f64 {
+        self.shed_latency.value_at_quantile(q) as f64 / 1000.0
     }
 }
 
@@ -213,7 +236,11 @@ async fn hyper_connect(addr: &str) -> Result<SendRequest<Empty<Bytes>>> {
     Ok(sender)
 }
 
-fn check(response: &Response, expect: &Expectation) -> Result<()> {
+fn check(response: &Response, expect: &Expectation) -> Result<Outcome> {
+    if expect.shed && response.status == StatusCode::TOO_MANY_REQUESTS {
+        check_shed(response)?;
+        return Ok(Outcome::Shed);
+    }
     ensure!(
         response.status == expect.status,
         "status {}, expected {}; body: {}",
@@ -247,6 +274,21 @@ fn check(response: &Response, expect: &Expectation) -> Result<()> {
             "Docker-Content-Digest {got:?}, expected {digest}"
         );
     }
+    Ok(Outcome::Served)
+}
+
+/// A `429` that tells the client when to come back, with an OCI error.
+fn check_shed(response: &Response) -> Result<()> {
+    ensure!(
+        response.headers.contains_key("retry-after"),
+        "429 without Retry-After"
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.body).context("429 whose body is not JSON")?;
+    ensure!(
+        body["errors"][0]["code"] == "TOOMANYREQUESTS",
+        "429 whose body is not an OCI TOOMANYREQUESTS error: {body}"
+    );
     Ok(())
 }
 
@@ -254,6 +296,20 @@ struct WorkerResult {
     requests: u64,
     latency: Histogram<u64>,
     reconnects: u64,
+    shed: u64,
+    shed_latency: Histogram<u64>,
+}
+
+impl WorkerResult {
+    fn new() -> Result<WorkerResult> {
+        Ok(WorkerResult {
+            requests: 0,
+            latency: new_histogram()?,
+            reconnects: 0,
+            shed: 0,
+            shed_latency: new_histogram()?,
+        })
+    }
 }
 
 pub fn new_histogram() -> Result<Histogram<u64>> {
@@ -271,11 +327,7 @@ async fn worker(spec: Arc<LoadSpec>, barrier: Arc<Barrier>) -> Result<WorkerResu
     let started = Instant::now();
     let measure_from = started + spec.warmup;
     let stop_at = measure_from + spec.duration;
-    let mut result = WorkerResult {
-        requests: 0,
-        latency: new_histogram()?,
-        reconnects: 0,
-    };
+    let mut result = WorkerResult::new()?;
     loop {
         let sent = Instant::now();
         if sent >= stop_at {
@@ -285,13 +337,17 @@ async fn worker(spec: Arc<LoadSpec>, barrier: Arc<Barrier>) -> Result<WorkerResu
             .request(&spec.method, &spec.url, &path, &spec.headers)
             .await?;
         let done = Instant::now();
-        check(&response, &spec.expect)?;
+        let outcome = check(&response, &spec.expect)?;
         result.reconnects += u64::from(reconnected);
         // Count requests that both started and finished inside the window.
         if sent >= measure_from && done < stop_at {
-            result.requests += 1;
             let micros = u64::try_from(done.duration_since(sent).as_micros()).unwrap_or(u64::MAX);
-            result.latency.saturating_record(micros.max(1));
+            let (count, latency) = match outcome {
+                Outcome::Served => (&mut result.requests, &mut result.latency),
+                Outcome::Shed => (&mut result.shed, &mut result.shed_latency),
+            };
+            *count += 1;
+            latency.saturating_record(micros.max(1));
         }
     }
     Ok(result)
@@ -317,20 +373,18 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult> {
         _ => None,
     };
 
-    let mut total = WorkerResult {
-        requests: 0,
-        latency: new_histogram()?,
-        reconnects: 0,
-    };
+    let mut total = WorkerResult::new()?;
     let mut first_error = None;
     for handle in workers {
         match handle.await.context("load worker panicked")? {
             Ok(r) => {
                 total.requests += r.requests;
                 total.reconnects += r.reconnects;
+                total.shed += r.shed;
                 total
                     .latency
                     .add(&r.latency)
+                    .and_then(|()| total.shed_latency.add(&r.shed_latency))
                     .map_err(|e| anyhow!("merging histograms: {e}"))?;
             }
             Err(e) => {
@@ -352,5 +406,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult> {
         client_cores,
         server_cores,
         reconnects: total.reconnects,
+        shed: total.shed,
+        shed_latency: total.shed_latency,
     })
 }

@@ -162,6 +162,8 @@ pub enum ScenarioName {
     SmallBlobs,
     SmallRanges,
     ManifestGet,
+    /// Not part of `all`: only against registries configured to shed.
+    ManifestGetShed,
     ManifestHead,
     ManifestHeadTag,
     SmallImages,

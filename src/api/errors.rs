@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::auth::{AuthFailure, Challenge};
 use crate::error::{
-    DATABASE_UNREACHABLE_MESSAGE, RegistryError, STORAGE_FULL_MESSAGE, STORAGE_RETRY_AFTER_SECS,
-    STORAGE_UNAVAILABLE_MESSAGE,
+    DATABASE_UNREACHABLE_MESSAGE, RegistryError, STORAGE_FULL_MESSAGE, STORAGE_UNAVAILABLE_MESSAGE,
+    UNAVAILABLE_RETRY_AFTER_SECS,
 };
 use crate::metadata::MetadataError;
 
@@ -219,10 +219,10 @@ fn extra_headers(error: &RegistryError, headers: &mut HeaderMap) {
         } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
-        error if error.is_storage_unavailable() => {
+        error if error.is_storage_unavailable() || error.is_database_unreachable() => {
             headers.insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+                HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
             );
         }
         _ => {}

@@ -212,10 +212,22 @@ impl BlobStore {
                 std::fs::create_dir_all(&root).map_err(filesystem::io_error)?;
                 return Self::filesystem(&root);
             }
-            settings::Backend::S3 => config.s3.as_ref().map(object::ObjectStore::s3),
-            settings::Backend::Azure => config.azure.as_ref().map(object::ObjectStore::azure),
-            settings::Backend::Gcs => config.gcs.as_ref().map(object::ObjectStore::gcs),
-            settings::Backend::Swift => config.swift.as_ref().map(object::ObjectStore::swift),
+            settings::Backend::S3 => config
+                .s3
+                .as_ref()
+                .map(|s3| object::ObjectStore::s3(s3, &config.timeouts)),
+            settings::Backend::Azure => config
+                .azure
+                .as_ref()
+                .map(|azure| object::ObjectStore::azure(azure, &config.timeouts)),
+            settings::Backend::Gcs => config
+                .gcs
+                .as_ref()
+                .map(|gcs| object::ObjectStore::gcs(gcs, &config.timeouts)),
+            settings::Backend::Swift => config
+                .swift
+                .as_ref()
+                .map(|swift| object::ObjectStore::swift(swift, &config.timeouts)),
         };
         let store = object.ok_or_else(|| {
             StorageError::from(opendal::Error::new(

@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use opendal::layers::RetryLayer;
+use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, FuturesBytesStream, Operator};
 
-use super::settings::{AzureStorage, GcsStorage, S3Storage, SwiftStorage};
+use super::settings::{AzureStorage, GcsStorage, S3Storage, StorageTimeouts, SwiftStorage};
 use super::{Result, StorageError, UploadPart, paths};
 use crate::oci::digest::Digest;
 
@@ -44,7 +44,15 @@ const DEFAULT_CHUNK: usize = (super::settings::DEFAULT_CHUNK_SIZE_MIB as usize) 
 
 #[derive(Debug)]
 pub(super) struct ObjectStore {
+    /// Every request, each bounded by `storage.timeouts.request` and retried.
     op: Operator,
+    /// The same store for what a commit asks of it: the copies the store
+    /// makes (and the writes composing a blob), bounded by
+    /// `storage.timeouts.copy` each, and retried.
+    commit: Operator,
+    /// The same store for readiness checks: one attempt, bounded by
+    /// `storage.timeouts.request`, so that `/readyz` answers promptly.
+    probe: Operator,
     /// Bytes per part of a multipart write: what a writer buffers.
     chunk: usize,
     /// `s3 bucket at endpoint`, for logs and errors.
@@ -69,9 +77,21 @@ fn retry_layer() -> RetryLayer<impl opendal::layers::RetryInterceptor> {
                 attempt = event.attempt,
                 after_ms = event.retry_after.as_millis() as u64,
                 error = %event.err,
-                "the object store refused a request; trying again"
+                "the object store refused a request or did not answer in time; trying again"
             );
         })
+}
+
+/// Bounds each store call: `control` a call with no body to move (HEAD,
+/// DELETE, signing), `io` each step of one that moves data (opening a read
+/// and every piece read, every write, copy and completion). Put under the
+/// retry layer, so that each attempt has its own bound and a call that
+/// timed out is retried (a stalled connection is replaced by a new one);
+/// above it, a timeout could drop a retry half-way through a write.
+fn timeout_layer(control: Duration, io: Duration) -> TimeoutLayer {
+    TimeoutLayer::new()
+        .with_timeout(control)
+        .with_io_timeout(io)
 }
 
 fn root_of(root: &Option<String>) -> String {
@@ -83,17 +103,29 @@ fn root_of(root: &Option<String>) -> String {
 
 impl ObjectStore {
     /// The store `builder` configures, writing in parts of `chunk` bytes.
-    fn new(builder: impl opendal::Builder, chunk: usize, description: String) -> Result<Self> {
+    fn new(
+        builder: impl opendal::Builder,
+        chunk: usize,
+        timeouts: &StorageTimeouts,
+        description: String,
+    ) -> Result<Self> {
         // The HTTP client OpenDAL's services send their requests with.
         opendal::install_default();
+        let base = Operator::new(builder)?;
+        let request = timeout_layer(timeouts.request, timeouts.request);
         Ok(ObjectStore {
-            op: Operator::new(builder)?.layer(retry_layer()),
+            op: base.clone().layer(request.clone()).layer(retry_layer()),
+            commit: base
+                .clone()
+                .layer(timeout_layer(timeouts.request, timeouts.copy))
+                .layer(retry_layer()),
+            probe: base.layer(request),
             chunk,
             description,
         })
     }
 
-    pub(super) fn s3(config: &S3Storage) -> Result<Self> {
+    pub(super) fn s3(config: &S3Storage, timeouts: &StorageTimeouts) -> Result<Self> {
         let region = config
             .region
             .clone()
@@ -121,10 +153,10 @@ impl ObjectStore {
             config.bucket,
             config.region_endpoint.as_deref().unwrap_or("AWS")
         );
-        Self::new(builder, config.chunk_size(), description)
+        Self::new(builder, config.chunk_size(), timeouts, description)
     }
 
-    pub(super) fn azure(config: &AzureStorage) -> Result<Self> {
+    pub(super) fn azure(config: &AzureStorage, timeouts: &StorageTimeouts) -> Result<Self> {
         let endpoint = config.endpoint();
         let mut builder = opendal::services::Azblob::default()
             .container(&config.container)
@@ -135,10 +167,10 @@ impl ObjectStore {
             builder = builder.account_key(key.trim());
         }
         let description = format!("azure container {} at {endpoint}", config.container);
-        Self::new(builder, DEFAULT_CHUNK, description)
+        Self::new(builder, DEFAULT_CHUNK, timeouts, description)
     }
 
-    pub(super) fn gcs(config: &GcsStorage) -> Result<Self> {
+    pub(super) fn gcs(config: &GcsStorage, timeouts: &StorageTimeouts) -> Result<Self> {
         let mut builder = opendal::services::Gcs::default()
             .bucket(&config.bucket)
             .root(&root_of(&config.root_directory));
@@ -146,10 +178,10 @@ impl ObjectStore {
             builder = builder.credential_path(&keyfile.to_string_lossy());
         }
         let description = format!("gcs bucket {}", config.bucket);
-        Self::new(builder, DEFAULT_CHUNK, description)
+        Self::new(builder, DEFAULT_CHUNK, timeouts, description)
     }
 
-    pub(super) fn swift(config: &SwiftStorage) -> Result<Self> {
+    pub(super) fn swift(config: &SwiftStorage, timeouts: &StorageTimeouts) -> Result<Self> {
         let mut builder = opendal::services::Swift::default()
             .endpoint(config.storage_url.trim_end_matches('/'))
             .container(&config.container)
@@ -162,7 +194,7 @@ impl ObjectStore {
             "swift container {} at {}",
             config.container, config.storage_url
         );
-        Self::new(builder, DEFAULT_CHUNK, description)
+        Self::new(builder, DEFAULT_CHUNK, timeouts, description)
     }
 
     pub(super) fn description(&self) -> &str {
@@ -170,7 +202,7 @@ impl ObjectStore {
     }
 
     pub(super) async fn check(&self) -> Result<()> {
-        Ok(self.op.check().await?)
+        Ok(self.probe.check().await?)
     }
 
     async fn size_of(&self, path: &str) -> Result<Option<u64>> {
@@ -294,10 +326,10 @@ impl ObjectStore {
                     self.op.write(&blob, Bytes::new()).await?;
                 }
                 [(key, _)] => {
-                    self.op.copy(key, &blob).await?;
+                    self.commit.copy(key, &blob).await?;
                 }
                 many => {
-                    let mut writer = self.op.writer_with(&blob).chunk(self.chunk).await?;
+                    let mut writer = self.commit.writer_with(&blob).chunk(self.chunk).await?;
                     match copy_parts(&mut writer, many, self.chunk as u64).await {
                         Ok(()) => {
                             writer.close().await?;

@@ -4,6 +4,7 @@
 //! checks what the types cannot, with messages that name the field.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +27,47 @@ pub struct StorageConfig {
     pub gcs: Option<GcsStorage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swift: Option<SwiftStorage>,
+    /// How long an object store may take to answer (no effect on the
+    /// filesystem).
+    pub timeouts: StorageTimeouts,
 }
+
+/// `storage.timeouts`: a request to an object store that takes longer
+/// fails, so that a store that accepts connections and then stops answering
+/// cannot hold requests forever. A request that timed out is tried again
+/// like any other temporary failure (five more times, after 0.2 s doubling
+/// to 3.2 s); only then is the client answered `503`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct StorageTimeouts {
+    /// One request: a HEAD, a DELETE, a listing page, opening a read and
+    /// each piece read after it, writing one part (up to the part size) and
+    /// completing it. A store that stops answering fails a client's request
+    /// after about six times this plus 7 s of backoff.
+    #[serde(with = "crate::duration_text")]
+    pub request: Duration,
+    /// What a commit asks of the store: the copies it makes itself
+    /// (`CopyObject`, `UploadPartCopy`: up to 5 GiB each, far slower than a
+    /// request) and the writes that compose a blob from parts.
+    #[serde(with = "crate::duration_text")]
+    pub copy: Duration,
+}
+
+impl Default for StorageTimeouts {
+    fn default() -> Self {
+        StorageTimeouts {
+            request: DEFAULT_REQUEST_TIMEOUT,
+            copy: DEFAULT_COPY_TIMEOUT,
+        }
+    }
+}
+
+/// A part of the default 10 MiB written in 30 s is 350 KiB/s: only a store
+/// that is stuck, or a link far slower than any a registry is served on,
+/// misses it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// 5 GiB copied inside the store in 10 minutes is 8.5 MiB/s.
+pub const DEFAULT_COPY_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -251,6 +292,28 @@ impl StorageConfig {
         }
         if let Some(swift) = &self.swift {
             swift.validate()?;
+        }
+        self.timeouts.validate()
+    }
+}
+
+impl StorageTimeouts {
+    fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("storage.timeouts.request", self.request),
+            ("storage.timeouts.copy", self.copy),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{key} must be longer than zero"));
+            }
+        }
+        if self.copy < self.request {
+            return Err(format!(
+                "storage.timeouts.copy ({}) is shorter than storage.timeouts.request ({}): a \
+                 copy made by the store takes at least as long as a request",
+                humantime::format_duration(self.copy),
+                humantime::format_duration(self.request)
+            ));
         }
         Ok(())
     }
@@ -615,6 +678,33 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("authToken is required"), "{err}");
+    }
+
+    #[test]
+    fn timeouts_have_defaults_and_are_checked() {
+        let timeouts = StorageConfig::default().timeouts;
+        assert_eq!(timeouts.request, Duration::from_secs(30));
+        assert_eq!(timeouts.copy, Duration::from_secs(600));
+        let err = with(|c| c.timeouts.request = Duration::ZERO).unwrap_err();
+        assert!(err.contains("storage.timeouts.request"), "{err}");
+        let err = with(|c| c.timeouts.copy = Duration::ZERO).unwrap_err();
+        assert!(err.contains("storage.timeouts.copy"), "{err}");
+        let err = with(|c| {
+            c.timeouts.request = Duration::from_secs(60);
+            c.timeouts.copy = Duration::from_secs(30);
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("shorter than storage.timeouts.request"),
+            "{err}"
+        );
+        assert!(
+            with(|c| {
+                c.s3 = Some(s3("images"));
+                c.timeouts.request = Duration::from_millis(500);
+            })
+            .is_ok()
+        );
     }
 
     #[test]

@@ -427,6 +427,34 @@ impl Lab {
         ran
     }
 
+    /// `admin:PASSWORD`, for a client's `--creds`.
+    pub fn admin_creds(&self) -> String {
+        format!("admin:{}", self.password)
+    }
+
+    /// `podman push` of the local image `local` to `reference`
+    /// (`HOST/NAME:TAG`) as the admin; the manifest digest podman reports.
+    pub fn podman_push_as_admin(&self, step: &str, local: &str, reference: &str) -> String {
+        let digest_file = self
+            .dir()
+            .join(format!("{}.digest", uuid::Uuid::new_v4().simple()));
+        self.ok(
+            step,
+            "podman",
+            &[
+                "push",
+                "--tls-verify=false",
+                "--creds",
+                &self.admin_creds(),
+                "--digestfile",
+                digest_file.to_str().expect("a UTF-8 path"),
+                local,
+                &format!("docker://{reference}"),
+            ],
+        );
+        read_digest_file(step, &digest_file)
+    }
+
     /// One HTTP request to berth, with or without admin credentials.
     pub fn http(
         &self,

@@ -433,6 +433,23 @@ async fn create_writable_bucket(s3: &S3Client, bucket: &str, daemons: &mut [&mut
     .await;
 }
 
+/// berth's environment for an S3 bucket, as an operator would set it.
+fn berth_s3_env(
+    endpoint: &str,
+    bucket: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> Vec<(String, String)> {
+    [
+        ("BERTH_STORAGE_S3_BUCKET", bucket),
+        ("BERTH_STORAGE_S3_REGION_ENDPOINT", endpoint),
+        ("BERTH_STORAGE_S3_ACCESS_KEY", access_key),
+        ("BERTH_STORAGE_S3_SECRET_KEY", secret_key),
+    ]
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .to_vec()
+}
+
 /// A single-node SeaweedFS (`weed mini`: master, volume server, filer and
 /// S3 gateway in one process), S3 on `127.0.0.1`, with one identity and one
 /// bucket.
@@ -575,6 +592,16 @@ impl SeaweedMini {
         let bucket = mini.bucket.clone();
         create_writable_bucket(&s3, &bucket, &mut [&mut mini.daemon]).await;
         Some(mini)
+    }
+
+    /// berth's environment for this store's bucket (`BERTH_STORAGE_S3_*`).
+    pub fn berth_env(&self) -> Vec<(String, String)> {
+        berth_s3_env(
+            &self.endpoint,
+            &self.bucket,
+            &self.access_key,
+            &self.secret_key,
+        )
     }
 
     /// Creates another empty bucket and returns its name.
@@ -802,6 +829,16 @@ impl SeaweedCluster {
         )
         .await;
         Some(cluster)
+    }
+
+    /// berth's environment for the bucket through S3 gateway `gateway`.
+    pub fn berth_env(&self, gateway: usize) -> Vec<(String, String)> {
+        berth_s3_env(
+            &self.s3[gateway].endpoint,
+            &self.bucket,
+            &self.access_key,
+            &self.secret_key,
+        )
     }
 
     fn all_daemons(&mut self) -> Vec<&mut Daemon> {
@@ -1061,6 +1098,20 @@ impl Nginx {
 
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Each request of the access log (nginx's `combined` format): its
+    /// request line (`GET /v2/… HTTP/1.1`) and the status answered.
+    pub fn requests(&self) -> Vec<(String, u16)> {
+        self.access_log()
+            .lines()
+            .filter_map(|line| {
+                let mut quoted = line.split('"');
+                let request = quoted.nth(1)?.to_owned();
+                let status = quoted.next()?.split_whitespace().next()?.parse().ok()?;
+                Some((request, status))
+            })
+            .collect()
     }
 }
 

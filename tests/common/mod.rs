@@ -33,6 +33,10 @@
 //!   machine's PostgreSQL, and a PostgreSQL server of the test's own to kill
 //!   and restart. Each is skipped loudly when its tool is missing, or fails
 //!   the test with `BERTH_REQUIRE_CLIENTS=1` / `BERTH_REQUIRE_POSTGRES=1`.
+//! - [`replicas`]: several berth replicas behind nginx ([`Replicas`]), an
+//!   image checked byte for byte as one serves it ([`pull_from`]), and
+//!   pushes and pulls through them while a test breaks something
+//!   ([`Traffic`]), each answer judged a success, a clean `503` or broken.
 //! - [`upstreams`]: registries for berth to import from, started per test:
 //!   the reference registry (`docker-registry`) with htpasswd behind a
 //!   self-signed CA's certificate, and [`LocalUpstream`], a small HTTP
@@ -53,6 +57,7 @@ pub mod cluster;
 pub mod content;
 pub mod process;
 pub mod registry;
+pub mod replicas;
 pub mod stores;
 pub mod upstreams;
 
@@ -63,6 +68,7 @@ pub use cluster::*;
 pub use content::*;
 pub use process::*;
 pub use registry::*;
+pub use replicas::*;
 pub use stores::*;
 pub use upstreams::*;
 

@@ -119,9 +119,10 @@ impl ServeCommand {
     }
 
     /// Variables of berth's environment.
-    pub fn envs(self, vars: &[(&str, &str)]) -> Self {
-        vars.iter()
-            .fold(self, |command, (name, value)| command.env(name, *value))
+    pub fn envs(self, vars: &[(impl AsRef<str>, impl AsRef<str>)]) -> Self {
+        vars.iter().fold(self, |command, (name, value)| {
+            command.env(name.as_ref(), value.as_ref())
+        })
     }
 
     /// berth serves TLS (as its environment or arguments say): the harness

@@ -353,6 +353,7 @@ async fn load_ceiling(
             body: Some(manifest),
             content_length: None,
             digest: None,
+            shed: false,
         },
         server_pid: None,
     })

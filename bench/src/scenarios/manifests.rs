@@ -20,6 +20,8 @@ pub enum Kind {
     HeadByDigest,
     /// What `docker pull IMAGE:TAG` asks first.
     HeadByTag,
+    /// GET by tag at a registry that may shed load: `429`s are counted.
+    GetByTagShedding,
 }
 
 /// The small image both manifest scenarios request, pushed once per target.
@@ -75,6 +77,14 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
             "`HEAD /v2/<repo>/manifests/<digest>`; every response must be 200 with the \
              manifest's Content-Length and, if sent, its Docker-Content-Digest",
         ),
+        Kind::GetByTagShedding => (
+            "manifest-get-shed",
+            "manifest GET by tag under load, shedding allowed",
+            "as manifest-get, but a `429` is an answer too, if it carries `Retry-After` and an \
+             OCI `TOOMANYREQUESTS` error (a registry bounding its requests, \
+             `requests.read.maxRunning`); served and shed requests are counted apart, and the \
+             latency rows are of the served ones",
+        ),
         Kind::HeadByTag => (
             "manifest-head-tag",
             "manifest HEAD by tag under load",
@@ -102,7 +112,7 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
         "no manifest fixture",
         async |_, registry, image| {
             let (method, reference, expect) = match kind {
-                Kind::GetByTag => (
+                Kind::GetByTag | Kind::GetByTagShedding => (
                     hyper::Method::GET,
                     &image.tag,
                     Expectation {
@@ -110,6 +120,7 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                         body: Some(image.manifest.clone()),
                         content_length: None,
                         digest: Some(image.digest.clone()),
+                        shed: kind == Kind::GetByTagShedding,
                     },
                 ),
                 Kind::HeadByDigest | Kind::HeadByTag => (
@@ -124,6 +135,7 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                         body: None,
                         content_length: Some(image.manifest.len() as u64),
                         digest: Some(image.digest.clone()),
+                        shed: false,
                     },
                 ),
             };
@@ -154,6 +166,20 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                 Sample::lower("latency p99", "ms", result.percentile_ms(0.99)),
                 Sample::info("client CPU", "cores", result.client_cores),
             ];
+            if kind == Kind::GetByTagShedding {
+                samples.push(Sample::info(
+                    "shed (429 TOOMANYREQUESTS)",
+                    "req/s",
+                    result.shed_per_second(),
+                ));
+                if result.shed > 0 {
+                    samples.push(Sample::info(
+                        "shed latency p99",
+                        "ms",
+                        result.shed_percentile_ms(0.99),
+                    ));
+                }
+            }
             if let Some(cores) = result.server_cores {
                 samples.push(Sample::info("server CPU", "cores", cores));
                 // CPU per request compares efficiency at different rates.

@@ -232,6 +232,9 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     if cli.wants(S::ManifestGet) {
         sections.push(manifests::load(ctx, manifests::Kind::GetByTag).await);
     }
+    if cli.scenarios.contains(&S::ManifestGetShed) {
+        sections.push(manifests::load(ctx, manifests::Kind::GetByTagShedding).await);
+    }
     if cli.wants(S::ManifestHead) {
         sections.push(manifests::load(ctx, manifests::Kind::HeadByDigest).await);
     }
