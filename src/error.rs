@@ -66,6 +66,12 @@ pub enum RegistryError {
     NotFound,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// Garbage collection is deleting an earlier copy of this blob: the
+    /// upload is intact, and completing it again shortly succeeds.
+    #[error(
+        "blob {0} is being removed by garbage collection right now; retry completing the upload shortly"
+    )]
+    BlobBeingDeleted(Digest),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

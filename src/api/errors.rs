@@ -158,6 +158,10 @@ pub fn describe(error: &RegistryError) -> Described {
         },
         NotFound => row(C::Unsupported, S::NOT_FOUND),
         TooManyRequests { .. } => row(C::Toomanyrequests, S::TOO_MANY_REQUESTS),
+        BlobBeingDeleted(_) => Described {
+            message: error.to_string().into(),
+            ..row(C::Unavailable, S::SERVICE_UNAVAILABLE)
+        },
         Storage(_) | Metadata(_) | Internal(_) => row(C::Unknown, S::INTERNAL_SERVER_ERROR),
     }
 }
@@ -197,6 +201,9 @@ fn extra_headers(error: &RegistryError, headers: &mut HeaderMap) {
         }
         RegistryError::TooManyRequests { retry_after_secs } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        RegistryError::BlobBeingDeleted(_) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         error if error.is_storage_unavailable() => {
             headers.insert(

@@ -57,6 +57,9 @@ pub struct App {
     pub image_streams: Arc<crate::domain::image_streams::ImageStreams>,
     /// Imports from other registries (`/api/v1/…/imagestreamimports`).
     pub importer: Arc<crate::domain::imports::Importer>,
+    /// Garbage collection (`/api/v1/garbagecollections`) and the touches
+    /// of blobs a push reads.
+    pub garbage: Arc<crate::domain::garbage::GarbageCollector>,
 }
 
 pub type AppState = Arc<App>;
