@@ -399,12 +399,27 @@ fn auto_tls_names(config: &Config, local: SocketAddr) -> (Vec<String>, Vec<Strin
 }
 
 fn gc_settings(config: &Config) -> GcSettings {
-    GcSettings {
+    let mut settings = GcSettings {
         blob_grace_period: config.gc.blob_grace_period,
         delete_untagged_manifests: config.gc.delete_untagged_manifests,
         batch_size: config.gc.batch_size,
         concurrency: usize::try_from(config.gc.concurrency).unwrap_or(1),
+        ..GcSettings::default()
+    };
+    let variable = crate::domain::garbage::TEST_DELETE_WINDOW_VARIABLE;
+    if let Ok(text) = std::env::var(variable) {
+        match humantime::parse_duration(&text) {
+            Ok(window) => {
+                tracing::warn!(
+                    ?window,
+                    "test setting {variable}: garbage collection's delete window"
+                );
+                settings.delete_window = window;
+            }
+            Err(e) => tracing::warn!("{variable}={text:?} is not a duration ({e}); ignored"),
+        }
     }
+    settings
 }
 
 fn job_settings(config: &Config) -> jobs::JobSettings {

@@ -46,11 +46,12 @@ use crate::storage::BlobStore;
 /// How long a mark holds a blob (by the database's clock): an upload of the
 /// same content waits for the row to go, at most this long after a run died.
 pub const DELETE_WINDOW: Duration = Duration::from_secs(60);
-/// A run sends a batch's storage deletes for at most this long after it
-/// began marking the batch, each bounded by [`DELETE_TIMEOUT`]: all of
-/// them are over well before [`DELETE_WINDOW`], after which the row may be
-/// taken over.
-const SEND_DELETES_FOR: Duration = Duration::from_secs(30);
+/// For the tests only: `BERTH_TEST_GC_DELETE_WINDOW=DURATION` shortens
+/// [`DELETE_WINDOW`], so that a test can see a killed run's marks finished
+/// by the next run without waiting a minute.
+pub const TEST_DELETE_WINDOW_VARIABLE: &str = "BERTH_TEST_GC_DELETE_WINDOW";
+/// A storage delete that has not answered in this long is given up (its
+/// row stays marked for the next run).
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An upload completing a blob being deleted waits this long for the
 /// delete to end (a batch takes well under a second), then is told to
@@ -78,6 +79,12 @@ pub struct GcSettings {
     pub batch_size: u32,
     /// Storage deletes in flight at once.
     pub concurrency: usize,
+    /// How long a mark holds a blob ([`DELETE_WINDOW`]). A run sends a
+    /// batch's deletes for at most half of it after it began marking the
+    /// batch, each bounded by a quarter of it (at most [`DELETE_TIMEOUT`]):
+    /// they are all over before the window ends and the row may be taken
+    /// over.
+    pub delete_window: Duration,
 }
 
 impl Default for GcSettings {
@@ -87,7 +94,18 @@ impl Default for GcSettings {
             delete_untagged_manifests: true,
             batch_size: 500,
             concurrency: 16,
+            delete_window: DELETE_WINDOW,
         }
+    }
+}
+
+impl GcSettings {
+    fn send_deletes_for(&self) -> Duration {
+        self.delete_window / 2
+    }
+
+    fn delete_timeout(&self) -> Duration {
+        (self.delete_window / 4).min(DELETE_TIMEOUT)
     }
 }
 
@@ -336,7 +354,7 @@ impl GarbageCollector {
             let marking = Instant::now();
             let blobs = self
                 .store
-                .remark_abandoned_blobs(batch, DELETE_WINDOW)
+                .remark_abandoned_blobs(batch, self.settings.delete_window)
                 .await?;
             if blobs.is_empty() {
                 break;
@@ -415,7 +433,7 @@ impl GarbageCollector {
             let marking = Instant::now();
             let marked = self
                 .store
-                .mark_blobs(&digests, grace, DELETE_WINDOW)
+                .mark_blobs(&digests, grace, self.settings.delete_window)
                 .await?;
             if marked.is_empty() {
                 continue;
@@ -466,7 +484,8 @@ impl GarbageCollector {
         marked: Vec<GcBlob>,
         marking: Instant,
     ) -> Result<(), GcError> {
-        let deadline = marking + SEND_DELETES_FOR;
+        let deadline = marking + self.settings.send_deletes_for();
+        let timeout = self.settings.delete_timeout();
         let outcomes: Vec<(GcBlob, Result<(), String>)> = futures::stream::iter(marked)
             .map(|blob| async move {
                 if Instant::now() >= deadline {
@@ -476,13 +495,12 @@ impl GarbageCollector {
                     );
                 }
                 let deleted =
-                    tokio::time::timeout(DELETE_TIMEOUT, self.blobs.delete_blob(&blob.digest))
-                        .await;
+                    tokio::time::timeout(timeout, self.blobs.delete_blob(&blob.digest)).await;
                 let outcome = match deleted {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) if e.is_not_found() => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {DELETE_TIMEOUT:?}")),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
                 };
                 (blob, outcome)
             })
