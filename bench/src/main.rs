@@ -164,6 +164,8 @@ pub enum ScenarioName {
     ManifestGet,
     ManifestHead,
     ManifestHeadTag,
+    BlobHead,
+    BlobGet,
     SmallImages,
     Catalog,
     Tags,
