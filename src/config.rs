@@ -957,6 +957,35 @@ mod tests {
     }
 
     #[test]
+    fn garbage_collection_settings_come_from_the_environment_and_are_checked() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_GC_BLOB_GRACE_PERIOD", "2h"),
+                ("BERTH_GC_DELETE_UNTAGGED_MANIFESTS", "false"),
+                ("BERTH_GC_CONCURRENCY", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.gc.blob_grace_period, Duration::from_secs(7200));
+        assert!(!c.gc.delete_untagged_manifests);
+        assert_eq!(c.gc.concurrency, 4);
+        assert_eq!(c.gc.interval, Duration::from_secs(3600));
+        for (key, value, named) in [
+            ("BERTH_GC_BLOB_GRACE_PERIOD", "500ms", "gc.blobGracePeriod"),
+            ("BERTH_GC_INTERVAL", "0s", "gc.interval"),
+            ("BERTH_GC_BATCH_SIZE", "0", "gc.batchSize"),
+            ("BERTH_GC_CONCURRENCY", "0", "gc.concurrency"),
+        ] {
+            let refused = Config::load(None, env(&[(key, value)])).unwrap_err();
+            assert!(
+                refused.to_string().contains(named),
+                "{key}={value}: {refused}"
+            );
+        }
+    }
+
+    #[test]
     fn file_then_environment() {
         let (_dir, path) = config_file(
             "dataDir: /srv/berth\nhttp:\n  addr: 0.0.0.0:5001\n  insecureHttp: true\nuploads:\n  staleAfter: 2h\n",

@@ -801,3 +801,108 @@ impl BlobTouches {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{DatabaseConfig, SqlMetadataStore};
+    use crate::oci::digest::DigestAlgorithm;
+
+    async fn store() -> (Arc<SqlMetadataStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlMetadataStore::connect(&DatabaseConfig::Sqlite {
+            path: dir.path().join("berth.db"),
+        })
+        .await
+        .unwrap();
+        (Arc::new(store), dir)
+    }
+
+    /// A blob of `app` marked for deletion, until `window` from now.
+    async fn marked(store: &SqlMetadataStore, window: Duration) -> Digest {
+        let digest = DigestAlgorithm::Sha256.digest_of(b"marked");
+        let repo: RepositoryName = "ns/app".parse().unwrap();
+        store.link_blob(&repo, &digest, 6).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let marked = store
+            .mark_blobs(
+                std::slice::from_ref(&digest),
+                Duration::from_millis(1),
+                window,
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked.len(), 1);
+        digest
+    }
+
+    /// An upload completing a blob that is being deleted waits for the
+    /// delete to end, then claims the blob anew.
+    #[tokio::test]
+    async fn an_upload_waits_for_a_delete_under_way() {
+        let (store, _dir) = store().await;
+        let digest = marked(&store, Duration::from_secs(60)).await;
+        let started = Instant::now();
+        let claim = {
+            let (store, digest) = (store.clone(), digest.clone());
+            tokio::spawn(async move { claim_blob(store.as_ref(), &digest, 6).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!claim.is_finished(), "the claim did not wait");
+        assert_eq!(
+            store
+                .sweep_blobs(std::slice::from_ref(&digest))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        claim.await.unwrap().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // The row is new, live and touched: no candidate.
+        assert!(
+            store
+                .unreferenced_blobs(None, 10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// The run that marked it died: once its deadline has passed, the
+    /// upload takes the blob over.
+    #[tokio::test]
+    async fn an_upload_takes_over_a_mark_past_its_deadline() {
+        let (store, _dir) = store().await;
+        let digest = marked(&store, Duration::from_millis(300)).await;
+        let started = Instant::now();
+        claim_blob(store.as_ref(), &digest, 6).await.unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200), "{waited:?}");
+        assert!(waited < CLAIM_WAIT, "{waited:?}");
+        assert_eq!(store.blobs_being_deleted().await.unwrap(), 0);
+        assert!(
+            store
+                .sweep_blobs(std::slice::from_ref(&digest))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_touch_is_stale_after_a_quarter_of_the_grace_period() {
+        let (store, _dir) = store().await;
+        let metadata: Arc<dyn MetadataStore> = store;
+        let touches = BlobTouches::new(metadata, Duration::from_secs(3600));
+        let at = |ago: i64| BlobLink {
+            size: 1,
+            touched_at: now() - ago,
+        };
+        assert!(!touches.is_stale(&at(0)));
+        assert!(!touches.is_stale(&at(14 * 60 * 1000)));
+        assert!(touches.is_stale(&at(15 * 60 * 1000)));
+        // A clock that went back: not stale.
+        assert!(!touches.is_stale(&at(-5000)));
+    }
+}
