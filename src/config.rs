@@ -63,6 +63,8 @@ pub struct Config {
     /// Imports from other registries (`berth import-image`, scheduled
     /// re-imports), with the field names of OpenShift's `imagePolicyConfig`.
     pub image_policy: ImagePolicyConfig,
+    /// Online garbage collection.
+    pub gc: GcConfig,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             requests: RequestsConfig::default(),
             secrets: SecretsConfig::default(),
             image_policy: ImagePolicyConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -423,6 +426,42 @@ impl Default for JobsConfig {
     }
 }
 
+/// `gc`: online garbage collection (ARCHITECTURE.md, "Garbage
+/// collection"), a job run once across the replicas.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct GcConfig {
+    /// How often a run is due (`berth adm gc` runs one at once).
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// Nothing made or touched more recently than this is collected. An
+    /// upload completing, a mount, a manifest put and a HEAD of a blob
+    /// touch it. Must be longer than the slowest upload takes to complete
+    /// (its final `PUT`) and than the replicas' clocks disagree.
+    #[serde(with = "duration_text")]
+    pub blob_grace_period: Duration,
+    /// Remove manifests that no tag, tag history, kept index or kept
+    /// subject (for referrers) keeps; `false` collects only blobs no
+    /// manifest references.
+    pub delete_untagged_manifests: bool,
+    /// Rows decided and removed per transaction.
+    pub batch_size: u32,
+    /// Storage deletes in flight at once.
+    pub concurrency: u32,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            interval: Duration::from_secs(3600),
+            blob_grace_period: Duration::from_secs(3600),
+            delete_untagged_manifests: true,
+            batch_size: 500,
+            concurrency: 16,
+        }
+    }
+}
+
 /// `imagePolicy`: how berth imports from other registries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -620,6 +659,25 @@ impl Config {
                 "imagePolicy.maxScheduledImageImportsPerHost",
                 policy.max_scheduled_image_imports_per_host,
             ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
+        let gc = &self.gc;
+        if gc.blob_grace_period < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "gc.blobGracePeriod must be at least 1s".into(),
+            ));
+        }
+        if gc.interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "gc.interval must be longer than zero".into(),
+            ));
+        }
+        for (key, value) in [
+            ("gc.batchSize", gc.batch_size),
+            ("gc.concurrency", gc.concurrency),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
@@ -878,6 +936,35 @@ mod tests {
             config.image_policy.additional_trusted_ca,
             vec![PathBuf::from("/etc/berth/upstream-ca.pem")]
         );
+    }
+
+    #[test]
+    fn garbage_collection_settings_come_from_the_environment_and_are_checked() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_GC_BLOB_GRACE_PERIOD", "2h"),
+                ("BERTH_GC_DELETE_UNTAGGED_MANIFESTS", "false"),
+                ("BERTH_GC_CONCURRENCY", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.gc.blob_grace_period, Duration::from_secs(7200));
+        assert!(!c.gc.delete_untagged_manifests);
+        assert_eq!(c.gc.concurrency, 4);
+        assert_eq!(c.gc.interval, Duration::from_secs(3600));
+        for (key, value, named) in [
+            ("BERTH_GC_BLOB_GRACE_PERIOD", "500ms", "gc.blobGracePeriod"),
+            ("BERTH_GC_INTERVAL", "0s", "gc.interval"),
+            ("BERTH_GC_BATCH_SIZE", "0", "gc.batchSize"),
+            ("BERTH_GC_CONCURRENCY", "0", "gc.concurrency"),
+        ] {
+            let refused = Config::load(None, env(&[(key, value)])).unwrap_err();
+            assert!(
+                refused.to_string().contains(named),
+                "{key}={value}: {refused}"
+            );
+        }
     }
 
     #[test]

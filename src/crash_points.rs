@@ -14,12 +14,13 @@ use std::sync::OnceLock;
 pub const VARIABLE: &str = "BERTH_TEST_CRASH_AT";
 
 /// Every point, for the tests and for the warning below.
-pub const POINTS: [&str; 5] = [
+pub const POINTS: [&str; 6] = [
     BLOB_AFTER_FSYNC,
     BLOB_AFTER_RENAME,
     BLOB_AFTER_LINK,
     BLOB_AFTER_UPLOAD_ROW_DELETE,
     MANIFEST_INSIDE_TRANSACTION,
+    GC_AFTER_MARK,
 ];
 
 /// The upload's bytes are durable, not yet renamed to the blob's path.
@@ -33,6 +34,9 @@ pub const BLOB_AFTER_UPLOAD_ROW_DELETE: &str = "blob-after-upload-row-delete";
 /// Inside the manifest transaction: manifest and references written, tags
 /// not yet, nothing committed.
 pub const MANIFEST_INSIDE_TRANSACTION: &str = "manifest-inside-transaction";
+/// Garbage collection has committed a batch of blobs as being deleted
+/// (their links gone); their bytes are not deleted yet.
+pub const GC_AFTER_MARK: &str = "gc-after-mark";
 
 fn configured() -> Option<&'static str> {
     static POINT: OnceLock<Option<&'static str>> = OnceLock::new();

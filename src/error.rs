@@ -84,6 +84,12 @@ pub enum RegistryError {
         retry_after_secs: Option<u64>,
         rate_limited: bool,
     },
+    /// Garbage collection is deleting an earlier copy of this blob: the
+    /// upload is intact, and completing it again shortly succeeds.
+    #[error(
+        "blob {0} is being removed by garbage collection right now; retry completing the upload shortly"
+    )]
+    BlobBeingDeleted(Digest),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

@@ -18,6 +18,7 @@ use crate::auth::lockout::LockoutPolicy;
 use crate::auth::{AccessControl, AccessOptions, password};
 use crate::config::{Bootstrap, Config, TlsMode};
 use crate::domain::cache::Coherence;
+use crate::domain::garbage::{GarbageCollector, GcSettings};
 use crate::domain::image_streams::ImageStreams;
 use crate::domain::imports::{ImportSettings, Importer};
 use crate::domain::proxies::{self, Proxies};
@@ -29,8 +30,8 @@ use crate::jobs;
 use crate::metadata::access::User;
 use crate::metadata::proxies::ProxyStore;
 use crate::metadata::{
-    AccessStore, DatabaseConfig, ImageStreamStore, JobStore, MetadataStore, SecretStore,
-    SqlMetadataStore, now,
+    AccessStore, DatabaseConfig, GarbageStore, ImageStreamStore, JobStore, MetadataStore,
+    SecretStore, SqlMetadataStore, now,
 };
 use crate::storage::BlobStore;
 use crate::tls;
@@ -124,6 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let secret_store: Arc<dyn SecretStore> = store.clone();
     let stream_store: Arc<dyn ImageStreamStore> = store.clone();
     let proxy_store: Arc<dyn ProxyStore> = store.clone();
+    let garbage_store: Arc<dyn GarbageStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let blobs =
         BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
@@ -166,6 +168,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let replica = jobs::replica_id();
     tracing::info!(replica = %replica, "replica id (names this process in job leases)");
     let job_board = Arc::new(jobs::JobBoard::new(job_store));
+    let garbage = Arc::new(GarbageCollector::new(
+        garbage_store,
+        registry.clone(),
+        gc_settings(&config),
+        replica.clone(),
+    ));
     let image_streams = Arc::new(ImageStreams::new(registry.clone(), stream_store));
     let upstream = UpstreamClient::new(UpstreamSettings {
         ca_files: config.image_policy.additional_trusted_ca.clone(),
@@ -211,6 +219,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         image_streams,
         importer: importer.clone(),
         pull_through,
+        garbage: garbage.clone(),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -230,6 +239,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         jobs::StaleUploads::new(uploads.clone(), config.uploads.stale_after),
         config.uploads.cleanup_interval,
     );
+    jobs.once_across_replicas(jobs::GarbageCollection::new(garbage), config.gc.interval);
     let key_check = (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1));
     jobs.once_across_replicas(jobs::KeyRotation::new(access.clone()), key_check);
     jobs.once_across_replicas(
@@ -407,6 +417,30 @@ fn auto_tls_names(config: &Config, local: SocketAddr) -> (Vec<String>, Vec<Strin
         }
     }
     (names, hosts)
+}
+
+fn gc_settings(config: &Config) -> GcSettings {
+    let mut settings = GcSettings {
+        blob_grace_period: config.gc.blob_grace_period,
+        delete_untagged_manifests: config.gc.delete_untagged_manifests,
+        batch_size: config.gc.batch_size,
+        concurrency: usize::try_from(config.gc.concurrency).unwrap_or(1),
+        ..GcSettings::default()
+    };
+    let variable = crate::domain::garbage::TEST_DELETE_WINDOW_VARIABLE;
+    if let Ok(text) = std::env::var(variable) {
+        match humantime::parse_duration(&text) {
+            Ok(window) => {
+                tracing::warn!(
+                    ?window,
+                    "test setting {variable}: garbage collection's delete window"
+                );
+                settings.delete_window = window;
+            }
+            Err(e) => tracing::warn!("{variable}={text:?} is not a duration ({e}); ignored"),
+        }
+    }
+    settings
 }
 
 fn job_settings(config: &Config) -> jobs::JobSettings {

@@ -798,6 +798,94 @@ pub struct TagReferenceRequest {
     pub import_policy: Option<TagImportPolicy>,
 }
 
+/// A garbage collection run, or a dry run (`POST /api/v1/garbagecollections`,
+/// `berth adm gc`). Runs are named by their id; a dry run is `dry-run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageCollection {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: GarbageCollectionSpec,
+    #[serde(default)]
+    pub status: GarbageCollectionStatus,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageCollectionSpec {
+    /// Only say what would be removed.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where a run stands, and what it removed. Times are RFC 3339, UTC.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageCollectionStatus {
+    /// What it is doing: `resuming`, `manifests`, `blobs`, `blob-links`,
+    /// `done`.
+    #[serde(default)]
+    pub phase: String,
+    /// `Succeeded`, `Failed`, `Interrupted`; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The replica that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    #[serde(default)]
+    pub manifests_examined: u64,
+    #[serde(default)]
+    pub manifests_removed: u64,
+    #[serde(default)]
+    pub blobs_examined: u64,
+    #[serde(default)]
+    pub blobs_removed: u64,
+    #[serde(default)]
+    pub blob_links_removed: u64,
+    #[serde(default)]
+    pub bytes_freed: u64,
+    /// The first thousand things removed (or that would be).
+    #[serde(default)]
+    pub removed: Vec<RemovedObject>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A manifest unlinked from a repository, a blob deleted, or a blob's link
+/// into a repository removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedObject {
+    /// `Manifest`, `Blob` or `BlobLink`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// `{"dryRun":true}`: what `POST /api/v1/garbagecollections` takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GarbageCollectionRequest {
+    pub dry_run: bool,
+}
+
 /// `{"generation":3}`: roll a tag back to its revision of generation 3.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -1818,7 +1818,7 @@ async fn jobs_are_listed_and_run_on_demand_by_cluster_admins() {
             .iter()
             .filter(|j| j["status"]["runs"].as_u64() >= Some(1))
             .count();
-        if ran == 3 {
+        if ran == 4 {
             break list;
         }
         assert!(
@@ -1839,7 +1839,12 @@ async fn jobs_are_listed_and_run_on_demand_by_cluster_admins() {
         .collect();
     assert_eq!(
         names,
-        ["scheduled-imports", "signing-key-rotation", "stale-uploads"]
+        [
+            "garbage-collection",
+            "scheduled-imports",
+            "signing-key-rotation",
+            "stale-uploads"
+        ]
     );
     let now = time::OffsetDateTime::now_utc();
     let parse = |v: &Value| {

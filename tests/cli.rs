@@ -942,7 +942,7 @@ fn adm_jobs_lists_and_runs_jobs() {
             .json("adm jobs -o json");
         // Every job has run at start; the two with long intervals once.
         let ran = listed["items"].as_array().is_some_and(|items| {
-            items.len() == 3
+            items.len() == 4
                 && items.iter().all(|j| {
                     let runs = j["status"]["runs"].as_u64().unwrap_or(0);
                     runs == 1 || (j["metadata"]["name"] == "scheduled-imports" && runs >= 1)
@@ -960,7 +960,12 @@ fn adm_jobs_lists_and_runs_jobs() {
     assert_eq!(listed["kind"], "JobList");
     assert_eq!(
         names(&listed),
-        ["scheduled-imports", "signing-key-rotation", "stale-uploads"]
+        [
+            "garbage-collection",
+            "scheduled-imports",
+            "signing-key-rotation",
+            "stale-uploads"
+        ]
     );
 
     let table = admin.berth(&["adm", "jobs"]).ok("adm jobs");
@@ -1018,7 +1023,7 @@ fn adm_jobs_lists_and_runs_jobs() {
             .berth(&["adm", "jobs", "-o", "name"])
             .ok("adm jobs -o name")
             .stdout(),
-        "job/scheduled-imports\njob/signing-key-rotation\njob/stale-uploads\n"
+        "job/garbage-collection\njob/scheduled-imports\njob/signing-key-rotation\njob/stale-uploads\n"
     );
 
     // Run now: it runs again at once, whatever its schedule says.

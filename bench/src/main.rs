@@ -166,6 +166,8 @@ pub enum ScenarioName {
     ManifestGetShed,
     ManifestHead,
     ManifestHeadTag,
+    BlobHead,
+    BlobGet,
     SmallImages,
     Catalog,
     Tags,

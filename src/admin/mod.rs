@@ -11,6 +11,7 @@
 //! things the caller can see but not change. Every write tells
 //! [`AccessControl::policy_changed`] so the very next request sees it.
 
+mod garbage;
 mod groups;
 mod image_streams;
 mod initialize;

@@ -175,6 +175,10 @@ pub fn describe(error: &RegistryError) -> Described {
                 row(C::Unavailable, S::SERVICE_UNAVAILABLE)
             }
         },
+        BlobBeingDeleted(_) => Described {
+            message: error.to_string().into(),
+            ..row(C::Unavailable, S::SERVICE_UNAVAILABLE)
+        },
         Storage(_) | Metadata(_) | Internal(_) => row(C::Unknown, S::INTERNAL_SERVER_ERROR),
     }
 }
@@ -218,6 +222,9 @@ fn extra_headers(error: &RegistryError, headers: &mut HeaderMap) {
             ..
         } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        RegistryError::BlobBeingDeleted(_) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         error if error.is_storage_unavailable() || error.is_database_unreachable() => {
             headers.insert(

@@ -59,6 +59,9 @@ pub struct App {
     pub importer: Arc<crate::domain::imports::Importer>,
     /// Blobs of `Local` imports fetched from their upstream when pulled.
     pub pull_through: Arc<crate::domain::pull_through::PullThrough>,
+    /// Garbage collection (`/api/v1/garbagecollections`) and the touches
+    /// of blobs a push reads.
+    pub garbage: Arc<crate::domain::garbage::GarbageCollector>,
 }
 
 pub type AppState = Arc<App>;

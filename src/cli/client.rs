@@ -20,6 +20,7 @@ pub use crate::wire::{
     ServerVersion, ServiceAccount, Status, Subject, SubjectsBody, Token, TokenRequest, TokenSpec,
     TokenStatus, User, UserRequest,
 };
+pub use crate::wire::{GarbageCollection, GarbageCollectionRequest, RemovedObject};
 pub use crate::wire::{
     ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest, ImageStreamTag,
     ImageStreamTagRequest, LookupPolicyRequest, ObjectReference, RollbackRequest, TagImportPolicy,
@@ -394,6 +395,27 @@ impl ApiClient {
     pub async fn run_job(&self, name: &str) -> ApiResult<Job> {
         self.send(Method::POST, &["jobs", name, "run"], None::<&()>)
             .await
+    }
+
+    // --- garbage collection
+
+    /// Runs garbage collection (or a dry run); a run not ended within the
+    /// server's wait comes back without an outcome, to be followed.
+    pub async fn run_garbage_collection(&self, dry_run: bool) -> ApiResult<GarbageCollection> {
+        self.send(
+            Method::POST,
+            &["garbagecollections"],
+            Some(&GarbageCollectionRequest { dry_run }),
+        )
+        .await
+    }
+
+    pub async fn list_garbage_collections(&self) -> ApiResult<List<GarbageCollection>> {
+        self.get(&["garbagecollections"]).await
+    }
+
+    pub async fn get_garbage_collection(&self, name: &str) -> ApiResult<GarbageCollection> {
+        self.get(&["garbagecollections", name]).await
     }
 
     // --- pull secrets

@@ -15,6 +15,7 @@ pub mod client;
 pub mod config;
 pub mod create;
 pub mod delete;
+pub mod garbage;
 pub mod get;
 pub mod image_streams;
 pub mod imports;

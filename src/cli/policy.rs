@@ -1,6 +1,6 @@
 //! `berth policy …` (role bindings of a project, who-can) and
 //! `berth adm …` (cluster-wide role bindings, unlocking users; `adm jobs`
-//! is in [`super::jobs`]).
+//! is in [`super::jobs`], `adm gc` in [`super::garbage`]).
 
 use std::io::Write;
 
@@ -53,6 +53,9 @@ pub enum AdmCommand {
     /// Background jobs that run on one replica at a time: last run,
     /// outcome, next run, the replica running them, the last error.
     Jobs(super::jobs::AdmJobsArgs),
+    /// Online garbage collection: run it now (or `--dry-run`: what it would
+    /// remove), or list its runs.
+    Gc(super::garbage::AdmGcArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -182,6 +185,7 @@ pub async fn adm(args: AdmArgs, globals: &Globals) -> anyhow::Result<()> {
             Ok(())
         }
         AdmCommand::Jobs(args) => super::jobs::jobs(&session, args).await,
+        AdmCommand::Gc(args) => super::garbage::gc(&session, args).await,
     }
 }
 

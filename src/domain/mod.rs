@@ -4,6 +4,7 @@
 //! image streams keep each tag's history.
 
 pub mod cache;
+pub mod garbage;
 pub mod image_streams;
 pub mod imports;
 pub mod manifest;

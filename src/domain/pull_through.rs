@@ -538,25 +538,21 @@ impl PullThrough {
     }
 
     /// Links a blob berth already stores (for another repository) into
-    /// `repo`, if its bytes are really there.
+    /// `repo`, as a mount does (touching it, and not if garbage collection
+    /// is deleting it), if its bytes are really there.
     async fn link_if_stored(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
-        let Some(size) = self.registry.metadata().blob_size(digest).await? else {
-            return Ok(None);
-        };
-        if self
-            .registry
-            .blob_store()
-            .blob_size(digest)
-            .await?
-            .is_none()
+        let metadata = self.registry.metadata();
+        if metadata.blob_size(digest).await?.is_none()
+            || self
+                .registry
+                .blob_store()
+                .blob_size(digest)
+                .await?
+                .is_none()
         {
             return Ok(None);
         }
-        self.registry
-            .metadata()
-            .link_blob(repo, digest, size)
-            .await?;
-        Ok(Some(size))
+        Ok(metadata.mount_blob(repo, digest).await?)
     }
 
     /// Where `digest` may be fetched from for `repo`, best first; empty
@@ -835,7 +831,7 @@ impl PullThrough {
             if let Err(e) = self
                 .registry
                 .metadata()
-                .link_blob(repo, &task.digest, stored)
+                .mount_blob(repo, &task.digest)
                 .await
             {
                 tracing::warn!(repository = %repo, digest = %task.digest, error = %e, "linking a fetched blob into a repository that also asked for it");

@@ -19,7 +19,8 @@ use crate::error::{RegistryError, Result};
 use crate::metadata::changes::ChangeSink;
 use crate::metadata::image_streams::RevisionOrigin;
 use crate::metadata::{
-    ManifestMeta, MetadataStore, NewManifest, Page, ReferenceKind, Referrer, StoredManifest,
+    BlobLink, ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, ReferenceKind,
+    Referrer, RequiredContent, StoredManifest,
 };
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
@@ -112,6 +113,16 @@ impl Registry {
         Ok(self.metadata.repository_blob(repo, digest).await?)
     }
 
+    /// Size of `digest` and when it was last touched, if the repository
+    /// holds it (for [`super::garbage::BlobTouches`]).
+    pub async fn blob_link(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<BlobLink>> {
+        Ok(self.metadata.blob_link(repo, digest).await?)
+    }
+
     /// Streams `range` of a blob; `index` as in [`BlobStore::read_blob`].
     pub async fn read_blob(
         &self,
@@ -151,7 +162,9 @@ impl Registry {
     }
 
     /// Links an existing blob into `repo` from one of `sources` (already
-    /// filtered to those the caller may read). Returns the size if mounted.
+    /// filtered to those the caller may read). Returns the size if mounted;
+    /// `None` (the client uploads it) also when garbage collection is
+    /// deleting it.
     pub async fn mount_blob(
         &self,
         repo: &RepositoryName,
@@ -159,13 +172,17 @@ impl Registry {
         sources: &[RepositoryName],
     ) -> Result<Option<u64>> {
         for source in sources {
-            if let Some(size) = self.metadata.repository_blob(source, digest).await? {
+            if self
+                .metadata
+                .repository_blob(source, digest)
+                .await?
+                .is_some()
+            {
                 // The bytes must really be there: metadata may outlive a lost object.
                 if self.blobs.blob_size(digest).await?.is_none() {
                     return Ok(None);
                 }
-                self.metadata.link_blob(repo, digest, size).await?;
-                return Ok(Some(size));
+                return Ok(self.metadata.mount_blob(repo, digest).await?);
             }
         }
         Ok(None)
@@ -257,9 +274,15 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(&content, content_type)?;
-        if check_references {
+        let required = if check_references {
             self.check_references(repo, &parsed).await?;
-        }
+            RequiredContent {
+                blobs: parsed.required_blobs(),
+                manifests: parsed.required_manifests(),
+            }
+        } else {
+            RequiredContent::default()
+        };
         let new = NewManifest {
             digest: digest.clone(),
             media_type: parsed.media_type.clone(),
@@ -278,6 +301,7 @@ impl Registry {
                         .map(|s| (s.clone(), ReferenceKind::Subject)),
                 )
                 .collect(),
+            required,
         };
         Ok(ValidManifest {
             new,
@@ -298,9 +322,19 @@ impl Registry {
         valid: ValidManifest,
         origin: &RevisionOrigin,
     ) -> Result<PushedManifest> {
-        self.metadata
+        let stored = self
+            .metadata
             .put_manifest_from(repo, &valid.new, &valid.pushed.tags, origin)
-            .await?;
+            .await;
+        match stored {
+            Ok(()) => {}
+            // Gone since it was validated (deleted, or collected as garbage):
+            // the client uploads it again.
+            Err(MetadataError::ReferenceUnknown(digest)) => {
+                return Err(RegistryError::ManifestBlobUnknown(digest));
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.cache.invalidate(repo);
         Ok(valid.pushed)
     }

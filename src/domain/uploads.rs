@@ -521,13 +521,25 @@ impl Uploads {
                 "uploaded content has digest {actual}, not {expected}"
             )));
         }
+        // The blob's row is claimed (made, or touched) before its bytes are
+        // written, so that garbage collection cannot delete them under the
+        // commit; an earlier copy being deleted right now is waited for.
+        super::garbage::claim_blob(self.metadata.as_ref(), expected, size).await?;
         self.blobs
             .commit_upload(&upload.id, &parts, expected)
             .await
             .map_err(write_error)?;
-        self.metadata
+        if !self
+            .metadata
             .link_blob(&upload.repository, expected, size)
-            .await?;
+            .await?
+        {
+            // Collected between the claim and now: only if the commit took
+            // longer than the grace period. The parts may be gone with it.
+            tracing::warn!(digest = %expected, upload = %upload.id, "the blob was collected as garbage while its upload completed; the client must upload it again");
+            self.discard(&upload.id, session).await?;
+            return Err(RegistryError::BlobUploadUnknown);
+        }
         crash_points::reached(crash_points::BLOB_AFTER_LINK);
         self.metadata.delete_upload(&upload.id).await?;
         crash_points::reached(crash_points::BLOB_AFTER_UPLOAD_ROW_DELETE);

@@ -2,8 +2,8 @@
 //! interval until shutdown, in one of two ways ([`Jobs`]):
 //!
 //! - **Once across the replicas** ([`Jobs::once_across_replicas`]): work on
-//!   shared state (abandoned uploads, the signing key; later pruning,
-//!   garbage collection, scheduled imports, event delivery). The job is a
+//!   shared state (abandoned uploads, the signing key, garbage collection,
+//!   scheduled imports; later pruning, event delivery). The job is a
 //!   row of the database's `jobs` table ([`crate::metadata::jobs`]); each
 //!   replica looks at it when it is due, and the one whose claim wins runs
 //!   it under a lease, renewed while it runs, then records the outcome and
@@ -25,6 +25,7 @@
 //! A run may be stopped at any await (lease lost, shutdown), so a job must
 //! leave things consistent between its steps and pick up where it stopped.
 
+mod garbage_collection;
 mod key_rotation;
 mod memory_trim;
 mod metrics_upkeep;
@@ -44,6 +45,7 @@ use tokio::time::Instant;
 use crate::metadata::JobStore;
 use crate::metadata::jobs::{JobClaim, JobOutcome, JobResult, JobStatus};
 
+pub use garbage_collection::{GARBAGE_COLLECTION, GarbageCollection};
 pub use key_rotation::{KeyReload, KeyRotation};
 pub use memory_trim::MemoryTrim;
 pub use metrics_upkeep::MetricsUpkeep;

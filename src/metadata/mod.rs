@@ -13,12 +13,14 @@
 
 pub mod access;
 pub mod changes;
+pub mod garbage;
 pub mod image_streams;
 pub mod jobs;
 pub mod proxies;
 pub mod secrets;
 mod sql;
 mod sql_access;
+mod sql_garbage;
 mod sql_image_streams;
 mod sql_jobs;
 mod sql_proxies;
@@ -34,6 +36,7 @@ use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 
 pub use access::AccessStore;
+pub use garbage::GarbageStore;
 pub use image_streams::ImageStreamStore;
 pub use jobs::JobStore;
 pub use secrets::SecretStore;
@@ -51,6 +54,11 @@ pub enum MetadataError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// A manifest's required content is not in its repository (or is being
+    /// deleted by garbage collection), found in the transaction that would
+    /// have recorded it: nothing was stored.
+    #[error("{0} is not in the repository")]
+    ReferenceUnknown(Digest),
 }
 
 impl MetadataError {
@@ -157,6 +165,40 @@ pub struct NewManifest {
     /// The manifest's `annotations` object as JSON text, for the referrers API.
     pub annotations: Option<String>,
     pub references: Vec<(Digest, ReferenceKind)>,
+    /// What must be in the repository for the manifest to be stored,
+    /// checked in the transaction that records it (empty for manifests
+    /// allowed to lack content: imports, sparse manifests).
+    pub required: RequiredContent,
+}
+
+/// Content a manifest needs in its repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequiredContent {
+    /// Config and layers (blobs linked into the repository).
+    pub blobs: Vec<Digest>,
+    /// Child manifests of an index.
+    pub manifests: Vec<Digest>,
+}
+
+/// A blob linked into a repository, as a read finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLink {
+    pub size: u64,
+    /// When the blob or its link was last touched (or made), whichever is
+    /// older, by the database's clock: what garbage collection goes by.
+    pub touched_at: Timestamp,
+}
+
+/// What [`MetadataStore::claim_blob`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobClaim {
+    /// The blob's row exists, live and touched now (made if new): garbage
+    /// collection leaves it for a grace period.
+    Claimed,
+    /// Garbage collection is deleting the blob's bytes: writing them now
+    /// could be undone by that delete. Claimable once the row is gone, or
+    /// once the deadline (database clock) has passed.
+    BeingDeleted { until: Timestamp },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,8 +276,31 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Size of `digest` if it is linked into `repo`.
     async fn repository_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
-    /// Records the blob and links it into `repo`, creating the repository.
-    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
+    /// Records the blob (or touches it) and links it into `repo`, creating
+    /// the repository. False, and nothing written, if garbage collection
+    /// is deleting the blob (see [`claim_blob`](Self::claim_blob)).
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<bool>;
+    /// The blob's size and when it was last touched, if it is linked into
+    /// `repo` (what a blob GET or HEAD reads).
+    async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<BlobLink>>;
+    /// Marks the blob and its link into `repo` as used now, if the stored
+    /// touch is older than `older_than` ago: protects a blob a push has
+    /// seen (HEAD) from garbage collection for a grace period. Whether
+    /// anything was written.
+    async fn touch_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        older_than: std::time::Duration,
+    ) -> Result<bool>;
+    /// Before an upload's bytes are made the blob `digest`: makes sure the
+    /// blob's row exists and is touched now, so that garbage collection
+    /// cannot delete the bytes being written. A row garbage collection is
+    /// deleting is taken over once its deadline has passed.
+    async fn claim_blob(&self, digest: &Digest, size: u64) -> Result<BlobClaim>;
+    /// Links a blob the registry holds into `repo` (a mount), touching it.
+    /// `None` (nothing written) if the blob is unknown or being deleted.
+    async fn mount_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
     /// Removes the link; returns whether there was one.
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
     /// Size of a blob known to the registry, in whatever repository.

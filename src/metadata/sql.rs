@@ -18,12 +18,13 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::image_streams::RevisionOrigin;
+use super::sql_garbage;
 use super::sql_image_streams::{
     NewRevision, forget_tag, forget_tags_pointing_at, insert_stream_row, point_tags,
 };
 use super::{
-    ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer, Result,
-    StoredManifest, Timestamp, Upload, UploadPartRecord, now,
+    BlobClaim, BlobLink, ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer,
+    Result, StoredManifest, Timestamp, Upload, UploadPartRecord, now,
 };
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::{Reference, RepositoryName, Tag};
@@ -44,6 +45,27 @@ pub enum DatabaseConfig {
 pub(super) enum Engine {
     Sqlite,
     Postgres,
+}
+
+impl Engine {
+    /// The database's clock in milliseconds since the epoch, as an SQL
+    /// expression stable within a statement (as `sql_jobs` spells it).
+    pub(super) fn clock_ms(self) -> &'static str {
+        match self {
+            Engine::Postgres => "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT",
+            Engine::Sqlite => "CAST(ROUND(unixepoch('subsec') * 1000) AS INTEGER)",
+        }
+    }
+
+    /// A row-locking clause for PostgreSQL (`FOR SHARE`, `FOR UPDATE SKIP
+    /// LOCKED`, …); nothing on SQLite, whose one writer connection
+    /// serialises every write transaction anyway.
+    pub(super) fn locking(self, clause: &'static str) -> &'static str {
+        match self {
+            Engine::Postgres => clause,
+            Engine::Sqlite => "",
+        }
+    }
 }
 
 pub struct SqlMetadataStore {
@@ -166,11 +188,11 @@ async fn close_unless_settled(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bo
     Ok(settled)
 }
 
-fn to_i64(n: u64) -> i64 {
+pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn get_u64(row: &AnyRow, column: &str) -> Result<u64> {
+pub(super) fn get_u64(row: &AnyRow, column: &str) -> Result<u64> {
     let v: i64 = row.try_get(column)?;
     u64::try_from(v).map_err(|_| MetadataError::Corrupt(format!("negative {column}: {v}")))
 }
@@ -225,7 +247,7 @@ fn into_page(mut items: Vec<String>, limit: u32) -> Page {
 }
 
 /// `$first, $first+1, …` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -326,30 +348,44 @@ impl MetadataStore for SqlMetadataStore {
         row.map(|r| get_u64(&r, "size")).transpose()
     }
 
-    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
-        let at = now();
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let repo_id = ensure_repository(&mut tx, repo, at).await?;
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(digest.as_str())
-        .bind(to_i64(size))
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(digest.as_str())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        let repo_id = ensure_repository(&mut tx, repo, now()).await?;
+        if !sql_garbage::link_live_blob(&mut tx, self.engine, repo_id, digest, Some(size)).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
+    }
+
+    async fn blob_link(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<BlobLink>> {
+        sql_garbage::blob_link(&self.reader, repo, digest).await
+    }
+
+    async fn touch_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        older_than: Duration,
+    ) -> Result<bool> {
+        sql_garbage::touch_blob(&self.writer, self.engine, repo, digest, older_than).await
+    }
+
+    async fn claim_blob(&self, digest: &Digest, size: u64) -> Result<BlobClaim> {
+        sql_garbage::claim_blob(&self.writer, self.engine, digest, size).await
+    }
+
+    async fn mount_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let mut tx = self.writer.begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo, now()).await?;
+        let Some(size) = sql_garbage::touch_live_blob(&mut tx, self.engine, digest).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sql_garbage::link_live_blob(&mut tx, self.engine, repo_id, digest, None).await?;
+        tx.commit().await?;
+        Ok(Some(size))
     }
 
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
@@ -466,22 +502,7 @@ impl MetadataStore for SqlMetadataStore {
         let at = now();
         let mut tx = self.writer.begin().await?;
         let repo_id = ensure_repository(&mut tx, repo, at).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO manifests (digest, media_type, size, content, artifact_type, subject, annotations, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(manifest.digest.as_str())
-        .bind(manifest.media_type.as_str())
-        .bind(to_i64(manifest.content.len() as u64))
-        .bind(manifest.content.to_vec())
-        .bind(manifest.artifact_type.as_deref())
-        .bind(manifest.subject.as_ref().map(Digest::as_str))
-        .bind(manifest.annotations.as_deref())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
+        let inserted = sql_garbage::hold_manifest_row(&mut tx, self.engine, manifest, at).await?;
         if inserted {
             for (child, kind) in &manifest.references {
                 sqlx::query(
@@ -495,10 +516,20 @@ impl MetadataStore for SqlMetadataStore {
                 .await?;
             }
         }
-        sqlx::query(
-            "INSERT INTO repository_manifests (repository_id, digest, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
+        // What the manifest references is checked (and held against garbage
+        // collection) in the transaction that records the references.
+        if let Some(missing) =
+            sql_garbage::hold_references(&mut tx, self.engine, repo_id, manifest).await?
+        {
+            tx.rollback().await?;
+            return Err(MetadataError::ReferenceUnknown(missing));
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO repository_manifests (repository_id, digest, created_at, touched_at) \
+             VALUES ($1, $2, $3, {now}) \
+             ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
+            now = self.engine.clock_ms()
+        )))
         .bind(repo_id)
         .bind(manifest.digest.as_str())
         .bind(at)

@@ -19,8 +19,9 @@ use super::image_streams::{
     DueImport, ImageStreamStore, Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream,
     TagCondition, TagMove, TagSource, TagTarget,
 };
-use super::sql::{SqlMetadataStore, ensure_repository, parse};
+use super::sql::{Engine, SqlMetadataStore, ensure_repository, parse};
 use super::sql_access::escape_like;
+use super::sql_garbage;
 use super::{MetadataError, Result, Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
@@ -266,9 +267,13 @@ pub(super) async fn forget_tag(
 
 /// Links `digest` of `source`, its child manifests and their blobs into
 /// `repo_id`, inside the caller's transaction. False (nothing linked) if
-/// `source` does not hold the manifest.
+/// `source` does not hold the manifest. What is linked is held against
+/// garbage collection as a manifest put holds it (`sql_garbage`): a source
+/// row the collector is removing is waited for and then found gone; a blob
+/// being deleted is not linked.
 async fn link_image(
     conn: &mut AnyConnection,
+    engine: Engine,
     source: &RepositoryName,
     repo_id: i64,
     digest: &Digest,
@@ -283,26 +288,14 @@ async fn link_image(
     };
     let source_id: i64 = row.try_get("id")?;
     if source_id == repo_id {
-        return holds_manifest(conn, repo_id, digest).await;
+        return sql_garbage::hold_manifest_link(conn, engine, repo_id, digest).await;
     }
-    if !holds_manifest(conn, source_id, digest).await? {
+    if !sql_garbage::copy_manifest_link(conn, engine, source_id, repo_id, digest, at).await? {
         return Ok(false);
     }
-    let mut pending = vec![digest.as_str().to_owned()];
-    let mut seen: HashSet<String> = pending.iter().cloned().collect();
+    let mut pending = vec![digest.clone()];
+    let mut seen: HashSet<Digest> = pending.iter().cloned().collect();
     while let Some(manifest) = pending.pop() {
-        sqlx::query(
-            "INSERT INTO repository_manifests (repository_id, digest, created_at) \
-             SELECT $1, rm.digest, $3 FROM repository_manifests rm \
-             WHERE rm.repository_id = $4 AND rm.digest = $2 \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(manifest.as_str())
-        .bind(at)
-        .bind(source_id)
-        .execute(&mut *conn)
-        .await?;
         let children = sqlx::query(
             "SELECT child_digest, kind FROM manifest_references WHERE manifest_digest = $1",
         )
@@ -310,40 +303,32 @@ async fn link_image(
         .fetch_all(&mut *conn)
         .await?;
         for child in children {
-            let child_digest: String = child.try_get("child_digest")?;
+            let Ok(child_digest) = parse::<Digest>(&child, "child_digest") else {
+                continue;
+            };
             let kind: String = child.try_get("kind")?;
             match kind.as_str() {
-                "manifest" if seen.insert(child_digest.clone()) => pending.push(child_digest),
-                "config" | "layer" => {
-                    sqlx::query(
-                        "INSERT INTO repository_blobs (repository_id, digest, created_at) \
-                         SELECT $1, rb.digest, $3 FROM repository_blobs rb \
-                         WHERE rb.repository_id = $4 AND rb.digest = $2 \
-                         ON CONFLICT (repository_id, digest) DO NOTHING",
+                "manifest" if seen.insert(child_digest.clone()) => {
+                    sql_garbage::copy_manifest_link(
+                        conn,
+                        engine,
+                        source_id,
+                        repo_id,
+                        &child_digest,
+                        at,
                     )
-                    .bind(repo_id)
-                    .bind(child_digest.as_str())
-                    .bind(at)
-                    .bind(source_id)
-                    .execute(&mut *conn)
                     .await?;
+                    pending.push(child_digest);
+                }
+                "config" | "layer" => {
+                    sql_garbage::copy_blob_link(conn, engine, source_id, repo_id, &child_digest)
+                        .await?;
                 }
                 _ => {}
             }
         }
     }
     Ok(true)
-}
-
-async fn holds_manifest(conn: &mut AnyConnection, repo_id: i64, digest: &Digest) -> Result<bool> {
-    Ok(sqlx::query(
-        "SELECT 1 AS one FROM repository_manifests WHERE repository_id = $1 AND digest = $2",
-    )
-    .bind(repo_id)
-    .bind(digest.as_str())
-    .fetch_optional(&mut *conn)
-    .await?
-    .is_some())
 }
 
 async fn repository_id(conn: &mut AnyConnection, repo: &RepositoryName) -> Result<Option<i64>> {
@@ -606,7 +591,7 @@ impl ImageStreamStore for SqlMetadataStore {
         let mut tx = self.writer().begin().await?;
         let repo_id = ensure_repository(&mut tx, repo, at).await?;
         let source = target.from_repository.as_ref().unwrap_or(repo);
-        if !link_image(&mut tx, source, repo_id, &target.digest, at).await? {
+        if !link_image(&mut tx, self.engine(), source, repo_id, &target.digest, at).await? {
             tx.rollback().await?;
             return Ok(TagMove::ImageUnknown);
         }

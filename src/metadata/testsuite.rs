@@ -213,6 +213,7 @@ fn manifest(body: &str, subject: Option<Digest>, artifact_type: Option<&str>) ->
         subject,
         annotations: Some(r#"{"k":"v"}"#.into()),
         references: vec![(digest("config"), ReferenceKind::Config)],
+        required: Default::default(),
     }
 }
 
@@ -2785,3 +2786,6 @@ async fn migration_0009_on_sqlite() {
 async fn migration_0009_on_postgres() {
     migration_story_on_postgres(streams_from_migration_0009).await;
 }
+
+/// The garbage collection protocol.
+mod garbage;

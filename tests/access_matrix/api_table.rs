@@ -78,6 +78,9 @@ enum Api {
     ListJobs,
     GetJob,
     RunJob,
+    ListGarbageCollections,
+    CreateGarbageCollection,
+    GetGarbageCollection,
     Initialize,
     Discovery,
     ListAllImageStreams,
@@ -156,6 +159,10 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(ListJobs, ClusterAdmin, ok(200), None),
         row(GetJob, ClusterAdmin, ok(200), missing),
         row(RunJob, ClusterAdmin, ok(200), missing),
+        // Garbage collection: a dry run, and the runs recorded.
+        row(ListGarbageCollections, ClusterAdmin, ok(200), None),
+        row(CreateGarbageCollection, ClusterAdmin, ok(200), None),
+        row(GetGarbageCollection, ClusterAdmin, ok(200), missing),
         // Open, and refused: this registry made its admin at start.
         row(Initialize, Open, err(400, "BadRequest"), None),
         row(Discovery, Open, ok(200), None),
@@ -482,6 +489,26 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
             } else {
                 Req::new(Method::POST, api(format!("/jobs/{job}/run")))
             }
+        }
+        ListGarbageCollections => Req::new(Method::GET, api("/garbagecollections".into())),
+        CreateGarbageCollection => {
+            Req::new(Method::POST, api("/garbagecollections".into())).json(json!({"dryRun": true}))
+        }
+        GetGarbageCollection => {
+            let name = if existing {
+                let run = admin
+                    .api_expect(
+                        Method::POST,
+                        "/api/v1/garbagecollections",
+                        Some(&json!({"dryRun": false})),
+                        StatusCode::OK,
+                    )
+                    .await;
+                run["metadata"]["name"].as_str().unwrap().to_owned()
+            } else {
+                "no-such-run".to_owned()
+            };
+            Req::new(Method::GET, api(format!("/garbagecollections/{name}")))
         }
         Initialize => Req::new(Method::POST, api("/user/initialize".into()))
             .json(json!({"username": "intruder", "password": "intruder-pw"})),

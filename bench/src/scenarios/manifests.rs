@@ -1,5 +1,5 @@
-//! Manifest GET by tag, HEAD by digest and HEAD by tag under concurrent
-//! keep-alive load.
+//! Manifest GET by tag, HEAD by digest and HEAD by tag, and HEAD and GET of
+//! the image's small layer, under concurrent keep-alive load.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub enum Kind {
     HeadByTag,
     /// GET by tag at a registry that may shed load: `429`s are counted.
     GetByTagShedding,
+    /// What a push asks of each layer before uploading it.
+    BlobHead,
+    /// A pull of a small layer.
+    BlobGet,
 }
 
 /// The small image both manifest scenarios request, pushed once per target.
@@ -31,6 +35,8 @@ pub struct SmallImage {
     tag: String,
     manifest: Bytes,
     digest: String,
+    layer: Bytes,
+    layer_digest: String,
 }
 
 const TAG: &str = "v1";
@@ -51,11 +57,14 @@ async fn fixture(ctx: &Ctx, t: usize) -> Result<SmallImage> {
         "HEAD by tag reports digest {reported:?}, expected {}",
         image.manifest_digest
     );
+    let layer = image.layers[0].clone();
     let fixture = SmallImage {
         repo,
         tag: TAG.to_owned(),
         manifest: image.manifest,
         digest: image.manifest_digest,
+        layer_digest: data::sha256_of(&layer),
+        layer,
     };
     ctx.fixtures.manifest.insert(t, fixture.clone());
     Ok(fixture)
@@ -92,6 +101,19 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
              (what `docker pull` asks first); every response must be 200 with the manifest's \
              Content-Length and, if sent, its Docker-Content-Digest",
         ),
+        Kind::BlobHead => (
+            "blob-head",
+            "small blob HEAD under load",
+            "`HEAD /v2/<repo>/blobs/<digest>` of the image's layer (what a push asks of \
+             each layer before uploading it); every response must be 200 with the layer's \
+             Content-Length and, if sent, its Docker-Content-Digest",
+        ),
+        Kind::BlobGet => (
+            "blob-get",
+            "small blob GET under load",
+            "`GET /v2/<repo>/blobs/<digest>` of the image's layer (about 5 KiB); every \
+             response must be 200 with exactly the layer's bytes",
+        ),
     };
     let description = format!(
         "{what}. {} tasks each hold exactly one keep-alive HTTP/1.1 connection (hyper's \
@@ -123,7 +145,7 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                         shed: kind == Kind::GetByTagShedding,
                     },
                 ),
-                Kind::HeadByDigest | Kind::HeadByTag => (
+                Kind::HeadByDigest | Kind::HeadByTag | Kind::BlobHead | Kind::BlobGet => (
                     hyper::Method::HEAD,
                     if kind == Kind::HeadByTag {
                         &image.tag
@@ -139,7 +161,34 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                     },
                 ),
             };
-            let url = registry.url(&format!("v2/{}/manifests/{reference}", image.repo))?;
+            let (method, path, expect) = match kind {
+                Kind::BlobHead => (
+                    hyper::Method::HEAD,
+                    format!("v2/{}/blobs/{}", image.repo, image.layer_digest),
+                    Expectation {
+                        status: StatusCode::OK,
+                        body: None,
+                        content_length: Some(image.layer.len() as u64),
+                        digest: Some(image.layer_digest.clone()),
+                    },
+                ),
+                Kind::BlobGet => (
+                    hyper::Method::GET,
+                    format!("v2/{}/blobs/{}", image.repo, image.layer_digest),
+                    Expectation {
+                        status: StatusCode::OK,
+                        body: Some(image.layer.clone()),
+                        content_length: None,
+                        digest: Some(image.layer_digest.clone()),
+                    },
+                ),
+                _ => (
+                    method,
+                    format!("v2/{}/manifests/{reference}", image.repo),
+                    expect,
+                ),
+            };
+            let url = registry.url(&path)?;
             let mut headers = vec![(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT))];
             // One Authorization value for the whole run: a Basic header, or a
             // token fetched (and cached) for this repository's scope.

@@ -241,6 +241,12 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     if cli.wants(S::ManifestHeadTag) {
         sections.push(manifests::load(ctx, manifests::Kind::HeadByTag).await);
     }
+    if cli.wants(S::BlobHead) {
+        sections.push(manifests::load(ctx, manifests::Kind::BlobHead).await);
+    }
+    if cli.wants(S::BlobGet) {
+        sections.push(manifests::load(ctx, manifests::Kind::BlobGet).await);
+    }
     if cli.wants(S::SmallImages) {
         sections.push(images::small_images(ctx).await);
     }

@@ -1,6 +1,6 @@
 //! The administration REST API under `/api/v1`, as docs/rest-api.md
 //! specifies it: projects, service accounts, tokens, role bindings, users,
-//! groups, image streams, background jobs, the first-user bootstrap, the server's version
+//! groups, image streams, background jobs, garbage collection, the first-user bootstrap, the server's version
 //! and the OpenAPI description.
 //!
 //! Handlers are thin: they authenticate the caller ([`Authenticated`]), read
@@ -13,6 +13,7 @@
 //! it against the OpenAPI document served at `/api/v1/discovery`.
 
 mod discovery;
+mod garbage;
 mod groups;
 mod image_streams;
 mod initialize;
@@ -372,6 +373,25 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/jobs", "api_jobs_list", jobs::list),
         route(M::GET, "/jobs/{name}", "api_jobs_get", jobs::get),
         route(M::POST, "/jobs/{name}/run", "api_jobs_run", jobs::run),
+        // Garbage collection.
+        route(
+            M::GET,
+            "/garbagecollections",
+            "api_garbagecollections_list",
+            garbage::list,
+        ),
+        route(
+            M::POST,
+            "/garbagecollections",
+            "api_garbagecollections_create",
+            garbage::create,
+        ),
+        route(
+            M::GET,
+            "/garbagecollections/{name}",
+            "api_garbagecollections_get",
+            garbage::get,
+        ),
         // First user; the API's description.
         route(
             M::POST,

@@ -23,10 +23,27 @@ pub(super) async fn get(
 ) -> Result<Response> {
     request.require(app, Verb::Pull, name).await?;
     let digest = parse_digest(digest)?;
-    let size = match app.registry.blob_size(name, &digest).await? {
-        Some(size) => {
+    let size = match app.registry.blob_link(name, &digest).await? {
+        Some(link) => {
             app.pull_through.served_locally(name);
-            size
+            // A push checks with HEAD that a layer exists before it puts a
+            // manifest referencing it: garbage collection leaves the blob
+            // for another grace period. A GET refreshes only for callers
+            // who may push (a push reading back what it uploaded); pulls
+            // write nothing. The check and the write happen only when the
+            // touch read is stale.
+            let touches = app.garbage.touches();
+            if touches.is_stale(&link)
+                && (request.method == Method::HEAD
+                    || app
+                        .access
+                        .check(&request.caller, Verb::Push, name)
+                        .await
+                        .is_ok())
+            {
+                touches.refresh(name, &digest);
+            }
+            link.size
         }
         None => match app.pull_through.blob(name, &digest).await? {
             None => return Err(RegistryError::BlobUnknown(digest)),

@@ -1,0 +1,186 @@
+//! `/api/v1/garbagecollections`: run garbage collection (or a dry run) and
+//! read its runs. Cluster admins only.
+//!
+//! A dry run is answered by this replica at once; it writes nothing. A real
+//! run goes through the job seam, so that it runs on one replica at a time
+//! whichever replica is asked: the `garbage-collection` job is made due
+//! (after a run under way, if any, has ended), this replica looks at it at
+//! once, and the answer waits for the run that starts then: `200` with what
+//! it removed if it ends within [`WAIT`], else `202` with its progress so
+//! far, to be followed at `/api/v1/garbagecollections/{name}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use tokio::time::Instant;
+
+use super::objects::{Answer, Call, listed, ok};
+use super::{JsonBody, Params};
+use crate::admin::{AdminError, rfc3339};
+use crate::api::App;
+use crate::domain::garbage::{GcError, GcReport, RemovedKind};
+use crate::jobs::GARBAGE_COLLECTION;
+use crate::metadata::jobs::MadeDue;
+use crate::wire::{
+    self, API_VERSION, Extra, GarbageCollection, GarbageCollectionRequest, ObjectMeta,
+};
+
+/// How long a request for a run waits for it: under the CLI's 120 s.
+const WAIT: Duration = Duration::from_secs(50);
+const POLL: Duration = Duration::from_millis(200);
+/// Runs listed.
+const RUNS_LISTED: u32 = 20;
+
+impl From<GcError> for AdminError {
+    fn from(e: GcError) -> AdminError {
+        match e {
+            GcError::Metadata(e) => AdminError::Store(e),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<GcReport> for GarbageCollection {
+    fn from(report: GcReport) -> Self {
+        let name = report.id.clone().unwrap_or_else(|| "dry-run".to_owned());
+        let p = &report.progress;
+        GarbageCollection {
+            api_version: API_VERSION.into(),
+            kind: "GarbageCollection".into(),
+            metadata: ObjectMeta::named(&name),
+            spec: wire::GarbageCollectionSpec {
+                dry_run: report.dry_run,
+                extra: Extra::new(),
+            },
+            status: wire::GarbageCollectionStatus {
+                phase: p.phase.clone(),
+                outcome: report.outcome.clone(),
+                error: report.error.clone(),
+                replica: Some(report.replica.clone()),
+                start_time: Some(rfc3339(report.started_at)),
+                completion_time: report.finished_at.map(rfc3339),
+                manifests_examined: p.manifests_examined,
+                manifests_removed: p.manifests_removed,
+                blobs_examined: p.blobs_examined,
+                blobs_removed: p.blobs_removed,
+                blob_links_removed: p.links_removed,
+                bytes_freed: p.bytes_freed,
+                removed: report
+                    .removed
+                    .iter()
+                    .map(|r| wire::RemovedObject {
+                        kind: match r.kind {
+                            RemovedKind::Manifest => "Manifest",
+                            RemovedKind::Blob => "Blob",
+                            RemovedKind::BlobLink => "BlobLink",
+                        }
+                        .to_owned(),
+                        repository: r.repository.clone(),
+                        digest: r.digest.clone(),
+                        size: r.size,
+                    })
+                    .collect(),
+                extra: Extra::new(),
+            },
+            extra: Extra::new(),
+        }
+    }
+}
+
+/// `POST /api/v1/garbagecollections` with `{"dryRun": bool}`.
+pub(super) async fn create(
+    call: Call,
+    JsonBody(request): JsonBody<GarbageCollectionRequest>,
+) -> Answer {
+    call.admin()
+        .authorize_garbage_collection("run garbage collection")
+        .await?;
+    let by = call.caller.principal.name();
+    if request.dry_run {
+        tracing::info!(by = %by, "garbage collection dry run");
+        return ok::<GarbageCollection>(call.app.garbage.dry_run().await?);
+    }
+    tracing::info!(by = %by, "garbage collection asked for");
+    let report = run_through_the_job(&call.app).await?;
+    let status = if report.outcome.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(GarbageCollection::from(report))).into_response())
+}
+
+/// Makes the job due and waits for the run that starts after that.
+async fn run_through_the_job(app: &App) -> Result<GcReport, AdminError> {
+    let deadline = Instant::now() + WAIT;
+    let store = app.jobs.store();
+    let before = loop {
+        let newest = newest_run(app).await?;
+        match store.make_job_due(GARBAGE_COLLECTION).await? {
+            MadeDue::Due => break newest.map(|run| run.id),
+            // A run under way started before this request: the one asked
+            // for starts after it.
+            MadeDue::Running { holder } => {
+                if Instant::now() >= deadline {
+                    return Err(AdminError::Conflict(format!(
+                        "garbage collection is running on {holder} and did not end within {}s; \
+                         run `berth adm gc` again once it has (`berth adm gc runs`)",
+                        WAIT.as_secs()
+                    )));
+                }
+            }
+            MadeDue::NotFound => {
+                return Err(AdminError::Conflict(
+                    "the garbage-collection job is not registered yet; try again shortly".into(),
+                ));
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    app.jobs.wake(GARBAGE_COLLECTION);
+    loop {
+        if let Some(run) = newest_run(app).await?
+            && Some(&run.id) != before.as_ref()
+            && (run.outcome.is_some() || Instant::now() >= deadline)
+        {
+            return Ok(run);
+        }
+        if Instant::now() >= deadline {
+            return Err(AdminError::Conflict(format!(
+                "the garbage-collection job did not start within {}s; see `berth adm jobs`",
+                WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn newest_run(app: &App) -> Result<Option<GcReport>, AdminError> {
+    Ok(app.garbage.runs(1).await?.into_iter().next())
+}
+
+/// `GET /api/v1/garbagecollections`: the latest runs, newest first.
+pub(super) async fn list(call: Call) -> Answer {
+    call.admin()
+        .authorize_garbage_collection("list garbage collections")
+        .await?;
+    listed::<GarbageCollection, _>(
+        "GarbageCollection",
+        call.app.garbage.runs(RUNS_LISTED).await?,
+    )
+}
+
+/// `GET /api/v1/garbagecollections/{name}`: one run, as it goes.
+pub(super) async fn get(call: Call, Params(name): Params<String>) -> Answer {
+    call.admin()
+        .authorize_garbage_collection("get garbage collections")
+        .await?;
+    match call.app.garbage.run(&name).await? {
+        Some(run) => ok::<GarbageCollection>(run),
+        None => Err(AdminError::NotFound(format!(
+            "garbagecollections \"{name}\" not found"
+        ))),
+    }
+}

@@ -1,0 +1,307 @@
+//! `berth adm gc [--dry-run] [-o FORMAT]` and `berth adm gc runs`: online
+//! garbage collection, run by hand through `/api/v1/garbagecollections`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::client::{GarbageCollection, List};
+use super::output::{OutputFormat, Printable, Table, age, kind_or, print_list, write_structured};
+use super::session::Session;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "\
+A run removes manifests that no tag, tag history, kept index or kept subject \
+keeps, and blobs that no manifest references, once they are older than \
+gc.blobGracePeriod (1h by default, counted from an upload, a mount, a manifest \
+put or a HEAD of the blob). Pushes and pulls go on while it runs. It runs on one \
+replica at a time, as the garbage-collection job does on schedule (gc.interval); \
+a run that does not end within 50 s is followed until it does."
+)]
+pub struct AdmGcArgs {
+    #[command(subcommand)]
+    pub command: Option<AdmGcCommand>,
+    /// Only list what a run would remove now and the bytes it would free;
+    /// change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format instead of the summary and table: json, yaml, name or
+    /// jsonpath=TEMPLATE.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdmGcCommand {
+    /// The latest runs, newest first: when, phase, outcome, what they
+    /// removed.
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    #[arg(short, long, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+pub async fn gc(session: &Session, args: AdmGcArgs) -> anyhow::Result<()> {
+    let client = session.client()?;
+    if let Some(AdmGcCommand::Runs(runs)) = args.command {
+        let list: List<GarbageCollection> = client.list_garbage_collections().await?;
+        return print_list(&list, runs.output.as_ref(), None);
+    }
+    let mut run = client.run_garbage_collection(args.dry_run).await?;
+    let progress = std::io::stderr().is_terminal() && args.output.is_none();
+    while run.status.outcome.is_none() && !run.spec.dry_run {
+        if progress {
+            eprint!("\r{}   ", progress_line(&run));
+            let _ = std::io::stderr().flush();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        run = client.get_garbage_collection(&run.metadata.name).await?;
+    }
+    if progress {
+        eprint!("\r{}\r", " ".repeat(progress_line(&run).len() + 3));
+    }
+    let mut out = std::io::stdout().lock();
+    match args.output.as_ref() {
+        Some(OutputFormat::Name) => writeln!(out, "garbagecollection/{}", run.metadata.name)?,
+        Some(format) => write_structured(&mut out, format, &run)?,
+        None => {
+            writeln!(out, "{}", summary(&run))?;
+            if !run.status.removed.is_empty() {
+                out.write_all(removed_table(&run).as_bytes())?;
+            }
+        }
+    }
+    if run.status.outcome.as_deref() == Some("Failed") {
+        anyhow::bail!(
+            "garbage collection failed: {}",
+            run.status
+                .error
+                .as_deref()
+                .unwrap_or("see the server's log")
+        );
+    }
+    Ok(())
+}
+
+/// `1.5 GiB`, `12 B`.
+pub fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the run removed (or would), in one sentence.
+fn summary(run: &GarbageCollection) -> String {
+    let s = &run.status;
+    let what = format!(
+        "{}, {} ({}) and {}",
+        counted(s.manifests_removed, "manifest", "manifests"),
+        counted(s.blobs_removed, "blob", "blobs"),
+        bytes_text(s.bytes_freed),
+        counted(s.blob_links_removed, "blob link", "blob links"),
+    );
+    let listed = s.removed.len() as u64;
+    let total = s.manifests_removed + s.blobs_removed + s.blob_links_removed;
+    let more = if total > listed {
+        format!(" (the first {listed} listed)")
+    } else {
+        String::new()
+    };
+    if run.spec.dry_run {
+        format!("Dry run: would remove {what}{more}; nothing was changed.")
+    } else {
+        let outcome = s.outcome.as_deref().unwrap_or("Running");
+        format!(
+            "garbagecollection/{}: {outcome}; removed {what}{more}.",
+            run.metadata.name
+        )
+    }
+}
+
+fn progress_line(run: &GarbageCollection) -> String {
+    let s = &run.status;
+    format!(
+        "{}: {} manifests, {} blobs ({}), {} blob links removed",
+        if s.phase.is_empty() {
+            "starting"
+        } else {
+            &s.phase
+        },
+        s.manifests_removed,
+        s.blobs_removed,
+        bytes_text(s.bytes_freed),
+        s.blob_links_removed
+    )
+}
+
+fn removed_table(run: &GarbageCollection) -> String {
+    let mut table = Table::new(&["KIND", "REPOSITORY", "DIGEST", "SIZE"]);
+    for item in &run.status.removed {
+        table.row(vec![
+            item.kind.clone(),
+            item.repository.clone().unwrap_or_default(),
+            item.digest.clone(),
+            item.size.map(bytes_text).unwrap_or_default(),
+        ]);
+    }
+    table.render()
+}
+
+impl Printable for GarbageCollection {
+    fn kind(&self) -> String {
+        kind_or(&self.kind, "garbagecollection")
+    }
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+    fn headers() -> &'static [&'static str] {
+        &[
+            "NAME",
+            "STARTED",
+            "PHASE",
+            "OUTCOME",
+            "MANIFESTS",
+            "BLOBS",
+            "FREED",
+            "ERROR",
+        ]
+    }
+    fn row(&self, now: OffsetDateTime) -> Vec<String> {
+        let s = &self.status;
+        vec![
+            self.metadata.name.clone(),
+            format!("{} ago", age(s.start_time.as_deref(), now)),
+            s.phase.clone(),
+            s.outcome.clone().unwrap_or_else(|| "Running".into()),
+            s.manifests_removed.to_string(),
+            s.blobs_removed.to_string(),
+            bytes_text(s.bytes_freed),
+            s.error
+                .as_deref()
+                .map(|e| e.lines().next().unwrap_or_default().to_owned())
+                .unwrap_or_default(),
+        ]
+    }
+    fn wide_headers() -> &'static [&'static str] {
+        &["REPLICA", "BLOB LINKS", "EXAMINED", "FINISHED"]
+    }
+    fn wide_cells(&self) -> Vec<String> {
+        let s = &self.status;
+        vec![
+            s.replica.clone().unwrap_or_else(|| "<none>".into()),
+            s.blob_links_removed.to_string(),
+            format!(
+                "{} manifests, {} blobs",
+                s.manifests_examined, s.blobs_examined
+            ),
+            s.completion_time.clone().unwrap_or_else(|| "<none>".into()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::client::{ObjectMeta, RemovedObject};
+    use crate::cli::output::datetime;
+    use crate::wire::{GarbageCollectionSpec, GarbageCollectionStatus};
+
+    fn run(dry_run: bool) -> GarbageCollection {
+        GarbageCollection {
+            api_version: "v1".into(),
+            kind: "GarbageCollection".into(),
+            metadata: ObjectMeta::named("run-1"),
+            spec: GarbageCollectionSpec {
+                dry_run,
+                ..Default::default()
+            },
+            status: GarbageCollectionStatus {
+                phase: "done".into(),
+                outcome: Some("Succeeded".into()),
+                start_time: Some("2026-11-22T09:58:00Z".into()),
+                manifests_removed: 1,
+                blobs_removed: 2,
+                bytes_freed: 3 * 1024 * 1024 + 512 * 1024,
+                removed: vec![
+                    RemovedObject {
+                        kind: "Manifest".into(),
+                        repository: Some("ns/app".into()),
+                        digest: "sha256:aa".into(),
+                        size: None,
+                    },
+                    RemovedObject {
+                        kind: "Blob".into(),
+                        repository: None,
+                        digest: "sha256:bb".into(),
+                        size: Some(2048),
+                    },
+                ],
+                ..Default::default()
+            },
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn sizes_read_like_sizes() {
+        assert_eq!(bytes_text(0), "0 B");
+        assert_eq!(bytes_text(1023), "1023 B");
+        assert_eq!(bytes_text(1536), "1.5 KiB");
+        assert_eq!(bytes_text(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(bytes_text(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
+    fn the_summary_says_what_went_or_would_go() {
+        // Three things removed, two listed.
+        assert_eq!(
+            summary(&run(true)),
+            "Dry run: would remove 1 manifest, 2 blobs (3.5 MiB) and 0 blob links \
+             (the first 2 listed); nothing was changed."
+        );
+        assert_eq!(
+            summary(&run(false)),
+            "garbagecollection/run-1: Succeeded; removed 1 manifest, 2 blobs (3.5 MiB) \
+             and 0 blob links (the first 2 listed)."
+        );
+        let table = removed_table(&run(false));
+        assert!(table.contains("ns/app"), "{table}");
+        assert!(table.contains("2.0 KiB"), "{table}");
+    }
+
+    #[test]
+    fn runs_list_as_rows() {
+        let now = datetime("2026-11-22T10:00:00Z");
+        assert_eq!(
+            run(false).row(now),
+            [
+                "run-1",
+                "2m ago",
+                "done",
+                "Succeeded",
+                "1",
+                "2",
+                "3.5 MiB",
+                ""
+            ]
+        );
+    }
+}
