@@ -36,6 +36,10 @@ enum Api {
     CreateProject,
     GetProject,
     DeleteProject,
+    ListProxies,
+    CreateProxy,
+    GetProxy,
+    DeleteProxy,
     ListServiceAccounts,
     CreateServiceAccount,
     GetServiceAccount,
@@ -116,6 +120,12 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(CreateProject, ClusterAdmin, taken, Some(ok(201))),
         row(GetProject, Namespace(None), ok(200), missing),
         row(DeleteProject, admin, ok(200), missing),
+        // Proxy namespaces: made as projects are; seen with a role in
+        // them, removed by their admins.
+        row(ListProxies, Authenticated, ok(200), None),
+        row(CreateProxy, ClusterAdmin, taken, Some(ok(201))),
+        row(GetProxy, Namespace(None), ok(200), missing),
+        row(DeleteProxy, admin, ok(200), missing),
         row(ListServiceAccounts, view, ok(200), missing),
         row(CreateServiceAccount, admin, ok(201), missing),
         row(GetServiceAccount, view, ok(200), missing),
@@ -274,6 +284,44 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
                 ABSENT_NS.to_owned()
             };
             Req::new(Method::DELETE, api(format!("/projects/{name}")))
+        }
+        ListProxies => Req::new(Method::GET, api("/proxies".into())),
+        CreateProxy => {
+            let name = if existing {
+                NS.to_owned()
+            } else {
+                format!("proxy-made-{k}")
+            };
+            Req::new(Method::POST, api("/proxies".into())).json(
+                json!({"metadata": {"name": name}, "spec": {"upstream": "https://registry.example.com"}}),
+            )
+        }
+        GetProxy | DeleteProxy => {
+            // A proxy of its own, where the caller has its role in NS.
+            let name = if existing {
+                let name = format!("proxy-{k}");
+                admin
+                    .api_expect(
+                        Method::POST,
+                        "/api/v1/proxies",
+                        Some(&json!({"metadata": {"name": name},
+                                     "spec": {"upstream": "https://registry.example.com"}})),
+                        StatusCode::CREATED,
+                    )
+                    .await;
+                if let Some((role, subject)) = &caller.binding {
+                    admin.bind(Some(&name), role, subject).await;
+                }
+                name
+            } else {
+                ABSENT_NS.to_owned()
+            };
+            let method = if route == GetProxy {
+                Method::GET
+            } else {
+                Method::DELETE
+            };
+            Req::new(method, api(format!("/proxies/{name}")))
         }
         ListServiceAccounts => Req::new(
             Method::GET,
