@@ -13,6 +13,10 @@
 #                           (default postgres://postgres@127.0.0.1:5432/postgres)
 #   --no-s3                 the filesystem deployments only
 #   --only-s3               the SeaweedFS deployments only (and the embedded default)
+#   --db-connections N      each replica's database pool (database.maxConnections,
+#                           default 8: nine replicas, each with its pool and
+#                           its change listener, stay within PostgreSQL's
+#                           default max_connections of 100)
 #   --replica-env NAME=VALUE  a variable for every replica (not the embedded
 #                           default), e.g. BERTH_REQUESTS_READ_MAX_RUNNING=8 with
 #                           --scenarios manifest-get-shed; repeatable
@@ -32,6 +36,7 @@ keep_data=false
 filesystem=true
 s3=true
 replica_env=()
+db_connections=8
 bench_args=()
 command_line="scripts/bench-replicas.sh $*"
 while [[ $# -gt 0 ]]; do
@@ -41,9 +46,10 @@ while [[ $# -gt 0 ]]; do
         --no-s3) s3=false; shift ;;
         --only-s3) filesystem=false; shift ;;
         --replica-env) replica_env+=("$2"); shift 2 ;;
+        --db-connections) db_connections=$2; shift 2 ;;
         --no-build) build=false; shift ;;
         --keep-data) keep_data=true; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) bench_args+=("$1"); shift ;;
     esac
 done
@@ -175,7 +181,8 @@ start_replicas() { # prefix env...
     replica_pids=()
     for i in 0 1 2; do
         port=$(free_port)
-        start_berth "$prefix-$i" "$port" "$@" ${replica_env[@]+"${replica_env[@]}"}
+        start_berth "$prefix-$i" "$port" BERTH_DATABASE_MAX_CONNECTIONS="$db_connections" "$@" \
+            ${replica_env[@]+"${replica_env[@]}"}
         replica_ports+=("$port")
         replica_pids+=("$started_pid")
     done
@@ -224,9 +231,11 @@ if $s3; then
         >"$work/seaweed.log" 2>&1) &
     pids+=("$!")
     s3_endpoint=http://127.0.0.1:${ports[6]}
+    # curl signs the request (Signature V4); the body's hash is left out
+    # of the signature, as SeaweedFS rejects the one curl would sign.
     s3_curl() {
         curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user "$s3_access:$s3_secret" "$@" || true
+            --user "$s3_access:$s3_secret" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" || true
     }
     # A bucket for one deployment, proven to take writes (SeaweedFS grows a
     # bucket's first volumes on its first write); sets bucket.
@@ -278,7 +287,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "- CPU: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "- Load average before: $load_before; after: $load_after"
     echo "- Command: \`$command_line\`"
-    [[ ${#replica_env[@]} -eq 0 ]] || echo "- Every replica (not \`embedded\`) with: ${replica_env[*]}"
+    echo "- Every replica (not \`embedded\`) with: BERTH_DATABASE_MAX_CONNECTIONS=$db_connections ${replica_env[*]}"
     echo
     echo "Targets: \`embedded\` is berth on its defaults (filesystem + embedded"
     echo "database); \`one-replica-pg\` one replica of three on PostgreSQL, reached"
