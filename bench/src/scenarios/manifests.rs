@@ -170,6 +170,7 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                         body: None,
                         content_length: Some(image.layer.len() as u64),
                         digest: Some(image.layer_digest.clone()),
+                        shed: false,
                     },
                 ),
                 Kind::BlobGet => (
@@ -180,6 +181,7 @@ pub async fn load(ctx: &Ctx, kind: Kind) -> Section {
                         body: Some(image.layer.clone()),
                         content_length: None,
                         digest: Some(image.layer_digest.clone()),
+                        shed: false,
                     },
                 ),
                 _ => (
