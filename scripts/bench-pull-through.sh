@@ -105,7 +105,7 @@ push_image() {
     location=$(curl -fsS "$@" -X POST -o /dev/null -w '%header{location}' "http://$registry/v2/$repo/blobs/uploads/")
     [[ $location == http* ]] || location="http://$registry$location"
     if [[ $location == *\?* ]]; then location="$location&digest=$config_digest"; else location="$location?digest=$config_digest"; fi
-    curl -fsS "$@" -X PUT --data-binary "$config" "$location" -o /dev/null
+    curl -fsS "$@" -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$config" "$location" -o /dev/null
     local manifest
     manifest=$(jq -cn --arg c "$config_digest" --argjson cs ${#config} \
         --arg l1 "${layers[0]}" --arg l2 "${layers[1]}" --arg l3 "${layers[2]}" --arg l4 "${layers[3]}" \
