@@ -173,7 +173,9 @@ start_nginx() { # name ports...
 }
 
 # Three replicas PREFIX-0..2 with the variables ENV, behind nginx; sets
-# replica_ports, replica_pids and lb_port.
+# replica_ports, replica_pids and lb_port, and lb1_port: another nginx in
+# front of replica 0 alone, which tells what the load balancer's hop costs
+# from what spreading a push over replicas costs.
 start_replicas() { # prefix env...
     local prefix=$1 port
     shift
@@ -186,6 +188,8 @@ start_replicas() { # prefix env...
         replica_ports+=("$port")
         replica_pids+=("$started_pid")
     done
+    start_nginx "$prefix-nginx-0" "${replica_ports[0]}"
+    lb1_port=$lb_port
     start_nginx "$prefix-nginx" "${replica_ports[@]}"
 }
 
@@ -205,6 +209,7 @@ if $filesystem; then
     start_replicas replica BERTH_DATABASE_URL="$database_url" \
         BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY="$work/shared-blobs"
     add_target one-replica-pg "http://127.0.0.1:${replica_ports[0]}" "${replica_pids[0]}"
+    add_target one-replica-nginx "http://127.0.0.1:$lb1_port"
     add_target three-replicas-nginx "http://127.0.0.1:$lb_port"
 fi
 
@@ -266,6 +271,8 @@ if $s3; then
         fi
         start_replicas "s3-$variant" "${env[@]}"
         add_target "s3-one-replica$suffix" "http://127.0.0.1:${replica_ports[0]}" "${replica_pids[0]}"
+        # Pushes are the same either way: the load balancer's cost is shown once.
+        [[ -n $suffix ]] || add_target s3-one-nginx "http://127.0.0.1:$lb1_port"
         add_target "s3-three-nginx$suffix" "http://127.0.0.1:$lb_port"
     done
 fi
@@ -293,8 +300,10 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "database); \`one-replica-pg\` one replica of three on PostgreSQL, reached"
     echo "directly; \`three-replicas-nginx\` all three behind nginx (round robin,"
     echo "docs/nginx-berth.conf), so consecutive requests of one push (chunks"
-    echo "included) land on different replicas. Those replicas share one blob"
-    echo "directory. \`s3-one-replica\` and \`s3-three-nginx\` are the same on"
+    echo "included) land on different replicas; \`one-replica-nginx\` is the first"
+    echo "replica alone behind an nginx of its own, the load balancer's hop without"
+    echo "the spreading. Those replicas share one blob directory. \`s3-one-replica\`,"
+    echo "\`s3-one-nginx\` and \`s3-three-nginx\` are the same on"
     echo "SeaweedFS (S3, one \`weed mini\` process) with a database of their own:"
     echo "blob reads are answered 307 to a signed URL, which the client follows to"
     echo "SeaweedFS. The \`-stream\` targets are three more such replicas (another"
