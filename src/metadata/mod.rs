@@ -184,8 +184,8 @@ pub struct RequiredContent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLink {
     pub size: u64,
-    /// When the blob or its link was last touched (or made), whichever is
-    /// older, by the database's clock: what garbage collection goes by.
+    /// When the blob was last touched (or made), by the database's clock:
+    /// what garbage collection goes by. A touch refreshes the link too.
     pub touched_at: Timestamp,
 }
 
