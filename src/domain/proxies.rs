@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::metadata::proxies::{ProxyStore, StoredProxy};
 use crate::metadata::{MetadataError, now};
+use crate::oci::names::RepositoryName;
 use crate::upstream::RegistryHost;
 
 /// How often every replica reloads the proxy namespaces.
@@ -46,6 +47,12 @@ pub struct ProxyNamespace {
 }
 
 impl ProxyNamespace {
+    /// The upstream repository `repo` of this namespace caches: its name
+    /// below the namespace (`hub/library/alpine` → `library/alpine`).
+    pub fn upstream_path<'a>(&self, repo: &'a RepositoryName) -> &'a str {
+        &repo.as_str()[repo.namespace().len() + 1..]
+    }
+
     fn from_row(row: StoredProxy) -> Result<ProxyNamespace, ProxyError> {
         Ok(ProxyNamespace {
             upstream: RegistryHost::new(&row.upstream)

@@ -110,6 +110,17 @@ struct FillFailure {
 }
 
 impl FillFailure {
+    /// A failure other than "not found", with no rate limit.
+    fn unavailable(digest: &Digest, message: String, retry_after: Option<Duration>) -> FillFailure {
+        FillFailure {
+            digest: digest.clone(),
+            not_found: false,
+            message,
+            retry_after,
+            rate_limited: false,
+        }
+    }
+
     fn from_upstream(digest: &Digest, e: &UpstreamError) -> FillFailure {
         FillFailure {
             digest: digest.clone(),
@@ -344,7 +355,7 @@ impl PullThrough {
         let Some(proxy) = self.proxies.get(repo.namespace()) else {
             return Ok(());
         };
-        let path = &repo.as_str()[repo.namespace().len() + 1..];
+        let path = proxy.upstream_path(repo);
         let policy = ImportPolicy {
             scheduled: false,
             insecure: proxy.insecure,
@@ -578,7 +589,7 @@ impl PullThrough {
         let (mut sources, source_only) = sources_of(&stream, &holding);
         if let Some(proxy) = self.proxies.get(repo.namespace()) {
             // The proxy's upstream, with its secret, whatever the tags say.
-            let path = &repo.as_str()[repo.namespace().len() + 1..];
+            let path = proxy.upstream_path(repo);
             if let Ok(upstream) = format!("{}/{path}", proxy.upstream).parse::<UpstreamReference>()
             {
                 for source in sources
@@ -660,16 +671,14 @@ impl PullThrough {
         for source in &task.sources {
             let host = source.registry.api_host().to_owned();
             if let Some(wait) = self.backoff.remaining(&host) {
-                last_failure = Some(FillFailure {
-                    digest: task.digest.clone(),
-                    not_found: false,
-                    message: format!(
+                last_failure = Some(FillFailure::unavailable(
+                    &task.digest,
+                    format!(
                         "pull-through: upstream {host} failed recently; berth tries it again in {}s",
                         wait.as_secs().max(1)
                     ),
-                    retry_after: Some(wait),
-                    rate_limited: false,
-                });
+                    Some(wait),
+                ));
                 tried.push(source);
                 continue;
             }
@@ -727,19 +736,15 @@ impl PullThrough {
                 source.insecure,
             )
             .await
-            .map_err(|e| SourceFailure {
-                transient: false,
-                reason: "SecretUnusable",
-                failure: FillFailure {
-                    digest: task.digest.clone(),
-                    not_found: false,
-                    message: format!(
+            .map_err(|e| {
+                SourceFailure::local(
+                    task,
+                    "SecretUnusable",
+                    format!(
                         "pull-through: the pull secret for {} is unusable: {e}",
                         source.describe()
                     ),
-                    retry_after: None,
-                    rate_limited: false,
-                },
+                )
             })?;
         let blob = self
             .upstream
@@ -796,33 +801,25 @@ impl PullThrough {
             Ok::<_, std::io::Error>((spooled, upstream_error))
         };
         let (pumped, stored) = tokio::join!(pump, store);
-        let (spooled, upstream_error) = pumped.map_err(|e| SourceFailure {
-            transient: false,
-            reason: "SpoolFailed",
-            failure: FillFailure {
-                digest: task.digest.clone(),
-                not_found: false,
-                message: format!("pull-through: spooling the blob failed: {e}"),
-                retry_after: None,
-                rate_limited: false,
-            },
+        let (spooled, upstream_error) = pumped.map_err(|e| {
+            SourceFailure::local(
+                task,
+                "SpoolFailed",
+                format!("pull-through: spooling the blob failed: {e}"),
+            )
         })?;
         if let Some(e) = upstream_error {
             return Err(from_upstream(e));
         }
-        let stored = stored.map_err(|e| SourceFailure {
-            transient: false,
-            reason: "StoreFailed",
-            failure: FillFailure {
-                digest: task.digest.clone(),
-                not_found: false,
-                message: format!(
+        let stored = stored.map_err(|e| {
+            SourceFailure::local(
+                task,
+                "StoreFailed",
+                format!(
                     "pull-through: storing the blob from {} failed: {e}",
                     source.describe()
                 ),
-                retry_after: None,
-                rate_limited: false,
-            },
+            )
         })?;
         debug_assert_eq!(stored, spooled);
         let also =
@@ -916,6 +913,17 @@ struct SourceFailure {
     failure: FillFailure,
     reason: &'static str,
     transient: bool,
+}
+
+impl SourceFailure {
+    /// A failure on berth's side (secret, spool, store), not the upstream's.
+    fn local(task: &FillTask, reason: &'static str, message: String) -> SourceFailure {
+        SourceFailure {
+            failure: FillFailure::unavailable(&task.digest, message, None),
+            reason,
+            transient: false,
+        }
+    }
 }
 
 /// Appends `bytes` to the fill's spool at `at`; returns the new length.
