@@ -530,8 +530,13 @@ async fn a_local_import_is_fetched_once_then_served_from_berth() {
     assert_eq!(range.bytes().await.unwrap(), small.layer[10..20]);
     assert_eq!(upstream.blob_gets(&small.layer_digest()), 1);
     assert_eq!(upstream.blob_gets(&small.config_digest()), 1);
-    let after = stream(admin).await;
-    assert_eq!(blobs_stored(&after, "1"), json!({"stored": 2, "total": 2}));
+    // Stored once verified and committed, which may end just after the
+    // puller got the last byte.
+    eventually("both blobs stored", || async {
+        let after = stream(admin).await;
+        (blobs_stored(&after, "1") == json!({"stored": 2, "total": 2})).then_some(())
+    })
+    .await;
 
     // A digest no image of the repository references is not fetched.
     let stranger = sha256(b"not part of any image");
@@ -669,10 +674,13 @@ async fn upstream_failures_are_told_clearly_and_cached_images_still_pull() {
         },
     )
     .await;
-    assert!(
-        condition(&stream(admin).await, "uncached", "PullThroughSuccess").is_none(),
-        "the condition stays after a success"
-    );
+    // Cleared once the fill's bookkeeping is done, just after the bytes.
+    eventually("the condition cleared after a success", || async {
+        condition(&stream(admin).await, "uncached", "PullThroughSuccess")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -730,7 +738,10 @@ async fn a_corrupt_upstream_blob_is_refused_and_not_stored() {
         (status == 200 && sha256(&body) == image.layer_digest()).then_some(())
     })
     .await;
-    assert!(stored.exists(), "the good blob was not stored");
+    eventually("the good blob stored", || async {
+        stored.exists().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

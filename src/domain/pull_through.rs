@@ -94,8 +94,16 @@ pub enum PulledBlob {
 #[derive(Debug, Clone)]
 enum Progress {
     Connecting,
-    Receiving { received: u64, size: Option<u64> },
-    Done { size: u64 },
+    /// `received` bytes are in the spool; `verified` once the whole blob
+    /// matched its digest (it may still be being made durable).
+    Receiving {
+        received: u64,
+        size: Option<u64>,
+        verified: bool,
+    },
+    Done {
+        size: u64,
+    },
     Failed(FillFailure),
 }
 
@@ -201,10 +209,16 @@ impl FillReader {
                     let state = reader.progress.borrow_and_update().clone();
                     let readable = match state {
                         Progress::Done { size } => size,
+                        Progress::Receiving {
+                            received,
+                            verified: true,
+                            ..
+                        } => received,
                         // Held back until verified: the last byte.
                         Progress::Receiving {
                             received,
                             size: Some(size),
+                            verified: false,
                         } => received.min(size.saturating_sub(1)),
                         Progress::Receiving { .. } | Progress::Connecting => 0,
                         Progress::Failed(failure) => {
@@ -685,9 +699,30 @@ impl PullThrough {
             tried.push(source);
             match self.fetch_from(&task, source).await {
                 Ok(size) => {
-                    self.backoff.succeeded(&host);
-                    self.finished(&task, source, Ok(size), started).await;
+                    self.finished(&task, source, Ok(size), started);
+                    // Readers before the condition: that writes to the
+                    // database.
                     let _ = task.progress.send(Progress::Done { size });
+                    self.backoff.succeeded(&host);
+                    if let Some(tag) = &source.tag
+                        && let Err(e) = self
+                            .streams
+                            .clear_condition(&task.repo, tag, PULL_THROUGH_CONDITION)
+                            .await
+                    {
+                        tracing::warn!(repository = %task.repo, tag, error = %e, "clearing a pull-through condition");
+                    }
+                    return;
+                }
+                Err(failure) if failure.served_verified => {
+                    // The bytes matched and every reader can finish from
+                    // the spool; only storing them failed, so the next
+                    // pull fetches the blob again. No other upstream would
+                    // do better.
+                    if let Progress::Receiving { received, .. } = *task.progress.borrow() {
+                        let _ = task.progress.send(Progress::Done { size: received });
+                    }
+                    self.finished(&task, source, Err(&failure.failure), started);
                     return;
                 }
                 Err(failure) => {
@@ -696,8 +731,7 @@ impl PullThrough {
                     }
                     metrics::counter!("berth_pull_through_upstream_errors_total", "host" => host.clone(), "reason" => failure.reason)
                         .increment(1);
-                    self.finished(&task, source, Err(&failure.failure), started)
-                        .await;
+                    self.finished(&task, source, Err(&failure.failure), started);
                     // The next source starts over; readers keep their
                     // place, as its bytes are the same (they match the
                     // same digest).
@@ -723,6 +757,7 @@ impl PullThrough {
         source: &BlobSource,
     ) -> std::result::Result<u64, SourceFailure> {
         let from_upstream = |e: UpstreamError| SourceFailure {
+            served_verified: false,
             transient: e.is_transient(),
             reason: e.reason(),
             failure: FillFailure::from_upstream(&task.digest, &e),
@@ -752,15 +787,30 @@ impl PullThrough {
             .await
             .map_err(from_upstream)?;
         let size = blob.size;
-        let _ = task
-            .progress
-            .send(Progress::Receiving { received: 0, size });
+        let _ = task.progress.send(Progress::Receiving {
+            received: 0,
+            size,
+            verified: false,
+        });
         let host = source.registry.api_host().to_owned();
 
         let (body_tx, body_rx) = mpsc::channel::<std::result::Result<Bytes, String>>(8);
-        let store = self
-            .uploads
-            .store_verified(&task.repo, &task.digest, tokio_stream_of(body_rx));
+        // Verified before it is durable: readers get the last byte then,
+        // not after the `fsync` and the commit.
+        let verified = std::sync::atomic::AtomicBool::new(false);
+        let store = self.uploads.store_verified_then(
+            &task.repo,
+            &task.digest,
+            tokio_stream_of(body_rx),
+            || {
+                verified.store(true, std::sync::atomic::Ordering::Release);
+                task.progress.send_modify(|progress| {
+                    if let Progress::Receiving { verified, .. } = progress {
+                        *verified = true;
+                    }
+                });
+            },
+        );
         let pump = async {
             let mut upstream = blob.stream;
             let mut pending = BytesMut::new();
@@ -777,10 +827,7 @@ impl PullThrough {
                         }
                         if pending.len() >= SPOOL_WRITE {
                             spooled = spool(&task.fill, pending.split().freeze(), spooled).await?;
-                            let _ = task.progress.send(Progress::Receiving {
-                                received: spooled,
-                                size,
-                            });
+                            advance(&task.progress, spooled);
                         }
                     }
                     Err(e) => {
@@ -793,10 +840,7 @@ impl PullThrough {
             drop(body_tx);
             if !pending.is_empty() {
                 spooled = spool(&task.fill, pending.split().freeze(), spooled).await?;
-                let _ = task.progress.send(Progress::Receiving {
-                    received: spooled,
-                    size,
-                });
+                advance(&task.progress, spooled);
             }
             Ok::<_, std::io::Error>((spooled, upstream_error))
         };
@@ -812,14 +856,17 @@ impl PullThrough {
             return Err(from_upstream(e));
         }
         let stored = stored.map_err(|e| {
-            SourceFailure::local(
+            let mut failure = SourceFailure::local(
                 task,
                 "StoreFailed",
                 format!(
                     "pull-through: storing the blob from {} failed: {e}",
                     source.describe()
                 ),
-            )
+            );
+            failure.served_verified = verified.load(std::sync::atomic::Ordering::Acquire)
+                && size.is_none_or(|size| size == spooled);
+            failure
         })?;
         debug_assert_eq!(stored, spooled);
         let also =
@@ -837,9 +884,8 @@ impl PullThrough {
         Ok(stored)
     }
 
-    /// The log line and metrics of one upstream fetch, and on success the
-    /// tag's failure condition cleared.
-    async fn finished(
+    /// The log line and metrics of one upstream fetch.
+    fn finished(
         &self,
         task: &FillTask,
         source: &BlobSource,
@@ -854,14 +900,6 @@ impl PullThrough {
                 metrics::counter!("berth_pull_through_fetches_total", "host" => host, "outcome" => "stored")
                     .increment(1);
                 tracing::info!(repository = %task.repo, digest = %task.digest, upstream = %upstream, size, millis, outcome = "stored", "pull-through fetch");
-                if let Some(tag) = &source.tag
-                    && let Err(e) = self
-                        .streams
-                        .clear_condition(&task.repo, tag, PULL_THROUGH_CONDITION)
-                        .await
-                {
-                    tracing::warn!(repository = %task.repo, tag, error = %e, "clearing a pull-through condition");
-                }
             }
             Err(failure) => {
                 metrics::counter!("berth_pull_through_fetches_total", "host" => host, "outcome" => "failed")
@@ -913,6 +951,9 @@ struct SourceFailure {
     failure: FillFailure,
     reason: &'static str,
     transient: bool,
+    /// The whole blob was spooled and matched its digest before storing
+    /// it failed: its readers were served all the same.
+    served_verified: bool,
 }
 
 impl SourceFailure {
@@ -922,8 +963,19 @@ impl SourceFailure {
             failure: FillFailure::unavailable(&task.digest, message, None),
             reason,
             transient: false,
+            served_verified: false,
         }
     }
+}
+
+/// Tells readers how much of the blob the spool holds, keeping what else
+/// is known (its size, whether it was verified).
+fn advance(progress: &watch::Sender<Progress>, spooled: u64) {
+    progress.send_modify(|progress| {
+        if let Progress::Receiving { received, .. } = progress {
+            *received = spooled;
+        }
+    });
 }
 
 /// Appends `bytes` to the fill's spool at `at`; returns the new length.

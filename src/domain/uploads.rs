@@ -189,8 +189,28 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        self.store_verified_then(repo, expected, body, || {}).await
+    }
+
+    /// [`Uploads::store_verified`], calling `on_verified` as soon as the
+    /// whole body has matched `expected`, before it is made durable and
+    /// recorded: a caller serving the same bytes (a pull-through fill) may
+    /// release them then, without waiting for the `fsync` and the commit.
+    pub async fn store_verified_then<S, E>(
+        &self,
+        repo: &RepositoryName,
+        expected: &Digest,
+        body: S,
+        on_verified: impl FnOnce() + Send,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
         let upload = self.start(repo, expected.algorithm()).await?;
-        let stored = self.finish(&upload, expected, None, body).await;
+        let stored = self
+            .finish_then(&upload, expected, None, body, on_verified)
+            .await;
         if stored.is_err() {
             // A digest mismatch has already discarded it; a failed body
             // leaves an upload nobody will continue.
@@ -486,6 +506,21 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        self.finish_then(upload, expected, range, body, || {}).await
+    }
+
+    async fn finish_then<S, E>(
+        &self,
+        upload: &Upload,
+        expected: &Digest,
+        range: Option<ChunkRange>,
+        body: S,
+        on_verified: impl FnOnce() + Send,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
         let mut session = self.lock_session(upload).await?;
         self.touch(upload).await?;
         let state = self.ready(upload, &mut session).await?;
@@ -521,6 +556,7 @@ impl Uploads {
                 "uploaded content has digest {actual}, not {expected}"
             )));
         }
+        on_verified();
         // The blob's row is claimed (made, or touched) before its bytes are
         // written, so that garbage collection cannot delete them under the
         // commit; an earlier copy being deleted right now is waited for.
