@@ -46,10 +46,11 @@ impl Admin<'_> {
         let project = self.create_project(name).await?;
         let by = self.caller.principal.name();
         let made = proxies.set(&project.name, new, Some(&by)).await;
-        if made.is_err() {
+        if made.is_err()
+            && let Err(e) = self.delete_project(&project.name).await
+        {
             // Leave no project behind that the caller did not get.
-            let _ = self.store().delete_namespace(&project.name).await;
-            self.access.policy_changed();
+            tracing::warn!(namespace = %project.name, error = %e, "removing the project of a proxy that could not be set");
         }
         let proxy = made?;
         tracing::info!(namespace = %proxy.namespace, upstream = %proxy.upstream, by = %by, "proxy namespace created");
