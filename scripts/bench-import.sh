@@ -27,65 +27,19 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-log() { echo "bench-import.sh: $*" >&2; }
-
-for tool in skopeo docker-registry curl jq python3; do
-    if ! command -v "$tool" >/dev/null; then
-        log "$tool is missing: run scripts/install-deps.sh"
-        exit 1
-    fi
-done
-if $build; then
-    log "building berth (release)"
-    cargo build --release --bin berth >&2
-fi
-berth_bin="${CARGO_TARGET_DIR:-target}/release/berth"
-
-work=$(mktemp -d /tmp/berth-bench-import.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# --- the upstream: the reference registry, plain HTTP, anonymous ----------
-upstream_port=$(free_port)
-upstream="127.0.0.1:$upstream_port"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $upstream
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$upstream/v2/" >/dev/null && break; sleep 0.1; done
+bench_name=bench-import
+source scripts/lib/bench-upstream.sh
+log() { bench_log "$@"; }
+bench_require skopeo docker-registry curl jq python3
+bench_build_berth
+bench_workdir
+start_upstream
 
 # One small image, under $tags tags, each manifest different (an annotation).
-push_blob() {
-    local digest location
-    digest="sha256:$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)"
-    location=$(curl -fsS -X POST -o /dev/null -w '%header{location}' \
-        "http://$upstream/v2/lib/app/blobs/uploads/")
-    [[ $location == http* ]] || location="http://$upstream$location"
-    if [[ $location == *\?* ]]; then location="$location&digest=$digest"; else location="$location?digest=$digest"; fi
-    curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$1" "$location" -o /dev/null
-    echo "$digest"
-}
 config='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
-config_digest=$(push_blob "$config")
+config_digest=$(push_blob "$upstream" lib/app "$config")
 layer="bench layer $(date +%s%N)"
-layer_digest=$(push_blob "$layer")
+layer_digest=$(push_blob "$upstream" lib/app "$layer")
 for n in $(seq 1 "$tags"); do
     manifest=$(jq -cn --arg c "$config_digest" --argjson cs ${#config} --arg l "$layer_digest" \
         --argjson ls ${#layer} --arg n "$n" \
@@ -113,7 +67,6 @@ echo "$password" | "$berth_bin" login "127.0.0.1:$berth_port" -u admin --passwor
 "$berth_bin" new-project bench >/dev/null
 
 upstream_requests() { grep -c '"GET /v2/\|"HEAD /v2/' "$work/registry.log" || true; }
-now() { date +%s.%N; }
 
 berth_round() {
     "$berth_bin" import-image "all$1" --from "$upstream/lib/app" --all --insecure --confirm -n bench \
@@ -146,7 +99,6 @@ for round in $(seq 1 "$rounds"); do
     log "round $round: berth ${berth_times[-1]} s (${berth_requests[-1]} requests), skopeo ${skopeo_times[-1]} s (${skopeo_requests[-1]} requests)"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 bt=$(median "${berth_times[@]}"); st=$(median "${skopeo_times[@]}")
 br=$(median "${berth_requests[@]}"); sr=$(median "${skopeo_requests[@]}")
 cat <<EOF

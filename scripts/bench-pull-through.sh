@@ -32,53 +32,13 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-log() { echo "bench-pull-through.sh: $*" >&2; }
-
-for tool in skopeo docker-registry curl jq python3; do
-    if ! command -v "$tool" >/dev/null; then
-        log "$tool is missing: run scripts/install-deps.sh"
-        exit 1
-    fi
-done
-if $build; then
-    log "building berth (release)"
-    cargo build --release --bin berth >&2
-fi
-berth_bin="${CARGO_TARGET_DIR:-target}/release/berth"
-
-work=$(mktemp -d /tmp/berth-bench-pull-through.XXXXXX)
-pids=()
-berth_pid=
-cleanup() {
-    for pid in "${pids[@]}" $berth_pid; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-# --- the upstream: the reference registry, plain HTTP, anonymous ----------
-upstream_port=$(free_port)
-upstream="127.0.0.1:$upstream_port"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $upstream
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$upstream/v2/" >/dev/null && break; sleep 0.1; done
+bench_name=bench-pull-through
+source scripts/lib/bench-upstream.sh
+log() { bench_log "$@"; }
+bench_require skopeo docker-registry curl jq python3
+bench_build_berth
+bench_workdir
+start_upstream
 
 # push_image REGISTRY REPO TAG [CURL_AUTH...]: 4 random 64 MiB layers and a
 # config, pushed whole (one PUT each), then the manifest.
@@ -88,24 +48,13 @@ push_image() {
     for n in 1 2 3 4; do
         local file="$work/layer-$n"
         head -c $((64 << 20)) /dev/urandom >"$file"
-        local digest="sha256:$(sha256sum "$file" | cut -d' ' -f1)"
-        local location
-        location=$(curl -fsS "$@" -X POST -o /dev/null -w '%header{location}' \
-            "http://$registry/v2/$repo/blobs/uploads/")
-        [[ $location == http* ]] || location="http://$registry$location"
-        if [[ $location == *\?* ]]; then location="$location&digest=$digest"; else location="$location?digest=$digest"; fi
-        curl -fsS "$@" -X PUT -H 'Content-Type: application/octet-stream' \
-            --data-binary "@$file" "$location" -o /dev/null
-        layers+=("$digest"); sizes+=("$(stat -c %s "$file")")
+        layers+=("$(push_blob "$registry" "$repo" "@$file" "$@")")
+        sizes+=("$(stat -c %s "$file")")
         rm -f "$file"
     done
     local config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"$(date -u +%FT%TZ)\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},\"n\":\"$RANDOM$RANDOM\"}"
-    local config_digest="sha256:$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)"
-    local location
-    location=$(curl -fsS "$@" -X POST -o /dev/null -w '%header{location}' "http://$registry/v2/$repo/blobs/uploads/")
-    [[ $location == http* ]] || location="http://$registry$location"
-    if [[ $location == *\?* ]]; then location="$location&digest=$config_digest"; else location="$location?digest=$config_digest"; fi
-    curl -fsS "$@" -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$config" "$location" -o /dev/null
+    local config_digest
+    config_digest=$(push_blob "$registry" "$repo" "$config" "$@")
     local manifest
     manifest=$(jq -cn --arg c "$config_digest" --argjson cs ${#config} \
         --arg l1 "${layers[0]}" --arg l2 "${layers[1]}" --arg l3 "${layers[2]}" --arg l4 "${layers[3]}" \
