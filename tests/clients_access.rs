@@ -118,26 +118,13 @@ fn admin_login(lab: &Lab) {
 /// `berth ARGS` as the admin; must succeed.
 fn admin(lab: &Lab, args: &[&str]) -> Ran {
     let env = admin_env(lab);
-    let ran = lab.run_env("berth", args, &env_refs(&env));
-    ran.expect_success(&format!("berth {}", args.join(" ")));
-    ran
+    lab.berth_env(args, &env_refs(&env))
 }
 
-/// A service account `ns/name` and a fresh token for it, as podman's
-/// `user:token` credentials (any user name goes with a token).
+/// A service account `ns/name` and a token for it, made by the admin.
 fn service_account_creds(lab: &Lab, ns: &str, name: &str) -> String {
-    let created = admin(lab, &["create", "sa", name, "-n", ns]);
-    assert!(
-        created
-            .stdout()
-            .contains(&format!("serviceaccount/{name} created")),
-        "{}",
-        created.describe()
-    );
-    let made = admin(lab, &["create", "token", &format!("sa/{name}"), "-n", ns]);
-    let token = last_line(&made);
-    assert!(token.starts_with("berth_"), "token {token:?}");
-    format!("{name}:{token}")
+    let env = admin_env(lab);
+    lab.service_account_creds(ns, name, &env_refs(&env))
 }
 
 /// The admin's `user:password`.

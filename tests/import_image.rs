@@ -63,15 +63,6 @@ async fn upstream_digest(upstream: &RegistryClient, repo: &str, reference: &str)
 }
 
 /// berth's CLI in the lab, logged in as the admin.
-fn login(lab: &Lab) {
-    lab.run_with_stdin(
-        "berth",
-        &["login", &lab.host, "-u", "admin", "--password-stdin"],
-        &format!("{}\n", lab.password),
-    )
-    .expect_success("berth login");
-}
-
 fn berth(lab: &Lab, step: &str, args: &[&str]) -> Ran {
     let ran = lab.run("berth", args);
     ran.expect_success(step);
@@ -262,7 +253,7 @@ fn import_image_from_a_private_upstream() {
         .expect("a linux/amd64 entry")
         .to_owned();
 
-    login(&lab);
+    lab.berth_login_as_admin();
     berth(&lab, "new-project", &["new-project", "team"]);
     let from = format!("{host}/lib/app:1.0");
 
@@ -648,7 +639,7 @@ fn insecure_upstreams_and_token_authentication() {
             "1",
         )
     });
-    login(&lab);
+    lab.berth_login_as_admin();
     berth(&lab, "new-project", &["new-project", "team"]);
     docker_registry_secret(
         &lab,

@@ -28,18 +28,7 @@ use lab::{BuiltImage, Lab, Ran, build_image, clients_present, last_line, missing
 const PLAIN: &str = "--tls-verify=false";
 
 fn berth(lab: &Lab, args: &[&str]) -> Ran {
-    let ran = lab.run("berth", args);
-    ran.expect_success(&format!("berth {}", args.join(" ")));
-    ran
-}
-
-/// A token of the service account `ns/name`, as podman's `user:token`.
-fn service_account_creds(lab: &Lab, ns: &str, name: &str) -> String {
-    berth(lab, &["create", "sa", name, "-n", ns]);
-    let made = berth(lab, &["create", "token", &format!("sa/{name}"), "-n", ns]);
-    let token = last_line(&made).to_owned();
-    assert!(token.starts_with("berth_"), "token {token:?}");
-    format!("{name}:{token}")
+    lab.berth_env(args, &[])
 }
 
 /// A two-file image built by buildah and pushed to the upstream as
@@ -104,12 +93,7 @@ fn a_shared_stream_imported_with_reference_policy_local_is_pulled_through_by_ano
     let image = push_upstream(&lab, &upstream, "latest");
     let host = upstream.host.clone();
 
-    lab.run_with_stdin(
-        "berth",
-        &["login", &lab.host, "-u", "admin", "--password-stdin"],
-        &format!("{}\n", lab.password),
-    )
-    .expect_success("berth login");
+    lab.berth_login_as_admin();
     berth(&lab, &["new-project", "shared"]);
     berth(&lab, &["new-project", "myapp"]);
     berth(
@@ -166,7 +150,7 @@ fn a_shared_stream_imported_with_reference_policy_local_is_pulled_through_by_ano
             "shared",
         ],
     );
-    let builder = service_account_creds(&lab, "myapp", "builder");
+    let builder = lab.service_account_creds("myapp", "builder", &[]);
     let reference = format!("{}/shared/myis:latest", lab.host);
 
     // podman pulls through berth; skopeo copies the same image after it.
@@ -248,12 +232,7 @@ fn a_proxy_namespace_caches_the_upstream_for_podman() {
         serve.env("BERTH_IMAGE_POLICY_ADDITIONAL_TRUSTED_CA", ca.clone())
     });
     let image = push_upstream(&lab, &upstream, "1");
-    lab.run_with_stdin(
-        "berth",
-        &["login", &lab.host, "-u", "admin", "--password-stdin"],
-        &format!("{}\n", lab.password),
-    )
-    .expect_success("berth login");
+    lab.berth_login_as_admin();
     let created = berth(
         &lab,
         &[

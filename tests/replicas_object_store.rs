@@ -3,9 +3,10 @@
 //!
 //! - the core API through the load balancer, an upload's chunks landing on
 //!   different replicas, each stored as a part in the bucket;
-//! - real clients (podman, skopeo) pushing and pulling through it, with
-//!   blob reads streamed by berth, and redirected to the store (`307` to
-//!   signed URLs on SeaweedFS), every digest checked;
+//! - real clients (podman, skopeo, buildah, oras) pushing and pulling
+//!   through it, with blob reads streamed by berth, and redirected to the
+//!   store (`307` to signed URLs on SeaweedFS, followed by podman, skopeo,
+//!   oras and docker), every digest checked;
 //! - a SeaweedFS volume server killed during pushes and pulls (a cluster of
 //!   3 masters, 3 volume servers with replication `001`, 2 filers with S3
 //!   gateways): the registry keeps serving and every acknowledged image
@@ -295,6 +296,40 @@ fn real_clients_through_the_load_balancer(test: &str, redirect: bool) {
     );
     let after_podman = blob_gets(&others.nginx, 307);
 
+    // buildah pushes through it too (the image podman pulled).
+    let buildah_ref = format!("{}/proj/buildah:v1", lab.host);
+    let digest_file = lab.dir().join("buildah.digest");
+    lab.ok(
+        "buildah push",
+        "buildah",
+        &[
+            "push",
+            "--quiet",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            "--digestfile",
+            digest_file.to_str().unwrap(),
+            &skopeo_ref,
+            &format!("docker://{buildah_ref}"),
+        ],
+    );
+    let buildah_digest = std::fs::read_to_string(&digest_file).unwrap();
+    runtime.block_on(async {
+        let replica =
+            RegistryClient::new(format!("http://{}", lab.berth.addr), "admin", &lab.password);
+        let response = replica.get_manifest("proj/buildah", "v1").await;
+        let response = expect_status(response, StatusCode::OK).await;
+        assert_eq!(
+            &sha256(&response.bytes().await.unwrap()),
+            buildah_digest.trim()
+        );
+    });
+
+    let before_oras = blob_gets(&others.nginx, 307);
+    oras_through_the_load_balancer(&lab);
+    let after_oras = blob_gets(&others.nginx, 307);
+
     if redirect {
         // Config and layer, each answered 307 for each client.
         assert!(after_skopeo >= before + 2, "skopeo's blob reads redirected");
@@ -302,12 +337,141 @@ fn real_clients_through_the_load_balancer(test: &str, redirect: bool) {
             after_podman >= after_skopeo + 2,
             "podman's blob reads redirected"
         );
+        assert!(
+            after_oras >= before_oras + 2,
+            "oras's blob reads redirected"
+        );
+        docker_pulls_redirected(&lab, &podman_ref, &podman_digest, &built.id);
+        assert!(
+            blob_gets(&others.nginx, 307) >= after_oras + 2,
+            "docker's blob reads redirected"
+        );
     } else {
         assert_eq!(after_podman, 0, "blob reads streamed, never redirected");
         assert!(blob_gets(&others.nginx, 200) >= 4);
     }
     drop(others);
     drop(lab);
+}
+
+/// The `oras` Python library pushes an artifact (with Basic credentials)
+/// and another with bearer tokens from the token service, and pulls both
+/// back: each file pulled hashes to what was pushed.
+fn oras_through_the_load_balancer(lab: &lab::Lab) {
+    use lab::*;
+    let test = "oras through the load balancer";
+    let oras = std::process::Command::new(&lab.python)
+        .args(["-c", "import oras.client, oras.oci, oras.defaults"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !oras.is_ok_and(|s| s.success()) {
+        clients_present(test, &["the python module `oras`".to_owned()]);
+        return;
+    }
+    let host = lab.host.as_str();
+    let work = lab.mkdir("oras");
+    let notes_bytes = blob_content(&format!("oras {}", lab.nonce), 6 * MIB);
+    let notes = lab.write("oras/notes.bin", &notes_bytes);
+    let config = lab.write("oras/config.json", b"{\"kind\":\"notes\"}");
+    let token_bytes = format!("pushed with bearer tokens {}", lab.nonce).into_bytes();
+    let token_file = lab.write("oras/token-flow.txt", &token_bytes);
+    let job = serde_json::json!({
+        "host": host,
+        "username": "admin",
+        "password": lab.password,
+        "config_path": work.join("docker-config.json"),
+        "workdir": work,
+        "artifact": {
+            "target": format!("{host}/artifacts/notes:v1"),
+            "file": notes,
+            "file_media_type": "application/octet-stream",
+            "config": config,
+            "config_media_type": "application/vnd.berth.notes.v1+json",
+        },
+        "token_flow": {
+            "target": format!("{host}/artifacts/token-flow:v1"),
+            "file": token_file,
+            "file_media_type": "text/plain",
+        },
+    });
+    let job_file = lab.write("oras/job.json", job.to_string().as_bytes());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
+    let out = lab.ok(
+        test,
+        &lab.python,
+        &[script.to_str().unwrap(), job_file.to_str().unwrap()],
+    );
+    let result = out.json(test);
+    assert_eq!(result["push"]["status"], 201, "{test}: {result}");
+    assert_eq!(
+        result["token_flow"]["push"]["status"], 201,
+        "{test}: {result}"
+    );
+    for (pulled, bytes) in [
+        (&result["pulled"], &notes_bytes),
+        (&result["token_flow"]["pulled"], &token_bytes),
+    ] {
+        let files = pulled.as_array().cloned().unwrap_or_default();
+        assert_eq!(files.len(), 1, "{test}: one file pulled: {result}");
+        assert_eq!(
+            files[0]["digest"].as_str(),
+            Some(sha256(bytes).as_str()),
+            "{test}: the pulled file is the pushed one"
+        );
+    }
+}
+
+/// Docker's engine pulls `reference` through the load balancer (its blob
+/// reads answered `307` to the store, which it follows): the manifest
+/// digest it reports and the image id (the config's digest) are the pushed
+/// ones.
+fn docker_pulls_redirected(lab: &lab::Lab, reference: &str, digest: &str, image_id: &str) {
+    use lab::*;
+    let test = "docker pull redirected to the store";
+    if !clients_present(test, &missing_tools(&["docker", "dockerd"])) {
+        return;
+    }
+    let mut engine = match DockerEngine::start(lab, &lab.dir().join("docker"), &lab.host) {
+        Ok(engine) => engine,
+        Err(why) => {
+            clients_present(test, &[format!("a Docker engine that starts: {why}")]);
+            return;
+        }
+    };
+    let login = lab.run_inner(
+        "docker",
+        &[
+            "login",
+            "--username",
+            "admin",
+            "--password-stdin",
+            &lab.host,
+        ],
+        Some(&format!("{}\n", lab.password)),
+        &engine.env(),
+    );
+    login.expect_success("docker login through the load balancer");
+    let pulled = lab.run_env("docker", &["pull", reference], &engine.env());
+    pulled.expect_success("docker pull through the load balancer");
+    assert!(
+        pulled.stdout().contains(&format!("Digest: {digest}")),
+        "docker pulled the pushed manifest\n{}",
+        pulled.describe()
+    );
+    let inspected = lab.run_env(
+        "docker",
+        &["image", "inspect", "--format", "{{.Id}}", reference],
+        &engine.env(),
+    );
+    inspected.expect_success("docker image inspect");
+    assert_eq!(
+        inspected.stdout().trim().trim_start_matches("sha256:"),
+        image_id.trim_start_matches("sha256:"),
+        "docker's image id is the pushed config's digest"
+    );
+    let ended = engine.stop();
+    assert!(ended.starts_with("stopped"), "dockerd {ended}");
 }
 
 /// The digest of the one manifest an OCI layout's `index.json` names.

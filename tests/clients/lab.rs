@@ -432,6 +432,41 @@ impl Lab {
         format!("admin:{}", self.password)
     }
 
+    /// `berth login` to the lab's berth as the admin.
+    pub fn berth_login_as_admin(&self) {
+        self.run_with_stdin(
+            "berth",
+            &["login", &self.host, "-u", "admin", "--password-stdin"],
+            &format!("{}\n", self.password),
+        )
+        .expect_success("berth login");
+    }
+
+    /// `berth ARGS` with `env` over the lab's environment; must succeed.
+    pub fn berth_env(&self, args: &[&str], env: &[(&str, &OsStr)]) -> Ran {
+        let ran = self.run_env("berth", args, env);
+        ran.expect_success(&format!("berth {}", args.join(" ")));
+        ran
+    }
+
+    /// A service account `ns/name` and a fresh token for it (made with
+    /// `berth` run with `env`), as podman's `user:token` credentials (any
+    /// user name goes with a token).
+    pub fn service_account_creds(&self, ns: &str, name: &str, env: &[(&str, &OsStr)]) -> String {
+        let created = self.berth_env(&["create", "sa", name, "-n", ns], env);
+        assert!(
+            created
+                .stdout()
+                .contains(&format!("serviceaccount/{name} created")),
+            "{}",
+            created.describe()
+        );
+        let made = self.berth_env(&["create", "token", &format!("sa/{name}"), "-n", ns], env);
+        let token = last_line(&made).to_owned();
+        assert!(token.starts_with("berth_"), "token {token:?}");
+        format!("{name}:{token}")
+    }
+
     /// `podman push` of the local image `local` to `reference`
     /// (`HOST/NAME:TAG`) as the admin; the manifest digest podman reports.
     pub fn podman_push_as_admin(&self, step: &str, local: &str, reference: &str) -> String {

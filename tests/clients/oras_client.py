@@ -13,14 +13,14 @@ Job keys:
   artifact        {"target", "file", "file_media_type", "config", "config_media_type",
                    "annotations"}: pushed with `push`, read back with
                    `get_manifest` and `pull`
-  attach          {"target", "file", "config", "config_media_type", "subject":
+  attach          (optional) {"target", "file", "config", "config_media_type", "subject":
                    {"mediaType", "digest", "size"}}: pushed with `push(subject=...)`
-  attach_typed    {"target", "file", "file_media_type", "artifact_type",
+  attach_typed    (optional) {"target", "file", "file_media_type", "artifact_type",
                    "subject"}: an OCI 1.1 artifact manifest with an explicit
                    `artifactType` and the empty config, put together from
                    `upload_blob` and `upload_manifest` (`push` cannot set
                    `artifactType`)
-  token_flow      {"target", "file", "file_media_type"}: pushed and pulled by
+  token_flow      (optional) {"target", "file", "file_media_type"}: pushed and pulled by
                    a second client with oras-py's default auth backend
                    ("token"), which gets a bearer token from berth's token
                    service for each scope a challenge names
@@ -100,6 +100,17 @@ def main():
     )
     result["login"] = login
 
+    push_and_pull(client, job, result)
+    if "attach" in job:
+        attach(client, job["attach"], result)
+    if "attach_typed" in job:
+        attach_typed(client, job, result)
+    if "token_flow" in job:
+        token_flow(host, job, result)
+    json.dump(result, sys.stdout)
+
+
+def push_and_pull(client, job, result):
     art = job["artifact"]
     pushed = client.push(
         target=art["target"],
@@ -117,7 +128,8 @@ def main():
         {"path": p, "digest": sha256_file(p), "size": os.path.getsize(p)} for p in files
     ]
 
-    att = job["attach"]
+
+def attach(client, att, result):
     attached = client.push(
         target=att["target"],
         files=[att["file"]],
@@ -129,6 +141,8 @@ def main():
     result["attach"] = response_info(attached)
     result["attach_manifest"] = client.get_manifest(att["target"])
 
+
+def attach_typed(client, job, result):
     typed = job["attach_typed"]
     container = client.get_container(typed["target"])
     empty = os.path.join(job["workdir"], "empty.json")
@@ -159,6 +173,8 @@ def main():
     result["attach_typed"] = response_info(client.upload_manifest(manifest, container))
     result["attach_typed_manifest"] = client.get_manifest(typed["target"])
 
+
+def token_flow(host, job, result):
     flow = job["token_flow"]
     token_client = oras.client.OrasClient(hostname=host, insecure=True)
     token_client.login(
@@ -183,8 +199,6 @@ def main():
             for p in files
         ],
     }
-
-    json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":
