@@ -24,9 +24,8 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
 /// one here (a tag's expiry) would be over as it starts.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let duration = humantime::parse_duration(text).map_err(|e| {
-        format!("{text:?} is not a duration such as 30s, 15m, 4h, 2d or 2w ({e})")
-    })?;
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 30s, 15m, 4h, 2d or 2w ({e})"))?;
     if duration.is_zero() {
         return Err(format!("{text:?}: a duration must be longer than zero"));
     }

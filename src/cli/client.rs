@@ -23,8 +23,8 @@ pub use crate::wire::{
 pub use crate::wire::{GarbageCollection, GarbageCollectionRequest, RemovedObject};
 pub use crate::wire::{
     ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest, ImageStreamTag,
-    ImageStreamTagRequest, ImmutableTagPolicy, ImmutableTagPolicyRequest, LookupPolicyRequest, ObjectReference, RollbackRequest, TagImportPolicy,
-    TagReferencePolicy, TagReferenceRequest,
+    ImageStreamTagRequest, ImmutableTagPolicy, ImmutableTagPolicyRequest, LookupPolicyRequest,
+    ObjectReference, RollbackRequest, TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
 };
 pub use crate::wire::{Proxy, ProxyRequest, ProxySpec, Secret, SecretRegistry, SecretRequest};
 

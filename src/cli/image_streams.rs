@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::client::{
     ApiClient, ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest,
-    ImageStreamTag, ImageStreamTagRequest, ImmutableTagPolicyRequest, List, LookupPolicyRequest, NameMeta, ObjectReference,
-    TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
+    ImageStreamTag, ImageStreamTagRequest, ImmutableTagPolicyRequest, List, LookupPolicyRequest,
+    NameMeta, ObjectReference, TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
 };
 use super::output::{
     OutputFormat, Printable, age, joined, kind_or, print_created, print_list, print_one,
@@ -734,15 +734,16 @@ async fn immutable_tags(args: ImmutableTagsArgs, globals: &Globals) -> anyhow::R
         return Ok(());
     }
     if args.patterns.is_empty() {
-        bail!("which tags? berth set immutable-tags {} 'v*' … (or --list, --clear)", args.scope);
+        bail!(
+            "which tags? berth set immutable-tags {} 'v*' … (or --list, --clear)",
+            args.scope
+        );
     }
     let request = ImmutableTagPolicyRequest {
         repository: repository.map(str::to_owned),
         patterns: args.patterns.clone(),
     };
-    let policy = client
-        .set_immutable_tag_policy(namespace, &request)
-        .await?;
+    let policy = client.set_immutable_tag_policy(namespace, &request).await?;
     println!(
         "Tags of {} matching {} are immutable.",
         policy.metadata.name,

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::metadata::{StoredManifest, Timestamp, now};
 use crate::metadata::changes::{ChangeSink, HEARTBEAT};
+use crate::metadata::{StoredManifest, Timestamp, now};
 use crate::oci::names::{Reference, RepositoryName};
 
 /// Memory the cached manifests may take, entries and all.

@@ -514,8 +514,16 @@ impl ImageStreams {
         docker_image_reference: Option<String>,
         origin: &RevisionOrigin,
     ) -> StreamResult<Tagged> {
-        self.move_tag(repo, tag, repo, digest, docker_image_reference, origin, None)
-            .await
+        self.move_tag(
+            repo,
+            tag,
+            repo,
+            digest,
+            docker_image_reference,
+            origin,
+            None,
+        )
+        .await
     }
 
     /// Sets a condition of `tag` (a failed import, say).

@@ -391,7 +391,8 @@ impl Registry {
             .metadata
             .manifest(repo, &Reference::Digest(digest.clone()))
             .await?;
-        let parsed = stored.and_then(|m| manifest::parse(&m.content, Some(&m.meta.media_type)).ok());
+        let parsed =
+            stored.and_then(|m| manifest::parse(&m.content, Some(&m.meta.media_type)).ok());
         Ok(match parsed {
             Some(parsed) => self.tag_expiry(&parsed, explicit).await,
             None => explicit

@@ -18,15 +18,15 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::image_streams::RevisionOrigin;
-use super::tag_policies::{ExpiredTag, ImmutableTagPolicy, TagChange};
-use super::{sql_garbage, sql_tag_policies};
 use super::sql_image_streams::{
     NewRevision, forget_tag, forget_tags_pointing_at, insert_stream_row, point_tags,
 };
+use super::tag_policies::{ExpiredTag, ImmutableTagPolicy, TagChange};
 use super::{
     BlobClaim, BlobLink, ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer,
     Result, StoredManifest, Timestamp, Upload, UploadPartRecord, now,
 };
+use super::{sql_garbage, sql_tag_policies};
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::oci::tag_pattern::TagPattern;

@@ -21,10 +21,10 @@ use super::image_streams::{
 };
 use super::sql::{Engine, SqlMetadataStore, ensure_repository, parse};
 use super::sql_access::escape_like;
+use super::sql_garbage;
 use super::sql_tag_policies::{self, live};
 use super::tag_policies::{ApplicablePolicies, TagChange};
 use super::{MetadataError, Result, Timestamp, now};
-use super::sql_garbage;
 
 /// No policy: what a repository without any is checked against.
 static EMPTY: ApplicablePolicies = ApplicablePolicies(Vec::new());
@@ -293,21 +293,21 @@ pub(super) async fn forget_tag(
     tag: &str,
 ) -> Result<(bool, bool)> {
     let at = now();
-    let row = sqlx::query(
-        "DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING expires_at",
-    )
-    .bind(repo_id)
-    .bind(tag)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row =
+        sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING expires_at")
+            .bind(repo_id)
+            .bind(tag)
+            .fetch_optional(&mut *conn)
+            .await?;
     let row_deleted = match row {
         Some(row) => live(row.try_get("expires_at")?, at),
         None => false,
     };
     if row_deleted
-        && let Some(refusal) = sql_tag_policies::applicable(conn, repo)
-            .await?
-            .refusal(repo, tag, TagChange::Delete)
+        && let Some(refusal) =
+            sql_tag_policies::applicable(conn, repo)
+                .await?
+                .refusal(repo, tag, TagChange::Delete)
     {
         // The caller's transaction is dropped with this error: rolled back.
         return Err(MetadataError::TagImmutable(refusal));

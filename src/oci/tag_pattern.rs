@@ -34,8 +34,9 @@ impl FromStr for TagPattern {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let valid = !s.is_empty()
             && s.len() <= MAX_TAG_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'*' | b'?'));
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'*' | b'?')
+            });
         if valid {
             Ok(TagPattern(s.into()))
         } else {

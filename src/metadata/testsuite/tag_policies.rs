@@ -75,7 +75,10 @@ async fn expired_tags_stop_resolving_and_go_keeping_their_history(db: &TestDb) {
     assert_eq!(resolves(store, &r, "tmp").await, None);
     assert_eq!(resolves(store, &r, "keep").await, Some(kept.digest.clone()));
     let page = store.list_tags(&r, None, 100).await.unwrap().unwrap();
-    assert_eq!((page.items.as_slice(), page.next_expiry), (&["keep".to_owned()][..], None));
+    assert_eq!(
+        (page.items.as_slice(), page.next_expiry),
+        (&["keep".to_owned()][..], None)
+    );
     let stream = store.stream(&r).await.unwrap().unwrap();
     assert!(stream.is_gone("tmp"));
     assert!(stream.current_of("tmp").is_none());
@@ -94,8 +97,17 @@ async fn expired_tags_stop_resolving_and_go_keeping_their_history(db: &TestDb) {
     // Removed once, with its history kept; nothing else goes.
     let removed = store.remove_expired_tags(now(), 100).await.unwrap();
     assert_eq!(removed.len(), 1, "{removed:?}");
-    assert_eq!((removed[0].repository.as_str(), removed[0].tag.as_str()), ("exp/app", "tmp"));
-    assert!(store.remove_expired_tags(now(), 100).await.unwrap().is_empty());
+    assert_eq!(
+        (removed[0].repository.as_str(), removed[0].tag.as_str()),
+        ("exp/app", "tmp")
+    );
+    assert!(
+        store
+            .remove_expired_tags(now(), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let stream = store.stream(&r).await.unwrap().unwrap();
     assert_eq!(stream.history_of("tmp").count(), 1);
     assert!(stream.is_gone("tmp"));
@@ -132,7 +144,10 @@ async fn a_push_resets_the_expiry(db: &TestDb) {
         .put_manifest(&r, &manifest("same", None, None), &[tag("t")])
         .await
         .unwrap();
-    assert_eq!(store.stream(&r).await.unwrap().unwrap().expiry_of("t"), None);
+    assert_eq!(
+        store.stream(&r).await.unwrap().unwrap().expiry_of("t"),
+        None
+    );
     // A tag move by the image-stream path sets the expiry too.
     let target = TagTarget {
         digest: later.digest.clone(),
@@ -169,20 +184,53 @@ async fn immutable_tags_refuse_moves_and_deletes(db: &TestDb) {
     store.put_manifest(&app, &m1, &[tag("v1")]).await.unwrap();
     store.put_manifest(&app, &m1, &[tag("v1")]).await.unwrap();
     // Moving it is refused, naming the policy and pattern; nothing written.
-    let refusal = refused(store.put_manifest(&app, &m2, &[tag("v1"), tag("latest")]).await);
+    let refusal = refused(
+        store
+            .put_manifest(&app, &m2, &[tag("v1"), tag("latest")])
+            .await,
+    );
     assert_eq!(
-        (refusal.tag.as_str(), refusal.pattern.as_str(), refusal.change),
+        (
+            refusal.tag.as_str(),
+            refusal.pattern.as_str(),
+            refusal.change
+        ),
         ("v1", "v*", TagChange::Move)
     );
-    assert_eq!((refusal.policy_namespace.as_str(), refusal.policy_repository.as_deref()), ("imm", None));
-    assert!(refusal.to_string().contains("namespace \"imm\""), "{refusal}");
+    assert_eq!(
+        (
+            refusal.policy_namespace.as_str(),
+            refusal.policy_repository.as_deref()
+        ),
+        ("imm", None)
+    );
+    assert!(
+        refusal.to_string().contains("namespace \"imm\""),
+        "{refusal}"
+    );
     assert_eq!(resolves(store, &app, "v1").await, Some(m1.digest.clone()));
-    assert_eq!(resolves(store, &app, "latest").await, None, "the whole push was refused");
+    assert_eq!(
+        resolves(store, &app, "latest").await,
+        None,
+        "the whole push was refused"
+    );
     // Tags not covered move freely.
-    store.put_manifest(&app, &m2, &[tag("latest")]).await.unwrap();
-    store.put_manifest(&app, &m1, &[tag("latest")]).await.unwrap();
-    store.put_manifest(&app, &m2, &[tag("release-10")]).await.unwrap();
-    store.put_manifest(&app, &m1, &[tag("release-10")]).await.unwrap();
+    store
+        .put_manifest(&app, &m2, &[tag("latest")])
+        .await
+        .unwrap();
+    store
+        .put_manifest(&app, &m1, &[tag("latest")])
+        .await
+        .unwrap();
+    store
+        .put_manifest(&app, &m2, &[tag("release-10")])
+        .await
+        .unwrap();
+    store
+        .put_manifest(&app, &m1, &[tag("release-10")])
+        .await
+        .unwrap();
     // An image stream move or rollback is a move too.
     let target = TagTarget {
         digest: m2.digest.clone(),
@@ -204,23 +252,38 @@ async fn immutable_tags_refuse_moves_and_deletes(db: &TestDb) {
     assert_eq!(refusal.tag, "v1");
     refused(store.delete_stream_tag(&app, "v1").await);
     assert_eq!(resolves(store, &app, "v1").await, Some(m1.digest.clone()));
-    assert_eq!(resolves(store, &app, "latest").await, Some(m1.digest.clone()));
+    assert_eq!(
+        resolves(store, &app, "latest").await,
+        Some(m1.digest.clone())
+    );
     // A manifest only uncovered tags point at is deleted as before.
-    store.put_manifest(&app, &m2, &[tag("scratch")]).await.unwrap();
+    store
+        .put_manifest(&app, &m2, &[tag("scratch")])
+        .await
+        .unwrap();
     assert!(store.delete_manifest(&app, &m2.digest).await.unwrap());
 
     // A repository's own policy: the repository's refusal names it.
     let other = repo("imm/other");
-    store.put_manifest(&other, &m1, &[tag("stable")]).await.unwrap();
+    store
+        .put_manifest(&other, &m1, &[tag("stable")])
+        .await
+        .unwrap();
     store
         .set_immutable_tag_policy("imm", Some("other"), &patterns(&["stable"]), None)
         .await
         .unwrap();
     let refusal = refused(store.delete_tag(&other, &tag("stable")).await);
     assert_eq!(refusal.policy_repository.as_deref(), Some("other"));
-    assert!(refusal.to_string().contains("repository \"imm/other\""), "{refusal}");
+    assert!(
+        refusal.to_string().contains("repository \"imm/other\""),
+        "{refusal}"
+    );
     // …and does not reach the namespace's other repositories.
-    store.put_manifest(&app, &m1, &[tag("stable")]).await.unwrap();
+    store
+        .put_manifest(&app, &m1, &[tag("stable")])
+        .await
+        .unwrap();
     assert!(store.delete_tag(&app, &tag("stable")).await.unwrap());
     let scopes: Vec<String> = store
         .immutable_tag_policies("imm")
@@ -233,20 +296,39 @@ async fn immutable_tags_refuse_moves_and_deletes(db: &TestDb) {
 
     // An immutable tag never expires: pushed with an expiry, it gets none;
     // covered later, it loses the one it had.
-    store.put_manifest(&app, &expiring("one", 100), &[tag("v1")]).await.unwrap();
+    store
+        .put_manifest(&app, &expiring("one", 100), &[tag("v1")])
+        .await
+        .unwrap();
     let exp = repo("imm/exp");
-    store.put_manifest(&exp, &expiring("one", 200), &[tag("pinned")]).await.unwrap();
+    store
+        .put_manifest(&exp, &expiring("one", 200), &[tag("pinned")])
+        .await
+        .unwrap();
     store
         .set_immutable_tag_policy("imm", Some("exp"), &patterns(&["pin*"]), None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(resolves(store, &app, "v1").await, Some(m1.digest.clone()));
-    assert_eq!(resolves(store, &exp, "pinned").await, Some(m1.digest.clone()));
+    assert_eq!(
+        resolves(store, &exp, "pinned").await,
+        Some(m1.digest.clone())
+    );
 
     // Cleared, the tags are ordinary again.
-    assert!(store.set_immutable_tag_policy("imm", None, &[], None).await.unwrap());
-    assert!(!store.set_immutable_tag_policy("imm", None, &[], None).await.unwrap());
+    assert!(
+        store
+            .set_immutable_tag_policy("imm", None, &[], None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_immutable_tag_policy("imm", None, &[], None)
+            .await
+            .unwrap()
+    );
     store.put_manifest(&app, &m2, &[tag("v1")]).await.unwrap();
     assert!(store.delete_tag(&app, &tag("v1")).await.unwrap());
 
@@ -258,7 +340,13 @@ async fn immutable_tags_refuse_moves_and_deletes(db: &TestDb) {
             .is_err()
     );
     assert!(store.delete_namespace("imm").await.unwrap());
-    assert!(store.immutable_tag_policies("imm").await.unwrap().is_empty());
+    assert!(
+        store
+            .immutable_tag_policies("imm")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 engine_tests!(
