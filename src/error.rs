@@ -96,7 +96,7 @@ pub enum RegistryError {
     /// An immutable-tags policy refuses moving or deleting the tag; the
     /// message names the tag, the policy and its pattern.
     #[error("{0}")]
-    TagImmutable(ImmutableTag),
+    TagImmutable(Box<ImmutableTag>),
     /// A tag's expiry that cannot be used (a bad duration).
     #[error("{0}")]
     ExpiryInvalid(String),

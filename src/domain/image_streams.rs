@@ -50,7 +50,7 @@ pub enum StreamError {
     Invalid(String),
     /// An immutable-tags policy refuses the move or delete.
     #[error("{0}")]
-    Immutable(ImmutableTag),
+    Immutable(Box<ImmutableTag>),
     #[error(transparent)]
     Metadata(MetadataError),
     #[error(transparent)]
@@ -397,8 +397,7 @@ impl ImageStreams {
             .move_tag(
                 repo,
                 tag,
-                &source_repo,
-                &digest,
+                (&source_repo, &digest),
                 None,
                 &origin,
                 request.expires_after,
@@ -412,8 +411,7 @@ impl ImageStreams {
         &self,
         repo: &RepositoryName,
         tag: &Tag,
-        source_repo: &RepositoryName,
-        digest: &Digest,
+        (source_repo, digest): (&RepositoryName, &Digest),
         docker_image_reference: Option<String>,
         origin: &RevisionOrigin,
         expires_after: Option<std::time::Duration>,
@@ -478,7 +476,7 @@ impl ImageStreams {
         };
         let digest = revision.digest.clone();
         let reference = revision.docker_image_reference.clone();
-        self.move_tag(repo, tag, repo, &digest, reference, &origin, None)
+        self.move_tag(repo, tag, (repo, &digest), reference, &origin, None)
             .await
             .map_err(|e| match e {
                 StreamError::NotFound(_) => StreamError::NotFound(format!(
@@ -517,8 +515,7 @@ impl ImageStreams {
         self.move_tag(
             repo,
             tag,
-            repo,
-            digest,
+            (repo, digest),
             docker_image_reference,
             origin,
             None,

@@ -64,7 +64,7 @@ pub enum MetadataError {
     /// A move or delete of a tag that an immutable-tags policy covers:
     /// nothing was written.
     #[error("{0}")]
-    TagImmutable(tag_policies::ImmutableTag),
+    TagImmutable(Box<tag_policies::ImmutableTag>),
 }
 
 impl MetadataError {

@@ -625,7 +625,7 @@ impl MetadataStore for SqlMetadataStore {
             for row in &tags {
                 let tag: String = row.try_get("name")?;
                 if let Some(refusal) = policies.refusal(repo, &tag, TagChange::Delete) {
-                    return Err(MetadataError::TagImmutable(refusal));
+                    return Err(MetadataError::TagImmutable(Box::new(refusal)));
                 }
             }
         }

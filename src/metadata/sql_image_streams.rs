@@ -168,7 +168,7 @@ pub(super) async fn point_tags(
             }
             let applicable = policies.as_ref().map_or(&EMPTY, |p| p);
             if moves && let Some(refusal) = applicable.refusal(repo, &tag, TagChange::Move) {
-                return Err(MetadataError::TagImmutable(refusal));
+                return Err(MetadataError::TagImmutable(Box::new(refusal)));
             }
             // An immutable tag never expires: it could not be deleted.
             if applicable.matches(&tag) {
@@ -310,7 +310,7 @@ pub(super) async fn forget_tag(
                 .refusal(repo, tag, TagChange::Delete)
     {
         // The caller's transaction is dropped with this error: rolled back.
-        return Err(MetadataError::TagImmutable(refusal));
+        return Err(MetadataError::TagImmutable(Box::new(refusal)));
     }
     let mut any = row_deleted;
     for statement in [

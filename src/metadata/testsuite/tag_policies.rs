@@ -40,7 +40,7 @@ async fn tag_names(store: &dyn MetadataStore, r: &RepositoryName) -> Vec<String>
 
 fn refused(result: Result<impl std::fmt::Debug>) -> ImmutableTag {
     match result {
-        Err(MetadataError::TagImmutable(refusal)) => refusal,
+        Err(MetadataError::TagImmutable(refusal)) => *refusal,
         other => panic!("expected an immutable-tag refusal, got {other:?}"),
     }
 }
