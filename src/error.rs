@@ -97,9 +97,6 @@ pub enum RegistryError {
     /// message names the tag, the policy and its pattern.
     #[error("{0}")]
     TagImmutable(Box<ImmutableTag>),
-    /// A tag's expiry that cannot be used (a bad duration).
-    #[error("{0}")]
-    ExpiryInvalid(String),
     #[error(transparent)]
     Metadata(MetadataError),
     #[error("internal error: {0}")]

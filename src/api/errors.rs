@@ -152,10 +152,6 @@ pub fn describe(error: &RegistryError) -> Described {
             message: error.to_string().into(),
             ..row(C::Denied, S::FORBIDDEN)
         },
-        ExpiryInvalid(_) => Described {
-            message: error.to_string().into(),
-            ..row(C::Unsupported, S::BAD_REQUEST)
-        },
         Unsupported(_) => row(C::Unsupported, S::BAD_REQUEST),
         MethodNotAllowed => row(C::Unsupported, S::METHOD_NOT_ALLOWED),
         // As the reference registry in read-only mode: the write methods
