@@ -24,13 +24,14 @@ use common::*;
 use serde_json::{Value, json};
 
 /// An image whose config carries `labels`, pushed to `repo:tag` over
-/// HTTP; its manifest digest.
+/// HTTP: its manifest digest, and when its manifest PUT started and ended
+/// (the expiry is counted from a moment between the two).
 async fn push_labelled(
     client: &RegistryClient,
     repo: &str,
     tag: &str,
     labels: Value,
-) -> (String, Manifest) {
+) -> (String, Manifest, Window) {
     let config_bytes = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
@@ -47,8 +48,37 @@ async fn push_labelled(
         OCI_MANIFEST,
         &image_manifest(OCI_MANIFEST, &config, std::slice::from_ref(&layer)),
     );
+    let started = Instant::now();
     let digest = client.push_manifest(repo, tag, &manifest).await;
-    (digest, manifest)
+    (digest, manifest, Window::since(started))
+}
+
+/// When a request that set an expiry started and ended: the tag surely
+/// lives until `started` plus its lifetime, and is surely gone after
+/// `ended` plus it.
+#[derive(Clone, Copy)]
+struct Window {
+    started: Instant,
+    ended: Instant,
+}
+
+impl Window {
+    fn since(started: Instant) -> Window {
+        Window {
+            started,
+            ended: Instant::now(),
+        }
+    }
+
+    /// Just before a 2 s lifetime runs out (a quarter of a second before).
+    fn before_2s(&self) -> Instant {
+        self.started + Duration::from_millis(1750)
+    }
+
+    /// Just after it (a quarter of a second after).
+    fn after_2s(&self) -> Instant {
+        self.ended + Duration::from_millis(2250)
+    }
 }
 
 /// The status of a GET and of a HEAD of `repo:reference`, which must agree.
@@ -101,8 +131,7 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
     let registry = TestRegistry::start().await;
     let client = registry.client();
     let kept = client.push_image("proj/app", "keep").await;
-    let pushed = Instant::now();
-    let (labelled, manifest) = push_labelled(
+    let (labelled, manifest, pushed) = push_labelled(
         client,
         "proj/app",
         "labelled",
@@ -128,12 +157,12 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
         stream_tags(client, "proj", "app").await,
         ["idx", "keep", "labelled"]
     );
-    // Just before it (pushed plus 1.5 s of the 2): still there.
-    sleep_until(pushed + Duration::from_millis(1500)).await;
+    // Just before it: still there.
+    sleep_until(pushed.before_2s()).await;
     assert!(resolves(client, "proj/app", "labelled").await);
 
     // Just after it: gone from every view at once.
-    sleep_until(pushed + Duration::from_millis(2300)).await;
+    sleep_until(pushed.after_2s()).await;
     assert!(!resolves(client, "proj/app", "labelled").await);
     assert_eq!(client.tags("proj/app").await, ["idx", "keep"]);
     assert_eq!(stream_tags(client, "proj", "app").await, ["idx", "keep"]);
@@ -150,23 +179,25 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
     assert!(resolves(client, "proj/app", "keep").await);
 
     // Pushed again: back, with its expiry reset from this push.
-    let repushed = Instant::now();
+    let started = Instant::now();
     client
         .push_manifest("proj/app", "labelled", &manifest)
         .await;
+    let repushed = Window::since(started);
     assert!(resolves(client, "proj/app", "labelled").await);
-    sleep_until(repushed + Duration::from_millis(2300)).await;
+    sleep_until(repushed.after_2s()).await;
     assert!(!resolves(client, "proj/app", "labelled").await);
 
     // Explicit: before the label, either way.
+    let started = Instant::now();
     let short = client
         .api_put(
             &istag("proj", "app:short"),
             tag_from("app:keep", Some("2s")),
         )
         .await;
+    let tagged = Window::since(started);
     assert!(short.ok(201)["expires"].is_string(), "{}", short.body);
-    let tagged = Instant::now();
     let long = client
         .api_put(
             &istag("proj", "app:long"),
@@ -176,14 +207,14 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
         .await;
     long.ok(201);
     assert!(resolves(client, "proj/app", "short").await);
-    sleep_until(tagged + Duration::from_millis(2300)).await;
+    sleep_until(tagged.after_2s()).await;
     assert!(!resolves(client, "proj/app", "short").await);
     assert!(
         resolves(client, "proj/app", "long").await,
         "the explicit hour wins over the label's 2s"
     );
     // Tagging without an expiry takes the image's label.
-    let relabelled = Instant::now();
+    let started = Instant::now();
     client
         .api_put(
             &istag("proj", "app:copied"),
@@ -191,7 +222,9 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
         )
         .await
         .ok(201);
-    sleep_until(relabelled + Duration::from_millis(2300)).await;
+    let copied = Window::since(started);
+    assert!(resolves(client, "proj/app", "copied").await);
+    sleep_until(copied.after_2s()).await;
     assert!(!resolves(client, "proj/app", "copied").await);
 
     // Bad durations: 400, saying so; nothing changed.
@@ -245,15 +278,19 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
     registry.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_configured_default_applies_unless_the_label_says_otherwise() {
+/// `tagExpiration.default` of 2 s, with a label overriding it, on
+/// whatever database `url` names (PostgreSQL: the pull cache is the
+/// shared one, kept by the database's notifications).
+async fn default_expiry(url: Option<String>) {
     let registry = TestRegistry::start_with(|config| {
         config.tag_expiration.default = Some(Duration::from_secs(2));
+        config.database.url = url;
     })
     .await;
     let client = registry.client();
-    let pushed = Instant::now();
+    let started = Instant::now();
     client.push_image("team/svc", "nightly").await;
+    let pushed = Window::since(started);
     push_labelled(
         client,
         "team/svc",
@@ -262,7 +299,7 @@ async fn the_configured_default_applies_unless_the_label_says_otherwise() {
     )
     .await;
     // A label that is no duration is ignored: the default applies.
-    push_labelled(
+    let (_, _, odd) = push_labelled(
         client,
         "team/svc",
         "odd",
@@ -272,15 +309,41 @@ async fn the_configured_default_applies_unless_the_label_says_otherwise() {
     // Read now, so that the pull cache holds the manifest and the list.
     assert!(resolves(client, "team/svc", "nightly").await);
     assert_eq!(client.tags("team/svc").await, ["nightly", "odd", "pinned"]);
-    sleep_until(pushed + Duration::from_millis(1500)).await;
+    sleep_until(pushed.before_2s()).await;
     assert!(resolves(client, "team/svc", "nightly").await);
     assert_eq!(client.tags("team/svc").await, ["nightly", "odd", "pinned"]);
-    sleep_until(pushed + Duration::from_millis(2300)).await;
+    sleep_until(pushed.after_2s()).await;
     assert!(!resolves(client, "team/svc", "nightly").await);
+    // Its own push, later, set its expiry.
+    sleep_until(odd.after_2s()).await;
     assert!(!resolves(client, "team/svc", "odd").await);
     assert!(resolves(client, "team/svc", "pinned").await);
     assert_eq!(client.tags("team/svc").await, ["pinned"]);
+    // The next garbage collection removes the two; the stream shows one.
+    let run = client
+        .api_post("/api/v1/garbagecollections", json!({"dryRun": false}))
+        .await;
+    assert_eq!(
+        run.ok(200)["status"]["outcome"],
+        "Succeeded",
+        "{}",
+        run.body
+    );
+    assert_eq!(stream_tags(client, "team", "svc").await, ["pinned"]);
     registry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_default_applies_unless_the_label_says_otherwise() {
+    default_expiry(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_default_applies_on_postgresql_too() {
+    let Some(database) = PgDatabase::create().await else {
+        return;
+    };
+    default_expiry(Some(database.url.clone())).await;
 }
 
 const POLICY: &str = "/api/v1/namespaces/rel/immutabletagpolicies";
@@ -484,12 +547,13 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
     cli.ok(&["project", "myproj"]);
 
     // berth tag --expires-after: said when, gone after.
-    let tagged = Instant::now();
+    let started = Instant::now();
     let out = cli.ok(&["tag", "app:1.0", "app:preview", "--expires-after", "2s"]);
+    let tagged = Window::since(started);
     assert!(out.contains("Tag app:preview set to app:1.0"), "{out}");
     assert!(out.contains("It expires at "), "{out}");
     assert!(resolves(&berth, "myproj/app", "preview").await);
-    sleep_until(tagged + Duration::from_millis(2300)).await;
+    sleep_until(tagged.after_2s()).await;
     assert!(!resolves(&berth, "myproj/app", "preview").await);
     cli.fails(
         &[

@@ -125,9 +125,11 @@ impl SqlMetadataStore {
         };
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT t.repository_id, t.name FROM tags t JOIN repositories r ON r.id = t.repository_id \
-             WHERE r.name {operator} $1{escape} AND t.expires_at IS NOT NULL"
+             WHERE r.name {operator} $1{escape} AND t.expires_at > $2"
         )))
         .bind(below)
+        // An expired tag stays gone: the policy does not bring it back.
+        .bind(now())
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {

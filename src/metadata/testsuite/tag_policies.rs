@@ -48,7 +48,7 @@ fn refused(result: Result<impl std::fmt::Debug>) -> ImmutableTag {
 async fn expired_tags_stop_resolving_and_go_keeping_their_history(db: &TestDb) {
     let store = &db.store;
     let r = repo("exp/app");
-    let short = expiring("short-lived", 300);
+    let short = expiring("short-lived", 1000);
     store.put_manifest(&r, &short, &[tag("tmp")]).await.unwrap();
     let kept = manifest("kept", None, None);
     store.put_manifest(&r, &kept, &[tag("keep")]).await.unwrap();
@@ -70,7 +70,7 @@ async fn expired_tags_stop_resolving_and_go_keeping_their_history(db: &TestDb) {
     assert_eq!(stream.expiry_of("tmp"), short.tag_expires_at);
     assert_eq!(stream.expiry_of("keep"), None);
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     // Past it: as if deleted, before anything removed the row.
     assert_eq!(resolves(store, &r, "tmp").await, None);
     assert_eq!(resolves(store, &r, "keep").await, Some(kept.digest.clone()));
@@ -128,13 +128,13 @@ async fn a_push_resets_the_expiry(db: &TestDb) {
     let store = &db.store;
     let r = repo("exp/reset");
     store
-        .put_manifest(&r, &expiring("same", 200), &[tag("t")])
+        .put_manifest(&r, &expiring("same", 1000), &[tag("t")])
         .await
         .unwrap();
     // The same image again, later expiry: the tag lives on, no revision.
     let later = expiring("same", 60_000);
     store.put_manifest(&r, &later, &[tag("t")]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(resolves(store, &r, "t").await, Some(later.digest.clone()));
     let stream = store.stream(&r).await.unwrap().unwrap();
     assert_eq!(stream.history_of("t").count(), 1);
@@ -302,19 +302,26 @@ async fn immutable_tags_refuse_moves_and_deletes(db: &TestDb) {
         .unwrap();
     let exp = repo("imm/exp");
     store
-        .put_manifest(&exp, &expiring("one", 200), &[tag("pinned")])
+        .put_manifest(&exp, &expiring("one", 1000), &[tag("pinned")])
         .await
         .unwrap();
+    // One already expired stays gone: a policy brings nothing back.
+    store
+        .put_manifest(&exp, &expiring("one", 50), &[tag("pin-old")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     store
         .set_immutable_tag_policy("imm", Some("exp"), &patterns(&["pin*"]), None)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(resolves(store, &app, "v1").await, Some(m1.digest.clone()));
     assert_eq!(
         resolves(store, &exp, "pinned").await,
         Some(m1.digest.clone())
     );
+    assert_eq!(resolves(store, &exp, "pin-old").await, None);
 
     // Cleared, the tags are ordinary again.
     assert!(
