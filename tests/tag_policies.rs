@@ -209,6 +209,22 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
     assert!(resolves(client, "proj/app", "short").await);
     sleep_until(tagged.after_2s()).await;
     assert!(!resolves(client, "proj/app", "short").await);
+    // Tagged through the API, it had a spec: gone from the views too.
+    client
+        .api_get(&istag("proj", "app:short"))
+        .await
+        .failure(404, "NotFound");
+    let stream = client
+        .api_get("/api/v1/namespaces/proj/imagestreams/app")
+        .await;
+    let spec_tags: Vec<&str> = stream.ok(200)["spec"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!spec_tags.contains(&"short"), "{spec_tags:?}");
+    assert!(spec_tags.contains(&"long"), "{spec_tags:?}");
     assert!(
         resolves(client, "proj/app", "long").await,
         "the explicit hour wins over the label's 2s"

@@ -590,7 +590,14 @@ impl ImageStreams {
         tag: &Tag,
     ) -> StreamResult<(StoredStream, Option<ImageDescription>)> {
         let stream = self.get(repo).await?;
-        // An expired tag is gone from the views (its history stays).
+        // An expired tag is gone from the views, its spec included, as if
+        // deleted (its history stays, for the pruner and rollbacks).
+        if stream.is_gone(tag.as_str()) {
+            return Err(StreamError::NotFound(format!(
+                "imagestreamtags \"{}:{tag}\" not found",
+                stream_display(repo)
+            )));
+        }
         let newest = stream.current_of(tag.as_str()).cloned();
         let image = match &newest {
             Some(revision) => Some(self.image(repo, &revision.digest).await?),

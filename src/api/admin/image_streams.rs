@@ -198,7 +198,12 @@ fn image_stream(stream: &StoredStream, host: &str, public: bool) -> wire::ImageS
             lookup_policy: wire::ImageLookupPolicy {
                 local: stream.lookup_local,
             },
-            tags: stream.spec_tags.iter().map(tag_reference).collect(),
+            tags: stream
+                .spec_tags
+                .iter()
+                .filter(|spec| !stream.is_gone(&spec.name))
+                .map(tag_reference)
+                .collect(),
             extra: Extra::new(),
         },
         status: wire::ImageStreamStatus {
