@@ -10,9 +10,10 @@
 //!   resets the expiry. Garbage collection removes the expired tag's row
 //!   and its history keeps the revision (a rollback revives it).
 //! - Immutable tags: a namespace's or repository's policy refuses moving
-//!   (push of another digest, `berth tag`, API tag moves) and deleting
-//!   (by tag, by digest) a covered tag with `403 DENIED` naming the policy
-//!   and pattern; the same digest again and new tags are fine.
+//!   (push of another digest, `berth tag`, API tag moves, an import of
+//!   another image) and deleting (by tag, by digest) a covered tag with
+//!   `403 DENIED` naming the policy and pattern (an import: the image's
+//!   `Failure`); the same digest again and new tags are fine.
 //! - Bad durations and patterns are `400`s saying what is wrong.
 
 mod common;
@@ -611,4 +612,83 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
     let out = cli.ok(&["set", "immutable-tags", "myproj", "--list"]);
     assert_eq!(out, "myproj/app\tv?\n");
     cli.fails(&["set", "immutable-tags", "myproj", "--clear"], "not found");
+}
+
+/// An import overwriting an immutable tag with another image is refused,
+/// and says why in the import's status; the tag keeps its image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_does_not_overwrite_an_immutable_tag() {
+    use axum::extract::State;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use std::sync::{Arc, Mutex};
+
+    type Served = Arc<Mutex<Vec<u8>>>;
+    async fn manifest(State(served): State<Served>) -> axum::response::Response {
+        let bytes = served.lock().unwrap().clone();
+        (
+            [
+                (header::CONTENT_TYPE, OCI_MANIFEST.to_owned()),
+                (
+                    header::HeaderName::from_static("docker-content-digest"),
+                    sha256(&bytes),
+                ),
+            ],
+            bytes,
+        )
+            .into_response()
+    }
+    let image = |label: &str| {
+        let config = Descriptor::of(OCI_CONFIG, &image_config(label));
+        let layer = Descriptor::of(OCI_LAYER, &blob_content(label, 64));
+        Manifest::from_json(
+            OCI_MANIFEST,
+            &image_manifest(OCI_MANIFEST, &config, std::slice::from_ref(&layer)),
+        )
+    };
+    let (first, second) = (image("first"), image("second"));
+    let served: Served = Arc::new(Mutex::new(first.bytes.clone()));
+    let router = axum::Router::new()
+        .route(
+            "/v2/lib/app/manifests/{reference}",
+            axum::routing::get(manifest),
+        )
+        .with_state(served.clone());
+    let upstream = LocalUpstream::start(router).await;
+
+    let registry = TestRegistry::start().await;
+    let client = registry.client();
+    client.create_project("rel").await;
+    client
+        .api_put(POLICY, json!({"patterns": ["v*"]}))
+        .await
+        .ok(200);
+    let import = || async {
+        let answer = client
+            .api_post(
+                "/api/v1/namespaces/rel/imagestreamimports",
+                json!({"metadata": {"name": "app"}, "spec": {"import": true, "images": [{
+                    "from": {"kind": "DockerImage", "name": format!("{}/lib/app:v1", upstream.host())},
+                    "to": {"name": "v1"},
+                    "importPolicy": {"insecure": true},
+                }]}}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        answer.body["status"]["images"][0]["status"].clone()
+    };
+    let status = import().await;
+    assert_eq!(status["status"], "Success", "{status}");
+    assert_eq!(pulled_digest(client, "rel/app", "v1").await, first.digest());
+
+    *served.lock().unwrap() = second.bytes.clone();
+    let status = import().await;
+    assert_eq!(status["status"], "Failure", "{status}");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("tag \"v1\" of \"rel/app\" is immutable and cannot be moved"),
+        "{status}"
+    );
+    assert_eq!(pulled_digest(client, "rel/app", "v1").await, first.digest());
+    registry.shutdown().await;
 }
