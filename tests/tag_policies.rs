@@ -347,6 +347,7 @@ async fn default_expiry(url: Option<String>) {
         run.body
     );
     assert_eq!(stream_tags(client, "team", "svc").await, ["pinned"]);
+    assert!(client.metric("berth_tags_expired_removed_total").await >= 2.0);
     registry.shutdown().await;
 }
 
