@@ -65,6 +65,22 @@ pub struct Config {
     pub image_policy: ImagePolicyConfig,
     /// Online garbage collection.
     pub gc: GcConfig,
+    /// When tags expire unless told otherwise.
+    pub tag_expiration: TagExpirationConfig,
+}
+
+/// `tagExpiration`: tag expiration (README "Tag expiration").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TagExpirationConfig {
+    /// How long a tag lives after each push to it (`2w`, `36h`), unless
+    /// the image's `quay.expires-after` label or an explicit expiry (`berth
+    /// tag --expires-after`) says otherwise; absent: tags never expire.
+    #[serde(
+        with = "duration_text::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default: Option<Duration>,
 }
 
 impl Default for Config {
@@ -85,6 +101,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             image_policy: ImagePolicyConfig::default(),
             gc: GcConfig::default(),
+            tag_expiration: TagExpirationConfig::default(),
         }
     }
 }
@@ -755,6 +772,8 @@ impl Config {
         config.storage.azure = Some(AzureStorage::default());
         config.storage.gcs = Some(GcsStorage::default());
         config.storage.swift = Some(SwiftStorage::default());
+        // Unset by default, so absent from the defaults' keys.
+        config.tag_expiration.default = Some(Duration::from_secs(1));
         config
     }
 }
@@ -963,6 +982,31 @@ mod tests {
             assert!(
                 refused.to_string().contains(named),
                 "{key}={value}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn tag_expiration_is_off_unless_set_and_takes_weeks() {
+        assert_eq!(Config::default().tag_expiration.default, None);
+        let (_dir, path) = config_file("tagExpiration:\n  default: 2w\n");
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(
+            c.tag_expiration.default,
+            Some(Duration::from_secs(14 * 86400))
+        );
+        let c = Config::load(None, env(&[("BERTH_TAG_EXPIRATION_DEFAULT", "36h")])).unwrap();
+        assert_eq!(
+            c.tag_expiration.default,
+            Some(Duration::from_secs(36 * 3600))
+        );
+        for bad in ["soon", "0s", "2"] {
+            let refused =
+                Config::load(None, env(&[("BERTH_TAG_EXPIRATION_DEFAULT", bad)])).unwrap_err();
+            let text = refused.to_string();
+            assert!(
+                text.contains(&format!("{bad:?}")) && text.contains("duration"),
+                "{bad}: {refused}"
             );
         }
     }

@@ -9,6 +9,7 @@
 
 use crate::auth::Challenge;
 use crate::metadata::MetadataError;
+use crate::metadata::tag_policies::ImmutableTag;
 use crate::oci::digest::{Digest, DigestError};
 use crate::oci::names::{NameError, ReferenceError};
 use crate::storage::StorageError;
@@ -92,10 +93,24 @@ pub enum RegistryError {
     BlobBeingDeleted(Digest),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An immutable-tags policy refuses moving or deleting the tag; the
+    /// message names the tag, the policy and its pattern.
+    #[error("{0}")]
+    TagImmutable(Box<ImmutableTag>),
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Metadata(MetadataError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<MetadataError> for RegistryError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            // A refusal the client is told, not a fault of the store.
+            MetadataError::TagImmutable(refusal) => RegistryError::TagImmutable(refusal),
+            other => RegistryError::Metadata(other),
+        }
+    }
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

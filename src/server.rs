@@ -156,6 +156,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 None => Coherence::Local,
                 Some(_) => Coherence::Shared,
             },
+            tag_expiration_default: config.tag_expiration.default,
         },
     ));
     let access = Arc::new(AccessControl::new(access_store, access_options(&config)?));

@@ -540,6 +540,9 @@ pub struct ImageStreamStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NamedTagEventList {
     pub tag: String,
+    /// When the tag expires (berth's; RFC 3339), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     #[serde(default)]
     pub items: Vec<TagEvent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -618,6 +621,9 @@ pub struct ImageStreamTag {
     pub conditions: Vec<TagEventCondition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
+    /// When the tag expires (berth's; RFC 3339), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -772,6 +778,10 @@ pub struct ImageStreamTagRequest {
     )]
     pub tag: Option<TagReferenceRequest>,
     pub alias: bool,
+    /// How long the tag lives from now (`2w`, `12h`): before the image's
+    /// `quay.expires-after` label and the configured default.
+    #[serde(rename = "expiresAfter", skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -1321,4 +1331,40 @@ pub struct ProxySpec {
 pub struct ProxyRequest {
     pub metadata: NameMeta,
     pub spec: ProxySpec,
+}
+
+/// An immutable-tags policy of a namespace or of one of its repositories
+/// (`/api/v1/namespaces/NS/immutabletagpolicies`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImmutableTagPolicy {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    /// `name`: `NS` or `NS/REPO`, the policy's scope.
+    pub metadata: ObjectMeta,
+    pub spec: ImmutableTagPolicySpec,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImmutableTagPolicySpec {
+    /// The repository within the namespace; absent for the whole namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Tag globs (`*`, `?`).
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+/// What `PUT /api/v1/namespaces/NS/immutabletagpolicies` takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImmutableTagPolicyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub patterns: Vec<String>,
 }

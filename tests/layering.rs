@@ -34,6 +34,8 @@ const RULES: &[(&str, &[&str])] = &[
             "upstream",
             "oci",
             "crash_points",
+            // Durations written by people: the `quay.expires-after` label.
+            "duration_text",
         ],
     ),
     (

@@ -23,6 +23,7 @@ mod role_bindings;
 mod secrets;
 mod service_accounts;
 mod subjects;
+mod tag_policies;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -35,6 +36,7 @@ pub use names::{
 };
 pub use secrets::{NewSecret, SecretView};
 pub use subjects::{SubjectRef, parse_subject};
+pub use tag_policies::{MAX_TAG_PATTERNS, parse_tag_patterns};
 
 use std::sync::Arc;
 

@@ -148,6 +148,10 @@ pub fn describe(error: &RegistryError) -> Described {
             message: reason.clone().into(),
             ..row(C::Denied, S::FORBIDDEN)
         },
+        TagImmutable(_) => Described {
+            message: error.to_string().into(),
+            ..row(C::Denied, S::FORBIDDEN)
+        },
         Unsupported(_) => row(C::Unsupported, S::BAD_REQUEST),
         MethodNotAllowed => row(C::Unsupported, S::METHOD_NOT_ALLOWED),
         // As the reference registry in read-only mode: the write methods
@@ -193,6 +197,14 @@ fn detail(error: &RegistryError) -> Option<serde_json::Value> {
             Some(serde_json::json!({ "digest": d.as_str() }))
         }
         Unauthorized { .. } | Denied | DeniedBecause(_) | InsufficientScope { .. } => None,
+        TagImmutable(refusal) => Some(serde_json::json!({
+            "tag": refusal.tag,
+            "policy": match &refusal.policy_repository {
+                Some(repo) => format!("{}/{repo}", refusal.policy_namespace),
+                None => refusal.policy_namespace.clone(),
+            },
+            "pattern": refusal.pattern,
+        })),
         other => Some(serde_json::Value::String(other.to_string())),
     }
 }

@@ -23,8 +23,8 @@ pub use crate::wire::{
 pub use crate::wire::{GarbageCollection, GarbageCollectionRequest, RemovedObject};
 pub use crate::wire::{
     ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest, ImageStreamTag,
-    ImageStreamTagRequest, LookupPolicyRequest, ObjectReference, RollbackRequest, TagImportPolicy,
-    TagReferencePolicy, TagReferenceRequest,
+    ImageStreamTagRequest, ImmutableTagPolicy, ImmutableTagPolicyRequest, LookupPolicyRequest,
+    ObjectReference, RollbackRequest, TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
 };
 pub use crate::wire::{Proxy, ProxyRequest, ProxySpec, Secret, SecretRegistry, SecretRequest};
 
@@ -535,6 +535,41 @@ impl ApiClient {
             Some(request),
         )
         .await
+    }
+
+    // --- immutable-tags policies
+
+    pub async fn immutable_tag_policies(
+        &self,
+        namespace: &str,
+    ) -> ApiResult<List<ImmutableTagPolicy>> {
+        self.get(&["namespaces", namespace, "immutabletagpolicies"])
+            .await
+    }
+
+    pub async fn set_immutable_tag_policy(
+        &self,
+        namespace: &str,
+        request: &ImmutableTagPolicyRequest,
+    ) -> ApiResult<ImmutableTagPolicy> {
+        self.send(
+            Method::PUT,
+            &["namespaces", namespace, "immutabletagpolicies"],
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn clear_immutable_tag_policy(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+    ) -> ApiResult<Status> {
+        let mut url = self.url(&["namespaces", namespace, "immutabletagpolicies"]);
+        if let Some(repository) = repository {
+            url.query_pairs_mut().append_pair("repository", repository);
+        }
+        self.execute(self.http.delete(url)).await
     }
 
     pub async fn delete_secret(&self, namespace: &str, name: &str) -> ApiResult<Status> {

@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::client::{
     ApiClient, ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest,
-    ImageStreamTag, ImageStreamTagRequest, List, LookupPolicyRequest, NameMeta, ObjectReference,
-    TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
+    ImageStreamTag, ImageStreamTagRequest, ImmutableTagPolicyRequest, List, LookupPolicyRequest,
+    NameMeta, ObjectReference, TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
 };
 use super::output::{
     OutputFormat, Printable, age, joined, kind_or, print_created, print_list, print_one,
@@ -416,7 +416,8 @@ Examples:
   berth tag app:1.0 app:stable
   berth tag myproj/app@sha256:… app:latest
   berth tag app:latest app:current --alias
-  berth tag --source=docker quay.io/org/img:1.0 img:1.0 --scheduled --reference-policy local")]
+  berth tag --source=docker quay.io/org/img:1.0 img:1.0 --scheduled --reference-policy local
+  berth tag app:1.0 app:preview --expires-after 2w")]
 pub struct TagArgs {
     pub source: String,
     #[arg(required = true)]
@@ -452,6 +453,10 @@ pub struct TagArgs {
     /// Reference the source without importing it.
     #[arg(long)]
     pub reference: bool,
+    /// The tag expires this long from now (30s, 12h, 2d, 2w), whatever the
+    /// image's quay.expires-after label or the configured default say.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_after: Option<String>,
 }
 
 /// `PROJECT/NAME…` as (project, rest); a name without `/` is in `default`.
@@ -510,6 +515,10 @@ pub async fn tag(args: TagArgs, globals: &Globals) -> anyhow::Result<()> {
     let session = Session::load(globals)?;
     let default_ns = session.namespace(args.namespace.as_deref())?;
     let from = source_reference(&args.source, args.source_kind.as_deref(), &default_ns)?;
+    if let Some(text) = &args.expires_after {
+        // Said here, before anything is sent; the server checks it too.
+        crate::duration_text::parse(text).map_err(|e| anyhow::anyhow!("--expires-after: {e}"))?;
+    }
     let request = ImageStreamTagRequest {
         tag: Some(TagReferenceRequest {
             from: Some(from),
@@ -524,6 +533,7 @@ pub async fn tag(args: TagArgs, globals: &Globals) -> anyhow::Result<()> {
             }),
         }),
         alias: args.alias,
+        expires_after: args.expires_after.clone(),
     };
     let client = session.client()?;
     for destination in &args.destinations {
@@ -532,9 +542,14 @@ pub async fn tag(args: TagArgs, globals: &Globals) -> anyhow::Result<()> {
             bail!("{destination:?}: a destination is NAME:TAG or PROJECT/NAME:TAG");
         }
         let tagged = client.set_image_stream_tag(ns, name, &request).await?;
+        let expiry = tagged
+            .expires
+            .as_deref()
+            .map(|at| format!(" It expires at {at}."))
+            .unwrap_or_default();
         match &tagged.image {
             Some(image) => println!(
-                "Tag {name} set to {}.",
+                "Tag {name} set to {}.{expiry}",
                 short_source(&args.source, &image.metadata.name)
             ),
             None => println!("Tag {name} set to import {}.", args.source),
@@ -629,6 +644,34 @@ pub enum SetCommand {
     /// Let image streams' tags be used by their short names
     /// (`spec.lookupPolicy.local`).
     ImageLookup(ImageLookupArgs),
+    /// Make the tags matching patterns immutable in a namespace or one of
+    /// its repositories: never moved to another image nor deleted once
+    /// pushed.
+    #[command(after_help = "\
+Patterns are globs over tag names: '*' is any characters, '?' one. Setting \
+patterns replaces the policy's; a tag they cover loses any expiry. Setting \
+and clearing take the admin role in the namespace.
+
+Examples:
+  berth set immutable-tags myproj 'v*' 'release-?'
+  berth set immutable-tags myproj/app 'stable'
+  berth set immutable-tags myproj --list
+  berth set immutable-tags myproj/app --clear")]
+    ImmutableTags(ImmutableTagsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImmutableTagsArgs {
+    /// NS, or NS/REPO for one repository of it.
+    pub scope: String,
+    /// Tag patterns (replace the policy's).
+    pub patterns: Vec<String>,
+    /// Show the namespace's policies (its own and its repositories').
+    #[arg(long, conflicts_with_all = ["patterns", "clear"])]
+    pub list: bool,
+    /// Remove the policy of NS or NS/REPO.
+    #[arg(long, conflicts_with = "patterns")]
+    pub clear: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -644,7 +687,10 @@ pub struct ImageLookupArgs {
 }
 
 pub async fn set(args: SetArgs, globals: &Globals) -> anyhow::Result<()> {
-    let SetCommand::ImageLookup(args) = args.what;
+    let args = match args.what {
+        SetCommand::ImageLookup(args) => args,
+        SetCommand::ImmutableTags(args) => return immutable_tags(args, globals).await,
+    };
     let session = Session::load(globals)?;
     let ns = session.namespace(args.namespace.as_deref())?;
     let client = session.client()?;
@@ -653,6 +699,56 @@ pub async fn set(args: SetArgs, globals: &Globals) -> anyhow::Result<()> {
         client.set_image_lookup(&ns, name, args.enabled).await?;
         println!("imagestream.image.openshift.io/{name} image lookup updated");
     }
+    Ok(())
+}
+
+async fn immutable_tags(args: ImmutableTagsArgs, globals: &Globals) -> anyhow::Result<()> {
+    let (namespace, repository) = match args.scope.split_once('/') {
+        Some((ns, repo)) => (ns, Some(repo)),
+        None => (args.scope.as_str(), None),
+    };
+    if namespace.is_empty() || repository.is_some_and(str::is_empty) {
+        bail!("{:?}: write NS or NS/REPO", args.scope);
+    }
+    let session = Session::load(globals)?;
+    let client = session.client()?;
+    if args.list {
+        let policies = client.immutable_tag_policies(namespace).await?;
+        if policies.items.is_empty() {
+            println!("No immutable-tags policy in {namespace}.");
+        }
+        for policy in policies.items {
+            println!(
+                "{}\t{}",
+                policy.metadata.name,
+                policy.spec.patterns.join(" ")
+            );
+        }
+        return Ok(());
+    }
+    if args.clear {
+        client
+            .clear_immutable_tag_policy(namespace, repository)
+            .await?;
+        println!("Immutable-tags policy of {} cleared.", args.scope);
+        return Ok(());
+    }
+    if args.patterns.is_empty() {
+        bail!(
+            "which tags? berth set immutable-tags {} 'v*' … (or --list, --clear)",
+            args.scope
+        );
+    }
+    let request = ImmutableTagPolicyRequest {
+        repository: repository.map(str::to_owned),
+        patterns: args.patterns.clone(),
+    };
+    let policy = client.set_immutable_tag_policy(namespace, &request).await?;
+    println!(
+        "Tags of {} matching {} are immutable.",
+        policy.metadata.name,
+        policy.spec.patterns.join(" ")
+    );
     Ok(())
 }
 

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::metadata::StoredManifest;
 use crate::metadata::changes::{ChangeSink, HEARTBEAT};
+use crate::metadata::{StoredManifest, Timestamp, now};
 use crate::oci::names::{Reference, RepositoryName};
 
 /// Memory the cached manifests may take, entries and all.
@@ -53,6 +53,15 @@ type ManifestKey = (RepositoryName, String);
 struct Entry<T> {
     value: T,
     read_at: Instant,
+    /// When a tag it depends on expires (milliseconds since the epoch):
+    /// past it the entry is not served, whatever else holds.
+    until: Option<Timestamp>,
+}
+
+impl<T> Entry<T> {
+    fn expired(&self) -> bool {
+        self.until.is_some_and(|until| until <= now())
+    }
 }
 
 /// What one cached manifest costs beyond the bytes it holds: the map's slot,
@@ -201,7 +210,9 @@ impl PullCache {
         let current = self.current();
         let state = self.state();
         match state.manifests.get(&key(repo, reference)) {
-            Some(found) if current && self.young(found.read_at) => Ok(found.value.clone()),
+            Some(found) if current && self.young(found.read_at) && !found.expired() => {
+                Ok(found.value.clone())
+            }
             _ => Err(Ticket(state.generation)),
         }
     }
@@ -242,6 +253,7 @@ impl PullCache {
         let entry = Entry {
             value: manifest.clone(),
             read_at,
+            until: manifest.expires_at,
         };
         state.manifests.insert(key, entry);
         state.bytes += size;
@@ -254,14 +266,23 @@ impl PullCache {
         let current = self.current();
         let state = self.state();
         match state.tags.get(repo) {
-            Some(found) if current && self.young(found.read_at) => Ok(found.value.clone()),
+            Some(found) if current && self.young(found.read_at) && !found.expired() => {
+                Ok(found.value.clone())
+            }
             _ => Err(Ticket(state.generation)),
         }
     }
 
     /// Keeps the tag list a read that began at `ticket` found, unless
-    /// anything was invalidated meanwhile.
-    pub fn put_tags(&self, ticket: Ticket, repo: &RepositoryName, tags: &CachedTags) {
+    /// anything was invalidated meanwhile, until `until` (when the first
+    /// of its tags expires) at most.
+    pub fn put_tags(
+        &self,
+        ticket: Ticket,
+        repo: &RepositoryName,
+        tags: &CachedTags,
+        until: Option<Timestamp>,
+    ) {
         if !self.current() {
             return;
         }
@@ -291,6 +312,7 @@ impl PullCache {
         let entry = Entry {
             value: tags,
             read_at,
+            until,
         };
         state.tags.insert(repo.clone(), entry);
         state.tag_bytes += size;
@@ -379,6 +401,7 @@ mod tests {
                 size: body.len() as u64,
             },
             content: Bytes::from(body.to_owned()),
+            expires_at: None,
         }
     }
 
@@ -405,6 +428,27 @@ mod tests {
     }
 
     #[test]
+    fn entries_are_not_served_past_a_tag_expiry() {
+        let cache = PullCache::new(Coherence::Local);
+        let a = repo("ns/a");
+        let soon = now() + 150;
+        let mut expiring = manifest("one");
+        expiring.expires_at = Some(soon);
+        let ticket = cache.get(&a, &tag("v1")).unwrap_err();
+        cache.put(ticket, &a, &tag("v1"), &expiring);
+        let ticket = cache.tags(&a).unwrap_err();
+        cache.put_tags(ticket, &a, &all_tags(&["v1", "v2"]), Some(soon));
+        assert_eq!(cache.get(&a, &tag("v1")).unwrap().content, "one");
+        assert!(cache.tags(&a).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            cache.get(&a, &tag("v1")).is_err(),
+            "an expired tag's manifest is read again (and found gone)"
+        );
+        assert!(cache.tags(&a).is_err(), "the list is read again without it");
+    }
+
+    #[test]
     fn a_namespace_is_forgotten_whole() {
         let cache = PullCache::new(Coherence::Local);
         let (a, deep, solo, other) = (
@@ -417,7 +461,7 @@ mod tests {
             let ticket = cache.get(r, &tag("v1")).unwrap_err();
             cache.put(ticket, r, &tag("v1"), &manifest(r.as_str()));
             let ticket = cache.tags(r).unwrap_err();
-            cache.put_tags(ticket, r, &all_tags(&["v1"]));
+            cache.put_tags(ticket, r, &all_tags(&["v1"]), None);
         }
         cache.invalidate_namespace("team");
         for r in [&a, &deep, &solo] {
@@ -499,7 +543,7 @@ mod tests {
         for i in 0..200_000 {
             let r = repo(&format!("ns/r{i}"));
             let ticket = cache.tags(&r).unwrap_err();
-            cache.put_tags(ticket, &r, &all_tags(&["v"]));
+            cache.put_tags(ticket, &r, &all_tags(&["v"]), None);
         }
         let state = cache.state();
         let slot = size_of::<(RepositoryName, Entry<CachedTags>)>();
@@ -522,9 +566,9 @@ mod tests {
         let cache = PullCache::new(Coherence::Local);
         let (a, b) = (repo("ns/a"), repo("ns/b"));
         let ticket = cache.tags(&a).unwrap_err();
-        cache.put_tags(ticket, &a, &all_tags(&["v1", "v2"]));
+        cache.put_tags(ticket, &a, &all_tags(&["v1", "v2"]), None);
         let ticket = cache.tags(&b).unwrap_err();
-        cache.put_tags(ticket, &b, &all_tags(&["x"]));
+        cache.put_tags(ticket, &b, &all_tags(&["x"]), None);
         assert!(matches!(cache.tags(&a), Ok(CachedTags::All(t)) if t.len() == 2));
         cache.invalidate(&a);
         assert!(cache.tags(&a).is_err());
@@ -532,7 +576,7 @@ mod tests {
         // A list read before a write finished is not kept.
         let ticket = cache.tags(&a).unwrap_err();
         cache.invalidate(&a);
-        cache.put_tags(ticket, &a, &all_tags(&["stale"]));
+        cache.put_tags(ticket, &a, &all_tags(&["stale"]), None);
         assert!(cache.tags(&a).is_err());
     }
 
@@ -543,7 +587,7 @@ mod tests {
         let long = "t".repeat(120);
         let names: Vec<String> = (0..MAX_CACHED_TAGS).map(|i| format!("{long}{i}")).collect();
         let ticket = cache.tags(&a).unwrap_err();
-        cache.put_tags(ticket, &a, &CachedTags::All(names.into()));
+        cache.put_tags(ticket, &a, &CachedTags::All(names.into()), None);
         assert!(matches!(cache.tags(&a), Ok(CachedTags::TooMany)));
         assert!(cache.state().tag_bytes <= TAG_BUDGET_BYTES);
     }
@@ -591,7 +635,7 @@ mod tests {
         let a = repo("ns/a");
         cached(&cache, &a, "v1", "one");
         let ticket = cache.tags(&a).unwrap_err();
-        cache.put_tags(ticket, &a, &all_tags(&["v1"]));
+        cache.put_tags(ticket, &a, &all_tags(&["v1"]), None);
         // A read that began before the loss finishes after it.
         let overtaken = cache.get(&a, &tag("v2")).unwrap_err();
         cache.lost();
@@ -613,7 +657,7 @@ mod tests {
         cache.put(ticket, &repo("a"), &tag("v"), &manifest("m"));
         assert!(cache.get(&repo("a"), &tag("v")).is_err());
         let ticket = cache.tags(&repo("a")).unwrap_err();
-        cache.put_tags(ticket, &repo("a"), &all_tags(&["v"]));
+        cache.put_tags(ticket, &repo("a"), &all_tags(&["v"]), None);
         assert!(cache.tags(&repo("a")).is_err());
     }
 }

@@ -24,6 +24,7 @@ use crate::metadata::image_streams::{
     DueImport, ImageStreamStore, RevisionCause, RevisionOrigin, SpecTag, StoredStream,
     TagCondition, TagMove, TagSource, TagTarget,
 };
+use crate::metadata::tag_policies::ImmutableTag;
 use crate::metadata::{MetadataError, Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
@@ -47,13 +48,34 @@ pub enum StreamError {
     /// A value that cannot be taken (a bad name, reference or policy).
     #[error("{0}")]
     Invalid(String),
+    /// An immutable-tags policy refuses the move or delete.
+    #[error("{0}")]
+    Immutable(Box<ImmutableTag>),
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Metadata(MetadataError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// Recording an imported manifest failed.
     #[error(transparent)]
-    Registry(#[from] crate::error::RegistryError),
+    Registry(crate::error::RegistryError),
+}
+
+impl From<MetadataError> for StreamError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::TagImmutable(refusal) => StreamError::Immutable(refusal),
+            other => StreamError::Metadata(other),
+        }
+    }
+}
+
+impl From<crate::error::RegistryError> for StreamError {
+    fn from(e: crate::error::RegistryError) -> Self {
+        match e {
+            crate::error::RegistryError::TagImmutable(refusal) => StreamError::Immutable(refusal),
+            other => StreamError::Registry(other),
+        }
+    }
 }
 
 pub type StreamResult<T> = Result<T, StreamError>;
@@ -138,6 +160,9 @@ pub struct TagRequest {
     pub import_scheduled: bool,
     pub import_insecure: bool,
     pub import_mode: String,
+    /// `berth tag --expires-after`: how long the tag lives from now,
+    /// before the image's label and the configured default.
+    pub expires_after: Option<std::time::Duration>,
 }
 
 /// What tagging did.
@@ -288,6 +313,13 @@ impl ImageStreams {
         };
         let (source_repo, digest, description) = match request.from.kind.as_str() {
             DOCKER_IMAGE => {
+                if request.expires_after.is_some() {
+                    return Err(StreamError::Invalid(
+                        "an expiry applies to images berth holds; an imported tag takes the \
+                         image's label or the configured default"
+                            .into(),
+                    ));
+                }
                 if request.alias {
                     return Err(StreamError::Invalid(
                         "--alias applies to image stream tags only".into(),
@@ -362,7 +394,14 @@ impl ImageStreams {
             source: Some(description.clone()),
         };
         let outcome = self
-            .move_tag(repo, tag, &source_repo, &digest, None, &origin)
+            .move_tag(
+                repo,
+                tag,
+                (&source_repo, &digest),
+                None,
+                &origin,
+                request.expires_after,
+            )
             .await?;
         self.record_spec_tag(repo, &spec).await?;
         Ok(outcome)
@@ -372,15 +411,22 @@ impl ImageStreams {
         &self,
         repo: &RepositoryName,
         tag: &Tag,
-        source_repo: &RepositoryName,
-        digest: &Digest,
+        (source_repo, digest): (&RepositoryName, &Digest),
         docker_image_reference: Option<String>,
         origin: &RevisionOrigin,
+        expires_after: Option<std::time::Duration>,
     ) -> StreamResult<Tagged> {
+        // Every write pointing a tag sets its expiry, as a push does:
+        // explicit, else the image's label, else the default.
+        let expires_at = self
+            .registry
+            .tag_expiry_of(source_repo, digest, expires_after)
+            .await?;
         let target = TagTarget {
             digest: digest.clone(),
             docker_image_reference,
             from_repository: Some(source_repo.clone()),
+            expires_at,
         };
         let moved = self.store.move_tag(repo, tag, &target, origin).await?;
         self.registry.forget_repository(repo);
@@ -430,7 +476,7 @@ impl ImageStreams {
         };
         let digest = revision.digest.clone();
         let reference = revision.docker_image_reference.clone();
-        self.move_tag(repo, tag, repo, &digest, reference, &origin)
+        self.move_tag(repo, tag, (repo, &digest), reference, &origin, None)
             .await
             .map_err(|e| match e {
                 StreamError::NotFound(_) => StreamError::NotFound(format!(
@@ -466,8 +512,15 @@ impl ImageStreams {
         docker_image_reference: Option<String>,
         origin: &RevisionOrigin,
     ) -> StreamResult<Tagged> {
-        self.move_tag(repo, tag, repo, digest, docker_image_reference, origin)
-            .await
+        self.move_tag(
+            repo,
+            tag,
+            (repo, digest),
+            docker_image_reference,
+            origin,
+            None,
+        )
+        .await
     }
 
     /// Sets a condition of `tag` (a failed import, say).
@@ -537,7 +590,15 @@ impl ImageStreams {
         tag: &Tag,
     ) -> StreamResult<(StoredStream, Option<ImageDescription>)> {
         let stream = self.get(repo).await?;
-        let newest = stream.history_of(tag.as_str()).next().cloned();
+        // An expired tag is gone from the views, its spec included, as if
+        // deleted (its history stays, for the pruner and rollbacks).
+        if stream.is_gone(tag.as_str()) {
+            return Err(StreamError::NotFound(format!(
+                "imagestreamtags \"{}:{tag}\" not found",
+                stream_display(repo)
+            )));
+        }
+        let newest = stream.current_of(tag.as_str()).cloned();
         let image = match &newest {
             Some(revision) => Some(self.image(repo, &revision.digest).await?),
             None if stream.spec_tag(tag.as_str()).is_some() => None,

@@ -627,10 +627,20 @@ impl Importer {
         // berth's own, made when shown).
         let reference = (image.policy.reference_policy != "Local")
             .then(|| imported.docker_image_reference.clone());
-        let tagged = self
+        let tagged = match self
             .streams
             .record_import(repo, &image.tag, &imported.digest, reference, &origin)
-            .await?;
+            .await
+        {
+            Ok(tagged) => tagged,
+            // The tag's own failure, as the upstream's are: the other tags
+            // of the request go on, and a scheduled check records it as the
+            // tag's condition (not transient: the policy has to change).
+            Err(StreamError::Immutable(refusal)) => {
+                return Ok(Err(ImportFailure::new("TagImmutable", refusal.to_string())));
+            }
+            Err(e) => return Err(e),
+        };
         imported.tagged = Some(tagged);
         Ok(Ok(imported))
     }

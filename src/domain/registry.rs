@@ -20,7 +20,7 @@ use crate::metadata::changes::ChangeSink;
 use crate::metadata::image_streams::RevisionOrigin;
 use crate::metadata::{
     BlobLink, ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, ReferenceKind,
-    Referrer, RequiredContent, StoredManifest,
+    Referrer, RequiredContent, StoredManifest, Timestamp,
 };
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
@@ -43,6 +43,21 @@ pub struct RegistryOptions {
     /// [`Coherence::Shared`] nothing is served from it until
     /// [`Registry::change_sink`] is fed by a change listener.
     pub cache_pulls: Coherence,
+    /// `tagExpiration.default`: how long a tag lives after a push that
+    /// says nothing else (no label, no explicit expiry); `None`: forever.
+    pub tag_expiration_default: Option<std::time::Duration>,
+}
+
+/// The image config label that sets how long the tags a push points at
+/// the image live (`2w`, `12h`), as Quay reads it.
+pub const EXPIRES_AFTER_LABEL: &str = "quay.expires-after";
+
+/// Largest image config read for its labels on a push.
+const MAX_LABEL_CONFIG_SIZE: u64 = 1 << 20;
+
+/// `at` plus `after`, in the metadata's milliseconds.
+pub fn expiry_from(at: Timestamp, after: std::time::Duration) -> Timestamp {
+    at.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A finished manifest push.
@@ -283,6 +298,13 @@ impl Registry {
         } else {
             RequiredContent::default()
         };
+        // Only a push naming tags gives them an expiry; the label is read
+        // from an image's config (an index has none).
+        let tag_expires_at = if tags.is_empty() {
+            None
+        } else {
+            self.tag_expiry(&parsed, None).await
+        };
         let new = NewManifest {
             digest: digest.clone(),
             media_type: parsed.media_type.clone(),
@@ -302,6 +324,7 @@ impl Registry {
                 )
                 .collect(),
             required,
+            tag_expires_at,
         };
         Ok(ValidManifest {
             new,
@@ -337,6 +360,84 @@ impl Registry {
         }
         self.cache.invalidate(repo);
         Ok(valid.pushed)
+    }
+
+    /// When a tag pointed at the image `parsed` now expires: after
+    /// `explicit` if given, else after the image's `quay.expires-after`
+    /// label, else after `tagExpiration.default`; `None`: never.
+    pub async fn tag_expiry(
+        &self,
+        parsed: &ParsedManifest,
+        explicit: Option<std::time::Duration>,
+    ) -> Option<Timestamp> {
+        let after = match explicit {
+            Some(after) => Some(after),
+            None => match self.label_expiry(parsed).await {
+                Some(after) => Some(after),
+                None => self.options.tag_expiration_default,
+            },
+        };
+        after.map(|after| expiry_from(crate::metadata::now(), after))
+    }
+
+    /// [`tag_expiry`](Self::tag_expiry) of the image `digest` of `repo`.
+    pub async fn tag_expiry_of(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        explicit: Option<std::time::Duration>,
+    ) -> Result<Option<Timestamp>> {
+        let stored = self
+            .metadata
+            .manifest(repo, &Reference::Digest(digest.clone()))
+            .await?;
+        let parsed =
+            stored.and_then(|m| manifest::parse(&m.content, Some(&m.meta.media_type)).ok());
+        Ok(match parsed {
+            Some(parsed) => self.tag_expiry(&parsed, explicit).await,
+            None => explicit
+                .or(self.options.tag_expiration_default)
+                .map(|after| expiry_from(crate::metadata::now(), after)),
+        })
+    }
+
+    /// The `quay.expires-after` label of an image's config, if the config
+    /// is here, small and says one. A label that is no duration is logged
+    /// and ignored: the push goes on, as Quay's does.
+    async fn label_expiry(&self, parsed: &ParsedManifest) -> Option<std::time::Duration> {
+        if parsed.kind != ManifestKind::Image {
+            return None;
+        }
+        let config = parsed
+            .references
+            .iter()
+            .find(|r| r.kind == ReferenceKind::Config)?;
+        let size = self.blobs.blob_size(&config.digest).await.ok()??;
+        if size > MAX_LABEL_CONFIG_SIZE {
+            return None;
+        }
+        let mut stream = self
+            .blobs
+            .read_blob(&config.digest, 0..size, None)
+            .await
+            .ok()?;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        while let Some(piece) = futures::StreamExt::next(&mut stream).await {
+            bytes.extend_from_slice(&piece.ok()?);
+        }
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let label = value
+            .get("config")
+            .and_then(|c| c.get("Labels"))
+            .and_then(|l| l.get(EXPIRES_AFTER_LABEL))
+            .and_then(|v| v.as_str())?;
+        match crate::duration_text::parse(label) {
+            Ok(after) => Some(after),
+            Err(e) => {
+                tracing::warn!(config = %config.digest, label = %label, error = %e, "ignoring the image's {EXPIRES_AFTER_LABEL} label");
+                None
+            }
+        }
     }
 
     async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> Result<()> {
@@ -514,6 +615,28 @@ impl Registry {
         }
     }
 
+    /// Removes the rows of the tags whose expiry has passed, at most
+    /// `limit` of them, keeping their history (the revisions' images stay
+    /// until pruned), and forgets what is cached of their repositories.
+    /// Run by garbage collection before each run; a pruner calls it the
+    /// same way. Pulls stopped resolving these tags when they expired:
+    /// this only tidies the rows.
+    pub async fn remove_expired_tags(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::metadata::tag_policies::ExpiredTag>, MetadataError> {
+        let expired = self
+            .metadata
+            .remove_expired_tags(crate::metadata::now(), limit)
+            .await?;
+        for tag in &expired {
+            self.cache.invalidate(&tag.repository);
+            tracing::info!(repository = %tag.repository, tag = %tag.tag, expired_at = tag.expired_at, "expired tag removed");
+        }
+        metrics::counter!("berth_tags_expired_removed_total").increment(expired.len() as u64);
+        Ok(expired)
+    }
+
     pub async fn referrers(
         &self,
         repo: &RepositoryName,
@@ -563,7 +686,8 @@ impl Registry {
         } else {
             CachedTags::All(whole.items.into())
         };
-        self.cache.put_tags(ticket, repo, &found);
+        // Held no longer than until the first of its tags expires.
+        self.cache.put_tags(ticket, repo, &found, whole.next_expiry);
         Ok(match found {
             CachedTags::All(all) => Some(all),
             CachedTags::TooMany => None,
@@ -607,7 +731,11 @@ impl Registry {
                 break;
             }
         }
-        Ok(Page { items, more })
+        Ok(Page {
+            items,
+            more,
+            next_expiry: None,
+        })
     }
 }
 
@@ -619,6 +747,7 @@ fn page_of(all: &[String], after: &str, limit: u32) -> Page {
     Page {
         items: all[start..end].to_vec(),
         more: end < all.len(),
+        next_expiry: None,
     }
 }
 

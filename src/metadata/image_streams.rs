@@ -142,12 +142,36 @@ pub struct StoredStream {
     pub history: Vec<Revision>,
     /// By tag name and type.
     pub conditions: Vec<TagCondition>,
+    /// The tags current now (their rows, not expired), with their expiry.
+    pub current_tags: Vec<(String, Option<Timestamp>)>,
 }
 
 impl StoredStream {
     /// `tag`'s revisions, newest first.
     pub fn history_of<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a Revision> + 'a {
         self.history.iter().filter(move |r| r.tag == tag)
+    }
+
+    /// Whether `tag` has a history but is no longer current: it expired
+    /// (its revisions stay until pruned). Views show it gone.
+    pub fn is_gone(&self, tag: &str) -> bool {
+        !self.current_tags.iter().any(|(t, _)| t == tag) && self.history_of(tag).next().is_some()
+    }
+
+    /// The newest revision of `tag`, unless the tag is gone.
+    pub fn current_of<'a>(&'a self, tag: &'a str) -> Option<&'a Revision> {
+        if self.is_gone(tag) {
+            return None;
+        }
+        self.history_of(tag).next()
+    }
+
+    /// When `tag` expires, if it is current and has an expiry.
+    pub fn expiry_of(&self, tag: &str) -> Option<Timestamp> {
+        self.current_tags
+            .iter()
+            .find(|(t, _)| t == tag)
+            .and_then(|(_, e)| *e)
     }
 
     pub fn spec_tag(&self, tag: &str) -> Option<&SpecTag> {
@@ -165,6 +189,8 @@ pub struct TagTarget {
     /// manifests and their blobs are linked into the stream's repository in
     /// the same transaction, so the tag can be pulled from there.
     pub from_repository: Option<RepositoryName>,
+    /// When the tag expires (`None`: never), set even if it does not move.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A spec tag whose import check is due ([`ImageStreamStore::due_imports`]).

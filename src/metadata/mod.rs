@@ -25,6 +25,8 @@ mod sql_image_streams;
 mod sql_jobs;
 mod sql_proxies;
 mod sql_secrets;
+mod sql_tag_policies;
+pub mod tag_policies;
 #[cfg(test)]
 pub(crate) mod testsuite;
 
@@ -59,6 +61,10 @@ pub enum MetadataError {
     /// have recorded it: nothing was stored.
     #[error("{0} is not in the repository")]
     ReferenceUnknown(Digest),
+    /// A move or delete of a tag that an immutable-tags policy covers:
+    /// nothing was written.
+    #[error("{0}")]
+    TagImmutable(Box<tag_policies::ImmutableTag>),
 }
 
 impl MetadataError {
@@ -169,6 +175,9 @@ pub struct NewManifest {
     /// checked in the transaction that records it (empty for manifests
     /// allowed to lack content: imports, sparse manifests).
     pub required: RequiredContent,
+    /// When the tags it is pushed to expire (`None`: never), reset by
+    /// every push to them.
+    pub tag_expires_at: Option<Timestamp>,
 }
 
 /// Content a manifest needs in its repository.
@@ -212,6 +221,9 @@ pub struct ManifestMeta {
 pub struct StoredManifest {
     pub meta: ManifestMeta,
     pub content: Bytes,
+    /// Found by a tag that expires then (read with the tag's row): a cache
+    /// must not serve it past that.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A manifest whose `subject` is the digest asked about.
@@ -259,6 +271,10 @@ pub struct Page {
     pub items: Vec<String>,
     /// There are more items after the last one returned.
     pub more: bool,
+    /// For tags: the earliest expiry among the repository's tags still
+    /// current, when one of them will vanish from the listing (`None`:
+    /// none will).
+    pub next_expiry: Option<Timestamp>,
 }
 
 #[async_trait]
@@ -378,8 +394,37 @@ pub trait MetadataStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Option<Page>>;
-    /// Deletes the tag with its history.
+    /// Deletes the tag with its history. False for a tag that is not
+    /// there or has expired; [`MetadataError::TagImmutable`] for one an
+    /// immutable-tags policy covers.
     async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
+
+    // --- tag policies
+
+    /// The immutable-tags policies of `namespace`: its own first, then its
+    /// repositories', by name.
+    async fn immutable_tag_policies(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<tag_policies::ImmutableTagPolicy>>;
+    /// Replaces the policy of `namespace` (`repository: None`) or of one
+    /// of its repositories; no patterns removes it (false if there was
+    /// none). The tags the policy covers lose their expiry.
+    async fn set_immutable_tag_policy(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+        patterns: &[crate::oci::tag_pattern::TagPattern],
+        by: Option<&str>,
+    ) -> Result<bool>;
+    /// Removes the rows of tags that expired at or before `at` (at most
+    /// `limit`), keeping their history, and says which. What garbage
+    /// collection runs first; a pruner can call it the same way.
+    async fn remove_expired_tags(
+        &self,
+        at: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<tag_policies::ExpiredTag>>;
 
     // --- uploads
 

@@ -18,16 +18,18 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::image_streams::RevisionOrigin;
-use super::sql_garbage;
 use super::sql_image_streams::{
     NewRevision, forget_tag, forget_tags_pointing_at, insert_stream_row, point_tags,
 };
+use super::tag_policies::{ExpiredTag, ImmutableTagPolicy, TagChange};
 use super::{
     BlobClaim, BlobLink, ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, Referrer,
     Result, StoredManifest, Timestamp, Upload, UploadPartRecord, now,
 };
+use super::{sql_garbage, sql_tag_policies};
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::{Reference, RepositoryName, Tag};
+use crate::oci::tag_pattern::TagPattern;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -243,7 +245,11 @@ fn get_u32(row: &AnyRow, column: &str) -> Result<u32> {
 fn into_page(mut items: Vec<String>, limit: u32) -> Page {
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    Page { items, more }
+    Page {
+        items,
+        more,
+        next_expiry: None,
+    }
 }
 
 /// `$first, $first+1, …` for `count` values.
@@ -281,18 +287,21 @@ pub(super) async fn ensure_repository(
     Ok(id)
 }
 
-const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM tags t \
+// By tag, the tag's expiry is read with its row and a tag past it ($3, the
+// time now) is not found: expiration costs pulls no query of its own.
+const MANIFEST_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size, m.content, t.expires_at FROM tags t \
      JOIN repositories r ON r.id = t.repository_id \
      JOIN manifests m ON m.digest = t.digest \
-     WHERE r.name = $1 AND t.name = $2";
-const MANIFEST_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size, m.content FROM repository_manifests rm \
+     WHERE r.name = $1 AND t.name = $2 AND (t.expires_at IS NULL OR t.expires_at > $3)";
+const MANIFEST_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size, m.content, CAST(NULL AS BIGINT) AS expires_at \
+     FROM repository_manifests rm \
      JOIN repositories r ON r.id = rm.repository_id \
      JOIN manifests m ON m.digest = rm.digest \
      WHERE r.name = $1 AND rm.digest = $2";
 const MANIFEST_META_BY_TAG: &str = "SELECT m.digest, m.media_type, m.size FROM tags t \
      JOIN repositories r ON r.id = t.repository_id \
      JOIN manifests m ON m.digest = t.digest \
-     WHERE r.name = $1 AND t.name = $2";
+     WHERE r.name = $1 AND t.name = $2 AND (t.expires_at IS NULL OR t.expires_at > $3)";
 const MANIFEST_META_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size FROM repository_manifests rm \
      JOIN repositories r ON r.id = rm.repository_id \
      JOIN manifests m ON m.digest = rm.digest \
@@ -541,6 +550,7 @@ impl MetadataStore for SqlMetadataStore {
             docker_image_reference: None,
             origin,
             at,
+            expires_at: manifest.tag_expires_at,
         };
         point_tags(&mut tx, repo_id, repo, tags, &revision).await?;
         tx.commit().await?;
@@ -552,20 +562,21 @@ impl MetadataStore for SqlMetadataStore {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<StoredManifest>> {
-        let sql = match reference {
-            Reference::Tag(_) => MANIFEST_BY_TAG,
-            Reference::Digest(_) => MANIFEST_BY_DIGEST,
+        let query = match reference {
+            Reference::Tag(_) => sqlx::query(MANIFEST_BY_TAG),
+            Reference::Digest(_) => sqlx::query(MANIFEST_BY_DIGEST),
         };
-        let row = sqlx::query(sql)
-            .bind(repo.as_str())
-            .bind(reference_text(reference))
-            .fetch_optional(&self.reader)
-            .await?;
+        let mut query = query.bind(repo.as_str()).bind(reference_text(reference));
+        if let Reference::Tag(_) = reference {
+            query = query.bind(now());
+        }
+        let row = query.fetch_optional(&self.reader).await?;
         row.map(|r| {
             let content: Vec<u8> = r.try_get("content")?;
             Ok(StoredManifest {
                 meta: manifest_meta(&r)?,
                 content: Bytes::from(content),
+                expires_at: r.try_get("expires_at")?,
             })
         })
         .transpose()
@@ -576,15 +587,15 @@ impl MetadataStore for SqlMetadataStore {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<ManifestMeta>> {
-        let sql = match reference {
-            Reference::Tag(_) => MANIFEST_META_BY_TAG,
-            Reference::Digest(_) => MANIFEST_META_BY_DIGEST,
+        let query = match reference {
+            Reference::Tag(_) => sqlx::query(MANIFEST_META_BY_TAG),
+            Reference::Digest(_) => sqlx::query(MANIFEST_META_BY_DIGEST),
         };
-        let row = sqlx::query(sql)
-            .bind(repo.as_str())
-            .bind(reference_text(reference))
-            .fetch_optional(&self.reader)
-            .await?;
+        let mut query = query.bind(repo.as_str()).bind(reference_text(reference));
+        if let Reference::Tag(_) = reference {
+            query = query.bind(now());
+        }
+        let row = query.fetch_optional(&self.reader).await?;
         row.map(|r| manifest_meta(&r)).transpose()
     }
 
@@ -598,6 +609,26 @@ impl MetadataStore for SqlMetadataStore {
             return Ok(false);
         };
         let repo_id: i64 = row.try_get("id")?;
+        // The tags that would go with it, checked against the policies
+        // inside this transaction.
+        let tags = sqlx::query(
+            "SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 \
+             AND (expires_at IS NULL OR expires_at > $3) ORDER BY name",
+        )
+        .bind(repo_id)
+        .bind(digest.as_str())
+        .bind(now())
+        .fetch_all(&mut *tx)
+        .await?;
+        if !tags.is_empty() {
+            let policies = sql_tag_policies::applicable(&mut tx, repo).await?;
+            for row in &tags {
+                let tag: String = row.try_get("name")?;
+                if let Some(refusal) = policies.refusal(repo, &tag, TagChange::Delete) {
+                    return Err(MetadataError::TagImmutable(Box::new(refusal)));
+                }
+            }
+        }
         forget_tags_pointing_at(&mut tx, repo_id, digest).await?;
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
@@ -670,16 +701,23 @@ impl MetadataStore for SqlMetadataStore {
         // follow", with the page joined into one string: a row per tag would
         // cost a round trip to the database driver per tag. Tag names cannot
         // contain a comma.
+        // Expired tags ($4: now) are left out, and the next expiry among
+        // the others comes in the same row, for a cache of the list.
         let row = sqlx::query(
             "SELECT (SELECT id FROM repositories WHERE name = $1) AS repository_id, \
              (SELECT string_agg(name, ',' ORDER BY name) FROM \
                (SELECT t.name AS name FROM tags t \
                 JOIN repositories r ON r.id = t.repository_id \
-                WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3) page) AS names",
+                WHERE r.name = $1 AND t.name > $2 \
+                AND (t.expires_at IS NULL OR t.expires_at > $4) \
+                ORDER BY t.name LIMIT $3) page) AS names, \
+             (SELECT MIN(t.expires_at) FROM tags t JOIN repositories r ON r.id = t.repository_id \
+              WHERE r.name = $1 AND t.expires_at > $4) AS next_expiry",
         )
         .bind(repo.as_str())
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
+        .bind(now())
         .fetch_one(&self.reader)
         .await?;
         if row.try_get::<Option<i64>, _>("repository_id")?.is_none() {
@@ -689,7 +727,9 @@ impl MetadataStore for SqlMetadataStore {
             .try_get::<Option<String>, _>("names")?
             .map(|joined| joined.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(Some(into_page(names, limit)))
+        let mut page = into_page(names, limit);
+        page.next_expiry = row.try_get("next_expiry")?;
+        Ok(Some(page))
     }
 
     async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
@@ -701,7 +741,7 @@ impl MetadataStore for SqlMetadataStore {
         else {
             return Ok(false);
         };
-        let (deleted, _) = forget_tag(&mut tx, row.try_get("id")?, tag.as_str()).await?;
+        let (deleted, _) = forget_tag(&mut tx, row.try_get("id")?, repo, tag.as_str()).await?;
         if !deleted {
             // A tag with a spec and no image is not one `/v2/` knows: a
             // refusal changes nothing.
@@ -710,6 +750,25 @@ impl MetadataStore for SqlMetadataStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn immutable_tag_policies(&self, namespace: &str) -> Result<Vec<ImmutableTagPolicy>> {
+        self.list_immutable_tag_policies(namespace).await
+    }
+
+    async fn set_immutable_tag_policy(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+        patterns: &[TagPattern],
+        by: Option<&str>,
+    ) -> Result<bool> {
+        self.store_immutable_tag_policy(namespace, repository, patterns, by)
+            .await
+    }
+
+    async fn remove_expired_tags(&self, at: Timestamp, limit: u32) -> Result<Vec<ExpiredTag>> {
+        self.delete_expired_tags(at, limit).await
     }
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {

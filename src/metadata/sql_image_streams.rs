@@ -22,7 +22,12 @@ use super::image_streams::{
 use super::sql::{Engine, SqlMetadataStore, ensure_repository, parse};
 use super::sql_access::escape_like;
 use super::sql_garbage;
+use super::sql_tag_policies::{self, live};
+use super::tag_policies::{ApplicablePolicies, TagChange};
 use super::{MetadataError, Result, Timestamp, now};
+
+/// No policy: what a repository without any is checked against.
+static EMPTY: ApplicablePolicies = ApplicablePolicies(Vec::new());
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
 
@@ -98,6 +103,9 @@ pub(super) struct NewRevision<'a> {
     pub docker_image_reference: Option<&'a str>,
     pub origin: &'a RevisionOrigin,
     pub at: Timestamp,
+    /// When the tags pointed expire (`None`: never); set on every tag
+    /// written, moved or not, so that a push resets it.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Points each of `tags` at the revision's image and records a revision
@@ -117,11 +125,15 @@ pub(super) async fn point_tags(
         docker_image_reference,
         origin,
         at,
+        expires_at,
     } = *revision;
     if tags.is_empty() {
         return Ok(Vec::new());
     }
     let start = lock_stream(conn, repo_id, at).await?;
+    // Read only when a tag that exists would move, or would get an
+    // expiry: a push making new tags without one costs nothing more.
+    let mut policies: Option<ApplicablePolicies> = None;
     let mut generation = start;
     let mut moved = Vec::new();
     let mut seen = HashSet::new();
@@ -133,24 +145,59 @@ pub(super) async fn point_tags(
         if !seen.insert(tag.clone()) || seen.len() > MAX_FOLLOWING_TAGS {
             continue;
         }
-        let current = sqlx::query("SELECT digest FROM tags WHERE repository_id = $1 AND name = $2")
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(row) = current
-            && row.try_get::<String, _>("digest")? == digest.as_str()
-        {
+        let current = sqlx::query(
+            "SELECT digest, expires_at FROM tags WHERE repository_id = $1 AND name = $2",
+        )
+        .bind(repo_id)
+        .bind(tag.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        // An expired tag is as if deleted: pointing it anew is no move.
+        let (current, current_expiry) = match current {
+            Some(row) if live(row.try_get("expires_at")?, at) => (
+                Some(row.try_get::<String, _>("digest")?),
+                row.try_get::<Option<Timestamp>, _>("expires_at")?,
+            ),
+            _ => (None, None),
+        };
+        let moves = current.as_deref().is_some_and(|d| d != digest.as_str());
+        let mut tag_expires_at = expires_at;
+        if moves || tag_expires_at.is_some() {
+            if policies.is_none() {
+                policies = Some(sql_tag_policies::applicable(conn, repo).await?);
+            }
+            let applicable = policies.as_ref().map_or(&EMPTY, |p| p);
+            if moves && let Some(refusal) = applicable.refusal(repo, &tag, TagChange::Move) {
+                return Err(MetadataError::TagImmutable(Box::new(refusal)));
+            }
+            // An immutable tag never expires: it could not be deleted.
+            if applicable.matches(&tag) {
+                tag_expires_at = None;
+            }
+        }
+        if current.as_deref() == Some(digest.as_str()) {
+            if current_expiry != tag_expires_at {
+                sqlx::query(
+                    "UPDATE tags SET expires_at = $3 WHERE repository_id = $1 AND name = $2",
+                )
+                .bind(repo_id)
+                .bind(tag.as_str())
+                .bind(tag_expires_at)
+                .execute(&mut *conn)
+                .await?;
+            }
             continue;
         }
         sqlx::query(
-            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            "INSERT INTO tags (repository_id, name, digest, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, \
+             updated_at = excluded.updated_at, expires_at = excluded.expires_at",
         )
         .bind(repo_id)
         .bind(tag.as_str())
         .bind(digest.as_str())
         .bind(at)
+        .bind(tag_expires_at)
         .execute(&mut *conn)
         .await?;
         generation += 1;
@@ -236,18 +283,35 @@ pub(super) async fn forget_tags_pointing_at(
 /// Deletes a tag's row, history, conditions and spec tag inside the
 /// caller's transaction. Whether the tag's row existed, and whether
 /// anything did.
+/// Whether the tag's row existed is said of a live row only: an expired
+/// tag is as if already deleted (its row goes all the same). A live tag an
+/// immutable-tags policy covers is refused, nothing deleted.
 pub(super) async fn forget_tag(
     conn: &mut AnyConnection,
     repo_id: i64,
+    repo: &RepositoryName,
     tag: &str,
 ) -> Result<(bool, bool)> {
-    let row_deleted = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
-        .bind(repo_id)
-        .bind(tag)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        > 0;
+    let at = now();
+    let row =
+        sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING expires_at")
+            .bind(repo_id)
+            .bind(tag)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let row_deleted = match row {
+        Some(row) => live(row.try_get("expires_at")?, at),
+        None => false,
+    };
+    if row_deleted
+        && let Some(refusal) =
+            sql_tag_policies::applicable(conn, repo)
+                .await?
+                .refusal(repo, tag, TagChange::Delete)
+    {
+        // The caller's transaction is dropped with this error: rolled back.
+        return Err(MetadataError::TagImmutable(Box::new(refusal)));
+    }
     let mut any = row_deleted;
     for statement in [
         "DELETE FROM tag_revisions WHERE repository_id = $1 AND tag = $2",
@@ -409,7 +473,7 @@ const CONDITION_COLUMNS: &str = "r.name AS repository, t.tag, t.condition_type, 
 
 impl SqlMetadataStore {
     /// The streams whose repository names match `pattern` (`LIKE`, `\`
-    /// escapes), with their tags, history and conditions: four queries
+    /// escapes), with their tags, history, conditions and current tags: five queries
     /// whatever their number.
     async fn load_streams(&self, pattern: &str) -> Result<Vec<StoredStream>> {
         let mut streams: BTreeMap<String, StoredStream> = BTreeMap::new();
@@ -434,6 +498,7 @@ impl SqlMetadataStore {
                     spec_tags: Vec::new(),
                     history: Vec::new(),
                     conditions: Vec::new(),
+                    current_tags: Vec::new(),
                 },
             );
         }
@@ -486,6 +551,26 @@ impl SqlMetadataStore {
             let name: String = row.try_get("repository")?;
             if let Some(stream) = streams.get_mut(&name) {
                 stream.conditions.push(condition_from_row(&row)?);
+            }
+        }
+        // Which tags are current: an expired one keeps its history but is
+        // shown gone.
+        let tags = sqlx::query(AssertSqlSafe(children(
+            "tags",
+            "r.name AS repository, t.name, t.expires_at",
+            "t.name",
+        )))
+        .bind(pattern)
+        .fetch_all(self.reader())
+        .await?;
+        let at = now();
+        for row in tags {
+            let name: String = row.try_get("repository")?;
+            let expires_at: Option<Timestamp> = row.try_get("expires_at")?;
+            if let Some(stream) = streams.get_mut(&name)
+                && live(expires_at, at)
+            {
+                stream.current_tags.push((row.try_get("name")?, expires_at));
             }
         }
         Ok(streams.into_values().collect())
@@ -600,6 +685,7 @@ impl ImageStreamStore for SqlMetadataStore {
             docker_image_reference: target.docker_image_reference.as_deref(),
             origin,
             at,
+            expires_at: target.expires_at,
         };
         let moved =
             point_tags(&mut tx, repo_id, repo, std::slice::from_ref(tag), &revision).await?;
@@ -660,7 +746,7 @@ impl ImageStreamStore for SqlMetadataStore {
             return Ok(false);
         };
         let generation = lock_stream(&mut tx, repo_id, now()).await?;
-        let (_, any) = forget_tag(&mut tx, repo_id, tag).await?;
+        let (_, any) = forget_tag(&mut tx, repo_id, repo, tag).await?;
         if !any {
             tx.rollback().await?;
             return Ok(false);

@@ -214,6 +214,7 @@ fn manifest(body: &str, subject: Option<Digest>, artifact_type: Option<&str>) ->
         annotations: Some(r#"{"k":"v"}"#.into()),
         references: vec![(digest("config"), ReferenceKind::Config)],
         required: Default::default(),
+        tag_expires_at: None,
     }
 }
 
@@ -1990,6 +1991,7 @@ mod stream_cases {
             digest: m1.digest.clone(),
             docker_image_reference: None,
             from_repository: None,
+            expires_at: None,
         };
         let moved = store
             .move_tag(
@@ -2025,6 +2027,7 @@ mod stream_cases {
             digest: digest("never pushed"),
             docker_image_reference: None,
             from_repository: None,
+            expires_at: None,
         };
         assert_eq!(
             store
@@ -2069,6 +2072,7 @@ mod stream_cases {
             digest: image.digest.clone(),
             docker_image_reference: None,
             from_repository: Some(source.clone()),
+            expires_at: None,
         };
         let moved = store
             .move_tag(
@@ -2104,6 +2108,7 @@ mod stream_cases {
             digest: image.digest.clone(),
             docker_image_reference: None,
             from_repository: Some(repo("shared/other")),
+            expires_at: None,
         };
         assert_eq!(
             store
@@ -2789,3 +2794,5 @@ async fn migration_0009_on_postgres() {
 
 /// The garbage collection protocol.
 mod garbage;
+/// Tag expiration and immutable tags.
+mod tag_policies;

@@ -5,3 +5,4 @@
 
 pub mod digest;
 pub mod names;
+pub mod tag_pattern;

@@ -75,6 +75,9 @@ enum Api {
     GetGroup,
     ReplaceGroup,
     DeleteGroup,
+    ListImmutableTagPolicies,
+    SetImmutableTagPolicy,
+    ClearImmutableTagPolicy,
     ListSecrets,
     CreateSecret,
     GetSecret,
@@ -161,6 +164,11 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(GetGroup, ClusterAdmin, ok(200), missing),
         row(ReplaceGroup, ClusterAdmin, ok(200), missing),
         row(DeleteGroup, ClusterAdmin, ok(200), missing),
+        // Immutable-tags policies: any role sees them, admins set and
+        // clear them.
+        row(ListImmutableTagPolicies, Namespace(None), ok(200), missing),
+        row(SetImmutableTagPolicy, admin, ok(200), missing),
+        row(ClearImmutableTagPolicy, admin, ok(200), missing),
         // Pull secrets: viewers list and read names, admins manage them.
         row(ListSecrets, view, ok(200), missing),
         row(CreateSecret, admin, ok(201), missing),
@@ -502,6 +510,36 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
                 "nogroup".to_owned()
             };
             Req::new(Method::DELETE, api(format!("/groups/{name}")))
+        }
+        ListImmutableTagPolicies => Req::new(
+            Method::GET,
+            api(format!("/namespaces/{ns}/immutabletagpolicies")),
+        ),
+        // A repository's own policy, so that no other cell's tags are
+        // covered.
+        SetImmutableTagPolicy => Req::new(
+            Method::PUT,
+            api(format!("/namespaces/{ns}/immutabletagpolicies")),
+        )
+        .json(json!({"repository": format!("pinned-{k}"), "patterns": ["v*"]})),
+        ClearImmutableTagPolicy => {
+            let repository = format!("cleared-{k}");
+            if existing {
+                admin
+                    .api_expect(
+                        Method::PUT,
+                        &format!("/api/v1/namespaces/{NS}/immutabletagpolicies"),
+                        Some(&json!({"repository": repository, "patterns": ["v*"]})),
+                        StatusCode::OK,
+                    )
+                    .await;
+            }
+            Req::new(
+                Method::DELETE,
+                api(format!(
+                    "/namespaces/{ns}/immutabletagpolicies?repository={repository}"
+                )),
+            )
         }
         ListSecrets => Req::new(Method::GET, api(format!("/namespaces/{ns}/secrets"))),
         CreateSecret => Req::new(Method::POST, api(format!("/namespaces/{ns}/secrets")))

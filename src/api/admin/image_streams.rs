@@ -39,6 +39,8 @@ impl From<StreamError> for AdminError {
             StreamError::NotFound(m) => AdminError::NotFound(m),
             StreamError::AlreadyExists(m) => AdminError::AlreadyExists(m),
             StreamError::Invalid(m) => AdminError::Invalid(m),
+            // The message names the tag, the policy and its pattern.
+            StreamError::Immutable(refusal) => AdminError::Forbidden(refusal.to_string()),
             StreamError::Metadata(e) => AdminError::Store(e),
             StreamError::Storage(e) => AdminError::Internal(e.to_string()),
             StreamError::Registry(e) => AdminError::Internal(e.to_string()),
@@ -161,16 +163,20 @@ fn stream_meta(stream: &StoredStream, name: String) -> ObjectMeta {
 
 fn image_stream(stream: &StoredStream, host: &str, public: bool) -> wire::ImageStream {
     let repo = &stream.repository;
+    // An expired tag is gone from the status (its history stays, for the
+    // pruner and for a rollback).
     let tags: BTreeSet<&str> = stream
         .history
         .iter()
         .map(|r| r.tag.as_str())
         .chain(stream.conditions.iter().map(|c| c.tag.as_str()))
+        .filter(|tag| !stream.is_gone(tag))
         .collect();
     let status_tags = tags
         .into_iter()
         .map(|tag| wire::NamedTagEventList {
             tag: tag.to_owned(),
+            expires: stream.expiry_of(tag).map(rfc3339),
             items: stream
                 .history_of(tag)
                 .map(|r| tag_event(r, repo, host))
@@ -192,7 +198,12 @@ fn image_stream(stream: &StoredStream, host: &str, public: bool) -> wire::ImageS
             lookup_policy: wire::ImageLookupPolicy {
                 local: stream.lookup_local,
             },
-            tags: stream.spec_tags.iter().map(tag_reference).collect(),
+            tags: stream
+                .spec_tags
+                .iter()
+                .filter(|spec| !stream.is_gone(&spec.name))
+                .map(tag_reference)
+                .collect(),
             extra: Extra::new(),
         },
         status: wire::ImageStreamStatus {
@@ -262,7 +273,7 @@ fn image_stream_tag(
     host: &str,
 ) -> wire::ImageStreamTag {
     let repo = &stream.repository;
-    let newest = stream.history_of(tag).next();
+    let newest = stream.current_of(tag);
     let reference = newest.map(|r| tag_event(r, repo, host).docker_image_reference);
     let mut metadata = stream_meta(stream, format!("{}:{tag}", stream_name(repo)));
     metadata.extra.remove("generation");
@@ -285,6 +296,7 @@ fn image_stream_tag(
             .map(condition)
             .collect(),
         image: description.zip(reference).map(|(d, r)| image(d, r)),
+        expires: stream.expiry_of(tag).map(rfc3339),
         extra: Extra::new(),
     }
 }
@@ -530,6 +542,14 @@ pub(super) async fn put_tag(
         import_mode: import_policy
             .import_mode
             .unwrap_or_else(|| "PreserveOriginal".into()),
+        expires_after: body
+            .expires_after
+            .as_deref()
+            .map(|text| {
+                crate::duration_text::parse(text)
+                    .map_err(|e| AdminError::BadRequest(format!("expiresAfter: {e}")))
+            })
+            .transpose()?,
     };
     let tagged = app
         .image_streams

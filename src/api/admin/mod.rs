@@ -24,6 +24,7 @@ mod proxies;
 mod role_bindings;
 mod secrets;
 mod service_accounts;
+mod tag_policies;
 mod tokens;
 mod users;
 mod version;
@@ -295,6 +296,25 @@ pub(crate) fn routes() -> Vec<Route> {
             "/namespaces/{ns}/secrets/{name}",
             "api_secrets_delete",
             secrets::delete,
+        ),
+        // Immutable-tags policies.
+        route(
+            M::GET,
+            "/namespaces/{ns}/immutabletagpolicies",
+            "api_immutabletagpolicies_list",
+            tag_policies::list,
+        ),
+        route(
+            M::PUT,
+            "/namespaces/{ns}/immutabletagpolicies",
+            "api_immutabletagpolicies_put",
+            tag_policies::put,
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/immutabletagpolicies",
+            "api_immutabletagpolicies_delete",
+            tag_policies::delete,
         ),
         // Image streams, their tags and images.
         route(

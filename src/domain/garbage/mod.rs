@@ -349,6 +349,17 @@ impl GarbageCollector {
         run.progress.blobs_examined = self.store.count_blobs().await?;
         metrics::counter!("berth_gc_blobs_examined_total").increment(run.progress.blobs_examined);
 
+        // Expired tags first: their rows go (their history stays, keeping
+        // their images until a pruner decides), so the phases below see
+        // the repository as pulls do.
+        self.enter(run, "expired-tags").await?;
+        loop {
+            let expired = self.registry.remove_expired_tags(batch).await?;
+            if (expired.len() as u32) < batch {
+                break;
+            }
+        }
+
         self.enter(run, "resuming").await?;
         loop {
             let marking = Instant::now();
