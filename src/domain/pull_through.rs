@@ -14,8 +14,9 @@
 //!   file (unlinked, so the kernel frees it with the last reader) and to
 //!   the blob store at once, and every joined request streams from the
 //!   spool as bytes arrive. The last byte is released only once the whole
-//!   blob has matched its digest and been stored, so a corrupt blob is
-//!   never served whole and never stored. A request that goes away does
+//!   blob has matched its digest (its `fsync` and commit follow, off the
+//!   readers' path), so a corrupt blob is never served whole and never
+//!   stored. A request that goes away does
 //!   not stop the download: a fill always runs to its end (the upstream
 //!   client gives up on an answer quiet for 30 s), so the next pull finds
 //!   the blob stored.
@@ -197,7 +198,7 @@ impl FillReader {
 
     /// `range` of the blob, as the fill brings it. Ends with an error if
     /// the fill fails; never yields the blob's last byte before the whole
-    /// blob was verified and stored.
+    /// blob matched its digest.
     pub fn read(self, range: Range<u64>) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
         futures::stream::unfold(
             (self, range.start, range.end),
