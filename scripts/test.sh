@@ -17,7 +17,7 @@ export BERTH_REQUIRE_OBJECT_STORES=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 # The 6 GiB blob through S3 (tests/object_store_large_blob.rs): minutes, so
 # ignored by the run above and run here by name.
 cargo test --test object_store_large_blob -- --ignored
