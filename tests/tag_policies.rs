@@ -18,7 +18,6 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -480,65 +479,6 @@ async fn pulled_digest(client: &RegistryClient, repo: &str, tag: &str) -> String
 // ---------------------------------------------------------------------------
 // The CLI
 
-struct Cli {
-    home: tempfile::TempDir,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut command = berth_command(args);
-        command
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
-            .env("REGISTRY_AUTH_FILE", self.home.path().join("auth.json"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().expect("berth runs");
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().expect("berth finishes")
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args, None);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "berth {}: {}\n{stdout}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    }
-
-    #[track_caller]
-    fn fails(&self, args: &[&str], message: &str) {
-        let output = self.run(args, None);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !output.status.success(),
-            "berth {} succeeded",
-            args.join(" ")
-        );
-        assert!(
-            stderr.contains(message),
-            "berth {}: stderr lacks {message:?}:\n{stderr}",
-            args.join(" ")
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_expiries_and_immutable_tags() {
     let dir = tempfile::tempdir().unwrap();
@@ -548,10 +488,8 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
         .start()
         .await;
     let host = berth.addr.to_string();
-    let cli = Cli {
-        home: tempfile::tempdir().unwrap(),
-    };
-    let login = cli.run(
+    let cli = CliHome::new();
+    let login = cli.run_with(
         &["login", &host, "-u", "admin", "--password-stdin"],
         Some(password),
     );

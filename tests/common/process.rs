@@ -369,3 +369,80 @@ impl Drop for BerthProcess {
         }
     }
 }
+
+/// The CLI run with a home (config and auth file) of its own, for tests
+/// that drive `berth` as a user would.
+pub struct CliHome {
+    home: tempfile::TempDir,
+}
+
+impl Default for CliHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CliHome {
+    pub fn new() -> CliHome {
+        CliHome {
+            home: tempfile::tempdir().expect("a home for the CLI"),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_with(args, None)
+    }
+
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut command = berth_command(args);
+        command
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
+            .env("REGISTRY_AUTH_FILE", self.home.path().join("auth.json"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("berth runs");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("berth finishes")
+    }
+
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "berth {}: {}\n{stdout}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    #[track_caller]
+    pub fn fails(&self, args: &[&str], message: &str) {
+        let output = self.run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "berth {} succeeded",
+            args.join(" ")
+        );
+        assert!(
+            stderr.contains(message),
+            "berth {}: stderr lacks {message:?}:\n{stderr}",
+            args.join(" ")
+        );
+    }
+}
