@@ -798,13 +798,11 @@ impl PullThrough {
         let (body_tx, body_rx) = mpsc::channel::<std::result::Result<Bytes, String>>(8);
         // Verified before it is durable: readers get the last byte then,
         // not after the `fsync` and the commit.
-        let verified = std::sync::atomic::AtomicBool::new(false);
         let store = self.uploads.store_verified_then(
             &task.repo,
             &task.digest,
             tokio_stream_of(body_rx),
             || {
-                verified.store(true, std::sync::atomic::Ordering::Release);
                 task.progress.send_modify(|progress| {
                     if let Progress::Receiving { verified, .. } = progress {
                         *verified = true;
@@ -865,8 +863,10 @@ impl PullThrough {
                     source.describe()
                 ),
             );
-            failure.served_verified = verified.load(std::sync::atomic::Ordering::Acquire)
-                && size.is_none_or(|size| size == spooled);
+            failure.served_verified = matches!(
+                *task.progress.borrow(),
+                Progress::Receiving { verified: true, .. }
+            ) && size.is_none_or(|size| size == spooled);
             failure
         })?;
         debug_assert_eq!(stored, spooled);
