@@ -971,8 +971,9 @@ pub struct ImagePrune {
     pub extra: Extra,
 }
 
-/// The rules of a run; those not given are the pruner's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The rules of a run; those not given are the pruner's. A dry run unless
+/// said otherwise, whatever is left out (no body, no `spec`, no `dryRun`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImagePruneSpec {
     #[serde(default = "yes")]
@@ -990,6 +991,18 @@ pub struct ImagePruneSpec {
 
 fn yes() -> bool {
     true
+}
+
+impl Default for ImagePruneSpec {
+    fn default() -> Self {
+        ImagePruneSpec {
+            dry_run: true,
+            keep_tag_revisions: None,
+            keep_younger_than_duration: None,
+            namespace: None,
+            ignore_invalid_image_references: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
