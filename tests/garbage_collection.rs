@@ -889,7 +889,7 @@ async fn the_race_through_two_replicas_on_object_storage_and_postgres() {
 /// berth as the race runs it: one process, or replicas behind nginx.
 enum Deployment {
     One(BerthProcess),
-    Replicas(Replicas),
+    Replicas(Box<Replicas>),
 }
 
 impl Deployment {
@@ -957,7 +957,7 @@ async fn race(database: Database, storage: Storage, replicas: usize) {
         let Some(set) = Replicas::start(dir.path(), replicas, PASSWORD, &env).await else {
             return;
         };
-        Deployment::Replicas(set)
+        Deployment::Replicas(Box::new(set))
     };
     let race = Arc::new(Race {
         client: berth.client().clone(),
