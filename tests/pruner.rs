@@ -11,6 +11,8 @@
 //!   `berth adm pruner set|status`, the history limits.
 //! - The schedule: a cron schedule runs the pruner on time, once; suspended,
 //!   it does not.
+//! - Two replicas behind nginx on SeaweedFS and PostgreSQL: settings set
+//!   through one hold for both, a scheduled time runs once across them.
 //! - A run killed between trimming and collecting
 //!   (`BERTH_TEST_CRASH_AT=prune-after-trim`): after the restart every kept
 //!   image pulls whole, the killed run shows as interrupted, and the next
@@ -529,4 +531,99 @@ async fn a_prune_killed_midway_loses_nothing_and_the_next_finishes() {
         .map(|r| r["status"]["outcome"].as_str().unwrap_or("none"))
         .collect();
     assert_eq!(outcomes, ["Succeeded", "Interrupted"]);
+}
+
+// ---------------------------------------------------------------------------
+// Several replicas on object storage.
+
+/// Two replicas behind nginx on SeaweedFS's S3 and PostgreSQL: settings
+/// changed through one hold for both, a scheduled time is run once (not
+/// once per replica), and what it removed is gone from both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_two_replicas_a_scheduled_time_runs_once() {
+    let Some(mini) = SeaweedMini::start().await else {
+        return;
+    };
+    let Some(database) = PgDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = mini.berth_env();
+    env.extend(
+        [
+            ("BERTH_DATABASE_URL", database.url.as_str()),
+            ("BERTH_GC_BLOB_GRACE_PERIOD", "1s"),
+            ("BERTH_JOBS_POLL_INTERVAL", "200ms"),
+            ("BERTH_JOBS_LEASE", "3s"),
+            ("BERTH_PRUNER_CHECK_INTERVAL", "1s"),
+            ("BERTH_DISABLE_REDIRECT", "true"),
+        ]
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
+    let Some(set) = Replicas::start(dir.path(), 2, PASSWORD, &env).await else {
+        return;
+    };
+    let client = &set.client;
+    let pushed = push_history(client).await;
+    tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
+    let answer = client
+        .api(
+            Method::PATCH,
+            "/api/v1/imagepruners/cluster",
+            Some(
+                &json!({"spec": {"schedule": "* * * * *", "keepTagRevisions": 2,
+                                  "keepYoungerThanDuration": "0s"}}),
+            ),
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    // Both replicas see the settings.
+    for replica in &set.replicas {
+        let pruner = replica
+            .client()
+            .api_get("/api/v1/imagepruners/cluster")
+            .await;
+        assert_eq!(pruner.ok(200)["spec"]["schedule"], "* * * * *");
+    }
+    let started = Instant::now();
+    let runs = loop {
+        let pruner = client.api_get("/api/v1/imagepruners/cluster").await;
+        let runs = pruner.ok(200)["status"]["runs"].as_array().unwrap().clone();
+        if runs.iter().any(|r| r["status"]["outcome"] == "Succeeded") {
+            break runs;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no scheduled run within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Every replica looked every second; one took the time.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pruner = client.api_get("/api/v1/imagepruners/cluster").await;
+    let all = pruner.ok(200)["status"]["runs"].as_array().unwrap().clone();
+    let minute = |r: &Value| r["status"]["startTime"].as_str().unwrap()[..16].to_owned();
+    let first_minute = minute(&runs[0]);
+    let in_that_minute = all.iter().filter(|r| minute(r) == first_minute).count();
+    assert_eq!(in_that_minute, 1, "{all:?}");
+    assert_eq!(runs[0]["status"]["trigger"], "Schedule");
+    assert_eq!(runs[0]["status"]["revisionsRemoved"], 3, "{runs:?}");
+    for replica in &set.replicas {
+        let client = replica.client();
+        for image in &pushed.images[..3] {
+            assert_eq!(
+                manifest_status(client, "ns/app", &image.digest()).await,
+                StatusCode::NOT_FOUND
+            );
+        }
+        assert_pulls(client, "ns/app", "latest", &pushed.images[4]).await;
+        assert_pulls(
+            client,
+            "ns/app",
+            &pushed.images[3].digest(),
+            &pushed.images[3],
+        )
+        .await;
+    }
 }
