@@ -1918,7 +1918,112 @@ mod stream_cases {
         due_imports_come_oldest_first_up_to_the_limit,
         deleted_streams_and_tags_leave_no_import_due,
         clearing_a_condition_deletes_only_that_one,
+        the_pruner_trims_what_its_rules_let_go_and_keeps_its_settings,
     );
+
+    /// The pruner's store: histories read per repository (and namespace),
+    /// a trim decided again by the deleting statement, settings that move
+    /// the schedule's start, a scheduled time taken once, runs recorded
+    /// within their history limits.
+    async fn the_pruner_trims_what_its_rules_let_go_and_keeps_its_settings(db: &TestDb) {
+        use crate::metadata::pruner::{PruneProgress, PrunerStore};
+        let store = &db.store;
+        let app = repo("ns/app");
+        let images: Vec<_> = (0..4)
+            .map(|i| manifest(&format!("image {i}"), None, None))
+            .collect();
+        for image in &images {
+            store
+                .put_manifest(&app, image, &[tag("latest")])
+                .await
+                .unwrap();
+        }
+        store
+            .put_manifest(&repo("other/app"), &images[0], &[tag("v1")])
+            .await
+            .unwrap();
+        let history = store.tag_histories(0, 10, Some("ns")).await.unwrap();
+        let generations: Vec<i64> = history.iter().map(|r| r.generation).collect();
+        assert_eq!(generations, [4, 3, 2, 1]);
+        assert!(
+            history
+                .iter()
+                .all(|r| r.current.as_deref() == Some(images[3].digest.as_str()))
+        );
+        assert_eq!(store.tag_histories(0, 10, None).await.unwrap().len(), 5);
+        let id = history[0].repository_id;
+        let asked: Vec<(String, i64)> = (1..=4).map(|g| ("latest".to_owned(), g)).collect();
+        // Young: nothing goes.
+        let none = store
+            .delete_tag_revisions(id, &asked, 1, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Keep two: the current (4) and 3 stay, whatever was asked.
+        let mut gone = store
+            .delete_tag_revisions(id, &asked, 2, Duration::from_millis(1))
+            .await
+            .unwrap();
+        gone.sort();
+        assert_eq!(gone, [("latest".to_owned(), 1), ("latest".to_owned(), 2)]);
+        let left: Vec<i64> = store
+            .tag_histories(0, 10, Some("ns"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.generation)
+            .collect();
+        assert_eq!(left, [4, 3]);
+
+        // Settings: a new schedule counts from now; a time is taken once.
+        let mut settings = store.pruner().await.unwrap().settings;
+        assert_eq!(settings.schedule, "0 0 * * *");
+        assert_eq!(settings.keep_tag_revisions, 3);
+        settings.schedule = "*/5 * * * *".into();
+        settings.successful_jobs_history_limit = 1;
+        let record = store.set_pruner(&settings, Some("admin")).await.unwrap();
+        assert_eq!(record.settings, settings);
+        assert!(record.scheduled_through > 0);
+        let next = record.scheduled_through + 1;
+        assert!(store.take_scheduled_time(next).await.unwrap());
+        assert!(!store.take_scheduled_time(next).await.unwrap());
+
+        // Runs: an unfinished one is interrupted by the next; the limit
+        // keeps one succeeded.
+        let progress = PruneProgress::default();
+        let pause = || tokio::time::sleep(Duration::from_millis(5));
+        store
+            .start_prune_run("a", "r1", "Manual", "{}")
+            .await
+            .unwrap();
+        pause().await;
+        store
+            .start_prune_run("b", "r1", "Manual", "{}")
+            .await
+            .unwrap();
+        for id in ["b", "c"] {
+            if id == "c" {
+                pause().await;
+                store
+                    .start_prune_run("c", "r1", "Schedule", "{}")
+                    .await
+                    .unwrap();
+            }
+            store
+                .finish_prune_run(id, &progress, "Succeeded", None, None, "[]", 1, 3)
+                .await
+                .unwrap();
+        }
+        let runs = store.prune_runs(10).await.unwrap();
+        let kept: Vec<(&str, Option<&str>)> = runs
+            .iter()
+            .map(|r| (r.id.as_str(), r.outcome.as_deref()))
+            .collect();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.contains(&("c", Some("Succeeded"))), "{kept:?}");
+        assert!(kept.contains(&("a", Some("Interrupted"))), "{kept:?}");
+    }
 
     fn by(who: &str, cause: RevisionCause) -> RevisionOrigin {
         RevisionOrigin {
