@@ -97,6 +97,11 @@ pub enum RegistryError {
     /// message names the tag, the policy and its pattern.
     #[error("{0}")]
     TagImmutable(Box<ImmutableTag>),
+    /// A namespace's quota (bytes, repositories or tags) refuses the
+    /// write; nothing was stored. The message says which quota, the usage
+    /// and what the write needed.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error(transparent)]
     Metadata(MetadataError),
     #[error("internal error: {0}")]

@@ -12,6 +12,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("crash_points", &[]),
     ("files", &[]),
     ("duration_text", &[]),
+    ("size_text", &[]),
     ("upstream", &["oci", "files"]),
     (
         "storage",
@@ -36,6 +37,8 @@ const RULES: &[(&str, &[&str])] = &[
             "crash_points",
             // Durations written by people: the `quay.expires-after` label.
             "duration_text",
+            // Byte counts written for people: quota refusals.
+            "size_text",
         ],
     ),
     (

@@ -19,6 +19,7 @@ mod jobs;
 mod names;
 mod projects;
 mod proxies;
+mod quotas;
 mod role_bindings;
 mod secrets;
 mod service_accounts;
@@ -34,6 +35,7 @@ pub use names::{
     MAX_OBJECT_NAME, MAX_PASSWORD, MAX_PROJECT_NAME, parse_expires_in, require_role,
     valid_object_name, valid_project_name,
 };
+pub use quotas::{NamespaceUsage, QuotaLimits};
 pub use secrets::{NewSecret, SecretView};
 pub use subjects::{SubjectRef, parse_subject};
 pub use tag_policies::{MAX_TAG_PATTERNS, parse_tag_patterns};

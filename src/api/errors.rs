@@ -148,7 +148,7 @@ pub fn describe(error: &RegistryError) -> Described {
             message: reason.clone().into(),
             ..row(C::Denied, S::FORBIDDEN)
         },
-        TagImmutable(_) => Described {
+        TagImmutable(_) | QuotaExceeded(_) => Described {
             message: error.to_string().into(),
             ..row(C::Denied, S::FORBIDDEN)
         },

@@ -26,6 +26,7 @@ pub mod output;
 pub mod policy;
 pub mod project;
 pub mod proxies;
+pub mod quotas;
 pub mod secrets;
 pub mod session;
 pub mod version;

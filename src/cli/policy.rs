@@ -56,6 +56,10 @@ pub enum AdmCommand {
     /// Online garbage collection: run it now (or `--dry-run`: what it would
     /// remove), or list its runs.
     Gc(super::garbage::AdmGcArgs),
+    /// Storage usage: `top projects` (each project's bytes, deduplicated
+    /// and raw, repositories, tags and quota), `top images` (each
+    /// repository's).
+    Top(super::quotas::AdmTopArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,6 +190,7 @@ pub async fn adm(args: AdmArgs, globals: &Globals) -> anyhow::Result<()> {
         }
         AdmCommand::Jobs(args) => super::jobs::jobs(&session, args).await,
         AdmCommand::Gc(args) => super::garbage::gc(&session, args).await,
+        AdmCommand::Top(args) => super::quotas::top(&session, args).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod negotiation;
 pub mod proxies;
 pub mod pull_through;
+pub mod quotas;
 pub mod registry;
 pub mod secrets;
 pub mod uploads;

@@ -17,6 +17,7 @@ pub mod garbage;
 pub mod image_streams;
 pub mod jobs;
 pub mod proxies;
+pub mod quotas;
 pub mod secrets;
 mod sql;
 mod sql_access;
@@ -24,6 +25,7 @@ mod sql_garbage;
 mod sql_image_streams;
 mod sql_jobs;
 mod sql_proxies;
+mod sql_quotas;
 mod sql_secrets;
 mod sql_tag_policies;
 pub mod tag_policies;
@@ -425,6 +427,22 @@ pub trait MetadataStore: Send + Sync + 'static {
         at: Timestamp,
         limit: u32,
     ) -> Result<Vec<tag_policies::ExpiredTag>>;
+
+    // --- usage (summed from the links, never counted apart: see `quotas`)
+
+    /// What `namespace` holds: its repositories, current tags, distinct
+    /// manifests and blobs, their bytes deduplicated and raw, and the
+    /// bytes of its uploads in progress.
+    async fn namespace_usage(&self, namespace: &str) -> Result<quotas::Usage>;
+    /// What each repository of `namespace` (of every namespace: `None`)
+    /// holds, by name.
+    async fn repository_usages(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<quotas::RepositoryUsage>>;
+    /// Whether a repository of `namespace` holds `digest` (a blob or a
+    /// manifest): storing it again there costs the namespace nothing.
+    async fn namespace_holds(&self, namespace: &str, digest: &Digest) -> Result<bool>;
 
     // --- uploads
 

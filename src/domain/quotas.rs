@@ -1,0 +1,168 @@
+//! Namespace quotas on the push path: bytes, repositories and tags.
+//!
+//! The quota itself comes from the caller's policy snapshot (no query: a
+//! namespace without one costs a push nothing); only a namespace with a
+//! quota pays for its usage, summed once at the start of each write
+//! request ([`crate::metadata::MetadataStore::namespace_usage`]), never per
+//! chunk. Checks are made before anything is stored. Two writes racing into
+//! the same namespace each see the usage before the other: together they
+//! may pass the limit by what they were both admitted for.
+
+use crate::error::{RegistryError, Result};
+use crate::metadata::MetadataStore;
+use crate::metadata::quotas::NamespaceQuota;
+use crate::oci::digest::Digest;
+use crate::oci::names::{RepositoryName, Tag};
+use crate::size_text::format_size;
+
+/// How many more bytes a namespace with a byte quota may take, as
+/// measured at the start of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteAllowance {
+    namespace: String,
+    limit: u64,
+    /// Stored (deduplicated) plus received by uploads in progress.
+    used: u64,
+}
+
+impl ByteAllowance {
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+
+    /// Fails unless `needed` more bytes fit.
+    pub fn admit(&self, needed: u64) -> Result<()> {
+        if needed == 0 || needed <= self.remaining() {
+            Ok(())
+        } else {
+            Err(self.refusal(needed))
+        }
+    }
+
+    /// The refusal of a write needing `needed` more bytes.
+    pub fn refusal(&self, needed: u64) -> RegistryError {
+        RegistryError::QuotaExceeded(format!(
+            "namespace \"{}\" is over its storage quota: {} used of {} allowed, this upload needs {} more",
+            self.namespace,
+            format_size(self.used),
+            format_size(self.limit),
+            format_size(needed)
+        ))
+    }
+
+    /// The refusal of a streamed upload that went past what remained: it
+    /// needs at least one byte more than that.
+    pub fn crossed(&self) -> RegistryError {
+        self.refusal(self.remaining().saturating_add(1))
+    }
+}
+
+/// The byte allowance of `namespace` under `quota`; `None` when nothing
+/// limits its bytes (no quota, or none on bytes): no query then.
+pub async fn byte_allowance(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    namespace: &str,
+) -> Result<Option<ByteAllowance>> {
+    let Some(limit) = quota.and_then(|q| q.max_bytes) else {
+        return Ok(None);
+    };
+    let usage = metadata.namespace_usage(namespace).await?;
+    Ok(Some(ByteAllowance {
+        namespace: namespace.to_owned(),
+        limit,
+        used: usage.bytes.saturating_add(usage.uploading_bytes),
+    }))
+}
+
+/// Storing `digest` (`size` bytes, a blob mounted from elsewhere or a
+/// manifest) into `repo`: free if the namespace holds it already, else it
+/// must fit the byte quota.
+pub async fn admit_content(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    if quota.and_then(|q| q.max_bytes).is_none()
+        || metadata.namespace_holds(repo.namespace(), digest).await?
+    {
+        return Ok(());
+    }
+    match byte_allowance(metadata, quota, repo.namespace()).await? {
+        Some(allowance) => allowance.admit(size),
+        None => Ok(()),
+    }
+}
+
+/// Whether `digest` is held by the namespace of `repo` already, when a
+/// byte quota applies (otherwise it does not matter: false, no query).
+pub async fn held_under_quota(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    digest: &Digest,
+) -> Result<bool> {
+    if quota.and_then(|q| q.max_bytes).is_none() {
+        return Ok(false);
+    }
+    Ok(metadata.namespace_holds(repo.namespace(), digest).await?)
+}
+
+/// A write into `repo` that would make it: refused when the namespace
+/// already has as many repositories as its quota allows.
+pub async fn admit_repository(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+) -> Result<()> {
+    let Some(limit) = quota.and_then(|q| q.max_repositories) else {
+        return Ok(());
+    };
+    if metadata.repository_exists(repo).await? {
+        return Ok(());
+    }
+    let usage = metadata.namespace_usage(repo.namespace()).await?;
+    if usage.repositories < limit {
+        return Ok(());
+    }
+    Err(RegistryError::QuotaExceeded(format!(
+        "namespace \"{}\" is at its quota of {limit} repositories ({} used): repository \"{repo}\" cannot be created",
+        repo.namespace(),
+        usage.repositories
+    )))
+}
+
+/// Pointing `tags` of `repo` at an image: refused when those that do not
+/// exist yet would take the namespace past its tag quota.
+pub async fn admit_tags(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    tags: &[Tag],
+) -> Result<()> {
+    let Some(limit) = quota.and_then(|q| q.max_tags) else {
+        return Ok(());
+    };
+    let mut new = Vec::new();
+    for tag in tags {
+        let reference = crate::oci::names::Reference::Tag(tag.clone());
+        if metadata.manifest_meta(repo, &reference).await?.is_none() && !new.contains(&tag) {
+            new.push(tag);
+        }
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let usage = metadata.namespace_usage(repo.namespace()).await?;
+    if usage.tags.saturating_add(new.len() as u64) <= limit {
+        return Ok(());
+    }
+    Err(RegistryError::QuotaExceeded(format!(
+        "namespace \"{}\" is at its quota of {limit} tags ({} used): tag \"{}\" of \"{repo}\" cannot be created",
+        repo.namespace(),
+        usage.tags,
+        new[0]
+    )))
+}
