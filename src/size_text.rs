@@ -13,6 +13,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
     let unit = unit.trim().to_ascii_lowercase();
+    let invalid = || format!("{text:?} is not a size such as 10GiB, 500MB or 1048576");
+    if number.is_empty() {
+        return Err(invalid());
+    }
     let multiplier: u64 = match unit.as_str() {
         "" | "b" => 1,
         "k" | "ki" | "kib" => 1 << 10,
@@ -29,10 +33,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ));
         }
     };
-    let invalid = || format!("{text:?} is not a size such as 10GiB, 500MB or 1048576");
-    if number.is_empty() {
-        return Err(invalid());
-    }
     if let Ok(whole) = number.parse::<u64>() {
         return whole
             .checked_mul(multiplier)
