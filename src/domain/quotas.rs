@@ -67,11 +67,10 @@ pub async fn byte_allowance(
     let Some(limit) = quota.and_then(|q| q.max_bytes) else {
         return Ok(None);
     };
-    let usage = metadata.namespace_usage(namespace).await?;
     Ok(Some(ByteAllowance {
         namespace: namespace.to_owned(),
         limit,
-        used: usage.bytes.saturating_add(usage.uploading_bytes),
+        used: metadata.namespace_bytes(namespace).await?,
     }))
 }
 
@@ -123,7 +122,7 @@ pub async fn admit_repository(
     if metadata.repository_exists(repo).await? {
         return Ok(());
     }
-    let usage = metadata.namespace_usage(repo.namespace()).await?;
+    let usage = metadata.namespace_counts(repo.namespace()).await?;
     if usage.repositories < limit {
         return Ok(());
     }
@@ -155,7 +154,7 @@ pub async fn admit_tags(
     if new.is_empty() {
         return Ok(());
     }
-    let usage = metadata.namespace_usage(repo.namespace()).await?;
+    let usage = metadata.namespace_counts(repo.namespace()).await?;
     if usage.tags.saturating_add(new.len() as u64) <= limit {
         return Ok(());
     }

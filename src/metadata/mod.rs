@@ -434,6 +434,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// manifests and blobs, their bytes deduplicated and raw, and the
     /// bytes of its uploads in progress.
     async fn namespace_usage(&self, namespace: &str) -> Result<quotas::Usage>;
+    /// What a byte quota counts of `namespace`, and only that (a quarter
+    /// of [`namespace_usage`](Self::namespace_usage)'s work): its blobs and
+    /// manifests once each, plus its uploads in progress.
+    async fn namespace_bytes(&self, namespace: &str) -> Result<u64>;
+    /// The repositories and current tags of `namespace`.
+    async fn namespace_counts(&self, namespace: &str) -> Result<quotas::Counts>;
     /// What each repository of `namespace` (of every namespace: `None`)
     /// holds, by name.
     async fn repository_usages(

@@ -50,6 +50,14 @@ pub struct Usage {
     pub uploading_bytes: u64,
 }
 
+/// The namespace's counts a quota limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub repositories: u64,
+    /// Tags still current.
+    pub tags: u64,
+}
+
 /// What one repository holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryUsage {

@@ -775,6 +775,14 @@ impl MetadataStore for SqlMetadataStore {
         self.sum_namespace_usage(namespace).await
     }
 
+    async fn namespace_bytes(&self, namespace: &str) -> Result<u64> {
+        self.sum_namespace_bytes(namespace).await
+    }
+
+    async fn namespace_counts(&self, namespace: &str) -> Result<super::quotas::Counts> {
+        self.count_namespace(namespace).await
+    }
+
     async fn repository_usages(
         &self,
         namespace: Option<&str>,

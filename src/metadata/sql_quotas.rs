@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::quotas::{NamespaceQuota, RepositoryUsage, Usage};
+use super::quotas::{Counts, NamespaceQuota, RepositoryUsage, Usage};
 use super::sql::{SqlMetadataStore, get_u64, parse};
 use super::sql_access::escape_like;
 use super::{MetadataError, Result, now};
@@ -88,6 +88,50 @@ impl SqlMetadataStore {
             bytes: get_u64(&row, "blob_bytes")? + get_u64(&row, "manifest_bytes")?,
             raw_bytes: get_u64(&row, "raw_blob_bytes")? + get_u64(&row, "raw_manifest_bytes")?,
             uploading_bytes: get_u64(&row, "uploading_bytes")?,
+        })
+    }
+
+    /// Deduplicated bytes and uploads in progress only: what a byte quota
+    /// is checked against, once per write request.
+    pub(super) async fn sum_namespace_bytes(&self, namespace: &str) -> Result<u64> {
+        let query = format!(
+            "WITH repos AS (SELECT id FROM repositories WHERE name = $1 OR name LIKE $2 ESCAPE '\\') \
+             SELECT \
+             (SELECT {blob_bytes} FROM blobs b WHERE b.digest IN \
+               (SELECT digest FROM repository_blobs WHERE repository_id IN (SELECT id FROM repos))) AS blob_bytes, \
+             (SELECT {manifest_bytes} FROM manifests m WHERE m.digest IN \
+               (SELECT digest FROM repository_manifests WHERE repository_id IN (SELECT id FROM repos))) AS manifest_bytes, \
+             (SELECT {upload_bytes} FROM uploads \
+               WHERE repository = $1 OR repository LIKE $2 ESCAPE '\\') AS uploading_bytes",
+            blob_bytes = sum("b.size"),
+            manifest_bytes = sum("m.size"),
+            upload_bytes = sum("size"),
+        );
+        let row = sqlx::query(AssertSqlSafe(query))
+            .bind(namespace)
+            .bind(below(namespace))
+            .fetch_one(self.reader())
+            .await?;
+        Ok(get_u64(&row, "blob_bytes")?
+            + get_u64(&row, "manifest_bytes")?
+            + get_u64(&row, "uploading_bytes")?)
+    }
+
+    pub(super) async fn count_namespace(&self, namespace: &str) -> Result<Counts> {
+        let row = sqlx::query(
+            "WITH repos AS (SELECT id FROM repositories WHERE name = $1 OR name LIKE $2 ESCAPE '\\') \
+             SELECT (SELECT COUNT(*) FROM repos) AS repositories, \
+             (SELECT COUNT(*) FROM tags WHERE repository_id IN (SELECT id FROM repos) \
+               AND (expires_at IS NULL OR expires_at > $3)) AS tags",
+        )
+        .bind(namespace)
+        .bind(below(namespace))
+        .bind(now())
+        .fetch_one(self.reader())
+        .await?;
+        Ok(Counts {
+            repositories: get_u64(&row, "repositories")?,
+            tags: get_u64(&row, "tags")?,
         })
     }
 

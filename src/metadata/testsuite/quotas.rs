@@ -112,6 +112,19 @@ async fn usage_is_summed_from_the_links(db: &TestDb) {
         store.namespace_usage("acct").await.unwrap().uploading_bytes,
         7
     );
+    // What a quota checks: the same figures, by the cheaper sums.
+    let usage = store.namespace_usage("acct").await.unwrap();
+    assert_eq!(
+        store.namespace_bytes("acct").await.unwrap(),
+        usage.bytes + 7
+    );
+    assert_eq!(
+        store.namespace_counts("acct").await.unwrap(),
+        super::super::quotas::Counts {
+            repositories: 2,
+            tags: 1
+        }
+    );
 
     // Exact after removals: an unlinked blob and a deleted manifest (with
     // its tag) no longer count.
@@ -191,3 +204,100 @@ engine_tests!(
     usage_is_summed_from_the_links,
     quotas_are_set_replaced_and_cleared,
 );
+
+/// How long a namespace's usage takes to sum with 10,000 blobs in 10
+/// repositories (each blob in two of them), on each engine: what a push
+/// into a namespace with a byte quota pays once per write request. Not
+/// run by default (it prints; nothing to assert on a shared machine):
+/// `cargo test --lib quotas::timing -- --ignored --nocapture`.
+async fn usage_of_ten_thousand_blobs(db: &TestDb) {
+    use sqlx::Executor as _;
+    let store = &db.store;
+    for r in 0..10 {
+        store
+            .link_blob(&repo(&format!("big/r{r}")), &digest("seed"), 1)
+            .await
+            .unwrap();
+    }
+    let mut tx = store.writer().begin().await.unwrap();
+    for i in 0..10_000u32 {
+        let d = digest(&format!("blob-{i}"));
+        tx.execute(
+            sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, 0)")
+                .bind(d.as_str())
+                .bind(i64::from(i) + 1),
+        )
+        .await
+        .unwrap();
+        for r in [i % 10, (i + 1) % 10] {
+            tx.execute(
+                sqlx::query(
+                    "INSERT INTO repository_blobs (repository_id, digest, created_at) \
+                     SELECT id, $1, 0 FROM repositories WHERE name = $2",
+                )
+                .bind(d.as_str())
+                .bind(format!("big/r{r}")),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    let _ = store.namespace_usage("big").await.unwrap();
+    let started = std::time::Instant::now();
+    let rounds = 20;
+    let mut usage = Usage::default();
+    for _ in 0..rounds {
+        usage = store.namespace_usage("big").await.unwrap();
+    }
+    let per_sum = started.elapsed() / rounds;
+    assert_eq!(usage.blobs, 10_001);
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(store.namespace_bytes("big").await.unwrap(), usage.bytes);
+    }
+    let per_bytes = started.elapsed() / rounds;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert!(
+            store
+                .namespace_holds("big", &digest("blob-5000"))
+                .await
+                .unwrap()
+        );
+    }
+    let per_hold = started.elapsed() / rounds;
+    let started = std::time::Instant::now();
+    let repos = store.repository_usages(Some("big")).await.unwrap();
+    let per_listing = started.elapsed();
+    assert_eq!(repos.len(), 10);
+    let engine = match db.config {
+        DatabaseConfig::Sqlite { .. } => "SQLite",
+        _ => "PostgreSQL",
+    };
+    eprintln!(
+        "{engine}: namespace usage of 10,000 blobs (20,000 links) {per_sum:?}, bytes only (a quota's check) {per_bytes:?}, namespace_holds {per_hold:?}, repository listing {per_listing:?}"
+    );
+}
+
+mod timing {
+    mod sqlite {
+        #[tokio::test]
+        #[ignore = "a measurement: run with --ignored --nocapture"]
+        async fn usage_of_ten_thousand_blobs() {
+            let db = super::super::TestDb::sqlite().await;
+            super::super::usage_of_ten_thousand_blobs(&db).await;
+            db.finish().await;
+        }
+    }
+    mod postgres {
+        #[tokio::test]
+        #[ignore = "a measurement: run with --ignored --nocapture"]
+        async fn usage_of_ten_thousand_blobs() {
+            if let Some(db) = super::super::TestDb::postgres().await {
+                super::super::usage_of_ten_thousand_blobs(&db).await;
+                db.finish().await;
+            }
+        }
+    }
+}
