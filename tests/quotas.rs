@@ -406,3 +406,56 @@ async fn the_cli_sets_quotas_and_shows_usage() {
     cli.ok(&["set", "quota", "shop", "--clear"]);
     cli.fails(&["set", "quota", "shop", "--clear"], "not found");
 }
+
+/// Pushes of small blobs into a project without a quota, with a quota
+/// that limits only tags (the quota is read, no usage is summed), and with
+/// a byte quota (its bytes summed once per upload request), each project
+/// holding `HELD` blobs first. Not run by default (it prints timings; a
+/// shared machine makes them no assertion):
+/// `cargo test --test quotas -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn push_timings_with_and_without_quota() {
+    const HELD: usize = 2000;
+    const TIMED: usize = 200;
+    let registry = TestRegistry::start().await;
+    let client = registry.client();
+    for (ns, hard) in [
+        ("free", None),
+        ("tagsonly", Some(json!({"tags": 1_000_000}))),
+        ("bytes", Some(json!({"bytes": 1u64 << 40}))),
+    ] {
+        client.create_project(ns).await;
+        for i in 0..HELD {
+            let blob = blob_content(&format!("{ns}-held-{i}"), 64);
+            let posted = client
+                .post_blob(&format!("{ns}/app"), &sha256(&blob), &blob)
+                .await;
+            assert_eq!(posted.status(), StatusCode::CREATED);
+        }
+        if let Some(hard) = hard {
+            set_quota(client, ns, hard).await.ok(200);
+        }
+    }
+    // Interleaved rounds, so that the machine's load falls on each alike.
+    let mut totals = [Duration::ZERO; 3];
+    for round in 0..TIMED {
+        for (k, ns) in ["free", "tagsonly", "bytes"].into_iter().enumerate() {
+            let blob = blob_content(&format!("{ns}-timed-{round}"), 1024);
+            let started = std::time::Instant::now();
+            let posted = client
+                .post_blob(&format!("{ns}/app"), &sha256(&blob), &blob)
+                .await;
+            totals[k] += started.elapsed();
+            assert_eq!(posted.status(), StatusCode::CREATED);
+        }
+    }
+    let per = |k: usize| totals[k] / TIMED as u32;
+    eprintln!(
+        "monolithic 1 KiB blob pushes into a project of {HELD} blobs, mean of {TIMED}: \
+         no quota {:?}, tags-only quota {:?}, byte quota {:?}",
+        per(0),
+        per(1),
+        per(2)
+    );
+}
