@@ -275,6 +275,28 @@ async fn repository_and_tag_quotas_refuse_new_ones() {
         StatusCode::NOT_FOUND
     );
 
+    // Tagging through the API (`berth tag`) is held to it too.
+    let tagged = client
+        .api_put(
+            "/api/v1/namespaces/counted/imagestreamtags/a:4",
+            json!({"tag": {"from": {"kind": "ImageStreamTag", "name": "a:1"}}}),
+        )
+        .await;
+    tagged.failure(403, "Forbidden");
+    assert_eq!(
+        tagged.body["message"],
+        "namespace \"counted\" is at its quota of 2 tags (2 used): tag \"4\" of \"counted/a\" \
+         cannot be created"
+    );
+    // Moving a tag that exists creates none.
+    let moved = client
+        .api_put(
+            "/api/v1/namespaces/counted/imagestreamtags/a:2",
+            json!({"tag": {"from": {"kind": "ImageStreamTag", "name": "a:1"}}}),
+        )
+        .await;
+    assert!(moved.status.is_success(), "{}", moved.body);
+
     let refused = Answer::read(client.post_upload("counted/b", "").await).await;
     refused.denied(
         "namespace \"counted\" is at its quota of 1 repositories (1 used): repository \
