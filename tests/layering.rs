@@ -25,7 +25,10 @@ const RULES: &[(&str, &[&str])] = &[
         "admin",
         &["auth", "domain", "metadata", "oci", "wire", "files"],
     ),
-    ("error", &["auth", "metadata", "storage", "oci"]),
+    (
+        "error",
+        &["auth", "metadata", "storage", "oci", "size_text"],
+    ),
     (
         "domain",
         &[

@@ -10,7 +10,8 @@
 //!   store nothing: an upload announcing a size past the byte quota (POST
 //!   with digest, PATCH), a streamed chunk as it crosses it, a new
 //!   repository or tag past their limits, a manifest past the bytes. A
-//!   blob the namespace holds already is accepted at the quota.
+//!   blob the namespace holds already is accepted at the quota. `detail`
+//!   gives the quota, limit, usage and need.
 //! - Only cluster admins set quotas; anyone with a role in the namespace
 //!   sees its usage; the CLI's `set quota` and `adm top`.
 
@@ -176,6 +177,10 @@ async fn byte_quota_refuses_uploads_before_storing_them() {
     refused.denied(
         "namespace \"capped\" is over its storage quota: 5.9 KiB used of 9.8 KiB allowed, \
          this upload needs 5.9 KiB more",
+    );
+    assert_eq!(
+        refused.body["errors"][0]["detail"],
+        json!({"namespace": "capped", "quota": "bytes", "limit": 10_000, "used": 6000, "needed": 6000})
     );
     assert_eq!(
         client.head_blob("capped/a", &second_digest).await.status(),

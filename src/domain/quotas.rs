@@ -8,12 +8,11 @@
 //! the same namespace each see the usage before the other: together they
 //! may pass the limit by what they were both admitted for.
 
-use crate::error::{RegistryError, Result};
+use crate::error::{QuotaRefusal, RegistryError, Result};
 use crate::metadata::MetadataStore;
 use crate::metadata::quotas::NamespaceQuota;
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
-use crate::size_text::format_size;
 
 /// How many more bytes a namespace with a byte quota may take, as
 /// measured at the start of a request.
@@ -41,13 +40,12 @@ impl ByteAllowance {
 
     /// The refusal of a write needing `needed` more bytes.
     pub fn refusal(&self, needed: u64) -> RegistryError {
-        RegistryError::QuotaExceeded(format!(
-            "namespace \"{}\" is over its storage quota: {} used of {} allowed, this upload needs {} more",
-            self.namespace,
-            format_size(self.used),
-            format_size(self.limit),
-            format_size(needed)
-        ))
+        RegistryError::QuotaExceeded(Box::new(QuotaRefusal::Bytes {
+            namespace: self.namespace.clone(),
+            used: self.used,
+            limit: self.limit,
+            needed,
+        }))
     }
 
     /// The refusal of a streamed upload that went past what remained: it
@@ -126,10 +124,13 @@ pub async fn admit_repository(
     if usage.repositories < limit {
         return Ok(());
     }
-    Err(RegistryError::QuotaExceeded(format!(
-        "namespace \"{}\" is at its quota of {limit} repositories ({} used): repository \"{repo}\" cannot be created",
-        repo.namespace(),
-        usage.repositories
+    Err(RegistryError::QuotaExceeded(Box::new(
+        QuotaRefusal::Repositories {
+            namespace: repo.namespace().to_owned(),
+            used: usage.repositories,
+            limit,
+            repository: repo.to_string(),
+        },
     )))
 }
 
@@ -158,10 +159,55 @@ pub async fn admit_tags(
     if usage.tags.saturating_add(new.len() as u64) <= limit {
         return Ok(());
     }
-    Err(RegistryError::QuotaExceeded(format!(
-        "namespace \"{}\" is at its quota of {limit} tags ({} used): tag \"{}\" of \"{repo}\" cannot be created",
-        repo.namespace(),
-        usage.tags,
-        new[0]
-    )))
+    Err(RegistryError::QuotaExceeded(Box::new(QuotaRefusal::Tags {
+        namespace: repo.namespace().to_owned(),
+        used: usage.tags,
+        limit,
+        repository: repo.to_string(),
+        tag: new[0].to_string(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowance(used: u64, limit: u64) -> ByteAllowance {
+        ByteAllowance {
+            namespace: "proj".into(),
+            limit,
+            used,
+        }
+    }
+
+    #[test]
+    fn what_fits_is_admitted_and_the_refusal_says_quota_usage_and_need() {
+        let a = allowance(10 << 20, 10 << 20);
+        assert_eq!(a.remaining(), 0);
+        // Nothing more costs nothing, even at the quota.
+        assert!(a.admit(0).is_ok());
+        let refused = a.admit(3 << 20).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "namespace \"proj\" is over its storage quota: 10.0 MiB used of 10.0 MiB allowed, \
+             this upload needs 3.0 MiB more"
+        );
+        let roomy = allowance(1000, 5000);
+        assert!(roomy.admit(4000).is_ok());
+        assert!(roomy.admit(4001).is_err());
+        // Used past the limit (a quota lowered below the usage).
+        assert_eq!(allowance(9000, 5000).remaining(), 0);
+        match allowance(1000, 5000).crossed() {
+            RegistryError::QuotaExceeded(refusal) => assert_eq!(
+                *refusal,
+                QuotaRefusal::Bytes {
+                    namespace: "proj".into(),
+                    used: 1000,
+                    limit: 5000,
+                    needed: 4001
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -43,8 +43,8 @@ impl From<StreamError> for AdminError {
             // The message names the tag, the policy and its pattern.
             StreamError::Immutable(refusal) => AdminError::Forbidden(refusal.to_string()),
             // The message names the quota and the usage.
-            StreamError::Registry(RegistryError::QuotaExceeded(message)) => {
-                AdminError::Forbidden(message)
+            StreamError::Registry(RegistryError::QuotaExceeded(refusal)) => {
+                AdminError::Forbidden(refusal.to_string())
             }
             StreamError::Metadata(e) => AdminError::Store(e),
             StreamError::Storage(e) => AdminError::Internal(e.to_string()),
