@@ -65,6 +65,9 @@ pub struct Config {
     pub image_policy: ImagePolicyConfig,
     /// Online garbage collection.
     pub gc: GcConfig,
+    /// The image pruner's job (its rules are kept in the database and set
+    /// by `berth adm pruner set`).
+    pub pruner: PrunerConfig,
     /// When tags expire unless told otherwise.
     pub tag_expiration: TagExpirationConfig,
 }
@@ -101,6 +104,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             image_policy: ImagePolicyConfig::default(),
             gc: GcConfig::default(),
+            pruner: PrunerConfig::default(),
             tag_expiration: TagExpirationConfig::default(),
         }
     }
@@ -443,6 +447,25 @@ impl Default for JobsConfig {
     }
 }
 
+/// `pruner`: how the image pruner's job runs. Its schedule and rules are
+/// settings of the registry, in the database (`berth adm pruner set`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct PrunerConfig {
+    /// How often the job looks whether its schedule has come round: the
+    /// latest a scheduled run starts after its time.
+    #[serde(with = "duration_text")]
+    pub check_interval: Duration,
+}
+
+impl Default for PrunerConfig {
+    fn default() -> Self {
+        PrunerConfig {
+            check_interval: Duration::from_secs(60),
+        }
+    }
+}
+
 /// `gc`: online garbage collection (ARCHITECTURE.md, "Garbage
 /// collection"), a job run once across the replicas.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -685,6 +708,11 @@ impl Config {
         if gc.blob_grace_period < Duration::from_secs(1) {
             return Err(ConfigError::Invalid(
                 "gc.blobGracePeriod must be at least 1s".into(),
+            ));
+        }
+        if self.pruner.check_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "pruner.checkInterval must be longer than zero".into(),
             ));
         }
         if gc.interval.is_zero() {

@@ -14,13 +14,14 @@ use std::sync::OnceLock;
 pub const VARIABLE: &str = "BERTH_TEST_CRASH_AT";
 
 /// Every point, for the tests and for the warning below.
-pub const POINTS: [&str; 6] = [
+pub const POINTS: [&str; 7] = [
     BLOB_AFTER_FSYNC,
     BLOB_AFTER_RENAME,
     BLOB_AFTER_LINK,
     BLOB_AFTER_UPLOAD_ROW_DELETE,
     MANIFEST_INSIDE_TRANSACTION,
     GC_AFTER_MARK,
+    PRUNE_AFTER_TRIM,
 ];
 
 /// The upload's bytes are durable, not yet renamed to the blob's path.
@@ -37,6 +38,9 @@ pub const MANIFEST_INSIDE_TRANSACTION: &str = "manifest-inside-transaction";
 /// Garbage collection has committed a batch of blobs as being deleted
 /// (their links gone); their bytes are not deleted yet.
 pub const GC_AFTER_MARK: &str = "gc-after-mark";
+/// The pruner has committed a batch of tag revisions removed; the garbage
+/// collection that follows has not run.
+pub const PRUNE_AFTER_TRIM: &str = "prune-after-trim";
 
 fn configured() -> Option<&'static str> {
     static POINT: OnceLock<Option<&'static str>> = OnceLock::new();

@@ -32,6 +32,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// As [`parse`], zero allowed: for thresholds, where `0s` means none.
+pub fn parse_or_zero(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 0s, 15m, 4h, 2d or 2w ({e})"))
+}
+
 /// For `Option<Duration>` fields (`#[serde(with = "crate::duration_text::optional")]`):
 /// absent or `null` is `None`.
 pub mod optional {

@@ -22,6 +22,7 @@ use crate::domain::garbage::{GarbageCollector, GcSettings};
 use crate::domain::image_streams::ImageStreams;
 use crate::domain::imports::{ImportSettings, Importer};
 use crate::domain::proxies::{self, Proxies};
+use crate::domain::pruner::Pruner;
 use crate::domain::pull_through::{PullThrough, PullThroughParts};
 use crate::domain::registry::{Registry, RegistryOptions};
 use crate::domain::secrets::{KeySettings, PullSecrets, load_keys};
@@ -31,7 +32,7 @@ use crate::metadata::access::User;
 use crate::metadata::proxies::ProxyStore;
 use crate::metadata::{
     AccessStore, DatabaseConfig, GarbageStore, ImageStreamStore, JobStore, MetadataStore,
-    SecretStore, SqlMetadataStore, now,
+    PrunerStore, SecretStore, SqlMetadataStore, now,
 };
 use crate::storage::BlobStore;
 use crate::tls;
@@ -126,6 +127,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let stream_store: Arc<dyn ImageStreamStore> = store.clone();
     let proxy_store: Arc<dyn ProxyStore> = store.clone();
     let garbage_store: Arc<dyn GarbageStore> = store.clone();
+    let pruner_store: Arc<dyn PrunerStore> = store.clone();
     let access_store: Arc<dyn AccessStore> = store;
     let blobs =
         BlobStore::open(&config.storage, &config.storage_root()).context("opening blob storage")?;
@@ -175,6 +177,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         gc_settings(&config),
         replica.clone(),
     ));
+    let pruner = Arc::new(Pruner::new(
+        pruner_store,
+        registry.clone(),
+        garbage.clone(),
+        Arc::new(jobs::CollectThroughJob::new(
+            job_board.clone(),
+            garbage.clone(),
+        )),
+        replica.clone(),
+    ));
     let image_streams = Arc::new(ImageStreams::new(registry.clone(), stream_store));
     let upstream = UpstreamClient::new(UpstreamSettings {
         ca_files: config.image_policy.additional_trusted_ca.clone(),
@@ -221,6 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         importer: importer.clone(),
         pull_through,
         garbage: garbage.clone(),
+        pruner: pruner.clone(),
     });
 
     let listener = std::net::TcpListener::bind(config.http.addr)
@@ -241,6 +254,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config.uploads.cleanup_interval,
     );
     jobs.once_across_replicas(jobs::GarbageCollection::new(garbage), config.gc.interval);
+    jobs.once_across_replicas(jobs::ImagePruner::new(pruner), config.pruner.check_interval);
     let key_check = (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1));
     jobs.once_across_replicas(jobs::KeyRotation::new(access.clone()), key_check);
     jobs.once_across_replicas(

@@ -896,6 +896,168 @@ pub struct GarbageCollectionRequest {
     pub dry_run: bool,
 }
 
+/// `/api/v1/imagepruners/cluster`: the image pruner (OpenShift's
+/// `ImagePruner` named `cluster`): its rules and schedule, its conditions
+/// and its latest runs. `PATCH` changes the fields given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePruner {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ImagePrunerSpec,
+    #[serde(default)]
+    pub status: ImagePrunerStatus,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePrunerSpec {
+    /// Cron, five fields, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_tag_revisions: Option<u32>,
+    /// A duration: `60m`, `2d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_younger_than_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_jobs_history_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_jobs_history_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_invalid_image_references: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePrunerStatus {
+    /// `Available`, `Scheduled`, `Failed`.
+    #[serde(default)]
+    pub conditions: Vec<TagEventCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_time: Option<String>,
+    /// The latest runs, newest first (as many as the history limits keep).
+    #[serde(default)]
+    pub runs: Vec<ImagePrune>,
+}
+
+/// `/api/v1/imagepruners/cluster/prunes`: one run of the pruner, or a dry
+/// run (`spec.dryRun`, the default when asked for by hand).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePrune {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ImagePruneSpec,
+    #[serde(default)]
+    pub status: ImagePruneStatus,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The rules of a run; those not given are the pruner's. A dry run unless
+/// said otherwise, whatever is left out (no body, no `spec`, no `dryRun`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePruneSpec {
+    #[serde(default = "yes")]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_tag_revisions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_younger_than_duration: Option<String>,
+    /// Only this namespace's tag histories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_invalid_image_references: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ImagePruneSpec {
+    fn default() -> Self {
+        ImagePruneSpec {
+            dry_run: true,
+            keep_tag_revisions: None,
+            keep_younger_than_duration: None,
+            namespace: None,
+            ignore_invalid_image_references: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePruneStatus {
+    /// `expired-tags`, `trimming`, `collecting`, `done`.
+    #[serde(default)]
+    pub phase: String,
+    /// `Succeeded`, `Failed`, `Interrupted`; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `Schedule` or `Manual`.
+    #[serde(default)]
+    pub trigger: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    #[serde(default)]
+    pub revisions_removed: u64,
+    #[serde(default)]
+    pub tags_removed: u64,
+    #[serde(default)]
+    pub manifests_removed: u64,
+    #[serde(default)]
+    pub blobs_removed: u64,
+    #[serde(default)]
+    pub bytes_freed: u64,
+    /// The garbage collection run that followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garbage_collection: Option<String>,
+    /// The first thousand revisions removed (or that would be).
+    #[serde(default)]
+    pub revisions: Vec<PrunedRevision>,
+    /// For a dry run: the first thousand manifests, blobs and links the
+    /// collection would then remove.
+    #[serde(default)]
+    pub removed: Vec<RemovedObject>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrunedRevision {
+    pub repository: String,
+    pub tag: String,
+    pub generation: i64,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
 /// `{"generation":3}`: roll a tag back to its revision of generation 3.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

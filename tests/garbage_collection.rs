@@ -13,7 +13,9 @@
 //!   several tasks while garbage collection runs in a loop with a grace
 //!   period of one second; then every acknowledged image pulls with the
 //!   right digests, and storage holds exactly the blobs they reference.
-//!   `BERTH_TEST_GC_RACE_SECONDS` sets its length (default 15).
+//!   `BERTH_TEST_GC_RACE_SECONDS` sets its length (default 15). The same
+//!   race through two replicas behind nginx on SeaweedFS's S3 and
+//!   PostgreSQL, the collections running on either.
 //! - A run killed between marking blobs and deleting their bytes
 //!   (`BERTH_TEST_CRASH_AT=gc-after-mark`): nothing dangles after the
 //!   restart, an upload of one of those blobs takes it over, and the next
@@ -68,130 +70,6 @@ fn serve(data: &Path, database: &Database, grace: Duration) -> ServeCommand {
     serve
 }
 
-/// Where the filesystem store keeps a blob.
-fn blob_file(data: &Path, digest: &str) -> PathBuf {
-    let (algorithm, hex) = digest.split_once(':').expect("algorithm:hex");
-    data.join("storage/blobs")
-        .join(algorithm)
-        .join(&hex[..2])
-        .join(hex)
-}
-
-/// Every blob the filesystem store holds.
-fn stored_blobs(data: &Path) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let root = data.join("storage/blobs");
-    let Ok(algorithms) = std::fs::read_dir(&root) else {
-        return found;
-    };
-    for algorithm in algorithms.flatten() {
-        let algorithm_name = algorithm.file_name().to_string_lossy().into_owned();
-        for prefix in std::fs::read_dir(algorithm.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for blob in std::fs::read_dir(prefix.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                found.insert(format!(
-                    "{algorithm_name}:{}",
-                    blob.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    found
-}
-
-/// An image of the test's own: a config naming `label` and `layers`.
-#[derive(Clone)]
-struct Image {
-    config: Vec<u8>,
-    layers: Vec<Vec<u8>>,
-    manifest: Manifest,
-}
-
-impl Image {
-    fn new(label: &str, layers: Vec<Vec<u8>>) -> Image {
-        let config = image_config(label);
-        let descriptors: Vec<Descriptor> = layers
-            .iter()
-            .map(|l| Descriptor::of(OCI_LAYER, l))
-            .collect();
-        let manifest = Manifest::from_json(
-            OCI_MANIFEST,
-            &image_manifest(
-                OCI_MANIFEST,
-                &Descriptor::of(OCI_CONFIG, &config),
-                &descriptors,
-            ),
-        );
-        Image {
-            config,
-            layers,
-            manifest,
-        }
-    }
-
-    /// An artifact whose subject is `subject` (a signature, say).
-    fn referrer(label: &str, subject: &Manifest) -> Image {
-        let config = b"{}".to_vec();
-        let layer = blob_content(label, 300);
-        let value = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/vnd.test.signature",
-            "config": Descriptor::of(OCI_EMPTY, &config).json(),
-            "layers": [Descriptor::of(OCI_LAYER, &layer).json()],
-            "subject": subject.descriptor().json(),
-        });
-        Image {
-            config,
-            layers: vec![layer],
-            manifest: Manifest::from_json(OCI_MANIFEST, &value),
-        }
-    }
-
-    fn contents(&self) -> impl Iterator<Item = &Vec<u8>> {
-        std::iter::once(&self.config).chain(&self.layers)
-    }
-
-    fn blobs(&self) -> Vec<String> {
-        self.contents().map(|c| sha256(c)).collect()
-    }
-
-    fn digest(&self) -> String {
-        self.manifest.digest()
-    }
-
-    /// Pushes what a HEAD says is missing, then the manifest as `reference`.
-    async fn push(&self, client: &RegistryClient, repo: &str, reference: &str) {
-        for content in self.contents() {
-            let digest = sha256(content);
-            if client.head_blob(repo, &digest).await.status() != StatusCode::OK {
-                client.push_blob(repo, content).await;
-            }
-        }
-        client.push_manifest(repo, reference, &self.manifest).await;
-    }
-}
-
-fn index_of(children: &[&Image]) -> Manifest {
-    Manifest::from_json(
-        OCI_INDEX,
-        &index_manifest(
-            OCI_INDEX,
-            children
-                .iter()
-                .map(|c| c.manifest.descriptor().with_platform("linux", "amd64"))
-                .collect(),
-        ),
-    )
-}
-
 /// `POST /api/v1/garbagecollections`: the run (or dry run), ended.
 async fn collect(client: &RegistryClient, dry_run: bool) -> Value {
     let answer = client
@@ -222,17 +100,6 @@ fn removed(run: &Value, kind: &str) -> BTreeSet<(String, String)> {
 
 fn digests_of(pairs: &BTreeSet<(String, String)>) -> BTreeSet<String> {
     pairs.iter().map(|(_, d)| d.clone()).collect()
-}
-
-/// Pulls `image` by `reference` from `repo` and checks every digest.
-async fn assert_pulls(client: &RegistryClient, repo: &str, reference: &str, image: &Image) {
-    let response = expect_status(client.get_manifest(repo, reference).await, StatusCode::OK).await;
-    assert_eq!(header(&response, "docker-content-digest"), image.digest());
-    for content in image.contents() {
-        let digest = sha256(content);
-        let bytes = client.blob_bytes(repo, &digest).await;
-        assert_eq!(sha256(&bytes), digest, "{repo}: blob {digest}");
-    }
 }
 
 async fn blob_status(client: &RegistryClient, repo: &str, digest: &str) -> StatusCode {
@@ -987,7 +854,7 @@ impl Storage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_race_on_the_embedded_database() {
-    race(Database::Embedded, Storage::Filesystem).await;
+    race(Database::Embedded, Storage::Filesystem, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -995,7 +862,7 @@ async fn the_race_on_postgres() {
     let Some(database) = PgDatabase::create().await else {
         return;
     };
-    race(Database::Postgres(database), Storage::Filesystem).await;
+    race(Database::Postgres(database), Storage::Filesystem, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1003,10 +870,55 @@ async fn the_race_on_object_storage() {
     let Some(mini) = SeaweedMini::start().await else {
         return;
     };
-    race(Database::Embedded, Storage::S3(Box::new(mini))).await;
+    race(Database::Embedded, Storage::S3(Box::new(mini)), 1).await;
 }
 
-async fn race(database: Database, storage: Storage) {
+/// Two replicas behind nginx on SeaweedFS's S3 and PostgreSQL: every
+/// request of the race goes to either, and so does each collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_race_through_two_replicas_on_object_storage_and_postgres() {
+    let Some(mini) = SeaweedMini::start().await else {
+        return;
+    };
+    let Some(database) = PgDatabase::create().await else {
+        return;
+    };
+    race(Database::Postgres(database), Storage::S3(Box::new(mini)), 2).await;
+}
+
+/// berth as the race runs it: one process, or replicas behind nginx.
+enum Deployment {
+    One(BerthProcess),
+    Replicas(Box<Replicas>),
+}
+
+impl Deployment {
+    /// Where the clients go: the process, or the load balancer.
+    fn client(&self) -> &RegistryClient {
+        match self {
+            Deployment::One(berth) => berth.client(),
+            Deployment::Replicas(set) => &set.client,
+        }
+    }
+
+    fn processes(&self) -> Vec<&BerthProcess> {
+        match self {
+            Deployment::One(berth) => vec![berth],
+            Deployment::Replicas(set) => set.replicas.iter().collect(),
+        }
+    }
+
+    /// A metric summed over the processes.
+    async fn metric(&self, name: &str) -> f64 {
+        let mut sum = 0.0;
+        for process in self.processes() {
+            sum += metric_sum(&process.client().metrics_text().await, name);
+        }
+        sum
+    }
+}
+
+async fn race(database: Database, storage: Storage, replicas: usize) {
     const GRACE: Duration = Duration::from_secs(1);
     let seconds: u64 = std::env::var("BERTH_TEST_GC_RACE_SECONDS")
         .ok()
@@ -1014,17 +926,39 @@ async fn race(database: Database, storage: Storage) {
         .unwrap_or(15);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut serve = serve(&data, &database, GRACE).env("BERTH_GC_INTERVAL", "250ms");
-    if let Storage::S3(mini) = &storage {
-        serve = serve
-            .env("BERTH_STORAGE_S3_BUCKET", mini.bucket.clone())
-            .env("BERTH_STORAGE_S3_REGION_ENDPOINT", mini.endpoint.clone())
-            .env("BERTH_STORAGE_S3_ACCESS_KEY", mini.access_key.clone())
-            .env("BERTH_STORAGE_S3_SECRET_KEY", mini.secret_key.clone())
-            // Blob reads through berth, so that the puller checks berth.
-            .env("BERTH_DISABLE_REDIRECT", "true");
+    let mut env: Vec<(String, String)> = [
+        ("BERTH_GC_BLOB_GRACE_PERIOD", "1s"),
+        ("BERTH_GC_INTERVAL", "250ms"),
+        ("BERTH_JOBS_POLL_INTERVAL", "200ms"),
+        ("BERTH_JOBS_LEASE", "3s"),
+        ("NO_COLOR", "1"),
+    ]
+    .iter()
+    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+    .collect();
+    if let Some(url) = database.url() {
+        env.push(("BERTH_DATABASE_URL".into(), url.to_owned()));
+        env.push(("BERTH_DATABASE_MAX_CONNECTIONS".into(), "8".into()));
     }
-    let berth = serve.start().await;
+    if let Storage::S3(mini) = &storage {
+        env.extend(mini.berth_env());
+        // Blob reads through berth, so that the puller checks berth.
+        env.push(("BERTH_DISABLE_REDIRECT".into(), "true".into()));
+    }
+    let berth = if replicas == 1 {
+        Deployment::One(
+            BerthProcess::serve(&data)
+                .admin_password(PASSWORD)
+                .envs(&env)
+                .start()
+                .await,
+        )
+    } else {
+        let Some(set) = Replicas::start(dir.path(), replicas, PASSWORD, &env).await else {
+            return;
+        };
+        Deployment::Replicas(Box::new(set))
+    };
     let race = Arc::new(Race {
         client: berth.client().clone(),
         acknowledged: Mutex::new(Vec::new()),
@@ -1046,7 +980,7 @@ async fn race(database: Database, storage: Storage) {
         let layouts = dir.path().join("layouts");
         tasks.push(tokio::spawn(skopeo(
             race.clone(),
-            berth.url().to_owned(),
+            berth.client().url(""),
             layouts,
         )));
     } else {
@@ -1104,10 +1038,12 @@ async fn race(database: Database, storage: Storage) {
 
     let runs = client.api_get("/api/v1/garbagecollections").await;
     let runs = runs.ok(200)["items"].as_array().unwrap().clone();
-    let metrics = client.metrics_text().await;
+    let runs_total = berth.metric("berth_gc_runs_total").await;
+    let blobs_removed = berth.metric("berth_gc_blobs_removed_total").await;
+    let upload_waits = berth.metric("berth_gc_upload_waits_total").await;
     let tally = &race.tally;
     eprintln!(
-        "race for {:.0?}: {} images acknowledged ({} pushes, {} mounts ({} refused), {} skopeo copies), \
+        "race for {:.0?} ({replicas} replicas): {} images acknowledged ({} pushes, {} mounts ({} refused), {} skopeo copies), \
          {} doomed images, {} orphans, {} pulls; {} manifest puts retried after \
          MANIFEST_BLOB_UNKNOWN, {} uploads; {} runs recorded (of the last 20: {} blobs, {} manifests, \
          {} links removed); {} blobs removed in all, {} uploads waited for a delete; last run: {}",
@@ -1122,7 +1058,7 @@ async fn race(database: Database, storage: Storage) {
         tally.pulls.load(Ordering::Relaxed),
         tally.retried_puts.load(Ordering::Relaxed),
         tally.reuploads.load(Ordering::Relaxed),
-        metric_sum(&metrics, "berth_gc_runs_total"),
+        runs_total,
         runs.iter()
             .map(|r| r["status"]["blobsRemoved"].as_u64().unwrap_or(0))
             .sum::<u64>(),
@@ -1132,15 +1068,22 @@ async fn race(database: Database, storage: Storage) {
         runs.iter()
             .map(|r| r["status"]["blobLinksRemoved"].as_u64().unwrap_or(0))
             .sum::<u64>(),
-        metric_sum(&metrics, "berth_gc_blobs_removed_total"),
-        metric_sum(&metrics, "berth_gc_upload_waits_total") as u64,
+        blobs_removed,
+        upload_waits as u64,
         last["status"],
     );
     assert!(acknowledged.len() > 10, "too little pushed to tell");
     assert!(
-        metric_sum(&metrics, "berth_gc_blobs_removed_total") > 0.0,
+        blobs_removed > 0.0,
         "garbage collection removed nothing during the race"
     );
+    if replicas > 1 {
+        let ran_on: BTreeSet<String> = runs
+            .iter()
+            .filter_map(|r| r["status"]["replica"].as_str().map(str::to_owned))
+            .collect();
+        eprintln!("the last runs ran on {ran_on:?}");
+    }
 }
 
 fn which(program: &str) -> bool {

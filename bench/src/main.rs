@@ -139,6 +139,18 @@ pub struct Cli {
     #[arg(long, default_value = "1GiB")]
     pub ceiling_size: ByteSize,
 
+    /// Images gc-populate pushes (half of them are then deleted).
+    #[arg(long, default_value_t = 10_000)]
+    pub gc_manifests: usize,
+
+    /// Layers of each image gc-populate pushes (each image has a config too).
+    #[arg(long, default_value_t = 9)]
+    pub gc_layers: usize,
+
+    /// Repositories gc-populate spreads its images over.
+    #[arg(long, default_value_t = 100)]
+    pub gc_repos: usize,
+
     /// Directory for temporary files (skopeo layouts, disk ceiling).
     #[arg(long)]
     pub scratch_dir: Option<PathBuf>,
@@ -176,6 +188,10 @@ pub enum ScenarioName {
     Soak,
     Memory,
     Ceilings,
+    /// Not part of `all`: the content scripts/bench-gc.sh collects.
+    GcPopulate,
+    /// Not part of `all`: push and pull throughput while something else runs.
+    GcProbe,
 }
 
 impl Cli {

@@ -19,6 +19,7 @@ mod jobs;
 mod names;
 mod projects;
 mod proxies;
+mod pruner;
 mod quotas;
 mod role_bindings;
 mod secrets;

@@ -62,6 +62,8 @@ pub struct App {
     /// Garbage collection (`/api/v1/garbagecollections`) and the touches
     /// of blobs a push reads.
     pub garbage: Arc<crate::domain::garbage::GarbageCollector>,
+    /// The image pruner (`/api/v1/imagepruners/cluster`).
+    pub pruner: Arc<crate::domain::pruner::Pruner>,
 }
 
 pub type AppState = Arc<App>;

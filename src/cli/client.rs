@@ -21,6 +21,7 @@ pub use crate::wire::{
     TokenStatus, User, UserRequest,
 };
 pub use crate::wire::{GarbageCollection, GarbageCollectionRequest, RemovedObject};
+pub use crate::wire::{ImagePrune, ImagePruneSpec, ImagePruner, ImagePrunerSpec};
 pub use crate::wire::{
     ImageStream, ImageStreamImage, ImageStreamRequest, ImageStreamSpecRequest, ImageStreamTag,
     ImageStreamTagRequest, ImmutableTagPolicy, ImmutableTagPolicyRequest, LookupPolicyRequest,
@@ -420,6 +421,42 @@ impl ApiClient {
 
     pub async fn get_garbage_collection(&self, name: &str) -> ApiResult<GarbageCollection> {
         self.get(&["garbagecollections", name]).await
+    }
+
+    // --- the image pruner
+
+    pub async fn image_pruner(&self) -> ApiResult<ImagePruner> {
+        self.get(&["imagepruners", "cluster"]).await
+    }
+
+    /// Changes the pruner's settings given in `spec`.
+    pub async fn patch_image_pruner(&self, spec: ImagePrunerSpec) -> ApiResult<ImagePruner> {
+        let change = ImagePruner {
+            metadata: ObjectMeta::named("cluster"),
+            spec,
+            ..ImagePruner::default()
+        };
+        self.send(Method::PATCH, &["imagepruners", "cluster"], Some(&change))
+            .await
+    }
+
+    /// A dry run, or a run (which, not ended within the server's wait,
+    /// comes back without an outcome, to be followed).
+    pub async fn prune_images(&self, spec: ImagePruneSpec) -> ApiResult<ImagePrune> {
+        let request = ImagePrune {
+            spec,
+            ..ImagePrune::default()
+        };
+        self.send(
+            Method::POST,
+            &["imagepruners", "cluster", "prunes"],
+            Some(&request),
+        )
+        .await
+    }
+
+    pub async fn get_image_prune(&self, name: &str) -> ApiResult<ImagePrune> {
+        self.get(&["imagepruners", "cluster", "prunes", name]).await
     }
 
     // --- pull secrets

@@ -27,6 +27,7 @@ pub mod output;
 pub mod policy;
 pub mod project;
 pub mod proxies;
+pub mod pruner;
 pub mod quotas;
 pub mod secrets;
 pub mod session;

@@ -56,6 +56,10 @@ pub enum AdmCommand {
     /// Online garbage collection: run it now (or `--dry-run`: what it would
     /// remove), or list its runs.
     Gc(super::garbage::AdmGcArgs),
+    /// The image pruner: its schedule, rules, conditions and runs.
+    Pruner(super::pruner::AdmPrunerArgs),
+    /// Prune old tag revisions and the images and blobs nothing keeps.
+    Prune(super::pruner::AdmPruneArgs),
     /// Storage usage: `top projects` (each project's bytes, deduplicated
     /// and raw, repositories, tags and quota), `top images` (each
     /// repository's).
@@ -190,6 +194,8 @@ pub async fn adm(args: AdmArgs, globals: &Globals) -> anyhow::Result<()> {
         }
         AdmCommand::Jobs(args) => super::jobs::jobs(&session, args).await,
         AdmCommand::Gc(args) => super::garbage::gc(&session, args).await,
+        AdmCommand::Pruner(args) => super::pruner::pruner(&session, args).await,
+        AdmCommand::Prune(args) => super::pruner::prune(&session, args).await,
         AdmCommand::Top(args) => super::quotas::top(&session, args).await,
     }
 }

@@ -10,6 +10,7 @@ pub mod imports;
 pub mod manifest;
 pub mod negotiation;
 pub mod proxies;
+pub mod pruner;
 pub mod pull_through;
 pub mod quotas;
 pub mod registry;

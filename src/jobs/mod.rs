@@ -3,7 +3,7 @@
 //!
 //! - **Once across the replicas** ([`Jobs::once_across_replicas`]): work on
 //!   shared state (abandoned uploads, the signing key, garbage collection,
-//!   scheduled imports; later pruning, event delivery). The job is a
+//!   scheduled imports, the image pruner; later event delivery). The job is a
 //!   row of the database's `jobs` table ([`crate::metadata::jobs`]); each
 //!   replica looks at it when it is due, and the one whose claim wins runs
 //!   it under a lease, renewed while it runs, then records the outcome and
@@ -26,6 +26,7 @@
 //! leave things consistent between its steps and pick up where it stopped.
 
 mod garbage_collection;
+mod image_pruner;
 mod key_rotation;
 mod memory_trim;
 mod metrics_upkeep;
@@ -45,7 +46,10 @@ use tokio::time::Instant;
 use crate::metadata::JobStore;
 use crate::metadata::jobs::{JobClaim, JobOutcome, JobResult, JobStatus};
 
-pub use garbage_collection::{GARBAGE_COLLECTION, GarbageCollection};
+pub use garbage_collection::{
+    CollectError, CollectThroughJob, GARBAGE_COLLECTION, GarbageCollection,
+};
+pub use image_pruner::{IMAGE_PRUNER, ImagePruner};
 pub use key_rotation::{KeyReload, KeyRotation};
 pub use memory_trim::MemoryTrim;
 pub use metrics_upkeep::MetricsUpkeep;

@@ -95,6 +95,10 @@ enum Api {
     ListGarbageCollections,
     CreateGarbageCollection,
     GetGarbageCollection,
+    GetImagePruner,
+    PatchImagePruner,
+    CreateImagePrune,
+    GetImagePrune,
     Initialize,
     Discovery,
     ListAllImageStreams,
@@ -197,6 +201,11 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(ListGarbageCollections, ClusterAdmin, ok(200), None),
         row(CreateGarbageCollection, ClusterAdmin, ok(200), None),
         row(GetGarbageCollection, ClusterAdmin, ok(200), missing),
+        // The image pruner: one, named cluster; a dry run; a run recorded.
+        row(GetImagePruner, ClusterAdmin, ok(200), missing),
+        row(PatchImagePruner, ClusterAdmin, ok(200), missing),
+        row(CreateImagePrune, ClusterAdmin, ok(200), missing),
+        row(GetImagePrune, ClusterAdmin, ok(200), missing),
         // Open, and refused: this registry made its admin at start.
         row(Initialize, Open, err(400, "BadRequest"), None),
         row(Discovery, Open, ok(200), None),
@@ -643,6 +652,39 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
                 "no-such-run".to_owned()
             };
             Req::new(Method::GET, api(format!("/garbagecollections/{name}")))
+        }
+        GetImagePruner | PatchImagePruner | CreateImagePrune => {
+            let pruner = if existing {
+                "cluster"
+            } else {
+                "no-such-pruner"
+            };
+            match route {
+                GetImagePruner => Req::new(Method::GET, api(format!("/imagepruners/{pruner}"))),
+                PatchImagePruner => Req::new(Method::PATCH, api(format!("/imagepruners/{pruner}")))
+                    .json(json!({"spec": {"keepTagRevisions": 3}})),
+                _ => Req::new(Method::POST, api(format!("/imagepruners/{pruner}/prunes")))
+                    .json(json!({"spec": {"dryRun": true}})),
+            }
+        }
+        GetImagePrune => {
+            let name = if existing {
+                let run = admin
+                    .api_expect(
+                        Method::POST,
+                        "/api/v1/imagepruners/cluster/prunes",
+                        Some(&json!({"spec": {"dryRun": false}})),
+                        StatusCode::OK,
+                    )
+                    .await;
+                run["metadata"]["name"].as_str().unwrap().to_owned()
+            } else {
+                "no-such-run".to_owned()
+            };
+            Req::new(
+                Method::GET,
+                api(format!("/imagepruners/cluster/prunes/{name}")),
+            )
         }
         Initialize => Req::new(Method::POST, api("/user/initialize".into()))
             .json(json!({"username": "intruder", "password": "intruder-pw"})),

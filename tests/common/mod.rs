@@ -22,7 +22,8 @@
 //!   words of the tests (`push_blob`, `send_chunk`, `push_image`, …), as the
 //!   admin or as any other caller (`with_credentials`, `with_bearer`,
 //!   `anonymous`).
-//! - [`content`]: blobs, digests and manifests to push.
+//! - [`content`]: blobs, digests and manifests to push; [`images`]: images
+//!   pushed piece by piece, and the blobs the filesystem store holds.
 //! - [`admin`]: the administration API and the token service on the client,
 //!   and [`Answer`], an answer read whole for a test to judge.
 //! - [`assertions`]: status codes, headers and OCI error bodies.
@@ -55,6 +56,7 @@ pub mod assertions;
 pub mod client;
 pub mod cluster;
 pub mod content;
+pub mod images;
 pub mod process;
 pub mod registry;
 pub mod replicas;
@@ -66,6 +68,7 @@ pub use assertions::*;
 pub use client::*;
 pub use cluster::*;
 pub use content::*;
+pub use images::*;
 pub use process::*;
 pub use registry::*;
 pub use replicas::*;

@@ -2,6 +2,7 @@
 
 mod blobs;
 mod ceilings;
+mod gc;
 mod images;
 mod listing;
 mod manifests;
@@ -258,6 +259,12 @@ pub async fn run_all(ctx: &Ctx) -> Vec<Section> {
     }
     if cli.wants(S::SkopeoCopyIn) || cli.wants(S::SkopeoCopyOut) {
         sections.extend(skopeo::copy(ctx).await);
+    }
+    if cli.scenarios.contains(&S::GcPopulate) {
+        sections.push(gc::populate(ctx).await);
+    }
+    if cli.scenarios.contains(&S::GcProbe) {
+        sections.push(gc::probe(ctx).await);
     }
     if cli.wants(S::Soak) {
         sections.push(soak::soak(ctx).await);

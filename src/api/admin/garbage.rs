@@ -14,24 +14,29 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use tokio::time::Instant;
 
 use super::objects::{Answer, Call, listed, ok};
 use super::{JsonBody, Params};
 use crate::admin::{AdminError, rfc3339};
-use crate::api::App;
-use crate::domain::garbage::{GcError, GcReport, RemovedKind};
-use crate::jobs::GARBAGE_COLLECTION;
-use crate::metadata::jobs::MadeDue;
+use crate::domain::garbage::{GcError, GcReport, Removed, RemovedKind};
+use crate::jobs::{CollectError, CollectThroughJob};
 use crate::wire::{
     self, API_VERSION, Extra, GarbageCollection, GarbageCollectionRequest, ObjectMeta,
 };
 
 /// How long a request for a run waits for it: under the CLI's 120 s.
 const WAIT: Duration = Duration::from_secs(50);
-const POLL: Duration = Duration::from_millis(200);
 /// Runs listed.
 const RUNS_LISTED: u32 = 20;
+
+impl From<CollectError> for AdminError {
+    fn from(e: CollectError) -> AdminError {
+        match e {
+            CollectError::Metadata(e) => AdminError::Store(e),
+            other => AdminError::Conflict(other.to_string()),
+        }
+    }
+}
 
 impl From<GcError> for AdminError {
     fn from(e: GcError) -> AdminError {
@@ -67,26 +72,30 @@ impl From<GcReport> for GarbageCollection {
                 blobs_removed: p.blobs_removed,
                 blob_links_removed: p.links_removed,
                 bytes_freed: p.bytes_freed,
-                removed: report
-                    .removed
-                    .iter()
-                    .map(|r| wire::RemovedObject {
-                        kind: match r.kind {
-                            RemovedKind::Manifest => "Manifest",
-                            RemovedKind::Blob => "Blob",
-                            RemovedKind::BlobLink => "BlobLink",
-                        }
-                        .to_owned(),
-                        repository: r.repository.clone(),
-                        digest: r.digest.clone(),
-                        size: r.size,
-                    })
-                    .collect(),
+                removed: removed_objects(&report.removed),
                 extra: Extra::new(),
             },
             extra: Extra::new(),
         }
     }
+}
+
+/// What a run removed, as the API lists it.
+pub(super) fn removed_objects(removed: &[Removed]) -> Vec<wire::RemovedObject> {
+    removed
+        .iter()
+        .map(|r| wire::RemovedObject {
+            kind: match r.kind {
+                RemovedKind::Manifest => "Manifest",
+                RemovedKind::Blob => "Blob",
+                RemovedKind::BlobLink => "BlobLink",
+            }
+            .to_owned(),
+            repository: r.repository.clone(),
+            digest: r.digest.clone(),
+            size: r.size,
+        })
+        .collect()
 }
 
 /// `POST /api/v1/garbagecollections` with `{"dryRun": bool}`.
@@ -103,62 +112,15 @@ pub(super) async fn create(
         return ok::<GarbageCollection>(call.app.garbage.dry_run().await?);
     }
     tracing::info!(by = %by, "garbage collection asked for");
-    let report = run_through_the_job(&call.app).await?;
+    let report = CollectThroughJob::new(call.app.jobs.clone(), call.app.garbage.clone())
+        .start_and_wait(WAIT)
+        .await?;
     let status = if report.outcome.is_some() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
     Ok((status, Json(GarbageCollection::from(report))).into_response())
-}
-
-/// Makes the job due and waits for the run that starts after that.
-async fn run_through_the_job(app: &App) -> Result<GcReport, AdminError> {
-    let deadline = Instant::now() + WAIT;
-    let store = app.jobs.store();
-    let before = loop {
-        let newest = newest_run(app).await?;
-        match store.make_job_due(GARBAGE_COLLECTION).await? {
-            MadeDue::Due => break newest.map(|run| run.id),
-            // A run under way started before this request: the one asked
-            // for starts after it.
-            MadeDue::Running { holder } => {
-                if Instant::now() >= deadline {
-                    return Err(AdminError::Conflict(format!(
-                        "garbage collection is running on {holder} and did not end within {}s; \
-                         run `berth adm gc` again once it has (`berth adm gc runs`)",
-                        WAIT.as_secs()
-                    )));
-                }
-            }
-            MadeDue::NotFound => {
-                return Err(AdminError::Conflict(
-                    "the garbage-collection job is not registered yet; try again shortly".into(),
-                ));
-            }
-        }
-        tokio::time::sleep(POLL).await;
-    };
-    app.jobs.wake(GARBAGE_COLLECTION);
-    loop {
-        if let Some(run) = newest_run(app).await?
-            && Some(&run.id) != before.as_ref()
-            && (run.outcome.is_some() || Instant::now() >= deadline)
-        {
-            return Ok(run);
-        }
-        if Instant::now() >= deadline {
-            return Err(AdminError::Conflict(format!(
-                "the garbage-collection job did not start within {}s; see `berth adm jobs`",
-                WAIT.as_secs()
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-async fn newest_run(app: &App) -> Result<Option<GcReport>, AdminError> {
-    Ok(app.garbage.runs(1).await?.into_iter().next())
 }
 
 /// `GET /api/v1/garbagecollections`: the latest runs, newest first.

@@ -21,6 +21,7 @@ mod jobs;
 pub(crate) mod objects;
 mod projects;
 mod proxies;
+mod pruner;
 mod quotas;
 mod role_bindings;
 mod secrets;
@@ -455,6 +456,31 @@ pub(crate) fn routes() -> Vec<Route> {
             "/garbagecollections/{name}",
             "api_garbagecollections_get",
             garbage::get,
+        ),
+        // The image pruner.
+        route(
+            M::GET,
+            "/imagepruners/{name}",
+            "api_imagepruners_get",
+            pruner::get,
+        ),
+        route(
+            M::PATCH,
+            "/imagepruners/{name}",
+            "api_imagepruners_patch",
+            pruner::patch,
+        ),
+        route(
+            M::POST,
+            "/imagepruners/{name}/prunes",
+            "api_imageprunes_create",
+            pruner::prune,
+        ),
+        route(
+            M::GET,
+            "/imagepruners/{name}/prunes/{run}",
+            "api_imageprunes_get",
+            pruner::get_prune,
         ),
         // First user; the API's description.
         route(

@@ -577,6 +577,15 @@ impl GarbageCollector {
     /// candidates, and the blobs that removing the manifests would leave
     /// unreferenced.
     pub async fn dry_run(&self) -> Result<GcReport, GcError> {
+        self.dry_run_without(&HashMap::new()).await
+    }
+
+    /// A dry run as if the tag histories no longer named `unnamed` (per
+    /// repository id): what a run would remove after the pruner's trimming.
+    pub async fn dry_run_without(
+        &self,
+        unnamed: &HashMap<i64, HashSet<Digest>>,
+    ) -> Result<GcReport, GcError> {
         let grace = self.settings.blob_grace_period;
         let batch = self.settings.batch_size.max(1);
         let started_at = now();
@@ -595,7 +604,10 @@ impl GarbageCollector {
                 };
                 after = *last;
                 for (id, name) in repositories {
-                    let graph = self.store.repository_graph(id, &name, grace).await?;
+                    let mut graph = self.store.repository_graph(id, &name, grace).await?;
+                    if let Some(unnamed) = unnamed.get(&id) {
+                        graph.named.retain(|digest| !unnamed.contains(digest));
+                    }
                     run.progress.manifests_examined += graph.links.len() as u64;
                     for digest in reachability::garbage_in_order(&graph) {
                         run.progress.manifests_removed += 1;
