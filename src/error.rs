@@ -12,6 +12,7 @@ use crate::metadata::MetadataError;
 use crate::metadata::tag_policies::ImmutableTag;
 use crate::oci::digest::{Digest, DigestError};
 use crate::oci::names::{NameError, ReferenceError};
+use crate::size_text::format_size;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,11 @@ pub enum RegistryError {
     /// message names the tag, the policy and its pattern.
     #[error("{0}")]
     TagImmutable(Box<ImmutableTag>),
+    /// A namespace's quota (bytes, repositories or tags) refuses the
+    /// write; nothing was stored. The message says which quota, the usage
+    /// and what the write needed.
+    #[error("{0}")]
+    QuotaExceeded(Box<QuotaRefusal>),
     #[error(transparent)]
     Metadata(MetadataError),
     #[error("internal error: {0}")]
@@ -109,6 +115,105 @@ impl From<MetadataError> for RegistryError {
             // A refusal the client is told, not a fault of the store.
             MetadataError::TagImmutable(refusal) => RegistryError::TagImmutable(refusal),
             other => RegistryError::Metadata(other),
+        }
+    }
+}
+
+/// Which quota of a namespace refused a write, with the usage it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaRefusal {
+    /// The write needs `needed` more bytes than the `limit` leaves
+    /// beside the `used` (stored, deduplicated, plus uploads in progress).
+    Bytes {
+        namespace: String,
+        used: u64,
+        limit: u64,
+        needed: u64,
+    },
+    /// The namespace has `used` of its `limit` repositories: `repository`
+    /// would be one more.
+    Repositories {
+        namespace: String,
+        used: u64,
+        limit: u64,
+        repository: String,
+    },
+    /// The namespace has `used` of its `limit` tags: `tag` of
+    /// `repository` would be one more.
+    Tags {
+        namespace: String,
+        used: u64,
+        limit: u64,
+        repository: String,
+        tag: String,
+    },
+}
+
+impl QuotaRefusal {
+    pub fn namespace(&self) -> &str {
+        match self {
+            QuotaRefusal::Bytes { namespace, .. }
+            | QuotaRefusal::Repositories { namespace, .. }
+            | QuotaRefusal::Tags { namespace, .. } => namespace,
+        }
+    }
+
+    /// `bytes`, `repositories` or `tags`: the limit's name in the API.
+    pub fn quota(&self) -> &'static str {
+        match self {
+            QuotaRefusal::Bytes { .. } => "bytes",
+            QuotaRefusal::Repositories { .. } => "repositories",
+            QuotaRefusal::Tags { .. } => "tags",
+        }
+    }
+
+    /// `(used, limit)`.
+    pub fn usage(&self) -> (u64, u64) {
+        match self {
+            QuotaRefusal::Bytes { used, limit, .. }
+            | QuotaRefusal::Repositories { used, limit, .. }
+            | QuotaRefusal::Tags { used, limit, .. } => (*used, *limit),
+        }
+    }
+}
+
+impl std::fmt::Display for QuotaRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuotaRefusal::Bytes {
+                namespace,
+                used,
+                limit,
+                needed,
+            } => write!(
+                f,
+                "namespace \"{namespace}\" is over its storage quota: {} used of {} allowed, \
+                 this upload needs {} more",
+                format_size(*used),
+                format_size(*limit),
+                format_size(*needed)
+            ),
+            QuotaRefusal::Repositories {
+                namespace,
+                used,
+                limit,
+                repository,
+            } => write!(
+                f,
+                "namespace \"{namespace}\" is at its quota of {limit} repositories ({used} used): \
+                 repository \"{repository}\" cannot be created"
+            ),
+            QuotaRefusal::Tags {
+                namespace,
+                used,
+                limit,
+                repository,
+                tag,
+            } => write!(
+                f,
+                "namespace \"{namespace}\" is at its quota of {limit} tags ({used} used): \
+                 tag \"{tag}\" of \"{repository}\" cannot be created"
+            ),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod jobs;
 pub mod metadata;
 pub mod oci;
 pub mod server;
+pub mod size_text;
 pub mod storage;
 pub mod tls;
 pub mod upstream;

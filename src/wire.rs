@@ -1530,3 +1530,124 @@ pub struct ImmutableTagPolicyRequest {
     pub repository: Option<String>,
     pub patterns: Vec<String>,
 }
+
+/// Limits of a namespace's quota; an absent one does not limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaLimits {
+    /// Deduplicated bytes (blobs and manifests once each in the namespace,
+    /// plus uploads in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<u64>,
+}
+
+/// What a namespace uses of what a quota limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaUsed {
+    pub bytes: u64,
+    pub repositories: u64,
+    pub tags: u64,
+}
+
+/// A namespace's quota (`/api/v1/namespaces/NS/quota`), shaped as a
+/// Kubernetes `ResourceQuota`: `spec.hard` the limits, `status.used`
+/// the usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceQuota {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ResourceQuotaSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ResourceQuotaStatus>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuotaSpec {
+    pub hard: QuotaLimits,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceQuotaStatus {
+    pub hard: QuotaLimits,
+    pub used: QuotaUsed,
+}
+
+/// What `PUT /api/v1/namespaces/NS/quota` takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuotaRequest {
+    pub spec: ResourceQuotaSpec,
+}
+
+/// What a namespace holds (`/api/v1/namespaces/NS/usage`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageFigures {
+    /// Deduplicated: each blob and manifest once in the namespace.
+    pub bytes: u64,
+    /// Each repository's bytes summed, as if none shared anything.
+    pub raw_bytes: u64,
+    /// Received by uploads in progress.
+    pub uploading_bytes: u64,
+    pub repositories: u64,
+    pub tags: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceUsage {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    /// `name`: the namespace.
+    pub metadata: ObjectMeta,
+    pub usage: UsageFigures,
+    /// The namespace's quota; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaLimits>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What one repository holds (`/api/v1/namespaces/NS/repositoryusages`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryFigures {
+    /// Its blobs and manifests: what it would cost alone.
+    pub bytes: u64,
+    /// Of those, held by another repository too.
+    pub shared_bytes: u64,
+    pub tags: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryUsage {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    /// `name`: the repository (`NS/app`); `namespace`: its namespace.
+    pub metadata: ObjectMeta,
+    pub usage: RepositoryFigures,
+    #[serde(flatten)]
+    pub extra: Extra,
+}

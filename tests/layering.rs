@@ -12,6 +12,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("crash_points", &[]),
     ("files", &[]),
     ("duration_text", &[]),
+    ("size_text", &[]),
     ("upstream", &["oci", "files"]),
     (
         "storage",
@@ -24,7 +25,10 @@ const RULES: &[(&str, &[&str])] = &[
         "admin",
         &["auth", "domain", "metadata", "oci", "wire", "files"],
     ),
-    ("error", &["auth", "metadata", "storage", "oci"]),
+    (
+        "error",
+        &["auth", "metadata", "storage", "oci", "size_text"],
+    ),
     (
         "domain",
         &[
@@ -36,6 +40,8 @@ const RULES: &[(&str, &[&str])] = &[
             "crash_points",
             // Durations written by people: the `quay.expires-after` label.
             "duration_text",
+            // Byte counts written for people: quota refusals.
+            "size_text",
         ],
     ),
     (

@@ -1,7 +1,9 @@
 //! Pull-through over HTTP, against an upstream registry the test scripts
 //! (it counts every blob it sends, paces large ones, and can be stopped,
 //! rate-limit, forget a blob or send corrupt bytes): a tag imported with
-//! reference policy `Local` pulled through berth, 20 concurrent pulls of
+//! reference policy `Local` pulled through berth (and accounted for in the
+//! project's storage usage exactly: the manifest at import, the blobs once
+//! filled), 20 concurrent pulls of
 //! one uncached 64 MiB layer causing one upstream download (two replicas
 //! on PostgreSQL: at most one per replica), cached content served while
 //! the upstream is down, failures said clearly and recorded on the tag, a
@@ -496,7 +498,19 @@ async fn a_local_import_is_fetched_once_then_served_from_berth() {
     // A small image: its config and layer fetched when pulled, once.
     let small = UpstreamImage::new("small", 300_000);
     upstream.add("1", &small);
+    let stored_bytes = async || {
+        admin.api_get("/api/v1/namespaces/team/usage").await.ok(200)["usage"]["bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let before_import = stored_bytes().await;
     import(admin, &upstream, &["1"], "Local").await;
+    // The import stores the manifest only: only it is accounted for.
+    let after_import = stored_bytes().await;
+    assert_eq!(
+        after_import,
+        before_import + small.manifest.bytes.len() as u64
+    );
     let before = stream(admin).await;
     assert_eq!(blobs_stored(&before, "1"), json!({"stored": 0, "total": 2}));
     let manifest = admin
@@ -537,6 +551,11 @@ async fn a_local_import_is_fetched_once_then_served_from_berth() {
         (blobs_stored(&after, "1") == json!({"stored": 2, "total": 2})).then_some(())
     })
     .await;
+    // The fill is accounted for exactly: its blobs' bytes, once.
+    assert_eq!(
+        stored_bytes().await,
+        after_import + (small.layer.len() + small.config.len()) as u64
+    );
 
     // A digest no image of the repository references is not fetched.
     let stranger = sha256(b"not part of any image");

@@ -20,6 +20,7 @@ mod names;
 mod projects;
 mod proxies;
 mod pruner;
+mod quotas;
 mod role_bindings;
 mod secrets;
 mod service_accounts;
@@ -35,6 +36,7 @@ pub use names::{
     MAX_OBJECT_NAME, MAX_PASSWORD, MAX_PROJECT_NAME, parse_expires_in, require_role,
     valid_object_name, valid_project_name,
 };
+pub use quotas::{NamespaceUsage, QuotaLimits};
 pub use secrets::{NewSecret, SecretView};
 pub use subjects::{SubjectRef, parse_subject};
 pub use tag_policies::{MAX_TAG_PATTERNS, parse_tag_patterns};

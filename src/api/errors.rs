@@ -148,7 +148,7 @@ pub fn describe(error: &RegistryError) -> Described {
             message: reason.clone().into(),
             ..row(C::Denied, S::FORBIDDEN)
         },
-        TagImmutable(_) => Described {
+        TagImmutable(_) | QuotaExceeded(_) => Described {
             message: error.to_string().into(),
             ..row(C::Denied, S::FORBIDDEN)
         },
@@ -197,6 +197,19 @@ fn detail(error: &RegistryError) -> Option<serde_json::Value> {
             Some(serde_json::json!({ "digest": d.as_str() }))
         }
         Unauthorized { .. } | Denied | DeniedBecause(_) | InsufficientScope { .. } => None,
+        QuotaExceeded(refusal) => {
+            let (used, limit) = refusal.usage();
+            let mut detail = serde_json::json!({
+                "namespace": refusal.namespace(),
+                "quota": refusal.quota(),
+                "limit": limit,
+                "used": used,
+            });
+            if let crate::error::QuotaRefusal::Bytes { needed, .. } = refusal.as_ref() {
+                detail["needed"] = serde_json::json!(needed);
+            }
+            Some(detail)
+        }
         TagImmutable(refusal) => Some(serde_json::json!({
             "tag": refusal.tag,
             "policy": match &refusal.policy_repository {

@@ -14,6 +14,7 @@ use super::bearer::PasswordStamp;
 use super::roles::{CLUSTER_ADMIN, Verb, Verbs, verbs_of};
 use crate::metadata::MetadataError;
 use crate::metadata::access::{AccessStore, Binding, BindingSubject, SubjectKind};
+use crate::metadata::quotas::NamespaceQuota;
 
 /// How stale a replica's view of another replica's policy change may be.
 pub const VERSION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -124,6 +125,9 @@ pub struct PolicySnapshot {
     cluster_admins: HashSet<BindingSubject>,
     namespaced: HashMap<String, HashMap<BindingSubject, Verbs>>,
     namespaces: HashSet<String>,
+    /// Namespaces' quotas: held here so that a push into a namespace
+    /// without one pays no query to learn it.
+    quotas: HashMap<String, NamespaceQuota>,
 }
 
 impl PolicySnapshot {
@@ -138,6 +142,7 @@ impl PolicySnapshot {
         let groups = store.groups().await?;
         let bindings = store.bindings().await?;
         let namespaces = store.namespaces().await?;
+        let quotas = store.namespace_quotas().await?;
 
         let mut snapshot = PolicySnapshot {
             version,
@@ -174,6 +179,10 @@ impl PolicySnapshot {
             snapshot.grant(binding, verbs);
         }
         snapshot.namespaces = namespaces.into_iter().map(|n| n.name).collect();
+        snapshot.quotas = quotas
+            .into_iter()
+            .map(|q| (q.namespace.clone(), q))
+            .collect();
         Ok(snapshot)
     }
 
@@ -252,6 +261,11 @@ impl PolicySnapshot {
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         self.namespaces.contains(namespace)
+    }
+
+    /// The namespace's quota, if it has one.
+    pub fn quota(&self, namespace: &str) -> Option<&NamespaceQuota> {
+        self.quotas.get(namespace)
     }
 
     /// Everything `principal` may do in `namespace`.

@@ -27,6 +27,10 @@ pub use crate::wire::{
     ImageStreamTagRequest, ImmutableTagPolicy, ImmutableTagPolicyRequest, LookupPolicyRequest,
     ObjectReference, RollbackRequest, TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
 };
+pub use crate::wire::{
+    NamespaceUsage, QuotaLimits, RepositoryUsage, ResourceQuota, ResourceQuotaRequest,
+    ResourceQuotaSpec,
+};
 pub use crate::wire::{Proxy, ProxyRequest, ProxySpec, Secret, SecretRegistry, SecretRequest};
 
 /// What a call of the API answers.
@@ -607,6 +611,46 @@ impl ApiClient {
             url.query_pairs_mut().append_pair("repository", repository);
         }
         self.execute(self.http.delete(url)).await
+    }
+
+    pub async fn namespace_usages(&self) -> ApiResult<List<NamespaceUsage>> {
+        self.get(&["namespaceusages"]).await
+    }
+
+    pub async fn namespace_usage(&self, namespace: &str) -> ApiResult<NamespaceUsage> {
+        self.get(&["namespaces", namespace, "usage"]).await
+    }
+
+    /// Every repository's usage (`None`, cluster admins) or a namespace's.
+    pub async fn repository_usages(
+        &self,
+        namespace: Option<&str>,
+    ) -> ApiResult<List<RepositoryUsage>> {
+        match namespace {
+            Some(ns) => self.get(&["namespaces", ns, "repositoryusages"]).await,
+            None => self.get(&["repositoryusages"]).await,
+        }
+    }
+
+    pub async fn namespace_quota(&self, namespace: &str) -> ApiResult<ResourceQuota> {
+        self.get(&["namespaces", namespace, "quota"]).await
+    }
+
+    pub async fn set_namespace_quota(
+        &self,
+        namespace: &str,
+        request: &ResourceQuotaRequest,
+    ) -> ApiResult<ResourceQuota> {
+        self.send(
+            Method::PUT,
+            &["namespaces", namespace, "quota"],
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn clear_namespace_quota(&self, namespace: &str) -> ApiResult<Status> {
+        self.delete(&["namespaces", namespace, "quota"]).await
     }
 
     pub async fn delete_secret(&self, namespace: &str, name: &str) -> ApiResult<Status> {

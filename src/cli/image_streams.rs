@@ -658,6 +658,9 @@ Examples:
   berth set immutable-tags myproj --list
   berth set immutable-tags myproj/app --clear")]
     ImmutableTags(ImmutableTagsArgs),
+    /// Set a project's quota (cluster admins): most bytes, repositories
+    /// and tags; pushes past it are refused.
+    Quota(super::quotas::QuotaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -690,6 +693,7 @@ pub async fn set(args: SetArgs, globals: &Globals) -> anyhow::Result<()> {
     let args = match args.what {
         SetCommand::ImageLookup(args) => args,
         SetCommand::ImmutableTags(args) => return immutable_tags(args, globals).await,
+        SetCommand::Quota(args) => return super::quotas::set_quota(args, globals).await,
     };
     let session = Session::load(globals)?;
     let ns = session.namespace(args.namespace.as_deref())?;

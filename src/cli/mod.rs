@@ -4,7 +4,8 @@
 //! - [`client`]: the API client; [`config`]: the CLI's configuration file;
 //!   [`auth_file`]: the containers `auth.json`; [`output`]: tables, JSON, YAML.
 //! - one module per verb group: [`login`], [`project`], [`get`], [`create`],
-//!   [`delete`], [`policy`] (and `adm`), [`jobs`] (`adm jobs`), [`version`];
+//!   [`delete`], [`policy`] (and `adm`), [`jobs`] (`adm jobs`), [`quotas`]
+//!   (`adm top`, `set quota`), [`version`];
 //!   [`image_streams`]: `describe is`, `tag`, `rollback`, `set image-lookup`
 //!   and the image stream kinds of `get`, `create` and `delete`;
 //!   `completion` is here.
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod project;
 pub mod proxies;
 pub mod pruner;
+pub mod quotas;
 pub mod secrets;
 pub mod session;
 pub mod version;
@@ -93,7 +95,7 @@ pub enum Command {
     Rollback(image_streams::RollbackArgs),
     /// Import images of another registry into an image stream.
     ImportImage(imports::ImportImageArgs),
-    /// Change objects: set image-lookup.
+    /// Change objects: set image-lookup, immutable-tags, quota.
     Set(image_streams::SetArgs),
     /// Manage a project's role bindings; who-can.
     Policy(policy::PolicyArgs),
@@ -101,7 +103,7 @@ pub enum Command {
     /// needed).
     Secrets(secrets::SecretsArgs),
     /// Cluster administration: cluster-wide role bindings, unlocking
-    /// users, background jobs.
+    /// users, background jobs, garbage collection, storage usage (top).
     Adm(policy::AdmArgs),
     /// Show the client's version and, when logged in, the server's.
     Version(version::VersionArgs),

@@ -60,6 +60,10 @@ pub enum AdmCommand {
     Pruner(super::pruner::AdmPrunerArgs),
     /// Prune old tag revisions and the images and blobs nothing keeps.
     Prune(super::pruner::AdmPruneArgs),
+    /// Storage usage: `top projects` (each project's bytes, deduplicated
+    /// and raw, repositories, tags and quota), `top images` (each
+    /// repository's).
+    Top(super::quotas::AdmTopArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,6 +196,7 @@ pub async fn adm(args: AdmArgs, globals: &Globals) -> anyhow::Result<()> {
         AdmCommand::Gc(args) => super::garbage::gc(&session, args).await,
         AdmCommand::Pruner(args) => super::pruner::pruner(&session, args).await,
         AdmCommand::Prune(args) => super::pruner::prune(&session, args).await,
+        AdmCommand::Top(args) => super::quotas::top(&session, args).await,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod negotiation;
 pub mod proxies;
 pub mod pruner;
 pub mod pull_through;
+pub mod quotas;
 pub mod registry;
 pub mod secrets;
 pub mod uploads;

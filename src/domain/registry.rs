@@ -15,9 +15,11 @@ use bytes::Bytes;
 use super::cache::{CachedTags, Coherence, MAX_CACHED_TAGS, PullCache};
 use super::manifest::{self, ManifestKind, ParsedManifest};
 use super::negotiation::{Accepted, DEFAULT_PLATFORM, look_for_another};
+use super::quotas;
 use crate::error::{RegistryError, Result};
 use crate::metadata::changes::ChangeSink;
 use crate::metadata::image_streams::RevisionOrigin;
+use crate::metadata::quotas::NamespaceQuota;
 use crate::metadata::{
     BlobLink, ManifestMeta, MetadataError, MetadataStore, NewManifest, Page, ReferenceKind,
     Referrer, RequiredContent, StoredManifest, Timestamp,
@@ -185,14 +187,13 @@ impl Registry {
         repo: &RepositoryName,
         digest: &Digest,
         sources: &[RepositoryName],
+        quota: Option<&NamespaceQuota>,
     ) -> Result<Option<u64>> {
         for source in sources {
-            if self
-                .metadata
-                .repository_blob(source, digest)
-                .await?
-                .is_some()
-            {
+            if let Some(size) = self.metadata.repository_blob(source, digest).await? {
+                // A blob the namespace holds already costs it nothing; one
+                // from another namespace costs its size.
+                quotas::admit_content(self.metadata.as_ref(), quota, repo, digest, size).await?;
                 // The bytes must really be there: metadata may outlive a lost object.
                 if self.blobs.blob_size(digest).await?.is_none() {
                     return Ok(None);
@@ -334,6 +335,32 @@ impl Registry {
                 tags,
             },
         })
+    }
+
+    /// Whether the namespace's `quota` lets `valid` be stored in `repo`:
+    /// the repository may be new, its tags may be new, and the manifest's
+    /// bytes count unless the namespace holds it already. No query without
+    /// a quota.
+    pub async fn admit_manifest(
+        &self,
+        repo: &RepositoryName,
+        valid: &ValidManifest,
+        quota: Option<&NamespaceQuota>,
+    ) -> Result<()> {
+        let Some(quota) = quota else {
+            return Ok(());
+        };
+        let metadata = self.metadata.as_ref();
+        quotas::admit_repository(metadata, Some(quota), repo).await?;
+        quotas::admit_tags(metadata, Some(quota), repo, &valid.pushed.tags).await?;
+        quotas::admit_content(
+            metadata,
+            Some(quota),
+            repo,
+            &valid.new.digest,
+            valid.new.content.len() as u64,
+        )
+        .await
     }
 
     /// Stores a validated manifest in `repo` and points its tags at it, in

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::quotas::ByteAllowance;
 use crate::crash_points;
 use crate::error::{RegistryError, Result};
 use crate::metadata::{MetadataStore, Upload, UploadPartRecord, now};
@@ -209,7 +210,7 @@ impl Uploads {
     {
         let upload = self.start(repo, expected.algorithm()).await?;
         let stored = self
-            .finish_then(&upload, expected, None, body, on_verified)
+            .finish_then(&upload, expected, None, body, None, on_verified)
             .await;
         if stored.is_err() {
             // A digest mismatch has already discarded it; a failed body
@@ -310,12 +311,29 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        self.append_within(upload, range, body, None).await
+    }
+
+    /// [`append`](Self::append) under a namespace's byte quota: a chunk
+    /// going past what `allowance` leaves is cut off as it crosses it and
+    /// refused, not recorded (the upload stays where it was).
+    pub async fn append_within<S, E>(
+        &self,
+        upload: &Upload,
+        range: Option<ChunkRange>,
+        body: S,
+        allowance: Option<&ByteAllowance>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
         let mut session = self.lock_session(upload).await?;
         self.touch(upload).await?;
         let state = self.ready(upload, &mut session).await?;
         let mut hasher = state.hasher.clone();
         let Some(part) = self
-            .write_chunk(upload, state, range, &mut hasher, body)
+            .write_chunk(upload, state, range, &mut hasher, body, allowance)
             .await?
         else {
             return Ok(state.size);
@@ -376,6 +394,7 @@ impl Uploads {
         range: Option<ChunkRange>,
         hasher: &mut ResumableHasher,
         mut body: S,
+        allowance: Option<&ByteAllowance>,
     ) -> Result<Option<UploadPart>>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -400,6 +419,7 @@ impl Uploads {
                 range,
                 &mut writer,
                 &mut received,
+                allowance,
             )
             .await;
         match (outcome, writer) {
@@ -423,6 +443,7 @@ impl Uploads {
         range: Option<ChunkRange>,
         writer: &mut Option<PartWriter>,
         received: &mut u64,
+        allowance: Option<&ByteAllowance>,
     ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -458,6 +479,13 @@ impl Uploads {
                 continue;
             }
             *received += chunk.len() as u64;
+            // Checked before the chunk is written: the bytes past the
+            // quota are never stored, and the part is aborted.
+            if let Some(allowance) = allowance
+                && *received > allowance.remaining()
+            {
+                return Err(allowance.crossed());
+            }
             if let Some(range) = range
                 && *received > range.byte_count()
             {
@@ -506,7 +534,26 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.finish_then(upload, expected, range, body, || {}).await
+        self.finish_then(upload, expected, range, body, None, || {})
+            .await
+    }
+
+    /// [`finish`](Self::finish) under a namespace's byte quota, which the
+    /// final chunk must fit (as [`append_within`](Self::append_within)).
+    pub async fn finish_within<S, E>(
+        &self,
+        upload: &Upload,
+        expected: &Digest,
+        range: Option<ChunkRange>,
+        body: S,
+        allowance: Option<&ByteAllowance>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.finish_then(upload, expected, range, body, allowance, || {})
+            .await
     }
 
     async fn finish_then<S, E>(
@@ -515,6 +562,7 @@ impl Uploads {
         expected: &Digest,
         range: Option<ChunkRange>,
         body: S,
+        allowance: Option<&ByteAllowance>,
         on_verified: impl FnOnce() + Send,
     ) -> Result<u64>
     where
@@ -529,7 +577,7 @@ impl Uploads {
         // now, or (if anything fails) it never counted and the client can
         // send it again.
         let last = self
-            .write_chunk(upload, state, range, &mut hasher, body)
+            .write_chunk(upload, state, range, &mut hasher, body, allowance)
             .await?;
         let mut parts = self.recorded_parts(upload, state).await?;
         parts.extend(last);

@@ -216,6 +216,17 @@ pub trait AccessStore: Send + Sync + 'static {
     /// stored, for garbage collection to reclaim.
     async fn delete_namespace(&self, name: &str) -> Result<bool>;
 
+    // --- quotas (policy: setting one moves the policy version on)
+    /// Every namespace's quota, by namespace.
+    async fn namespace_quotas(&self) -> Result<Vec<super::quotas::NamespaceQuota>>;
+    async fn namespace_quota(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<super::quotas::NamespaceQuota>>;
+    /// Sets the namespace's quota; one limiting nothing removes it. False
+    /// if the namespace does not exist (for a removal: had no quota).
+    async fn set_namespace_quota(&self, quota: &super::quotas::NamespaceQuota) -> Result<bool>;
+
     // --- service accounts
     async fn service_account(&self, namespace: &str, name: &str) -> Result<Option<ServiceAccount>>;
     async fn service_accounts(&self, namespace: &str) -> Result<Vec<ServiceAccount>>;

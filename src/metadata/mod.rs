@@ -18,6 +18,7 @@ pub mod image_streams;
 pub mod jobs;
 pub mod proxies;
 pub mod pruner;
+pub mod quotas;
 pub mod secrets;
 mod sql;
 mod sql_access;
@@ -26,6 +27,7 @@ mod sql_image_streams;
 mod sql_jobs;
 mod sql_proxies;
 mod sql_pruner;
+mod sql_quotas;
 mod sql_secrets;
 mod sql_tag_policies;
 pub mod tag_policies;
@@ -428,6 +430,28 @@ pub trait MetadataStore: Send + Sync + 'static {
         at: Timestamp,
         limit: u32,
     ) -> Result<Vec<tag_policies::ExpiredTag>>;
+
+    // --- usage (summed from the links, never counted apart: see `quotas`)
+
+    /// What `namespace` holds: its repositories, current tags, distinct
+    /// manifests and blobs, their bytes deduplicated and raw, and the
+    /// bytes of its uploads in progress.
+    async fn namespace_usage(&self, namespace: &str) -> Result<quotas::Usage>;
+    /// What a byte quota counts of `namespace`, and only that (a quarter
+    /// of [`namespace_usage`](Self::namespace_usage)'s work): its blobs and
+    /// manifests once each, plus its uploads in progress.
+    async fn namespace_bytes(&self, namespace: &str) -> Result<u64>;
+    /// The repositories and current tags of `namespace`.
+    async fn namespace_counts(&self, namespace: &str) -> Result<quotas::Counts>;
+    /// What each repository of `namespace` (of every namespace: `None`)
+    /// holds, by name.
+    async fn repository_usages(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<quotas::RepositoryUsage>>;
+    /// Whether a repository of `namespace` holds `digest` (a blob or a
+    /// manifest): storing it again there costs the namespace nothing.
+    async fn namespace_holds(&self, namespace: &str, digest: &Digest) -> Result<bool>;
 
     // --- uploads
 

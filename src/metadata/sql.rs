@@ -771,6 +771,29 @@ impl MetadataStore for SqlMetadataStore {
         self.delete_expired_tags(at, limit).await
     }
 
+    async fn namespace_usage(&self, namespace: &str) -> Result<super::quotas::Usage> {
+        self.sum_namespace_usage(namespace).await
+    }
+
+    async fn namespace_bytes(&self, namespace: &str) -> Result<u64> {
+        self.sum_namespace_bytes(namespace).await
+    }
+
+    async fn namespace_counts(&self, namespace: &str) -> Result<super::quotas::Counts> {
+        self.count_namespace(namespace).await
+    }
+
+    async fn repository_usages(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<super::quotas::RepositoryUsage>> {
+        self.sum_repository_usages(namespace).await
+    }
+
+    async fn namespace_holds(&self, namespace: &str, digest: &Digest) -> Result<bool> {
+        self.namespace_holds_digest(namespace, digest).await
+    }
+
     async fn create_upload(&self, upload: &Upload) -> Result<()> {
         sqlx::query(
             "INSERT INTO uploads (id, repository, algorithm, created_at, updated_at, size, parts, hash_state) \

@@ -16,7 +16,7 @@ type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 const BUMP_POLICY: &str = "UPDATE policy_version SET version = version + 1 WHERE id = 1";
 
-async fn bump(conn: &mut AnyConnection) -> Result<()> {
+pub(super) async fn bump(conn: &mut AnyConnection) -> Result<()> {
     sqlx::query(BUMP_POLICY).execute(conn).await?;
     Ok(())
 }
@@ -396,6 +396,21 @@ impl AccessStore for SqlMetadataStore {
             .bind(namespace.created_at)
         )
         .await
+    }
+
+    async fn namespace_quotas(&self) -> Result<Vec<super::quotas::NamespaceQuota>> {
+        self.list_namespace_quotas().await
+    }
+
+    async fn namespace_quota(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<super::quotas::NamespaceQuota>> {
+        self.read_namespace_quota(namespace).await
+    }
+
+    async fn set_namespace_quota(&self, quota: &super::quotas::NamespaceQuota) -> Result<bool> {
+        self.write_namespace_quota(quota).await
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<bool> {

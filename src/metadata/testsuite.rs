@@ -2899,5 +2899,7 @@ async fn migration_0009_on_postgres() {
 
 /// The garbage collection protocol.
 mod garbage;
+/// Storage accounting and namespace quotas.
+mod quotas;
 /// Tag expiration and immutable tags.
 mod tag_policies;

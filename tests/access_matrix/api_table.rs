@@ -78,6 +78,13 @@ enum Api {
     ListImmutableTagPolicies,
     SetImmutableTagPolicy,
     ClearImmutableTagPolicy,
+    ListNamespaceUsages,
+    GetNamespaceUsage,
+    ListAllRepositoryUsages,
+    ListRepositoryUsages,
+    GetQuota,
+    SetQuota,
+    ClearQuota,
     ListSecrets,
     CreateSecret,
     GetSecret,
@@ -173,6 +180,15 @@ fn api_table() -> Vec<Row<Api, Rule>> {
         row(ListImmutableTagPolicies, Namespace(None), ok(200), missing),
         row(SetImmutableTagPolicy, admin, ok(200), missing),
         row(ClearImmutableTagPolicy, admin, ok(200), missing),
+        // Storage usage: a namespace's for any role in it, every one's for
+        // cluster admins; quotas seen with a role, set by cluster admins.
+        row(ListNamespaceUsages, ClusterAdmin, ok(200), None),
+        row(GetNamespaceUsage, Namespace(None), ok(200), missing),
+        row(ListAllRepositoryUsages, ClusterAdmin, ok(200), None),
+        row(ListRepositoryUsages, Namespace(None), ok(200), missing),
+        row(GetQuota, Namespace(None), ok(200), missing),
+        row(SetQuota, ClusterAdmin, ok(200), missing),
+        row(ClearQuota, ClusterAdmin, ok(200), missing),
         // Pull secrets: viewers list and read names, admins manage them.
         row(ListSecrets, view, ok(200), missing),
         row(CreateSecret, admin, ok(201), missing),
@@ -549,6 +565,38 @@ async fn api_request(fx: &Fixture, route: Api, caller: &Caller, target: Target) 
                     "/namespaces/{ns}/immutabletagpolicies?repository={repository}"
                 )),
             )
+        }
+        ListNamespaceUsages => Req::new(Method::GET, api("/namespaceusages".into())),
+        GetNamespaceUsage => Req::new(Method::GET, api(format!("/namespaces/{ns}/usage"))),
+        ListAllRepositoryUsages => Req::new(Method::GET, api("/repositoryusages".into())),
+        ListRepositoryUsages => Req::new(
+            Method::GET,
+            api(format!("/namespaces/{ns}/repositoryusages")),
+        ),
+        // Limits no cell's push comes near.
+        GetQuota | SetQuota | ClearQuota => {
+            let body = json!({"spec": {"hard": {"tags": 1_000_000}}});
+            if existing && route != SetQuota {
+                admin
+                    .api_expect(
+                        Method::PUT,
+                        &format!("/api/v1/namespaces/{NS}/quota"),
+                        Some(&body),
+                        StatusCode::OK,
+                    )
+                    .await;
+            }
+            let method = match route {
+                GetQuota => Method::GET,
+                SetQuota => Method::PUT,
+                _ => Method::DELETE,
+            };
+            let req = Req::new(method, api(format!("/namespaces/{ns}/quota")));
+            if route == SetQuota {
+                req.json(body)
+            } else {
+                req
+            }
         }
         ListSecrets => Req::new(Method::GET, api(format!("/namespaces/{ns}/secrets"))),
         CreateSecret => Req::new(Method::POST, api(format!("/namespaces/{ns}/secrets")))

@@ -24,6 +24,7 @@ use crate::domain::image_streams::{
 use crate::domain::imports::{
     ImageImport, ImportFailure, ImportPolicy, ImportRequest, RepositoryImport, TagImport,
 };
+use crate::error::RegistryError;
 use crate::metadata::image_streams::{
     Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream, TagCondition, TagSource,
 };
@@ -41,6 +42,10 @@ impl From<StreamError> for AdminError {
             StreamError::Invalid(m) => AdminError::Invalid(m),
             // The message names the tag, the policy and its pattern.
             StreamError::Immutable(refusal) => AdminError::Forbidden(refusal.to_string()),
+            // The message names the quota and the usage.
+            StreamError::Registry(RegistryError::QuotaExceeded(refusal)) => {
+                AdminError::Forbidden(refusal.to_string())
+            }
             StreamError::Metadata(e) => AdminError::Store(e),
             StreamError::Storage(e) => AdminError::Internal(e.to_string()),
             StreamError::Registry(e) => AdminError::Internal(e.to_string()),
@@ -551,6 +556,17 @@ pub(super) async fn put_tag(
             })
             .transpose()?,
     };
+    // A new tag counts toward the project's tag quota, as on a push (the
+    // quota from the policy snapshot: no query without one).
+    let quota = app.access.policy().await?.quota(&ns).cloned();
+    crate::domain::quotas::admit_tags(
+        app.registry.metadata().as_ref(),
+        quota.as_ref(),
+        &repo,
+        std::slice::from_ref(&tag),
+    )
+    .await
+    .map_err(StreamError::from)?;
     let tagged = app
         .image_streams
         .tag(

@@ -22,6 +22,7 @@ pub(crate) mod objects;
 mod projects;
 mod proxies;
 mod pruner;
+mod quotas;
 mod role_bindings;
 mod secrets;
 mod service_accounts;
@@ -316,6 +317,49 @@ pub(crate) fn routes() -> Vec<Route> {
             "/namespaces/{ns}/immutabletagpolicies",
             "api_immutabletagpolicies_delete",
             tag_policies::delete,
+        ),
+        // Storage usage and quotas.
+        route(
+            M::GET,
+            "/namespaceusages",
+            "api_namespaceusages_list",
+            quotas::namespace_usages,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/usage",
+            "api_namespaceusage_get",
+            quotas::namespace_usage,
+        ),
+        route(
+            M::GET,
+            "/repositoryusages",
+            "api_repositoryusages_list_all",
+            quotas::all_repository_usages,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/repositoryusages",
+            "api_repositoryusages_list",
+            quotas::repository_usages,
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/quota",
+            "api_quota_get",
+            quotas::get_quota,
+        ),
+        route(
+            M::PUT,
+            "/namespaces/{ns}/quota",
+            "api_quota_put",
+            quotas::put_quota,
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/quota",
+            "api_quota_delete",
+            quotas::delete_quota,
         ),
         // Image streams, their tags and images.
         route(

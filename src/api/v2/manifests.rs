@@ -133,6 +133,10 @@ pub(super) async fn put(
         .await?;
     // Storing it is the first write of a push made of this manifest alone.
     request.prepare_push(app, name).await?;
+    let quota = super::namespace_quota(app, name).await?;
+    app.registry
+        .admit_manifest(name, &valid, quota.as_ref())
+        .await?;
     let origin = RevisionOrigin {
         cause: RevisionCause::Push,
         by: (!request.caller.is_anonymous()).then(|| request.caller.principal.name()),

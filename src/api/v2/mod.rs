@@ -98,6 +98,15 @@ impl V2Request {
     }
 }
 
+/// The quota of `name`'s namespace, from the policy snapshot the
+/// request's authorization already read: no query.
+pub(crate) async fn namespace_quota(
+    app: &AppState,
+    name: &RepositoryName,
+) -> Result<Option<crate::metadata::quotas::NamespaceQuota>> {
+    Ok(app.access.policy().await?.quota(name.namespace()).cloned())
+}
+
 /// A refusal of an authenticated caller.
 fn denied(denial: Denial) -> RegistryError {
     match denial {

@@ -7,16 +7,19 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 
 use super::{
-    DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, V2Request, header_str, header_value, parse_digest,
+    DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, V2Request, header_str, header_value,
+    namespace_quota, parse_digest,
 };
 use crate::api::AppState;
 use crate::api::errors::upload_range_header;
 use crate::api::observe::count_bytes_in;
 use crate::api::range::parse_content_range;
 use crate::auth::roles::Verb;
+use crate::domain::quotas::{self, ByteAllowance};
 use crate::domain::uploads::{ChunkRange, upload_location};
 use crate::error::{RegistryError, Result};
 use crate::metadata::Upload;
+use crate::metadata::quotas::NamespaceQuota;
 use crate::oci::digest::{Digest, DigestAlgorithm};
 use crate::oci::names::RepositoryName;
 
@@ -50,6 +53,34 @@ fn chunk_range(request: &V2Request) -> Result<Option<ChunkRange>> {
         )));
     }
     Ok(Some(range))
+}
+
+/// The byte allowance a write of `digest` (if known) into `name` is held
+/// to, with the size the request announces (`Content-Length`) already
+/// checked against it, so that an upload too large for the quota is
+/// refused before a byte is stored. `None`: nothing to hold it to (no byte
+/// quota, or a blob the namespace holds already, which costs nothing).
+async fn allowance_for(
+    app: &AppState,
+    name: &RepositoryName,
+    request: &V2Request,
+    quota: Option<&NamespaceQuota>,
+    digest: Option<&Digest>,
+) -> Result<Option<ByteAllowance>> {
+    let metadata = app.registry.metadata().as_ref();
+    if let Some(digest) = digest
+        && quotas::held_under_quota(metadata, quota, name, digest).await?
+    {
+        return Ok(None);
+    }
+    let allowance = quotas::byte_allowance(metadata, quota, name.namespace()).await?;
+    if let Some(allowance) = &allowance
+        && let Some(announced) =
+            header_str(&request.headers, &header::CONTENT_LENGTH).and_then(|l| l.parse().ok())
+    {
+        allowance.admit(announced)?;
+    }
+    Ok(allowance)
 }
 
 /// `201 Created` for a blob now in `name`.
@@ -105,28 +136,43 @@ pub(super) async fn start(
     };
     // Whatever follows writes: a mount, or an upload session.
     request.prepare_push(app, name).await?;
+    let quota = namespace_quota(app, name).await?;
+    quotas::admit_repository(app.registry.metadata().as_ref(), quota.as_ref(), name).await?;
 
     // A blob that is not mountable (absent, or not readable by the caller)
     // gets the spec's answer: an ordinary upload session.
     if let Some(mount) = mount
-        && mount_blob(app, name, &mount, request).await?
+        && mount_blob(app, name, &mount, request, quota.as_ref()).await?
     {
         return created(app, name, &mount);
     }
 
+    // Before the upload exists: a body announced too large for the quota
+    // is refused with nothing made.
+    let allowance = allowance_for(app, name, request, quota.as_ref(), digest.as_ref()).await?;
     let upload = app.uploads.start(name, algorithm).await?;
-    match digest {
+    let outcome = match &digest {
         // Single-request upload: the body is the whole blob.
-        Some(digest) => {
-            app.uploads
-                .finish(&upload, &digest, None, body_stream(body))
-                .await?;
-            created(app, name, &digest)
+        Some(digest) => app
+            .uploads
+            .finish_within(&upload, digest, None, body_stream(body), allowance.as_ref())
+            .await
+            .and_then(|_| created(app, name, digest)),
+        None => app
+            .uploads
+            .append_within(&upload, None, body_stream(body), allowance.as_ref())
+            .await
+            .and_then(|size| in_progress(app, StatusCode::ACCEPTED, &upload, size)),
+    };
+    match outcome {
+        Err(refused @ RegistryError::QuotaExceeded(_)) => {
+            // The client was never told where this upload is: it goes.
+            if let Err(e) = app.uploads.cancel(&upload).await {
+                tracing::warn!(upload = %upload.id, error = %e, "cancelling an upload refused by a quota");
+            }
+            Err(refused)
         }
-        None => {
-            let size = app.uploads.append(&upload, None, body_stream(body)).await?;
-            in_progress(app, StatusCode::ACCEPTED, &upload, size)
-        }
+        other => other,
     }
 }
 
@@ -137,6 +183,7 @@ async fn mount_blob(
     name: &RepositoryName,
     digest: &Digest,
     request: &V2Request,
+    quota: Option<&NamespaceQuota>,
 ) -> Result<bool> {
     let candidates = match request.query.get("from") {
         Some(from) => match from.parse::<RepositoryName>() {
@@ -159,7 +206,7 @@ async fn mount_blob(
     }
     Ok(app
         .registry
-        .mount_blob(name, digest, &readable)
+        .mount_blob(name, digest, &readable, quota)
         .await?
         .is_some())
 }
@@ -196,9 +243,14 @@ pub(super) async fn patch(
 ) -> Result<Response> {
     let upload = find_upload(app, name, id, request).await?;
     let range = chunk_range(request)?;
+    // Read once for the request: the chunk is held to it as it streams,
+    // with no query per piece. A refused chunk is not recorded: the
+    // upload stays where it was, for the client to cancel.
+    let quota = namespace_quota(app, name).await?;
+    let allowance = allowance_for(app, name, request, quota.as_ref(), None).await?;
     let size = app
         .uploads
-        .append(&upload, range, body_stream(body))
+        .append_within(&upload, range, body_stream(body), allowance.as_ref())
         .await?;
     in_progress(app, StatusCode::ACCEPTED, &upload, size)
 }
@@ -225,8 +277,17 @@ pub(super) async fn put(
     // Completing links the blob into the repository: its namespace must
     // exist (it may have been deleted since the upload started).
     request.prepare_push(app, name).await?;
+    let quota = namespace_quota(app, name).await?;
+    quotas::admit_repository(app.registry.metadata().as_ref(), quota.as_ref(), name).await?;
+    let allowance = allowance_for(app, name, request, quota.as_ref(), Some(&digest)).await?;
     app.uploads
-        .finish(&upload, &digest, range, body_stream(body))
+        .finish_within(
+            &upload,
+            &digest,
+            range,
+            body_stream(body),
+            allowance.as_ref(),
+        )
         .await?;
     created(app, name, &digest)
 }

@@ -1,0 +1,213 @@
+//! Namespace quotas on the push path: bytes, repositories and tags.
+//!
+//! The quota itself comes from the caller's policy snapshot (no query: a
+//! namespace without one costs a push nothing); only a namespace with a
+//! quota pays for its usage, summed once at the start of each write
+//! request ([`crate::metadata::MetadataStore::namespace_usage`]), never per
+//! chunk. Checks are made before anything is stored. Two writes racing into
+//! the same namespace each see the usage before the other: together they
+//! may pass the limit by what they were both admitted for.
+
+use crate::error::{QuotaRefusal, RegistryError, Result};
+use crate::metadata::MetadataStore;
+use crate::metadata::quotas::NamespaceQuota;
+use crate::oci::digest::Digest;
+use crate::oci::names::{RepositoryName, Tag};
+
+/// How many more bytes a namespace with a byte quota may take, as
+/// measured at the start of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteAllowance {
+    namespace: String,
+    limit: u64,
+    /// Stored (deduplicated) plus received by uploads in progress.
+    used: u64,
+}
+
+impl ByteAllowance {
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+
+    /// Fails unless `needed` more bytes fit.
+    pub fn admit(&self, needed: u64) -> Result<()> {
+        if needed == 0 || needed <= self.remaining() {
+            Ok(())
+        } else {
+            Err(self.refusal(needed))
+        }
+    }
+
+    /// The refusal of a write needing `needed` more bytes.
+    pub fn refusal(&self, needed: u64) -> RegistryError {
+        RegistryError::QuotaExceeded(Box::new(QuotaRefusal::Bytes {
+            namespace: self.namespace.clone(),
+            used: self.used,
+            limit: self.limit,
+            needed,
+        }))
+    }
+
+    /// The refusal of a streamed upload that went past what remained: it
+    /// needs at least one byte more than that.
+    pub fn crossed(&self) -> RegistryError {
+        self.refusal(self.remaining().saturating_add(1))
+    }
+}
+
+/// The byte allowance of `namespace` under `quota`; `None` when nothing
+/// limits its bytes (no quota, or none on bytes): no query then.
+pub async fn byte_allowance(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    namespace: &str,
+) -> Result<Option<ByteAllowance>> {
+    let Some(limit) = quota.and_then(|q| q.max_bytes) else {
+        return Ok(None);
+    };
+    Ok(Some(ByteAllowance {
+        namespace: namespace.to_owned(),
+        limit,
+        used: metadata.namespace_bytes(namespace).await?,
+    }))
+}
+
+/// Storing `digest` (`size` bytes, a blob mounted from elsewhere or a
+/// manifest) into `repo`: free if the namespace holds it already, else it
+/// must fit the byte quota.
+pub async fn admit_content(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    if quota.and_then(|q| q.max_bytes).is_none()
+        || metadata.namespace_holds(repo.namespace(), digest).await?
+    {
+        return Ok(());
+    }
+    match byte_allowance(metadata, quota, repo.namespace()).await? {
+        Some(allowance) => allowance.admit(size),
+        None => Ok(()),
+    }
+}
+
+/// Whether `digest` is held by the namespace of `repo` already, when a
+/// byte quota applies (otherwise it does not matter: false, no query).
+pub async fn held_under_quota(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    digest: &Digest,
+) -> Result<bool> {
+    if quota.and_then(|q| q.max_bytes).is_none() {
+        return Ok(false);
+    }
+    Ok(metadata.namespace_holds(repo.namespace(), digest).await?)
+}
+
+/// A write into `repo` that would make it: refused when the namespace
+/// already has as many repositories as its quota allows.
+pub async fn admit_repository(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+) -> Result<()> {
+    let Some(limit) = quota.and_then(|q| q.max_repositories) else {
+        return Ok(());
+    };
+    if metadata.repository_exists(repo).await? {
+        return Ok(());
+    }
+    let usage = metadata.namespace_counts(repo.namespace()).await?;
+    if usage.repositories < limit {
+        return Ok(());
+    }
+    Err(RegistryError::QuotaExceeded(Box::new(
+        QuotaRefusal::Repositories {
+            namespace: repo.namespace().to_owned(),
+            used: usage.repositories,
+            limit,
+            repository: repo.to_string(),
+        },
+    )))
+}
+
+/// Pointing `tags` of `repo` at an image: refused when those that do not
+/// exist yet would take the namespace past its tag quota.
+pub async fn admit_tags(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    tags: &[Tag],
+) -> Result<()> {
+    let Some(limit) = quota.and_then(|q| q.max_tags) else {
+        return Ok(());
+    };
+    let mut new = Vec::new();
+    for tag in tags {
+        let reference = crate::oci::names::Reference::Tag(tag.clone());
+        if metadata.manifest_meta(repo, &reference).await?.is_none() && !new.contains(&tag) {
+            new.push(tag);
+        }
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let usage = metadata.namespace_counts(repo.namespace()).await?;
+    if usage.tags.saturating_add(new.len() as u64) <= limit {
+        return Ok(());
+    }
+    Err(RegistryError::QuotaExceeded(Box::new(QuotaRefusal::Tags {
+        namespace: repo.namespace().to_owned(),
+        used: usage.tags,
+        limit,
+        repository: repo.to_string(),
+        tag: new[0].to_string(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowance(used: u64, limit: u64) -> ByteAllowance {
+        ByteAllowance {
+            namespace: "proj".into(),
+            limit,
+            used,
+        }
+    }
+
+    #[test]
+    fn what_fits_is_admitted_and_the_refusal_says_quota_usage_and_need() {
+        let a = allowance(10 << 20, 10 << 20);
+        assert_eq!(a.remaining(), 0);
+        // Nothing more costs nothing, even at the quota.
+        assert!(a.admit(0).is_ok());
+        let refused = a.admit(3 << 20).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "namespace \"proj\" is over its storage quota: 10.0 MiB used of 10.0 MiB allowed, \
+             this upload needs 3.0 MiB more"
+        );
+        let roomy = allowance(1000, 5000);
+        assert!(roomy.admit(4000).is_ok());
+        assert!(roomy.admit(4001).is_err());
+        // Used past the limit (a quota lowered below the usage).
+        assert_eq!(allowance(9000, 5000).remaining(), 0);
+        match allowance(1000, 5000).crossed() {
+            RegistryError::QuotaExceeded(refusal) => assert_eq!(
+                *refusal,
+                QuotaRefusal::Bytes {
+                    namespace: "proj".into(),
+                    used: 1000,
+                    limit: 5000,
+                    needed: 4001
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
