@@ -246,7 +246,13 @@ impl Registry {
         headers: HeaderMap,
         body: Payload,
     ) -> Result<Response> {
-        let scope = scope_for_path(url.path());
+        let mut scope = scope_for_path(url.path());
+        if method == Method::DELETE
+            && let Some(scope) = scope.as_mut()
+            && scope.starts_with("repository:")
+        {
+            scope.push_str(",delete");
+        }
         let replay = match &body {
             Payload::Empty => Some(None),
             Payload::Bytes(b) => Some(Some(b.clone())),
