@@ -530,15 +530,7 @@ async fn the_cli_speaks_image_streams() {
         .await;
     let host = berth.addr.to_string();
     let cli = CliHome::new();
-    let login = cli.run_with(
-        &["login", &host, "-u", "admin", "--password-stdin"],
-        Some(password),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    cli.login(&host, "admin", password);
     let a = berth.push_image("myproj/app", "1.0").await;
     let b = berth.push_image("myproj/app", "2.0").await;
     cli.ok(&["project", "myproj"]);

@@ -348,15 +348,7 @@ async fn the_cli_prunes_and_the_schedule_runs_it() {
     let client = berth.client();
     let host = berth.addr.to_string();
     let cli = CliHome::new();
-    let login = cli.run_with(
-        &["login", &host, "-u", "admin", "--password-stdin"],
-        Some(PASSWORD),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    cli.login(&host, "admin", PASSWORD);
     let pushed = push_history(client).await;
     tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
 

@@ -375,15 +375,7 @@ async fn the_cli_sets_quotas_and_shows_usage() {
         .await;
     let host = berth.addr.to_string();
     let cli = CliHome::new();
-    let login = cli.run_with(
-        &["login", &host, "-u", "admin", "--password-stdin"],
-        Some(password),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    cli.login(&host, "admin", password);
     let image = berth.push_image("shop/app", "1.0").await;
 
     let out = cli.ok(&[

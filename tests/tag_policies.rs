@@ -489,15 +489,7 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
         .await;
     let host = berth.addr.to_string();
     let cli = CliHome::new();
-    let login = cli.run_with(
-        &["login", &host, "-u", "admin", "--password-stdin"],
-        Some(password),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    cli.login(&host, "admin", password);
     let a = berth.push_image("myproj/app", "1.0").await;
     berth.push_image("myproj/app", "2.0").await;
     cli.ok(&["project", "myproj"]);

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::client::{GarbageCollection, List};
 use super::output::{OutputFormat, Printable, Table, age, kind_or, print_list, write_structured};
 use super::session::Session;
+use crate::size_text::format_size;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -89,22 +90,8 @@ pub async fn gc(session: &Session, args: AdmGcArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `1.5 GiB`, `12 B`.
-pub fn bytes_text(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-fn counted(n: u64, one: &str, many: &str) -> String {
+/// `1 manifest`, `2 manifests`.
+pub(super) fn counted(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -115,7 +102,7 @@ fn summary(run: &GarbageCollection) -> String {
         "{}, {} ({}) and {}",
         counted(s.manifests_removed, "manifest", "manifests"),
         counted(s.blobs_removed, "blob", "blobs"),
-        bytes_text(s.bytes_freed),
+        format_size(s.bytes_freed),
         counted(s.blob_links_removed, "blob link", "blob links"),
     );
     let listed = s.removed.len() as u64;
@@ -147,7 +134,7 @@ fn progress_line(run: &GarbageCollection) -> String {
         },
         s.manifests_removed,
         s.blobs_removed,
-        bytes_text(s.bytes_freed),
+        format_size(s.bytes_freed),
         s.blob_links_removed
     )
 }
@@ -159,7 +146,7 @@ fn removed_table(run: &GarbageCollection) -> String {
             item.kind.clone(),
             item.repository.clone().unwrap_or_default(),
             item.digest.clone(),
-            item.size.map(bytes_text).unwrap_or_default(),
+            item.size.map(format_size).unwrap_or_default(),
         ]);
     }
     table.render()
@@ -193,7 +180,7 @@ impl Printable for GarbageCollection {
             s.outcome.clone().unwrap_or_else(|| "Running".into()),
             s.manifests_removed.to_string(),
             s.blobs_removed.to_string(),
-            bytes_text(s.bytes_freed),
+            format_size(s.bytes_freed),
             s.error
                 .as_deref()
                 .map(|e| e.lines().next().unwrap_or_default().to_owned())
@@ -262,11 +249,11 @@ mod tests {
 
     #[test]
     fn sizes_read_like_sizes() {
-        assert_eq!(bytes_text(0), "0 B");
-        assert_eq!(bytes_text(1023), "1023 B");
-        assert_eq!(bytes_text(1536), "1.5 KiB");
-        assert_eq!(bytes_text(5 * 1024 * 1024 * 1024), "5.0 GiB");
-        assert_eq!(bytes_text(u64::MAX), "16384.0 PiB");
+        assert_eq!(format_size(0), "0 B");
+        assert_eq!(format_size(1023), "1023 B");
+        assert_eq!(format_size(1536), "1.5 KiB");
+        assert_eq!(format_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(format_size(u64::MAX), "16.0 EiB");
     }
 
     #[test]

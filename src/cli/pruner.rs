@@ -6,9 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use super::client::{ImagePrune, ImagePruneSpec, ImagePruner, ImagePrunerSpec};
-use super::garbage::bytes_text;
+use super::garbage::counted;
 use super::output::{OutputFormat, Table, write_structured};
 use super::session::Session;
+use crate::size_text::format_size;
 
 #[derive(Debug, clap::Args)]
 pub struct AdmPrunerArgs {
@@ -179,7 +180,7 @@ pub async fn prune(session: &Session, args: AdmPruneArgs) -> anyhow::Result<()> 
                         item.kind.clone(),
                         item.repository.clone().unwrap_or_default(),
                         item.digest.clone(),
-                        item.size.map(bytes_text).unwrap_or_default(),
+                        item.size.map(format_size).unwrap_or_default(),
                     ]);
                 }
                 out.write_all(table.render().as_bytes())?;
@@ -198,10 +199,6 @@ pub async fn prune(session: &Session, args: AdmPruneArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn counted(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// What the run removed (or would), in one sentence.
 fn summary(run: &ImagePrune) -> String {
     let s = &run.status;
@@ -211,7 +208,7 @@ fn summary(run: &ImagePrune) -> String {
         counted(s.tags_removed, "expired tag", "expired tags"),
         counted(s.manifests_removed, "image", "images"),
         counted(s.blobs_removed, "blob", "blobs"),
-        bytes_text(s.bytes_freed),
+        format_size(s.bytes_freed),
     );
     if run.spec.dry_run {
         format!("Dry run: would remove {what}; nothing was changed (--confirm removes).")
@@ -236,7 +233,7 @@ fn progress_line(run: &ImagePrune) -> String {
         s.revisions_removed,
         s.manifests_removed,
         s.blobs_removed,
-        bytes_text(s.bytes_freed),
+        format_size(s.bytes_freed),
     )
 }
 
@@ -330,7 +327,7 @@ fn describe(pruner: &ImagePruner) -> String {
                 s.revisions_removed.to_string(),
                 s.manifests_removed.to_string(),
                 s.blobs_removed.to_string(),
-                bytes_text(s.bytes_freed),
+                format_size(s.bytes_freed),
             ]);
         }
         out += &runs.render();

@@ -416,6 +416,20 @@ impl CliHome {
         child.wait_with_output().expect("berth finishes")
     }
 
+    /// `berth login HOST -u USER --password-stdin`, which must succeed.
+    #[track_caller]
+    pub fn login(&self, host: &str, user: &str, password: &str) {
+        let login = self.run_with(
+            &["login", host, "-u", user, "--password-stdin"],
+            Some(password),
+        );
+        assert!(
+            login.status.success(),
+            "berth login: {}",
+            String::from_utf8_lossy(&login.stderr)
+        );
+    }
+
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
