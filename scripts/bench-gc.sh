@@ -21,9 +21,12 @@
 # pulling it back) before and during the collection, in rounds of 2 s:
 # the rounds wholly inside the collection count.
 #
-# Usage: scripts/bench-gc.sh [--manifests N] [--no-s3] [--no-build] [--output FILE]
+# Usage: scripts/bench-gc.sh [--manifests N] [--no-s3] [--no-reference] [--no-build]
+#                            [--output FILE] [--berth-env NAME=VALUE]...
 #   --manifests N   images pushed (default 10000: 100,000 blobs)
 #   --no-s3         skip the SeaweedFS + PostgreSQL deployment
+#   --no-reference  skip the reference registry
+#   --berth-env NAME=VALUE  more environment for berth (BERTH_GC_BUSY_PERCENT=100)
 #   --no-build      use target/release/{berth,berth-bench} as built
 #   --output FILE   also write the Markdown table there
 set -euo pipefail
@@ -32,6 +35,8 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 manifests=10000
 s3=true
+reference=true
+berth_env=()
 build=true
 output=
 postgres=${BERTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -39,9 +44,11 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --manifests) manifests=$2; shift 2 ;;
         --no-s3) s3=false; shift ;;
+        --no-reference) reference=false; shift ;;
+        --berth-env) berth_env+=("$2"); shift 2 ;;
         --no-build) build=false; shift ;;
         --output) output=$2; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -121,7 +128,7 @@ measure_berth() {
     local port; port=$(free_port)
     mkdir -p "$work/$name"
     env BERTH_ADMIN_PASSWORD="$password" BERTH_GC_INTERVAL=24h BERTH_GC_BLOB_GRACE_PERIOD=1s \
-        BERTH_JOBS_POLL_INTERVAL=1s BERTH_DISABLE_REDIRECT=true "$@" \
+        BERTH_JOBS_POLL_INTERVAL=1s BERTH_DISABLE_REDIRECT=true "$@" ${berth_env[@]+"${berth_env[@]}"} \
         "$berth_bin" serve --data-dir "$work/$name" --addr "127.0.0.1:$port" 2>"$work/$name.log" &
     local pid=$!
     pids+=("$pid")
@@ -206,6 +213,7 @@ if $s3; then
         BERTH_STORAGE_S3_ACCESS_KEY="$s3_access" BERTH_STORAGE_S3_SECRET_KEY="$s3_secret"
 fi
 
+if $reference; then
 # The reference registry: the same content; its collection needs it stopped.
 name=docker-registry
 port=$(free_port)
@@ -253,9 +261,11 @@ result[$name,during]="n/a (stopped)"
 result[$name,rounds]=0
 log "$name: ${result[$name,time]} s, ${result[$name,blobs]} blobs and ${result[$name,manifests]} manifests removed"
 
+fi
+
 names=(berth-filesystem)
 $s3 && names+=(berth-seaweedfs-postgres)
-names+=(docker-registry)
+$reference && names+=(docker-registry)
 {
     echo "Garbage: $manifests images ($((manifests * 10)) blobs), every other one deleted by digest."
     echo

@@ -488,6 +488,10 @@ pub struct GcConfig {
     pub batch_size: u32,
     /// Storage deletes in flight at once.
     pub concurrency: u32,
+    /// The share of its time a run spends working, in percent: after each
+    /// batch it rests for the rest, so that pushes and pulls keep the CPU,
+    /// the disk and the database (100: no rest).
+    pub busy_percent: u32,
 }
 
 impl Default for GcConfig {
@@ -498,6 +502,7 @@ impl Default for GcConfig {
             delete_untagged_manifests: true,
             batch_size: 500,
             concurrency: 16,
+            busy_percent: 25,
         }
     }
 }
@@ -710,6 +715,11 @@ impl Config {
                 "gc.blobGracePeriod must be at least 1s".into(),
             ));
         }
+        if gc.busy_percent > 100 {
+            return Err(ConfigError::Invalid(
+                "gc.busyPercent must be at most 100".into(),
+            ));
+        }
         if self.pruner.check_interval.is_zero() {
             return Err(ConfigError::Invalid(
                 "pruner.checkInterval must be longer than zero".into(),
@@ -723,6 +733,7 @@ impl Config {
         for (key, value) in [
             ("gc.batchSize", gc.batch_size),
             ("gc.concurrency", gc.concurrency),
+            ("gc.busyPercent", gc.busy_percent),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be at least 1")));

@@ -440,6 +440,7 @@ fn gc_settings(config: &Config) -> GcSettings {
         delete_untagged_manifests: config.gc.delete_untagged_manifests,
         batch_size: config.gc.batch_size,
         concurrency: usize::try_from(config.gc.concurrency).unwrap_or(1),
+        busy_percent: config.gc.busy_percent,
         ..GcSettings::default()
     };
     let variable = crate::domain::garbage::TEST_DELETE_WINDOW_VARIABLE;

@@ -79,6 +79,9 @@ pub struct GcSettings {
     pub batch_size: u32,
     /// Storage deletes in flight at once.
     pub concurrency: usize,
+    /// The share of its time a run works, in percent; it rests the rest
+    /// between batches ([`Pacer`]).
+    pub busy_percent: u32,
     /// How long a mark holds a blob ([`DELETE_WINDOW`]). A run sends a
     /// batch's deletes for at most half of it after it began marking the
     /// batch, each bounded by a quarter of it (at most [`DELETE_TIMEOUT`]):
@@ -94,6 +97,7 @@ impl Default for GcSettings {
             delete_untagged_manifests: true,
             batch_size: 500,
             concurrency: 16,
+            busy_percent: 25,
             delete_window: DELETE_WINDOW,
         }
     }
@@ -360,8 +364,10 @@ impl GarbageCollector {
             }
         }
 
+        let mut pacer = Pacer::new(self.settings.busy_percent);
         self.enter(run, "resuming").await?;
         loop {
+            pacer.rest().await;
             let marking = Instant::now();
             let blobs = self
                 .store
@@ -387,6 +393,7 @@ impl GarbageCollector {
                 };
                 after = *last;
                 for (id, name) in repositories {
+                    pacer.rest().await;
                     let graph = self.store.repository_graph(id, &name, grace).await?;
                     let examined = graph.links.len() as u64;
                     run.progress.manifests_examined += examined;
@@ -432,6 +439,7 @@ impl GarbageCollector {
         self.enter(run, "blobs").await?;
         let mut after: Option<Digest> = None;
         loop {
+            pacer.rest().await;
             let candidates = self
                 .store
                 .unreferenced_blobs(after.as_ref(), batch, grace)
@@ -457,6 +465,7 @@ impl GarbageCollector {
         self.enter(run, "blob-links").await?;
         let mut after: Option<(i64, Digest)> = None;
         loop {
+            pacer.rest().await;
             let links = self
                 .store
                 .unreferenced_blob_links(after.as_ref().map(|(id, d)| (*id, d)), batch, grace)
@@ -715,6 +724,33 @@ impl GarbageCollector {
         let mut report = self.report_of(run, true);
         report.started_at = started_at;
         Ok(report)
+    }
+}
+
+/// Keeps a run to its share of the time: before each batch, rests in
+/// proportion to the work done since the last rest (at 25%, three times as
+/// long), so that a run yields the CPU, the disk and the database to
+/// clients however much it has to remove.
+struct Pacer {
+    busy_percent: u32,
+    working_since: Instant,
+}
+
+impl Pacer {
+    fn new(busy_percent: u32) -> Pacer {
+        Pacer {
+            busy_percent: busy_percent.clamp(1, 100),
+            working_since: Instant::now(),
+        }
+    }
+
+    async fn rest(&mut self) {
+        if self.busy_percent < 100 {
+            let worked = self.working_since.elapsed();
+            let rest = worked * (100 - self.busy_percent) / self.busy_percent;
+            tokio::time::sleep(rest).await;
+        }
+        self.working_since = Instant::now();
     }
 }
 
