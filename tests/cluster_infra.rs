@@ -138,6 +138,16 @@ async fn seaweed_cluster_replicates_across_gateways_and_loses_no_object_with_a_v
                 200,
                 &format!("PutObject with volume server {victim} killed"),
             );
+        // The filers share their metadata asynchronously: the other
+        // gateway knows the key within moments, not at once.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while first.get_object(&bucket, &key).await.status != StatusCode::OK {
+            assert!(
+                Instant::now() < deadline,
+                "{key} written through gateway 1 is unknown to gateway 0 after 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         objects.push((key, content));
         cluster.restart_volume(victim).await;
     }
