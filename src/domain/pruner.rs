@@ -39,7 +39,7 @@ use crate::crash_points;
 use crate::metadata::pruner::{
     HistoryRevision, PruneProgress, PruneRun, PrunerRecord, PrunerSettings, PrunerStore,
 };
-use crate::metadata::{MetadataError, Timestamp, now};
+use crate::metadata::{MetadataError, Timestamp, millis, now};
 use crate::oci::digest::Digest;
 
 /// Repositories whose histories are read per page.
@@ -631,10 +631,6 @@ impl Pruner {
             tracing::debug!(run = %id, error = %e, "could not record the pruner's progress");
         }
     }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 #[cfg(test)]

@@ -136,6 +136,12 @@ pub type Result<T> = std::result::Result<T, MetadataError>;
 /// Milliseconds since the Unix epoch; portable across both SQL engines.
 pub type Timestamp = i64;
 
+/// A duration in the milliseconds times are kept in, saturating far below
+/// `i64::MAX` so that adding it to a time cannot overflow.
+pub fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 pub fn now() -> Timestamp {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

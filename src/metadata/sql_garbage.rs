@@ -23,16 +23,14 @@ use super::garbage::{
     GarbageStore, GcBlob, GcBlobLink, GcBlobRow, GcProgress, GcRun, RepositoryGraph,
 };
 use super::sql::{Engine, SqlMetadataStore, get_u64, parse, placeholders, to_i64};
-use super::{BlobClaim, BlobLink, MetadataError, NewManifest, ReferenceKind, Result, Timestamp};
+use super::{
+    BlobClaim, BlobLink, MetadataError, NewManifest, ReferenceKind, Result, Timestamp, millis,
+};
 use crate::oci::digest::Digest;
 use crate::oci::names::RepositoryName;
 
 /// Digests per statement, where a statement names a list of them.
 const IN_LIST: usize = 500;
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
-}
 
 /// The later of two times a row was made and touched.
 fn latest(row: &AnyRow, made: &str, touched: &str) -> Result<Timestamp> {

@@ -21,7 +21,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::jobs::{FinishedRun, JobClaim, JobOutcome, JobResult, JobStatus, JobStore, MadeDue};
 use super::sql::{Engine, SqlMetadataStore};
-use super::{MetadataError, Result};
+use super::{MetadataError, Result, millis};
 
 const REGISTER: &str = "INSERT INTO jobs (name, next_run_at) VALUES ($1, NOW_MS) \
      ON CONFLICT (name) DO NOTHING";
@@ -83,10 +83,6 @@ static POSTGRES: LazyLock<Statements> = LazyLock::new(|| {
 });
 static SQLITE: LazyLock<Statements> =
     LazyLock::new(|| Statements::for_clock("CAST(ROUND(unixepoch('subsec') * 1000) AS INTEGER)"));
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
-}
 
 fn count(row: &AnyRow, column: &str) -> Result<i64> {
     let value: i64 = row.try_get(column)?;

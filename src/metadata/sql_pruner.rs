@@ -12,11 +12,7 @@ use super::pruner::{
     HistoryRevision, PruneProgress, PruneRun, PrunerRecord, PrunerSettings, PrunerStore,
 };
 use super::sql::{SqlMetadataStore, get_u64, to_i64};
-use super::{MetadataError, Result};
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
-}
+use super::{MetadataError, Result, millis};
 
 fn count(row: &AnyRow, column: &str) -> Result<u32> {
     let n: i64 = row.try_get(column)?;

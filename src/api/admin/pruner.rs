@@ -321,7 +321,7 @@ pub(super) async fn prune(
         return ok::<ImagePrune>(call.app.pruner.dry_run(&options).await?);
     }
     tracing::info!(by = %by, ?options, "image prune asked for");
-    let before = newest_run_id(&call).await?;
+    let before = newest_run(&call, None).await?.and_then(|r| r.id);
     let pruner = call.app.pruner.clone();
     let mut run = tokio::spawn(async move { pruner.prune(&options, "Manual").await });
     let deadline = Instant::now() + WAIT;
@@ -351,17 +351,6 @@ pub(super) async fn prune(
         StatusCode::ACCEPTED
     };
     Ok((status, Json(ImagePrune::from(report))).into_response())
-}
-
-async fn newest_run_id(call: &Call) -> Result<Option<String>, AdminError> {
-    Ok(call
-        .app
-        .pruner
-        .runs(1)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.id))
 }
 
 /// The newest run, if it is not `before`.
