@@ -40,7 +40,7 @@ fn reference(host: &str, rest: &str) -> UpstreamReference {
 
 /// The bytes of a blob stream, or the first error in it.
 async fn read_blob(blob: berth::upstream::UpstreamBlob) -> Result<Vec<u8>, UpstreamError> {
-    let mut stream = blob.stream;
+    let mut stream = blob.verified();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk?);

@@ -58,9 +58,13 @@ pub const PULL_THROUGH_CONDITION: &str = "PullThroughSuccess";
 pub const MAX_HOST_BACKOFF: Duration = Duration::from_secs(30);
 /// The first wait after an upstream failed.
 const FIRST_HOST_BACKOFF: Duration = Duration::from_secs(1);
-/// Bytes gathered before they are written to the spool (readers see the
-/// download advance in steps of this size).
+/// Bytes gathered before they are written to the spool.
 const SPOOL_WRITE: usize = 256 << 10;
+/// Readers are woken at most once per this many bytes received.
+const ADVANCE_STEP: u64 = 64 << 10;
+/// The newest bytes of a fill kept in memory beyond what awaits the spool:
+/// readers that keep up are served from them, without reading the spool.
+const RECENT_BYTES: u64 = 2 << 20;
 /// Largest piece a reader sends at once.
 const READ_PIECE: u64 = 1 << 20;
 
@@ -159,6 +163,7 @@ impl FillFailure {
 /// A blob being fetched, shared by every request that wants it.
 pub struct Fill {
     spool: Arc<File>,
+    recent: Mutex<RecentPieces>,
     progress: watch::Receiver<Progress>,
     /// Repositories that joined besides the one it was started for: the
     /// blob is linked into them too when stored.
@@ -228,16 +233,13 @@ impl FillReader {
                         }
                     };
                     if readable > position {
-                        let length = (readable.min(end) - position).min(READ_PIECE);
-                        let spool = reader.fill.spool.clone();
-                        let piece = tokio::task::spawn_blocking(move || {
-                            let mut buffer = vec![0; length as usize];
-                            spool.read_exact_at(&mut buffer, position).map(|()| buffer)
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                        let limit = readable.min(end).min(position + READ_PIECE);
+                        let piece = reader.fill.read_at(position, limit).await;
                         return Some(match piece {
-                            Ok(bytes) => (Ok(Bytes::from(bytes)), (reader, position + length, end)),
+                            Ok(bytes) => {
+                                let next = position + bytes.len() as u64;
+                                (Ok(bytes), (reader, next, end))
+                            }
                             Err(e) => (Err(e), (reader, end, end)),
                         });
                     }
@@ -248,6 +250,90 @@ impl FillReader {
                 }
             },
         )
+    }
+}
+
+impl Fill {
+    fn recent_piece(&self, piece: Bytes) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(piece);
+    }
+
+    /// The bytes from `position` up to at most `limit` (both received):
+    /// from memory when they are recent, else from the spool.
+    async fn read_at(&self, position: u64, limit: u64) -> std::io::Result<Bytes> {
+        let spooled_below = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(piece) = recent.slice(position, limit) {
+                return Ok(piece);
+            }
+            recent.start
+        };
+        // Everything before the recent pieces is in the spool.
+        let length = (limit.min(spooled_below) - position) as usize;
+        let spool = self.spool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buffer = BytesMut::zeroed(length);
+            spool
+                .read_exact_at(&mut buffer, position)
+                .map(|()| buffer.freeze())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// The newest pieces a fill received, from `start` on: all that is not in
+/// the spool yet, and up to [`RECENT_BYTES`] more.
+#[derive(Default)]
+struct RecentPieces {
+    start: u64,
+    pieces: std::collections::VecDeque<Bytes>,
+}
+
+impl RecentPieces {
+    fn push(&mut self, piece: Bytes) {
+        self.pieces.push_back(piece);
+    }
+
+    fn end(&self) -> u64 {
+        self.start + self.pieces.iter().map(|p| p.len() as u64).sum::<u64>()
+    }
+
+    /// Drops the oldest pieces that are spooled while more than
+    /// [`RECENT_BYTES`] would remain.
+    fn spooled(&mut self, spooled: u64) {
+        let mut kept = self.end() - self.start;
+        while let Some(front) = self.pieces.front() {
+            let length = front.len() as u64;
+            if self.start + length > spooled || kept - length < RECENT_BYTES {
+                break;
+            }
+            self.pieces.pop_front();
+            self.start += length;
+            kept -= length;
+        }
+    }
+
+    /// A piece of the bytes from `position` to at most `limit`, without a
+    /// copy, if they are here.
+    fn slice(&self, position: u64, limit: u64) -> Option<Bytes> {
+        let mut at = self.start;
+        if position < at {
+            return None;
+        }
+        for piece in &self.pieces {
+            let length = piece.len() as u64;
+            if position < at + length {
+                let from = (position - at) as usize;
+                let to = (limit.min(at + length) - at) as usize;
+                return Some(piece.slice(from..to));
+            }
+            at += length;
+        }
+        None
     }
 }
 
@@ -657,6 +743,7 @@ impl PullThrough {
         let (progress_tx, progress) = watch::channel(Progress::Connecting);
         let fill = Arc::new(Fill {
             spool: Arc::new(spool),
+            recent: Mutex::new(RecentPieces::default()),
             progress,
             also_for: Mutex::new(Vec::new()),
         });
@@ -788,6 +875,8 @@ impl PullThrough {
             .await
             .map_err(from_upstream)?;
         let size = blob.size;
+        // A source tried after another starts over from the first byte.
+        *task.fill.recent.lock().unwrap_or_else(|p| p.into_inner()) = RecentPieces::default();
         let _ = task.progress.send(Progress::Receiving {
             received: 0,
             size,
@@ -811,9 +900,13 @@ impl PullThrough {
             },
         );
         let pump = async {
-            let mut upstream = blob.stream;
+            // Unverified here: the upload hashes every byte as it stores
+            // it, and a mismatch fails the store below.
+            let mut upstream = blob.unverified();
             let mut pending = BytesMut::new();
             let mut spooled = 0u64;
+            let mut received = 0u64;
+            let mut announced = 0u64;
             let mut upstream_error = None;
             while let Some(item) = upstream.next().await {
                 match item {
@@ -821,12 +914,17 @@ impl PullThrough {
                         metrics::counter!("berth_pull_through_bytes_total", "host" => host.clone())
                             .increment(chunk.len() as u64);
                         pending.extend_from_slice(&chunk);
+                        received += chunk.len() as u64;
+                        task.fill.recent_piece(chunk.clone());
                         if body_tx.send(Ok(chunk)).await.is_err() {
                             break;
                         }
+                        if received - announced >= ADVANCE_STEP {
+                            advance(&task.progress, received);
+                            announced = received;
+                        }
                         if pending.len() >= SPOOL_WRITE {
                             spooled = spool(&task.fill, pending.split().freeze(), spooled).await?;
-                            advance(&task.progress, spooled);
                         }
                     }
                     Err(e) => {
@@ -839,8 +937,8 @@ impl PullThrough {
             drop(body_tx);
             if !pending.is_empty() {
                 spooled = spool(&task.fill, pending.split().freeze(), spooled).await?;
-                advance(&task.progress, spooled);
             }
+            advance(&task.progress, spooled);
             Ok::<_, std::io::Error>((spooled, upstream_error))
         };
         let (pumped, stored) = tokio::join!(pump, store);
@@ -855,6 +953,21 @@ impl PullThrough {
             return Err(from_upstream(e));
         }
         let stored = stored.map_err(|e| {
+            if let RegistryError::DigestInvalid(detail) = &e {
+                return SourceFailure {
+                    failure: FillFailure::unavailable(
+                        &task.digest,
+                        format!(
+                            "pull-through: blob from upstream {} does not match its digest: {detail}",
+                            source.describe()
+                        ),
+                        None,
+                    ),
+                    reason: "DigestMismatch",
+                    transient: false,
+                    served_verified: false,
+                };
+            }
             let mut failure = SourceFailure::local(
                 task,
                 "StoreFailed",
@@ -969,12 +1082,12 @@ impl SourceFailure {
     }
 }
 
-/// Tells readers how much of the blob the spool holds, keeping what else
-/// is known (its size, whether it was verified).
-fn advance(progress: &watch::Sender<Progress>, spooled: u64) {
+/// Tells readers how much of the blob they can read (from memory or the
+/// spool), keeping what else is known (its size, whether it was verified).
+fn advance(progress: &watch::Sender<Progress>, readable: u64) {
     progress.send_modify(|progress| {
         if let Progress::Receiving { received, .. } = progress {
-            *received = spooled;
+            *received = readable;
         }
     });
 }
@@ -986,7 +1099,12 @@ async fn spool(fill: &Fill, bytes: Bytes, at: u64) -> std::io::Result<u64> {
     tokio::task::spawn_blocking(move || spool.write_all_at(&bytes, at))
         .await
         .map_err(std::io::Error::other)??;
-    Ok(at + length)
+    let spooled = at + length;
+    fill.recent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .spooled(spooled);
+    Ok(spooled)
 }
 
 fn tokio_stream_of(
@@ -1094,5 +1212,35 @@ mod tests {
             host_backoff(3, Some(Duration::from_secs(2))),
             Duration::from_secs(4)
         );
+    }
+
+    #[test]
+    fn recent_pieces_keep_what_is_not_spooled_and_a_window_more() {
+        let mut recent = RecentPieces::default();
+        let piece = |n: u8| Bytes::from(vec![n; (RECENT_BYTES / 4) as usize]);
+        for n in 0..8 {
+            recent.push(piece(n));
+        }
+        let quarter = RECENT_BYTES / 4;
+        assert_eq!(recent.end(), 8 * quarter);
+        // Nothing spooled: nothing may go.
+        recent.spooled(0);
+        assert_eq!(recent.start, 0);
+        // Spooled up to inside the third piece: the first two go, but the
+        // window keeps RECENT_BYTES at least.
+        recent.spooled(2 * quarter + 1);
+        assert_eq!(recent.start, 2 * quarter);
+        recent.spooled(8 * quarter);
+        assert_eq!(recent.start, 4 * quarter);
+        assert_eq!(recent.end(), 8 * quarter);
+
+        // Slices cut at the piece's end and at the limit, without a copy.
+        assert_eq!(recent.slice(4 * quarter - 1, 5 * quarter), None);
+        let sliced = recent.slice(4 * quarter + 10, 6 * quarter).unwrap();
+        assert_eq!(sliced.len() as u64, quarter - 10);
+        assert!(sliced.iter().all(|&b| b == 4));
+        let sliced = recent.slice(7 * quarter, 7 * quarter + 5).unwrap();
+        assert_eq!(&sliced[..], &[7u8; 5]);
+        assert_eq!(recent.slice(8 * quarter, 9 * quarter), None);
     }
 }

@@ -170,12 +170,75 @@ pub struct ManifestHead {
     pub size: Option<u64>,
 }
 
-/// A blob being read from an upstream. The stream ends with an error
-/// instead of its last chunk when the bytes do not hash to the digest.
+/// A blob being read from an upstream: its bytes as they arrive, to be
+/// taken verified ([`UpstreamBlob::verified`]) or, by a caller that hashes
+/// them itself as it stores them, unverified ([`UpstreamBlob::unverified`]),
+/// so that no byte is hashed twice.
 pub struct UpstreamBlob {
     /// `Content-Length`, if sent.
     pub size: Option<u64>,
-    pub stream: Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>,
+    body: Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>,
+    expected: Digest,
+    upstream: String,
+    host: String,
+}
+
+impl UpstreamBlob {
+    /// The bytes, hashed as they pass: the stream ends with
+    /// [`UpstreamError::DigestMismatch`] instead of ending cleanly when they
+    /// do not hash to the digest asked for.
+    pub fn verified(self) -> Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>> {
+        let state = Verifying {
+            hasher: Some(self.expected.algorithm().hasher()),
+            blob: self,
+        };
+        Box::pin(futures::stream::unfold(state, |mut state| async move {
+            let hasher = state.hasher.as_mut()?;
+            match state.blob.body.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    Some((Ok(chunk), state))
+                }
+                Some(Err(error)) => {
+                    state.hasher = None;
+                    Some((Err(state.blob.transport_error(&error)), state))
+                }
+                None => {
+                    let actual = state.hasher.take()?.finish();
+                    if actual == state.blob.expected {
+                        None
+                    } else {
+                        let error = UpstreamError::DigestMismatch {
+                            upstream: state.blob.upstream.clone(),
+                            what: "blob",
+                            expected: state.blob.expected.to_string(),
+                            actual: actual.to_string(),
+                        };
+                        Some((Err(error), state))
+                    }
+                }
+            }
+        }))
+    }
+
+    /// The bytes as the upstream sends them, not checked against the
+    /// digest: only for a caller that verifies them as it stores them
+    /// (the pull-through fill, whose upload hashes every byte).
+    pub fn unverified(self) -> Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>> {
+        let UpstreamBlob {
+            body,
+            upstream,
+            host,
+            ..
+        } = self;
+        Box::pin(
+            body.map(move |item| item.map_err(|error| transport_error(&host, &upstream, &error))),
+        )
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> UpstreamError {
+        transport_error(&self.host, &self.upstream, error)
+    }
 }
 
 impl std::fmt::Debug for UpstreamBlob {
@@ -508,9 +571,9 @@ impl UpstreamClient {
         })
     }
 
-    /// A blob as a stream, verified against `digest` as it passes (the
-    /// stream's last item is an error if the bytes do not match). Only
-    /// stalls time out, not the whole transfer.
+    /// A blob's answer: its size and its bytes as a stream (see
+    /// [`UpstreamBlob`] for verifying them). Only stalls time out, not the
+    /// whole transfer.
     pub async fn blob(
         &self,
         registry: &RegistryHost,
@@ -532,46 +595,12 @@ impl UpstreamClient {
         };
         let response = self.execute(&call).await?;
         let response = expect_success(response, &call, "blob", "BLOB_UNKNOWN").await?;
-        let size = response.content_length();
-        let host = registry.api_host().to_owned();
-        let state = Verifying {
+        Ok(UpstreamBlob {
+            size: response.content_length(),
             body: Box::pin(response.bytes_stream()),
-            hasher: Some(digest.algorithm().hasher()),
             expected: digest.clone(),
             upstream,
-            host,
-        };
-        let stream = futures::stream::unfold(state, |mut state| async move {
-            let hasher = state.hasher.as_mut()?;
-            match state.body.next().await {
-                Some(Ok(chunk)) => {
-                    hasher.update(&chunk);
-                    Some((Ok(chunk), state))
-                }
-                Some(Err(error)) => {
-                    state.hasher = None;
-                    let error = transport_error(&state.host, &state.upstream, &error);
-                    Some((Err(error), state))
-                }
-                None => {
-                    let actual = state.hasher.take()?.finish();
-                    if actual == state.expected {
-                        None
-                    } else {
-                        let error = UpstreamError::DigestMismatch {
-                            upstream: state.upstream.clone(),
-                            what: "blob",
-                            expected: state.expected.to_string(),
-                            actual: actual.to_string(),
-                        };
-                        Some((Err(error), state))
-                    }
-                }
-            }
-        });
-        Ok(UpstreamBlob {
-            size,
-            stream: Box::pin(stream),
+            host: registry.api_host().to_owned(),
         })
     }
 
@@ -903,11 +932,8 @@ impl UpstreamClient {
 }
 
 struct Verifying {
-    body: Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>,
+    blob: UpstreamBlob,
     hasher: Option<crate::oci::digest::Hasher>,
-    expected: Digest,
-    upstream: String,
-    host: String,
 }
 
 fn pull_scope(repository: &RepositoryName) -> String {
