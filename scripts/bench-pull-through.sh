@@ -11,7 +11,8 @@
 #                image of the same size pushed to berth;
 #   20 at once   20 concurrent first pulls through a fresh berth: the time
 #                until all are done, and how often the upstream sent each
-#                blob (its access log).
+#                blob (its access log); run after all single pulls, whose
+#                rounds start with the disk settled (sync).
 #
 # Medians and ratios are printed as a Markdown table.
 #
@@ -100,17 +101,26 @@ pull() {
 }
 upstream_blob_gets() { grep -c '"GET /v2/lib/big/blobs/' "$work/registry.log" || true; }
 
+# Settles the disk between timed pulls: each pull writes 256 MiB, and the
+# kernel writing it back must not land in the next one's time.
+settle() { sync; sleep 1; }
+
 first=(); direct=(); second=(); pushed=(); crowd=(); crowd_gets=()
 for round in $(seq 1 "$rounds"); do
     start_berth
-    t=$(now); pull "$upstream/lib/big:1"; direct+=("$(elapsed "$t")")
-    t=$(now); pull "$berth_addr/bench/big:1"; first+=("$(elapsed "$t")")
-    t=$(now); pull "$berth_addr/bench/big:1"; second+=("$(elapsed "$t")")
+    settle; t=$(now); pull "$upstream/lib/big:1"; direct+=("$(elapsed "$t")")
+    settle; t=$(now); pull "$berth_addr/bench/big:1"; first+=("$(elapsed "$t")")
+    settle; t=$(now); pull "$berth_addr/bench/big:1"; second+=("$(elapsed "$t")")
     # The same size, pushed (this berth is fresh: each round pushes it).
     push_image "$berth_addr" bench/pushed 1 -u "admin:$password"
-    t=$(now); pull "$berth_addr/bench/pushed:1"; pushed+=("$(elapsed "$t")")
-
+    settle; t=$(now); pull "$berth_addr/bench/pushed:1"; pushed+=("$(elapsed "$t")")
+    log "round $round: direct ${direct[-1]} s, first ${first[-1]} s ($(awk -v a="${first[-1]}" -v b="${direct[-1]}" 'BEGIN {printf "%.2f", a / b}')×), second ${second[-1]} s, pushed ${pushed[-1]} s"
+done
+# The crowds after all single pulls: 20 pulls write 5 GiB, whose writeback
+# would otherwise slow the next round's single pulls.
+for round in $(seq 1 "$rounds"); do
     start_berth
+    settle
     before=$(upstream_blob_gets)
     t=$(now)
     crowd_pids=()
@@ -118,7 +128,7 @@ for round in $(seq 1 "$rounds"); do
     for pid in "${crowd_pids[@]}"; do wait "$pid"; done
     crowd+=("$(elapsed "$t")")
     crowd_gets+=("$(($(upstream_blob_gets) - before))")
-    log "round $round: direct ${direct[-1]} s, first ${first[-1]} s, second ${second[-1]} s, pushed ${pushed[-1]} s, 20 at once ${crowd[-1]} s (${crowd_gets[-1]} upstream blob GETs for 5 blobs)"
+    log "crowd $round: 20 at once ${crowd[-1]} s (${crowd_gets[-1]} upstream blob GETs for 5 blobs)"
 done
 
 d=$(median "${direct[@]}"); f=$(median "${first[@]}"); s=$(median "${second[@]}")

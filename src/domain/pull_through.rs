@@ -12,8 +12,10 @@
 //! - **One download per blob and process.** Concurrent requests for a blob
 //!   being fetched join its [`Fill`]: the download is written to a spool
 //!   file (unlinked, so the kernel frees it with the last reader) and to
-//!   the blob store at once, and every joined request streams from the
-//!   spool as bytes arrive. The last byte is released only once the whole
+//!   the blob store at once, and every joined request streams the bytes
+//!   as they arrive: from memory while it keeps up, else mapped from the
+//!   spool (sent from the file on plain connections). Each byte is hashed
+//!   once, by the upload that stores it. The last byte is released only once the whole
 //!   blob has matched its digest (its `fsync` and commit follow, off the
 //!   readers' path), so a corrupt blob is never served whole and never
 //!   stored. A request that goes away does
@@ -50,6 +52,7 @@ use crate::error::{RegistryError, Result};
 use crate::metadata::image_streams::{RevisionCause, RevisionOrigin, StoredStream};
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
+use crate::storage::{WindowIndex, map_written_range};
 use crate::upstream::{RegistryHost, UpstreamClient, UpstreamError, UpstreamReference};
 
 /// The condition a failed pull-through sets on a tag.
@@ -65,8 +68,10 @@ const ADVANCE_STEP: u64 = 64 << 10;
 /// The newest bytes of a fill kept in memory beyond what awaits the spool:
 /// readers that keep up are served from them, without reading the spool.
 const RECENT_BYTES: u64 = 2 << 20;
-/// Largest piece a reader sends at once.
+/// Largest piece a reader takes from memory at once.
 const READ_PIECE: u64 = 1 << 20;
+/// Largest piece of the spool a reader maps at once.
+const MAPPED_PIECE: u64 = 16 << 20;
 
 /// Where a blob can be fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,8 +167,7 @@ impl FillFailure {
 
 /// A blob being fetched, shared by every request that wants it.
 pub struct Fill {
-    spool: Arc<File>,
-    recent: Mutex<RecentPieces>,
+    spool: Mutex<Spool>,
     progress: watch::Receiver<Progress>,
     /// Repositories that joined besides the one it was started for: the
     /// blob is linked into them too when stored.
@@ -204,48 +208,59 @@ impl FillReader {
     /// `range` of the blob, as the fill brings it. Ends with an error if
     /// the fill fails; never yields the blob's last byte before the whole
     /// blob matched its digest.
-    pub fn read(self, range: Range<u64>) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
+    ///
+    /// Bytes read from the spool are mapped, not copied: with `index` (the
+    /// connection's), the socket writer sends them from the file.
+    pub fn read(
+        self,
+        range: Range<u64>,
+        index: Option<Arc<WindowIndex>>,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
         futures::stream::unfold(
             (self, range.start, range.end),
-            |(mut reader, position, end)| async move {
-                if position >= end {
-                    return None;
-                }
-                loop {
-                    let state = reader.progress.borrow_and_update().clone();
-                    let readable = match state {
-                        Progress::Done { size } => size,
-                        Progress::Receiving {
-                            received,
-                            verified: true,
-                            ..
-                        } => received,
-                        // Held back until verified: the last byte.
-                        Progress::Receiving {
-                            received,
-                            size: Some(size),
-                            verified: false,
-                        } => received.min(size.saturating_sub(1)),
-                        Progress::Receiving { .. } | Progress::Connecting => 0,
-                        Progress::Failed(failure) => {
-                            let error = std::io::Error::other(failure.message);
+            move |(mut reader, position, end)| {
+                let index = index.clone();
+                async move {
+                    if position >= end {
+                        return None;
+                    }
+                    loop {
+                        let state = reader.progress.borrow_and_update().clone();
+                        let readable = match state {
+                            Progress::Done { size } => size,
+                            Progress::Receiving {
+                                received,
+                                verified: true,
+                                ..
+                            } => received,
+                            // Held back until verified: the last byte.
+                            Progress::Receiving {
+                                received,
+                                size: Some(size),
+                                verified: false,
+                            } => received.min(size.saturating_sub(1)),
+                            Progress::Receiving { .. } | Progress::Connecting => 0,
+                            Progress::Failed(failure) => {
+                                let error = std::io::Error::other(failure.message);
+                                return Some((Err(error), (reader, end, end)));
+                            }
+                        };
+                        if readable > position {
+                            let limit = readable.min(end);
+                            let piece = reader.fill.read_at(position, limit, index.as_ref()).await;
+                            match piece {
+                                Ok(bytes) if bytes.is_empty() => {}
+                                Ok(bytes) => {
+                                    let next = position + bytes.len() as u64;
+                                    return Some((Ok(bytes), (reader, next, end)));
+                                }
+                                Err(e) => return Some((Err(e), (reader, end, end))),
+                            }
+                        }
+                        if reader.progress.changed().await.is_err() {
+                            let error = std::io::Error::other("pull-through fill ended early");
                             return Some((Err(error), (reader, end, end)));
                         }
-                    };
-                    if readable > position {
-                        let limit = readable.min(end).min(position + READ_PIECE);
-                        let piece = reader.fill.read_at(position, limit).await;
-                        return Some(match piece {
-                            Ok(bytes) => {
-                                let next = position + bytes.len() as u64;
-                                (Ok(bytes), (reader, next, end))
-                            }
-                            Err(e) => (Err(e), (reader, end, end)),
-                        });
-                    }
-                    if reader.progress.changed().await.is_err() {
-                        let error = std::io::Error::other("pull-through fill ended early");
-                        return Some((Err(error), (reader, end, end)));
                     }
                 }
             },
@@ -254,34 +269,62 @@ impl FillReader {
 }
 
 impl Fill {
-    fn recent_piece(&self, piece: Bytes) {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(piece);
+    fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The bytes from `position` up to at most `limit` (both received):
-    /// from memory when they are recent, else from the spool.
-    async fn read_at(&self, position: u64, limit: u64) -> std::io::Result<Bytes> {
-        let spooled_below = {
-            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(piece) = recent.slice(position, limit) {
+    /// from memory when they are recent, else mapped from the spool.
+    async fn read_at(
+        &self,
+        position: u64,
+        limit: u64,
+        index: Option<&Arc<WindowIndex>>,
+    ) -> std::io::Result<Bytes> {
+        let (file, spooled_below) = {
+            let spool = self.spool();
+            if let Some(piece) = spool
+                .recent
+                .slice(position, limit.min(position + READ_PIECE))
+            {
                 return Ok(piece);
             }
-            recent.start
+            (spool.file.clone(), spool.recent.start)
         };
-        // Everything before the recent pieces is in the spool.
-        let length = (limit.min(spooled_below) - position) as usize;
-        let spool = self.spool.clone();
+        // Everything before the recent pieces is in the spool. Nothing
+        // is when a new source has just started over: the reader asks
+        // again once the progress says so.
+        let available = limit.min(spooled_below).min(position + MAPPED_PIECE);
+        if available <= position {
+            return Ok(Bytes::new());
+        }
+        let length = available - position;
+        let index = index.cloned();
         tokio::task::spawn_blocking(move || {
-            let mut buffer = BytesMut::zeroed(length);
-            spool
-                .read_exact_at(&mut buffer, position)
-                .map(|()| buffer.freeze())
+            // SAFETY: a spool file is append-only: each byte is written
+            // once, before it counts as spooled, and never truncated (a
+            // source tried after another writes a new file).
+            unsafe { map_written_range(&file, position, length, index.as_ref()) }
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Where a fill keeps what it received for its readers: the spool file,
+/// and the newest pieces in memory.
+struct Spool {
+    file: Arc<File>,
+    recent: RecentPieces,
+}
+
+impl Spool {
+    fn new(dir: &std::path::Path) -> std::io::Result<Spool> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Spool {
+            file: Arc::new(tempfile::tempfile_in(dir)?),
+            recent: RecentPieces::default(),
+        })
     }
 }
 
@@ -732,18 +775,15 @@ impl PullThrough {
         digest: &Digest,
         sources: Vec<BlobSource>,
     ) -> Result<Arc<Fill>> {
-        let spool = std::fs::create_dir_all(&self.spool_dir)
-            .and_then(|()| tempfile::tempfile_in(&self.spool_dir))
-            .map_err(|e| {
-                RegistryError::Internal(format!(
-                    "pull-through spool in {}: {e}",
-                    self.spool_dir.display()
-                ))
-            })?;
+        let spool = Spool::new(&self.spool_dir).map_err(|e| {
+            RegistryError::Internal(format!(
+                "pull-through spool in {}: {e}",
+                self.spool_dir.display()
+            ))
+        })?;
         let (progress_tx, progress) = watch::channel(Progress::Connecting);
         let fill = Arc::new(Fill {
-            spool: Arc::new(spool),
-            recent: Mutex::new(RecentPieces::default()),
+            spool: Mutex::new(spool),
             progress,
             also_for: Mutex::new(Vec::new()),
         });
@@ -770,6 +810,7 @@ impl PullThrough {
         let started = Instant::now();
         let mut last_failure = None;
         let mut tried = Vec::new();
+        let mut fetched_before = false;
         for source in &task.sources {
             let host = source.registry.api_host().to_owned();
             if let Some(wait) = self.backoff.remaining(&host) {
@@ -784,8 +825,10 @@ impl PullThrough {
                 tried.push(source);
                 continue;
             }
+            let retry = fetched_before;
+            fetched_before = true;
             tried.push(source);
-            match self.fetch_from(&task, source).await {
+            match self.fetch_from(&task, source, retry).await {
                 Ok(size) => {
                     self.finished(&task, source, Ok(size), started);
                     // Readers before the condition: that writes to the
@@ -838,11 +881,13 @@ impl PullThrough {
         let _ = task.progress.send(Progress::Failed(failure));
     }
 
-    /// Fetches the blob from one upstream, spooling and storing it.
+    /// Fetches the blob from one upstream, spooling and storing it;
+    /// `retry` after another upstream was tried.
     async fn fetch_from(
         &self,
         task: &FillTask,
         source: &BlobSource,
+        retry: bool,
     ) -> std::result::Result<u64, SourceFailure> {
         let from_upstream = |e: UpstreamError| SourceFailure {
             served_verified: false,
@@ -875,8 +920,18 @@ impl PullThrough {
             .await
             .map_err(from_upstream)?;
         let size = blob.size;
-        // A source tried after another starts over from the first byte.
-        *task.fill.recent.lock().unwrap_or_else(|p| p.into_inner()) = RecentPieces::default();
+        if retry {
+            // A source tried after another starts over from the first
+            // byte, in a spool of its own: readers may still map the old.
+            let spool = Spool::new(&self.spool_dir).map_err(|e| {
+                SourceFailure::local(
+                    task,
+                    "SpoolFailed",
+                    format!("pull-through: spooling the blob failed: {e}"),
+                )
+            })?;
+            *task.fill.spool() = spool;
+        }
         let _ = task.progress.send(Progress::Receiving {
             received: 0,
             size,
@@ -915,7 +970,7 @@ impl PullThrough {
                             .increment(chunk.len() as u64);
                         pending.extend_from_slice(&chunk);
                         received += chunk.len() as u64;
-                        task.fill.recent_piece(chunk.clone());
+                        task.fill.spool().recent.push(chunk.clone());
                         if body_tx.send(Ok(chunk)).await.is_err() {
                             break;
                         }
@@ -1094,16 +1149,13 @@ fn advance(progress: &watch::Sender<Progress>, readable: u64) {
 
 /// Appends `bytes` to the fill's spool at `at`; returns the new length.
 async fn spool(fill: &Fill, bytes: Bytes, at: u64) -> std::io::Result<u64> {
-    let spool = fill.spool.clone();
+    let file = fill.spool().file.clone();
     let length = bytes.len() as u64;
-    tokio::task::spawn_blocking(move || spool.write_all_at(&bytes, at))
+    tokio::task::spawn_blocking(move || file.write_all_at(&bytes, at))
         .await
         .map_err(std::io::Error::other)??;
     let spooled = at + length;
-    fill.recent
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .spooled(spooled);
+    fill.spool().recent.spooled(spooled);
     Ok(spooled)
 }
 

@@ -183,7 +183,8 @@ fn map_window(
         options.populate();
     }
     // SAFETY: blob files are never modified or truncated once in place (see
-    // the module documentation), so the mapping cannot change under us.
+    // the module documentation), and callers of `map_written_range` promise
+    // the same of their range, so the mapping cannot change under us.
     let map = unsafe { options.map(&**file)? };
     let window = match index {
         None => Window { map, index: None },
@@ -236,6 +237,25 @@ fn cache_pages(file: &File, map: &memmap2::Mmap, file_offset: u64) -> std::io::R
         file.read_at(&mut byte, file_offset + i as u64 * page)?;
     }
     Ok(())
+}
+
+/// Maps `len` bytes of `file` at `offset` as one window (recorded in
+/// `index` when there is one, for a writer that sends it from the file).
+/// Blocks: call it on a blocking thread.
+///
+/// # Safety
+///
+/// The bytes `offset..offset + len` of `file` must never change, and the
+/// file must never be truncated below `offset + len`, while the returned
+/// bytes (or any slice of them) live: an append-only file whose range is
+/// already written qualifies.
+pub unsafe fn map_written_range(
+    file: &Arc<File>,
+    offset: u64,
+    len: u64,
+    index: Option<&Arc<WindowIndex>>,
+) -> std::io::Result<Bytes> {
+    map_window(file, offset, len, index)
 }
 
 impl MappedRange {

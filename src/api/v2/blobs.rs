@@ -107,7 +107,8 @@ async fn from_fill(mut fill: FillReader, digest: &Digest, request: &V2Request) -
     let body = if request.method == Method::HEAD || bytes.is_empty() {
         Body::empty()
     } else {
-        Body::from_stream(fill.read(bytes).inspect(|chunk| {
+        let index = request.sends_from_file.as_ref().map(|s| s.0.clone());
+        Body::from_stream(fill.read(bytes, index).inspect(|chunk| {
             if let Ok(c) = chunk {
                 count_bytes_out(c.len());
             }
