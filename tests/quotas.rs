@@ -12,6 +12,7 @@
 //!   repository or tag past their limits, a manifest past the bytes. A
 //!   blob the namespace holds already is accepted at the quota. `detail`
 //!   gives the quota, limit, usage and need.
+//! - Uploads racing into a namespace cannot together pass its byte quota.
 //! - Only cluster admins set quotas; anyone with a role in the namespace
 //!   sees its usage; the CLI's `set quota` and `adm top`.
 
@@ -250,6 +251,63 @@ async fn byte_quota_refuses_uploads_before_storing_them() {
     // Without the quota, the same upload goes through.
     client.api_delete(&quota_path("capped")).await.ok(200);
     let posted = client.post_blob("capped/a", &second_digest, &second).await;
+    assert_eq!(posted.status(), StatusCode::CREATED);
+}
+
+/// Writes racing into one namespace cannot together pass its byte quota:
+/// each reserves its bytes before storing them, counted with the usage and
+/// the other writes' reservations in one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_cannot_pass_the_byte_quota_together() {
+    const MIB: u64 = 1 << 20;
+    let registry = TestRegistry::start().await;
+    let client = registry.client();
+    client.create_project("raced").await;
+    set_quota(client, "raced", json!({"bytes": 3 * MIB + MIB / 2}))
+        .await
+        .ok(200);
+    // Eight blobs of 1 MiB at once: half announced (POST with the digest
+    // and a length), half streamed into an upload with no length.
+    let statuses = futures::future::join_all((0..8).map(|i| async move {
+        let content = blob_content(&format!("raced {i}"), MIB as usize);
+        let digest = sha256(&content);
+        if i % 2 == 0 {
+            return client
+                .post_blob("raced/app", &digest, &content)
+                .await
+                .status();
+        }
+        let upload = client.start_upload("raced/app").await;
+        let streamed = client
+            .stream_to_upload(&upload.location, chunked_body(&content, 64 << 10))
+            .await;
+        if streamed.status() != StatusCode::ACCEPTED {
+            return streamed.status();
+        }
+        client
+            .finish_upload(&upload.location, &digest)
+            .await
+            .status()
+    }))
+    .await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count() as u64;
+    let denied = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::FORBIDDEN)
+        .count() as u64;
+    assert_eq!(created + denied, 8, "{statuses:?}");
+    assert!((1..=3).contains(&created), "{statuses:?}");
+    let (stored, _) = bytes(client, "raced").await;
+    assert_eq!(stored, created * MIB, "only the acknowledged blobs count");
+    let now = usage(client, "raced").await;
+    assert_eq!(now["uploadingBytes"], json!(0), "{now}");
+    // Every reservation was released: what is left can be used.
+    let left = 3 * MIB + MIB / 2 - stored;
+    let fits = blob_content("fits", left as usize);
+    let posted = client.post_blob("raced/app", &sha256(&fits), &fits).await;
     assert_eq!(posted.status(), StatusCode::CREATED);
 }
 

@@ -4,25 +4,46 @@
 //! namespace without one costs a push nothing); only a namespace with a
 //! quota pays for its usage, summed once at the start of each write
 //! request ([`crate::metadata::MetadataStore::namespace_usage`]), never per
-//! chunk. Checks are made before anything is stored. Two writes racing into
-//! the same namespace each see the usage before the other: together they
-//! may pass the limit by what they were both admitted for.
+//! chunk. Checks are made before anything is stored. A write's bytes are
+//! reserved in the database before they are stored ([`ByteAllowance::cover`]),
+//! counted with the usage and every other write's reservation in one
+//! transaction, so writes racing into the same namespace, through any
+//! replicas, cannot together pass the limit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::{QuotaRefusal, RegistryError, Result};
-use crate::metadata::MetadataStore;
 use crate::metadata::quotas::NamespaceQuota;
+use crate::metadata::{MetadataStore, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
 
 /// How many more bytes a namespace with a byte quota may take, as
 /// measured at the start of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ByteAllowance {
     namespace: String,
     limit: u64,
-    /// Stored (deduplicated) plus received by uploads in progress.
+    /// Stored (deduplicated), received by uploads in progress and reserved
+    /// by other writes, when the request started.
     used: u64,
+    /// The request's `Content-Length`, when it said one.
+    announced: Option<u64>,
+    /// Who holds this request's reservation ([`MetadataStore::reserve_quota`]).
+    holder: String,
+    /// Bytes reserved so far.
+    reserved: AtomicU64,
 }
+
+/// How far a stream of unannounced length reserves ahead of what it
+/// received, at least: one transaction per step, not per chunk. The step
+/// grows with the stream (an eighth of what came), so that a large one
+/// pays few transactions and a small one holds little that others could
+/// have used.
+const RESERVE_STEP: u64 = 1 << 20;
+/// How long a reservation outlives its last step if its writer dies.
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(600);
 
 impl ByteAllowance {
     pub fn remaining(&self) -> u64 {
@@ -53,6 +74,59 @@ impl ByteAllowance {
     pub fn crossed(&self) -> RegistryError {
         self.refusal(self.remaining().saturating_add(1))
     }
+
+    /// Holds the request to its announced `Content-Length` too, which is
+    /// then what it reserves at once.
+    pub fn announced(mut self, length: Option<u64>) -> Self {
+        self.announced = length;
+        self
+    }
+
+    /// Makes sure the request's first `received` bytes are reserved before
+    /// they are stored: reserves ahead (the announced length, else a step
+    /// more), and only exactly what it needs once that does not fit.
+    /// Refused when not even that fits beside the namespace's usage and
+    /// the other writes in flight.
+    pub async fn cover(&self, metadata: &dyn MetadataStore, received: u64) -> Result<()> {
+        if received <= self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let ahead = match self.announced {
+            Some(length) if length >= received => length,
+            _ => received.saturating_add(RESERVE_STEP.max(received / 8)),
+        };
+        let ahead = ahead.min(self.limit).max(received);
+        if ahead > received && self.reserve(metadata, ahead).await? {
+            return Ok(());
+        }
+        if self.reserve(metadata, received).await? {
+            return Ok(());
+        }
+        Err(self.crossed())
+    }
+
+    async fn reserve(&self, metadata: &dyn MetadataStore, bytes: u64) -> Result<bool> {
+        let expires_at = now() + RESERVATION_LIFETIME.as_millis() as i64;
+        let reserved = metadata
+            .reserve_quota(&self.namespace, &self.holder, bytes, self.limit, expires_at)
+            .await?;
+        if reserved {
+            self.reserved.store(bytes, Ordering::Release);
+        }
+        Ok(reserved)
+    }
+
+    /// Drops the request's reservation, once what it stored counts where
+    /// it is recorded (or it stored nothing). A failure only logs: the
+    /// reservation stops counting when it expires.
+    pub async fn release(&self, metadata: &dyn MetadataStore) {
+        if self.reserved.swap(0, Ordering::AcqRel) == 0 {
+            return;
+        }
+        if let Err(e) = metadata.release_quota(&self.holder).await {
+            tracing::warn!(namespace = %self.namespace, error = %e, "releasing a quota reservation; it expires by itself");
+        }
+    }
 }
 
 /// The byte allowance of `namespace` under `quota`; `None` when nothing
@@ -69,6 +143,9 @@ pub async fn byte_allowance(
         namespace: namespace.to_owned(),
         limit,
         used: metadata.namespace_bytes(namespace).await?,
+        announced: None,
+        holder: uuid::Uuid::new_v4().to_string(),
+        reserved: AtomicU64::new(0),
     }))
 }
 
@@ -177,6 +254,9 @@ mod tests {
             namespace: "proj".into(),
             limit,
             used,
+            announced: None,
+            holder: "test".into(),
+            reserved: AtomicU64::new(0),
         }
     }
 

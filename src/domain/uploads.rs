@@ -328,6 +328,25 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        let appended = self.append_reserved(upload, range, body, allowance).await;
+        // The chunk counts in the upload's size now (or was not kept).
+        if let Some(allowance) = allowance {
+            allowance.release(self.metadata.as_ref()).await;
+        }
+        appended
+    }
+
+    async fn append_reserved<S, E>(
+        &self,
+        upload: &Upload,
+        range: Option<ChunkRange>,
+        body: S,
+        allowance: Option<&ByteAllowance>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
         let mut session = self.lock_session(upload).await?;
         self.touch(upload).await?;
         let state = self.ready(upload, &mut session).await?;
@@ -481,10 +500,8 @@ impl Uploads {
             *received += chunk.len() as u64;
             // Checked before the chunk is written: the bytes past the
             // quota are never stored, and the part is aborted.
-            if let Some(allowance) = allowance
-                && *received > allowance.remaining()
-            {
-                return Err(allowance.crossed());
+            if let Some(allowance) = allowance {
+                allowance.cover(self.metadata.as_ref(), *received).await?;
             }
             if let Some(range) = range
                 && *received > range.byte_count()
@@ -552,8 +569,14 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.finish_then(upload, expected, range, body, allowance, || {})
-            .await
+        let finished = self
+            .finish_then(upload, expected, range, body, allowance, || {})
+            .await;
+        // The blob counts through its link now (or was not kept).
+        if let Some(allowance) = allowance {
+            allowance.release(self.metadata.as_ref()).await;
+        }
+        finished
     }
 
     async fn finish_then<S, E>(

@@ -445,8 +445,25 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn namespace_usage(&self, namespace: &str) -> Result<quotas::Usage>;
     /// What a byte quota counts of `namespace`, and only that (a quarter
     /// of [`namespace_usage`](Self::namespace_usage)'s work): its blobs and
-    /// manifests once each, plus its uploads in progress.
+    /// manifests once each, plus its uploads in progress and the live
+    /// reservations of writes in flight.
     async fn namespace_bytes(&self, namespace: &str) -> Result<u64>;
+    /// Reserves `bytes` of `namespace`'s byte quota `limit` for the write
+    /// `holder` (replacing what it held), until `expires_at` at the latest,
+    /// if what the namespace counts (as [`namespace_bytes`](Self::namespace_bytes),
+    /// less `holder`'s own reservation) leaves room; false if not.
+    /// Atomic across replicas: two writers never both take the last bytes.
+    async fn reserve_quota(
+        &self,
+        namespace: &str,
+        holder: &str,
+        bytes: u64,
+        limit: u64,
+        expires_at: Timestamp,
+    ) -> Result<bool>;
+    /// Drops `holder`'s reservation: its bytes now count where they are
+    /// recorded (an upload's size, a blob's link), or were never stored.
+    async fn release_quota(&self, holder: &str) -> Result<()>;
     /// The repositories and current tags of `namespace`.
     async fn namespace_counts(&self, namespace: &str) -> Result<quotas::Counts>;
     /// What each repository of `namespace` (of every namespace: `None`)

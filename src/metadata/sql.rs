@@ -779,6 +779,22 @@ impl MetadataStore for SqlMetadataStore {
         self.sum_namespace_bytes(namespace).await
     }
 
+    async fn reserve_quota(
+        &self,
+        namespace: &str,
+        holder: &str,
+        bytes: u64,
+        limit: u64,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        self.reserve_namespace_bytes(namespace, holder, bytes, limit, expires_at)
+            .await
+    }
+
+    async fn release_quota(&self, holder: &str) -> Result<()> {
+        self.release_reservation(holder).await
+    }
+
     async fn namespace_counts(&self, namespace: &str) -> Result<super::quotas::Counts> {
         self.count_namespace(namespace).await
     }

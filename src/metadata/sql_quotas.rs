@@ -45,6 +45,35 @@ fn quota_from_row(row: &AnyRow) -> Result<NamespaceQuota> {
     })
 }
 
+/// What a byte quota counts of namespace `$1` (its repositories `$2`) at
+/// `$3`: its blobs and manifests once each, its uploads in progress, and
+/// the live reservations of writers in flight other than `$4`.
+fn quota_bytes_query() -> String {
+    format!(
+        "WITH repos AS (SELECT id FROM repositories WHERE name = $1 OR name LIKE $2 ESCAPE '\\') \
+         SELECT \
+         (SELECT {blob_bytes} FROM blobs b WHERE b.digest IN \
+           (SELECT digest FROM repository_blobs WHERE repository_id IN (SELECT id FROM repos))) AS blob_bytes, \
+         (SELECT {manifest_bytes} FROM manifests m WHERE m.digest IN \
+           (SELECT digest FROM repository_manifests WHERE repository_id IN (SELECT id FROM repos))) AS manifest_bytes, \
+         (SELECT {upload_bytes} FROM uploads \
+           WHERE repository = $1 OR repository LIKE $2 ESCAPE '\\') AS uploading_bytes, \
+         (SELECT {reserved_bytes} FROM quota_reservations \
+           WHERE namespace = $1 AND expires_at > $3 AND holder <> $4) AS reserved_bytes",
+        blob_bytes = sum("b.size"),
+        manifest_bytes = sum("m.size"),
+        upload_bytes = sum("size"),
+        reserved_bytes = sum("bytes"),
+    )
+}
+
+fn quota_bytes(row: &AnyRow) -> Result<u64> {
+    Ok(get_u64(row, "blob_bytes")?
+        + get_u64(row, "manifest_bytes")?
+        + get_u64(row, "uploading_bytes")?
+        + get_u64(row, "reserved_bytes")?)
+}
+
 const QUOTA_COLUMNS: &str =
     "namespace, max_bytes, max_repositories, max_tags, updated_by, updated_at";
 
@@ -91,30 +120,78 @@ impl SqlMetadataStore {
         })
     }
 
-    /// Deduplicated bytes and uploads in progress only: what a byte quota
-    /// is checked against, once per write request.
+    /// Deduplicated bytes, uploads in progress and writes in flight only:
+    /// what a byte quota is checked against, once per write request.
     pub(super) async fn sum_namespace_bytes(&self, namespace: &str) -> Result<u64> {
-        let query = format!(
-            "WITH repos AS (SELECT id FROM repositories WHERE name = $1 OR name LIKE $2 ESCAPE '\\') \
-             SELECT \
-             (SELECT {blob_bytes} FROM blobs b WHERE b.digest IN \
-               (SELECT digest FROM repository_blobs WHERE repository_id IN (SELECT id FROM repos))) AS blob_bytes, \
-             (SELECT {manifest_bytes} FROM manifests m WHERE m.digest IN \
-               (SELECT digest FROM repository_manifests WHERE repository_id IN (SELECT id FROM repos))) AS manifest_bytes, \
-             (SELECT {upload_bytes} FROM uploads \
-               WHERE repository = $1 OR repository LIKE $2 ESCAPE '\\') AS uploading_bytes",
-            blob_bytes = sum("b.size"),
-            manifest_bytes = sum("m.size"),
-            upload_bytes = sum("size"),
-        );
-        let row = sqlx::query(AssertSqlSafe(query))
+        let row = sqlx::query(AssertSqlSafe(quota_bytes_query()))
             .bind(namespace)
             .bind(below(namespace))
+            .bind(now())
+            .bind("")
             .fetch_one(self.reader())
             .await?;
-        Ok(get_u64(&row, "blob_bytes")?
-            + get_u64(&row, "manifest_bytes")?
-            + get_u64(&row, "uploading_bytes")?)
+        quota_bytes(&row)
+    }
+
+    /// Reserves `bytes` of `namespace`'s byte quota `limit` for `holder`
+    /// (replacing what it held) if the namespace's usage and the other
+    /// live reservations leave room. One transaction, with the quota's row
+    /// locked on PostgreSQL (SQLite's one writer serialises it anyway), so
+    /// two writers never both take the last bytes.
+    pub(super) async fn reserve_namespace_bytes(
+        &self,
+        namespace: &str,
+        holder: &str,
+        bytes: u64,
+        limit: u64,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let at = now();
+        let mut tx = self.writer().begin().await?;
+        let lock = format!(
+            "SELECT namespace FROM namespace_quotas WHERE namespace = $1 {}",
+            self.engine().locking("FOR UPDATE")
+        );
+        sqlx::query(AssertSqlSafe(lock))
+            .bind(namespace)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM quota_reservations WHERE namespace = $1 AND expires_at <= $2")
+            .bind(namespace)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(AssertSqlSafe(quota_bytes_query()))
+            .bind(namespace)
+            .bind(below(namespace))
+            .bind(at)
+            .bind(holder)
+            .fetch_one(&mut *tx)
+            .await?;
+        if quota_bytes(&row)?.saturating_add(bytes) > limit {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO quota_reservations (holder, namespace, bytes, expires_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (holder) DO UPDATE SET bytes = excluded.bytes, expires_at = excluded.expires_at",
+        )
+        .bind(holder)
+        .bind(namespace)
+        .bind(stored(Some(bytes)))
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn release_reservation(&self, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM quota_reservations WHERE holder = $1")
+            .bind(holder)
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn count_namespace(&self, namespace: &str) -> Result<Counts> {

@@ -73,10 +73,13 @@ async fn allowance_for(
     {
         return Ok(None);
     }
-    let allowance = quotas::byte_allowance(metadata, quota, name.namespace()).await?;
+    let announced =
+        header_str(&request.headers, &header::CONTENT_LENGTH).and_then(|l| l.parse().ok());
+    let allowance = quotas::byte_allowance(metadata, quota, name.namespace())
+        .await?
+        .map(|allowance| allowance.announced(announced));
     if let Some(allowance) = &allowance
-        && let Some(announced) =
-            header_str(&request.headers, &header::CONTENT_LENGTH).and_then(|l| l.parse().ok())
+        && let Some(announced) = announced
     {
         allowance.admit(announced)?;
     }

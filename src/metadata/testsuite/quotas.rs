@@ -198,11 +198,101 @@ async fn quotas_are_set_replaced_and_cleared(db: &TestDb) {
     assert!(store.namespace_quotas().await.unwrap().is_empty());
 }
 
+async fn reservations_share_the_quota_atomically(db: &TestDb) {
+    let access: &dyn AccessStore = &db.store;
+    let store: &dyn MetadataStore = &db.store;
+    access.create_namespace(&namespace("held")).await.unwrap();
+    assert!(
+        access
+            .set_namespace_quota(&quota("held", Some(1000), None))
+            .await
+            .unwrap()
+    );
+    store
+        .link_blob(&repo("held/app"), &digest("stored"), 300)
+        .await
+        .unwrap();
+    let later = now() + 60_000;
+
+    // 300 stored: 700 left, taken by two writers in turn.
+    assert!(
+        store
+            .reserve_quota("held", "a", 400, 1000, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.namespace_bytes("held").await.unwrap(), 700);
+    assert!(
+        !store
+            .reserve_quota("held", "b", 301, 1000, later)
+            .await
+            .unwrap(),
+        "beyond what the stored bytes and a's reservation leave"
+    );
+    assert!(
+        store
+            .reserve_quota("held", "b", 300, 1000, later)
+            .await
+            .unwrap()
+    );
+    // A holder's own reservation is replaced, not added to.
+    assert!(
+        store
+            .reserve_quota("held", "a", 400, 1000, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reserve_quota("held", "a", 401, 1000, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.namespace_bytes("held").await.unwrap(), 1000);
+
+    // Released, its bytes are free again; an expired one counts no more.
+    store.release_quota("a").await.unwrap();
+    assert_eq!(store.namespace_bytes("held").await.unwrap(), 600);
+    assert!(
+        store
+            .reserve_quota("held", "c", 400, 1000, now() - 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.namespace_bytes("held").await.unwrap(), 600);
+    assert!(
+        store
+            .reserve_quota("held", "d", 400, 1000, later)
+            .await
+            .unwrap()
+    );
+    // Another namespace's reservations are its own.
+    assert_eq!(store.namespace_bytes("other").await.unwrap(), 0);
+
+    // Concurrent writers: 300 stored under a limit of 700, and 20 writers
+    // asking for 100 bytes each at once: exactly 4 get them.
+    store.release_quota("d").await.unwrap();
+    store.release_quota("b").await.unwrap();
+    let granted = futures::future::join_all((0..20).map(|i| {
+        let holder = format!("w{i}");
+        async move {
+            store
+                .reserve_quota("held", &holder, 100, 700, later)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(granted.iter().filter(|g| **g).count(), 4);
+    assert_eq!(store.namespace_bytes("held").await.unwrap(), 700);
+}
+
 engine_tests!(
     ;
     db:
     usage_is_summed_from_the_links,
     quotas_are_set_replaced_and_cleared,
+    reservations_share_the_quota_atomically,
 );
 
 /// How long a namespace's usage takes to sum with 10,000 blobs in 10
