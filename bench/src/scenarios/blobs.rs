@@ -105,14 +105,22 @@ pub async fn push(ctx: &Ctx, mode: PushMode) -> Section {
         ctx,
         &mut section,
         async |round| {
-            let spec = BlobSpec {
-                seed: data::seed(ctx.run_seed, id, round, 0),
-                size: size.0,
-            };
-            let digest = tokio::task::spawn_blocking(move || spec.digest()).await?;
-            Ok((spec, digest))
+            // A blob of each target's own: targets sharing storage
+            // (replicas) would otherwise find it committed by the target
+            // before them, and skip making it durable.
+            let mut blobs = Vec::with_capacity(ctx.targets.len());
+            for t in 0..ctx.targets.len() {
+                let spec = BlobSpec {
+                    seed: data::seed(ctx.run_seed, id, round, t),
+                    size: size.0,
+                };
+                let digest = tokio::task::spawn_blocking(move || spec.digest()).await?;
+                blobs.push((spec, digest));
+            }
+            Ok(blobs)
         },
-        async |t, round, (spec, digest)| {
+        async |t, round, blobs| {
+            let (spec, digest) = &blobs[t];
             let registry = &ctx.targets[t];
             let repo = ctx.repo(&format!("{id}-{}", round + 1));
             tokio::task::spawn_blocking(settle_page_cache).await?;

@@ -26,8 +26,9 @@ pub async fn small_images(ctx: &Ctx) -> Section {
     let cli = &ctx.cli;
     let description = format!(
         "{} images per round, each with a unique config and one unique 4 KiB tar layer, pushed \
-         by {} concurrent workers into one fresh repository per round, each image under its \
-         own tag. Each push is the full client protocol: for each blob `HEAD` (404 expected: the blobs are new), \
+         by {} concurrent workers into one fresh repository per round and target (images \
+         and repository unique to each target, so that targets sharing storage never \
+         find each other's blobs), each image under its own tag. Each push is the full client protocol: for each blob `HEAD` (404 expected: the blobs are new), \
          `POST` an upload, `PUT ?digest=` with the bytes; then `PUT` the manifest by tag. \
          Images are generated before timing; afterwards the tag list must contain all of them.",
         cli.small_images, cli.small_workers
@@ -42,20 +43,28 @@ pub async fn small_images(ctx: &Ctx) -> Section {
         ctx,
         &mut section,
         async |round| {
-            let images: Vec<Arc<Image>> = (0..cli.small_images)
-                .map(|i| {
-                    Arc::new(Image::generate(
-                        data::seed(ctx.run_seed, "small-images", round, i),
-                        1,
-                        FILE_SIZE,
-                    ))
+            // Images and repository of each target its own: targets that
+            // share a database and storage (replicas) would otherwise find
+            // the blobs the target before them pushed, and skip them.
+            let images: Vec<Vec<Arc<Image>>> = (0..ctx.targets.len())
+                .map(|t| {
+                    (0..cli.small_images)
+                        .map(|i| {
+                            Arc::new(Image::generate(
+                                data::seed(ctx.run_seed, &format!("small-images-{t}"), round, i),
+                                1,
+                                FILE_SIZE,
+                            ))
+                        })
+                        .collect()
                 })
                 .collect();
             Ok(images)
         },
         async |t, round, images| {
+            let images = &images[t];
             let registry = &ctx.targets[t];
-            let repo = ctx.repo(&format!("small-{}", round + 1));
+            let repo = ctx.repo(&format!("small-{}-{t}", round + 1));
             let work: Vec<(usize, Arc<Image>)> = images.iter().cloned().enumerate().collect();
             let started = Instant::now();
             for_each_concurrent(work, cli.small_workers, |(i, image)| {
