@@ -97,7 +97,7 @@ impl Default for GcSettings {
             delete_untagged_manifests: true,
             batch_size: 500,
             concurrency: 16,
-            busy_percent: 25,
+            busy_percent: 10,
             delete_window: DELETE_WINDOW,
         }
     }
@@ -728,7 +728,7 @@ impl GarbageCollector {
 }
 
 /// Keeps a run to its share of the time: before each batch, rests in
-/// proportion to the work done since the last rest (at 25%, three times as
+/// proportion to the work done since the last rest (at 10%, nine times as
 /// long), so that a run yields the CPU, the disk and the database to
 /// clients however much it has to remove.
 struct Pacer {
