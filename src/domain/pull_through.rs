@@ -70,8 +70,12 @@ const ADVANCE_STEP: u64 = 64 << 10;
 const RECENT_BYTES: u64 = 2 << 20;
 /// Largest piece a reader takes from memory at once.
 const READ_PIECE: u64 = 1 << 20;
-/// Largest piece of the spool a reader maps at once.
-const MAPPED_PIECE: u64 = 16 << 20;
+/// Largest piece of the spool a reader maps at once: mapped pages count in
+/// the process's memory until sent, so a piece is kept small...
+const MAPPED_PIECE: u64 = 2 << 20;
+/// ...unless the connection sends it from the file (`sendfile`), which
+/// never makes the mapping resident.
+const SENT_PIECE: u64 = 16 << 20;
 
 /// Where a blob can be fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,7 +298,12 @@ impl Fill {
         // Everything before the recent pieces is in the spool. Nothing
         // is when a new source has just started over: the reader asks
         // again once the progress says so.
-        let available = limit.min(spooled_below).min(position + MAPPED_PIECE);
+        let piece = if index.is_some() {
+            SENT_PIECE
+        } else {
+            MAPPED_PIECE
+        };
+        let available = limit.min(spooled_below).min(position + piece);
         if available <= position {
             return Ok(Bytes::new());
         }

@@ -329,11 +329,21 @@ impl Uploads {
         E: std::fmt::Display,
     {
         let appended = self.append_reserved(upload, range, body, allowance).await;
-        // The chunk counts in the upload's size now (or was not kept).
+        self.released(allowance, appended).await
+    }
+
+    /// Drops a write's quota reservation once the write is over: what it
+    /// kept counts where it is recorded now (the upload's size, the blob's
+    /// link), and what it did not keep never counted.
+    async fn released<T>(
+        &self,
+        allowance: Option<&ByteAllowance>,
+        outcome: Result<T>,
+    ) -> Result<T> {
         if let Some(allowance) = allowance {
             allowance.release(self.metadata.as_ref()).await;
         }
-        appended
+        outcome
     }
 
     async fn append_reserved<S, E>(
@@ -572,11 +582,7 @@ impl Uploads {
         let finished = self
             .finish_then(upload, expected, range, body, allowance, || {})
             .await;
-        // The blob counts through its link now (or was not kept).
-        if let Some(allowance) = allowance {
-            allowance.release(self.metadata.as_ref()).await;
-        }
-        finished
+        self.released(allowance, finished).await
     }
 
     async fn finish_then<S, E>(
