@@ -163,12 +163,8 @@ pub fn find_azurite() -> Option<PathBuf> {
 /// `count` distinct ports free on 127.0.0.1 right now (all held at once
 /// while picking, so none is picked twice).
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("bound address").port())
+    (0..count)
+        .map(|_| super::process::free_loopback_port())
         .collect()
 }
 

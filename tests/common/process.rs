@@ -55,12 +55,22 @@ pub fn kept_temp_dir(prefix: &str, keep: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and not handed out before in this
+/// test binary: its tests run at once, and two berths told the same port
+/// would leave one test talking to the other's server.
 pub fn free_loopback_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Serves `app` on a free loopback port, in the background on the test's
@@ -259,8 +269,12 @@ impl BerthProcess {
                 .anonymous()
                 .request(Method::GET, "/readyz")
                 .timeout(PROBE_TIMEOUT);
+            // Ready, and this process is the one answering: it logged that
+            // it serves (a berth that could not bind its port would have
+            // exited instead).
             if let Ok(response) = probe.send().await
                 && response.status() == StatusCode::OK
+                && self.log().contains("berth is serving")
             {
                 return;
             }
