@@ -52,7 +52,7 @@ use crate::error::{RegistryError, Result};
 use crate::metadata::image_streams::{RevisionCause, RevisionOrigin, StoredStream};
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
-use crate::storage::{WindowIndex, map_written_range};
+use crate::storage::{WindowIndex, map_written_range, window_len};
 use crate::upstream::{RegistryHost, UpstreamClient, UpstreamError, UpstreamReference};
 
 /// The condition a failed pull-through sets on a tag.
@@ -70,12 +70,6 @@ const ADVANCE_STEP: u64 = 64 << 10;
 const RECENT_BYTES: u64 = 2 << 20;
 /// Largest piece a reader takes from memory at once.
 const READ_PIECE: u64 = 1 << 20;
-/// Largest piece of the spool a reader maps at once: mapped pages count in
-/// the process's memory until sent, so a piece is kept small...
-const MAPPED_PIECE: u64 = 2 << 20;
-/// ...unless the connection sends it from the file (`sendfile`), which
-/// never makes the mapping resident.
-const SENT_PIECE: u64 = 16 << 20;
 
 /// Where a blob can be fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,12 +292,8 @@ impl Fill {
         // Everything before the recent pieces is in the spool. Nothing
         // is when a new source has just started over: the reader asks
         // again once the progress says so.
-        let piece = if index.is_some() {
-            SENT_PIECE
-        } else {
-            MAPPED_PIECE
-        };
-        let available = limit.min(spooled_below).min(position + piece);
+        // Mapped a window at a time, as blob reads are.
+        let available = limit.min(spooled_below).min(position + window_len(index));
         if available <= position {
             return Ok(Bytes::new());
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::error::{QuotaRefusal, RegistryError, Result};
 use crate::metadata::quotas::NamespaceQuota;
-use crate::metadata::{MetadataStore, now};
+use crate::metadata::{MetadataStore, millis, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
 
@@ -106,7 +106,7 @@ impl ByteAllowance {
     }
 
     async fn reserve(&self, metadata: &dyn MetadataStore, bytes: u64) -> Result<bool> {
-        let expires_at = now() + RESERVATION_LIFETIME.as_millis() as i64;
+        let expires_at = now() + millis(RESERVATION_LIFETIME);
         let reserved = metadata
             .reserve_quota(&self.namespace, &self.holder, bytes, self.limit, expires_at)
             .await?;

@@ -239,6 +239,13 @@ fn cache_pages(file: &File, map: &memmap2::Mmap, file_offset: u64) -> std::io::R
     Ok(())
 }
 
+/// The most a reader maps at once: a window that will be copied from
+/// memory counts in the resident memory, one sent from the file
+/// (`index`) does not.
+pub fn window_len(index: Option<&Arc<WindowIndex>>) -> u64 {
+    if index.is_some() { SENT_WINDOW } else { WINDOW }
+}
+
 /// Maps `len` bytes of `file` at `offset` as one window (recorded in
 /// `index` when there is one, for a writer that sends it from the file).
 /// Blocks: call it on a blocking thread.
@@ -291,11 +298,7 @@ impl MappedRange {
         if self.pending.is_some() || self.next >= self.end {
             return;
         }
-        let window = if self.index.is_some() {
-            SENT_WINDOW
-        } else {
-            WINDOW
-        };
+        let window = window_len(self.index.as_ref());
         let (offset, len) = (self.next, (self.end - self.next).min(window));
         self.next += len;
         let file = self.file.clone();

@@ -31,7 +31,7 @@ mod object;
 pub mod paths;
 pub mod settings;
 
-pub use mapped::{BlobStream, FileSpan, WindowIndex, map_written_range};
+pub use mapped::{BlobStream, FileSpan, WindowIndex, map_written_range, window_len};
 
 use std::ops::Range;
 use std::path::Path;
