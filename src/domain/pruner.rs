@@ -244,6 +244,43 @@ pub fn validate(settings: &PrunerSettings) -> Result<(), PruneError> {
     Ok(())
 }
 
+/// The tag histories a run reads, a page of repositories at a time.
+struct HistoryPages<'a> {
+    namespace: Option<&'a str>,
+    /// Revisions made before this are old enough to trim.
+    older_than: Timestamp,
+    after: i64,
+    done: bool,
+}
+
+impl<'a> HistoryPages<'a> {
+    fn new(options: &'a PruneOptions, at: Timestamp) -> Self {
+        HistoryPages {
+            namespace: options.namespace.as_deref(),
+            older_than: at.saturating_sub(millis(options.keep_younger_than)),
+            after: 0,
+            done: false,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        store: &dyn PrunerStore,
+    ) -> Result<Option<Vec<HistoryRevision>>, PruneError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = store
+            .tag_histories(self.after, REPOSITORY_PAGE, self.namespace)
+            .await?;
+        match page.last() {
+            Some(last) => self.after = last.repository_id,
+            None => self.done = true,
+        }
+        Ok((!self.done).then_some(page))
+    }
+}
+
 /// A run's state as it goes.
 struct Run {
     id: Option<String>,
@@ -439,18 +476,9 @@ impl Pruner {
         }
 
         self.enter(run, "trimming").await;
-        let older_than = now().saturating_sub(millis(options.keep_younger_than));
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .tag_histories(after, REPOSITORY_PAGE, options.namespace.as_deref())
-                .await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            after = last.repository_id;
-            for (repository_id, trimmed) in self.decide(&page, options, older_than)? {
+        let mut pages = HistoryPages::new(options, now());
+        while let Some(page) = pages.next(self.store.as_ref()).await? {
+            for (repository_id, trimmed) in self.decide(&page, options, pages.older_than)? {
                 for chunk in trimmed.chunks(REVISION_BATCH) {
                     let asked: Vec<(String, i64)> = chunk
                         .iter()
@@ -540,20 +568,11 @@ impl Pruner {
             progress: PruneProgress::default(),
             revisions: Vec::new(),
         };
-        let older_than = started_at.saturating_sub(millis(options.keep_younger_than));
         // Per repository: the digests only trimmed revisions name.
         let mut unnamed: HashMap<i64, HashSet<Digest>> = HashMap::new();
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .tag_histories(after, REPOSITORY_PAGE, options.namespace.as_deref())
-                .await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            after = last.repository_id;
-            for (repository_id, trimmed) in self.decide(&page, options, older_than)? {
+        let mut pages = HistoryPages::new(options, started_at);
+        while let Some(page) = pages.next(self.store.as_ref()).await? {
+            for (repository_id, trimmed) in self.decide(&page, options, pages.older_than)? {
                 let gone: HashSet<(&str, i64)> = trimmed
                     .iter()
                     .map(|r| (r.tag.as_str(), r.generation))
