@@ -32,12 +32,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dashmap::DashMap;
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -957,7 +956,10 @@ impl PullThrough {
             // Unverified here: the upload hashes every byte as it stores
             // it, and a mismatch fails the store below.
             let mut upstream = blob.unverified();
-            let mut pending = BytesMut::new();
+            // Received pieces not yet in the spool: written as they are,
+            // gathered, never copied into a buffer of their own.
+            let mut pending: Vec<Bytes> = Vec::new();
+            let mut pending_len = 0usize;
             let mut spooled = 0u64;
             let mut received = 0u64;
             let mut announced = 0u64;
@@ -967,7 +969,8 @@ impl PullThrough {
                     Ok(chunk) => {
                         metrics::counter!("berth_pull_through_bytes_total", "host" => host.clone())
                             .increment(chunk.len() as u64);
-                        pending.extend_from_slice(&chunk);
+                        pending_len += chunk.len();
+                        pending.push(chunk.clone());
                         received += chunk.len() as u64;
                         task.fill.spool().recent.push(chunk.clone());
                         if body_tx.send(Ok(chunk)).await.is_err() {
@@ -977,8 +980,10 @@ impl PullThrough {
                             advance(&task.progress, received);
                             announced = received;
                         }
-                        if pending.len() >= SPOOL_WRITE {
-                            spooled = spool(&task.fill, pending.split().freeze(), spooled).await?;
+                        if pending_len >= SPOOL_WRITE {
+                            spooled =
+                                spool(&task.fill, std::mem::take(&mut pending), spooled).await?;
+                            pending_len = 0;
                         }
                     }
                     Err(e) => {
@@ -990,7 +995,7 @@ impl PullThrough {
             }
             drop(body_tx);
             if !pending.is_empty() {
-                spooled = spool(&task.fill, pending.split().freeze(), spooled).await?;
+                spooled = spool(&task.fill, pending, spooled).await?;
             }
             advance(&task.progress, spooled);
             Ok::<_, std::io::Error>((spooled, upstream_error))
@@ -1146,16 +1151,37 @@ fn advance(progress: &watch::Sender<Progress>, readable: u64) {
     });
 }
 
-/// Appends `bytes` to the fill's spool at `at`; returns the new length.
-async fn spool(fill: &Fill, bytes: Bytes, at: u64) -> std::io::Result<u64> {
+/// Appends `pieces` to the fill's spool, which holds `at` bytes; returns
+/// the new length.
+async fn spool(fill: &Fill, pieces: Vec<Bytes>, at: u64) -> std::io::Result<u64> {
     let file = fill.spool().file.clone();
-    let length = bytes.len() as u64;
-    tokio::task::spawn_blocking(move || file.write_all_at(&bytes, at))
+    let length: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    // The spool's one writer appends in order, so the file's own position
+    // is `at`: a gathering write needs no offset.
+    tokio::task::spawn_blocking(move || append_gathered(&file, &pieces))
         .await
         .map_err(std::io::Error::other)??;
     let spooled = at + length;
     fill.spool().recent.spooled(spooled);
     Ok(spooled)
+}
+
+/// Writes `pieces` at the end of `file`, as few system calls as the kernel
+/// takes (`writev`), without copying them together first.
+fn append_gathered(mut file: &File, pieces: &[Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write};
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut slices = &mut slices[..];
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn tokio_stream_of(
@@ -1293,5 +1319,25 @@ mod tests {
         let sliced = recent.slice(7 * quarter, 7 * quarter + 5).unwrap();
         assert_eq!(&sliced[..], &[7u8; 5]);
         assert_eq!(recent.slice(8 * quarter, 9 * quarter), None);
+    }
+
+    #[test]
+    fn gathered_appends_keep_every_byte_in_order() {
+        // More pieces than one `writev` takes (IOV_MAX is 1024), empty ones
+        // among them, appended after what the file already holds.
+        let pieces: Vec<Bytes> = (0..2500u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; (i % 7) as usize]))
+            .collect();
+        let file = tempfile::tempfile().unwrap();
+        append_gathered(&file, &[Bytes::from_static(b"head")]).unwrap();
+        append_gathered(&file, &pieces).unwrap();
+        let mut expected = b"head".to_vec();
+        for piece in &pieces {
+            expected.extend_from_slice(piece);
+        }
+        assert_eq!(file.metadata().unwrap().len(), expected.len() as u64);
+        let mut read_back = vec![0u8; expected.len()];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut read_back, 0).unwrap();
+        assert_eq!(read_back, expected);
     }
 }
