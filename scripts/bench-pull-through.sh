@@ -16,19 +16,29 @@
 #
 # Medians and ratios are printed as a Markdown table.
 #
-# Usage: scripts/bench-pull-through.sh [--rounds N] [--no-build]
-#   --rounds N   rounds of each (default 5)
-#   --no-build   use target/release/berth as built
+# berth's CPU time (user + system) during each first pull is reported too.
+#
+# Usage: scripts/bench-pull-through.sh [--rounds N] [--no-build] [--compare BIN]
+#   --rounds N       rounds of each (default 5)
+#   --no-build       use target/release/berth as built
+#   --compare BIN    also time the first pull through another berth binary
+#                    (a fresh one, in the same rounds, after a direct pull
+#                    of its own as this berth's is), for a side by side
+#   --no-crowd       skip the 20 concurrent pulls
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 rounds=5
 build=true
+compare_bin=
+crowds=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
         --no-build) build=false; shift ;;
+        --compare) compare_bin=$2; shift 2 ;;
+        --no-crowd) crowds=0; shift ;;
         -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -77,7 +87,8 @@ password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" REGISTRY_AUTH_FILE="$work/auth.json"
 mkdir -p "$HOME"
 berth_addr=
-start_berth() {
+start_berth() { # [binary]
+    local berth_bin=${1:-$berth_bin}
     [[ -n $berth_pid ]] && { kill "$berth_pid"; wait "$berth_pid" 2>/dev/null || true; }
     rm -rf "$work/berth"
     local port; port=$(free_port)
@@ -99,6 +110,8 @@ pull() {
         "docker://$1" "dir:$into" >/dev/null
     rm -rf "$into"
 }
+# berth's CPU seconds so far (user + system).
+berth_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$berth_pid/stat"; }
 upstream_blob_gets() { grep -c '"GET /v2/lib/big/blobs/' "$work/registry.log" || true; }
 
 # Settles the disk between timed pulls: each pull writes 256 MiB, and the
@@ -106,19 +119,28 @@ upstream_blob_gets() { grep -c '"GET /v2/lib/big/blobs/' "$work/registry.log" ||
 settle() { sync; sleep 1; }
 
 first=(); direct=(); second=(); pushed=(); crowd=(); crowd_gets=()
+first_cpu=(); other=(); other_cpu=()
 for round in $(seq 1 "$rounds"); do
+    if [[ -n $compare_bin ]]; then
+        start_berth "$compare_bin"
+        settle; pull "$upstream/lib/big:1"
+        settle; c=$(berth_cpu); t=$(now); pull "$berth_addr/bench/big:1"; other+=("$(elapsed "$t")")
+        other_cpu+=("$(awk -v a="$c" -v b="$(berth_cpu)" 'BEGIN {printf "%.3f", b - a}')")
+        log "round $round: first through $compare_bin ${other[-1]} s, berth CPU ${other_cpu[-1]} s"
+    fi
     start_berth
     settle; t=$(now); pull "$upstream/lib/big:1"; direct+=("$(elapsed "$t")")
-    settle; t=$(now); pull "$berth_addr/bench/big:1"; first+=("$(elapsed "$t")")
+    settle; c=$(berth_cpu); t=$(now); pull "$berth_addr/bench/big:1"; first+=("$(elapsed "$t")")
+    first_cpu+=("$(awk -v a="$c" -v b="$(berth_cpu)" 'BEGIN {printf "%.3f", b - a}')")
     settle; t=$(now); pull "$berth_addr/bench/big:1"; second+=("$(elapsed "$t")")
     # The same size, pushed (this berth is fresh: each round pushes it).
     push_image "$berth_addr" bench/pushed 1 -u "admin:$password"
     settle; t=$(now); pull "$berth_addr/bench/pushed:1"; pushed+=("$(elapsed "$t")")
-    log "round $round: direct ${direct[-1]} s, first ${first[-1]} s ($(awk -v a="${first[-1]}" -v b="${direct[-1]}" 'BEGIN {printf "%.2f", a / b}')×), second ${second[-1]} s, pushed ${pushed[-1]} s"
+    log "round $round: direct ${direct[-1]} s, first ${first[-1]} s ($(awk -v a="${first[-1]}" -v b="${direct[-1]}" 'BEGIN {printf "%.2f", a / b}')×, berth CPU ${first_cpu[-1]} s), second ${second[-1]} s, pushed ${pushed[-1]} s"
 done
 # The crowds after all single pulls: 20 pulls write 5 GiB, whose writeback
 # would otherwise slow the next round's single pulls.
-for round in $(seq 1 "$rounds"); do
+for round in $(seq 1 "${crowds:-$rounds}"); do
     start_berth
     settle
     before=$(upstream_blob_gets)
@@ -139,7 +161,20 @@ cat <<EOF
 |---|---|---|---|
 | first pull through berth (fetched from the upstream while served) | $(printf '%.2f' "$f") s | straight from the upstream: $(printf '%.2f' "$d") s | $(ratio "$f" "$d")× |
 | second pull through berth (cached) | $(printf '%.2f' "$s") s | an image pushed to berth: $(printf '%.2f' "$p") s | $(ratio "$s" "$p")× |
+| berth's CPU during a first pull | $(printf '%.2f' "$(median "${first_cpu[@]}")") s | | |
+EOF
+if [[ ${#crowd[@]} -gt 0 ]]; then
+    cat <<EOF
 | 20 concurrent first pulls | $(printf '%.2f' "$c") s | upstream blob GETs for the 5 blobs: $g | $(awk -v g="$g" 'BEGIN {printf "%.1f", g / 5}') per blob |
+EOF
+fi
+if [[ -n $compare_bin ]]; then
+    o=$(median "${other[@]}")
+    cat <<EOF
+| first pull through $compare_bin | $(printf '%.2f' "$o") s (berth CPU $(printf '%.2f' "$(median "${other_cpu[@]}")") s) | through this berth: $(printf '%.2f' "$f") s | $(ratio "$f" "$o")× |
+EOF
+fi
+cat <<EOF
 
 $rounds rounds each, alternating; $(nproc) cores, $(date -u +%Y-%m-%d).
 EOF
