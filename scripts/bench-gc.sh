@@ -18,13 +18,16 @@
 # while it runs (berth: the server's, sampled every 0.1 s; the reference:
 # the garbage-collect process's), the blobs left on storage, and push+pull
 # throughput (berth-bench's gc-probe: clients pushing a small image and
-# pulling it back) before and during the collection, in rounds of 2 s:
-# the rounds wholly inside the collection count.
+# pulling it back) without and during the collection, in rounds of 2 s:
+# the rounds wholly inside the collection count, and "without" is the mean
+# of the rounds just before it and just after it (the load the machine
+# carries drifts over a run of many minutes).
 #
 # Usage: scripts/bench-gc.sh [--manifests N] [--no-s3] [--no-reference] [--no-build]
 #                            [--output FILE] [--berth-env NAME=VALUE]...
 #   --manifests N   images pushed (default 10000: 100,000 blobs)
 #   --no-s3         skip the SeaweedFS + PostgreSQL deployment
+#   --no-filesystem skip the filesystem + embedded database deployment
 #   --no-reference  skip the reference registry
 #   --berth-env NAME=VALUE  more environment for berth (BERTH_GC_BUSY_PERCENT=100)
 #   --no-build      use target/release/{berth,berth-bench} as built
@@ -35,6 +38,7 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 manifests=10000
 s3=true
+filesystem=true
 reference=true
 berth_env=()
 build=true
@@ -44,11 +48,12 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --manifests) manifests=$2; shift 2 ;;
         --no-s3) s3=false; shift ;;
+        --no-filesystem) filesystem=false; shift ;;
         --no-reference) reference=false; shift ;;
         --berth-env) berth_env+=("$2"); shift 2 ;;
         --no-build) build=false; shift ;;
         --output) output=$2; shift 2 ;;
-        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -78,7 +83,7 @@ cleanup_databases() {
 }
 trap 'bench_cleanup; cleanup_databases' EXIT
 password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-probe_rounds=5
+probe_rounds=10
 probe_seconds=2
 
 wait_http() { # url pid name
@@ -136,10 +141,11 @@ measure_berth() {
     local spec="name=$name,url=http://127.0.0.1:$port,user=admin,password=$password"
     log "$name: pushing $manifests images"
     populate "$spec"
+    # The populate's writeback is not the collection's cost.
+    sync
     sleep 2
     log "$name: throughput without a collection"
     probe "$spec" "$probe_rounds" "$work/$name-before.log"
-    result[$name,before]=$(rounds_between "$work/$name-before.log" 0 1e12 | mean)
     local rss_before; rss_before=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
     peak_sampler "$pid" "$work/$name-rss" &
     local sampler=$!
@@ -161,6 +167,13 @@ measure_berth() {
     wait "$prober" 2>/dev/null || true
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
     [[ $(jq -r .status.outcome <<<"$run") == Succeeded ]] || { log "$name: the run failed: $run"; exit 1; }
+    log "$name: throughput without a collection, again"
+    probe "$spec" "$probe_rounds" "$work/$name-after.log"
+    result[$name,before]=$( (rounds_between "$work/$name-before.log" 0 1e12
+        rounds_between "$work/$name-after.log" 0 1e12) | mean)
+    log "$name: rounds before: $(rounds_between "$work/$name-before.log" 0 1e12 | xargs)"
+    log "$name: rounds during: $(rounds_between "$work/$name-during.log" "$started" "$ended" | xargs)"
+    log "$name: rounds after: $(rounds_between "$work/$name-after.log" 0 1e12 | xargs)"
     result[$name,time]=$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.1f", b - a}')
     result[$name,during]=$(rounds_between "$work/$name-during.log" "$started" "$ended" | mean)
     result[$name,rounds]=$(rounds_between "$work/$name-during.log" "$started" "$ended" | wc -l)
@@ -173,7 +186,9 @@ measure_berth() {
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-measure_berth berth-filesystem
+if $filesystem; then
+    measure_berth berth-filesystem
+fi
 
 if $s3; then
     s3_access=bench$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -263,7 +278,8 @@ log "$name: ${result[$name,time]} s, ${result[$name,blobs]} blobs and ${result[$
 
 fi
 
-names=(berth-filesystem)
+names=()
+$filesystem && names+=(berth-filesystem)
 $s3 && names+=(berth-seaweedfs-postgres)
 $reference && names+=(docker-registry)
 {
@@ -278,7 +294,7 @@ $reference && names+=(docker-registry)
     row "manifests removed" manifests
     row "resident memory before (MiB)" rss_before
     row "peak resident memory while collecting (MiB)" peak
-    row "push+pull, images/s, no collection" before
+    row "push+pull, images/s, without a collection (before and after)" before
     row "push+pull, images/s, during the collection" during
     row "probe rounds inside the collection" rounds
 } | tee ${output:+"$output"}

@@ -97,7 +97,7 @@ impl Default for GcSettings {
             delete_untagged_manifests: true,
             batch_size: 500,
             concurrency: 16,
-            busy_percent: 10,
+            busy_percent: 8,
             delete_window: DELETE_WINDOW,
         }
     }
