@@ -1046,6 +1046,24 @@ async fn race(database: Database, storage: Storage, replicas: usize) {
     let runs_total = berth.metric("berth_gc_runs_total").await;
     let blobs_removed = berth.metric("berth_gc_blobs_removed_total").await;
     let upload_waits = berth.metric("berth_gc_upload_waits_total").await;
+    // An object store takes a marked batch's deletes in a few requests (S3's
+    // batch delete), the filesystem one file at a time.
+    let batches = berth
+        .metric("berth_gc_delete_requests_total{way=\"batch\"}")
+        .await;
+    let singles = berth
+        .metric("berth_gc_delete_requests_total{way=\"one\"}")
+        .await;
+    match &storage {
+        Storage::S3(_) => assert!(
+            batches >= 1.0 && singles == 0.0,
+            "on S3: {batches} batch deletes, {singles} single ones"
+        ),
+        _ => assert!(
+            batches == 0.0 && singles >= 1.0,
+            "on the filesystem: {batches} batch deletes, {singles} single ones"
+        ),
+    }
     let tally = &race.tally;
     eprintln!(
         "race for {:.0?} ({replicas} replicas): {} images acknowledged ({} pushes, {} mounts ({} refused), {} skopeo copies), \

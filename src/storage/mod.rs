@@ -286,6 +286,20 @@ impl BlobStore {
         }
     }
 
+    /// Deletes many blobs with a few requests where the store has a batch
+    /// delete (S3's takes 1,000 keys a request): `None` where it has not
+    /// (the filesystem), and the caller deletes them one by one. `Ok` means
+    /// every one is gone, a missing one included; after an error some may
+    /// remain.
+    pub async fn delete_blobs_in_batches(&self, digests: &[Digest]) -> Option<Result<()>> {
+        match &self.backend {
+            Backend::Object(store) if store.deletes_in_batches() => {
+                Some(store.delete_blobs(digests).await)
+            }
+            _ => None,
+        }
+    }
+
     /// A URL that reads the blob, without credentials, for `ttl`; `None`
     /// where the store cannot sign one (the filesystem, Azure without a SAS
     /// token).

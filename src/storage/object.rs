@@ -250,6 +250,18 @@ impl ObjectStore {
         Ok(self.op.delete(&paths::blob(digest)).await?)
     }
 
+    pub(super) fn deletes_in_batches(&self) -> bool {
+        self.op
+            .info()
+            .capability()
+            .delete_max_size
+            .is_some_and(|max| max > 1)
+    }
+
+    pub(super) async fn delete_blobs(&self, digests: &[Digest]) -> Result<()> {
+        Ok(self.op.delete_iter(digests.iter().map(paths::blob)).await?)
+    }
+
     /// A URL that reads the blob without credentials for `ttl`, where the
     /// store can sign one and the request needs no header a redirected
     /// client would not send.
