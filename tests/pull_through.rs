@@ -891,3 +891,59 @@ async fn a_pull_that_goes_away_does_not_stop_the_download() {
     pull_blob(admin, "team/app", &image.layer).await;
     assert_eq!(upstream.blob_gets(&image.layer_digest()), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pulls_that_fall_behind_or_join_late_get_every_byte() {
+    let Setup {
+        dir: _dir,
+        upstream,
+        berth,
+    } = setup().await;
+    let admin = berth.client();
+    let image = UpstreamImage::new("behind", 24 * MIB);
+    upstream.add("1", &image);
+    import(admin, &upstream, &["1"], "Local").await;
+    let digest = image.layer_digest();
+    // 1 MiB every 40 ms: about a second from first to last byte.
+    upstream.set_pace(Some(Duration::from_millis(40)));
+    // One client reads the first piece, then stops reading while the
+    // rest arrives: what it reads later is far behind the newest bytes
+    // berth holds in memory.
+    let mut behind = blob_request(admin, Method::GET, "team/app", &digest).await;
+    assert_eq!(behind.status(), 200);
+    let mut behind_body = behind
+        .chunk()
+        .await
+        .unwrap()
+        .expect("a first piece")
+        .to_vec();
+    // Another joins when about half has come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let late = {
+        let client = admin.clone();
+        let layer = image.layer.clone();
+        tokio::spawn(async move { pull_blob(&client, "team/app", &layer).await })
+    };
+    eventually("the blob stored", || async {
+        let stream = stream(admin).await;
+        (blobs_stored(&stream, "1")["stored"] == 1).then_some(())
+    })
+    .await;
+    while let Some(piece) = behind.chunk().await.expect("the rest of the blob") {
+        behind_body.extend_from_slice(&piece);
+    }
+    assert_eq!(
+        behind_body.len(),
+        image.layer.len(),
+        "length read after falling behind"
+    );
+    assert!(
+        behind_body == image.layer,
+        "bytes read after falling behind"
+    );
+    late.await.expect("the late pull");
+    upstream.set_pace(None);
+    assert_eq!(upstream.blob_gets(&digest), 1);
+    pull_blob(admin, "team/app", &image.layer).await;
+    assert_eq!(upstream.blob_gets(&digest), 1);
+}

@@ -10,12 +10,14 @@
 //!   blob berth already stores for another repository is linked, not
 //!   fetched again.
 //! - **One download per blob and process.** Concurrent requests for a blob
-//!   being fetched join its [`Fill`]: the download is written to a spool
-//!   file (unlinked, so the kernel frees it with the last reader) and to
-//!   the blob store at once, and every joined request streams the bytes
-//!   as they arrive: from memory while it keeps up, else mapped from the
-//!   spool (sent from the file on plain connections). Each byte is hashed
-//!   once, by the upload that stores it. The last byte is released only once the whole
+//!   being fetched join its [`Fill`]: the download is written to the blob
+//!   store, and every joined request streams the bytes as they arrive:
+//!   from memory while it keeps up, else mapped from the spool (sent from
+//!   the file on plain connections). On the filesystem the spool is the
+//!   upload's own file, followed as it is written; on an object store a
+//!   spool file of the fill's own (unlinked, so the kernel frees it with
+//!   the last reader). Each byte is hashed once, by the upload that
+//!   stores it. The last byte is released only once the whole
 //!   blob has matched its digest (its `fsync` and commit follow, off the
 //!   readers' path), so a corrupt blob is never served whole and never
 //!   stored. A request that goes away does
@@ -51,7 +53,7 @@ use crate::error::{RegistryError, Result};
 use crate::metadata::image_streams::{RevisionCause, RevisionOrigin, StoredStream};
 use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
-use crate::storage::{WindowIndex, map_written_range, window_len};
+use crate::storage::{WindowIndex, WrittenObserver, map_written_range, window_len};
 use crate::upstream::{RegistryHost, UpstreamClient, UpstreamError, UpstreamReference};
 
 /// The condition a failed pull-through sets on a tag.
@@ -286,7 +288,10 @@ impl Fill {
             {
                 return Ok(piece);
             }
-            (spool.file.clone(), spool.recent.start)
+            match &spool.file {
+                Some(file) => (file.clone(), spool.recent.start),
+                None => return Ok(Bytes::new()),
+            }
         };
         // Everything before the recent pieces is in the spool. Nothing
         // is when a new source has just started over: the reader asks
@@ -301,7 +306,9 @@ impl Fill {
         tokio::task::spawn_blocking(move || {
             // SAFETY: a spool file is append-only: each byte is written
             // once, before it counts as spooled, and never truncated (a
-            // source tried after another writes a new file).
+            // source tried after another writes a new file). So is an
+            // upload's file followed as the spool: it becomes the blob or
+            // is unlinked (`PartWriter::observe_written`).
             unsafe { map_written_range(&file, position, length, index.as_ref()) }
         })
         .await
@@ -311,19 +318,54 @@ impl Fill {
 
 /// Where a fill keeps what it received for its readers: the spool file,
 /// and the newest pieces in memory.
+///
+/// On the filesystem the spool is the upload's own file, followed as the
+/// upload writes it (each byte reaches the page cache once, not twice);
+/// elsewhere a file of the fill's own.
 struct Spool {
-    file: Arc<File>,
+    /// `None` until the upload being followed has written its first bytes.
+    file: Option<Arc<File>>,
     recent: RecentPieces,
+    /// Which try of the fill's sources this is: a file followed for an
+    /// earlier try is never taken up again.
+    generation: u64,
 }
 
 impl Spool {
-    fn new(dir: &std::path::Path) -> std::io::Result<Spool> {
+    fn new(dir: &std::path::Path, generation: u64) -> std::io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         Ok(Spool {
-            file: Arc::new(tempfile::tempfile_in(dir)?),
+            file: Some(Arc::new(tempfile::tempfile_in(dir)?)),
             recent: RecentPieces::default(),
+            generation,
         })
     }
+
+    fn following(generation: u64) -> Spool {
+        Spool {
+            file: None,
+            recent: RecentPieces::default(),
+            generation,
+        }
+    }
+}
+
+/// Makes the upload's file the fill's spool as the upload writes it.
+fn follow_upload(fill: &Arc<Fill>, generation: u64) -> WrittenObserver {
+    let fill = Arc::downgrade(fill);
+    Arc::new(move |file, end| {
+        let Some(fill) = fill.upgrade() else {
+            return;
+        };
+        let mut spool = fill.spool();
+        if spool.generation != generation {
+            return;
+        }
+        if spool.file.is_none() {
+            spool.file = Some(file.clone());
+        }
+        spool.recent.spooled(end);
+    })
 }
 
 /// The newest pieces a fill received, from `start` on: all that is not in
@@ -773,7 +815,7 @@ impl PullThrough {
         digest: &Digest,
         sources: Vec<BlobSource>,
     ) -> Result<Arc<Fill>> {
-        let spool = Spool::new(&self.spool_dir).map_err(|e| {
+        let spool = self.new_spool(0).map_err(|e| {
             RegistryError::Internal(format!(
                 "pull-through spool in {}: {e}",
                 self.spool_dir.display()
@@ -802,6 +844,14 @@ impl PullThrough {
                 .remove(&digest);
         });
         Ok(fill)
+    }
+
+    fn new_spool(&self, generation: u64) -> std::io::Result<Spool> {
+        if self.uploads.writes_local_files() {
+            Ok(Spool::following(generation))
+        } else {
+            Spool::new(&self.spool_dir, generation)
+        }
     }
 
     async fn run(&self, task: FillTask) {
@@ -921,7 +971,8 @@ impl PullThrough {
         if retry {
             // A source tried after another starts over from the first
             // byte, in a spool of its own: readers may still map the old.
-            let spool = Spool::new(&self.spool_dir).map_err(|e| {
+            let generation = task.fill.spool().generation + 1;
+            let spool = self.new_spool(generation).map_err(|e| {
                 SourceFailure::local(
                     task,
                     "SpoolFailed",
@@ -930,6 +981,15 @@ impl PullThrough {
             })?;
             *task.fill.spool() = spool;
         }
+        // Following the upload's file, the fill writes no spool of its own.
+        let following = {
+            let spool = task.fill.spool();
+            spool
+                .file
+                .is_none()
+                .then(|| follow_upload(&task.fill, spool.generation))
+        };
+        let spools = following.is_none();
         let _ = task.progress.send(Progress::Receiving {
             received: 0,
             size,
@@ -951,6 +1011,7 @@ impl PullThrough {
                     }
                 });
             },
+            following,
         );
         let pump = async {
             // Unverified here: the upload hashes every byte as it stores
@@ -969,8 +1030,10 @@ impl PullThrough {
                     Ok(chunk) => {
                         metrics::counter!("berth_pull_through_bytes_total", "host" => host.clone())
                             .increment(chunk.len() as u64);
-                        pending_len += chunk.len();
-                        pending.push(chunk.clone());
+                        if spools {
+                            pending_len += chunk.len();
+                            pending.push(chunk.clone());
+                        }
                         received += chunk.len() as u64;
                         task.fill.spool().recent.push(chunk.clone());
                         if body_tx.send(Ok(chunk)).await.is_err() {
@@ -996,6 +1059,11 @@ impl PullThrough {
             drop(body_tx);
             if !pending.is_empty() {
                 spooled = spool(&task.fill, pending, spooled).await?;
+            }
+            if !spools {
+                // Every piece received is in the upload's file or, until
+                // it is written there, among the recent pieces.
+                spooled = received;
             }
             advance(&task.progress, spooled);
             Ok::<_, std::io::Error>((spooled, upstream_error))
@@ -1154,7 +1222,11 @@ fn advance(progress: &watch::Sender<Progress>, readable: u64) {
 /// Appends `pieces` to the fill's spool, which holds `at` bytes; returns
 /// the new length.
 async fn spool(fill: &Fill, pieces: Vec<Bytes>, at: u64) -> std::io::Result<u64> {
-    let file = fill.spool().file.clone();
+    let Some(file) = fill.spool().file.clone() else {
+        return Err(std::io::Error::other(
+            "the fill has no spool file of its own",
+        ));
+    };
     let length: u64 = pieces.iter().map(|p| p.len() as u64).sum();
     // The spool's one writer appends in order, so the file's own position
     // is `at`: a gathering write needs no offset.

@@ -28,7 +28,7 @@ use crate::error::{RegistryError, Result};
 use crate::metadata::{MetadataStore, Upload, UploadPartRecord, now};
 use crate::oci::digest::{Digest, DigestAlgorithm, ResumableHasher};
 use crate::oci::names::RepositoryName;
-use crate::storage::{BlobStore, PartWriter, StorageError, UploadPart};
+use crate::storage::{BlobStore, PartWriter, StorageError, UploadPart, WrittenObserver};
 
 /// What this process knows of an upload between requests: its state after
 /// the last part recorded.
@@ -171,6 +171,12 @@ impl Uploads {
         }
     }
 
+    /// Whether a blob being stored can be followed in its local file
+    /// (see [`Uploads::store_verified_then`]).
+    pub fn writes_local_files(&self) -> bool {
+        self.blobs.writes_local_files()
+    }
+
     /// Uploads this process holds a session for.
     pub fn in_progress(&self) -> usize {
         self.sessions.in_progress()
@@ -190,19 +196,26 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.store_verified_then(repo, expected, body, || {}).await
+        self.store_verified_then(repo, expected, body, || {}, None)
+            .await
     }
 
     /// [`Uploads::store_verified`], calling `on_verified` as soon as the
     /// whole body has matched `expected`, before it is made durable and
     /// recorded: a caller serving the same bytes (a pull-through fill) may
     /// release them then, without waiting for the `fsync` and the commit.
+    /// With `on_written`, where the blob is written to a local file, the
+    /// caller may follow that file as it grows and read the bytes from it
+    /// instead of keeping a copy of its own
+    /// ([`PartWriter::observe_written`]); `on_written` is never called
+    /// where it is not.
     pub async fn store_verified_then<S, E>(
         &self,
         repo: &RepositoryName,
         expected: &Digest,
         body: S,
         on_verified: impl FnOnce() + Send,
+        on_written: Option<WrittenObserver>,
     ) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -210,7 +223,7 @@ impl Uploads {
     {
         let upload = self.start(repo, expected.algorithm()).await?;
         let stored = self
-            .finish_then(&upload, expected, None, body, None, on_verified)
+            .finish_then(&upload, expected, None, body, None, on_verified, on_written)
             .await;
         if stored.is_err() {
             // A digest mismatch has already discarded it; a failed body
@@ -362,7 +375,7 @@ impl Uploads {
         let state = self.ready(upload, &mut session).await?;
         let mut hasher = state.hasher.clone();
         let Some(part) = self
-            .write_chunk(upload, state, range, &mut hasher, body, allowance)
+            .write_chunk(upload, state, range, &mut hasher, body, allowance, None)
             .await?
         else {
             return Ok(state.size);
@@ -416,6 +429,7 @@ impl Uploads {
     /// Checks where the chunk claims to go, then stores `body` as the
     /// upload's next part, hashing it into `hasher`. `None` for an empty
     /// body (nothing stored). On failure nothing that counts was stored.
+    #[allow(clippy::too_many_arguments)]
     async fn write_chunk<S, E>(
         &self,
         upload: &Upload,
@@ -424,6 +438,7 @@ impl Uploads {
         hasher: &mut ResumableHasher,
         mut body: S,
         allowance: Option<&ByteAllowance>,
+        on_written: Option<WrittenObserver>,
     ) -> Result<Option<UploadPart>>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -449,6 +464,7 @@ impl Uploads {
                 &mut writer,
                 &mut received,
                 allowance,
+                on_written,
             )
             .await;
         match (outcome, writer) {
@@ -473,6 +489,7 @@ impl Uploads {
         writer: &mut Option<PartWriter>,
         received: &mut u64,
         allowance: Option<&ByteAllowance>,
+        mut on_written: Option<WrittenObserver>,
     ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -524,11 +541,14 @@ impl Uploads {
             hasher.update(&chunk);
             if writer.is_none() {
                 let fence = self.sessions.writes(&upload.id).read_owned().await;
-                let opened = self
+                let mut opened = self
                     .blobs
                     .write_part(&upload.id, state.parts + 1)
                     .await
                     .map_err(write_error)?;
+                if let Some(observer) = on_written.take() {
+                    opened.observe_written(observer);
+                }
                 *writer = Some(opened.fenced(Arc::new(fence)));
             }
             if let Some(w) = writer.as_mut() {
@@ -561,7 +581,7 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.finish_then(upload, expected, range, body, None, || {})
+        self.finish_then(upload, expected, range, body, None, || {}, None)
             .await
     }
 
@@ -580,11 +600,12 @@ impl Uploads {
         E: std::fmt::Display,
     {
         let finished = self
-            .finish_then(upload, expected, range, body, allowance, || {})
+            .finish_then(upload, expected, range, body, allowance, || {}, None)
             .await;
         self.released(allowance, finished).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish_then<S, E>(
         &self,
         upload: &Upload,
@@ -593,6 +614,7 @@ impl Uploads {
         body: S,
         allowance: Option<&ByteAllowance>,
         on_verified: impl FnOnce() + Send,
+        on_written: Option<WrittenObserver>,
     ) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -606,7 +628,15 @@ impl Uploads {
         // now, or (if anything fails) it never counted and the client can
         // send it again.
         let last = self
-            .write_chunk(upload, state, range, &mut hasher, body, allowance)
+            .write_chunk(
+                upload,
+                state,
+                range,
+                &mut hasher,
+                body,
+                allowance,
+                on_written,
+            )
             .await?;
         let mut parts = self.recorded_parts(upload, state).await?;
         parts.extend(last);

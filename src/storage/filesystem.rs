@@ -22,7 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use opendal::{ErrorKind, Operator};
 
 use super::mapped::{self, BlobStream, WindowIndex};
-use super::{Result, StorageError, UploadPart, WriteFence, paths};
+use super::{Result, StorageError, UploadPart, WriteFence, WrittenObserver, paths};
 use crate::crash_points;
 use crate::oci::digest::Digest;
 
@@ -276,6 +276,16 @@ impl LocalPartWriter {
         self.appender.fence = Some(fence);
     }
 
+    /// See [`super::PartWriter::observe_written`]: only a part that starts
+    /// its file can be read from it as the part's own bytes.
+    pub(super) fn observe_written(&mut self, observer: WrittenObserver) -> bool {
+        if self.offset != 0 || self.written != 0 {
+            return false;
+        }
+        self.appender.observer = Some(observer);
+        true
+    }
+
     pub(super) async fn write(&mut self, bytes: Bytes) -> Result<()> {
         self.written += bytes.len() as u64;
         self.appender.write(&bytes).await.map_err(io_error)
@@ -330,7 +340,10 @@ struct LocalAppender {
     in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
     /// Bytes written to the file and not yet handed to writeback.
     unflushed: u64,
+    /// Where the file ends once every write started so far is done.
+    queued_end: u64,
     fence: Option<WriteFence>,
+    observer: Option<WrittenObserver>,
 }
 
 /// Writeback is started for every this many bytes.
@@ -351,8 +364,11 @@ impl LocalAppender {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
+            // Readable too: a part followed as it is written is read
+            // (mapped) from this file ([`LocalPartWriter::observe_written`]).
             let file = std::fs::OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&path)?;
             let end = file.metadata()?.len();
@@ -365,7 +381,9 @@ impl LocalAppender {
             filling: Vec::with_capacity(LOCAL_WRITE_BUFFER),
             in_flight: None,
             unflushed: 0,
+            queued_end: end,
             fence: None,
+            observer: None,
         };
         Ok((appender, end))
     }
@@ -420,12 +438,19 @@ impl LocalAppender {
         if writeback {
             self.unflushed = 0;
         }
+        self.queued_end += full.len() as u64;
+        let end = self.queued_end;
         let file = self.file.clone();
         let fence = self.fence.clone();
+        let observer = self.observer.clone();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             (&*file).write_all(&full)?;
             if writeback {
                 start_writeback(&file);
+            }
+            // One write is in flight at a time, so the ends told grow.
+            if let Some(observer) = observer {
+                observer(&file, end);
             }
             drop(fence);
             Ok(full)

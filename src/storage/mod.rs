@@ -117,6 +117,11 @@ pub struct UploadPart {
 /// so whoever takes the matching write lock knows no write is still running.
 pub type WriteFence = Arc<tokio::sync::OwnedRwLockReadGuard<()>>;
 
+/// Told, each time more of a part reaches its local file, the file and
+/// where it now ends: bytes below that end are written, once, and stay
+/// (see [`PartWriter::observe_written`]).
+pub type WrittenObserver = Arc<dyn Fn(&Arc<std::fs::File>, u64) + Send + Sync>;
+
 /// The blob store: the one interface to blob storage (see the module
 /// documentation). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -150,6 +155,19 @@ impl PartWriter {
         // A part on an object store is an object of its own, under a token
         // of its own: a late write cannot touch the parts that count.
         self
+    }
+
+    /// Where the part is a local file that it starts (the first part of a
+    /// new upload on the filesystem), lets `observer` follow the writes to
+    /// it, so that the bytes can be read from the file while the part is
+    /// written; `false` (and nothing is observed) elsewhere. The file is
+    /// never truncated below what was told: it becomes the blob, or is
+    /// unlinked.
+    pub fn observe_written(&mut self, observer: WrittenObserver) -> bool {
+        match &mut self.inner {
+            PartWriterInner::Local(w) => w.observe_written(observer),
+            PartWriterInner::Object(_) => false,
+        }
     }
 
     pub async fn write(&mut self, bytes: Bytes) -> Result<()> {
@@ -254,6 +272,12 @@ impl BlobStore {
             Backend::Filesystem(fs) => fs.check().await,
             Backend::Object(store) => store.check().await,
         }
+    }
+
+    /// Whether uploads are written to local files (the filesystem), which
+    /// a caller may follow as they grow ([`PartWriter::observe_written`]).
+    pub fn writes_local_files(&self) -> bool {
+        matches!(self.backend, Backend::Filesystem(_))
     }
 
     /// Size of a stored blob, or `None` if it is not stored.
@@ -431,6 +455,51 @@ mod tests {
         assert_eq!(collect(&store, &d, 0..11).await, b"hello world");
         assert_eq!(collect(&store, &d, 6..11).await, b"world");
         assert!(store.list_upload_ids().await.unwrap().is_empty());
+    }
+
+    /// A followed part tells where its file ends after each write, in
+    /// order, up to its whole length; what the file holds below each end
+    /// is the part's bytes, and stays so once the part is the blob. Only a
+    /// part that starts its file can be followed.
+    #[tokio::test]
+    async fn a_followed_part_tells_each_end_its_file_reaches() {
+        use std::os::unix::fs::FileExt;
+        let (_dir, store) = filesystem_store();
+        let data = patterned(LOCAL_WRITE_BUFFER * 3 + 4321, 251);
+        type Told = Vec<(Arc<std::fs::File>, u64)>;
+        let told: Arc<std::sync::Mutex<Told>> = Arc::default();
+        let mut w = store.write_part("f", 1).await.unwrap();
+        let record = told.clone();
+        let observer: WrittenObserver = Arc::new(move |file: &Arc<std::fs::File>, end| {
+            let mut held = vec![0; end as usize];
+            file.read_exact_at(&mut held, 0).unwrap();
+            record.lock().unwrap().push((file.clone(), end));
+            assert!(
+                held[..] == patterned(end as usize, 251)[..],
+                "bytes below {end}"
+            );
+        });
+        assert!(w.observe_written(observer));
+        for piece in data.chunks(300_000) {
+            w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        let first = w.close().await.unwrap();
+        let ends: Vec<u64> = told.lock().unwrap().iter().map(|(_, end)| *end).collect();
+        assert!(ends.len() >= 4, "one end per buffer written: {ends:?}");
+        assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+        assert_eq!(ends.last(), Some(&(data.len() as u64)));
+
+        // A second part starts inside the file: not followed.
+        let mut second = store.write_part("f", 2).await.unwrap();
+        assert!(!second.observe_written(Arc::new(|_: &Arc<std::fs::File>, _| {})));
+        second.abort().await;
+
+        // The file told is the blob's once committed.
+        assert_commits_to(&store, "f", &[first], &data).await;
+        let (file, _) = told.lock().unwrap().last().cloned().unwrap();
+        let mut held = vec![0; data.len()];
+        file.read_exact_at(&mut held, 0).unwrap();
+        assert!(held == data);
     }
 
     /// Writes of every size relative to the writer's buffers (smaller,
