@@ -33,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::garbage::{GarbageCollector, GcError, GcReport};
+use super::garbage::{GarbageCollector, GcError, GcReport, Pacer};
 use super::registry::Registry;
 use crate::crash_points;
 use crate::metadata::pruner::{
@@ -467,7 +467,9 @@ impl Pruner {
         gc_run: &mut Option<String>,
     ) -> Result<(), PruneError> {
         self.enter(run, "expired-tags").await;
+        let mut pacer = Pacer::new(self.garbage.settings().busy_percent);
         loop {
+            pacer.rest().await;
             let expired = self.registry.remove_expired_tags(TAG_BATCH).await?;
             run.progress.tags_removed += expired.len() as u64;
             if (expired.len() as u32) < TAG_BATCH {
@@ -477,7 +479,11 @@ impl Pruner {
 
         self.enter(run, "trimming").await;
         let mut pages = HistoryPages::new(options, now());
-        while let Some(page) = pages.next(self.store.as_ref()).await? {
+        loop {
+            pacer.rest().await;
+            let Some(page) = pages.next(self.store.as_ref()).await? else {
+                break;
+            };
             for (repository_id, trimmed) in self.decide(&page, options, pages.older_than)? {
                 for chunk in trimmed.chunks(REVISION_BATCH) {
                     let asked: Vec<(String, i64)> = chunk

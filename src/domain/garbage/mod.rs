@@ -353,18 +353,19 @@ impl GarbageCollector {
         run.progress.blobs_examined = self.store.count_blobs().await?;
         metrics::counter!("berth_gc_blobs_examined_total").increment(run.progress.blobs_examined);
 
+        let mut pacer = Pacer::new(self.settings.busy_percent);
         // Expired tags first: their rows go (their history stays, keeping
         // their images until a pruner decides), so the phases below see
         // the repository as pulls do.
         self.enter(run, "expired-tags").await?;
         loop {
+            pacer.rest().await;
             let expired = self.registry.remove_expired_tags(batch).await?;
             if (expired.len() as u32) < batch {
                 break;
             }
         }
 
-        let mut pacer = Pacer::new(self.settings.busy_percent);
         self.enter(run, "resuming").await?;
         loop {
             pacer.rest().await;
@@ -421,6 +422,7 @@ impl GarbageCollector {
             }
             let mut after: Option<Digest> = None;
             loop {
+                pacer.rest().await;
                 let orphans = self.store.orphan_manifests(after.as_ref(), batch).await?;
                 let Some(last) = orphans.last() else {
                     break;
@@ -769,21 +771,22 @@ impl GarbageCollector {
 /// Keeps a run to its share of the time: before each batch, rests in
 /// proportion to the work done since the last rest (at 10%, nine times as
 /// long), so that a run yields the CPU, the disk and the database to
-/// clients however much it has to remove.
-struct Pacer {
+/// clients however much it has to remove. The pruner's trimming keeps to
+/// the same share.
+pub(crate) struct Pacer {
     busy_percent: u32,
     working_since: Instant,
 }
 
 impl Pacer {
-    fn new(busy_percent: u32) -> Pacer {
+    pub(crate) fn new(busy_percent: u32) -> Pacer {
         Pacer {
             busy_percent: busy_percent.clamp(1, 100),
             working_since: Instant::now(),
         }
     }
 
-    async fn rest(&mut self) {
+    pub(crate) async fn rest(&mut self) {
         if self.busy_percent < 100 {
             let worked = self.working_since.elapsed();
             let rest = worked * (100 - self.busy_percent) / self.busy_percent;
