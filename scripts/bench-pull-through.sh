@@ -118,20 +118,29 @@ upstream_blob_gets() { grep -c '"GET /v2/lib/big/blobs/' "$work/registry.log" ||
 # kernel writing it back must not land in the next one's time.
 settle() { sync; sleep 1; }
 
+# Times a first pull through the berth just started: sets pull_time and
+# pull_cpu (berth's CPU seconds during it).
+timed_first_pull() {
+    settle
+    local c t
+    c=$(berth_cpu); t=$(now)
+    pull "$berth_addr/bench/big:1"
+    pull_time=$(elapsed "$t")
+    pull_cpu=$(awk -v a="$c" -v b="$(berth_cpu)" 'BEGIN {printf "%.3f", b - a}')
+}
+
 first=(); direct=(); second=(); pushed=(); crowd=(); crowd_gets=()
 first_cpu=(); other=(); other_cpu=()
 for round in $(seq 1 "$rounds"); do
     if [[ -n $compare_bin ]]; then
         start_berth "$compare_bin"
         settle; pull "$upstream/lib/big:1"
-        settle; c=$(berth_cpu); t=$(now); pull "$berth_addr/bench/big:1"; other+=("$(elapsed "$t")")
-        other_cpu+=("$(awk -v a="$c" -v b="$(berth_cpu)" 'BEGIN {printf "%.3f", b - a}')")
+        timed_first_pull; other+=("$pull_time"); other_cpu+=("$pull_cpu")
         log "round $round: first through $compare_bin ${other[-1]} s, berth CPU ${other_cpu[-1]} s"
     fi
     start_berth
     settle; t=$(now); pull "$upstream/lib/big:1"; direct+=("$(elapsed "$t")")
-    settle; c=$(berth_cpu); t=$(now); pull "$berth_addr/bench/big:1"; first+=("$(elapsed "$t")")
-    first_cpu+=("$(awk -v a="$c" -v b="$(berth_cpu)" 'BEGIN {printf "%.3f", b - a}')")
+    timed_first_pull; first+=("$pull_time"); first_cpu+=("$pull_cpu")
     settle; t=$(now); pull "$berth_addr/bench/big:1"; second+=("$(elapsed "$t")")
     # The same size, pushed (this berth is fresh: each round pushes it).
     push_image "$berth_addr" bench/pushed 1 -u "admin:$password"

@@ -441,7 +441,7 @@ fn gc_settings(config: &Config) -> GcSettings {
         batch_size: config.gc.batch_size,
         concurrency: usize::try_from(config.gc.concurrency).unwrap_or(1),
         busy_percent: config.gc.busy_percent,
-        ..GcSettings::default()
+        delete_window: crate::domain::garbage::DELETE_WINDOW,
     };
     let variable = crate::domain::garbage::TEST_DELETE_WINDOW_VARIABLE;
     if let Ok(text) = std::env::var(variable) {

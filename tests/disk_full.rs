@@ -12,9 +12,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -25,68 +22,6 @@ const PASSWORD: &str = "disk-full-test-password";
 const TMPFS_SIZE: &str = "48m";
 /// A write refused for lack of space must be answered at least this fast.
 const PROMPT: Duration = Duration::from_secs(5);
-
-/// A tmpfs mounted for the test's lifetime.
-struct SmallDisk {
-    mount_point: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// `None` (after saying why) when mounting is not possible here.
-    fn mount() -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        // The data directory itself is the mount point, so that berth's log
-        // (written next to it) does not fill up with it.
-        let mount_point = dir.path().join("data");
-        std::fs::create_dir(&mount_point).expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={TMPFS_SIZE}"), "tmpfs"])
-            .arg(&mount_point)
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(SmallDisk {
-                mount_point,
-                _dir: dir,
-            }),
-            other => {
-                let why = format!("cannot mount a tmpfs ({other:?}); this test needs root");
-                if std::env::var("BERTH_REQUIRE_ROOT").is_ok_and(|v| v == "1") {
-                    panic!("{why}");
-                }
-                eprintln!("SKIPPED: {why} (set BERTH_REQUIRE_ROOT=1 to fail instead)");
-                None
-            }
-        }
-    }
-
-    /// Writes a file until the filesystem has no byte left.
-    fn fill(&self) -> PathBuf {
-        let path = self.mount_point.join("filler");
-        let mut file = std::fs::File::create(&path).expect("filler file");
-        let mut piece = vec![0u8; 1 << 20];
-        while !piece.is_empty() {
-            match file.write(&piece) {
-                Ok(0) => piece.truncate(piece.len() / 2),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-                    piece.truncate(piece.len() / 2)
-                }
-                Err(e) => panic!("filling the disk: {e}"),
-            }
-        }
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(&self.mount_point)
-            .status();
-    }
-}
 
 /// Sends a request and checks it was answered promptly.
 async fn prompt<F: std::future::Future<Output = reqwest::Response>>(
@@ -130,7 +65,7 @@ async fn assert_api_storage_full(what: &str, response: reqwest::Response) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_clearly_and_loses_nothing_acknowledged_after() {
-    let Some(disk) = SmallDisk::mount() else {
+    let Some(disk) = SmallDisk::mount(TMPFS_SIZE) else {
         return;
     };
     let data = disk.mount_point.clone();

@@ -7,7 +7,9 @@
 //! one uncached 64 MiB layer causing one upstream download (two replicas
 //! on PostgreSQL: at most one per replica), cached content served while
 //! the upstream is down, failures said clearly and recorded on the tag, a
-//! corrupt blob refused and never stored, and a proxy namespace caching a
+//! corrupt blob refused and never stored, a disk that fills during a fill
+//! (nothing stored, the next pull recovers), readers that fall behind or
+//! join late, and a proxy namespace caching a
 //! whole upstream with TTL re-validation. Real clients against a real
 //! reference registry are in `tests/pull_through_clients.rs`.
 //!
@@ -29,8 +31,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use common::{
-    BerthProcess, Descriptor, Manifest, PgDatabase, RegistryClient, blob_content, image_config,
-    image_manifest, sha256,
+    BerthProcess, Descriptor, Manifest, PgDatabase, RegistryClient, SmallDisk, blob_content,
+    image_config, image_manifest, sha256,
 };
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -946,4 +948,64 @@ async fn pulls_that_fall_behind_or_join_late_get_every_byte() {
     assert_eq!(upstream.blob_gets(&digest), 1);
     pull_blob(admin, "team/app", &image.layer).await;
     assert_eq!(upstream.blob_gets(&digest), 1);
+}
+
+/// The disk fills while a blob is fetched: the pull fails (never with the
+/// whole blob), nothing of it is stored or left in the uploads, berth
+/// keeps serving; once there is space the next pull fetches it again and
+/// stores it. Mounting the small disk needs root (`BERTH_REQUIRE_ROOT=1` in
+/// CI makes its absence a failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disk_that_fills_during_a_fill_stores_nothing_and_the_next_pull_recovers() {
+    let Some(disk) = SmallDisk::mount("64m") else {
+        return;
+    };
+    let upstream = ScriptedUpstream::start().await;
+    let berth = start_berth(&disk.mount_point, &[]).await;
+    let admin = berth.client();
+    admin.create_project("team").await;
+    let image = UpstreamImage::new("no-room", 16 * MIB);
+    upstream.add("1", &image);
+    import(admin, &upstream, &["1"], "Local").await;
+    let digest = image.layer_digest();
+
+    // 4 MiB left: the database still writes, the 16 MiB blob cannot fit.
+    let filler = disk.fill();
+    let filled = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(filled - 4 * MIB as u64)
+        .unwrap();
+    let (status, body) = get_blob(admin, "team/app", &digest).await;
+    assert!(
+        status != 200 || body.as_ref().is_err(),
+        "a pull with no room to store the blob: {status}, {} bytes",
+        body.as_ref().map(|b| b.len()).unwrap_or(0)
+    );
+    let uploads = disk.mount_point.join("storage/uploads");
+    eventually("the failed fill's upload gone", || async {
+        let left: Vec<_> = std::fs::read_dir(&uploads)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        left.is_empty().then_some(())
+    })
+    .await;
+    let described = stream(admin).await;
+    assert_eq!(blobs_stored(&described, "1")["stored"], 0, "{described}");
+    // What berth holds still pulls meanwhile.
+    let manifest = admin.get("/v2/team/app/manifests/1").await;
+    assert_eq!(manifest.status(), 200);
+
+    std::fs::remove_file(&filler).unwrap();
+    pull_blob(admin, "team/app", &image.layer).await;
+    eventually("the blob stored once there is room", || async {
+        let stream = stream(admin).await;
+        (blobs_stored(&stream, "1")["stored"] == 1).then_some(())
+    })
+    .await;
+    assert_eq!(upstream.blob_gets(&digest), 2);
+    pull_blob(admin, "team/app", &image.layer).await;
+    assert_eq!(upstream.blob_gets(&digest), 2);
 }

@@ -121,6 +121,13 @@ pub trait GarbageStore: Send + Sync + 'static {
     /// Deletes those of `digests` still orphans (with their references).
     async fn delete_orphan_manifests(&self, digests: &[Digest]) -> Result<Vec<Digest>>;
 
+    /// Brings the query planner's statistics of the tables a collection
+    /// reads up to date, where the engine plans by them (PostgreSQL's
+    /// `ANALYZE`). Without them (a registry filled in bulk, a server with
+    /// autovacuum off) PostgreSQL plans the collection's `NOT EXISTS`
+    /// checks as a scan of a whole table per row.
+    async fn refresh_statistics(&self) -> Result<()>;
+
     // --- blobs
 
     /// Rows in `blobs`.

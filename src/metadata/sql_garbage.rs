@@ -699,6 +699,19 @@ impl GarbageStore for SqlMetadataStore {
         Ok(deleted)
     }
 
+    async fn refresh_statistics(&self) -> Result<()> {
+        // SQLite's planner takes the indexes without statistics.
+        if self.engine() == Engine::Postgres {
+            sqlx::query(
+                "ANALYZE blobs, repository_blobs, manifests, manifest_references, \
+                 repository_manifests, repositories, tags, tag_revisions",
+            )
+            .execute(self.writer())
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn count_blobs(&self) -> Result<u64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM blobs")
             .fetch_one(self.reader())

@@ -42,6 +42,7 @@
 //!   the reference registry (`docker-registry`) with htpasswd behind a
 //!   self-signed CA's certificate, and [`LocalUpstream`], a small HTTP
 //!   server a test scripts (429s, wrong bytes, endless bodies).
+//! - [`small_disk`]: a tmpfs data directory to fill up ([`SmallDisk`]).
 //! - [`stores`]: S3 (Signature V4) and Azure Blob (Shared Key) clients for
 //!   those stores, independent of berth's own storage code.
 //!
@@ -60,6 +61,7 @@ pub mod images;
 pub mod process;
 pub mod registry;
 pub mod replicas;
+pub mod small_disk;
 pub mod stores;
 pub mod upstreams;
 
@@ -72,6 +74,7 @@ pub use images::*;
 pub use process::*;
 pub use registry::*;
 pub use replicas::*;
+pub use small_disk::*;
 pub use stores::*;
 pub use upstreams::*;
 

@@ -90,19 +90,6 @@ pub struct GcSettings {
     pub delete_window: Duration,
 }
 
-impl Default for GcSettings {
-    fn default() -> Self {
-        GcSettings {
-            blob_grace_period: Duration::from_secs(3600),
-            delete_untagged_manifests: true,
-            batch_size: 500,
-            concurrency: 16,
-            busy_percent: 8,
-            delete_window: DELETE_WINDOW,
-        }
-    }
-}
-
 impl GcSettings {
     fn send_deletes_for(&self) -> Duration {
         self.delete_window / 2
@@ -350,6 +337,7 @@ impl GarbageCollector {
     async fn phases(&self, run: &mut Run) -> Result<(), GcError> {
         let grace = self.settings.blob_grace_period;
         let batch = self.settings.batch_size.max(1);
+        self.store.refresh_statistics().await?;
         run.progress.blobs_examined = self.store.count_blobs().await?;
         metrics::counter!("berth_gc_blobs_examined_total").increment(run.progress.blobs_examined);
 
@@ -640,6 +628,7 @@ impl GarbageCollector {
         let batch = self.settings.batch_size.max(1);
         let started_at = now();
         let mut run = Run::new(None);
+        self.store.refresh_statistics().await?;
         run.progress.blobs_examined = self.store.count_blobs().await?;
 
         // Manifests, and those that would then be in no repository.

@@ -628,9 +628,36 @@ async fn rows_a_push_holds_are_skipped(db: &TestDb) {
     );
 }
 
+/// A collection's tables get planner statistics: on PostgreSQL each of
+/// them is analyzed (without, a server with autovacuum off planned the
+/// unreferenced-links check as a scan of `manifest_references` per link);
+/// on SQLite it succeeds and changes nothing.
+async fn statistics_are_refreshed_for_a_collection(db: &TestDb) {
+    let store = &db.store;
+    store
+        .link_blob(&repo("gc/stats"), &digest("s"), 1)
+        .await
+        .unwrap();
+    store.refresh_statistics().await.unwrap();
+    let DatabaseConfig::Postgres { url, .. } = &db.config else {
+        return;
+    };
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT relname::text AS relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL \
+         AND relname IN ('blobs', 'repository_blobs', 'manifests', 'manifest_references', \
+         'repository_manifests', 'repositories', 'tags', 'tag_revisions')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 8, "tables analyzed: {}", rows.len());
+}
+
 engine_tests!(
     ;
     db:
+    statistics_are_refreshed_for_a_collection,
     unreferenced_blobs_are_marked_then_swept,
     touches_and_claims_protect_blobs,
     abandoned_marks_are_taken_over_or_finished,
