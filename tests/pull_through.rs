@@ -425,6 +425,16 @@ fn blobs_stored(stream: &Value, tag: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Waits until berth stores the layer of tag `1` (as `berth describe is`
+/// counts it).
+async fn layer_stored_eventually(client: &RegistryClient, what: &str) {
+    eventually(what, || async {
+        let described = stream(client).await;
+        (blobs_stored(&described, "1")["stored"] == 1).then_some(())
+    })
+    .await;
+}
+
 async fn stream(client: &RegistryClient) -> Value {
     client
         .api_get("/api/v1/namespaces/team/imagestreams/app")
@@ -884,11 +894,7 @@ async fn a_pull_that_goes_away_does_not_stop_the_download() {
     drop(response);
     // The download goes on to the end and is stored: the next pull is
     // served by berth, without asking the upstream again.
-    eventually("the abandoned download stored", || async {
-        let stream = stream(admin).await;
-        (blobs_stored(&stream, "1")["stored"] == 1).then_some(())
-    })
-    .await;
+    layer_stored_eventually(admin, "the abandoned download stored").await;
     upstream.set_pace(None);
     pull_blob(admin, "team/app", &image.layer).await;
     assert_eq!(upstream.blob_gets(&image.layer_digest()), 1);
@@ -926,11 +932,7 @@ async fn pulls_that_fall_behind_or_join_late_get_every_byte() {
         let layer = image.layer.clone();
         tokio::spawn(async move { pull_blob(&client, "team/app", &layer).await })
     };
-    eventually("the blob stored", || async {
-        let stream = stream(admin).await;
-        (blobs_stored(&stream, "1")["stored"] == 1).then_some(())
-    })
-    .await;
+    layer_stored_eventually(admin, "the blob stored").await;
     while let Some(piece) = behind.chunk().await.expect("the rest of the blob") {
         behind_body.extend_from_slice(&piece);
     }
@@ -1000,11 +1002,7 @@ async fn a_disk_that_fills_during_a_fill_stores_nothing_and_the_next_pull_recove
 
     std::fs::remove_file(&filler).unwrap();
     pull_blob(admin, "team/app", &image.layer).await;
-    eventually("the blob stored once there is room", || async {
-        let stream = stream(admin).await;
-        (blobs_stored(&stream, "1")["stored"] == 1).then_some(())
-    })
-    .await;
+    layer_stored_eventually(admin, "the blob stored once there is room").await;
     assert_eq!(upstream.blob_gets(&digest), 2);
     pull_blob(admin, "team/app", &image.layer).await;
     assert_eq!(upstream.blob_gets(&digest), 2);
