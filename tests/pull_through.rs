@@ -9,7 +9,8 @@
 //! the upstream is down, failures said clearly and recorded on the tag, a
 //! corrupt blob refused and never stored, a disk that fills during a fill
 //! (nothing stored, the next pull recovers), readers that fall behind or
-//! join late, and a proxy namespace caching a
+//! join late, another berth as the upstream (its token service answered
+//! with the namespace's pull secret), and a proxy namespace caching a
 //! whole upstream with TTL re-validation. Real clients against a real
 //! reference registry are in `tests/pull_through_clients.rs`.
 //!
@@ -1006,4 +1007,72 @@ async fn a_disk_that_fills_during_a_fill_stores_nothing_and_the_next_pull_recove
     assert_eq!(upstream.blob_gets(&digest), 2);
     pull_blob(admin, "team/app", &image.layer).await;
     assert_eq!(upstream.blob_gets(&digest), 2);
+}
+
+/// The upstream is another berth, behind its own token service: the fill
+/// answers the upstream's Bearer challenge with `team`'s pull secret, and
+/// the layers are served and stored by this berth; once stored, they pull
+/// with the upstream gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_berth_as_the_upstream_is_pulled_through_with_the_pull_secret() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_berth(&dir.path().join("upstream"), &[]).await;
+    let pushed = upstream.client().push_image("myorg/myimage", "1").await;
+    let host = upstream.url().trim_start_matches("http://").to_owned();
+    let berth = start_berth(&dir.path().join("berth"), &[]).await;
+    let admin = berth.client();
+    admin.create_project("team").await;
+    let auths = json!({"auths": {host.clone(): {"username": "admin", "password": ADMIN_PASSWORD}}});
+    let secret = json!({
+        "metadata": {"name": "upstream-berth"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(auths.to_string())},
+    });
+    let created = admin
+        .api_call(
+            Method::POST,
+            "/api/v1/namespaces/team/secrets",
+            Some(secret),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let import = json!({
+        "metadata": {"name": "app"},
+        "spec": {"import": true, "images": [{
+            "from": {"kind": "DockerImage", "name": format!("{host}/myorg/myimage:1")},
+            "to": {"name": "1"},
+            "importPolicy": {"insecure": true},
+            "referencePolicy": {"type": "Local"},
+        }]},
+    });
+    let imported = admin
+        .api_call(
+            Method::POST,
+            "/api/v1/namespaces/team/imagestreamimports",
+            Some(import),
+        )
+        .await;
+    assert_eq!(imported.status, 201, "{}", imported.body);
+
+    let blobs: Vec<Descriptor> = std::iter::once(pushed.config.clone())
+        .chain(pushed.layers.iter().cloned())
+        .collect();
+    let pull_all = || async {
+        for blob in &blobs {
+            let (status, body) = get_blob(admin, "team/app", &blob.digest).await;
+            assert_eq!(status, 200, "{}: {body:?}", blob.digest);
+            let body = body.expect("the whole blob");
+            assert_eq!(body.len() as u64, blob.size, "{}", blob.digest);
+            assert_eq!(sha256(&body), blob.digest);
+        }
+    };
+    pull_all().await;
+    eventually("every blob stored", || async {
+        let described = stream(admin).await;
+        (blobs_stored(&described, "1")["stored"] == blobs.len()).then_some(())
+    })
+    .await;
+    drop(upstream);
+    pull_all().await;
 }
