@@ -337,7 +337,7 @@ impl GarbageCollector {
     async fn phases(&self, run: &mut Run) -> Result<(), GcError> {
         let grace = self.settings.blob_grace_period;
         let batch = self.settings.batch_size.max(1);
-        self.store.refresh_statistics().await?;
+        self.refresh_statistics().await;
         run.progress.blobs_examined = self.store.count_blobs().await?;
         metrics::counter!("berth_gc_blobs_examined_total").increment(run.progress.blobs_examined);
 
@@ -569,6 +569,14 @@ impl GarbageCollector {
         }
     }
 
+    /// The planner's statistics, for the queries below: without them a
+    /// run still works, only more slowly, so a failure is logged.
+    async fn refresh_statistics(&self) {
+        if let Err(e) = self.store.refresh_statistics().await {
+            tracing::warn!(error = %e, "refreshing the database's statistics before garbage collection");
+        }
+    }
+
     /// Sweeps the rows of blobs whose bytes are gone, and counts them.
     async fn swept(&self, run: &mut Run, deleted: Vec<GcBlob>) -> Result<(), GcError> {
         let sizes: HashMap<Digest, u64> =
@@ -628,7 +636,7 @@ impl GarbageCollector {
         let batch = self.settings.batch_size.max(1);
         let started_at = now();
         let mut run = Run::new(None);
-        self.store.refresh_statistics().await?;
+        self.refresh_statistics().await;
         run.progress.blobs_examined = self.store.count_blobs().await?;
 
         // Manifests, and those that would then be in no repository.
