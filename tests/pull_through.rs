@@ -318,6 +318,16 @@ async fn start_berth(data_dir: &std::path::Path, env: &[(&str, String)]) -> Bert
     serve.start().await
 }
 
+/// [`setup`], with an image of one `layer_size` layer upstream as
+/// `lib/app:1`, imported into `team/app:1` with reference policy `Local`.
+async fn setup_with_local_image(label: &str, layer_size: usize) -> (Setup, UpstreamImage) {
+    let setup = setup().await;
+    let image = UpstreamImage::new(label, layer_size);
+    setup.upstream.add("1", &image);
+    import(setup.berth.client(), &setup.upstream, &["1"], "Local").await;
+    (setup, image)
+}
+
 /// Imports `tags` of the upstream's `lib/app` into `team/app` with
 /// reference policy `policy`.
 async fn import(client: &RegistryClient, upstream: &ScriptedUpstream, tags: &[&str], policy: &str) {
@@ -717,15 +727,15 @@ async fn upstream_failures_are_told_clearly_and_cached_images_still_pull() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_corrupt_upstream_blob_is_refused_and_not_stored() {
-    let Setup {
-        dir,
-        upstream,
-        berth,
-    } = setup().await;
+    let (
+        Setup {
+            dir,
+            upstream,
+            berth,
+        },
+        image,
+    ) = setup_with_local_image("corrupt", 3 * MIB).await;
     let admin = berth.client();
-    let image = UpstreamImage::new("corrupt", 3 * MIB);
-    upstream.add("1", &image);
-    import(admin, &upstream, &["1"], "Local").await;
     upstream.set_mode(Mode::Corrupts);
     let (status, body) = get_blob(admin, "team/app", &image.layer_digest()).await;
     // The answer starts before the end is known, so it is cut short: the
@@ -877,15 +887,15 @@ async fn a_proxy_namespace_caches_an_upstream_registry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pull_that_goes_away_does_not_stop_the_download() {
-    let Setup {
-        dir: _dir,
-        upstream,
-        berth,
-    } = setup().await;
+    let (
+        Setup {
+            dir: _dir,
+            upstream,
+            berth,
+        },
+        image,
+    ) = setup_with_local_image("abandoned", 16 * MIB).await;
     let admin = berth.client();
-    let image = UpstreamImage::new("abandoned", 16 * MIB);
-    upstream.add("1", &image);
-    import(admin, &upstream, &["1"], "Local").await;
     upstream.set_pace(Some(Duration::from_millis(50)));
     // One client reads the first piece and hangs up.
     let mut response = blob_request(admin, Method::GET, "team/app", &image.layer_digest()).await;
@@ -903,15 +913,15 @@ async fn a_pull_that_goes_away_does_not_stop_the_download() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pulls_that_fall_behind_or_join_late_get_every_byte() {
-    let Setup {
-        dir: _dir,
-        upstream,
-        berth,
-    } = setup().await;
+    let (
+        Setup {
+            dir: _dir,
+            upstream,
+            berth,
+        },
+        image,
+    ) = setup_with_local_image("behind", 24 * MIB).await;
     let admin = berth.client();
-    let image = UpstreamImage::new("behind", 24 * MIB);
-    upstream.add("1", &image);
-    import(admin, &upstream, &["1"], "Local").await;
     let digest = image.layer_digest();
     // 1 MiB every 40 ms: about a second from first to last byte.
     upstream.set_pace(Some(Duration::from_millis(40)));

@@ -982,14 +982,11 @@ impl PullThrough {
             *task.fill.spool() = spool;
         }
         // Following the upload's file, the fill writes no spool of its own.
-        let following = {
-            let spool = task.fill.spool();
-            spool
-                .file
-                .is_none()
-                .then(|| follow_upload(&task.fill, spool.generation))
-        };
-        let spools = following.is_none();
+        let spools = !self.uploads.writes_local_files();
+        let following = (!spools).then(|| {
+            let generation = task.fill.spool().generation;
+            follow_upload(&task.fill, generation)
+        });
         let _ = task.progress.send(Progress::Receiving {
             received: 0,
             size,

@@ -496,8 +496,8 @@ impl GarbageCollector {
     ) -> Result<(), GcError> {
         let deadline = marking + self.settings.send_deletes_for();
         let timeout = self.settings.delete_timeout();
-        if let Some(gone) = self.delete_in_batches(&marked, deadline).await {
-            return self.swept(run, gone).await;
+        if self.deleted_in_batches(&marked, deadline).await {
+            return self.swept(run, marked).await;
         }
         let outcomes: Vec<(GcBlob, Result<(), String>)> = futures::stream::iter(marked)
             .map(|blob| async move {
@@ -541,30 +541,32 @@ impl GarbageCollector {
     /// Deletes the marked blobs' bytes with the store's batch delete, where
     /// it has one: an object store then takes a few requests for a batch,
     /// not one each (less work for it and for berth, while clients use
-    /// both). `None` where the store has none, or the batch failed or ran
-    /// past the deadline: the blobs are then deleted one by one, which
-    /// tells which of them failed.
-    async fn delete_in_batches(&self, marked: &[GcBlob], deadline: Instant) -> Option<Vec<GcBlob>> {
+    /// both). `true` when all are gone; `false` where the store has none,
+    /// or the batch failed or ran past the deadline: the blobs are then
+    /// deleted one by one, which tells which of them failed.
+    async fn deleted_in_batches(&self, marked: &[GcBlob], deadline: Instant) -> bool {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return false;
+        };
         let digests: Vec<Digest> = marked.iter().map(|b| b.digest.clone()).collect();
-        let left = deadline.checked_duration_since(Instant::now())?;
         let batch = self.blobs.delete_blobs_in_batches(&digests);
         let outcome = tokio::time::timeout(left, batch).await;
         if !matches!(outcome, Ok(None)) {
             metrics::counter!("berth_gc_delete_requests_total", "way" => "batch").increment(1);
         }
         match outcome {
-            Ok(None) => None,
-            Ok(Some(Ok(()))) => Some(marked.to_vec()),
+            Ok(None) => false,
+            Ok(Some(Ok(()))) => true,
             Ok(Some(Err(e))) => {
                 tracing::info!(blobs = marked.len(), error = %e, "a batch delete failed; deleting the blobs one by one");
-                None
+                false
             }
             Err(_) => {
                 tracing::info!(
                     blobs = marked.len(),
                     "a batch delete had no answer in time; deleting the blobs one by one"
                 );
-                None
+                false
             }
         }
     }
