@@ -6,8 +6,12 @@
 //!   across `--gc-repos` repositories, then deletes every other image by
 //!   digest: half the blobs become garbage. Run once per target.
 //! - `gc-probe`: for `--duration` seconds, `--small-workers` clients each
-//!   push a small image (one 4 KiB layer) and pull it back (manifest, then
-//!   every blob): images/s, the throughput a collection must not take away.
+//!   push a small image (one 4 KiB layer), pull it back (manifest, then
+//!   every blob) and delete it: images/s, the throughput a collection must
+//!   not take away. Deleting keeps the tagged content as populated, so that
+//!   rounds taken late in a long collection meet a registry of the same
+//!   size as those before it; what the probe leaves is garbage, as a
+//!   registry in use makes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,8 +139,9 @@ pub async fn probe(ctx: &Ctx) -> Section {
     let cli = &ctx.cli;
     let description = format!(
         "{} clients for {} s, each in a loop: push an image of one unique 4 KiB layer and a \
-         unique config (`HEAD`, `POST`, `PUT` per blob, the manifest by tag), then pull it \
-         (the manifest by tag, every blob, checked against its digest).",
+         unique config (`HEAD`, `POST`, `PUT` per blob, the manifest by tag), pull it \
+         (the manifest by tag, every blob, checked against its digest), then delete it by \
+         digest.",
         cli.small_workers, cli.duration
     );
     let mut section = Section::new(
@@ -151,7 +156,7 @@ pub async fn probe(ctx: &Ctx) -> Section {
         async |_| Ok(()),
         async |t, round, _| {
             let registry = &ctx.targets[t];
-            let repo = ctx.repo(&format!("probe-{}", round + 1));
+            let repo = ctx.repo("probe");
             let deadline = Instant::now() + Duration::from_secs_f64(cli.duration);
             let started = Instant::now();
             let images = Arc::new(AtomicU64::new(0));
@@ -167,9 +172,14 @@ pub async fn probe(ctx: &Ctx) -> Section {
                             1,
                             PROBE_FILE,
                         );
-                        let tag = format!("w{w}-{n}");
+                        let tag = format!("r{round}-w{w}-{n}");
                         registry.push_image(&repo, &tag, &image).await?;
                         pull(registry, &repo, &tag, &image).await?;
+                        let url = registry
+                            .url(&format!("v2/{repo}/manifests/{}", image.manifest_digest))?;
+                        registry
+                            .call_bare(Method::DELETE, url, &[StatusCode::ACCEPTED])
+                            .await?;
                         images.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(())
