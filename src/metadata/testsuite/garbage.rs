@@ -382,6 +382,57 @@ async fn manifest_links_go_unless_something_keeps_them(db: &TestDb) {
     );
 }
 
+/// Paging by the cursor `(repository id, digest)` lists every unused link
+/// once, in key order, across repositories and within one: the cursor's
+/// repository goes on past its digest and the next ones start at their
+/// first.
+async fn unused_blob_links_page_across_repositories(db: &TestDb) {
+    let store = &db.store;
+    let repositories = [repo("gc/pages-a"), repo("gc/pages-b"), repo("gc/pages-c")];
+    let mut expected = Vec::new();
+    for (r, name) in repositories.iter().enumerate() {
+        for i in 0..3 {
+            let unused = digest(&format!("page-{r}-{i}"));
+            store.link_blob(name, &unused, 1).await.unwrap();
+            expected.push((name.to_string(), unused));
+        }
+        let used = digest(&format!("page-{r}-used"));
+        store.link_blob(name, &used, 1).await.unwrap();
+        store
+            .put_manifest(name, &image(&format!("pages-{r}"), &[&used]), &[tag("v1")])
+            .await
+            .unwrap();
+    }
+    age().await;
+    let mut listed = Vec::new();
+    let mut after: Option<(i64, Digest)> = None;
+    loop {
+        let page = store
+            .unreferenced_blob_links(after.as_ref().map(|(id, d)| (*id, d)), 2, GRACE)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else {
+            break;
+        };
+        assert!(page.len() <= 2);
+        after = Some((last.repository_id, last.digest.clone()));
+        listed.extend(page.into_iter().map(|l| (l.repository_id, l.repository, l.digest)));
+    }
+    let keys: Vec<(i64, Digest)> = listed.iter().map(|(id, _, d)| (*id, d.clone())).collect();
+    let mut ordered = keys.clone();
+    ordered.sort();
+    ordered.dedup();
+    assert_eq!(keys, ordered, "listed once each, in key order");
+    let mut found: Vec<(String, Digest)> = listed
+        .into_iter()
+        .filter(|(_, name, _)| name.starts_with("gc/pages-"))
+        .map(|(_, name, d)| (name, d))
+        .collect();
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
 async fn blob_links_unused_in_their_repository_go(db: &TestDb) {
     let store = &db.store;
     let (a, b) = (repo("gc/links-a"), repo("gc/links-b"));
@@ -663,6 +714,7 @@ engine_tests!(
     abandoned_marks_are_taken_over_or_finished,
     manifest_links_go_unless_something_keeps_them,
     blob_links_unused_in_their_repository_go,
+    unused_blob_links_page_across_repositories,
     dry_run_reads_foresee,
     runs_are_recorded,
     rows_a_push_holds_are_skipped,
