@@ -16,12 +16,12 @@
 #
 # For each: the collection's time, the registry's peak resident memory
 # while it runs (berth: the server's, sampled every 0.1 s; the reference:
-# the garbage-collect process's), the blobs left on storage, and push+pull
-# throughput (berth-bench's gc-probe: clients pushing a small image,
-# pulling it back and deleting it, so that the tagged content stays as
-# populated however long the run) without and during the collection, in
-# rounds of 2 s:
-# the rounds wholly inside the collection count, and "without" is the mean
+# the garbage-collect process's), the blobs left on storage, and
+# push+pull+delete throughput (berth-bench's gc-probe: clients pushing a
+# small image, pulling it back and deleting it, so that the tagged content
+# stays as populated however long the run) without and during the
+# collection, in rounds of 2 s: the rounds wholly inside the collection
+# count, and "without" is the mean
 # of the rounds just before it and just after it (the load the machine
 # carries drifts over a run of many minutes).
 #
@@ -303,7 +303,7 @@ $reference && names+=(docker-registry)
     row "manifests removed" manifests
     row "resident memory before (MiB)" rss_before
     row "peak resident memory while collecting (MiB)" peak
-    row "push+pull, images/s, without a collection (before and after)" before
-    row "push+pull, images/s, during the collection" during
+    row "push+pull+delete, images/s, without a collection (before and after)" before
+    row "push+pull+delete, images/s, during the collection" during
     row "probe rounds inside the collection" rounds
 } | tee ${output:+"$output"}
