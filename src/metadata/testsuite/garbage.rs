@@ -416,7 +416,10 @@ async fn unused_blob_links_page_across_repositories(db: &TestDb) {
         };
         assert!(page.len() <= 2);
         after = Some((last.repository_id, last.digest.clone()));
-        listed.extend(page.into_iter().map(|l| (l.repository_id, l.repository, l.digest)));
+        listed.extend(
+            page.into_iter()
+                .map(|l| (l.repository_id, l.repository, l.digest)),
+        );
     }
     let keys: Vec<(i64, Digest)> = listed.iter().map(|(id, _, d)| (*id, d.clone())).collect();
     let mut ordered = keys.clone();
