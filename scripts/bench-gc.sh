@@ -21,9 +21,9 @@
 # small image, pulling it back and deleting it, so that the tagged content
 # stays as populated however long the run) without and during the
 # collection, in rounds of 2 s: the rounds wholly inside the collection
-# count, and "without" is the mean
-# of the rounds just before it and just after it (the load the machine
-# carries drifts over a run of many minutes).
+# count, and "without" is the mean of the rounds just before it and just
+# after it (the load the machine carries drifts over a run of many
+# minutes).
 #
 # Usage: scripts/bench-gc.sh [--manifests N] [--no-s3] [--no-reference] [--no-build]
 #                            [--output FILE] [--berth-env NAME=VALUE]...
