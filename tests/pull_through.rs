@@ -887,15 +887,8 @@ async fn a_proxy_namespace_caches_an_upstream_registry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pull_that_goes_away_does_not_stop_the_download() {
-    let (
-        Setup {
-            dir: _dir,
-            upstream,
-            berth,
-        },
-        image,
-    ) = setup_with_local_image("abandoned", 16 * MIB).await;
-    let admin = berth.client();
+    let (setup, image) = setup_with_local_image("abandoned", 16 * MIB).await;
+    let (upstream, admin) = (&setup.upstream, setup.berth.client());
     upstream.set_pace(Some(Duration::from_millis(50)));
     // One client reads the first piece and hangs up.
     let mut response = blob_request(admin, Method::GET, "team/app", &image.layer_digest()).await;
@@ -913,15 +906,8 @@ async fn a_pull_that_goes_away_does_not_stop_the_download() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pulls_that_fall_behind_or_join_late_get_every_byte() {
-    let (
-        Setup {
-            dir: _dir,
-            upstream,
-            berth,
-        },
-        image,
-    ) = setup_with_local_image("behind", 24 * MIB).await;
-    let admin = berth.client();
+    let (setup, image) = setup_with_local_image("behind", 24 * MIB).await;
+    let (upstream, admin) = (&setup.upstream, setup.berth.client());
     let digest = image.layer_digest();
     // 1 MiB every 40 ms: about a second from first to last byte.
     upstream.set_pace(Some(Duration::from_millis(40)));
