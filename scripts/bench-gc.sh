@@ -27,6 +27,7 @@
 #
 # Usage: scripts/bench-gc.sh [--manifests N] [--no-s3] [--no-reference] [--no-build]
 #                            [--output FILE] [--berth-env NAME=VALUE]...
+#                            [--rounds-without N]
 #   --manifests N   images pushed (default 10000: 100,000 blobs)
 #   --no-s3         skip the SeaweedFS + PostgreSQL deployment
 #   --no-filesystem skip the filesystem + embedded database deployment
@@ -34,6 +35,8 @@
 #   --berth-env NAME=VALUE  more environment for berth (BERTH_GC_BUSY_PERCENT=100)
 #   --no-build      use target/release/{berth,berth-bench} as built
 #   --output FILE   also write the Markdown table there
+#   --rounds-without N  probe rounds before and again after the collection
+#                   (default 10; more narrow the baseline's noise)
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +48,7 @@ reference=true
 berth_env=()
 build=true
 output=
+probe_rounds=10
 postgres=${BERTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -55,7 +59,8 @@ while [[ $# -gt 0 ]]; do
         --berth-env) berth_env+=("$2"); shift 2 ;;
         --no-build) build=false; shift ;;
         --output) output=$2; shift 2 ;;
-        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --rounds-without) probe_rounds=$2; shift 2 ;;
+        -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -85,7 +90,6 @@ cleanup_databases() {
 }
 trap 'bench_cleanup; cleanup_databases' EXIT
 password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-probe_rounds=10
 probe_seconds=2
 
 wait_http() { # url pid name
@@ -157,7 +161,8 @@ measure_berth() {
     local rss_before; rss_before=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
     peak_sampler "$pid" "$work/$name-rss" &
     local sampler=$!
-    probe "$spec" 1000 "$work/$name-during.log" &
+    # Rounds enough for a collection of hours; stopped when it ends.
+    probe "$spec" 10000 "$work/$name-during.log" &
     local prober=$!
     sleep 1
     log "$name: pruning and collecting"
@@ -171,7 +176,7 @@ measure_berth() {
         run=$(curl -fsS -u "admin:$password" "http://127.0.0.1:$port/api/v1/imagepruners/cluster/prunes/$id")
     done
     local ended; ended=$(now)
-    pkill -f -- "gc-probe --rounds 1000 .*name=$name," 2>/dev/null || true
+    pkill -f -- "gc-probe --rounds 10000 .*name=$name," 2>/dev/null || true
     wait "$prober" 2>/dev/null || true
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
     [[ $(jq -r .status.outcome <<<"$run") == Succeeded ]] || { log "$name: the run failed: $run"; exit 1; }

@@ -502,7 +502,7 @@ impl Default for GcConfig {
             delete_untagged_manifests: true,
             batch_size: 500,
             concurrency: 16,
-            busy_percent: 8,
+            busy_percent: 4,
         }
     }
 }

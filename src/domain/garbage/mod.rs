@@ -335,7 +335,7 @@ impl GarbageCollector {
     }
 
     async fn phases(&self, run: &mut Run) -> Result<(), GcError> {
-        let grace = self.settings.blob_grace_period;
+        let cutoff = Cutoff::starting_now(self.settings.blob_grace_period);
         let batch = self.settings.batch_size.max(1);
         self.refresh_statistics().await;
         run.progress.blobs_examined = self.store.count_blobs().await?;
@@ -383,13 +383,19 @@ impl GarbageCollector {
                 after = *last;
                 for (id, name) in repositories {
                     pacer.rest().await;
-                    let graph = self.store.repository_graph(id, &name, grace).await?;
+                    let graph = self
+                        .store
+                        .repository_graph(id, &name, cutoff.grace())
+                        .await?;
                     let examined = graph.links.len() as u64;
                     run.progress.manifests_examined += examined;
                     metrics::counter!("berth_gc_manifests_examined_total").increment(examined);
                     let garbage = reachability::garbage_in_order(&graph);
                     for chunk in garbage.chunks(batch as usize) {
-                        let removed = self.store.delete_manifest_links(id, chunk, grace).await?;
+                        let removed = self
+                            .store
+                            .delete_manifest_links(id, chunk, cutoff.grace())
+                            .await?;
                         if removed.is_empty() {
                             continue;
                         }
@@ -432,7 +438,7 @@ impl GarbageCollector {
             pacer.rest().await;
             let candidates = self
                 .store
-                .unreferenced_blobs(after.as_ref(), batch, grace)
+                .unreferenced_blobs(after.as_ref(), batch, cutoff.grace())
                 .await?;
             let Some(last) = candidates.last() else {
                 break;
@@ -442,7 +448,7 @@ impl GarbageCollector {
             let marking = Instant::now();
             let marked = self
                 .store
-                .mark_blobs(&digests, grace, self.settings.delete_window)
+                .mark_blobs(&digests, cutoff.grace(), self.settings.delete_window)
                 .await?;
             if marked.is_empty() {
                 continue;
@@ -458,7 +464,11 @@ impl GarbageCollector {
             pacer.rest().await;
             let links = self
                 .store
-                .unreferenced_blob_links(after.as_ref().map(|(id, d)| (*id, d)), batch, grace)
+                .unreferenced_blob_links(
+                    after.as_ref().map(|(id, d)| (*id, d)),
+                    batch,
+                    cutoff.grace(),
+                )
                 .await?;
             let Some(last) = links.last() else {
                 break;
@@ -472,7 +482,10 @@ impl GarbageCollector {
                     .push(link.digest);
             }
             for ((id, name), digests) in by_repository {
-                let removed = self.store.delete_blob_links(id, &digests, grace).await?;
+                let removed = self
+                    .store
+                    .delete_blob_links(id, &digests, cutoff.grace())
+                    .await?;
                 run.progress.links_removed += removed.len() as u64;
                 metrics::counter!("berth_gc_blob_links_removed_total")
                     .increment(removed.len() as u64);
@@ -767,6 +780,32 @@ impl GarbageCollector {
     }
 }
 
+/// What a run may remove: what was untouched for the grace period when the
+/// run began. Measured from the run's start rather than from each query, so
+/// that a run ends while clients keep making garbage: what they leave after
+/// it began is the next run's (otherwise a phase could chase a steady stream
+/// of new garbage for as long as clients push and delete).
+#[derive(Debug, Clone, Copy)]
+struct Cutoff {
+    grace: Duration,
+    run_began: Instant,
+}
+
+impl Cutoff {
+    fn starting_now(grace: Duration) -> Cutoff {
+        Cutoff {
+            grace,
+            run_began: Instant::now(),
+        }
+    }
+
+    /// The grace period to ask the store for now: the configured one plus
+    /// the run's age.
+    fn grace(&self) -> Duration {
+        self.grace + self.run_began.elapsed()
+    }
+}
+
 /// Keeps a run to its share of the time: before each batch, rests in
 /// proportion to the work done since the last rest (at 10%, nine times as
 /// long), so that a run yields the CPU, the disk and the database to
@@ -987,6 +1026,34 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// What a client leaves after a run began is the next run's, however
+    /// long the run goes on: it is past the grace period by the clock, but
+    /// not by the run's cutoff.
+    #[tokio::test]
+    async fn a_run_leaves_what_was_touched_after_it_began() {
+        let (store, _dir) = store().await;
+        let grace = Duration::from_millis(100);
+        let run = Cutoff::starting_now(grace);
+        let digest = DigestAlgorithm::Sha256.digest_of(b"late");
+        let repo: RepositoryName = "ns/app".parse().unwrap();
+        store.link_blob(&repo, &digest, 4).await.unwrap();
+        tokio::time::sleep(grace * 3).await;
+
+        let candidates = |grace| {
+            let store = store.clone();
+            async move {
+                let blobs = store.unreferenced_blobs(None, 10, grace).await.unwrap();
+                blobs.into_iter().map(|b| b.digest).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(candidates(grace).await, std::slice::from_ref(&digest));
+        assert!(candidates(run.grace()).await.is_empty());
+        assert_eq!(
+            candidates(Cutoff::starting_now(grace).grace()).await,
+            [digest]
         );
     }
 
