@@ -161,7 +161,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             tag_expiration_default: config.tag_expiration.default,
         },
     ));
-    let access = Arc::new(AccessControl::new(access_store, access_options(&config)?));
+    let access = Arc::new(AccessControl::new(
+        access_store.clone(),
+        access_options(&config)?,
+    ));
     access
         .bearer()
         .load_keys()
@@ -197,6 +200,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         registry.clone(),
         image_streams.clone(),
         secrets.clone(),
+        access_store.clone(),
         upstream.clone(),
         import_settings(&config),
     ));

@@ -189,6 +189,8 @@ async fn prunes_old_revisions(database: Option<&PgDatabase>) {
     };
     assert_eq!(revisions(&run), latest(&[1, 2, 3, 4]), "{run}");
     assert_eq!(run["spec"]["dryRun"], true);
+    // Not recorded, so it has no name to be followed by.
+    assert_eq!(run["metadata"].get("name"), None, "{run}");
 
     // Keep two: the dry run lists generations 1-3, their images, and the
     // blobs only they (and the first image's signature) hold.

@@ -13,6 +13,10 @@
 //!   blob the namespace holds already is accepted at the quota. `detail`
 //!   gives the quota, limit, usage and need.
 //! - Uploads racing into a namespace cannot together pass its byte quota.
+//! - Imports are held to the quotas as pushes are: an image whose manifest
+//!   and blobs (less those the namespace holds) do not fit, a new tag or a
+//!   new repository past its limit, is the tag's `QuotaExceeded` failure
+//!   and records nothing.
 //! - Only cluster admins set quotas; anyone with a role in the namespace
 //!   sees its usage; the CLI's `set quota` and `adm top`.
 
@@ -370,6 +374,212 @@ async fn repository_and_tag_quotas_refuse_new_ones() {
         quota.ok(200)["status"]["used"],
         json!({"bytes": image_bytes(&image), "repositories": 1, "tags": 2})
     );
+}
+
+/// An upstream serving `lib/NAME:v1` manifests from a map.
+async fn upstream_of(images: Vec<(&'static str, Manifest)>) -> LocalUpstream {
+    use axum::extract::{Path, State};
+    use axum::http::{StatusCode as Status, header};
+    use axum::response::IntoResponse;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    type Served = Arc<HashMap<String, Manifest>>;
+    async fn manifest(
+        State(served): State<Served>,
+        Path((name, _reference)): Path<(String, String)>,
+    ) -> axum::response::Response {
+        match served.get(&name) {
+            Some(m) => (
+                [
+                    (header::CONTENT_TYPE, m.media_type.clone()),
+                    (
+                        header::HeaderName::from_static("docker-content-digest"),
+                        m.digest(),
+                    ),
+                ],
+                m.bytes.clone(),
+            )
+                .into_response(),
+            None => Status::NOT_FOUND.into_response(),
+        }
+    }
+    let served: Served = Arc::new(
+        images
+            .into_iter()
+            .map(|(name, m)| (name.to_owned(), m))
+            .collect(),
+    );
+    let router = axum::Router::new()
+        .route(
+            "/v2/lib/{name}/manifests/{reference}",
+            axum::routing::get(manifest),
+        )
+        .with_state(served);
+    LocalUpstream::start(router).await
+}
+
+/// Imports `lib/NAME:v1` from `upstream` as `imp/STREAM:TAG`; the tag's
+/// import status.
+async fn import(
+    client: &RegistryClient,
+    upstream: &LocalUpstream,
+    name: &str,
+    stream: &str,
+    tag: &str,
+) -> Value {
+    let answer = client
+        .api_post(
+            "/api/v1/namespaces/imp/imagestreamimports",
+            json!({"metadata": {"name": stream}, "spec": {"import": true, "images": [{
+                "from": {"kind": "DockerImage", "name": format!("{}/lib/{name}:v1", upstream.host())},
+                "to": {"name": tag},
+                "importPolicy": {"insecure": true},
+            }]}}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer.body["status"]["images"][0]["status"].clone()
+}
+
+/// The `ImportSuccess` condition of `stream:tag`.
+async fn import_condition(client: &RegistryClient, stream: &str, tag: &str) -> Value {
+    let stream = client
+        .api_get(&format!("/api/v1/namespaces/imp/imagestreams/{stream}"))
+        .await;
+    stream.ok(200)["status"]["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["tag"] == tag))
+        .and_then(|t| t["conditions"].as_array())
+        .and_then(|c| c.iter().find(|c| c["type"] == "ImportSuccess"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// An import records manifests only (their blobs are fetched when
+/// pulled), but what it records is held to the quota with the blobs its
+/// pulls will store: a project cannot grow past its quota by importing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_past_the_quotas_are_refused_and_record_nothing() {
+    let registry = TestRegistry::start().await;
+    let client = registry.client();
+    client.create_project("imp").await;
+    let base = client.push_image("imp/base", "1").await;
+    let used = image_bytes(&base);
+
+    let image = |label: &str, layers: &[Descriptor]| {
+        let config = Descriptor::of(OCI_CONFIG, &image_config(label));
+        Manifest::from_json(OCI_MANIFEST, &image_manifest(OCI_MANIFEST, &config, layers))
+    };
+    // Its layer is 300 KiB that the project does not hold.
+    let big = image(
+        "big",
+        &[Descriptor::of(OCI_LAYER, &blob_content("big", 300 << 10))],
+    );
+    // Its layers are base's, which the project holds.
+    let held = image("held", &base.layers);
+    let held_config = image_config("held").len() as u64;
+    let upstream = upstream_of(vec![("big", big.clone()), ("held", held.clone())]).await;
+    set_quota(
+        client,
+        "imp",
+        json!({"bytes": used + (100 << 10), "tags": 10, "repositories": 10}),
+    )
+    .await
+    .ok(200);
+
+    let status = import(client, &upstream, "big", "app", "v1").await;
+    assert_eq!(status["status"], "Failure", "{status}");
+    assert_eq!(status["reason"], "QuotaExceeded", "{status}");
+    let message = status["message"].as_str().unwrap_or_default();
+    let needed = big.bytes.len() as u64 + image_config("big").len() as u64 + (300 << 10);
+    assert!(
+        message.starts_with("namespace \"imp\" is over its storage quota: ")
+            && message.contains(&format!(
+                "{}/lib/big:v1 needs {} more",
+                upstream.host(),
+                berth::size_text::format_size(needed)
+            )),
+        "{status}"
+    );
+    let condition = import_condition(client, "app", "v1").await;
+    assert_eq!(condition["status"], "False", "{condition}");
+    assert_eq!(condition["reason"], "QuotaExceeded", "{condition}");
+    assert_eq!(
+        client.get_manifest("imp/app", "v1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        bytes(client, "imp").await.0,
+        used,
+        "a refused import counted"
+    );
+
+    // Only what the project lacks counts: base's layers are free.
+    let status = import(client, &upstream, "held", "app", "v1").await;
+    assert_eq!(status["status"], "Success", "{status}");
+    assert_eq!(
+        import_condition(client, "app", "v1").await,
+        Value::Null,
+        "a success clears the failure"
+    );
+    assert_eq!(
+        client.get_manifest("imp/app", "v1").await.status(),
+        StatusCode::OK
+    );
+    // Recorded: the manifest; its config is stored when first pulled.
+    assert_eq!(bytes(client, "imp").await.0, used + held.bytes.len() as u64);
+    assert!(held.bytes.len() as u64 + held_config < 100 << 10);
+
+    // A new tag past the tag quota; the tag that exists moves freely.
+    set_quota(client, "imp", json!({"tags": 2, "repositories": 10}))
+        .await
+        .ok(200);
+    let status = import(client, &upstream, "held", "app", "v2").await;
+    assert_eq!(status["reason"], "QuotaExceeded", "{status}");
+    assert_eq!(
+        status["message"],
+        "namespace \"imp\" is at its quota of 2 tags (2 used): tag \"v2\" of \"imp/app\" \
+         cannot be created"
+    );
+    assert_eq!(
+        client.get_manifest("imp/app", "v2").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let status = import(client, &upstream, "held", "app", "v1").await;
+    assert_eq!(status["status"], "Success", "{status}");
+
+    // A new repository past the repository quota.
+    set_quota(client, "imp", json!({"repositories": 2}))
+        .await
+        .ok(200);
+    let status = import(client, &upstream, "held", "other", "v1").await;
+    assert_eq!(status["reason"], "QuotaExceeded", "{status}");
+    assert_eq!(
+        status["message"],
+        "namespace \"imp\" is at its quota of 2 repositories (2 used): repository \
+         \"imp/other\" cannot be created"
+    );
+    assert_eq!(
+        client.get_manifest("imp/other", "v1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // So is a stream made through the API.
+    let made = client
+        .api_post(
+            "/api/v1/namespaces/imp/imagestreams",
+            json!({"metadata": {"name": "third"}}),
+        )
+        .await;
+    made.failure(403, "Forbidden");
+    assert_eq!(
+        made.body["message"],
+        "namespace \"imp\" is at its quota of 2 repositories (2 used): repository \
+         \"imp/third\" cannot be created"
+    );
+    let quota = client.api_get(&quota_path("imp")).await;
+    assert_eq!(quota.ok(200)["status"]["used"]["repositories"], 2);
+    registry.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

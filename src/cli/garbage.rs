@@ -69,6 +69,9 @@ pub async fn gc(session: &Session, args: AdmGcArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     match args.output.as_ref() {
+        Some(OutputFormat::Name) if run.spec.dry_run => {
+            writeln!(out, "garbagecollection (dry run)")?
+        }
         Some(OutputFormat::Name) => writeln!(out, "garbagecollection/{}", run.metadata.name)?,
         Some(format) => write_structured(&mut out, format, &run)?,
         None => {

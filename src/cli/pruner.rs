@@ -165,6 +165,7 @@ pub async fn prune(session: &Session, args: AdmPruneArgs) -> anyhow::Result<()> 
     }
     let mut out = std::io::stdout().lock();
     match args.output.as_ref() {
+        Some(OutputFormat::Name) if run.spec.dry_run => writeln!(out, "imageprune (dry run)")?,
         Some(OutputFormat::Name) => writeln!(out, "imageprune/{}", run.metadata.name)?,
         Some(format) => write_structured(&mut out, format, &run)?,
         None => {

@@ -24,14 +24,18 @@ use super::image_streams::{
     DOCKER_IMAGE, ImageDescription, ImageStreams, StreamError, Tagged, condition,
     describe_manifest, import_mode, reference_policy,
 };
+use super::quotas;
 use super::registry::Registry;
 use super::secrets::PullSecrets;
+use crate::error::{QuotaRefusal, RegistryError};
+use crate::metadata::access::AccessStore;
 use crate::metadata::image_streams::{
     DueImport, RevisionCause, RevisionOrigin, SpecTag, TagSource,
 };
 use crate::metadata::{Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
+use crate::size_text::format_size;
 use crate::upstream::{
     UpstreamAccess, UpstreamClient, UpstreamError, UpstreamManifest, UpstreamReference,
 };
@@ -208,6 +212,8 @@ pub struct Importer {
     registry: Arc<Registry>,
     streams: Arc<ImageStreams>,
     secrets: Arc<PullSecrets>,
+    /// Where the namespaces' quotas are read, once per tag recorded.
+    quotas: Arc<dyn AccessStore>,
     upstream: UpstreamClient,
     settings: ImportSettings,
 }
@@ -217,6 +223,7 @@ impl Importer {
         registry: Arc<Registry>,
         streams: Arc<ImageStreams>,
         secrets: Arc<PullSecrets>,
+        quotas: Arc<dyn AccessStore>,
         upstream: UpstreamClient,
         settings: ImportSettings,
     ) -> Importer {
@@ -224,6 +231,7 @@ impl Importer {
             registry,
             streams,
             secrets,
+            quotas,
             upstream,
             settings,
         }
@@ -460,6 +468,13 @@ impl Importer {
         origin: &RevisionOrigin,
     ) -> Result<Result<ImportedImage, ImportFailure>, StreamError> {
         let generation = if record {
+            // Recording the spec tag makes the stream: a new repository,
+            // held to the repository quota before anything is recorded.
+            let quota = self.quotas.namespace_quota(repo.namespace()).await?;
+            let metadata = self.registry.metadata().as_ref();
+            if let Err(e) = quotas::admit_repository(metadata, quota.as_ref(), repo).await {
+                return Ok(Err(quota_failure(e, &image.from)?));
+            }
             let spec = SpecTag {
                 name: image.tag.as_str().to_owned(),
                 from: Some(TagSource {
@@ -616,6 +631,17 @@ impl Importer {
             address: origin.address.clone(),
             source: Some(image.from.clone()),
         };
+        // Under the namespace's quota as a push is, before anything is
+        // recorded; refused, it is the tag's own failure, as an immutable
+        // tag is (and, scheduled, checked again after the usual backoff).
+        let quota = self.quotas.namespace_quota(repo.namespace()).await?;
+        let admitted = self
+            .registry
+            .admit_import(repo, &image.tag, &fetched.manifests, quota.as_ref())
+            .await;
+        if let Err(e) = admitted {
+            return Ok(Err(quota_failure(e, &image.from)?));
+        }
         for manifest in fetched.manifests {
             self.registry
                 .store_manifest(repo, manifest, &origin)
@@ -714,6 +740,31 @@ pub fn backoff(interval: Duration, failures: u32, retry_after: Option<Duration>)
     let doublings = failures.saturating_sub(1).min(3);
     let wait = interval.saturating_mul(1 << doublings);
     retry_after.map_or(wait, |after| wait.max(after))
+}
+
+/// An import of `from` the namespace's quota refuses: the tag's failure,
+/// saying which quota, its usage and what the image needs. Any other error
+/// is the request's.
+fn quota_failure(e: RegistryError, from: &str) -> Result<ImportFailure, StreamError> {
+    let RegistryError::QuotaExceeded(refusal) = e else {
+        return Err(e.into());
+    };
+    let message = match *refusal {
+        QuotaRefusal::Bytes {
+            namespace,
+            used,
+            limit,
+            needed,
+        } => format!(
+            "namespace \"{namespace}\" is over its storage quota: {} used of {} allowed, \
+             {from} needs {} more (its manifests and the blobs its pulls fetch)",
+            format_size(used),
+            format_size(limit),
+            format_size(needed)
+        ),
+        other => other.to_string(),
+    };
+    Ok(ImportFailure::new("QuotaExceeded", message))
 }
 
 /// A fetched image: its manifests checked and ready to record.

@@ -59,6 +59,8 @@ pub struct Reference {
     pub digest: Digest,
     pub media_type: String,
     pub kind: ReferenceKind,
+    /// What the descriptor says the content's size is.
+    pub size: u64,
 }
 
 /// What validation learned about a manifest.
@@ -80,15 +82,16 @@ pub struct ParsedManifest {
 impl ParsedManifest {
     /// Blobs that must be in the repository for this manifest to be pullable.
     pub fn required_blobs(&self) -> Vec<Digest> {
-        self.references
-            .iter()
-            .filter(|r| match r.kind {
-                ReferenceKind::Config => true,
-                ReferenceKind::Layer => !is_non_distributable(&r.media_type),
-                ReferenceKind::Manifest | ReferenceKind::Subject => false,
-            })
-            .map(|r| r.digest.clone())
-            .collect()
+        self.pulled_blobs().map(|r| r.digest.clone()).collect()
+    }
+
+    /// Config and distributable layers: the blobs a pull fetches.
+    pub fn pulled_blobs(&self) -> impl Iterator<Item = &Reference> {
+        self.references.iter().filter(|r| match r.kind {
+            ReferenceKind::Config => true,
+            ReferenceKind::Layer => !is_non_distributable(&r.media_type),
+            ReferenceKind::Manifest | ReferenceKind::Subject => false,
+        })
     }
 
     /// Child manifests that must be in the repository.
@@ -237,6 +240,7 @@ fn reference(d: &Descriptor, kind: ReferenceKind) -> Result<Reference, RegistryE
         digest,
         media_type: d.media_type().to_string(),
         kind,
+        size: d.size(),
     })
 }
 

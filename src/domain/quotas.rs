@@ -170,6 +170,31 @@ pub async fn admit_content(
     }
 }
 
+/// Storing each of `content` (digests with their sizes, repeats counted
+/// once) into `repo`: those the namespace holds already are free, the
+/// rest together must fit the byte quota.
+pub async fn admit_contents(
+    metadata: &dyn MetadataStore,
+    quota: Option<&NamespaceQuota>,
+    repo: &RepositoryName,
+    content: &[(Digest, u64)],
+) -> Result<()> {
+    if quota.and_then(|q| q.max_bytes).is_none() {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut needed = 0u64;
+    for (digest, size) in content {
+        if seen.insert(digest) && !metadata.namespace_holds(repo.namespace(), digest).await? {
+            needed = needed.saturating_add(*size);
+        }
+    }
+    match byte_allowance(metadata, quota, repo.namespace()).await? {
+        Some(allowance) => allowance.admit(needed),
+        None => Ok(()),
+    }
+}
+
 /// Whether `digest` is held by the namespace of `repo` already, when a
 /// byte quota applies (otherwise it does not matter: false, no query).
 pub async fn held_under_quota(

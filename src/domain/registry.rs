@@ -75,6 +75,20 @@ pub struct PushedManifest {
 pub struct ValidManifest {
     new: NewManifest,
     pushed: PushedManifest,
+    /// The blobs its pulls fetch, with the sizes its descriptors give.
+    pulled_blobs: Vec<(Digest, u64)>,
+}
+
+impl ValidManifest {
+    /// The manifest and the blobs its pulls fetch, each with its size:
+    /// what the namespace holds once it is stored and pulled.
+    pub fn content(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        std::iter::once((&self.new.digest, self.new.content.len() as u64)).chain(
+            self.pulled_blobs
+                .iter()
+                .map(|(digest, size)| (digest, *size)),
+        )
+    }
 }
 
 pub struct Registry {
@@ -327,6 +341,10 @@ impl Registry {
             required,
             tag_expires_at,
         };
+        let pulled_blobs = parsed
+            .pulled_blobs()
+            .map(|r| (r.digest.clone(), r.size))
+            .collect();
         Ok(ValidManifest {
             new,
             pushed: PushedManifest {
@@ -334,6 +352,7 @@ impl Registry {
                 subject: parsed.subject,
                 tags,
             },
+            pulled_blobs,
         })
     }
 
@@ -361,6 +380,34 @@ impl Registry {
             valid.new.content.len() as u64,
         )
         .await
+    }
+
+    /// Whether the namespace's `quota` lets an import record `manifests`
+    /// (an image, or an index and its children) in `repo` under `tag`: the
+    /// repository and the tag may be new, and the manifests and the blobs
+    /// their pulls will fetch must fit the byte quota, but for those the
+    /// namespace holds already. An import copies no blob, but pulls of
+    /// what it recorded store them, so they are counted now: a project
+    /// cannot grow past its quota by importing. No query without a quota.
+    pub async fn admit_import(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        manifests: &[ValidManifest],
+        quota: Option<&NamespaceQuota>,
+    ) -> Result<()> {
+        let Some(quota) = quota else {
+            return Ok(());
+        };
+        let metadata = self.metadata.as_ref();
+        quotas::admit_repository(metadata, Some(quota), repo).await?;
+        quotas::admit_tags(metadata, Some(quota), repo, std::slice::from_ref(tag)).await?;
+        let content: Vec<(Digest, u64)> = manifests
+            .iter()
+            .flat_map(ValidManifest::content)
+            .map(|(digest, size)| (digest.clone(), size))
+            .collect();
+        quotas::admit_contents(metadata, Some(quota), repo, &content).await
     }
 
     /// Stores a validated manifest in `repo` and points its tags at it, in

@@ -49,7 +49,8 @@ impl From<GcError> for AdminError {
 
 impl From<GcReport> for GarbageCollection {
     fn from(report: GcReport) -> Self {
-        let name = report.id.clone().unwrap_or_else(|| "dry-run".to_owned());
+        // A dry run is not recorded, so it has no name to get it by.
+        let name = report.id.clone().unwrap_or_default();
         let p = &report.progress;
         GarbageCollection {
             api_version: API_VERSION.into(),

@@ -369,6 +369,15 @@ pub(super) async fn create(
         .lookup_policy
         .and_then(|l| l.local)
         .unwrap_or(false);
+    // A stream is a repository: held to the project's repository quota.
+    let quota = app.access.policy().await?.quota(&ns).cloned();
+    crate::domain::quotas::admit_repository(
+        app.registry.metadata().as_ref(),
+        quota.as_ref(),
+        &repo,
+    )
+    .await
+    .map_err(StreamError::from)?;
     let stream = app.image_streams.create(&repo, local).await?;
     let (host, public) = registry_host(&app, &headers);
     Ok((
@@ -556,17 +565,17 @@ pub(super) async fn put_tag(
             })
             .transpose()?,
     };
-    // A new tag counts toward the project's tag quota, as on a push (the
-    // quota from the policy snapshot: no query without one).
+    // A new tag (and the stream it may make) counts toward the project's
+    // quotas, as on a push (the quota from the policy snapshot: no query
+    // without one).
     let quota = app.access.policy().await?.quota(&ns).cloned();
-    crate::domain::quotas::admit_tags(
-        app.registry.metadata().as_ref(),
-        quota.as_ref(),
-        &repo,
-        std::slice::from_ref(&tag),
-    )
-    .await
-    .map_err(StreamError::from)?;
+    let metadata = app.registry.metadata().as_ref();
+    crate::domain::quotas::admit_repository(metadata, quota.as_ref(), &repo)
+        .await
+        .map_err(StreamError::from)?;
+    crate::domain::quotas::admit_tags(metadata, quota.as_ref(), &repo, std::slice::from_ref(&tag))
+        .await
+        .map_err(StreamError::from)?;
     let tagged = app
         .image_streams
         .tag(

@@ -54,7 +54,8 @@ fn parse_duration(field: &str, text: &str) -> Result<Duration, AdminError> {
 
 impl From<PruneReport> for ImagePrune {
     fn from(report: PruneReport) -> Self {
-        let name = report.id.clone().unwrap_or_else(|| "dry-run".to_owned());
+        // A dry run is not recorded, so it has no name to get it by.
+        let name = report.id.clone().unwrap_or_default();
         let p = &report.progress;
         let options = report.options.as_ref();
         ImagePrune {
