@@ -242,6 +242,32 @@ fn bodies_are_refused_as_the_document_says() {
         400,
         "not valid JSON",
     );
+    // An array where an object belongs, at any depth (serde alone reads
+    // it as the object's fields in order), changing nothing.
+    let (_, before) = send(Method::GET, "/api/v1/imagepruners/cluster", "");
+    refused(
+        Method::PATCH,
+        "/api/v1/imagepruners/cluster",
+        r#"{"metadata":{},"spec":[null,null]}"#,
+        422,
+        "spec: invalid type: sequence, expected struct",
+    );
+    refused(
+        Method::PATCH,
+        "/api/v1/imagepruners/cluster",
+        r#"{"spec":["0 3 * * *",true]}"#,
+        422,
+        "spec: invalid type: sequence",
+    );
+    let (_, after) = send(Method::GET, "/api/v1/imagepruners/cluster", "");
+    assert_eq!(before["spec"], after["spec"], "{after}");
+    refused(
+        Method::POST,
+        "/api/v1/tokens",
+        r#"{"metadata":["t"]}"#,
+        422,
+        "metadata: invalid type: sequence",
+    );
     // Nothing was created by the refused requests.
     let (_, tokens) = send(Method::GET, "/api/v1/tokens", "");
     assert_eq!(tokens["items"], serde_json::json!([]), "{tokens}");

@@ -19,6 +19,7 @@ mod image_streams;
 mod initialize;
 mod jobs;
 pub(crate) mod objects;
+mod objects_only;
 mod projects;
 mod proxies;
 mod pruner;
@@ -698,8 +699,9 @@ where
             .map_err(|e| AdminError::BadRequest(format!("reading the request body: {e}")))?;
         let text: &[u8] = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             None => b"{}",
-            // Every body of this API is an object; serde would otherwise
-            // take `[]` for an object whose fields are all optional.
+            // Every body of this API is an object (and so is every struct
+            // in one: `objects_only`); serde would otherwise take `[]` for
+            // an object whose fields are all optional.
             Some(b'{') => &bytes,
             Some(_) if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() => {
                 return Err(AdminError::Invalid(
@@ -709,7 +711,8 @@ where
             Some(_) => &bytes,
         };
         let mut deserializer = serde_json::Deserializer::from_slice(text);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+        let value = serde_path_to_error::deserialize(objects_only::ObjectsOnly(&mut deserializer))
+            .map_err(body_error)?;
         // Nothing but white space may follow the value.
         deserializer.end().map_err(|e| {
             AdminError::BadRequest(format!("the request body is not valid JSON: {e}"))
