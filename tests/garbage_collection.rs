@@ -410,6 +410,9 @@ async fn removes_what_nothing_keeps(database: Database) {
         "{out}"
     );
     assert!(out.contains(&orphan), "{out}");
+    // A dry run has no name: `-o name` says what it was.
+    let named = cli(&["adm", "gc", "--dry-run", "-o", "name"], None);
+    assert_eq!(text(&named.stdout), "garbagecollection (dry run)\n");
     assert!(blob_file(&data, &orphan).exists());
     let ran = cli(&["adm", "gc", "-o", "json"], None);
     assert!(ran.status.success(), "adm gc: {}", text(&ran.stderr));

@@ -159,15 +159,10 @@ pub async fn admit_content(
     digest: &Digest,
     size: u64,
 ) -> Result<()> {
-    if quota.and_then(|q| q.max_bytes).is_none()
-        || metadata.namespace_holds(repo.namespace(), digest).await?
-    {
+    if quota.and_then(|q| q.max_bytes).is_none() {
         return Ok(());
     }
-    match byte_allowance(metadata, quota, repo.namespace()).await? {
-        Some(allowance) => allowance.admit(size),
-        None => Ok(()),
-    }
+    admit_contents(metadata, quota, repo, &[(digest.clone(), size)]).await
 }
 
 /// Storing each of `content` (digests with their sizes, repeats counted
@@ -188,6 +183,10 @@ pub async fn admit_contents(
         if seen.insert(digest) && !metadata.namespace_holds(repo.namespace(), digest).await? {
             needed = needed.saturating_add(*size);
         }
+    }
+    // All held: no need to sum the usage.
+    if needed == 0 {
+        return Ok(());
     }
     match byte_allowance(metadata, quota, repo.namespace()).await? {
         Some(allowance) => allowance.admit(needed),

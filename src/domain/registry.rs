@@ -369,17 +369,8 @@ impl Registry {
         let Some(quota) = quota else {
             return Ok(());
         };
-        let metadata = self.metadata.as_ref();
-        quotas::admit_repository(metadata, Some(quota), repo).await?;
-        quotas::admit_tags(metadata, Some(quota), repo, &valid.pushed.tags).await?;
-        quotas::admit_content(
-            metadata,
-            Some(quota),
-            repo,
-            &valid.new.digest,
-            valid.new.content.len() as u64,
-        )
-        .await
+        let content = [(valid.new.digest.clone(), valid.new.content.len() as u64)];
+        self.admit(repo, &valid.pushed.tags, &content, quota).await
     }
 
     /// Whether the namespace's `quota` lets an import record `manifests`
@@ -399,15 +390,27 @@ impl Registry {
         let Some(quota) = quota else {
             return Ok(());
         };
-        let metadata = self.metadata.as_ref();
-        quotas::admit_repository(metadata, Some(quota), repo).await?;
-        quotas::admit_tags(metadata, Some(quota), repo, std::slice::from_ref(tag)).await?;
         let content: Vec<(Digest, u64)> = manifests
             .iter()
             .flat_map(ValidManifest::content)
             .map(|(digest, size)| (digest.clone(), size))
             .collect();
-        quotas::admit_contents(metadata, Some(quota), repo, &content).await
+        self.admit(repo, std::slice::from_ref(tag), &content, quota)
+            .await
+    }
+
+    /// `repo` may be new, `tags` of it may be new, and `content` must fit.
+    async fn admit(
+        &self,
+        repo: &RepositoryName,
+        tags: &[Tag],
+        content: &[(Digest, u64)],
+        quota: &NamespaceQuota,
+    ) -> Result<()> {
+        let metadata = self.metadata.as_ref();
+        quotas::admit_repository(metadata, Some(quota), repo).await?;
+        quotas::admit_tags(metadata, Some(quota), repo, tags).await?;
+        quotas::admit_contents(metadata, Some(quota), repo, content).await
     }
 
     /// Stores a validated manifest in `repo` and points its tags at it, in
