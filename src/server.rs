@@ -189,6 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             garbage.clone(),
         )),
         replica.clone(),
+        config.database.url.is_some(),
     ));
     let image_streams = Arc::new(ImageStreams::new(registry.clone(), stream_store));
     let upstream = UpstreamClient::new(UpstreamSettings {

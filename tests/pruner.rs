@@ -468,6 +468,87 @@ async fn the_cli_prunes_and_the_schedule_runs_it() {
 }
 
 // ---------------------------------------------------------------------------
+// One run at a time.
+
+/// A prune asked for while another goes on is refused (`409`, naming the
+/// run) and records nothing; the run going on is not taken for dead (it
+/// ends `Succeeded`), and the next prune, once it has ended, runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_while_another_goes_on_is_refused_on_the_embedded_database() {
+    one_prune_at_a_time(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_while_another_goes_on_is_refused_on_postgres() {
+    let Some(database) = PgDatabase::create().await else {
+        return;
+    };
+    one_prune_at_a_time(Some(&database)).await;
+}
+
+async fn one_prune_at_a_time(database: Option<&PgDatabase>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The collection crawls: one blob a batch, each followed by a rest 99
+    // times as long as the batch worked.
+    let berth = serve(&data, database)
+        .env("BERTH_GC_BUSY_PERCENT", "1")
+        .env("BERTH_GC_BATCH_SIZE", "1")
+        .start()
+        .await;
+    let client = berth.client();
+    push_history(client).await;
+    tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
+    let spec = json!({"dryRun": false, "keepTagRevisions": 2, "keepYoungerThanDuration": "0s",
+                      "namespace": "ns"});
+
+    let first = {
+        let (client, spec) = (client.clone(), spec.clone());
+        tokio::spawn(async move { prune(&client, spec).await })
+    };
+    let going = loop {
+        let runs = client.api_get("/api/v1/imagepruners/cluster").await;
+        let newest = runs.ok(200)["status"]["runs"][0].clone();
+        if newest["status"]["phase"] == "collecting" {
+            break newest;
+        }
+        assert!(
+            !first.is_finished(),
+            "the first run ended too soon: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = going["metadata"]["name"].as_str().unwrap().to_owned();
+    let refused = client.api_post(PRUNES, json!({ "spec": spec })).await;
+    refused.failure(409, "Conflict");
+    assert_eq!(
+        refused.body["message"],
+        format!("image pruning run {id} is going on; try again once it has ended")
+    );
+    let first = first.await.unwrap();
+    assert_eq!(first["metadata"]["name"], id.as_str());
+    assert_eq!(first["status"]["outcome"], "Succeeded", "{first}");
+    assert!(
+        first["status"]["blobsRemoved"].as_u64().unwrap() > 1,
+        "{first}"
+    );
+    let next = prune(client, spec).await;
+    assert_ne!(next["metadata"]["name"], id.as_str());
+    let runs = client.api_get("/api/v1/imagepruners/cluster").await;
+    let outcomes: Vec<&str> = runs.ok(200)["status"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"]["outcome"].as_str().unwrap_or("none"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["Succeeded", "Succeeded"],
+        "the refused one is not recorded"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Killed between trimming and collecting.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

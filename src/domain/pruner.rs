@@ -53,6 +53,12 @@ const REMOVED_LISTED: usize = 1000;
 /// Runs shown in the pruner's status.
 pub const RUNS_SHOWN: u32 = 20;
 
+/// How often a run says it is going on.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A run silent this long is taken for dead (its replica stopped): well
+/// over the heartbeat, for a database that answers slowly for a while.
+const HEARTBEAT_STALE: std::time::Duration = std::time::Duration::from_secs(90);
+
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
     #[error(transparent)]
@@ -77,6 +83,9 @@ pub enum PruneError {
     /// The garbage collection run could not be started or followed.
     #[error("garbage collection: {0}")]
     CollectionNotRun(String),
+    /// Another run is going on (on this replica or another).
+    #[error("image pruning run {0} is going on; try again once it has ended")]
+    Busy(String),
 }
 
 /// How a run of garbage collection is had: through its job, so that one
@@ -308,6 +317,11 @@ pub struct Pruner {
     garbage: Arc<GarbageCollector>,
     collect: Arc<dyn CollectGarbage>,
     replica: String,
+    /// How long another replica's run may be silent before it is taken
+    /// for dead: [`HEARTBEAT_STALE`], or zero where no other replica can
+    /// share the database (the embedded one: a run this process does not
+    /// hold is one a killed process left).
+    others_stale_after: std::time::Duration,
 }
 
 impl Pruner {
@@ -317,6 +331,7 @@ impl Pruner {
         garbage: Arc<GarbageCollector>,
         collect: Arc<dyn CollectGarbage>,
         replica: String,
+        shared_database: bool,
     ) -> Pruner {
         Pruner {
             store,
@@ -324,6 +339,11 @@ impl Pruner {
             garbage,
             collect,
             replica,
+            others_stale_after: if shared_database {
+                HEARTBEAT_STALE
+            } else {
+                std::time::Duration::ZERO
+            },
         }
     }
 
@@ -386,7 +406,15 @@ impl Pruner {
             return Ok(None);
         }
         let options = PruneOptions::of_settings(&record.settings);
-        Ok(Some(self.prune(&options, "Schedule").await?))
+        match self.prune(&options, "Schedule").await {
+            // As a CronJob with concurrencyPolicy Forbid: this time is
+            // skipped; the next one runs.
+            Err(PruneError::Busy(going)) => {
+                tracing::info!(run = %going, "scheduled image pruning skipped: a run is going on");
+                Ok(None)
+            }
+            result => result.map(Some),
+        }
     }
 
     /// A run: trims the histories, then collects; recorded in `prune_runs`.
@@ -397,9 +425,19 @@ impl Pruner {
     ) -> Result<PruneReport, PruneError> {
         let id = uuid::Uuid::new_v4().to_string();
         let options_text = serde_json::to_string(options).unwrap_or_else(|_| "{}".into());
-        self.store
-            .start_prune_run(&id, &self.replica, trigger, &options_text)
-            .await?;
+        if let Some(going) = self
+            .store
+            .start_prune_run(
+                &id,
+                &self.replica,
+                trigger,
+                &options_text,
+                self.others_stale_after,
+            )
+            .await?
+        {
+            return Err(PruneError::Busy(going));
+        }
         tracing::info!(run = %id, trigger, ?options, "image pruning started");
         let began = std::time::Instant::now();
         let mut run = Run {
@@ -408,7 +446,10 @@ impl Pruner {
             revisions: Vec::new(),
         };
         let mut gc_run = None;
-        let result = self.phases(&mut run, options, &mut gc_run).await;
+        let result = tokio::select! {
+            result = self.phases(&mut run, options, &mut gc_run) => result,
+            never = self.heartbeat(&id) => match never {},
+        };
         run.progress.phase = "done".into();
         let (outcome, error) = match &result {
             Ok(()) => ("Succeeded", None),
@@ -458,6 +499,16 @@ impl Pruner {
         };
         report.options = Some(options.clone());
         Ok(report)
+    }
+
+    /// Says the run `id` is going on, every [`HEARTBEAT`], until dropped.
+    async fn heartbeat(&self, id: &str) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            if let Err(e) = self.store.prune_run_alive(id).await {
+                tracing::warn!(run = %id, error = %e, "could not write the run's heartbeat");
+            }
+        }
     }
 
     async fn phases(

@@ -131,15 +131,22 @@ pub trait PrunerStore: Send + Sync + 'static {
 
     // --- runs
 
-    /// Records a run starting; runs recorded as running before it (their
-    /// replica died) are marked `Interrupted`.
+    /// Records a run starting, unless another is still going: one of
+    /// `replica` itself, or one whose heartbeat is younger than
+    /// `stale_after`; its id is then returned and nothing recorded. Runs of
+    /// other replicas recorded as running whose heartbeat is older (their
+    /// replica died) are marked `Interrupted`. Atomic across replicas: two
+    /// runs never both start.
     async fn start_prune_run(
         &self,
         id: &str,
         replica: &str,
         trigger: &str,
         options: &str,
-    ) -> Result<()>;
+        stale_after: std::time::Duration,
+    ) -> Result<Option<String>>;
+    /// The run's heartbeat: it is still going.
+    async fn prune_run_alive(&self, id: &str) -> Result<()>;
     async fn record_prune_progress(&self, id: &str, progress: &PruneProgress) -> Result<()>;
     /// Records the end of a run, then keeps only the latest `successful`
     /// succeeded runs and `failed` failed or interrupted ones.

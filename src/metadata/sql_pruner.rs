@@ -216,18 +216,34 @@ impl PrunerStore for SqlMetadataStore {
         replica: &str,
         trigger: &str,
         options: &str,
-    ) -> Result<()> {
+        stale_after: std::time::Duration,
+    ) -> Result<Option<String>> {
         let clock = self.engine().clock_ms();
         let mut tx = self.writer().begin().await?;
+        // The pruner's row, locked: starts on any replica take turns here
+        // (SQLite's one writer does this by itself).
+        sqlx::query("UPDATE image_pruner SET id = id WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(AssertSqlSafe(format!(
             "UPDATE prune_runs SET outcome = 'Interrupted', finished_at = {clock} \
-             WHERE outcome IS NULL"
+             WHERE outcome IS NULL AND replica <> $1 AND heartbeat_at < {clock} - $2"
         )))
+        .bind(replica)
+        .bind(millis(stale_after))
         .execute(&mut *tx)
         .await?;
+        let going: Option<String> =
+            sqlx::query_scalar("SELECT id FROM prune_runs WHERE outcome IS NULL LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if going.is_some() {
+            tx.commit().await?;
+            return Ok(going);
+        }
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO prune_runs (id, replica, trigger_kind, started_at, phase, options) \
-             VALUES ($1, $2, $3, {clock}, 'starting', $4)"
+            "INSERT INTO prune_runs (id, replica, trigger_kind, started_at, phase, options, \
+             heartbeat_at) VALUES ($1, $2, $3, {clock}, 'starting', $4, {clock})"
         )))
         .bind(id)
         .bind(replica)
@@ -236,6 +252,17 @@ impl PrunerStore for SqlMetadataStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn prune_run_alive(&self, id: &str) -> Result<()> {
+        let clock = self.engine().clock_ms();
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE prune_runs SET heartbeat_at = {clock} WHERE id = $1 AND outcome IS NULL"
+        )))
+        .bind(id)
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 

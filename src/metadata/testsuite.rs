@@ -1989,32 +1989,35 @@ mod stream_cases {
         assert!(store.take_scheduled_time(next).await.unwrap());
         assert!(!store.take_scheduled_time(next).await.unwrap());
 
-        // Runs: an unfinished one is interrupted by the next; the limit
-        // keeps one succeeded.
+        // Runs: one going on (its replica's own, or another's with a fresh
+        // heartbeat) refuses the next; a silent one is interrupted by it;
+        // the limit keeps one succeeded.
         let progress = PruneProgress::default();
         let pause = || tokio::time::sleep(Duration::from_millis(5));
-        store
-            .start_prune_run("a", "r1", "Manual", "{}")
-            .await
-            .unwrap();
-        pause().await;
-        store
-            .start_prune_run("b", "r1", "Manual", "{}")
-            .await
-            .unwrap();
-        for id in ["b", "c"] {
-            if id == "c" {
-                pause().await;
-                store
-                    .start_prune_run("c", "r1", "Schedule", "{}")
-                    .await
-                    .unwrap();
-            }
+        let minute = Duration::from_secs(60);
+        let start = |id: &'static str, replica: &'static str, stale: Duration| async move {
             store
-                .finish_prune_run(id, &progress, "Succeeded", None, None, "[]", 1, 3)
+                .start_prune_run(id, replica, "Manual", "{}", stale)
                 .await
-                .unwrap();
-        }
+                .unwrap()
+        };
+        assert_eq!(start("a", "r1", minute).await, None);
+        assert_eq!(start("b", "r1", Duration::ZERO).await.as_deref(), Some("a"));
+        assert_eq!(start("b", "r2", minute).await.as_deref(), Some("a"));
+        pause().await;
+        assert_eq!(start("b", "r2", Duration::ZERO).await, None);
+        pause().await;
+        store.prune_run_alive("b").await.unwrap();
+        assert_eq!(start("c", "r3", minute).await.as_deref(), Some("b"));
+        store
+            .finish_prune_run("b", &progress, "Succeeded", None, None, "[]", 1, 3)
+            .await
+            .unwrap();
+        assert_eq!(start("c", "r3", minute).await, None);
+        store
+            .finish_prune_run("c", &progress, "Succeeded", None, None, "[]", 1, 3)
+            .await
+            .unwrap();
         let runs = store.prune_runs(10).await.unwrap();
         let kept: Vec<(&str, Option<&str>)> = runs
             .iter()

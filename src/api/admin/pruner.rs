@@ -38,6 +38,7 @@ impl From<PruneError> for AdminError {
         match e {
             PruneError::Metadata(e) => AdminError::Store(e),
             PruneError::Invalid(message) => AdminError::Invalid(message),
+            busy @ PruneError::Busy(_) => AdminError::Conflict(busy.to_string()),
             other => AdminError::Internal(other.to_string()),
         }
     }
@@ -332,6 +333,8 @@ pub(super) async fn prune(
     };
     let report = match ended {
         Some(Ok(Ok(report))) => report,
+        // Refused before anything was recorded: the newest run is another's.
+        Some(Ok(Err(busy @ PruneError::Busy(_)))) => return Err(busy.into()),
         Some(Ok(Err(e))) => match newest_run(&call, before.as_deref()).await? {
             // Recorded as failed: the run's own record says why.
             Some(report) => report,
