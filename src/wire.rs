@@ -1073,7 +1073,6 @@ pub struct RollbackRequest {
     pub generation: Option<i64>,
 }
 
-/// `GET /api/v1/version`: `{"apiVersion":"v1","kind":"Version","version":"0.1.0"}`.
 /// `POST …/imagestreamimports`: OpenShift's ImageStreamImport, what
 /// `berth import-image` sends and gets back. `spec.import` false only looks
 /// (fetches and checks, records nothing). `spec.images` names upstream
