@@ -167,6 +167,26 @@ impl QuotaRefusal {
         }
     }
 
+    /// The refusal's message, naming in a `Bytes` refusal `needer`, the
+    /// write that asks for the bytes (an upload, an import).
+    pub fn message_for(&self, needer: &str) -> String {
+        match self {
+            QuotaRefusal::Bytes {
+                namespace,
+                used,
+                limit,
+                needed,
+            } => format!(
+                "namespace \"{namespace}\" is over its storage quota: {} used of {} allowed, \
+                 {needer} needs {} more",
+                format_size(*used),
+                format_size(*limit),
+                format_size(*needed)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// `(used, limit)`.
     pub fn usage(&self) -> (u64, u64) {
         match self {
@@ -180,19 +200,7 @@ impl QuotaRefusal {
 impl std::fmt::Display for QuotaRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            QuotaRefusal::Bytes {
-                namespace,
-                used,
-                limit,
-                needed,
-            } => write!(
-                f,
-                "namespace \"{namespace}\" is over its storage quota: {} used of {} allowed, \
-                 this upload needs {} more",
-                format_size(*used),
-                format_size(*limit),
-                format_size(*needed)
-            ),
+            QuotaRefusal::Bytes { .. } => f.write_str(&self.message_for("this upload")),
             QuotaRefusal::Repositories {
                 namespace,
                 used,

@@ -35,7 +35,6 @@ use crate::metadata::image_streams::{
 use crate::metadata::{Timestamp, now};
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepositoryName, Tag};
-use crate::size_text::format_size;
 use crate::upstream::{
     UpstreamAccess, UpstreamClient, UpstreamError, UpstreamManifest, UpstreamReference,
 };
@@ -749,21 +748,12 @@ fn quota_failure(e: RegistryError, from: &str) -> Result<ImportFailure, StreamEr
     let RegistryError::QuotaExceeded(refusal) = e else {
         return Err(e.into());
     };
-    let message = match *refusal {
-        QuotaRefusal::Bytes {
-            namespace,
-            used,
-            limit,
-            needed,
-        } => format!(
-            "namespace \"{namespace}\" is over its storage quota: {} used of {} allowed, \
-             {from} needs {} more (its manifests and the blobs its pulls fetch)",
-            format_size(used),
-            format_size(limit),
-            format_size(needed)
-        ),
-        other => other.to_string(),
-    };
+    let mut message = refusal.message_for(from);
+    if matches!(*refusal, QuotaRefusal::Bytes { .. }) {
+        // An import needs more than it copies: the blobs that pulls of the
+        // image will fetch are counted when it asks.
+        message.push_str(" (its manifests and the blobs its pulls fetch)");
+    }
     Ok(ImportFailure::new("QuotaExceeded", message))
 }
 

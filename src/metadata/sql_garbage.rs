@@ -538,6 +538,23 @@ impl SqlMetadataStore {
         }
         Ok(rows)
     }
+
+    /// The `(key, other)` pairs of `manifest_references` whose `key` column
+    /// is one of `keys`: a manifest's children, or a child's parents.
+    async fn reference_pairs(
+        &self,
+        key: &'static str,
+        other: &'static str,
+        keys: &[Digest],
+    ) -> Result<Vec<(Digest, Digest)>> {
+        let template =
+            format!("SELECT {key}, {other} FROM manifest_references WHERE {key} IN ({{in}})");
+        let rows = self.rows_for(&template, keys, 1, &[]).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((parse(r, key).ok()?, parse(r, other).ok()?)))
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -978,45 +995,13 @@ impl GarbageStore for SqlMetadataStore {
     }
 
     async fn references_of(&self, manifests: &[Digest]) -> Result<Vec<(Digest, Digest)>> {
-        let rows = self
-            .rows_for(
-                "SELECT manifest_digest, child_digest FROM manifest_references \
-                 WHERE manifest_digest IN ({in})",
-                manifests,
-                1,
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    parse(r, "manifest_digest").ok()?,
-                    parse(r, "child_digest").ok()?,
-                ))
-            })
-            .collect())
+        self.reference_pairs("manifest_digest", "child_digest", manifests)
+            .await
     }
 
     async fn references_to(&self, children: &[Digest]) -> Result<Vec<(Digest, Digest)>> {
-        let rows = self
-            .rows_for(
-                "SELECT child_digest, manifest_digest FROM manifest_references \
-                 WHERE child_digest IN ({in})",
-                children,
-                1,
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    parse(r, "child_digest").ok()?,
-                    parse(r, "manifest_digest").ok()?,
-                ))
-            })
-            .collect())
+        self.reference_pairs("child_digest", "manifest_digest", children)
+            .await
     }
 
     async fn blob_rows(&self, digests: &[Digest], grace: Duration) -> Result<Vec<GcBlobRow>> {
