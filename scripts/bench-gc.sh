@@ -66,7 +66,7 @@ while [[ $# -gt 0 ]]; do
 done
 bench_name=bench-gc
 source scripts/lib/bench-upstream.sh
-log() { bench_log "$@"; }
+source scripts/lib/seaweed.sh
 bench_require docker-registry curl jq python3 psql
 target_dir=${CARGO_TARGET_DIR:-target}
 if $build; then
@@ -204,36 +204,9 @@ if $filesystem; then
 fi
 
 if $s3; then
-    s3_access=bench$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    s3_secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    mkdir -p "$work/seaweed/data"
-    printf '{"identities": [{"name": "bench", "credentials": [{"accessKey": "%s", "secretKey": "%s"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}\n' \
-        "$s3_access" "$s3_secret" >"$work/seaweed/s3.json"
-    ports=()
-    for _ in $(seq 1 10); do ports+=("$(free_port)"); done
-    (cd "$work/seaweed" && TMPDIR=$work/seaweed exec "$weed_bin" mini -dir="$work/seaweed/data" \
-        -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -master.telemetry=false \
-        -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
-        -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
-        -filer.localSocket="$work/seaweed/filer.sock" \
-        -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -s3.port.iceberg=0 -s3.port.lance=0 \
-        -s3.localSocket="$work/seaweed/s3.sock" -s3.config="$work/seaweed/s3.json" \
-        -webdav=false -admin.ui=false -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" \
-        >"$work/seaweed.log" 2>&1) &
-    pids+=("$!")
-    s3_endpoint=http://127.0.0.1:${ports[6]}
-    s3_curl() {
-        curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user "$s3_access:$s3_secret" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" || true
-    }
-    bucket=berth-bench-gc
-    for _ in $(seq 1 300); do
-        s3_curl -X PUT "$s3_endpoint/$bucket" >/dev/null
-        [[ $(s3_curl -X PUT --data-binary probe "$s3_endpoint/$bucket/.probe") == 200 ]] && break
-        sleep 0.2
-    done
-    database=berth_bench_gc_$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    start_seaweed
+    new_bucket berth-bench-gc
+    database=berth_bench_gc_$(random_hex 4)
     psql -q "$postgres" -c "CREATE DATABASE $database" >/dev/null
     databases+=("$database")
     analyze_url=${postgres%/*}/$database

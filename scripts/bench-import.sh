@@ -29,7 +29,6 @@ while [[ $# -gt 0 ]]; do
 done
 bench_name=bench-import
 source scripts/lib/bench-upstream.sh
-log() { bench_log "$@"; }
 bench_require skopeo docker-registry curl jq python3
 bench_build_berth
 bench_workdir

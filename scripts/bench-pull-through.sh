@@ -45,7 +45,6 @@ while [[ $# -gt 0 ]]; do
 done
 bench_name=bench-pull-through
 source scripts/lib/bench-upstream.sh
-log() { bench_log "$@"; }
 bench_require skopeo docker-registry curl jq python3
 bench_build_berth
 bench_workdir

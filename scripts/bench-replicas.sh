@@ -66,10 +66,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v curl >/dev/null || missing+=(curl)
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
-    sudo_cmd=()
-    [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+    source scripts/lib/apt.sh
+    apt_install "${missing[@]}"
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 if $s3; then
@@ -95,7 +93,7 @@ done
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+source scripts/lib/seaweed.sh
 
 work=$(mktemp -d /tmp/berth-bench-replicas.XXXXXX)
 run_id=$(random_hex 6)
@@ -214,53 +212,10 @@ if $filesystem; then
 fi
 
 if $s3; then
-    # SeaweedFS in one process, every port given so that nothing falls back
-    # to a fixed default another program may hold, and one identity with
-    # full access.
-    s3_access=bench$(random_hex 6)
-    s3_secret=$(random_hex 20)
-    mkdir -p "$work/seaweed/data"
-    printf '{"identities": [{"name": "bench", "credentials": [{"accessKey": "%s", "secretKey": "%s"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}\n' \
-        "$s3_access" "$s3_secret" >"$work/seaweed/s3.json"
-    ports=()
-    for _ in $(seq 1 10); do ports+=("$(free_port)"); done
-    (cd "$work/seaweed" && TMPDIR=$work/seaweed exec "$weed_bin" mini -dir="$work/seaweed/data" \
-        -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -master.telemetry=false \
-        -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
-        -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
-        -filer.localSocket="$work/seaweed/filer.sock" \
-        -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -s3.port.iceberg=0 -s3.port.lance=0 \
-        -s3.localSocket="$work/seaweed/s3.sock" -s3.config="$work/seaweed/s3.json" \
-        -webdav=false -admin.ui=false -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" \
-        >"$work/seaweed.log" 2>&1) &
-    pids+=("$!")
-    s3_endpoint=http://127.0.0.1:${ports[6]}
-    # curl signs the request (Signature V4); the body's hash is left out
-    # of the signature, as SeaweedFS rejects the one curl would sign.
-    s3_curl() {
-        curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user "$s3_access:$s3_secret" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" || true
-    }
-    # A bucket for one deployment, proven to take writes (SeaweedFS grows a
-    # bucket's first volumes on its first write); sets bucket.
-    new_bucket() { # name
-        bucket=berth-bench-$run_id-$1
-        for _ in $(seq 1 300); do
-            s3_curl -X PUT "$s3_endpoint/$bucket" >/dev/null
-            if [[ $(s3_curl -X PUT --data-binary probe "$s3_endpoint/$bucket/.probe") == 200 ]]; then
-                s3_curl -X DELETE "$s3_endpoint/$bucket/.probe" >/dev/null
-                return 0
-            fi
-            sleep 0.2
-        done
-        log "SeaweedFS: bucket $bucket takes no writes; its log:"
-        tail -n 30 "$work/seaweed.log" >&2
-        exit 1
-    }
+    start_seaweed
     for variant in redirect stream; do
         new_database "s3_$variant"
-        new_bucket "$variant"
+        new_bucket "berth-bench-$run_id-$variant"
         env=(BERTH_DATABASE_URL="$database_url" BERTH_STORAGE_S3_BUCKET="$bucket"
             BERTH_STORAGE_S3_REGION_ENDPOINT="$s3_endpoint"
             BERTH_STORAGE_S3_ACCESS_KEY="$s3_access" BERTH_STORAGE_S3_SECRET_KEY="$s3_secret")

@@ -229,16 +229,11 @@ impl Token {
 
 /// A user, group or service account in a role binding.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Subject {
-    #[serde(default)]
     pub kind: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
@@ -489,32 +484,21 @@ pub struct TagReference {
 
 /// `{"kind":"ImageStreamImage","name":"app@sha256:…","namespace":"ns"}`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ObjectReference {
-    #[serde(default)]
     pub kind: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct TagImportPolicy {
-    #[serde(default)]
     pub insecure: bool,
-    #[serde(default)]
     pub scheduled: bool,
     /// `Legacy` or `PreserveOriginal`.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub import_mode: Option<String>,
 }
 
@@ -738,22 +722,14 @@ pub struct ImageManifest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LookupPolicyRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub local: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ImageStreamSpecRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub lookup_policy: Option<LookupPolicyRequest>,
 }
 
@@ -774,11 +750,7 @@ pub struct ImageStreamRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ImageStreamTagRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub tag: Option<TagReferenceRequest>,
     pub alias: bool,
     /// How long the tag lives from now (`2w`, `12h`): before the image's
@@ -790,24 +762,12 @@ pub struct ImageStreamTagRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TagReferenceRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub from: Option<ObjectReference>,
     pub reference: bool,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub reference_policy: Option<TagReferencePolicy>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub import_policy: Option<TagImportPolicy>,
 }
 
@@ -1065,11 +1025,7 @@ pub struct PrunedRevision {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RollbackRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
 }
 
@@ -1099,11 +1055,7 @@ pub struct ImageStreamImport {
 pub struct ImageStreamImportSpec {
     pub import: bool,
     pub images: Vec<ImageImportSpec>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub repository: Option<RepositoryImportSpec>,
 }
 
@@ -1112,11 +1064,7 @@ pub struct ImageStreamImportSpec {
 #[serde(default, rename_all = "camelCase")]
 pub struct ImageImportSpec {
     pub from: ObjectReference,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub to: Option<LocalObjectReference>,
     pub import_policy: TagImportPolicy,
     pub reference_policy: TagReferencePolicy,
@@ -1275,11 +1223,7 @@ where
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NameMeta {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -1309,11 +1253,7 @@ impl NamedBody {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TokenRequestSpec {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
 }
 
@@ -1350,17 +1290,9 @@ pub struct SubjectsBody {
 #[serde(default, rename_all = "camelCase")]
 pub struct UserRequest {
     pub metadata: NameMeta,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub super_user: bool,
 }
@@ -1369,11 +1301,7 @@ pub struct UserRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PasswordRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
@@ -1384,11 +1312,7 @@ pub struct GroupRequest {
     pub metadata: NameMeta,
     /// Optional to create (no members); required to replace, so that an
     /// empty `PUT` does not empty the group.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
 }
 
@@ -1396,23 +1320,11 @@ pub struct GroupRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InitializeRequest {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub access_token: bool,
 }

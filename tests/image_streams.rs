@@ -522,15 +522,8 @@ async fn aliases_and_external_images() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_speaks_image_streams() {
-    let dir = tempfile::tempdir().unwrap();
-    let password = "cli-streams-password";
-    let berth = BerthProcess::serve(&dir.path().join("data"))
-        .admin_password(password)
-        .start()
-        .await;
-    let host = berth.addr.to_string();
-    let cli = CliHome::new();
-    cli.login(&host, "admin", password);
+    let lab = CliLab::start("cli-streams-password").await;
+    let (berth, cli, host) = (&lab.berth, &lab.cli, &lab.host);
     let a = berth.push_image("myproj/app", "1.0").await;
     let b = berth.push_image("myproj/app", "2.0").await;
     cli.ok(&["project", "myproj"]);
@@ -552,10 +545,10 @@ async fn the_cli_speaks_image_streams() {
     // Roll 1.0 forward to 2.0's image by tagging, then back by generation.
     let tagged = cli.ok(&["tag", &format!("myproj/app@{}", b.digest), "app:1.0"]);
     assert!(tagged.contains("Tag app:1.0 set to"), "{tagged}");
-    assert_eq!(pulled(&berth, "myproj/app", "1.0").await, b.digest);
+    assert_eq!(pulled(berth, "myproj/app", "1.0").await, b.digest);
     let rolled = cli.ok(&["rollback", "istag", "app:1.0", "--to-generation", "1"]);
     assert!(rolled.contains("generation 1"), "{rolled}");
-    assert_eq!(pulled(&berth, "myproj/app", "1.0").await, a.digest);
+    assert_eq!(pulled(berth, "myproj/app", "1.0").await, a.digest);
     cli.fails(
         &["rollback", "istag", "app:1.0", "--to-generation", "99"],
         "no revision of generation 99",

@@ -635,15 +635,8 @@ async fn only_cluster_admins_set_quotas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_quotas_and_shows_usage() {
-    let dir = tempfile::tempdir().unwrap();
-    let password = "cli-quotas-password";
-    let berth = BerthProcess::serve(&dir.path().join("data"))
-        .admin_password(password)
-        .start()
-        .await;
-    let host = berth.addr.to_string();
-    let cli = CliHome::new();
-    cli.login(&host, "admin", password);
+    let lab = CliLab::start("cli-quotas-password").await;
+    let (berth, cli) = (&lab.berth, &lab.cli);
     let image = berth.push_image("shop/app", "1.0").await;
 
     let out = cli.ok(&[

@@ -481,15 +481,8 @@ async fn pulled_digest(client: &RegistryClient, repo: &str, tag: &str) -> String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_expiries_and_immutable_tags() {
-    let dir = tempfile::tempdir().unwrap();
-    let password = "cli-tag-policies-password";
-    let berth = BerthProcess::serve(&dir.path().join("data"))
-        .admin_password(password)
-        .start()
-        .await;
-    let host = berth.addr.to_string();
-    let cli = CliHome::new();
-    cli.login(&host, "admin", password);
+    let lab = CliLab::start("cli-tag-policies-password").await;
+    let (berth, cli) = (&lab.berth, &lab.cli);
     let a = berth.push_image("myproj/app", "1.0").await;
     berth.push_image("myproj/app", "2.0").await;
     cli.ok(&["project", "myproj"]);
@@ -500,9 +493,9 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
     let tagged = Window::since(started);
     assert!(out.contains("Tag app:preview set to app:1.0"), "{out}");
     assert!(out.contains("It expires at "), "{out}");
-    assert!(resolves(&berth, "myproj/app", "preview").await);
+    assert!(resolves(berth, "myproj/app", "preview").await);
     sleep_until(tagged.after_2s()).await;
-    assert!(!resolves(&berth, "myproj/app", "preview").await);
+    assert!(!resolves(berth, "myproj/app", "preview").await);
     cli.fails(
         &[
             "tag",
@@ -513,7 +506,7 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
         ],
         "--expires-after: \"fortnight\" is not a duration such as 30s, 15m, 4h, 2d or 2w",
     );
-    assert!(!resolves(&berth, "myproj/app", "later").await);
+    assert!(!resolves(berth, "myproj/app", "later").await);
 
     // berth set immutable-tags: set, shown, enforced, cleared.
     let out = cli.ok(&["set", "immutable-tags", "myproj", "1.*", "stable"]);
@@ -533,7 +526,7 @@ async fn the_cli_sets_expiries_and_immutable_tags() {
         &["delete", "istag", "app:1.0"],
         "is immutable and cannot be deleted",
     );
-    assert_eq!(pulled_digest(&berth, "myproj/app", "1.0").await, a.digest);
+    assert_eq!(pulled_digest(berth, "myproj/app", "1.0").await, a.digest);
     cli.fails(
         &["set", "immutable-tags", "myproj", "v[0-9]"],
         "tag pattern \"v[0-9]\" is invalid",

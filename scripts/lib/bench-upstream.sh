@@ -4,6 +4,7 @@
 # false) before calling bench_build_berth.
 
 bench_log() { echo "$bench_name: $*" >&2; }
+log() { bench_log "$@"; }
 
 # bench_require TOOL...: exits when one is missing.
 bench_require() {

@@ -1,13 +1,13 @@
 //! `berth adm gc [--dry-run] [-o FORMAT]` and `berth adm gc runs`: online
 //! garbage collection, run by hand through `/api/v1/garbagecollections`.
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
-
 use time::OffsetDateTime;
 
 use super::client::{GarbageCollection, List};
-use super::output::{OutputFormat, Printable, Table, age, kind_or, print_list, write_structured};
+use super::output::{OutputFormat, Printable, age, kind_or, print_list};
+use super::runs::{
+    ManualRun, counted, follow_and_print, phase_or_starting, removed_table, summary_sentence,
+};
 use super::session::Session;
 use crate::size_text::format_size;
 
@@ -54,105 +54,65 @@ pub async fn gc(session: &Session, args: AdmGcArgs) -> anyhow::Result<()> {
         let list: List<GarbageCollection> = client.list_garbage_collections().await?;
         return print_list(&list, runs.output.as_ref(), None);
     }
-    let mut run = client.run_garbage_collection(args.dry_run).await?;
-    let progress = std::io::stderr().is_terminal() && args.output.is_none();
-    while run.status.outcome.is_none() && !run.spec.dry_run {
-        if progress {
-            eprint!("\r{}   ", progress_line(&run));
-            let _ = std::io::stderr().flush();
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        run = client.get_garbage_collection(&run.metadata.name).await?;
-    }
-    if progress {
-        eprint!("\r{}\r", " ".repeat(progress_line(&run).len() + 3));
-    }
-    let mut out = std::io::stdout().lock();
-    match args.output.as_ref() {
-        Some(OutputFormat::Name) if run.spec.dry_run => {
-            writeln!(out, "garbagecollection (dry run)")?
-        }
-        Some(OutputFormat::Name) => writeln!(out, "garbagecollection/{}", run.metadata.name)?,
-        Some(format) => write_structured(&mut out, format, &run)?,
-        None => {
-            writeln!(out, "{}", summary(&run))?;
-            if !run.status.removed.is_empty() {
-                out.write_all(removed_table(&run).as_bytes())?;
-            }
-        }
-    }
-    if run.status.outcome.as_deref() == Some("Failed") {
-        anyhow::bail!(
-            "garbage collection failed: {}",
-            run.status
-                .error
-                .as_deref()
-                .unwrap_or("see the server's log")
-        );
-    }
-    Ok(())
+    let run = client.run_garbage_collection(args.dry_run).await?;
+    let client = &client;
+    follow_and_print(run, args.output.as_ref(), |name| async move {
+        Ok(client.get_garbage_collection(&name).await?)
+    })
+    .await
 }
 
-/// `1 manifest`, `2 manifests`.
-pub(super) fn counted(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// What the run removed (or would), in one sentence.
-fn summary(run: &GarbageCollection) -> String {
-    let s = &run.status;
-    let what = format!(
-        "{}, {} ({}) and {}",
-        counted(s.manifests_removed, "manifest", "manifests"),
-        counted(s.blobs_removed, "blob", "blobs"),
-        format_size(s.bytes_freed),
-        counted(s.blob_links_removed, "blob link", "blob links"),
-    );
-    let listed = s.removed.len() as u64;
-    let total = s.manifests_removed + s.blobs_removed + s.blob_links_removed;
-    let more = if total > listed {
-        format!(" (the first {listed} listed)")
-    } else {
-        String::new()
-    };
-    if run.spec.dry_run {
-        format!("Dry run: would remove {what}{more}; nothing was changed.")
-    } else {
-        let outcome = s.outcome.as_deref().unwrap_or("Running");
+impl ManualRun for GarbageCollection {
+    const KIND: &'static str = "garbagecollection";
+    const ACTIVITY: &'static str = "garbage collection";
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+    fn dry_run(&self) -> bool {
+        self.spec.dry_run
+    }
+    fn outcome(&self) -> Option<&str> {
+        self.status.outcome.as_deref()
+    }
+    fn error(&self) -> Option<&str> {
+        self.status.error.as_deref()
+    }
+    fn progress_line(&self) -> String {
+        let s = &self.status;
         format!(
-            "garbagecollection/{}: {outcome}; removed {what}{more}.",
-            run.metadata.name
+            "{}: {} manifests, {} blobs ({}), {} blob links removed",
+            phase_or_starting(&s.phase),
+            s.manifests_removed,
+            s.blobs_removed,
+            format_size(s.bytes_freed),
+            s.blob_links_removed
         )
     }
-}
-
-fn progress_line(run: &GarbageCollection) -> String {
-    let s = &run.status;
-    format!(
-        "{}: {} manifests, {} blobs ({}), {} blob links removed",
-        if s.phase.is_empty() {
-            "starting"
+    fn summary(&self) -> String {
+        let s = &self.status;
+        let listed = s.removed.len() as u64;
+        let total = s.manifests_removed + s.blobs_removed + s.blob_links_removed;
+        let more = if total > listed {
+            format!(" (the first {listed} listed)")
         } else {
-            &s.phase
-        },
-        s.manifests_removed,
-        s.blobs_removed,
-        format_size(s.bytes_freed),
-        s.blob_links_removed
-    )
-}
-
-fn removed_table(run: &GarbageCollection) -> String {
-    let mut table = Table::new(&["KIND", "REPOSITORY", "DIGEST", "SIZE"]);
-    for item in &run.status.removed {
-        table.row(vec![
-            item.kind.clone(),
-            item.repository.clone().unwrap_or_default(),
-            item.digest.clone(),
-            item.size.map(format_size).unwrap_or_default(),
-        ]);
+            String::new()
+        };
+        let what = format!(
+            "{}, {} ({}) and {}{more}",
+            counted(s.manifests_removed, "manifest", "manifests"),
+            counted(s.blobs_removed, "blob", "blobs"),
+            format_size(s.bytes_freed),
+            counted(s.blob_links_removed, "blob link", "blob links"),
+        );
+        summary_sentence(self, &what, "")
     }
-    table.render()
+    fn details(&self) -> String {
+        if self.status.removed.is_empty() {
+            String::new()
+        } else {
+            removed_table(&self.status.removed)
+        }
+    }
 }
 
 impl Printable for GarbageCollection {
@@ -263,16 +223,16 @@ mod tests {
     fn the_summary_says_what_went_or_would_go() {
         // Three things removed, two listed.
         assert_eq!(
-            summary(&run(true)),
+            run(true).summary(),
             "Dry run: would remove 1 manifest, 2 blobs (3.5 MiB) and 0 blob links \
              (the first 2 listed); nothing was changed."
         );
         assert_eq!(
-            summary(&run(false)),
+            run(false).summary(),
             "garbagecollection/run-1: Succeeded; removed 1 manifest, 2 blobs (3.5 MiB) \
              and 0 blob links (the first 2 listed)."
         );
-        let table = removed_table(&run(false));
+        let table = run(false).details();
         assert!(table.contains("ns/app"), "{table}");
         assert!(table.contains("2.0 KiB"), "{table}");
     }

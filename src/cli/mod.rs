@@ -29,6 +29,7 @@ pub mod project;
 pub mod proxies;
 pub mod pruner;
 pub mod quotas;
+mod runs;
 pub mod secrets;
 pub mod session;
 pub mod version;

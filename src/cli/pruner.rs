@@ -2,12 +2,13 @@
 //! and runs) and `berth adm prune images` (a dry run, or with `--confirm` a
 //! run), through `/api/v1/imagepruners/cluster`.
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use super::client::{ImagePrune, ImagePruneSpec, ImagePruner, ImagePrunerSpec};
-use super::garbage::counted;
 use super::output::{OutputFormat, Table, write_structured};
+use super::runs::{
+    ManualRun, counted, follow_and_print, phase_or_starting, removed_table, summary_sentence,
+};
 use super::session::Session;
 use crate::size_text::format_size;
 
@@ -142,7 +143,7 @@ pub async fn prune(session: &Session, args: AdmPruneArgs) -> anyhow::Result<()> 
         anyhow::bail!("name the namespace to prune (--namespace NS) or --all for every namespace");
     }
     let client = session.client()?;
-    let mut run = client
+    let run = client
         .prune_images(ImagePruneSpec {
             dry_run: !args.confirm,
             keep_tag_revisions: args.keep_tag_revisions,
@@ -151,91 +152,62 @@ pub async fn prune(session: &Session, args: AdmPruneArgs) -> anyhow::Result<()> 
             ignore_invalid_image_references: None,
         })
         .await?;
-    let progress = std::io::stderr().is_terminal() && args.output.is_none();
-    while run.status.outcome.is_none() && !run.spec.dry_run {
-        if progress {
-            eprint!("\r{}   ", progress_line(&run));
-            let _ = std::io::stderr().flush();
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        run = client.get_image_prune(&run.metadata.name).await?;
-    }
-    if progress {
-        eprint!("\r{}\r", " ".repeat(progress_line(&run).len() + 3));
-    }
-    let mut out = std::io::stdout().lock();
-    match args.output.as_ref() {
-        Some(OutputFormat::Name) if run.spec.dry_run => writeln!(out, "imageprune (dry run)")?,
-        Some(OutputFormat::Name) => writeln!(out, "imageprune/{}", run.metadata.name)?,
-        Some(format) => write_structured(&mut out, format, &run)?,
-        None => {
-            writeln!(out, "{}", summary(&run))?;
-            if !run.status.revisions.is_empty() {
-                out.write_all(revisions_table(&run).as_bytes())?;
-            }
-            if !run.status.removed.is_empty() {
-                writeln!(out)?;
-                let mut table = Table::new(&["KIND", "REPOSITORY", "DIGEST", "SIZE"]);
-                for item in &run.status.removed {
-                    table.row(vec![
-                        item.kind.clone(),
-                        item.repository.clone().unwrap_or_default(),
-                        item.digest.clone(),
-                        item.size.map(format_size).unwrap_or_default(),
-                    ]);
-                }
-                out.write_all(table.render().as_bytes())?;
-            }
-        }
-    }
-    if run.status.outcome.as_deref() == Some("Failed") {
-        anyhow::bail!(
-            "pruning failed: {}",
-            run.status
-                .error
-                .as_deref()
-                .unwrap_or("see the server's log")
-        );
-    }
-    Ok(())
+    let client = &client;
+    follow_and_print(run, args.output.as_ref(), |name| async move {
+        Ok(client.get_image_prune(&name).await?)
+    })
+    .await
 }
 
-/// What the run removed (or would), in one sentence.
-fn summary(run: &ImagePrune) -> String {
-    let s = &run.status;
-    let what = format!(
-        "{}, {}, {} and {} ({})",
-        counted(s.revisions_removed, "tag revision", "tag revisions"),
-        counted(s.tags_removed, "expired tag", "expired tags"),
-        counted(s.manifests_removed, "image", "images"),
-        counted(s.blobs_removed, "blob", "blobs"),
-        format_size(s.bytes_freed),
-    );
-    if run.spec.dry_run {
-        format!("Dry run: would remove {what}; nothing was changed (--confirm removes).")
-    } else {
-        let outcome = s.outcome.as_deref().unwrap_or("Running");
+impl ManualRun for ImagePrune {
+    const KIND: &'static str = "imageprune";
+    const ACTIVITY: &'static str = "pruning";
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+    fn dry_run(&self) -> bool {
+        self.spec.dry_run
+    }
+    fn outcome(&self) -> Option<&str> {
+        self.status.outcome.as_deref()
+    }
+    fn error(&self) -> Option<&str> {
+        self.status.error.as_deref()
+    }
+    fn progress_line(&self) -> String {
+        let s = &self.status;
         format!(
-            "imageprune/{}: {outcome}; removed {what}.",
-            run.metadata.name
+            "{}: {} tag revisions, {} images, {} blobs ({}) removed",
+            phase_or_starting(&s.phase),
+            s.revisions_removed,
+            s.manifests_removed,
+            s.blobs_removed,
+            format_size(s.bytes_freed),
         )
     }
-}
-
-fn progress_line(run: &ImagePrune) -> String {
-    let s = &run.status;
-    format!(
-        "{}: {} tag revisions, {} images, {} blobs ({}) removed",
-        if s.phase.is_empty() {
-            "starting"
-        } else {
-            &s.phase
-        },
-        s.revisions_removed,
-        s.manifests_removed,
-        s.blobs_removed,
-        format_size(s.bytes_freed),
-    )
+    fn summary(&self) -> String {
+        let s = &self.status;
+        let what = format!(
+            "{}, {}, {} and {} ({})",
+            counted(s.revisions_removed, "tag revision", "tag revisions"),
+            counted(s.tags_removed, "expired tag", "expired tags"),
+            counted(s.manifests_removed, "image", "images"),
+            counted(s.blobs_removed, "blob", "blobs"),
+            format_size(s.bytes_freed),
+        );
+        summary_sentence(self, &what, " (--confirm removes)")
+    }
+    fn details(&self) -> String {
+        let mut out = String::new();
+        if !self.status.revisions.is_empty() {
+            out += &revisions_table(self);
+        }
+        if !self.status.removed.is_empty() {
+            out += "\n";
+            out += &removed_table(&self.status.removed);
+        }
+        out
+    }
 }
 
 fn revisions_table(run: &ImagePrune) -> String {
@@ -370,12 +342,12 @@ mod tests {
     #[test]
     fn the_summary_says_what_went_or_would_go() {
         assert_eq!(
-            summary(&run(true)),
+            run(true).summary(),
             "Dry run: would remove 2 tag revisions, 0 expired tags, 1 image and 3 blobs \
              (3.0 MiB); nothing was changed (--confirm removes)."
         );
         assert_eq!(
-            summary(&run(false)),
+            run(false).summary(),
             "imageprune/run-1: Succeeded; removed 2 tag revisions, 0 expired tags, 1 image and \
              3 blobs (3.0 MiB)."
         );

@@ -330,6 +330,24 @@ impl BerthProcess {
         }
     }
 
+    /// POSTs `body` to `path` on a berth started with a crash point armed,
+    /// and checks that it died there (SIGABRT) without answering.
+    pub async fn post_to_crash_point(&mut self, path: &str, body: &serde_json::Value) {
+        use std::os::unix::process::ExitStatusExt;
+        let asked = self
+            .client()
+            .request(Method::POST, path)
+            .json(body)
+            .send()
+            .await;
+        assert!(asked.is_err(), "the run answered: {asked:?}");
+        let status = self
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("berth died");
+        assert_eq!(status.signal(), Some(6), "berth aborted at the crash point");
+    }
+
     /// Resident memory (`VmRSS`), in bytes.
     pub fn resident_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -380,6 +398,36 @@ impl Drop for BerthProcess {
                 self.log_path.display(),
                 self.log_tail()
             );
+        }
+    }
+}
+
+/// A berth of its own on the embedded default and a CLI logged in to it as
+/// `admin`: where the CLI tests of each feature start.
+pub struct CliLab {
+    pub berth: BerthProcess,
+    pub cli: CliHome,
+    /// `127.0.0.1:PORT`, what `berth login` was given.
+    pub host: String,
+    /// Dropped last: the data directory outlives the process.
+    _dir: tempfile::TempDir,
+}
+
+impl CliLab {
+    pub async fn start(admin_password: &str) -> CliLab {
+        let dir = tempfile::tempdir().expect("a data directory");
+        let berth = BerthProcess::serve(&dir.path().join("data"))
+            .admin_password(admin_password)
+            .start()
+            .await;
+        let host = berth.addr.to_string();
+        let cli = CliHome::new();
+        cli.login(&host, ADMIN_USER, admin_password);
+        CliLab {
+            berth,
+            cli,
+            host,
+            _dir: dir,
         }
     }
 }
