@@ -4,9 +4,10 @@
 use time::OffsetDateTime;
 
 use super::client::{GarbageCollection, List};
-use super::output::{OutputFormat, Printable, age, kind_or, print_list};
+use super::output::{OutputFormat, Printable, age, object_identity, print_list};
 use super::runs::{
-    ManualRun, counted, follow_and_print, phase_or_starting, removed_table, summary_sentence,
+    ManualRun, counted, follow_and_print, phase_or_starting, removed_table, run_fields,
+    summary_sentence,
 };
 use super::session::Session;
 use crate::size_text::format_size;
@@ -65,18 +66,7 @@ pub async fn gc(session: &Session, args: AdmGcArgs) -> anyhow::Result<()> {
 impl ManualRun for GarbageCollection {
     const KIND: &'static str = "garbagecollection";
     const ACTIVITY: &'static str = "garbage collection";
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
-    fn dry_run(&self) -> bool {
-        self.spec.dry_run
-    }
-    fn outcome(&self) -> Option<&str> {
-        self.status.outcome.as_deref()
-    }
-    fn error(&self) -> Option<&str> {
-        self.status.error.as_deref()
-    }
+    run_fields!();
     fn progress_line(&self) -> String {
         let s = &self.status;
         format!(
@@ -116,12 +106,7 @@ impl ManualRun for GarbageCollection {
 }
 
 impl Printable for GarbageCollection {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "garbagecollection")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("garbagecollection");
     fn headers() -> &'static [&'static str] {
         &[
             "NAME",

@@ -10,7 +10,8 @@ use super::client::{
 };
 use super::image_streams::{self, StreamResource};
 use super::output::{
-    OutputFormat, Printable, age, expires, joined, kind_or, print_list, print_one, timestamp_cell,
+    OutputFormat, Printable, age, expires, joined, object_identity, print_list, print_one,
+    timestamp_cell,
 };
 use super::session::{Globals, Session};
 
@@ -248,12 +249,7 @@ pub async fn run(args: GetArgs, globals: &Globals) -> anyhow::Result<()> {
 }
 
 impl Printable for Project {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "project")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("project");
     fn headers() -> &'static [&'static str] {
         &["NAME", "STATUS", "AGE"]
     }
@@ -282,12 +278,7 @@ impl Printable for Project {
 }
 
 impl Printable for ServiceAccount {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "serviceaccount")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("serviceaccount");
     fn headers() -> &'static [&'static str] {
         &["NAME", "USERNAME", "AGE"]
     }
@@ -310,12 +301,7 @@ impl Printable for ServiceAccount {
 }
 
 impl Printable for Token {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "token")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("token");
     fn headers() -> &'static [&'static str] {
         &["NAME", "SUBJECT", "EXPIRES", "AGE"]
     }
@@ -340,12 +326,7 @@ impl Printable for Token {
 }
 
 impl Printable for RoleBinding {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "rolebinding")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("rolebinding");
     fn headers() -> &'static [&'static str] {
         &["NAME", "ROLE", "USERS", "GROUPS", "SERVICE ACCOUNTS"]
     }
@@ -380,12 +361,7 @@ impl Printable for RoleBinding {
 }
 
 impl Printable for User {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "user")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("user");
     fn headers() -> &'static [&'static str] {
         &["NAME", "SUPER USER", "GROUPS", "AGE"]
     }
@@ -409,12 +385,7 @@ impl Printable for User {
 }
 
 impl Printable for Group {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "group")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("group");
     fn headers() -> &'static [&'static str] {
         &["NAME", "USERS"]
     }

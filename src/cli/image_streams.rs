@@ -15,7 +15,7 @@ use super::client::{
     NameMeta, ObjectReference, TagImportPolicy, TagReferencePolicy, TagReferenceRequest,
 };
 use super::output::{
-    OutputFormat, Printable, age, joined, kind_or, print_created, print_list, print_one,
+    OutputFormat, Printable, age, joined, object_identity, print_created, print_list, print_one,
 };
 use super::session::{Globals, Session};
 
@@ -106,12 +106,7 @@ fn last_updated(stream: &ImageStream) -> Option<&str> {
 }
 
 impl Printable for ImageStream {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "imagestream")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("imagestream");
     fn headers() -> &'static [&'static str] {
         &["NAME", "IMAGE REPOSITORY", "TAGS", "UPDATED"]
     }
@@ -139,12 +134,7 @@ impl Printable for ImageStream {
 }
 
 impl Printable for ImageStreamTag {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "imagestreamtag")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("imagestreamtag");
     fn headers() -> &'static [&'static str] {
         &["NAME", "IMAGE REFERENCE", "UPDATED"]
     }
@@ -173,12 +163,7 @@ impl Printable for ImageStreamTag {
 }
 
 impl Printable for ImageStreamImage {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "imagestreamimage")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("imagestreamimage");
     fn headers() -> &'static [&'static str] {
         &["NAME", "IMAGE REFERENCE", "CREATED"]
     }

@@ -4,7 +4,9 @@
 use time::OffsetDateTime;
 
 use super::client::Job;
-use super::output::{OutputFormat, Printable, age, kind_or, print_list, print_one, timestamp_cell};
+use super::output::{
+    OutputFormat, Printable, age, object_identity, print_list, print_one, timestamp_cell,
+};
 use super::session::Session;
 
 #[derive(Debug, clap::Args)]
@@ -68,12 +70,7 @@ fn next_run(timestamp: Option<&str>, now: OffsetDateTime) -> String {
 }
 
 impl Printable for Job {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "job")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("job");
     fn headers() -> &'static [&'static str] {
         &["NAME", "LAST RUN", "OUTCOME", "NEXT RUN", "HOLDER", "ERROR"]
     }

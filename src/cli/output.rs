@@ -224,6 +224,21 @@ pub trait Printable: Serialize {
     }
 }
 
+/// [`Printable::kind`] and [`Printable::name`] for a wire type with a
+/// `kind` and `metadata.name`, as every `/api/v1` object has:
+/// `object_identity!("project")`.
+macro_rules! object_identity {
+    ($kind:literal) => {
+        fn kind(&self) -> String {
+            $crate::cli::output::kind_or(&self.kind, $kind)
+        }
+        fn name(&self) -> &str {
+            &self.metadata.name
+        }
+    };
+}
+pub(crate) use object_identity;
+
 /// The table of `items`, with the wide columns if `wide`.
 fn table_of<'a, T: Printable + 'a>(items: impl IntoIterator<Item = &'a T>, wide: bool) -> Table {
     let now = OffsetDateTime::now_utc();

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::client::{NameMeta, Proxy, ProxyRequest, ProxySpec};
-use super::output::{OutputFormat, Printable, age, kind_or, print_created};
+use super::output::{OutputFormat, Printable, age, object_identity, print_created};
 use super::session::Session;
 
 #[derive(Debug, clap::Args)]
@@ -52,12 +52,7 @@ pub async fn create(args: CreateProxyArgs, session: &Session) -> anyhow::Result<
 }
 
 impl Printable for Proxy {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "proxy")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("proxy");
     fn headers() -> &'static [&'static str] {
         &["NAME", "UPSTREAM", "TTL", "AGE"]
     }

@@ -7,7 +7,8 @@ use std::io::Write;
 use super::client::{ImagePrune, ImagePruneSpec, ImagePruner, ImagePrunerSpec};
 use super::output::{OutputFormat, Table, write_structured};
 use super::runs::{
-    ManualRun, counted, follow_and_print, phase_or_starting, removed_table, summary_sentence,
+    ManualRun, counted, follow_and_print, phase_or_starting, removed_table, run_fields,
+    summary_sentence,
 };
 use super::session::Session;
 use crate::size_text::format_size;
@@ -162,18 +163,7 @@ pub async fn prune(session: &Session, args: AdmPruneArgs) -> anyhow::Result<()> 
 impl ManualRun for ImagePrune {
     const KIND: &'static str = "imageprune";
     const ACTIVITY: &'static str = "pruning";
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
-    fn dry_run(&self) -> bool {
-        self.spec.dry_run
-    }
-    fn outcome(&self) -> Option<&str> {
-        self.status.outcome.as_deref()
-    }
-    fn error(&self) -> Option<&str> {
-        self.status.error.as_deref()
-    }
+    run_fields!();
     fn progress_line(&self) -> String {
         let s = &self.status;
         format!(

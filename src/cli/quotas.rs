@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::client::{
     List, NamespaceUsage, QuotaLimits, RepositoryUsage, ResourceQuotaRequest, ResourceQuotaSpec,
 };
-use super::output::{OutputFormat, Printable, kind_or, print_list};
+use super::output::{OutputFormat, Printable, object_identity, print_list};
 use super::session::{Globals, Session};
 use crate::size_text::{format_size, parse_size};
 
@@ -179,12 +179,7 @@ fn limits_text(limits: &QuotaLimits) -> String {
 }
 
 impl Printable for NamespaceUsage {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "namespaceusage")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("namespaceusage");
     fn headers() -> &'static [&'static str] {
         &["NAME", "STORAGE", "RAW", "REPOSITORIES", "TAGS", "QUOTA"]
     }
@@ -204,12 +199,7 @@ impl Printable for NamespaceUsage {
 }
 
 impl Printable for RepositoryUsage {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "repositoryusage")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("repositoryusage");
     fn headers() -> &'static [&'static str] {
         &["NAME", "TAGS", "MANIFESTS", "SIZE", "SHARED"]
     }

@@ -30,6 +30,26 @@ pub(super) trait ManualRun: Serialize {
     fn details(&self) -> String;
 }
 
+/// The accessors of [`ManualRun`] that read the fields both runs' wire
+/// types name alike.
+macro_rules! run_fields {
+    () => {
+        fn name(&self) -> &str {
+            &self.metadata.name
+        }
+        fn dry_run(&self) -> bool {
+            self.spec.dry_run
+        }
+        fn outcome(&self) -> Option<&str> {
+            self.status.outcome.as_deref()
+        }
+        fn error(&self) -> Option<&str> {
+            self.status.error.as_deref()
+        }
+    };
+}
+pub(super) use run_fields;
+
 /// Follows `run` until it ends (a dry run has ended when it answers),
 /// fetching it again each second by name, then prints it.
 pub(super) async fn follow_and_print<R, F, Fut>(

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::client::{NameMeta, Secret, SecretRequest};
 use super::login::read_secret_from_stdin;
-use super::output::{Printable, age, joined, kind_or, print_created, timestamp_cell};
+use super::output::{Printable, age, joined, object_identity, print_created, timestamp_cell};
 use super::session::{Globals, InProject, Session};
 use crate::domain::secrets::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, docker_config_for};
 
@@ -186,12 +186,7 @@ pub async fn secrets(args: SecretsArgs, globals: &Globals) -> anyhow::Result<()>
 }
 
 impl Printable for Secret {
-    fn kind(&self) -> String {
-        kind_or(&self.kind, "secret")
-    }
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+    object_identity!("secret");
     fn headers() -> &'static [&'static str] {
         &["NAME", "TYPE", "DATA", "AGE"]
     }

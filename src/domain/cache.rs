@@ -204,17 +204,7 @@ impl PullCache {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<StoredManifest, Ticket> {
-        if !self.enabled() {
-            return Err(Ticket(0));
-        }
-        let current = self.current();
-        let state = self.state();
-        match state.manifests.get(&key(repo, reference)) {
-            Some(found) if current && self.young(found.read_at) && !found.expired() => {
-                Ok(found.value.clone())
-            }
-            _ => Err(Ticket(state.generation)),
-        }
+        self.fresh(|state| state.manifests.get(&key(repo, reference)))
     }
 
     /// Keeps what a read that began at `ticket` found, unless anything was
@@ -260,12 +250,19 @@ impl PullCache {
     }
 
     pub fn tags(&self, repo: &RepositoryName) -> Result<CachedTags, Ticket> {
+        self.fresh(|state| state.tags.get(repo))
+    }
+
+    /// The entry `find` picks, if it may be served: the cache is on and
+    /// current, and the entry young and not expired. Otherwise the ticket
+    /// a read that fills the cache takes.
+    fn fresh<V: Clone>(&self, find: impl FnOnce(&State) -> Option<&Entry<V>>) -> Result<V, Ticket> {
         if !self.enabled() {
             return Err(Ticket(0));
         }
         let current = self.current();
         let state = self.state();
-        match state.tags.get(repo) {
+        match find(&state) {
             Some(found) if current && self.young(found.read_at) && !found.expired() => {
                 Ok(found.value.clone())
             }

@@ -41,7 +41,7 @@ pub struct Group {
 }
 
 /// An OpenShift "project": the first component of repository names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Namespace {
     pub name: String,
     pub uid: String,
@@ -49,7 +49,7 @@ pub struct Namespace {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServiceAccount {
     pub namespace: String,
     pub name: String,

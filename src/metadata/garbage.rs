@@ -64,21 +64,27 @@ pub struct GcBlobRow {
 }
 
 /// Counts a run keeps as it goes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct GcProgress {
     /// What the run is doing: `resuming` (deletes a stopped run left),
     /// `manifests`, `blob-links`, `blobs`, `done`.
     pub phase: String,
+    #[sqlx(try_from = "i64")]
     pub manifests_examined: u64,
+    #[sqlx(try_from = "i64")]
     pub manifests_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub blobs_examined: u64,
+    #[sqlx(try_from = "i64")]
     pub blobs_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub links_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub bytes_freed: u64,
 }
 
 /// A run as recorded in `gc_runs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GcRun {
     pub id: String,
     pub replica: String,
@@ -87,6 +93,7 @@ pub struct GcRun {
     /// `Succeeded`, `Failed` or `Interrupted`; `None` while it runs.
     pub outcome: Option<String>,
     pub error: Option<String>,
+    #[sqlx(flatten)]
     pub progress: GcProgress,
     /// JSON: the first things it removed.
     pub removed: Option<String>,

@@ -115,7 +115,7 @@ pub struct SpecTag {
 
 /// A condition of a tag (`status.tags[].conditions[]`), such as a failed
 /// import.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TagCondition {
     pub tag: String,
     /// e.g. `ImportSuccess`.

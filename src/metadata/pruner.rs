@@ -62,23 +62,29 @@ pub struct HistoryRevision {
 }
 
 /// Counts a run keeps as it goes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct PruneProgress {
     /// `expired-tags`, `trimming`, `collecting`, `done`.
     pub phase: String,
+    #[sqlx(try_from = "i64")]
     pub revisions_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub tags_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub manifests_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub blobs_removed: u64,
+    #[sqlx(try_from = "i64")]
     pub bytes_freed: u64,
 }
 
 /// A run as recorded in `prune_runs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PruneRun {
     pub id: String,
     pub replica: String,
     /// `Schedule` or `Manual`.
+    #[sqlx(rename = "trigger_kind")]
     pub trigger: String,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
@@ -87,6 +93,7 @@ pub struct PruneRun {
     pub error: Option<String>,
     /// JSON: the rules it ran with.
     pub options: String,
+    #[sqlx(flatten)]
     pub progress: PruneProgress,
     pub gc_run: Option<String>,
     /// JSON: the first revisions it removed.

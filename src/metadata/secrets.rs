@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::{Result, Timestamp};
 
 /// A secret's row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredSecret {
     pub namespace: String,
     pub name: String,

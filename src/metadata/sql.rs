@@ -208,6 +208,12 @@ where
         .map_err(|e: T::Err| MetadataError::Corrupt(format!("{column} {text:?}: {e}")))
 }
 
+/// A row as `T`, its columns read by their field names
+/// ([`sqlx::FromRow`]).
+pub(super) fn from_row<T: for<'r> sqlx::FromRow<'r, AnyRow>>(row: &AnyRow) -> Result<T> {
+    Ok(T::from_row(row)?)
+}
+
 fn manifest_meta(row: &AnyRow) -> Result<ManifestMeta> {
     Ok(ManifestMeta {
         digest: parse(row, "digest")?,
@@ -307,10 +313,22 @@ const MANIFEST_META_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size FRO
      JOIN manifests m ON m.digest = rm.digest \
      WHERE r.name = $1 AND rm.digest = $2";
 
-fn reference_text(reference: &Reference) -> &str {
+/// A manifest's query by tag (which also takes the time, so that an
+/// expired tag finds nothing) or by digest, bound for `repo`.
+fn by_reference<'q>(
+    by_tag: &'static str,
+    by_digest: &'static str,
+    repo: &'q RepositoryName,
+    reference: &'q Reference,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     match reference {
-        Reference::Tag(t) => t.as_str(),
-        Reference::Digest(d) => d.as_str(),
+        Reference::Tag(tag) => sqlx::query(by_tag)
+            .bind(repo.as_str())
+            .bind(tag.as_str())
+            .bind(now()),
+        Reference::Digest(digest) => sqlx::query(by_digest)
+            .bind(repo.as_str())
+            .bind(digest.as_str()),
     }
 }
 
@@ -562,14 +580,7 @@ impl MetadataStore for SqlMetadataStore {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<StoredManifest>> {
-        let query = match reference {
-            Reference::Tag(_) => sqlx::query(MANIFEST_BY_TAG),
-            Reference::Digest(_) => sqlx::query(MANIFEST_BY_DIGEST),
-        };
-        let mut query = query.bind(repo.as_str()).bind(reference_text(reference));
-        if let Reference::Tag(_) = reference {
-            query = query.bind(now());
-        }
+        let query = by_reference(MANIFEST_BY_TAG, MANIFEST_BY_DIGEST, repo, reference);
         let row = query.fetch_optional(&self.reader).await?;
         row.map(|r| {
             let content: Vec<u8> = r.try_get("content")?;
@@ -587,14 +598,12 @@ impl MetadataStore for SqlMetadataStore {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<ManifestMeta>> {
-        let query = match reference {
-            Reference::Tag(_) => sqlx::query(MANIFEST_META_BY_TAG),
-            Reference::Digest(_) => sqlx::query(MANIFEST_META_BY_DIGEST),
-        };
-        let mut query = query.bind(repo.as_str()).bind(reference_text(reference));
-        if let Reference::Tag(_) = reference {
-            query = query.bind(now());
-        }
+        let query = by_reference(
+            MANIFEST_META_BY_TAG,
+            MANIFEST_META_BY_DIGEST,
+            repo,
+            reference,
+        );
         let row = query.fetch_optional(&self.reader).await?;
         row.map(|r| manifest_meta(&r)).transpose()
     }

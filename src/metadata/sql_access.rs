@@ -8,7 +8,7 @@ use super::access::{
     AccessStore, Binding, BindingSubject, FailureCount, Group, LoginFailureKeys, LoginFailures,
     Namespace, ServiceAccount, SigningKey, SubjectKind, Token, TokenSubject, User, UserDeletion,
 };
-use super::sql::SqlMetadataStore;
+use super::sql::{SqlMetadataStore, from_row};
 use super::{MetadataError, Result, Timestamp};
 
 /// A statement with its values bound.
@@ -30,24 +30,6 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
         super_user: row.try_get::<i64, _>("super_user")? != 0,
         created_at: row.try_get("created_at")?,
         credential_epoch: row.try_get("credential_epoch")?,
-    })
-}
-
-fn namespace_from_row(row: &AnyRow) -> Result<Namespace> {
-    Ok(Namespace {
-        name: row.try_get("name")?,
-        uid: row.try_get("uid")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn service_account_from_row(row: &AnyRow) -> Result<ServiceAccount> {
-    Ok(ServiceAccount {
-        namespace: row.try_get("namespace")?,
-        name: row.try_get("name")?,
-        uid: row.try_get("uid")?,
-        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -373,7 +355,7 @@ impl AccessStore for SqlMetadataStore {
                 .bind(name)
                 .fetch_optional(self.reader())
                 .await?;
-        row.map(|r| namespace_from_row(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 
     async fn namespaces(&self) -> Result<Vec<Namespace>> {
@@ -381,7 +363,7 @@ impl AccessStore for SqlMetadataStore {
             sqlx::query("SELECT name, uid, created_by, created_at FROM namespaces ORDER BY name")
                 .fetch_all(self.reader())
                 .await?;
-        rows.iter().map(namespace_from_row).collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn create_namespace(&self, namespace: &Namespace) -> Result<bool> {
@@ -461,7 +443,7 @@ impl AccessStore for SqlMetadataStore {
         .bind(name)
         .fetch_optional(self.reader())
         .await?;
-        row.map(|r| service_account_from_row(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 
     async fn service_accounts(&self, namespace: &str) -> Result<Vec<ServiceAccount>> {
@@ -471,7 +453,7 @@ impl AccessStore for SqlMetadataStore {
         .bind(namespace)
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(service_account_from_row).collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<bool> {

@@ -22,7 +22,7 @@ use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 use super::garbage::{
     GarbageStore, GcBlob, GcBlobLink, GcBlobRow, GcProgress, GcRun, RepositoryGraph,
 };
-use super::sql::{Engine, SqlMetadataStore, get_u64, parse, placeholders, to_i64};
+use super::sql::{Engine, SqlMetadataStore, from_row, get_u64, parse, placeholders, to_i64};
 use super::{
     BlobClaim, BlobLink, MetadataError, NewManifest, ReferenceKind, Result, Timestamp, millis,
 };
@@ -478,31 +478,6 @@ fn gc_blob(row: &AnyRow) -> Result<GcBlob> {
     Ok(GcBlob {
         digest: parse(row, "digest")?,
         size: get_u64(row, "size")?,
-    })
-}
-
-fn progress_of(row: &AnyRow) -> Result<GcProgress> {
-    Ok(GcProgress {
-        phase: row.try_get("phase")?,
-        manifests_examined: get_u64(row, "manifests_examined")?,
-        manifests_removed: get_u64(row, "manifests_removed")?,
-        blobs_examined: get_u64(row, "blobs_examined")?,
-        blobs_removed: get_u64(row, "blobs_removed")?,
-        links_removed: get_u64(row, "links_removed")?,
-        bytes_freed: get_u64(row, "bytes_freed")?,
-    })
-}
-
-fn gc_run(row: &AnyRow) -> Result<GcRun> {
-    Ok(GcRun {
-        id: row.try_get("id")?,
-        replica: row.try_get("replica")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
-        progress: progress_of(row)?,
-        removed: row.try_get("removed")?,
     })
 }
 
@@ -1103,7 +1078,7 @@ impl GarbageStore for SqlMetadataStore {
         .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(gc_run).collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn gc_run(&self, id: &str) -> Result<Option<GcRun>> {
@@ -1113,6 +1088,6 @@ impl GarbageStore for SqlMetadataStore {
         .bind(id)
         .fetch_optional(self.reader())
         .await?;
-        row.map(|r| gc_run(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 }

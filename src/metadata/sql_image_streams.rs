@@ -19,7 +19,7 @@ use super::image_streams::{
     DueImport, ImageStreamStore, Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream,
     TagCondition, TagMove, TagSource, TagTarget,
 };
-use super::sql::{Engine, SqlMetadataStore, ensure_repository, parse};
+use super::sql::{Engine, SqlMetadataStore, ensure_repository, from_row, parse};
 use super::sql_access::escape_like;
 use super::sql_garbage;
 use super::sql_tag_policies::{self, live};
@@ -450,18 +450,6 @@ fn revision_from_row(row: &AnyRow) -> Result<Revision> {
     })
 }
 
-fn condition_from_row(row: &AnyRow) -> Result<TagCondition> {
-    Ok(TagCondition {
-        tag: row.try_get("tag")?,
-        condition_type: row.try_get("condition_type")?,
-        status: row.try_get("status")?,
-        reason: row.try_get("reason")?,
-        message: row.try_get("message")?,
-        last_transition_at: row.try_get("last_transition_at")?,
-        generation: row.try_get("generation")?,
-    })
-}
-
 const STREAM_COLUMNS: &str =
     "r.name AS repository, s.uid, s.generation, s.lookup_local, s.created_at";
 const SPEC_COLUMNS: &str = "r.name AS repository, t.name, t.from_kind, t.from_namespace, t.from_name, \
@@ -550,7 +538,7 @@ impl SqlMetadataStore {
         for row in conditions {
             let name: String = row.try_get("repository")?;
             if let Some(stream) = streams.get_mut(&name) {
-                stream.conditions.push(condition_from_row(&row)?);
+                stream.conditions.push(from_row(&row)?);
             }
         }
         // Which tags are current: an expired one keeps its history but is

@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::pruner::{
     HistoryRevision, PruneProgress, PruneRun, PrunerRecord, PrunerSettings, PrunerStore,
 };
-use super::sql::{SqlMetadataStore, get_u64, to_i64};
+use super::sql::{SqlMetadataStore, from_row, get_u64, to_i64};
 use super::{MetadataError, Result, millis};
 
 fn count(row: &AnyRow, column: &str) -> Result<u32> {
@@ -42,29 +42,6 @@ fn record(row: &AnyRow) -> Result<PrunerRecord> {
 const RUN_COLUMNS: &str = "id, replica, trigger_kind, started_at, finished_at, phase, outcome, \
     error, options, revisions_removed, tags_removed, manifests_removed, blobs_removed, \
     bytes_freed, gc_run, removed";
-
-fn run(row: &AnyRow) -> Result<PruneRun> {
-    Ok(PruneRun {
-        id: row.try_get("id")?,
-        replica: row.try_get("replica")?,
-        trigger: row.try_get("trigger_kind")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
-        options: row.try_get("options")?,
-        progress: PruneProgress {
-            phase: row.try_get("phase")?,
-            revisions_removed: get_u64(row, "revisions_removed")?,
-            tags_removed: get_u64(row, "tags_removed")?,
-            manifests_removed: get_u64(row, "manifests_removed")?,
-            blobs_removed: get_u64(row, "blobs_removed")?,
-            bytes_freed: get_u64(row, "bytes_freed")?,
-        },
-        gc_run: row.try_get("gc_run")?,
-        removed: row.try_get("removed")?,
-    })
-}
 
 #[async_trait]
 impl PrunerStore for SqlMetadataStore {
@@ -333,7 +310,7 @@ impl PrunerStore for SqlMetadataStore {
         .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(run).collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn prune_run(&self, id: &str) -> Result<Option<PruneRun>> {
@@ -343,6 +320,6 @@ impl PrunerStore for SqlMetadataStore {
         .bind(id)
         .fetch_optional(self.writer())
         .await?;
-        row.map(|r| run(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 }

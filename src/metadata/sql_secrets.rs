@@ -1,27 +1,12 @@
 //! [`SecretStore`] over SQL (both engines, like `sql.rs`).
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::Result;
 use super::secrets::{SecretStore, StoredSecret};
-use super::sql::SqlMetadataStore;
+use super::sql::{SqlMetadataStore, from_row};
 
 const COLUMNS: &str = "namespace, name, uid, secret_type, registries, key_id, sealed, created_at";
-
-fn secret_from_row(row: &AnyRow) -> Result<StoredSecret> {
-    Ok(StoredSecret {
-        namespace: row.try_get("namespace")?,
-        name: row.try_get("name")?,
-        uid: row.try_get("uid")?,
-        secret_type: row.try_get("secret_type")?,
-        registries: row.try_get("registries")?,
-        key_id: row.try_get("key_id")?,
-        sealed: row.try_get("sealed")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 #[async_trait]
 impl SecretStore for SqlMetadataStore {
@@ -54,7 +39,7 @@ impl SecretStore for SqlMetadataStore {
         .bind(name)
         .fetch_optional(self.reader())
         .await?;
-        row.map(|r| secret_from_row(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 
     async fn secrets(&self, namespace: &str) -> Result<Vec<StoredSecret>> {
@@ -64,7 +49,7 @@ impl SecretStore for SqlMetadataStore {
         .bind(namespace)
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(secret_from_row).collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn delete_secret(&self, namespace: &str, name: &str) -> Result<bool> {
@@ -84,7 +69,7 @@ impl SecretStore for SqlMetadataStore {
         .bind(key_id)
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(secret_from_row).collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn reseal_secret(

@@ -478,6 +478,24 @@ pub(super) async fn set_lookup_policy(
 
 /// `NAME:TAG` of a path, as the stream's repository and the tag; a name
 /// that cannot exist is not found.
+/// The ImageStreamTag a read, a tag or a rollback answers with: the tag as
+/// it is after the change.
+async fn tag_as_it_is_now(
+    app: &AppState,
+    headers: &HeaderMap,
+    repo: &RepositoryName,
+    tag: &crate::oci::names::Tag,
+) -> Result<wire::ImageStreamTag, AdminError> {
+    let (stream, description) = app.image_streams.stream_tag(repo, tag).await?;
+    let (host, _) = registry_host(app, headers);
+    Ok(image_stream_tag(
+        &stream,
+        tag.as_str(),
+        description.as_ref(),
+        &host,
+    ))
+}
+
 fn stream_tag_of(
     ns: &str,
     name: &str,
@@ -498,15 +516,7 @@ pub(super) async fn get_tag(
         .may_view_streams(&ns)
         .await?;
     let (repo, tag) = stream_tag_of(&ns, &name)?;
-    let (stream, description) = app.image_streams.stream_tag(&repo, &tag).await?;
-    let (host, _) = registry_host(&app, &headers);
-    Ok(Json(image_stream_tag(
-        &stream,
-        tag.as_str(),
-        description.as_ref(),
-        &host,
-    ))
-    .into_response())
+    Ok(Json(tag_as_it_is_now(&app, &headers, &repo, &tag).await?).into_response())
 }
 
 /// `PUT …/imagestreamtags/NAME:TAG`: `berth tag`.
@@ -586,22 +596,12 @@ pub(super) async fn put_tag(
         )
         .await?;
     tracing::info!(stream = %repo, tag = %tag, from = %from.name, outcome = ?tagged, by = %caller.principal.name(), "image stream tag set");
-    let (stream, description) = app.image_streams.stream_tag(&repo, &tag).await?;
-    let (host, _) = registry_host(&app, &headers);
     let status = match tagged {
         Tagged::Unchanged => StatusCode::OK,
         Tagged::Moved { .. } | Tagged::SpecOnly { .. } => StatusCode::CREATED,
     };
-    Ok((
-        status,
-        Json(image_stream_tag(
-            &stream,
-            tag.as_str(),
-            description.as_ref(),
-            &host,
-        )),
-    )
-        .into_response())
+    let answer = tag_as_it_is_now(&app, &headers, &repo, &tag).await?;
+    Ok((status, Json(answer)).into_response())
 }
 
 pub(super) async fn delete_tag(
@@ -644,15 +644,7 @@ pub(super) async fn rollback(
         )
         .await?;
     tracing::info!(stream = %repo, tag = %tag, generation, outcome = ?rolled, by = %caller.principal.name(), "image stream tag rolled back");
-    let (stream, description) = app.image_streams.stream_tag(&repo, &tag).await?;
-    let (host, _) = registry_host(&app, &headers);
-    Ok(Json(image_stream_tag(
-        &stream,
-        tag.as_str(),
-        description.as_ref(),
-        &host,
-    ))
-    .into_response())
+    Ok(Json(tag_as_it_is_now(&app, &headers, &repo, &tag).await?).into_response())
 }
 
 // --- image stream images
