@@ -258,10 +258,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         jobs::StaleUploads::new(uploads.clone(), config.uploads.stale_after),
         config.uploads.cleanup_interval,
     );
-    jobs.once_across_replicas(jobs::GarbageCollection::new(garbage), config.gc.interval);
-    jobs.once_across_replicas(jobs::ImagePruner::new(pruner), config.pruner.check_interval);
+    jobs.once_across_replicas(
+        jobs::GarbageCollection { collector: garbage },
+        config.gc.interval,
+    );
+    jobs.once_across_replicas(jobs::ImagePruner { pruner }, config.pruner.check_interval);
     let key_check = (config.auth.signing_key_rotation / 4).max(std::time::Duration::from_secs(1));
-    jobs.once_across_replicas(jobs::KeyRotation::new(access.clone()), key_check);
+    jobs.once_across_replicas(
+        jobs::KeyRotation {
+            access: access.clone(),
+        },
+        key_check,
+    );
     jobs.once_across_replicas(
         jobs::ScheduledImports::new(
             importer,
@@ -270,12 +278,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         jobs::ScheduledImports::poll_interval(&import_settings(&config)),
     );
     // This process's own upkeep: every replica.
-    jobs.in_every_replica(jobs::KeyReload::new(access.clone()), key_check);
+    jobs.in_every_replica(
+        jobs::KeyReload {
+            access: access.clone(),
+        },
+        key_check,
+    );
     jobs.in_every_replica(jobs::MemoryTrim, std::time::Duration::from_secs(10));
-    jobs.in_every_replica(jobs::ProxyReload::new(proxies), proxies::RELOAD_INTERVAL);
+    jobs.in_every_replica(jobs::ProxyReload { proxies }, proxies::RELOAD_INTERVAL);
     if let Some(metrics) = &app.metrics {
         jobs.in_every_replica(
-            jobs::MetricsUpkeep::new(metrics.clone()),
+            jobs::MetricsUpkeep {
+                handle: metrics.clone(),
+            },
             std::time::Duration::from_secs(5),
         );
     }

@@ -21,7 +21,7 @@ mod lab;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{ReferenceRegistry, RegistryClient, TokenIssuer};
+use common::{ReferenceRegistry, RegistryClient, TokenIssuer, status_tag, tag_history};
 use lab::{Lab, Ran, clients_present, missing_tools};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -111,25 +111,6 @@ fn keep(seen: &mut Vec<String>, ran: &Ran) {
 }
 
 /// `status.tags[tag]` of a stream as `berth get is -o json` prints it.
-fn status_tag<'a>(stream: &'a Value, tag: &str) -> Option<&'a Value> {
-    stream["status"]["tags"]
-        .as_array()?
-        .iter()
-        .find(|t| t["tag"] == tag)
-}
-
-fn history(stream: &Value, tag: &str) -> Vec<String> {
-    status_tag(stream, tag)
-        .and_then(|t| t["items"].as_array())
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| i["image"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn condition<'a>(stream: &'a Value, tag: &str) -> Option<&'a Value> {
     status_tag(stream, tag)?
         .get("conditions")?
@@ -295,7 +276,7 @@ fn import_image_from_a_private_upstream() {
     let refused = condition(&stream, "1.0").expect("an ImportSuccess condition");
     assert_eq!(refused["status"], "False");
     assert_eq!(refused["reason"], "Unauthorized");
-    assert!(history(&stream, "1.0").is_empty());
+    assert!(tag_history(&stream, "1.0").is_empty());
 
     // A secret made with --docker-password: imported again from the spec
     // tag, without --from.
@@ -325,7 +306,7 @@ fn import_image_from_a_private_upstream() {
     );
     assert!(ran.stdout().contains(&app_digest), "{}", ran.describe());
     let stream = stream_json(&lab, "team", "app");
-    assert_eq!(history(&stream, "1.0"), vec![app_digest.clone()]);
+    assert_eq!(tag_history(&stream, "1.0"), vec![app_digest.clone()]);
     assert!(
         condition(&stream, "1.0").is_none(),
         "the failure's condition stays: {stream}"
@@ -356,7 +337,10 @@ fn import_image_from_a_private_upstream() {
         "import unchanged",
         &["import-image", "app:1.0", "-n", "team"],
     );
-    assert_eq!(history(&stream_json(&lab, "team", "app"), "1.0").len(), 1);
+    assert_eq!(
+        tag_history(&stream_json(&lab, "team", "app"), "1.0").len(),
+        1
+    );
 
     // --all: the newest three of five, the rest reported.
     let ran = berth(
@@ -434,7 +418,7 @@ fn import_image_from_a_private_upstream() {
         ],
     );
     let stream = stream_json(&lab, "team", "legacy");
-    assert_eq!(history(&stream, "1"), vec![amd64_digest.clone()]);
+    assert_eq!(tag_history(&stream, "1"), vec![amd64_digest.clone()]);
     assert_eq!(
         stream["spec"]["tags"][0]["importPolicy"]["importMode"],
         "Legacy"
@@ -496,7 +480,7 @@ fn import_image_from_a_private_upstream() {
         ),
     );
     assert_eq!(
-        history(&stream_json(&lab, "other", "app"), "1.0"),
+        tag_history(&stream_json(&lab, "other", "app"), "1.0"),
         vec![app_digest.clone()]
     );
 
@@ -595,7 +579,7 @@ fn import_image_from_a_private_upstream() {
     );
     assert!(ran.stderr().contains("not found"), "{}", ran.describe());
     let stream = stream_json(&lab, "team", "app");
-    assert_eq!(history(&stream, "1.0"), vec![app_digest.clone()]);
+    assert_eq!(tag_history(&stream, "1.0"), vec![app_digest.clone()]);
     assert_eq!(
         condition(&stream, "1.0").expect("condition")["reason"],
         "NotFound"
@@ -684,7 +668,7 @@ fn insecure_upstreams_and_token_authentication() {
         ],
     );
     let stream = stream_json(&lab, "team", "app");
-    assert_eq!(history(&stream, "1.0"), vec![app_digest]);
+    assert_eq!(tag_history(&stream, "1.0"), vec![app_digest]);
     assert_eq!(stream["spec"]["tags"][0]["importPolicy"]["insecure"], true);
 
     // A second berth, over plain HTTP on loopback.
@@ -730,7 +714,7 @@ fn insecure_upstreams_and_token_authentication() {
         ],
     );
     assert_eq!(
-        history(&stream_json(&lab, "team", "copy"), "v1"),
+        tag_history(&stream_json(&lab, "team", "copy"), "v1"),
         vec![pushed.digest.clone()]
     );
     // A new push upstream: the scheduled check records it as a revision.
@@ -744,7 +728,7 @@ fn insecure_upstreams_and_token_authentication() {
     assert_ne!(repushed.digest, pushed.digest);
     let started = std::time::Instant::now();
     loop {
-        let seen = history(&stream_json(&lab, "team", "copy"), "v1");
+        let seen = tag_history(&stream_json(&lab, "team", "copy"), "v1");
         if seen == [repushed.digest.clone(), pushed.digest.clone()] {
             break;
         }
@@ -792,7 +776,7 @@ fn insecure_upstreams_and_token_authentication() {
         ],
     );
     assert_eq!(
-        history(&stream_json(&lab, "team", "tok"), "1"),
+        tag_history(&stream_json(&lab, "team", "tok"), "1"),
         vec![pushed.digest]
     );
     assert!(issuer.requests() > 0, "berth did not ask the token service");

@@ -32,8 +32,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use common::{
-    BerthProcess, Descriptor, Manifest, PgDatabase, RegistryClient, SmallDisk, blob_content,
-    image_config, image_manifest, sha256,
+    BerthProcess, Descriptor, Manifest, PgDatabase, RegistryClient, SmallDisk, StoppableServer,
+    blob_content, image_config, image_manifest, sha256,
 };
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -107,10 +107,7 @@ type Shared = Arc<Mutex<UpstreamState>>;
 struct ScriptedUpstream {
     addr: SocketAddr,
     state: Shared,
-    running: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    running: Option<StoppableServer>,
 }
 
 impl ScriptedUpstream {
@@ -141,23 +138,13 @@ impl ScriptedUpstream {
             let state = state.clone();
             async move { answer(&state, &method, uri.path()) }
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        self.running = Some((stop, serving));
+        self.running = Some(StoppableServer::start(listener, router));
     }
 
     /// Closes the listener: connections are refused until started again.
     async fn stop(&mut self) {
-        if let Some((stop, serving)) = self.running.take() {
-            let _ = stop.send(());
-            serving.abort();
-            let _ = serving.await;
+        if let Some(mut server) = self.running.take() {
+            server.stop().await;
         }
     }
 

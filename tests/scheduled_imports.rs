@@ -19,7 +19,9 @@ use axum::response::IntoResponse;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{BerthProcess, PgDatabase, RegistryClient, sha256};
+use common::{
+    BerthProcess, PgDatabase, RegistryClient, StoppableServer, sha256, status_tag, tag_history,
+};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const ADMIN_PASSWORD: &str = "scheduled-imports-admin";
@@ -55,8 +57,7 @@ fn manifest(n: u32) -> Vec<u8> {
 struct ScriptedUpstream {
     host: String,
     manifest_requests: Arc<Mutex<u64>>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<()>,
+    server: StoppableServer,
 }
 
 impl ScriptedUpstream {
@@ -97,19 +98,10 @@ impl ScriptedUpstream {
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         ScriptedUpstream {
             host,
             manifest_requests,
-            stop,
-            serving,
+            server: StoppableServer::start(listener, router),
         }
     }
 
@@ -118,9 +110,8 @@ impl ScriptedUpstream {
     }
 
     /// Closes every connection and the listener.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.serving).await;
+    async fn stop(mut self) {
+        self.server.stop().await;
     }
 }
 
@@ -144,23 +135,13 @@ async fn stream(client: &RegistryClient) -> Value {
     client.api_get(STREAM).await.ok(200).clone()
 }
 
+/// Tag `1`, the one these tests import.
 fn tag_status(stream: &Value) -> Value {
-    stream["status"]["tags"]
-        .as_array()
-        .and_then(|tags| tags.iter().find(|t| t["tag"] == "1").cloned())
-        .unwrap_or(Value::Null)
+    status_tag(stream, "1").cloned().unwrap_or(Value::Null)
 }
 
 fn history(stream: &Value) -> Vec<String> {
-    tag_status(stream)["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| i["image"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    tag_history(stream, "1")
 }
 
 fn condition_reason(stream: &Value) -> Option<String> {

@@ -23,13 +23,7 @@ pub const GARBAGE_COLLECTION: &str = "garbage-collection";
 const POLL: Duration = Duration::from_millis(200);
 
 pub struct GarbageCollection {
-    collector: Arc<GarbageCollector>,
-}
-
-impl GarbageCollection {
-    pub fn new(collector: Arc<GarbageCollector>) -> Self {
-        GarbageCollection { collector }
-    }
+    pub collector: Arc<GarbageCollector>,
 }
 
 #[async_trait]

@@ -15,13 +15,7 @@ use crate::domain::pruner::Pruner;
 pub const IMAGE_PRUNER: &str = "image-pruner";
 
 pub struct ImagePruner {
-    pruner: Arc<Pruner>,
-}
-
-impl ImagePruner {
-    pub fn new(pruner: Arc<Pruner>) -> Self {
-        ImagePruner { pruner }
-    }
+    pub pruner: Arc<Pruner>,
 }
 
 #[async_trait]

@@ -10,13 +10,7 @@ use super::Worker;
 use crate::auth::AccessControl;
 
 pub struct KeyRotation {
-    access: Arc<AccessControl>,
-}
-
-impl KeyRotation {
-    pub fn new(access: Arc<AccessControl>) -> Self {
-        KeyRotation { access }
-    }
+    pub access: Arc<AccessControl>,
 }
 
 #[async_trait]
@@ -36,13 +30,7 @@ impl Worker for KeyRotation {
 /// Loads the signing keys into this process: the newest (made by whichever
 /// replica rotated) signs from then on.
 pub struct KeyReload {
-    access: Arc<AccessControl>,
-}
-
-impl KeyReload {
-    pub fn new(access: Arc<AccessControl>) -> Self {
-        KeyReload { access }
-    }
+    pub access: Arc<AccessControl>,
 }
 
 #[async_trait]

@@ -12,13 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::Worker;
 
 pub struct MetricsUpkeep {
-    handle: PrometheusHandle,
-}
-
-impl MetricsUpkeep {
-    pub fn new(handle: PrometheusHandle) -> Self {
-        MetricsUpkeep { handle }
-    }
+    pub handle: PrometheusHandle,
 }
 
 #[async_trait]

@@ -10,13 +10,7 @@ use super::Worker;
 use crate::domain::proxies::Proxies;
 
 pub struct ProxyReload {
-    proxies: Arc<Proxies>,
-}
-
-impl ProxyReload {
-    pub fn new(proxies: Arc<Proxies>) -> Self {
-        ProxyReload { proxies }
-    }
+    pub proxies: Arc<Proxies>,
 }
 
 #[async_trait]

@@ -146,3 +146,24 @@ pub async fn assert_pulls(client: &RegistryClient, repo: &str, reference: &str, 
         assert_eq!(sha256(&bytes), digest, "{repo}: blob {digest}");
     }
 }
+
+/// Tag `tag` in an image stream's `status.tags`, as `/api/v1` shows it.
+pub fn status_tag<'a>(stream: &'a serde_json::Value, tag: &str) -> Option<&'a serde_json::Value> {
+    stream["status"]["tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["tag"] == tag)
+}
+
+/// The images tag `tag` has pointed at, newest first.
+pub fn tag_history(stream: &serde_json::Value, tag: &str) -> Vec<String> {
+    status_tag(stream, tag)
+        .and_then(|t| t["items"].as_array())
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i["image"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -86,6 +86,39 @@ pub async fn serve_on_loopback(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// An in-test HTTP server that a test can take away: [`StoppableServer::stop`]
+/// closes its listener and every connection at once.
+pub struct StoppableServer {
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl StoppableServer {
+    pub fn start(listener: tokio::net::TcpListener, app: axum::Router) -> StoppableServer {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        StoppableServer {
+            running: Some((stop, serving)),
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some((stop, serving)) = self.running.take() {
+            let _ = stop.send(());
+            serving.abort();
+            let _ = serving.await;
+        }
+    }
+}
+
 /// `berth serve` as a test wants it, before it starts: made by
 /// [`BerthProcess::serve`], started by [`ServeCommand::start`].
 #[must_use = "a ServeCommand does nothing until it is started"]
