@@ -69,18 +69,6 @@ fn serve(data: &Path, database: &Database, grace: Duration) -> ServeCommand {
     serve
 }
 
-/// `POST /api/v1/garbagecollections`: the run (or dry run), ended.
-async fn collect(client: &RegistryClient, dry_run: bool) -> Value {
-    let answer = client
-        .api_post("/api/v1/garbagecollections", json!({ "dryRun": dry_run }))
-        .await;
-    let run = answer.ok(200).clone();
-    assert_eq!(run["kind"], "GarbageCollection", "{run}");
-    assert_eq!(run["spec"]["dryRun"], dry_run, "{run}");
-    assert_eq!(run["status"]["outcome"], "Succeeded", "{run}");
-    run
-}
-
 /// The digests of `kind` a run lists, with their repository.
 fn removed(run: &Value, kind: &str) -> BTreeSet<(String, String)> {
     run["status"]["removed"]
@@ -215,7 +203,7 @@ async fn removes_what_nothing_keeps(database: Database) {
     .sum();
 
     // --- A dry run lists it all and changes nothing.
-    let dry = collect(client, true).await;
+    let dry = client.collect_garbage(true).await;
     // Not recorded, so it has no name to be followed by.
     assert_eq!(dry["metadata"].get("name"), None, "{dry}");
     assert_eq!(digests_of(&removed(&dry, "Blob")), garbage_blobs, "{dry}");
@@ -267,7 +255,7 @@ async fn removes_what_nothing_keeps(database: Database) {
     );
 
     // --- The run removes the same.
-    let run = collect(client, false).await;
+    let run = client.collect_garbage(false).await;
     assert_eq!(digests_of(&removed(&run, "Blob")), garbage_blobs, "{run}");
     assert_eq!(removed(&run, "Manifest"), garbage_manifests, "{run}");
     assert_eq!(removed(&run, "BlobLink"), garbage_links, "{run}");
@@ -317,7 +305,7 @@ async fn removes_what_nothing_keeps(database: Database) {
 
     // --- Once they are past the grace period, they go too.
     tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
-    let later = collect(client, false).await;
+    let later = client.collect_garbage(false).await;
     assert_eq!(
         digests_of(&removed(&later, "Blob")),
         [young.clone(), headed.clone()].into(),
@@ -1014,12 +1002,12 @@ async fn race(database: Database, storage: Storage, replicas: usize) {
     // Everything made garbage is now past the grace period.
     tokio::time::sleep(GRACE + Duration::from_millis(500)).await;
     let client = berth.client();
-    let last = collect(client, false).await;
+    let last = client.collect_garbage(false).await;
     // A run of the job may have begun before the grace period was over.
     let last = if last["status"]["blobsRemoved"] == 0 && last["status"]["manifestsRemoved"] == 0 {
         last
     } else {
-        collect(client, false).await
+        client.collect_garbage(false).await
     };
 
     let acknowledged = race.acknowledged.lock().unwrap().clone();
@@ -1190,7 +1178,7 @@ async fn a_run_killed_after_marking_is_finished_by_the_next() {
     // The next run (once the dead run's deadline has passed) finishes the
     // other deletes.
     tokio::time::sleep(humantime::parse_duration(WINDOW).unwrap()).await;
-    let run = collect(client, false).await;
+    let run = client.collect_garbage(false).await;
     let removed = digests_of(&removed(&run, "Blob"));
     let finished: BTreeSet<String> = doomed[1..].iter().cloned().collect();
     assert!(

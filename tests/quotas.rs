@@ -151,10 +151,7 @@ async fn usage_is_exact_after_push_dedupe_mount_delete_and_gc() {
     assert_eq!(usage(client, "acct").await["tags"], json!(1));
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let run = client
-        .api_post("/api/v1/garbagecollections", json!({"dryRun": false}))
-        .await;
-    assert!(run.status.is_success(), "{}", run.body);
+    client.collect_garbage(false).await;
     // What is left is exactly the image still tagged.
     let left = image_bytes(&kept);
     assert_eq!(bytes(client, "acct").await, (left, left));

@@ -256,15 +256,7 @@ async fn tags_expire_by_label_and_explicitly_and_garbage_collection_removes_them
 
     // Garbage collection removes the expired tags' rows; the history
     // keeps their revisions: a rollback of one brings it back.
-    let run = client
-        .api_post("/api/v1/garbagecollections", json!({"dryRun": false}))
-        .await;
-    assert_eq!(
-        run.ok(200)["status"]["outcome"],
-        "Succeeded",
-        "{}",
-        run.body
-    );
+    client.collect_garbage(false).await;
     assert!(
         resolves(client, "proj/app", &labelled).await,
         "the image stays"
@@ -336,15 +328,7 @@ async fn default_expiry(url: Option<String>) {
     assert!(resolves(client, "team/svc", "pinned").await);
     assert_eq!(client.tags("team/svc").await, ["pinned"]);
     // The next garbage collection removes the two; the stream shows one.
-    let run = client
-        .api_post("/api/v1/garbagecollections", json!({"dryRun": false}))
-        .await;
-    assert_eq!(
-        run.ok(200)["status"]["outcome"],
-        "Succeeded",
-        "{}",
-        run.body
-    );
+    client.collect_garbage(false).await;
     assert_eq!(stream_tags(client, "team", "svc").await, ["pinned"]);
     assert!(client.metric("berth_tags_expired_removed_total").await >= 2.0);
     registry.shutdown().await;

@@ -87,12 +87,7 @@ pub async fn top(session: &Session, args: AdmTopArgs) -> anyhow::Result<()> {
         TopCommand::Projects(args) => {
             let mut list = client.namespace_usages().await?;
             if args.output.is_none() {
-                list.items.sort_by(|a, b| {
-                    b.usage
-                        .bytes
-                        .cmp(&a.usage.bytes)
-                        .then(a.metadata.name.cmp(&b.metadata.name))
-                });
+                largest_first(&mut list.items, |u| (u.usage.bytes, &u.metadata.name));
             }
             print_list(&list, args.output.as_ref(), None)
         }
@@ -100,12 +95,7 @@ pub async fn top(session: &Session, args: AdmTopArgs) -> anyhow::Result<()> {
             let mut list: List<RepositoryUsage> =
                 client.repository_usages(args.namespace.as_deref()).await?;
             if args.output.is_none() {
-                list.items.sort_by(|a, b| {
-                    b.usage
-                        .bytes
-                        .cmp(&a.usage.bytes)
-                        .then(a.metadata.name.cmp(&b.metadata.name))
-                });
+                largest_first(&mut list.items, |u| (u.usage.bytes, &u.metadata.name));
             }
             print_list(&list, args.output.as_ref(), args.namespace.as_deref())
         }
@@ -176,6 +166,14 @@ fn limits_text(limits: &QuotaLimits) -> String {
     } else {
         parts.join(" ")
     }
+}
+
+/// The table's order: most bytes first, then by name.
+fn largest_first<T>(items: &mut [T], bytes_and_name: impl Fn(&T) -> (u64, &String)) {
+    items.sort_by(|a, b| {
+        let ((a_bytes, a_name), (b_bytes, b_name)) = (bytes_and_name(a), bytes_and_name(b));
+        b_bytes.cmp(&a_bytes).then(a_name.cmp(b_name))
+    });
 }
 
 impl Printable for NamespaceUsage {

@@ -92,6 +92,33 @@ fn manifest_entry_bytes(key: &ManifestKey, manifest: &StoredManifest) -> usize {
 }
 
 /// The memory a cached tag list takes.
+/// Puts `entry` under `key` in a map whose entries cost `bytes` in all
+/// (each as `cost` counts it), replacing what the key held and evicting
+/// other entries until they fit in `budget`.
+fn insert_within<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, Entry<V>>,
+    bytes: &mut usize,
+    budget: usize,
+    key: K,
+    entry: Entry<V>,
+    cost: fn(&K, &V) -> usize,
+) {
+    let size = cost(&key, &entry.value);
+    if let Some(old) = map.remove(&key) {
+        *bytes -= cost(&key, &old.value);
+    }
+    while *bytes + size > budget {
+        let Some(victim) = map.keys().next().cloned() else {
+            break;
+        };
+        if let Some(evicted) = map.remove(&victim) {
+            *bytes -= cost(&victim, &evicted.value);
+        }
+    }
+    map.insert(key, entry);
+    *bytes += size;
+}
+
 fn tag_entry_bytes(repo: &RepositoryName, tags: &CachedTags) -> usize {
     TAG_ENTRY_OVERHEAD + repo.as_str().len() + tags.bytes()
 }
@@ -225,28 +252,25 @@ impl PullCache {
             return;
         }
         let key = key(repo, reference);
-        let size = manifest_entry_bytes(&key, manifest);
-        if size > BUDGET_BYTES / 4 {
+        if manifest_entry_bytes(&key, manifest) > BUDGET_BYTES / 4 {
             return;
-        }
-        if let Some(old) = state.manifests.remove(&key) {
-            state.bytes -= manifest_entry_bytes(&key, &old.value);
-        }
-        while state.bytes + size > BUDGET_BYTES {
-            let Some(victim) = state.manifests.keys().next().cloned() else {
-                break;
-            };
-            if let Some(evicted) = state.manifests.remove(&victim) {
-                state.bytes -= manifest_entry_bytes(&victim, &evicted.value);
-            }
         }
         let entry = Entry {
             value: manifest.clone(),
             read_at,
             until: manifest.expires_at,
         };
-        state.manifests.insert(key, entry);
-        state.bytes += size;
+        let State {
+            manifests, bytes, ..
+        } = &mut *state;
+        insert_within(
+            manifests,
+            bytes,
+            BUDGET_BYTES,
+            key,
+            entry,
+            manifest_entry_bytes,
+        );
     }
 
     pub fn tags(&self, repo: &RepositoryName) -> Result<CachedTags, Ticket> {
@@ -294,25 +318,22 @@ impl PullCache {
             size if size > TAG_BUDGET_BYTES / 4 => CachedTags::TooMany,
             _ => tags.clone(),
         };
-        let size = tag_entry_bytes(repo, &tags);
-        if let Some(old) = state.tags.remove(repo) {
-            state.tag_bytes -= tag_entry_bytes(repo, &old.value);
-        }
-        while state.tag_bytes + size > TAG_BUDGET_BYTES {
-            let Some(victim) = state.tags.keys().next().cloned() else {
-                break;
-            };
-            if let Some(evicted) = state.tags.remove(&victim) {
-                state.tag_bytes -= tag_entry_bytes(&victim, &evicted.value);
-            }
-        }
         let entry = Entry {
             value: tags,
             read_at,
             until,
         };
-        state.tags.insert(repo.clone(), entry);
-        state.tag_bytes += size;
+        let State {
+            tags, tag_bytes, ..
+        } = &mut *state;
+        insert_within(
+            tags,
+            tag_bytes,
+            TAG_BUDGET_BYTES,
+            repo.clone(),
+            entry,
+            tag_entry_bytes,
+        );
     }
 
     /// Forgets everything cached for `repo`; call after any change to its

@@ -208,6 +208,19 @@ where
         .map_err(|e: T::Err| MetadataError::Corrupt(format!("{column} {text:?}: {e}")))
 }
 
+/// The id of `repo`'s row, if it has one.
+pub(super) async fn repository_id(
+    conn: &mut sqlx::AnyConnection,
+    repo: &RepositoryName,
+) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        .bind(repo.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| r.try_get("id").map_err(MetadataError::from))
+        .transpose()
+}
+
 /// A row as `T`, its columns read by their field names
 /// ([`sqlx::FromRow`]).
 pub(super) fn from_row<T: for<'r> sqlx::FromRow<'r, AnyRow>>(row: &AnyRow) -> Result<T> {
@@ -610,14 +623,9 @@ impl MetadataStore for SqlMetadataStore {
 
     async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(repo.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(false);
         };
-        let repo_id: i64 = row.try_get("id")?;
         // The tags that would go with it, checked against the policies
         // inside this transaction.
         let tags = sqlx::query(
@@ -743,14 +751,10 @@ impl MetadataStore for SqlMetadataStore {
 
     async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(repo.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(false);
         };
-        let (deleted, _) = forget_tag(&mut tx, row.try_get("id")?, repo, tag.as_str()).await?;
+        let (deleted, _) = forget_tag(&mut tx, repo_id, repo, tag.as_str()).await?;
         if !deleted {
             // A tag with a spec and no image is not one `/v2/` knows: a
             // refusal changes nothing.

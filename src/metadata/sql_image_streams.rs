@@ -19,7 +19,7 @@ use super::image_streams::{
     DueImport, ImageStreamStore, Revision, RevisionCause, RevisionOrigin, SpecTag, StoredStream,
     TagCondition, TagMove, TagSource, TagTarget,
 };
-use super::sql::{Engine, SqlMetadataStore, ensure_repository, from_row, parse};
+use super::sql::{Engine, SqlMetadataStore, ensure_repository, from_row, parse, repository_id};
 use super::sql_access::escape_like;
 use super::sql_garbage;
 use super::sql_tag_policies::{self, live};
@@ -343,14 +343,9 @@ async fn link_image(
     digest: &Digest,
     at: Timestamp,
 ) -> Result<bool> {
-    let Some(row) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-        .bind(source.as_str())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(source_id) = repository_id(conn, source).await? else {
         return Ok(false);
     };
-    let source_id: i64 = row.try_get("id")?;
     if source_id == repo_id {
         return sql_garbage::hold_manifest_link(conn, engine, repo_id, digest).await;
     }
@@ -393,15 +388,6 @@ async fn link_image(
         }
     }
     Ok(true)
-}
-
-async fn repository_id(conn: &mut AnyConnection, repo: &RepositoryName) -> Result<Option<i64>> {
-    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-        .bind(repo.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| r.try_get("id").map_err(MetadataError::from))
-        .transpose()
 }
 
 fn flag(row: &AnyRow, column: &str) -> Result<bool> {

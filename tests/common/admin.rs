@@ -145,6 +145,19 @@ impl RegistryClient {
             .await
     }
 
+    /// `POST /api/v1/garbagecollections`: the run (or dry run), ended,
+    /// which must have succeeded.
+    pub async fn collect_garbage(&self, dry_run: bool) -> Value {
+        let answer = self
+            .api_post("/api/v1/garbagecollections", json!({ "dryRun": dry_run }))
+            .await;
+        let run = answer.ok(200).clone();
+        assert_eq!(run["kind"], "GarbageCollection", "{run}");
+        assert_eq!(run["spec"]["dryRun"], dry_run, "{run}");
+        assert_eq!(run["status"]["outcome"], "Succeeded", "{run}");
+        run
+    }
+
     pub async fn create_project(&self, name: &str) {
         let body = json!({"metadata": {"name": name}});
         self.api_create("/api/v1/projects", body).await;
