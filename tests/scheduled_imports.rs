@@ -20,7 +20,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use common::{
-    BerthProcess, PgDatabase, RegistryClient, StoppableServer, sha256, status_tag, tag_history,
+    Answer, BerthProcess, PgDatabase, RegistryClient, StoppableServer, sha256, status_tag,
+    tag_history,
 };
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -135,6 +136,30 @@ async fn stream(client: &RegistryClient) -> Value {
     client.api_get(STREAM).await.ok(200).clone()
 }
 
+/// Imports the upstream's `lib/app:1` as tag `1` of stream `team/app`,
+/// with `policy` as its importPolicy; the import must answer 201.
+async fn import_tag_1(
+    admin: &RegistryClient,
+    upstream: &ScriptedUpstream,
+    policy: Value,
+) -> Answer {
+    let from = format!("{}/lib/app:1", upstream.host);
+    let answer = admin
+        .api_call(
+            Method::POST,
+            "/api/v1/namespaces/team/imagestreamimports",
+            Some(
+                json!({"metadata": {"name": "app"}, "spec": {"import": true, "images": [{
+                "from": {"kind": "DockerImage", "name": from},
+                "to": {"name": "1"},
+                "importPolicy": policy}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer
+}
+
 /// Tag `1`, the one these tests import.
 fn tag_status(stream: &Value) -> Value {
     status_tag(stream, "1").cloned().unwrap_or(Value::Null)
@@ -174,24 +199,17 @@ async fn story(replicas: &[&BerthProcess]) {
     let upstream = ScriptedUpstream::start(state.clone()).await;
     let admin = replicas[0].client();
     admin.create_project("team").await;
-    let from = format!("{}/lib/app:1", upstream.host);
-    let answer = admin
-        .api_call(
-            Method::POST,
-            "/api/v1/namespaces/team/imagestreamimports",
-            Some(
-                json!({"metadata": {"name": "app"}, "spec": {"import": true, "images": [{
-                "from": {"kind": "DockerImage", "name": from},
-                "to": {"name": "1"},
-                "importPolicy": {"scheduled": true, "insecure": true}}]}}),
-            ),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{}", answer.body);
+    import_tag_1(
+        admin,
+        &upstream,
+        json!({"scheduled": true, "insecure": true}),
+    )
+    .await;
     let first = sha256(&manifest(1));
     assert_eq!(history(&stream(admin).await), vec![first.clone()]);
 
     // `berth tag --source=docker` records a tag the job imports at once.
+    let from = format!("{}/lib/app:1", upstream.host);
     let answer = admin
         .api_call(
             Method::PUT,
@@ -309,19 +327,7 @@ async fn oversized_and_mislabelled_manifests_are_refused() {
         (Upstream::Lies(manifest(2)), "DigestMismatch"),
     ] {
         let upstream = ScriptedUpstream::start(Arc::new(Mutex::new(upstream_says))).await;
-        let answer = admin
-            .api_call(
-                Method::POST,
-                "/api/v1/namespaces/team/imagestreamimports",
-                Some(
-                    json!({"metadata": {"name": "app"}, "spec": {"import": true, "images": [{
-                    "from": {"kind": "DockerImage", "name": format!("{}/lib/app:1", upstream.host)},
-                    "to": {"name": "1"},
-                    "importPolicy": {"insecure": true}}]}}),
-                ),
-            )
-            .await;
-        assert_eq!(answer.status, 201, "{}", answer.body);
+        let answer = import_tag_1(admin, &upstream, json!({"insecure": true})).await;
         let status = &answer.body["status"]["images"][0]["status"];
         assert_eq!(status["status"], "Failure", "{}", answer.body);
         assert_eq!(status["reason"], reason, "{}", answer.body);

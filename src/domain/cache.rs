@@ -222,6 +222,18 @@ impl PullCache {
         self.coherence != Coherence::Shared || read_at.elapsed() < SHARED_TTL
     }
 
+    /// Where a read that began at `ticket` keeps what it found, and when it
+    /// is kept from; `None` (keep nothing) if the cache is behind the
+    /// database or anything was invalidated since.
+    fn to_keep(&self, ticket: Ticket) -> Option<(Instant, std::sync::MutexGuard<'_, State>)> {
+        if !self.current() {
+            return None;
+        }
+        let read_at = Instant::now();
+        let state = self.state();
+        (state.generation == ticket.0).then_some((read_at, state))
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -243,14 +255,9 @@ impl PullCache {
         reference: &Reference,
         manifest: &StoredManifest,
     ) {
-        if !self.current() {
+        let Some((read_at, mut state)) = self.to_keep(ticket) else {
             return;
-        }
-        let read_at = Instant::now();
-        let mut state = self.state();
-        if state.generation != ticket.0 {
-            return;
-        }
+        };
         let key = key(repo, reference);
         if manifest_entry_bytes(&key, manifest) > BUDGET_BYTES / 4 {
             return;
@@ -304,14 +311,9 @@ impl PullCache {
         tags: &CachedTags,
         until: Option<Timestamp>,
     ) {
-        if !self.current() {
+        let Some((read_at, mut state)) = self.to_keep(ticket) else {
             return;
-        }
-        let read_at = Instant::now();
-        let mut state = self.state();
-        if state.generation != ticket.0 {
-            return;
-        }
+        };
         // A list too big to hold is remembered as such, so that its pages
         // are not each preceded by a read of the whole list.
         let tags = match tag_entry_bytes(repo, tags) {
