@@ -219,17 +219,9 @@ async fn removes_what_nothing_keeps(database: Database) {
     }
     // Checked by a caller who may only pull: a pull touches nothing (a
     // GET by one who may push would protect the blob for a grace period).
-    client
-        .create_user("gc-puller", Some("gc-puller-password-1"), false)
+    let puller = client
+        .user_with_role("gc-puller", "ns", "system:image-puller")
         .await;
-    client
-        .bind(
-            Some("ns"),
-            "system:image-puller",
-            &json!({"kind": "User", "name": "gc-puller"}),
-        )
-        .await;
-    let puller = client.with_credentials("gc-puller", "gc-puller-password-1");
     assert_eq!(blob_status(&puller, repo, &orphan).await, StatusCode::OK);
     assert_eq!(
         blob_status(&puller, "ns/other", &sha256(&shared)).await,

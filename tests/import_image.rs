@@ -158,10 +158,8 @@ fn import_image_from_a_private_upstream() {
     let Some(upstream) = runtime.block_on(ReferenceRegistry::start_with_htpasswd("puller")) else {
         return;
     };
-    let ca = upstream.ca.ca_path.display().to_string();
-    let lab = Lab::start("python3".into(), |serve| {
+    let lab = Lab::trusting(&upstream, |serve| {
         serve
-            .env("BERTH_IMAGE_POLICY_ADDITIONAL_TRUSTED_CA", ca.clone())
             .env(
                 "BERTH_IMAGE_POLICY_MAX_IMAGES_BULK_IMPORTED_PER_REPOSITORY",
                 "3",

@@ -86,10 +86,7 @@ fn a_shared_stream_imported_with_reference_policy_local_is_pulled_through_by_ano
     else {
         return;
     };
-    let ca = upstream.ca.ca_path.display().to_string();
-    let lab = Lab::start("python3".into(), |serve| {
-        serve.env("BERTH_IMAGE_POLICY_ADDITIONAL_TRUSTED_CA", ca.clone())
-    });
+    let lab = Lab::trusting(&upstream, |serve| serve);
     let image = push_upstream(&lab, &upstream, "latest");
     let host = upstream.host.clone();
 
@@ -227,10 +224,7 @@ fn a_proxy_namespace_caches_the_upstream_for_podman() {
     let Some(upstream) = runtime.block_on(ReferenceRegistry::start_with_htpasswd("puller")) else {
         return;
     };
-    let ca = upstream.ca.ca_path.display().to_string();
-    let lab = Lab::start("python3".into(), |serve| {
-        serve.env("BERTH_IMAGE_POLICY_ADDITIONAL_TRUSTED_CA", ca.clone())
-    });
+    let lab = Lab::trusting(&upstream, |serve| serve);
     let image = push_upstream(&lab, &upstream, "1");
     lab.berth_login_as_admin();
     let created = berth(

@@ -584,17 +584,7 @@ async fn only_cluster_admins_set_quotas() {
     let registry = TestRegistry::start().await;
     let admin = registry.client();
     admin.create_project("team").await;
-    admin
-        .create_user("bob", Some("bob-password-1"), false)
-        .await;
-    admin
-        .bind(
-            Some("team"),
-            "registry-admin",
-            &json!({"kind": "User", "name": "bob"}),
-        )
-        .await;
-    let bob = admin.with_credentials("bob", "bob-password-1");
+    let bob = admin.user_with_role("bob", "team", "registry-admin").await;
 
     set_quota(&bob, "team", json!({"bytes": 1}))
         .await

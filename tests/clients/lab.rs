@@ -234,6 +234,18 @@ impl Lab {
         Lab::start_inner(python, configure, false)
     }
 
+    /// A lab whose berth trusts `upstream`'s certificate authority (to
+    /// import or pull through from it), configured further by `configure`.
+    pub fn trusting(
+        upstream: &crate::common::ReferenceRegistry,
+        configure: impl FnOnce(ServeCommand) -> ServeCommand,
+    ) -> Lab {
+        let ca = upstream.ca.ca_path.display().to_string();
+        Lab::start("python3".into(), |serve| {
+            configure(serve.env("BERTH_IMAGE_POLICY_ADDITIONAL_TRUSTED_CA", ca))
+        })
+    }
+
     /// berth as a newcomer starts it: no `BERTH_ADMIN_PASSWORD`, so berth
     /// makes up the admin's password and keeps it in
     /// `berth-data/admin-password` (read into [`Lab::password`]).

@@ -179,6 +179,16 @@ impl RegistryClient {
 
     /// Binds `subject` (`{"kind":…,"name":…}`) to `role` in `namespace`, or
     /// cluster-wide when `namespace` is `None`.
+    /// A new user `name` (password `NAME-password-1`) bound to `role` in
+    /// `namespace`, and a client speaking as them.
+    pub async fn user_with_role(&self, name: &str, namespace: &str, role: &str) -> RegistryClient {
+        let password = format!("{name}-password-1");
+        self.create_user(name, Some(&password), false).await;
+        let user = json!({"kind": "User", "name": name});
+        self.bind(Some(namespace), role, &user).await;
+        self.with_credentials(name, &password)
+    }
+
     pub async fn bind(&self, namespace: Option<&str>, role: &str, subject: &Value) {
         self.change_subjects(namespace, role, "add-subjects", subject)
             .await;
