@@ -10,7 +10,8 @@
 //! - The CLI: `berth adm prune images` (dry run, `--confirm`),
 //!   `berth adm pruner set|status`, the history limits.
 //! - The schedule: a cron schedule runs the pruner on time, once; suspended,
-//!   it does not.
+//!   it does not; a time that comes while another run goes on is skipped,
+//!   and the next one runs.
 //! - Two replicas behind nginx on SeaweedFS and PostgreSQL: settings set
 //!   through one hold for both, a scheduled time runs once across them.
 //! - A run killed between trimming and collecting
@@ -595,6 +596,94 @@ async fn a_prune_killed_midway_loses_nothing_and_the_next_finishes() {
         .map(|r| r["status"]["outcome"].as_str().unwrap_or("none"))
         .collect();
     assert_eq!(outcomes, ["Succeeded", "Interrupted"]);
+}
+
+/// A scheduled time that comes while another run goes on is skipped, as a
+/// CronJob with `concurrencyPolicy: Forbid` skips it, and not made up
+/// once that run ends: the next scheduled time runs. The run going on is
+/// one another replica would hold (no outcome, a fresh heartbeat), written
+/// into the embedded database beside the running berth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_time_while_a_run_goes_on_is_skipped() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let berth = serve(&data, None).start().await;
+    let client = berth.client();
+    let database = format!("sqlite://{}", data.join("berth.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    sqlx::query(
+        "INSERT INTO prune_runs (id, replica, trigger_kind, started_at, phase, options, \
+         heartbeat_at) VALUES ('held', 'elsewhere', 'Manual', $1, 'trimming', '{}', $2)",
+    )
+    .bind(now_ms())
+    .bind(now_ms() + 3_600_000)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let answer = client
+        .api(
+            Method::PATCH,
+            "/api/v1/imagepruners/cluster",
+            Some(&json!({"spec": {"schedule": "* * * * *"}})),
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+
+    let scheduled_runs = async || {
+        let pruner = client.api_get("/api/v1/imagepruners/cluster").await;
+        let runs = pruner.ok(200)["status"]["runs"].as_array().unwrap().clone();
+        runs.into_iter()
+            .filter(|r| r["status"]["trigger"] == "Schedule")
+            .collect::<Vec<Value>>()
+    };
+    let started = Instant::now();
+    while !berth.log().contains("scheduled image pruning skipped") {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no scheduled time skipped within 90 s: {}",
+            berth.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(berth.log().contains("run=held"), "{}", berth.log_tail());
+    assert_eq!(scheduled_runs().await, Vec::<Value>::new());
+
+    // The run ends: the time skipped is not made up, the next one runs.
+    sqlx::query("UPDATE prune_runs SET outcome = 'Succeeded', finished_at = $1 WHERE id = 'held'")
+        .bind(now_ms())
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let ended = Instant::now();
+    let run = loop {
+        if let Some(run) = scheduled_runs()
+            .await
+            .into_iter()
+            .find(|r| r["status"]["outcome"].is_string())
+        {
+            break run;
+        }
+        assert!(
+            ended.elapsed() < Duration::from_secs(90),
+            "no scheduled run within 90 s: {}",
+            berth.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(run["status"]["outcome"], "Succeeded", "{run}");
+    // Not at once (the skipped time made up), but at the next minute.
+    assert!(
+        ended.elapsed() >= Duration::from_secs(30),
+        "a scheduled run {:?} after the run going on ended: {run}",
+        ended.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------
