@@ -12,6 +12,8 @@
 //! - The schedule: a cron schedule runs the pruner on time, once; suspended,
 //!   it does not; a time that comes while another run goes on is skipped,
 //!   and the next one runs.
+//! - One run at a time: a prune asked for while another goes on is refused
+//!   (on PostgreSQL, asked of a second replica).
 //! - Two replicas behind nginx on SeaweedFS and PostgreSQL: settings set
 //!   through one hold for both, a scheduled time runs once across them.
 //! - A run killed between trimming and collecting
@@ -472,7 +474,9 @@ async fn the_cli_prunes_and_the_schedule_runs_it() {
 
 /// A prune asked for while another goes on is refused (`409`, naming the
 /// run) and records nothing; the run going on is not taken for dead (it
-/// ends `Succeeded`), and the next prune, once it has ended, runs.
+/// ends `Succeeded`), and the next prune, once it has ended, runs. On
+/// PostgreSQL the refused prune is asked of a second replica (same
+/// database, same blob directory).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prune_while_another_goes_on_is_refused_on_the_embedded_database() {
     one_prune_at_a_time(None).await;
@@ -497,6 +501,19 @@ async fn one_prune_at_a_time(database: Option<&PgDatabase>) {
         .start()
         .await;
     let client = berth.client();
+    let other = match database {
+        Some(_) => Some(
+            serve(&dir.path().join("other"), database)
+                .env(
+                    "BERTH_STORAGE_FILESYSTEM_ROOT_DIRECTORY",
+                    data.join("storage").display().to_string(),
+                )
+                .start()
+                .await,
+        ),
+        None => None,
+    };
+    let refuser = other.as_ref().map_or(client, |o| o.client());
     push_history(client).await;
     tokio::time::sleep(GRACE + Duration::from_millis(300)).await;
     let spec = json!({"dryRun": false, "keepTagRevisions": 2, "keepYoungerThanDuration": "0s",
@@ -519,7 +536,7 @@ async fn one_prune_at_a_time(database: Option<&PgDatabase>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let id = going["metadata"]["name"].as_str().unwrap().to_owned();
-    let refused = client.api_post(PRUNES, json!({ "spec": spec })).await;
+    let refused = refuser.api_post(PRUNES, json!({ "spec": spec })).await;
     refused.failure(409, "Conflict");
     assert_eq!(
         refused.body["message"],
