@@ -523,7 +523,8 @@ async fn aliases_and_external_images() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_speaks_image_streams() {
     let lab = CliLab::start("cli-streams-password").await;
-    let (berth, cli, host) = (&lab.berth, &lab.cli, &lab.host);
+    let (berth, cli) = (&lab.berth, &lab.cli);
+    let host = berth.addr.to_string();
     let a = berth.push_image("myproj/app", "1.0").await;
     let b = berth.push_image("myproj/app", "2.0").await;
     cli.ok(&["project", "myproj"]);

@@ -294,11 +294,9 @@ pub(super) async fn ensure_repository(
     .await?
     .rows_affected()
         > 0;
-    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-        .bind(repo.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    let id = row.try_get("id")?;
+    let id = repository_id(conn, repo).await?.ok_or_else(|| {
+        MetadataError::Corrupt(format!("repository {repo} not found after insert"))
+    })?;
     if inserted {
         // Every repository is an image stream.
         insert_stream_row(conn, id, 0, false, at).await?;

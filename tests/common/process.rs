@@ -440,8 +440,6 @@ impl Drop for BerthProcess {
 pub struct CliLab {
     pub berth: BerthProcess,
     pub cli: CliHome,
-    /// `127.0.0.1:PORT`, what `berth login` was given.
-    pub host: String,
     /// Dropped last: the data directory outlives the process.
     _dir: tempfile::TempDir,
 }
@@ -453,13 +451,11 @@ impl CliLab {
             .admin_password(admin_password)
             .start()
             .await;
-        let host = berth.addr.to_string();
         let cli = CliHome::new();
-        cli.login(&host, ADMIN_USER, admin_password);
+        cli.login(&berth.addr.to_string(), ADMIN_USER, admin_password);
         CliLab {
             berth,
             cli,
-            host,
             _dir: dir,
         }
     }
