@@ -9,13 +9,14 @@ use async_trait::async_trait;
 
 use super::{Result, Timestamp};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
     pub name: String,
     pub uid: String,
     /// PHC string (argon2id); `None` for users who log in with tokens only.
     pub password_hash: Option<String>,
     pub email: Option<String>,
+    #[sqlx(try_from = "super::sql::Flag")]
     pub super_user: bool,
     pub created_at: Timestamp,
     /// Moves on with every password change, ending the bearer tokens the
@@ -131,7 +132,7 @@ impl Token {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKey {
     pub kid: String,
     /// PKCS#8 DER, base64.

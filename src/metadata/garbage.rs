@@ -21,19 +21,23 @@ use super::{Result, Timestamp};
 use crate::oci::digest::Digest;
 
 /// A blob as garbage collection sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GcBlob {
+    #[sqlx(try_from = "String")]
     pub digest: Digest,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
 }
 
 /// A blob's link into a repository that no manifest of that repository
 /// references.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GcBlobLink {
     pub repository_id: i64,
     pub repository: String,
+    #[sqlx(try_from = "String")]
     pub digest: Digest,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
 }
 
@@ -56,10 +60,12 @@ pub struct RepositoryGraph {
 
 /// A blob row, for dry runs: whether a run would collect it if nothing
 /// referenced it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GcBlobRow {
+    #[sqlx(flatten)]
     pub blob: GcBlob,
     /// Past the grace period (blob and links), and not being deleted.
+    #[sqlx(try_from = "super::sql::Flag")]
     pub collectable: bool,
 }
 

@@ -67,9 +67,11 @@ pub struct JobResult {
 }
 
 /// A run recorded by [`JobStore::finish_job`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct FinishedRun {
+    #[sqlx(rename = "last_started_at")]
     pub started_at: Timestamp,
+    #[sqlx(rename = "last_finished_at")]
     pub finished_at: Timestamp,
     pub next_run_at: Timestamp,
 }

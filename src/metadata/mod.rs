@@ -100,6 +100,11 @@ impl From<sqlx::Error> for MetadataError {
     fn from(e: sqlx::Error) -> Self {
         if is_storage_full(&e) {
             MetadataError::StorageFull(e)
+        } else if let sqlx::Error::ColumnDecode { .. } = e {
+            // A value the row's type refuses (a negative count, a digest
+            // that does not parse): the stored data is wrong, not the
+            // database.
+            MetadataError::Corrupt(e.to_string())
         } else {
             MetadataError::Database(e)
         }

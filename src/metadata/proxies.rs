@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::{Result, Timestamp};
 
 /// A proxy namespace's row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredProxy {
     pub namespace: String,
     /// `host[:port]` of the upstream registry.
@@ -17,6 +17,7 @@ pub struct StoredProxy {
     /// How long a tag is served before it is checked against the upstream.
     pub ttl_seconds: i64,
     /// Plain HTTP or an unverified certificate accepted.
+    #[sqlx(try_from = "super::sql::Flag")]
     pub insecure: bool,
     pub created_by: Option<String>,
     pub created_at: Timestamp,

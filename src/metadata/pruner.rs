@@ -47,7 +47,7 @@ pub struct PrunerRecord {
 }
 
 /// One revision of a tag's history, as the pruner reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HistoryRevision {
     pub repository_id: i64,
     pub repository: String,

@@ -51,10 +51,12 @@ pub struct Usage {
 }
 
 /// The namespace's counts a quota limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Counts {
+    #[sqlx(try_from = "i64")]
     pub repositories: u64,
     /// Tags still current.
+    #[sqlx(try_from = "i64")]
     pub tags: u64,
 }
 

@@ -21,18 +21,6 @@ pub(super) async fn bump(conn: &mut AnyConnection) -> Result<()> {
     Ok(())
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
-    Ok(User {
-        name: row.try_get("name")?,
-        uid: row.try_get("uid")?,
-        password_hash: row.try_get("password_hash")?,
-        email: row.try_get("email")?,
-        super_user: row.try_get::<i64, _>("super_user")? != 0,
-        created_at: row.try_get("created_at")?,
-        credential_epoch: row.try_get("credential_epoch")?,
-    })
-}
-
 fn token_from_row(row: &AnyRow) -> Result<Token> {
     let kind: String = row.try_get("subject_kind")?;
     let name: String = row.try_get("subject_name")?;
@@ -184,22 +172,20 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn user(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM users WHERE name = $1"
         )))
         .bind(name)
         .fetch_optional(self.reader())
-        .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+        .await?)
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM users ORDER BY name"
         )))
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(user_from_row).collect()
+        .await?)
     }
 
     async fn create_user(&self, user: &User) -> Result<bool> {
@@ -436,24 +422,22 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn service_account(&self, namespace: &str, name: &str) -> Result<Option<ServiceAccount>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT namespace, name, uid, created_at FROM service_accounts WHERE namespace = $1 AND name = $2",
         )
         .bind(namespace)
         .bind(name)
         .fetch_optional(self.reader())
-        .await?;
-        row.map(|r| from_row(&r)).transpose()
+        .await?)
     }
 
     async fn service_accounts(&self, namespace: &str) -> Result<Vec<ServiceAccount>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT namespace, name, uid, created_at FROM service_accounts WHERE namespace = $1 ORDER BY name",
         )
         .bind(namespace)
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(from_row).collect()
+        .await?)
     }
 
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<bool> {
@@ -608,20 +592,11 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT kid, private_key, created_at FROM signing_keys ORDER BY created_at DESC",
         )
         .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKey {
-                    kid: r.try_get("kid")?,
-                    private_key: r.try_get("private_key")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn add_signing_key(&self, key: &SigningKey) -> Result<()> {

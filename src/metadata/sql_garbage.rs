@@ -474,13 +474,6 @@ fn blob_unused(engine: Engine, b: &str, n: usize) -> String {
     )
 }
 
-fn gc_blob(row: &AnyRow) -> Result<GcBlob> {
-    Ok(GcBlob {
-        digest: parse(row, "digest")?,
-        size: get_u64(row, "size")?,
-    })
-}
-
 const GC_RUN_COLUMNS: &str = "id, replica, started_at, finished_at, phase, outcome, error, \
      manifests_examined, manifests_removed, blobs_examined, blobs_removed, links_removed, \
      bytes_freed, removed";
@@ -724,8 +717,9 @@ impl GarbageStore for SqlMetadataStore {
         // batch: the phase grew with the square of the links (seconds of
         // work per batch of 500 at 300,000 links, each followed by the
         // pacer's rest).
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT rb.repository_id, r.name, rb.digest, b.size FROM repository_blobs rb \
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT rb.repository_id, r.name AS repository, rb.digest, b.size \
+             FROM repository_blobs rb \
              JOIN repositories r ON r.id = rb.repository_id \
              JOIN blobs b ON b.digest = rb.digest \
              WHERE (rb.repository_id, rb.digest) > ($1, $2) \
@@ -739,17 +733,7 @@ impl GarbageStore for SqlMetadataStore {
         .bind(millis(grace))
         .bind(i64::from(limit))
         .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GcBlobLink {
-                    repository_id: r.try_get("repository_id")?,
-                    repository: r.try_get("name")?,
-                    digest: parse(r, "digest")?,
-                    size: get_u64(r, "size")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn delete_blob_links(
@@ -801,7 +785,7 @@ impl GarbageStore for SqlMetadataStore {
         grace: Duration,
     ) -> Result<Vec<GcBlob>> {
         let engine = self.engine();
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT b.digest, b.size FROM blobs b WHERE b.digest > $1 \
              AND b.deleting_until IS NULL AND {} AND {} ORDER BY b.digest LIMIT $3",
             past_grace(engine, "b", 2),
@@ -811,8 +795,7 @@ impl GarbageStore for SqlMetadataStore {
         .bind(millis(grace))
         .bind(i64::from(limit))
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(gc_blob).collect()
+        .await?)
     }
 
     async fn mark_blobs(
@@ -887,7 +870,7 @@ impl GarbageStore for SqlMetadataStore {
                     .fetch_all(&mut *tx)
                     .await?
                     .iter()
-                    .map(gc_blob)
+                    .map(from_row)
                     .collect::<Result<_>>()?;
                 if !now_marked.is_empty() {
                     let sql = format!(
@@ -922,7 +905,7 @@ impl GarbageStore for SqlMetadataStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let blobs: Vec<GcBlob> = rows.iter().map(gc_blob).collect::<Result<_>>()?;
+        let blobs: Vec<GcBlob> = rows.iter().map(from_row).collect::<Result<_>>()?;
         tx.commit().await?;
         Ok(blobs)
     }
@@ -992,14 +975,7 @@ impl GarbageStore for SqlMetadataStore {
         let rows = self
             .rows_for(&template, digests, 2, &[millis(grace)])
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GcBlobRow {
-                    blob: gc_blob(r)?,
-                    collectable: r.try_get::<i64, _>("collectable")? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn start_gc_run(&self, id: &str, replica: &str) -> Result<()> {
@@ -1072,22 +1048,20 @@ impl GarbageStore for SqlMetadataStore {
     }
 
     async fn gc_runs(&self, limit: u32) -> Result<Vec<GcRun>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {GC_RUN_COLUMNS} FROM gc_runs ORDER BY started_at DESC, id LIMIT $1"
         )))
         .bind(i64::from(limit))
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(from_row).collect()
+        .await?)
     }
 
     async fn gc_run(&self, id: &str) -> Result<Option<GcRun>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {GC_RUN_COLUMNS} FROM gc_runs WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(self.reader())
-        .await?;
-        row.map(|r| from_row(&r)).transpose()
+        .await?)
     }
 }

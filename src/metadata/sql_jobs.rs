@@ -180,22 +180,16 @@ impl JobStore for SqlMetadataStore {
         lease_id: &str,
         result: &JobResult,
     ) -> Result<Option<FinishedRun>> {
-        let row = sqlx::query(AssertSqlSafe(self.job_statements().finish.as_str()))
-            .bind(name)
-            .bind(lease_id)
-            .bind(result.outcome.as_str())
-            .bind(result.error.as_deref())
-            .bind(millis(result.next_run_in))
-            .fetch_optional(self.writer())
-            .await?;
-        row.map(|row| {
-            Ok(FinishedRun {
-                started_at: row.try_get("last_started_at")?,
-                finished_at: row.try_get("last_finished_at")?,
-                next_run_at: row.try_get("next_run_at")?,
-            })
-        })
-        .transpose()
+        Ok(
+            sqlx::query_as(AssertSqlSafe(self.job_statements().finish.as_str()))
+                .bind(name)
+                .bind(lease_id)
+                .bind(result.outcome.as_str())
+                .bind(result.error.as_deref())
+                .bind(millis(result.next_run_in))
+                .fetch_optional(self.writer())
+                .await?,
+        )
     }
 
     async fn release_job(&self, name: &str, lease_id: &str) -> Result<bool> {

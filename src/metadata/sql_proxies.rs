@@ -1,7 +1,6 @@
 //! [`ProxyStore`] over SQL (both engines, like `sql.rs`).
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::Result;
 use super::proxies::{ProxyStore, StoredProxy};
@@ -31,25 +30,12 @@ impl ProxyStore for SqlMetadataStore {
     }
 
     async fn proxies(&self) -> Result<Vec<StoredProxy>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT namespace, upstream, secret, ttl_seconds, insecure, created_by, created_at \
              FROM proxy_namespaces ORDER BY namespace",
         )
         .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredProxy {
-                    namespace: row.try_get("namespace")?,
-                    upstream: row.try_get("upstream")?,
-                    secret: row.try_get("secret")?,
-                    ttl_seconds: row.try_get("ttl_seconds")?,
-                    insecure: row.try_get::<i64, _>("insecure")? != 0,
-                    created_by: row.try_get("created_by")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn delete_proxy(&self, namespace: &str) -> Result<bool> {

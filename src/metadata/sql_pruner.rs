@@ -136,19 +136,7 @@ impl PrunerStore for SqlMetadataStore {
             query = query.bind(prefix).bind(length);
         }
         let rows = query.fetch_all(self.reader()).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(HistoryRevision {
-                    repository_id: row.try_get("repository_id")?,
-                    repository: row.try_get("repository")?,
-                    tag: row.try_get("tag")?,
-                    generation: row.try_get("generation")?,
-                    digest: row.try_get("digest")?,
-                    created_at: row.try_get("created_at")?,
-                    current: row.try_get("current")?,
-                })
-            })
-            .collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn delete_tag_revisions(
@@ -304,22 +292,20 @@ impl PrunerStore for SqlMetadataStore {
     }
 
     async fn prune_runs(&self, limit: u32) -> Result<Vec<PruneRun>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM prune_runs ORDER BY started_at DESC, id LIMIT $1"
         )))
         .bind(i64::from(limit))
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(from_row).collect()
+        .await?)
     }
 
     async fn prune_run(&self, id: &str) -> Result<Option<PruneRun>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM prune_runs WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(self.writer())
-        .await?;
-        row.map(|r| from_row(&r)).transpose()
+        .await?)
     }
 }

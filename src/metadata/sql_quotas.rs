@@ -195,7 +195,7 @@ impl SqlMetadataStore {
     }
 
     pub(super) async fn count_namespace(&self, namespace: &str) -> Result<Counts> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "WITH repos AS (SELECT id FROM repositories WHERE name = $1 OR name LIKE $2 ESCAPE '\\') \
              SELECT (SELECT COUNT(*) FROM repos) AS repositories, \
              (SELECT COUNT(*) FROM tags WHERE repository_id IN (SELECT id FROM repos) \
@@ -205,11 +205,7 @@ impl SqlMetadataStore {
         .bind(below(namespace))
         .bind(now())
         .fetch_one(self.reader())
-        .await?;
-        Ok(Counts {
-            repositories: get_u64(&row, "repositories")?,
-            tags: get_u64(&row, "tags")?,
-        })
+        .await?)
     }
 
     /// Each repository of `namespace` (of all namespaces: `None`), by name.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::Result;
 use super::secrets::{SecretStore, StoredSecret};
-use super::sql::{SqlMetadataStore, from_row};
+use super::sql::SqlMetadataStore;
 
 const COLUMNS: &str = "namespace, name, uid, secret_type, registries, key_id, sealed, created_at";
 
@@ -32,24 +32,22 @@ impl SecretStore for SqlMetadataStore {
     }
 
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<StoredSecret>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM pull_secrets WHERE namespace = $1 AND name = $2"
         )))
         .bind(namespace)
         .bind(name)
         .fetch_optional(self.reader())
-        .await?;
-        row.map(|r| from_row(&r)).transpose()
+        .await?)
     }
 
     async fn secrets(&self, namespace: &str) -> Result<Vec<StoredSecret>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM pull_secrets WHERE namespace = $1 ORDER BY name"
         )))
         .bind(namespace)
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(from_row).collect()
+        .await?)
     }
 
     async fn delete_secret(&self, namespace: &str, name: &str) -> Result<bool> {
@@ -63,13 +61,12 @@ impl SecretStore for SqlMetadataStore {
     }
 
     async fn secrets_not_under_key(&self, key_id: &str) -> Result<Vec<StoredSecret>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM pull_secrets WHERE key_id <> $1 ORDER BY namespace, name"
         )))
         .bind(key_id)
         .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(from_row).collect()
+        .await?)
     }
 
     async fn reseal_secret(

@@ -181,6 +181,7 @@ engine_tests!(
     a_namespace_takes_its_repositories,
     manifests_referencing_a_blob_are_found_per_repository,
     proxy_namespaces_are_kept_and_go_with_their_namespace,
+    a_stored_value_its_type_refuses_is_corrupt,
     token_names_are_unique_per_owner,
     the_last_super_user_is_kept,
     failed_logins_add_up_lock_and_reset,
@@ -488,6 +489,28 @@ async fn proxy_namespaces_are_kept_and_go_with_their_namespace(store: &SqlMetada
     assert!(store.delete_namespace("hub").await.unwrap());
     assert!(store.proxies().await.unwrap().is_empty());
     assert!(!store.delete_proxy("hub").await.unwrap());
+}
+
+/// A row whose value its type refuses (a negative count, a digest that
+/// does not parse) is reported as corrupt, not as a database failure, and
+/// not read as something else.
+async fn a_stored_value_its_type_refuses_is_corrupt(store: &SqlMetadataStore) {
+    use super::garbage::GarbageStore;
+    store.start_gc_run("run-1", "replica-a").await.unwrap();
+    assert!(store.gc_run("run-1").await.unwrap().is_some());
+    sqlx::query("UPDATE gc_runs SET blobs_removed = -1 WHERE id = 'run-1'")
+        .execute(store.writer())
+        .await
+        .unwrap();
+    let read = store.gc_run("run-1").await;
+    assert!(
+        matches!(read, Err(MetadataError::Corrupt(ref e)) if e.contains("blobs_removed")),
+        "{read:?}"
+    );
+    assert!(matches!(
+        store.gc_runs(10).await,
+        Err(MetadataError::Corrupt(_))
+    ));
 }
 
 async fn referrers_filter_by_artifact_type(store: &dyn MetadataStore) {

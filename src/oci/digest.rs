@@ -148,6 +148,15 @@ impl FromStr for Digest {
     }
 }
 
+/// For rows read by `sqlx::FromRow` (`#[sqlx(try_from = "String")]`).
+impl TryFrom<String> for Digest {
+    type Error = DigestError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
 impl Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.text)
