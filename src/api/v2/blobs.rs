@@ -5,23 +5,19 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
-use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value, parse_digest};
-use crate::api::AppState;
+use super::{
+    DOCKER_CONTENT_DIGEST, OnRepository, V2Request, header_str, header_value, parse_digest,
+};
 use crate::api::observe::count_bytes_out;
 use crate::api::range::{ByteRange, parse_range};
 use crate::auth::roles::Verb;
 use crate::domain::pull_through::{FillReader, PulledBlob};
 use crate::error::{RegistryError, Result};
 use crate::oci::digest::Digest;
-use crate::oci::names::RepositoryName;
 
-pub(super) async fn get(
-    app: &AppState,
-    name: &RepositoryName,
-    digest: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    request.require(app, Verb::Pull, name).await?;
+pub(super) async fn get(on: OnRepository<'_>, digest: &str) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    on.require(Verb::Pull).await?;
     let digest = parse_digest(digest)?;
     let size = match app.registry.blob_link(name, &digest).await? {
         Some(link) => {
@@ -146,15 +142,10 @@ fn blob_headers(
     Ok(builder)
 }
 
-pub(super) async fn delete(
-    app: &AppState,
-    name: &RepositoryName,
-    digest: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    request.require(app, Verb::Delete, name).await?;
+pub(super) async fn delete(on: OnRepository<'_>, digest: &str) -> Result<Response> {
+    on.require(Verb::Delete).await?;
     let digest = parse_digest(digest)?;
-    app.registry.delete_blob(name, &digest).await?;
+    on.app.registry.delete_blob(on.name, &digest).await?;
     Ok((
         StatusCode::ACCEPTED,
         [(

@@ -4,12 +4,11 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{V2Request, header_value, next_link, parse_digest};
+use super::{OnRepository, V2Request, header_value, next_link, parse_digest};
 use crate::api::AppState;
 use crate::auth::roles::Verb;
 use crate::domain::manifest::OCI_INDEX;
 use crate::error::{RegistryError, Result};
-use crate::oci::names::RepositoryName;
 
 static OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
@@ -85,12 +84,9 @@ struct TagList<'a> {
 }
 
 /// `GET /v2/<name>/tags/list[?n=&last=]`
-pub(super) async fn tags(
-    app: &AppState,
-    name: &RepositoryName,
-    request: &V2Request,
-) -> Result<Response> {
-    request.require(app, Verb::Pull, name).await?;
+pub(super) async fn tags(on: OnRepository<'_>) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    on.require(Verb::Pull).await?;
     let n = page_size(request)?;
     let last = request.query.get("last");
     let limit = n.unwrap_or(MAX_UNPAGED_TAGS);
@@ -141,13 +137,9 @@ struct Index {
 
 /// `GET /v2/<name>/referrers/<digest>[?artifactType=]`: manifests in the
 /// repository whose subject is `digest`, whether or not it was pushed.
-pub(super) async fn referrers(
-    app: &AppState,
-    name: &RepositoryName,
-    digest: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    request.require(app, Verb::Pull, name).await?;
+pub(super) async fn referrers(on: OnRepository<'_>, digest: &str) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    on.require(Verb::Pull).await?;
     let subject = parse_digest(digest)?;
     let artifact_type = request.query.get("artifactType").filter(|t| !t.is_empty());
     let referrers = app

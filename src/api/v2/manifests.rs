@@ -5,15 +5,14 @@ use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use super::{DOCKER_CONTENT_DIGEST, V2Request, header_str, header_value};
-use crate::api::AppState;
+use super::{DOCKER_CONTENT_DIGEST, OnRepository, header_str, header_value};
 use crate::auth::roles::Verb;
 use crate::domain::manifest::MAX_MANIFEST_SIZE;
 use crate::domain::negotiation::Accepted;
 use crate::error::{RegistryError, Result};
 use crate::metadata::ManifestMeta;
 use crate::metadata::image_streams::{RevisionCause, RevisionOrigin};
-use crate::oci::names::{Reference, RepositoryName, Tag};
+use crate::oci::names::{Reference, Tag};
 
 static OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 static OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
@@ -49,13 +48,9 @@ fn manifest_headers(meta: &ManifestMeta) -> Result<[(HeaderName, axum::http::Hea
 }
 
 /// `GET`/`HEAD /v2/<name>/manifests/<reference>`
-pub(super) async fn get(
-    app: &AppState,
-    name: &RepositoryName,
-    reference: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    request.require(app, Verb::Pull, name).await?;
+pub(super) async fn get(on: OnRepository<'_>, reference: &str) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    on.require(Verb::Pull).await?;
     let reference = read_reference(reference)?;
     let accepted = Accepted::from_headers(
         request
@@ -81,14 +76,9 @@ pub(super) async fn get(
 }
 
 /// `PUT /v2/<name>/manifests/<reference>[?tag=…]`
-pub(super) async fn put(
-    app: &AppState,
-    name: &RepositoryName,
-    reference: &str,
-    request: &V2Request,
-    body: Body,
-) -> Result<Response> {
-    request.require(app, Verb::Push, name).await?;
+pub(super) async fn put(on: OnRepository<'_>, reference: &str, body: Body) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    on.require(Verb::Push).await?;
     let reference: Reference = reference.parse()?;
     let tags = request
         .query
@@ -132,8 +122,8 @@ pub(super) async fn put(
         .validate_manifest(name, &reference, content_type.as_deref(), content, tags)
         .await?;
     // Storing it is the first write of a push made of this manifest alone.
-    request.prepare_push(app, name).await?;
-    let quota = super::namespace_quota(app, name).await?;
+    on.prepare_push().await?;
+    let quota = on.namespace_quota().await?;
     app.registry
         .admit_manifest(name, &valid, quota.as_ref())
         .await?;
@@ -172,14 +162,9 @@ pub(super) async fn put(
 }
 
 /// `DELETE /v2/<name>/manifests/<reference>`: a tag, or a manifest and its tags.
-pub(super) async fn delete(
-    app: &AppState,
-    name: &RepositoryName,
-    reference: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    request.require(app, Verb::Delete, name).await?;
+pub(super) async fn delete(on: OnRepository<'_>, reference: &str) -> Result<Response> {
+    on.require(Verb::Delete).await?;
     let reference = read_reference(reference)?;
-    app.registry.delete_manifest(name, &reference).await?;
+    on.app.registry.delete_manifest(on.name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -66,45 +66,57 @@ impl V2Request {
             challenge: app.access.insufficient_scope_challenge(&base_url, scope),
         }
     }
+}
 
-    /// Fails unless the caller may do `verb` to `name`: 401 (with a
-    /// challenge for the scope) for anonymous callers, 403 with a challenge
-    /// for a bearer token that does not grant what the caller may do, 403
-    /// otherwise.
-    pub async fn require(&self, app: &AppState, verb: Verb, name: &RepositoryName) -> Result<()> {
+/// A request on one repository, as the handlers of its endpoints take it:
+/// the app serving it, the repository its path names, and the request.
+#[derive(Clone, Copy)]
+pub(crate) struct OnRepository<'a> {
+    pub app: &'a AppState,
+    pub name: &'a RepositoryName,
+    pub request: &'a V2Request,
+}
+
+impl OnRepository<'_> {
+    /// Fails unless the caller may do `verb` to the repository: 401 (with
+    /// a challenge for the scope) for anonymous callers, 403 with a
+    /// challenge for a bearer token that does not grant what the caller may
+    /// do, 403 otherwise.
+    async fn require(&self, verb: Verb) -> Result<()> {
+        let OnRepository { app, name, request } = *self;
         let scope = || crate::auth::scope::scope_for(name.as_str(), verb);
-        match app.access.check(&self.caller, verb, name).await {
+        match app.access.check(&request.caller, verb, name).await {
             Ok(()) => Ok(()),
-            Err(Denial::Unauthenticated) => Err(self.unauthorized(app, Some(&scope()))),
-            Err(Denial::InsufficientScope) => Err(self.insufficient_scope(app, &scope())),
+            Err(Denial::Unauthenticated) => Err(request.unauthorized(app, Some(&scope()))),
+            Err(Denial::InsufficientScope) => Err(request.insufficient_scope(app, &scope())),
             Err(denial) => Err(denied(denial)),
         }
     }
 
-    /// The first write of a push into `name`: makes its namespace if it
-    /// does not exist yet (see [`crate::auth::AccessControl::prepare_push`]).
-    pub async fn prepare_push(&self, app: &AppState, name: &RepositoryName) -> Result<()> {
-        match app.access.prepare_push(&self.caller, name).await {
+    /// The first write of a push into the repository: makes its namespace
+    /// if it does not exist yet (see
+    /// [`crate::auth::AccessControl::prepare_push`]).
+    async fn prepare_push(&self) -> Result<()> {
+        let OnRepository { app, name, request } = *self;
+        match app.access.prepare_push(&request.caller, name).await {
             Ok(()) => match app.pull_through.refuses_pushes(name) {
                 Some(reason) => Err(RegistryError::DeniedBecause(reason)),
                 None => Ok(()),
             },
             Err(Denial::Unauthenticated | Denial::InsufficientScope) => {
                 let scope = crate::auth::scope::scope_for(name.as_str(), Verb::Push);
-                Err(self.unauthorized(app, Some(&scope)))
+                Err(request.unauthorized(app, Some(&scope)))
             }
             Err(denial) => Err(denied(denial)),
         }
     }
-}
 
-/// The quota of `name`'s namespace, from the policy snapshot the
-/// request's authorization already read: no query.
-pub(crate) async fn namespace_quota(
-    app: &AppState,
-    name: &RepositoryName,
-) -> Result<Option<crate::metadata::quotas::NamespaceQuota>> {
-    Ok(app.access.policy().await?.quota(name.namespace()).cloned())
+    /// The quota of the repository's namespace, from the policy snapshot
+    /// the request's authorization already read: no query.
+    async fn namespace_quota(&self) -> Result<Option<crate::metadata::quotas::NamespaceQuota>> {
+        let policy = self.app.access.policy().await?;
+        Ok(policy.quota(self.name.namespace()).cloned())
+    }
 }
 
 /// A refusal of an authenticated caller.
@@ -188,41 +200,34 @@ async fn handle(
     if app.read_only && !matches!(request.method, M::GET | M::HEAD) {
         return Err(RegistryError::ReadOnly);
     }
+    let on = |name| OnRepository {
+        app,
+        name,
+        request: &request,
+    };
     match (&endpoint, &request.method) {
         (Endpoint::Base, &M::GET | &M::HEAD) => base(app, &request),
         (Endpoint::Catalog, &M::GET) => listings::catalog(app, &request).await,
-        (Endpoint::Tags { name }, &M::GET) => listings::tags(app, name, &request).await,
+        (Endpoint::Tags { name }, &M::GET) => listings::tags(on(name)).await,
         (Endpoint::Referrers { name, digest }, &M::GET) => {
-            listings::referrers(app, name, digest, &request).await
+            listings::referrers(on(name), digest).await
         }
         (Endpoint::Manifest { name, reference }, &M::GET | &M::HEAD) => {
-            manifests::get(app, name, reference, &request).await
+            manifests::get(on(name), reference).await
         }
         (Endpoint::Manifest { name, reference }, &M::PUT) => {
-            manifests::put(app, name, reference, &request, body).await
+            manifests::put(on(name), reference, body).await
         }
         (Endpoint::Manifest { name, reference }, &M::DELETE) => {
-            manifests::delete(app, name, reference, &request).await
+            manifests::delete(on(name), reference).await
         }
-        (Endpoint::Blob { name, digest }, &M::GET | &M::HEAD) => {
-            blobs::get(app, name, digest, &request).await
-        }
-        (Endpoint::Blob { name, digest }, &M::DELETE) => {
-            blobs::delete(app, name, digest, &request).await
-        }
-        (Endpoint::UploadStart { name }, &M::POST) => {
-            uploads::start(app, name, &request, body).await
-        }
-        (Endpoint::Upload { name, id }, &M::GET) => uploads::status(app, name, id, &request).await,
-        (Endpoint::Upload { name, id }, &M::PATCH) => {
-            uploads::patch(app, name, id, &request, body).await
-        }
-        (Endpoint::Upload { name, id }, &M::PUT) => {
-            uploads::put(app, name, id, &request, body).await
-        }
-        (Endpoint::Upload { name, id }, &M::DELETE) => {
-            uploads::cancel(app, name, id, &request).await
-        }
+        (Endpoint::Blob { name, digest }, &M::GET | &M::HEAD) => blobs::get(on(name), digest).await,
+        (Endpoint::Blob { name, digest }, &M::DELETE) => blobs::delete(on(name), digest).await,
+        (Endpoint::UploadStart { name }, &M::POST) => uploads::start(on(name), body).await,
+        (Endpoint::Upload { name, id }, &M::GET) => uploads::status(on(name), id).await,
+        (Endpoint::Upload { name, id }, &M::PATCH) => uploads::patch(on(name), id, body).await,
+        (Endpoint::Upload { name, id }, &M::PUT) => uploads::put(on(name), id, body).await,
+        (Endpoint::Upload { name, id }, &M::DELETE) => uploads::cancel(on(name), id).await,
         _ => Err(RegistryError::MethodNotAllowed),
     }
 }

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 
 use super::{
-    DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, V2Request, header_str, header_value,
-    namespace_quota, parse_digest,
+    DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, OnRepository, V2Request, header_str, header_value,
+    parse_digest,
 };
 use crate::api::AppState;
 use crate::api::errors::upload_range_header;
@@ -61,12 +61,11 @@ fn chunk_range(request: &V2Request) -> Result<Option<ChunkRange>> {
 /// refused before a byte is stored. `None`: nothing to hold it to (no byte
 /// quota, or a blob the namespace holds already, which costs nothing).
 async fn allowance_for(
-    app: &AppState,
-    name: &RepositoryName,
-    request: &V2Request,
+    on: OnRepository<'_>,
     quota: Option<&NamespaceQuota>,
     digest: Option<&Digest>,
 ) -> Result<Option<ByteAllowance>> {
+    let OnRepository { app, name, request } = on;
     let metadata = app.registry.metadata().as_ref();
     if let Some(digest) = digest
         && quotas::held_under_quota(metadata, quota, name, digest).await?
@@ -86,14 +85,15 @@ async fn allowance_for(
     Ok(allowance)
 }
 
-/// `201 Created` for a blob now in `name`.
-fn created(app: &AppState, name: &RepositoryName, digest: &Digest) -> Result<Response> {
+/// `201 Created` for a blob now in the repository.
+fn created(on: OnRepository<'_>, digest: &Digest) -> Result<Response> {
+    let name = on.name;
     Ok((
         StatusCode::CREATED,
         [
             (
                 header::LOCATION,
-                header_value(&app.url(&format!("/v2/{name}/blobs/{digest}")))?,
+                header_value(&on.app.url(&format!("/v2/{name}/blobs/{digest}")))?,
             ),
             (
                 DOCKER_CONTENT_DIGEST.clone(),
@@ -123,13 +123,9 @@ fn in_progress(app: &AppState, status: StatusCode, upload: &Upload, size: u64) -
 }
 
 /// `POST /v2/<name>/blobs/uploads/`
-pub(super) async fn start(
-    app: &AppState,
-    name: &RepositoryName,
-    request: &V2Request,
-    body: Body,
-) -> Result<Response> {
-    request.require(app, Verb::Push, name).await?;
+pub(super) async fn start(on: OnRepository<'_>, body: Body) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    on.require(Verb::Push).await?;
     let mount = request.query.get("mount").map(parse_digest).transpose()?;
     let digest = request.query.get("digest").map(parse_digest).transpose()?;
     let algorithm = match (request.query.get("digest-algorithm"), &digest) {
@@ -138,21 +134,21 @@ pub(super) async fn start(
         (None, None) => DigestAlgorithm::Sha256,
     };
     // Whatever follows writes: a mount, or an upload session.
-    request.prepare_push(app, name).await?;
-    let quota = namespace_quota(app, name).await?;
+    on.prepare_push().await?;
+    let quota = on.namespace_quota().await?;
     quotas::admit_repository(app.registry.metadata().as_ref(), quota.as_ref(), name).await?;
 
     // A blob that is not mountable (absent, or not readable by the caller)
     // gets the spec's answer: an ordinary upload session.
     if let Some(mount) = mount
-        && mount_blob(app, name, &mount, request, quota.as_ref()).await?
+        && mount_blob(on, &mount, quota.as_ref()).await?
     {
-        return created(app, name, &mount);
+        return created(on, &mount);
     }
 
     // Before the upload exists: a body announced too large for the quota
     // is refused with nothing made.
-    let allowance = allowance_for(app, name, request, quota.as_ref(), digest.as_ref()).await?;
+    let allowance = allowance_for(on, quota.as_ref(), digest.as_ref()).await?;
     let upload = app.uploads.start(name, algorithm).await?;
     let outcome = match &digest {
         // Single-request upload: the body is the whole blob.
@@ -160,7 +156,7 @@ pub(super) async fn start(
             .uploads
             .finish_within(&upload, digest, None, body_stream(body), allowance.as_ref())
             .await
-            .and_then(|_| created(app, name, digest)),
+            .and_then(|_| created(on, digest)),
         None => app
             .uploads
             .append_within(&upload, None, body_stream(body), allowance.as_ref())
@@ -182,12 +178,11 @@ pub(super) async fn start(
 /// Links `digest` into `name` from `from`, or (without `from`) from any
 /// repository holding it that the caller may pull.
 async fn mount_blob(
-    app: &AppState,
-    name: &RepositoryName,
+    on: OnRepository<'_>,
     digest: &Digest,
-    request: &V2Request,
     quota: Option<&NamespaceQuota>,
 ) -> Result<bool> {
+    let OnRepository { app, name, request } = on;
     let candidates = match request.query.get("from") {
         Some(from) => match from.parse::<RepositoryName>() {
             Ok(from) => vec![from],
@@ -214,59 +209,40 @@ async fn mount_blob(
         .is_some())
 }
 
-async fn find_upload(
-    app: &AppState,
-    name: &RepositoryName,
-    id: &str,
-    request: &V2Request,
-) -> Result<Upload> {
-    request.require(app, Verb::Push, name).await?;
-    app.uploads.find(name, id).await
+/// The upload `id` of the repository, for a caller who may push to it.
+async fn find_upload(on: OnRepository<'_>, id: &str) -> Result<Upload> {
+    on.require(Verb::Push).await?;
+    on.app.uploads.find(on.name, id).await
 }
 
 /// `GET <upload>`: how much has been received.
-pub(super) async fn status(
-    app: &AppState,
-    name: &RepositoryName,
-    id: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    let upload = find_upload(app, name, id, request).await?;
-    let size = app.uploads.size(&upload).await?;
-    in_progress(app, StatusCode::NO_CONTENT, &upload, size)
+pub(super) async fn status(on: OnRepository<'_>, id: &str) -> Result<Response> {
+    let upload = find_upload(on, id).await?;
+    let size = on.app.uploads.size(&upload).await?;
+    in_progress(on.app, StatusCode::NO_CONTENT, &upload, size)
 }
 
 /// `PATCH <upload>`: one chunk, or the whole blob streamed.
-pub(super) async fn patch(
-    app: &AppState,
-    name: &RepositoryName,
-    id: &str,
-    request: &V2Request,
-    body: Body,
-) -> Result<Response> {
-    let upload = find_upload(app, name, id, request).await?;
-    let range = chunk_range(request)?;
+pub(super) async fn patch(on: OnRepository<'_>, id: &str, body: Body) -> Result<Response> {
+    let upload = find_upload(on, id).await?;
+    let range = chunk_range(on.request)?;
     // Read once for the request: the chunk is held to it as it streams,
     // with no query per piece. A refused chunk is not recorded: the
     // upload stays where it was, for the client to cancel.
-    let quota = namespace_quota(app, name).await?;
-    let allowance = allowance_for(app, name, request, quota.as_ref(), None).await?;
-    let size = app
+    let quota = on.namespace_quota().await?;
+    let allowance = allowance_for(on, quota.as_ref(), None).await?;
+    let size = on
+        .app
         .uploads
         .append_within(&upload, range, body_stream(body), allowance.as_ref())
         .await?;
-    in_progress(app, StatusCode::ACCEPTED, &upload, size)
+    in_progress(on.app, StatusCode::ACCEPTED, &upload, size)
 }
 
 /// `PUT <upload>?digest=`: the last chunk (if any) and completion.
-pub(super) async fn put(
-    app: &AppState,
-    name: &RepositoryName,
-    id: &str,
-    request: &V2Request,
-    body: Body,
-) -> Result<Response> {
-    let upload = find_upload(app, name, id, request).await?;
+pub(super) async fn put(on: OnRepository<'_>, id: &str, body: Body) -> Result<Response> {
+    let OnRepository { app, name, request } = on;
+    let upload = find_upload(on, id).await?;
     let digest = request
         .query
         .get("digest")
@@ -279,10 +255,10 @@ pub(super) async fn put(
     let range = chunk_range(request)?;
     // Completing links the blob into the repository: its namespace must
     // exist (it may have been deleted since the upload started).
-    request.prepare_push(app, name).await?;
-    let quota = namespace_quota(app, name).await?;
+    on.prepare_push().await?;
+    let quota = on.namespace_quota().await?;
     quotas::admit_repository(app.registry.metadata().as_ref(), quota.as_ref(), name).await?;
-    let allowance = allowance_for(app, name, request, quota.as_ref(), Some(&digest)).await?;
+    let allowance = allowance_for(on, quota.as_ref(), Some(&digest)).await?;
     app.uploads
         .finish_within(
             &upload,
@@ -292,17 +268,12 @@ pub(super) async fn put(
             allowance.as_ref(),
         )
         .await?;
-    created(app, name, &digest)
+    created(on, &digest)
 }
 
 /// `DELETE <upload>`: cancel.
-pub(super) async fn cancel(
-    app: &AppState,
-    name: &RepositoryName,
-    id: &str,
-    request: &V2Request,
-) -> Result<Response> {
-    let upload = find_upload(app, name, id, request).await?;
-    app.uploads.cancel(&upload).await?;
+pub(super) async fn cancel(on: OnRepository<'_>, id: &str) -> Result<Response> {
+    let upload = find_upload(on, id).await?;
+    on.app.uploads.cancel(&upload).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
