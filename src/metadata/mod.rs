@@ -226,16 +226,20 @@ pub enum BlobClaim {
     BeingDeleted { until: Timestamp },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ManifestMeta {
+    #[sqlx(try_from = "String")]
     pub digest: Digest,
     pub media_type: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredManifest {
+    #[sqlx(flatten)]
     pub meta: ManifestMeta,
+    #[sqlx(try_from = "Vec<u8>")]
     pub content: Bytes,
     /// Found by a tag that expires then (read with the tag's row): a cache
     /// must not serve it past that.
@@ -243,10 +247,12 @@ pub struct StoredManifest {
 }
 
 /// A manifest whose `subject` is the digest asked about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Referrer {
+    #[sqlx(try_from = "String")]
     pub digest: Digest,
     pub media_type: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
     pub artifact_type: Option<String>,
     pub annotations: Option<String>,
@@ -255,16 +261,20 @@ pub struct Referrer {
 /// An upload in progress. `size`, `parts` and `hash_state` are its
 /// authoritative state, changed together as each part is recorded
 /// ([`MetadataStore::record_upload_part`]): any replica continues from them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Upload {
     pub id: String,
+    #[sqlx(try_from = "String")]
     pub repository: RepositoryName,
+    #[sqlx(try_from = "String")]
     pub algorithm: crate::oci::digest::DigestAlgorithm,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Bytes in the recorded parts.
+    #[sqlx(try_from = "i64")]
     pub size: u64,
     /// Parts recorded (numbered from 1).
+    #[sqlx(try_from = "i64")]
     pub parts: u32,
     /// The hash of the recorded bytes, saved (see
     /// `oci::digest::ResumableHasher`); `None` only for rows written before
@@ -273,11 +283,13 @@ pub struct Upload {
 }
 
 /// A recorded part of an upload: which write of part `number` counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UploadPartRecord {
+    #[sqlx(try_from = "i64")]
     pub number: u32,
     /// The storage's name for this write of the part.
     pub token: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
 }
 

@@ -13,7 +13,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
@@ -27,7 +26,7 @@ use super::{
     Result, StoredManifest, Timestamp, Upload, UploadPartRecord, now,
 };
 use super::{sql_garbage, sql_tag_policies};
-use crate::oci::digest::{Digest, DigestAlgorithm};
+use crate::oci::digest::Digest;
 use crate::oci::names::{Reference, RepositoryName, Tag};
 use crate::oci::tag_pattern::TagPattern;
 
@@ -257,38 +256,9 @@ impl From<Flag> for bool {
     }
 }
 
-fn manifest_meta(row: &AnyRow) -> Result<ManifestMeta> {
-    Ok(ManifestMeta {
-        digest: parse(row, "digest")?,
-        media_type: row.try_get("media_type")?,
-        size: get_u64(row, "size")?,
-    })
-}
-
-fn upload_from_row(row: &AnyRow) -> Result<Upload> {
-    let algorithm: String = row.try_get("algorithm")?;
-    Ok(Upload {
-        id: row.try_get("id")?,
-        repository: parse(row, "repository")?,
-        algorithm: DigestAlgorithm::from_str(&algorithm)
-            .map_err(|e| MetadataError::Corrupt(e.to_string()))?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        size: get_u64(row, "size")?,
-        parts: get_u32(row, "parts")?,
-        hash_state: row.try_get("hash_state")?,
-    })
-}
-
-/// The columns [`upload_from_row`] reads.
+/// The columns of an [`Upload`].
 const UPLOAD_COLUMNS: &str =
     "id, repository, algorithm, created_at, updated_at, size, parts, hash_state";
-
-fn get_u32(row: &AnyRow, column: &str) -> Result<u32> {
-    let value: i64 = row.try_get(column)?;
-    u32::try_from(value)
-        .map_err(|_| MetadataError::Corrupt(format!("{column} {value} is out of range")))
-}
 
 /// Takes one more row than asked for, to know whether another page follows.
 fn into_page(mut items: Vec<String>, limit: u32) -> Page {
@@ -623,15 +593,7 @@ impl MetadataStore for SqlMetadataStore {
     ) -> Result<Option<StoredManifest>> {
         let query = by_reference(MANIFEST_BY_TAG, MANIFEST_BY_DIGEST, repo, reference);
         let row = query.fetch_optional(&self.reader).await?;
-        row.map(|r| {
-            let content: Vec<u8> = r.try_get("content")?;
-            Ok(StoredManifest {
-                meta: manifest_meta(&r)?,
-                content: Bytes::from(content),
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 
     async fn manifest_meta(
@@ -646,7 +608,7 @@ impl MetadataStore for SqlMetadataStore {
             reference,
         );
         let row = query.fetch_optional(&self.reader).await?;
-        row.map(|r| manifest_meta(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 
     async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
@@ -723,17 +685,7 @@ impl MetadataStore for SqlMetadataStore {
                     .await?
             }
         };
-        rows.iter()
-            .map(|r| {
-                Ok(Referrer {
-                    digest: parse(r, "digest")?,
-                    media_type: r.try_get("media_type")?,
-                    size: get_u64(r, "size")?,
-                    artifact_type: r.try_get("artifact_type")?,
-                    annotations: r.try_get("annotations")?,
-                })
-            })
-            .collect()
+        rows.iter().map(from_row).collect()
     }
 
     async fn list_tags(
@@ -877,7 +829,7 @@ impl MetadataStore for SqlMetadataStore {
         .bind(repo.as_str())
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|r| upload_from_row(&r)).transpose()
+        row.map(|r| from_row(&r)).transpose()
     }
 
     async fn upload_exists(&self, id: &str) -> Result<bool> {
@@ -940,21 +892,12 @@ impl MetadataStore for SqlMetadataStore {
     }
 
     async fn upload_parts(&self, id: &str) -> Result<Vec<UploadPartRecord>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT number, token, size FROM upload_parts WHERE upload_id = $1 ORDER BY number",
         )
         .bind(id)
         .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UploadPartRecord {
-                    number: get_u32(row, "number")?,
-                    token: row.try_get("token")?,
-                    size: get_u64(row, "size")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn delete_upload(&self, id: &str) -> Result<bool> {
@@ -979,6 +922,6 @@ impl MetadataStore for SqlMetadataStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(upload_from_row).collect()
+        rows.iter().map(from_row).collect()
     }
 }

@@ -60,6 +60,15 @@ impl DigestAlgorithm {
     }
 }
 
+/// For rows read by `sqlx::FromRow` (`#[sqlx(try_from = "String")]`).
+impl TryFrom<String> for DigestAlgorithm {
+    type Error = DigestError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
 impl fmt::Display for DigestAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
