@@ -60,15 +60,6 @@ impl DigestAlgorithm {
     }
 }
 
-/// For rows read by `sqlx::FromRow` (`#[sqlx(try_from = "String")]`).
-impl TryFrom<String> for DigestAlgorithm {
-    type Error = DigestError;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
 impl fmt::Display for DigestAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -154,15 +145,6 @@ impl FromStr for Digest {
             algorithm,
             text: s.into(),
         })
-    }
-}
-
-/// For rows read by `sqlx::FromRow` (`#[sqlx(try_from = "String")]`).
-impl TryFrom<String> for Digest {
-    type Error = DigestError;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
     }
 }
 

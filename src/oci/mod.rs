@@ -6,3 +6,23 @@
 pub mod digest;
 pub mod names;
 pub mod tag_pattern;
+
+/// `TryFrom<String>` by parsing: how the metadata store's rows
+/// (`#[sqlx(try_from = "String")]`) read these types.
+macro_rules! parsed_from_string {
+    ($($type:ty),*) => {$(
+        impl TryFrom<String> for $type {
+            type Error = <$type as std::str::FromStr>::Err;
+
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                text.parse()
+            }
+        }
+    )*};
+}
+
+parsed_from_string!(
+    digest::Digest,
+    digest::DigestAlgorithm,
+    names::RepositoryName
+);

@@ -92,15 +92,6 @@ impl FromStr for RepositoryName {
     }
 }
 
-/// For rows read by `sqlx::FromRow` (`#[sqlx(try_from = "String")]`).
-impl TryFrom<String> for RepositoryName {
-    type Error = NameError;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
 impl fmt::Display for RepositoryName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
