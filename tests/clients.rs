@@ -23,7 +23,7 @@ mod common;
 mod lab;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -919,7 +919,6 @@ fn raw_digest(lab: &Lab, step: &str, reference: &str) -> String {
 fn oras(lab: &Lab, pushed: &PushedImages) {
     let step = "4 oras";
     let host = lab.host.as_str();
-    let work = lab.mkdir("oras");
     let nonce = lab.nonce.as_str();
     let notes = lab.write(
         "oras/release-notes.md",
@@ -942,12 +941,7 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
         "digest": pushed.alpha.digest,
         "size": pushed.alpha.size,
     });
-    let job = json!({
-        "host": host,
-        "username": "admin",
-        "password": lab.password,
-        "config_path": work.join("docker-config.json"),
-        "workdir": work,
+    let jobs = json!({
         "artifact": {
             "target": format!("{host}/artifacts/notes:v1"),
             "file": notes,
@@ -976,14 +970,7 @@ fn oras(lab: &Lab, pushed: &PushedImages) {
             "file_media_type": ARTIFACT_FILE_TYPE,
         },
     });
-    let job_file = lab.write("oras/job.json", job.to_string().as_bytes());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
-    let out = lab.ok(
-        step,
-        &lab.python,
-        &[script.to_str().unwrap(), job_file.to_str().unwrap()],
-    );
-    let result = out.json(step);
+    let result = lab.run_oras(step, jobs);
     eprintln!("oras-py {}", result["oras_version"]);
 
     // oras-py's default auth: a bearer token per scope, asked again when a

@@ -370,18 +370,12 @@ fn oras_through_the_load_balancer(lab: &lab::Lab) {
         return;
     }
     let host = lab.host.as_str();
-    let work = lab.mkdir("oras");
     let notes_bytes = blob_content(&format!("oras {}", lab.nonce), 6 * MIB);
     let notes = lab.write("oras/notes.bin", &notes_bytes);
     let config = lab.write("oras/config.json", b"{\"kind\":\"notes\"}");
     let token_bytes = format!("pushed with bearer tokens {}", lab.nonce).into_bytes();
     let token_file = lab.write("oras/token-flow.txt", &token_bytes);
-    let job = serde_json::json!({
-        "host": host,
-        "username": "admin",
-        "password": lab.password,
-        "config_path": work.join("docker-config.json"),
-        "workdir": work,
+    let jobs = serde_json::json!({
         "artifact": {
             "target": format!("{host}/artifacts/notes:v1"),
             "file": notes,
@@ -395,14 +389,7 @@ fn oras_through_the_load_balancer(lab: &lab::Lab) {
             "file_media_type": "text/plain",
         },
     });
-    let job_file = lab.write("oras/job.json", job.to_string().as_bytes());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
-    let out = lab.ok(
-        test,
-        &lab.python,
-        &[script.to_str().unwrap(), job_file.to_str().unwrap()],
-    );
-    let result = out.json(test);
+    let result = lab.run_oras(test, jobs);
     assert_eq!(result["push"]["status"], 201, "{test}: {result}");
     assert_eq!(
         result["token_flow"]["push"]["status"], 201,

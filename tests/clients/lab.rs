@@ -439,6 +439,28 @@ impl Lab {
         ran
     }
 
+    /// Runs `tests/clients/oras_client.py` as the admin on `jobs` (its
+    /// `artifact`, `attach`, `token_flow`… entries; the connection and the
+    /// work directory `oras/` are filled in) and returns what it printed.
+    pub fn run_oras(&self, step: &str, jobs: Value) -> Value {
+        let work = self.mkdir("oras");
+        let mut job = serde_json::json!({
+            "host": self.host,
+            "username": "admin",
+            "password": self.password,
+            "config_path": work.join("docker-config.json"),
+            "workdir": work,
+        });
+        if let (Some(job), Value::Object(jobs)) = (job.as_object_mut(), jobs) {
+            job.extend(jobs);
+        }
+        let job_file = self.write("oras/job.json", job.to_string().as_bytes());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_client.py");
+        let script = script.to_str().unwrap();
+        let job_file = job_file.to_str().unwrap();
+        self.ok(step, &self.python, &[script, job_file]).json(step)
+    }
+
     /// `admin:PASSWORD`, for a client's `--creds`.
     pub fn admin_creds(&self) -> String {
         format!("admin:{}", self.password)
