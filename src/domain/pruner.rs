@@ -37,7 +37,8 @@ use super::garbage::{GarbageCollector, GcError, GcReport, Pacer};
 use super::registry::Registry;
 use crate::crash_points;
 use crate::metadata::pruner::{
-    HistoryRevision, PruneProgress, PruneRun, PrunerRecord, PrunerSettings, PrunerStore,
+    HistoryRevision, PruneProgress, PruneRun, PruneRunEnd, PrunerRecord, PrunerSettings,
+    PrunerStore,
 };
 use crate::metadata::{MetadataError, Timestamp, millis, now};
 use crate::oci::digest::Digest;
@@ -467,13 +468,15 @@ impl Pruner {
             .store
             .finish_prune_run(
                 &id,
-                &run.progress,
-                outcome,
-                error.as_deref(),
-                gc_run.as_deref(),
-                &listed,
-                successful,
-                failed,
+                &PruneRunEnd {
+                    progress: &run.progress,
+                    outcome,
+                    error: error.as_deref(),
+                    gc_run: gc_run.as_deref(),
+                    removed: &listed,
+                    successful_kept: successful,
+                    failed_kept: failed,
+                },
             )
             .await
         {

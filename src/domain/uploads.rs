@@ -827,6 +827,19 @@ mod tests {
         }
 
         /// The blob's bytes in `range`, as storage gives them.
+        /// Finishes `upload` with `last` as its final chunk, and checks that
+        /// the blob stored is `whole`.
+        async fn finish_as(&self, upload: &Upload, last: &'static [u8], whole: &[u8]) {
+            let digest = DigestAlgorithm::Sha256.digest_of(whole);
+            let size = self
+                .uploads
+                .finish(upload, &digest, None, body(last))
+                .await
+                .unwrap();
+            assert_eq!(size, whole.len() as u64);
+            assert_eq!(self.stored(&digest, 0..size).await, whole);
+        }
+
         async fn stored(&self, digest: &Digest, range: std::ops::Range<u64>) -> Vec<u8> {
             let chunks: Vec<Bytes> = self
                 .blobs
@@ -857,16 +870,7 @@ mod tests {
         .await;
         assert!(dropped.is_err(), "the stalled request must time out");
         assert_eq!(f.uploads.size(&upload).await.unwrap(), 4);
-
-        let digest = DigestAlgorithm::Sha256.digest_of(b"aaaacccc");
-        let size = f
-            .uploads
-            .finish(&upload, &digest, None, body(b"cccc"))
-            .await
-            .unwrap();
-        assert_eq!(size, 8);
-        let stored = f.stored(&digest, 0..8).await;
-        assert_eq!(stored, b"aaaacccc");
+        f.finish_as(&upload, b"cccc", b"aaaacccc").await;
     }
 
     /// A request dropped while its writes run: its chunk was never
@@ -952,10 +956,7 @@ mod tests {
         );
         assert_eq!(f.blobs.blob_size(&digest).await.unwrap(), None);
         assert_eq!(f.uploads.size(&upload).await.unwrap(), 4);
-        f.uploads
-            .finish(&upload, &digest, None, body(b"cccc"))
-            .await
-            .unwrap();
+        f.finish_as(&upload, b"cccc", b"aaaacccc").await;
         assert_eq!(f.blobs.blob_size(&digest).await.unwrap(), Some(8));
     }
 
@@ -987,13 +988,7 @@ mod tests {
             "{refused:?}"
         );
         let row = f.uploads.find(&f.repo, &upload.id).await.unwrap();
-        let digest = DigestAlgorithm::Sha256.digest_of(b"aaaabbccddff");
-        f.uploads
-            .finish(&row, &digest, None, body(b"ff"))
-            .await
-            .unwrap();
-        let stored = f.stored(&digest, 0..12).await;
-        assert_eq!(stored, b"aaaabbccddff");
+        f.finish_as(&row, b"ff", b"aaaabbccddff").await;
     }
 
     /// Abandoned uploads (a PATCH, then nothing) do not pile up in memory;
@@ -1009,13 +1004,7 @@ mod tests {
         assert!(held <= MAX_UPLOAD_SLOTS, "{held} upload sessions held");
         // As each request does, the upload is read again from its row.
         let first = f.uploads.find(&f.repo, &first.id).await.unwrap();
-        let digest = DigestAlgorithm::Sha256.digest_of(b"first-last");
-        let size = f
-            .uploads
-            .finish(&first, &digest, None, body(b"last"))
-            .await
-            .unwrap();
-        assert_eq!(size, 10);
+        f.finish_as(&first, b"last", b"first-last").await;
     }
 
     /// Content fetched from elsewhere is kept only under its true digest.

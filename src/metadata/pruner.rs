@@ -61,6 +61,23 @@ pub struct HistoryRevision {
     pub current: Option<String>,
 }
 
+/// How a run ended, as [`PrunerStore::finish_prune_run`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneRunEnd<'a> {
+    pub progress: &'a PruneProgress,
+    /// `Succeeded` or `Failed`.
+    pub outcome: &'a str,
+    pub error: Option<&'a str>,
+    /// The garbage collection the run started.
+    pub gc_run: Option<&'a str>,
+    /// The revisions removed, as JSON.
+    pub removed: &'a str,
+    /// Succeeded runs kept in the history, the newest.
+    pub successful_kept: u32,
+    /// Failed or interrupted runs kept in the history, the newest.
+    pub failed_kept: u32,
+}
+
 /// Counts a run keeps as it goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct PruneProgress {
@@ -155,20 +172,9 @@ pub trait PrunerStore: Send + Sync + 'static {
     /// The run's heartbeat: it is still going.
     async fn prune_run_alive(&self, id: &str) -> Result<()>;
     async fn record_prune_progress(&self, id: &str, progress: &PruneProgress) -> Result<()>;
-    /// Records the end of a run, then keeps only the latest `successful`
-    /// succeeded runs and `failed` failed or interrupted ones.
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_prune_run(
-        &self,
-        id: &str,
-        progress: &PruneProgress,
-        outcome: &str,
-        error: Option<&str>,
-        gc_run: Option<&str>,
-        removed: &str,
-        successful: u32,
-        failed: u32,
-    ) -> Result<()>;
+    /// Records the end of run `id`, then keeps only the latest runs the
+    /// end's history limits say.
+    async fn finish_prune_run(&self, id: &str, end: &PruneRunEnd<'_>) -> Result<()>;
     /// The latest runs, newest first.
     async fn prune_runs(&self, limit: u32) -> Result<Vec<PruneRun>>;
     async fn prune_run(&self, id: &str) -> Result<Option<PruneRun>>;

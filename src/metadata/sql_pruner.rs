@@ -9,7 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::pruner::{
-    HistoryRevision, PruneProgress, PruneRun, PrunerRecord, PrunerSettings, PrunerStore,
+    HistoryRevision, PruneProgress, PruneRun, PruneRunEnd, PrunerRecord, PrunerSettings,
+    PrunerStore,
 };
 use super::sql::{SqlMetadataStore, from_row, get_u64, to_i64};
 use super::{MetadataError, Result, millis};
@@ -248,18 +249,8 @@ impl PrunerStore for SqlMetadataStore {
         Ok(())
     }
 
-    async fn finish_prune_run(
-        &self,
-        id: &str,
-        progress: &PruneProgress,
-        outcome: &str,
-        error: Option<&str>,
-        gc_run: Option<&str>,
-        removed: &str,
-        successful: u32,
-        failed: u32,
-    ) -> Result<()> {
-        self.record_prune_progress(id, progress).await?;
+    async fn finish_prune_run(&self, id: &str, end: &PruneRunEnd<'_>) -> Result<()> {
+        self.record_prune_progress(id, end.progress).await?;
         let mut tx = self.writer().begin().await?;
         sqlx::query(AssertSqlSafe(format!(
             "UPDATE prune_runs SET outcome = $2, error = $3, gc_run = $4, removed = $5, \
@@ -267,16 +258,16 @@ impl PrunerStore for SqlMetadataStore {
             self.engine().clock_ms()
         )))
         .bind(id)
-        .bind(outcome)
-        .bind(error)
-        .bind(gc_run)
-        .bind(removed)
+        .bind(end.outcome)
+        .bind(end.error)
+        .bind(end.gc_run)
+        .bind(end.removed)
         .execute(&mut *tx)
         .await?;
         // The history limits (runs still going are never dropped).
         for (outcomes, keep) in [
-            ("'Succeeded'", successful),
-            ("'Failed', 'Interrupted'", failed),
+            ("'Succeeded'", end.successful_kept),
+            ("'Failed', 'Interrupted'", end.failed_kept),
         ] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM prune_runs WHERE outcome IN ({outcomes}) AND id NOT IN \

@@ -1949,7 +1949,7 @@ mod stream_cases {
     /// the schedule's start, a scheduled time taken once, runs recorded
     /// within their history limits.
     async fn the_pruner_trims_what_its_rules_let_go_and_keeps_its_settings(db: &TestDb) {
-        use crate::metadata::pruner::{PruneProgress, PrunerStore};
+        use crate::metadata::pruner::{PruneProgress, PruneRunEnd, PrunerStore};
         let store = &db.store;
         let app = repo("ns/app");
         let images: Vec<_> = (0..4)
@@ -2016,6 +2016,15 @@ mod stream_cases {
         // heartbeat) refuses the next; a silent one is interrupted by it;
         // the limit keeps one succeeded.
         let progress = PruneProgress::default();
+        let succeeded = PruneRunEnd {
+            progress: &progress,
+            outcome: "Succeeded",
+            error: None,
+            gc_run: None,
+            removed: "[]",
+            successful_kept: 1,
+            failed_kept: 3,
+        };
         let pause = || tokio::time::sleep(Duration::from_millis(5));
         let minute = Duration::from_secs(60);
         let start = |id: &'static str, replica: &'static str, stale: Duration| async move {
@@ -2032,15 +2041,9 @@ mod stream_cases {
         pause().await;
         store.prune_run_alive("b").await.unwrap();
         assert_eq!(start("c", "r3", minute).await.as_deref(), Some("b"));
-        store
-            .finish_prune_run("b", &progress, "Succeeded", None, None, "[]", 1, 3)
-            .await
-            .unwrap();
+        store.finish_prune_run("b", &succeeded).await.unwrap();
         assert_eq!(start("c", "r3", minute).await, None);
-        store
-            .finish_prune_run("c", &progress, "Succeeded", None, None, "[]", 1, 3)
-            .await
-            .unwrap();
+        store.finish_prune_run("c", &succeeded).await.unwrap();
         let runs = store.prune_runs(10).await.unwrap();
         let kept: Vec<(&str, Option<&str>)> = runs
             .iter()
