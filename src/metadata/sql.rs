@@ -822,14 +822,13 @@ impl MetadataStore for SqlMetadataStore {
     }
 
     async fn upload(&self, repo: &RepositoryName, id: &str) -> Result<Option<Upload>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND repository = $2"
         )))
         .bind(id)
         .bind(repo.as_str())
         .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| from_row(&r)).transpose()
+        .await?)
     }
 
     async fn upload_exists(&self, id: &str) -> Result<bool> {
@@ -915,13 +914,12 @@ impl MetadataStore for SqlMetadataStore {
     }
 
     async fn stale_uploads(&self, before: Timestamp, limit: u32) -> Result<Vec<Upload>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2"
         )))
         .bind(before)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(from_row).collect()
+        .await?)
     }
 }

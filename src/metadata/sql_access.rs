@@ -8,7 +8,7 @@ use super::access::{
     AccessStore, Binding, BindingSubject, FailureCount, Group, LoginFailureKeys, LoginFailures,
     Namespace, ServiceAccount, SigningKey, SubjectKind, Token, TokenSubject, User, UserDeletion,
 };
-use super::sql::{SqlMetadataStore, from_row};
+use super::sql::SqlMetadataStore;
 use super::{MetadataError, Result, Timestamp};
 
 /// A statement with its values bound.
@@ -336,20 +336,22 @@ impl AccessStore for SqlMetadataStore {
     }
 
     async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
-        let row =
-            sqlx::query("SELECT name, uid, created_by, created_at FROM namespaces WHERE name = $1")
-                .bind(name)
-                .fetch_optional(self.reader())
-                .await?;
-        row.map(|r| from_row(&r)).transpose()
+        Ok(sqlx::query_as(
+            "SELECT name, uid, created_by, created_at FROM namespaces WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.reader())
+        .await?)
     }
 
     async fn namespaces(&self) -> Result<Vec<Namespace>> {
-        let rows =
-            sqlx::query("SELECT name, uid, created_by, created_at FROM namespaces ORDER BY name")
-                .fetch_all(self.reader())
-                .await?;
-        rows.iter().map(from_row).collect()
+        Ok(
+            sqlx::query_as(
+                "SELECT name, uid, created_by, created_at FROM namespaces ORDER BY name",
+            )
+            .fetch_all(self.reader())
+            .await?,
+        )
     }
 
     async fn create_namespace(&self, namespace: &Namespace) -> Result<bool> {
