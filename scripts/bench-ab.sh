@@ -32,6 +32,13 @@ done
 for bin in "$base_bin" "$new_bin" "$bench_bin"; do
     [[ -x $bin ]] || { echo "bench-ab.sh: $bin is missing" >&2; exit 1; }
 done
+# Two builds from different checkouts into one target directory can leave
+# the second a copy of the first (cargo finds its outputs fresh): then
+# there is nothing to compare.
+if cmp -s "$base_bin" "$new_bin"; then
+    echo "bench-ab.sh: $base_bin and $new_bin are the same binary" >&2
+    exit 1
+fi
 
 work=$(mktemp -d /tmp/berth-bench-ab.XXXXXX)
 suffix=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
