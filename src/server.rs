@@ -197,14 +197,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ..UpstreamSettings::default()
     })
     .context("setting up the client of upstream registries (imagePolicy.additionalTrustedCA)")?;
-    let importer = Arc::new(Importer::new(
-        registry.clone(),
-        image_streams.clone(),
-        secrets.clone(),
-        access_store.clone(),
-        upstream.clone(),
-        import_settings(&config),
-    ));
+    let importer = Arc::new(Importer {
+        registry: registry.clone(),
+        streams: image_streams.clone(),
+        secrets: secrets.clone(),
+        quotas: access_store.clone(),
+        upstream: upstream.clone(),
+        settings: import_settings(&config),
+    });
     let proxies = Arc::new(
         Proxies::load(proxy_store)
             .await

@@ -207,39 +207,19 @@ pub struct ImportOutcome {
     pub repository: Option<RepositoryListing>,
 }
 
+/// Imports from upstream registries: built from the services it uses and
+/// its settings, and keeping no state between imports.
 pub struct Importer {
-    registry: Arc<Registry>,
-    streams: Arc<ImageStreams>,
-    secrets: Arc<PullSecrets>,
+    pub registry: Arc<Registry>,
+    pub streams: Arc<ImageStreams>,
+    pub secrets: Arc<PullSecrets>,
     /// Where the namespaces' quotas are read, once per tag recorded.
-    quotas: Arc<dyn AccessStore>,
-    upstream: UpstreamClient,
-    settings: ImportSettings,
+    pub quotas: Arc<dyn AccessStore>,
+    pub upstream: UpstreamClient,
+    pub settings: ImportSettings,
 }
 
 impl Importer {
-    pub fn new(
-        registry: Arc<Registry>,
-        streams: Arc<ImageStreams>,
-        secrets: Arc<PullSecrets>,
-        quotas: Arc<dyn AccessStore>,
-        upstream: UpstreamClient,
-        settings: ImportSettings,
-    ) -> Importer {
-        Importer {
-            registry,
-            streams,
-            secrets,
-            quotas,
-            upstream,
-            settings,
-        }
-    }
-
-    pub fn settings(&self) -> &ImportSettings {
-        &self.settings
-    }
-
     /// Imports what `request` asks into its stream (making the stream if
     /// it records and the stream does not exist). Tags are imported a few
     /// at a time; each succeeds or fails on its own.

@@ -87,7 +87,7 @@ impl ScheduledImports {
         }
         drop(checks);
         if let Some(after) = retry_after {
-            let wait = after.max(self.importer.settings().scheduled_interval);
+            let wait = after.max(self.importer.settings.scheduled_interval);
             let left: Vec<&DueImport> = due
                 .iter()
                 .zip(&checked)
