@@ -357,17 +357,13 @@ async fn tagging_across_projects() {
     let admin = registry.client();
     let base = admin.push_image("shared/base", "1").await;
     admin.create_project("team").await;
-    for (user, role) in [
-        ("alice", "registry-editor"),
-        ("vic", "registry-viewer"),
-        ("pat", "system:image-puller"),
-    ] {
-        admin.create_user(user, Some("a-password-1"), false).await;
-        admin
-            .bind(Some("team"), role, &json!({"kind": "User", "name": user}))
-            .await;
-    }
-    let alice = admin.with_credentials("alice", "a-password-1");
+    let alice = admin
+        .user_with_role("alice", "team", "registry-editor")
+        .await;
+    let vic = admin.user_with_role("vic", "team", "registry-viewer").await;
+    let pat = admin
+        .user_with_role("pat", "team", "system:image-puller")
+        .await;
     let request = json!({"tag": {"from": {"kind": "ImageStreamTag", "name": "base:1", "namespace": "shared"}}});
     let path = "/api/v1/namespaces/team/imagestreamtags/app:base";
     alice
@@ -402,7 +398,6 @@ async fn tagging_across_projects() {
     assert_eq!(revision["createdBy"], "alice");
     assert_eq!(revision["source"], "shared/base:1");
 
-    let vic = admin.with_credentials("vic", "a-password-1");
     vic.api_get("/api/v1/namespaces/team/imagestreams")
         .await
         .ok(200);
@@ -418,7 +413,6 @@ async fn tagging_across_projects() {
     vic.api_delete("/api/v1/namespaces/team/imagestreamtags/app:base")
         .await
         .failure(403, "Forbidden");
-    let pat = admin.with_credentials("pat", "a-password-1");
     pat.api_get("/api/v1/namespaces/team/imagestreams")
         .await
         .failure(403, "Forbidden");

@@ -444,6 +444,9 @@ impl Lab {
     /// work directory `oras/` are filled in) and returns what it printed.
     pub fn run_oras(&self, step: &str, jobs: Value) -> Value {
         let work = self.mkdir("oras");
+        let Value::Object(jobs) = jobs else {
+            panic!("{step}: the oras jobs must be a JSON object");
+        };
         let mut job = serde_json::json!({
             "host": self.host,
             "username": "admin",
@@ -451,7 +454,7 @@ impl Lab {
             "config_path": work.join("docker-config.json"),
             "workdir": work,
         });
-        if let (Some(job), Value::Object(jobs)) = (job.as_object_mut(), jobs) {
+        if let Some(job) = job.as_object_mut() {
             job.extend(jobs);
         }
         let job_file = self.write("oras/job.json", job.to_string().as_bytes());

@@ -177,8 +177,6 @@ impl RegistryClient {
         self.api_create(&path, body).await;
     }
 
-    /// Binds `subject` (`{"kind":…,"name":…}`) to `role` in `namespace`, or
-    /// cluster-wide when `namespace` is `None`.
     /// A new user `name` (password `NAME-password-1`) bound to `role` in
     /// `namespace`, and a client speaking as them.
     pub async fn user_with_role(&self, name: &str, namespace: &str, role: &str) -> RegistryClient {
@@ -189,6 +187,8 @@ impl RegistryClient {
         self.with_credentials(name, &password)
     }
 
+    /// Binds `subject` (`{"kind":…,"name":…}`) to `role` in `namespace`, or
+    /// cluster-wide when `namespace` is `None`.
     pub async fn bind(&self, namespace: Option<&str>, role: &str, subject: &Value) {
         self.change_subjects(namespace, role, "add-subjects", subject)
             .await;
